@@ -1,0 +1,1 @@
+"""Kafka at the edge: the local broker from Maven Central jars, provisioning, client settings."""

@@ -1,0 +1,1 @@
+"""The policy engine: data-sharing rules per origin state under a regional protection floor."""

@@ -1,0 +1,127 @@
+"""Topic and principal names, and topic configurations: the one place they are defined.
+
+Every name carries a prefix (``settings.kafka.topic_prefix``, default ``puente``) so that tests
+and several deployments can share one cluster. Per-member topics end in the member's
+ISO 3166-1 alpha-2 code: ``puente.ingress.MX``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+DAY_MS = 24 * 60 * 60 * 1000
+FOREVER = -1
+
+
+class Scope(Enum):
+    MEMBER = "member"  # one topic per member state
+    GLOBAL = "global"  # one topic for the whole exchange
+
+
+@dataclass(frozen=True)
+class TopicKind:
+    """A family of topics: its name stem, scope and Kafka topic configs."""
+
+    stem: str
+    scope: Scope
+    retention_ms: int
+    compacted: bool = False
+    description: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def configs(self, *, min_insync_replicas: int | None = None) -> dict[str, str]:
+        cfg = {
+            "retention.ms": str(self.retention_ms),
+            "cleanup.policy": "compact" if self.compacted else "delete",
+            # Notices are small; 1 MiB is ample and bounds what one poison record can cost.
+            "max.message.bytes": "1048576",
+            **self.extra,
+        }
+        if self.retention_ms == FOREVER:
+            cfg["retention.bytes"] = "-1"
+        if min_insync_replicas is not None:
+            cfg["min.insync.replicas"] = str(min_insync_replicas)
+        return cfg
+
+
+INGRESS = TopicKind("ingress", Scope.MEMBER, 7 * DAY_MS, description="notices a member publishes")
+DELIVER = TopicKind(
+    "deliver", Scope.MEMBER, 180 * DAY_MS, description="signed deliveries to a member"
+)
+REJECTED = TopicKind(
+    "rejected", Scope.MEMBER, 30 * DAY_MS, description="a member's refused notices, with reasons"
+)
+RECEIPTS = TopicKind(
+    "receipts", Scope.MEMBER, 3 * 365 * DAY_MS, description="a member's signed delivery receipts"
+)
+AUDIT = TopicKind(
+    "audit",
+    Scope.MEMBER,
+    FOREVER,
+    description="Merkle-log records of every decision on a member's notices (no personal data)",
+)
+STATE = TopicKind(
+    "state",
+    Scope.MEMBER,
+    FOREVER,
+    compacted=True,
+    description="the policy service's changelog per ingress partition (dedupe, log state)",
+)
+CHECKPOINTS = TopicKind(
+    "checkpoints", Scope.GLOBAL, FOREVER, description="signed C2SP checkpoints of every audit log"
+)
+TRUST = TopicKind(
+    "trust", Scope.GLOBAL, FOREVER, compacted=True, description="the signed trust list"
+)
+
+ALL_KINDS: tuple[TopicKind, ...] = (
+    INGRESS,
+    DELIVER,
+    REJECTED,
+    RECEIPTS,
+    AUDIT,
+    STATE,
+    CHECKPOINTS,
+    TRUST,
+)
+
+
+@dataclass(frozen=True)
+class Naming:
+    """Names of topics, principals, consumer groups and transactional ids under one prefix."""
+
+    prefix: str = "puente"
+
+    def topic(self, kind: TopicKind, member: str | None = None) -> str:
+        if kind.scope is Scope.MEMBER:
+            if member is None:
+                raise ValueError(f"{kind.stem} topics are per member; give a member code")
+            return f"{self.prefix}.{kind.stem}.{member}"
+        return f"{self.prefix}.{kind.stem}"
+
+    def topic_stem_prefix(self, kind: TopicKind) -> str:
+        """The common prefix of every member's topic of this kind (for PREFIXED ACLs)."""
+        return f"{self.prefix}.{kind.stem}."
+
+    def member_of(self, topic: str, kind: TopicKind) -> str:
+        """The member code of a per-member topic name; ValueError if it is not one."""
+        stem = self.topic_stem_prefix(kind)
+        if not topic.startswith(stem) or len(topic) != len(stem) + 2:
+            raise ValueError(f"{topic!r} is not a {kind.stem} topic")
+        return topic[len(stem) :]
+
+    def member_principal(self, member: str) -> str:
+        return f"{self.prefix}-{member.lower()}"
+
+    def service_principal(self, service: str) -> str:
+        return f"{self.prefix}-svc-{service}"
+
+    def member_group_prefix(self, member: str) -> str:
+        return f"{self.prefix}.{member}."
+
+    def service_group(self, service: str) -> str:
+        return f"{self.prefix}.svc.{service}"
+
+    def transactional_id_prefix(self, service: str) -> str:
+        return f"{self.prefix}.svc.{service}."
