@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     )
 
     state_dir: Path = Field(default_factory=_default_state_dir)
+    secrets_dir: Path = Field(
+        default=Path(),
+        description="generated credentials and private keys (default: state/secrets)",
+    )
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     schemas_dir: Path = Field(default_factory=lambda: data_dir("schemas"))
     policies_dir: Path = Field(default_factory=lambda: data_dir("policies"))
@@ -75,6 +79,12 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     local: LocalBrokerSettings = Field(default_factory=LocalBrokerSettings)
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        if self.secrets_dir == Path():
+            self.secrets_dir = self.state_dir / "secrets"
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -1,5 +1,232 @@
-"""``puente kafka``: up, down, status, provision."""
+"""``puente kafka``: up, down, status, reset, provision."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(help="The Kafka broker: up, down, status, provision.", no_args_is_help=True)
+from puente.config import Settings, get_settings
+from puente.errors import PuenteError
+from puente.kafka.local import LocalCluster
+from puente.kafka.plan import Acl, Operation, Pattern, Plan, Resource
+from puente.kafka.provision import Action, Change
+
+app = typer.Typer(
+    help="The Kafka broker: up, down, status, reset, provision.", no_args_is_help=True
+)
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+class KafkaUnreachable(PuenteError):
+    reason = "KAFKA_UNREACHABLE"
+
+
+@app.command()
+def up(
+    brokers: Annotated[int, typer.Option(help="nodes in the local KRaft cluster")] = 1,
+) -> None:
+    """Start the local broker(s) in the background and wait until they answer."""
+    settings = get_settings()
+    cluster = LocalCluster(settings, brokers=brokers)
+    with console.status("starting Kafka (the first run fetches its jars from Maven Central)"):
+        info = cluster.up()
+    admin = cluster.admin_credential()
+    console.print(f"[green]Kafka {info.version} is up[/] ({len(info.nodes)} node(s), KRaft)")
+    console.print(f"  bootstrap:  {info.bootstrap}")
+    console.print("  security:   SASL_PLAINTEXT, SCRAM-SHA-512, ACLs (StandardAuthorizer)")
+    console.print(
+        f"  admin:      user {admin.username!r}, password in "
+        f"{settings.secrets_dir / (admin.username + '.json')}"
+    )
+    console.print(f"  state:      {cluster.root}")
+    console.print(
+        "  connect:    PUENTE_KAFKA_BOOTSTRAP="
+        f"{info.bootstrap} (other Puente commands find it without this)"
+    )
+
+
+@app.command()
+def down() -> None:
+    """Stop the broker(s) this state directory started (and nothing else)."""
+    stopped = LocalCluster(get_settings()).down()
+    if stopped:
+        console.print(f"stopped Kafka (pid {', '.join(map(str, stopped))})")
+    else:
+        console.print("no local Kafka was running")
+
+
+@app.command()
+def status() -> None:
+    """Show whether the local broker(s) run, their ports and memory."""
+    cluster = LocalCluster(get_settings())
+    nodes = cluster.status()
+    if not nodes:
+        console.print("no local Kafka in this state directory (run `puente kafka up`)")
+        raise typer.Exit(1)
+    table = Table("node", "state", "pid", "client port", "RSS")
+    for n in nodes:
+        table.add_row(
+            str(n.node_id),
+            "[green]running[/]" if n.running else "[red]stopped[/]",
+            str(n.pid or "-"),
+            str(n.client_port),
+            f"{n.rss_mb:.0f} MiB" if n.rss_mb else "-",
+        )
+    console.print(table)
+    if not all(n.running for n in nodes):
+        raise typer.Exit(1)
+
+
+@app.command()
+def reset(
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
+) -> None:
+    """Stop the local broker(s) and delete their data."""
+    cluster = LocalCluster(get_settings())
+    if not yes:
+        typer.confirm(f"delete {cluster.root} and every message in it?", abort=True)
+    cluster.reset()
+    console.print(f"deleted {cluster.root}")
+
+
+@app.command()
+def provision(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print the plan and what would change; change nothing")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="list every ACL")] = False,
+) -> None:
+    """Create every member's principal, topics and ACLs (idempotent)."""
+    settings = get_settings()
+    plan, changes = provision_members(settings, dry_run=dry_run)
+    print_plan(plan, changes, verbose=verbose)
+    todo = [c for c in changes if c.action in (Action.CREATE, Action.UPDATE)]
+    verb = "would make" if dry_run else "made"
+    console.print(f"{verb} {len(todo)} change(s)")
+
+
+def provision_members(settings: Settings, *, dry_run: bool) -> tuple[Plan, list[Change]]:
+    """Build the plan for policies/members.yaml, diff it against the cluster, apply it."""
+    from puente.kafka.admin import admin_client
+    from puente.kafka.connection import admin_credential, resolve_endpoint
+    from puente.kafka.plan import build_plan
+    from puente.kafka.provision import apply, diff, read_state
+    from puente.members import load_members
+    from puente.secrets import SecretStore
+    from puente.topics import Naming
+
+    members = load_members(settings.policies_dir)
+    endpoint = resolve_endpoint(settings)
+    secrets = SecretStore(settings.secrets_dir)
+    try:
+        with admin_client(endpoint, admin_credential(settings)) as admin:
+            brokers = len(admin.describe_cluster()["brokers"])
+            plan = build_plan(
+                Naming(settings.kafka.topic_prefix),
+                members.codes,
+                partitions=settings.local.partitions,
+                brokers=brokers,
+            )
+            state = read_state(admin, plan)
+            lost = [p.name for p in plan.principals if secrets.get(p.name) is None]
+            changes = diff(plan, state, missing_secrets=lost)
+            if not dry_run:
+                apply(admin, plan, changes, secrets)
+    except PuenteError:
+        raise
+    except Exception as exc:
+        raise KafkaUnreachable(
+            f"cannot provision through {endpoint.bootstrap}: {type(exc).__name__}: {exc}",
+            hint="is Kafka up (`puente kafka status`) and are the admin credentials right?",
+        ) from exc
+    return plan, changes
+
+
+def print_plan(plan: Plan, changes: list[Change], *, verbose: bool = False) -> None:
+    """The member / topic / ACL tables."""
+    acl_counts: dict[str, Counter[Action]] = {}
+    for c in changes:
+        if c.what == "acl":
+            acl_counts.setdefault(c.target, Counter())[c.action] += 1
+    principal_action = {c.target: c.action for c in changes if c.what == "principal"}
+    topic_action = {c.target: c.action for c in changes if c.what == "topic"}
+
+    table = Table(
+        "principal", "member/role", "credential", "own topics", "ACLs", title="Principals"
+    )
+    for p in plan.principals:
+        own = [t.name for t in plan.topics if p.member and t.name.endswith("." + p.member)]
+        new = sum(1 for t in own if topic_action.get(t) is Action.CREATE)
+        counts = acl_counts.get(p.name, Counter())
+        acl_cell = f"{counts[Action.CREATE] + counts[Action.EXISTS]} ({counts[Action.CREATE]} new)"
+        if counts[Action.EXTRA]:
+            acl_cell += f", {counts[Action.EXTRA]} extra"
+        table.add_row(
+            p.name,
+            p.member or p.role,
+            _action_cell(principal_action.get(p.name, Action.CREATE)),
+            f"{len(own)} ({new} new)" if own else "-",
+            acl_cell,
+        )
+    console.print(table)
+
+    access = Table("principal", "may write", "may read", "groups / transactions", title="Access")
+    examples = [p for p in plan.principals if p.member][:1] + [
+        p for p in plan.principals if not p.member
+    ]
+    for p in examples:
+        acls = [a for a in plan.acls if a.principal == p.name]
+        access.add_row(
+            p.name,
+            _names(acls, Resource.TOPIC, Operation.WRITE),
+            _names(acls, Resource.TOPIC, Operation.READ),
+            ", ".join(
+                f"{a.resource.value.lower()} {a.name}{'*' if a.pattern is Pattern.PREFIXED else ''}"
+                for a in acls
+                if a.resource is not Resource.TOPIC and a.operation is not Operation.DESCRIBE
+            ),
+        )
+    console.print(access)
+    console.print("(every member has the same access to its own topics as the first one shown)")
+
+    kinds = Table("topic", "partitions", "replicas", "retention", "cleanup", title="Topics")
+    seen: set[str] = set()
+    for t in plan.topics:
+        if t.kind.stem in seen:
+            continue
+        seen.add(t.kind.stem)
+        name = t.name if t.kind.scope.value == "global" else t.name[:-2] + "<CC>"
+        days = int(t.configs["retention.ms"])
+        kinds.add_row(
+            name,
+            str(t.partitions),
+            str(t.replication),
+            "forever" if days < 0 else f"{days // 86_400_000} days",
+            t.configs["cleanup.policy"],
+        )
+    console.print(kinds)
+    other = [c for c in changes if c.what in ("partitions", "config") or c.action is Action.EXTRA]
+    if verbose or other:
+        detail = Table("what", "target", "action", "detail", title="Changes")
+        for c in changes:
+            if verbose or c in other:
+                detail.add_row(c.what, c.target, _action_cell(c.action), c.detail)
+        console.print(detail)
+
+
+def _names(acls: list[Acl], resource: Resource, op: Operation) -> str:
+    return ", ".join(
+        a.name + ("*" if a.pattern is Pattern.PREFIXED else "")
+        for a in acls
+        if a.resource is resource and a.operation is op
+    )
+
+
+def _action_cell(action: Action) -> str:
+    colour = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.EXTRA: "red"}.get(action)
+    return f"[{colour}]{action.value}[/]" if colour else action.value
