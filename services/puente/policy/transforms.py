@@ -1,0 +1,290 @@
+"""Field transformations: checked against the Avro schema at load, applied by copy-on-write.
+
+A path names a field from the notice's root: ``summary``, ``handling.conditions``,
+``persons[].date_of_birth``, ``persons[].identity_documents[].number`` (``[]`` steps into every
+item of an array of records; a leaf that is an array of strings is transformed item by item).
+Each transformation keeps the record valid for its schema, because the policy service re-encodes
+what it delivers.
+
+Applying a transformation never mutates the notice: only the containers along the path are
+copied, the rest is shared with the input (callers treat payloads as read-only).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from puente.policy.model import Op, Transform
+
+Leaf = Callable[[Any, "Keys"], Any]
+Apply = Callable[[dict[str, Any], "Keys"], dict[str, Any]]
+
+_PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\])?)*$")
+MASK = "***"
+PSEUDONYM_PREFIX = "psn:"
+
+
+class TransformError(ValueError):
+    """A transformation that does not fit the schema (the loader adds file and line)."""
+
+
+class Keys:
+    """The pseudonymisation key of one recipient, derived from the caller's secret.
+
+    ``key = HMAC-SHA256(secret, "puente.pseudonym.v1" || 0x00 || recipient)``; a pseudonym is
+    ``"psn:" + hex(HMAC-SHA256(key, scope || 0x00 || value))[:32]``. The same value gets the same
+    pseudonym for one recipient in every notice (it can link them) and unrelated pseudonyms for two
+    recipients (they cannot link theirs to each other's without the secret).
+    """
+
+    __slots__ = ("_base", "recipient")
+
+    def __init__(self, secret: bytes, recipient: str) -> None:
+        key = hmac.new(
+            secret, b"puente.pseudonym.v1\x00" + recipient.encode(), hashlib.sha256
+        ).digest()
+        self.recipient = recipient
+        self._base = hmac.new(key, digestmod=hashlib.sha256)
+
+    def pseudonym(self, scope: bytes, value: str) -> str:
+        h = self._base.copy()
+        h.update(scope)
+        h.update(b"\x00")
+        h.update(value.encode())
+        return PSEUDONYM_PREFIX + h.hexdigest()[:32]
+
+
+class PseudonymKeys:
+    """Per-recipient :class:`Keys` under one secret, derived once and cached."""
+
+    __slots__ = ("_cache", "_secret")
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("the pseudonymisation secret must be at least 16 bytes")
+        self._secret = secret
+        self._cache: dict[str, Keys] = {}
+
+    def for_recipient(self, recipient: str) -> Keys:
+        keys = self._cache.get(recipient)
+        if keys is None:
+            keys = self._cache[recipient] = Keys(self._secret, recipient)
+        return keys
+
+
+# ----------------------------------------------------------------------------------------------
+# Schema walking (raw Avro JSON, which keeps logical types and defaults)
+
+
+@dataclass(frozen=True, slots=True)
+class _FieldInfo:
+    avro: Any  # the field's type, named references resolved
+    has_default: bool
+    default: Any
+
+
+def _index_named(schema: Any, names: dict[str, Any], ns: str = "") -> None:
+    if isinstance(schema, list):
+        for branch in schema:
+            _index_named(branch, names, ns)
+    elif isinstance(schema, dict):
+        typ = schema.get("type")
+        if typ in ("record", "enum", "fixed"):
+            ns = schema.get("namespace", ns)
+            names[schema["name"]] = schema
+            names[f"{ns}.{schema['name']}"] = schema
+        if typ == "record":
+            for f in schema["fields"]:
+                _index_named(f["type"], names, ns)
+        elif typ == "array":
+            _index_named(schema["items"], names, ns)
+        elif isinstance(typ, dict | list):
+            _index_named(typ, names, ns)
+
+
+def _resolve(t: Any, names: dict[str, Any]) -> Any:
+    if isinstance(t, str) and t in names:
+        return names[t]
+    if isinstance(t, dict) and isinstance(t.get("type"), dict | list):
+        return _resolve(t["type"], names)
+    return t
+
+
+def _nullable(t: Any, names: dict[str, Any]) -> tuple[bool, Any]:
+    if isinstance(t, list):
+        rest = [b for b in t if b != "null"]
+        if len(rest) == 1:
+            return "null" in t, _resolve(rest[0], names)
+        raise TransformError("unions other than [null, T] cannot be transformed")
+    return False, _resolve(t, names)
+
+
+def _kind(t: Any) -> str:
+    """string, uuid, date, enum, record, array, int, ... for a resolved non-union type."""
+    if isinstance(t, str):
+        return t
+    logical = t.get("logicalType")
+    if logical:
+        return str(logical)
+    return str(t["type"])
+
+
+def _describe(nullable: bool, t: Any) -> str:
+    k = _kind(t)
+    if k == "array":
+        k = f"array of {_kind(t['items']) if not isinstance(t['items'], str) else t['items']}"
+    return ("nullable " if nullable else "") + k
+
+
+def compile_transform(schema: dict[str, Any], tr: Transform) -> Apply:
+    """Check ``tr`` against the Avro record ``schema`` and return its copy-on-write applier."""
+    if not _PATH_RE.match(tr.field):
+        raise TransformError(f"malformed field path {tr.field!r} (use e.g. persons[].given_names)")
+    names: dict[str, Any] = {}
+    _index_named(schema, names)
+    steps: list[tuple[str, bool, bool]] = []  # (name, into array items, nullable record)
+    record: Any = schema
+    parts = tr.field.split(".")
+    leaf_info: _FieldInfo | None = None
+    walked: list[str] = []
+    for i, part in enumerate(parts):
+        into = part.endswith("[]")
+        name = part[:-2] if into else part
+        fields = {f["name"]: f for f in record["fields"]}
+        if name not in fields:
+            where = ".".join(walked) or record["name"]
+            raise TransformError(
+                f"{where} has no field {name!r} in {schema['name']} (fields: {', '.join(fields)})"
+            )
+        f = fields[name]
+        walked.append(part)
+        nullable, t = _nullable(f["type"], names)
+        last = i == len(parts) - 1
+        if into:
+            if _kind(t) != "array":
+                raise TransformError(f"{'.'.join(walked)}: '[]' on a field that is not an array")
+            t = _resolve(t["items"], names)
+        if last:
+            leaf_info = _FieldInfo(f["type"], "default" in f, f.get("default"))
+            steps.append((name, into, nullable))
+            leaf = _leaf(tr, nullable, t, leaf_info, names, into)
+            break
+        if _kind(t) != "record":
+            raise TransformError(f"{'.'.join(walked)} is not a record; cannot go further")
+        steps.append((name, into, nullable))
+        record = t
+    assert leaf_info is not None
+    return _build(steps, leaf)
+
+
+def _leaf(
+    tr: Transform, nullable: bool, t: Any, info: _FieldInfo, names: dict[str, Any], items: bool
+) -> Leaf:
+    kind = _kind(t)
+    shown = _describe(nullable, t)
+    if tr.op is Op.DROP:
+        if items:
+            raise TransformError("drop applies to a whole field; drop the array instead of '[]'")
+        if info.has_default:
+            default = info.default
+            if kind == "date" and isinstance(default, int):  # pragma: no cover - no such schema
+                raise TransformError("cannot drop a date with a numeric default")
+            if isinstance(default, list | dict):
+                frozen = default
+
+                def drop_copy(_v: Any, _k: Keys) -> Any:
+                    return type(frozen)(frozen)
+
+                return drop_copy
+            return lambda _v, _k: default
+        if nullable:
+            return lambda _v, _k: None
+        if kind == "array":
+            return lambda _v, _k: []
+        if kind == "string":
+            return lambda _v, _k: ""
+        raise TransformError(
+            f"cannot drop a required {shown} field with no default; mask or pseudonymise it"
+        )
+    string_items = kind == "array" and _resolve(t["items"], names) == "string"
+    if tr.op in (Op.MASK, Op.PSEUDONYMISE):
+        if kind != "string" and not string_items:
+            why = " (a uuid must stay a uuid)" if kind == "uuid" else ""
+            raise TransformError(f"{tr.op.value} needs a string field, this one is {shown}{why}")
+        if tr.op is Op.MASK:
+            keep = tr.keep_last
+
+            def mask(v: str) -> str:
+                return MASK + (v[-keep:] if keep and len(v) > keep * 2 else "")
+
+            one: Callable[[str, Keys], str] = lambda v, _k: mask(v)  # noqa: E731
+        else:
+            scope = (tr.scope or tr.field.rsplit(".", 1)[-1].removesuffix("[]")).encode()
+
+            def one(v: str, k: Keys) -> str:
+                return k.pseudonym(scope, v)
+
+        if string_items:
+            return lambda v, k: [one(x, k) for x in v]
+        if nullable:
+            return lambda v, k: None if v is None else one(v, k)
+        return one
+    # YEAR_ONLY
+    if kind != "date":
+        raise TransformError(f"year_only needs a date field, this one is {shown}")
+
+    def year_only(v: Any, _k: Keys) -> Any:
+        return None if v is None else dt.date(v.year, 1, 1)
+
+    return year_only
+
+
+def _build(steps: list[tuple[str, bool, bool]], leaf: Leaf) -> Apply:
+    """Nest closures so applying costs one dict copy per container on the path."""
+    name, into, _nullable = steps[-1]
+    if into:
+
+        def apply_leaf_items(rec: dict[str, Any], k: Keys) -> dict[str, Any]:
+            out = dict(rec)
+            out[name] = [leaf(x, k) for x in rec[name]]
+            return out
+
+        fn: Apply = apply_leaf_items
+    else:
+
+        def apply_leaf(rec: dict[str, Any], k: Keys) -> dict[str, Any]:
+            out = dict(rec)
+            out[name] = leaf(rec[name], k)
+            return out
+
+        fn = apply_leaf
+    for name_, into_, nullable_ in reversed(steps[:-1]):
+        fn = _step(name_, into_, nullable_, fn)
+    return fn
+
+
+def _step(name: str, into: bool, nullable: bool, inner: Apply) -> Apply:
+    if into:
+
+        def each(rec: dict[str, Any], k: Keys) -> dict[str, Any]:
+            out = dict(rec)
+            out[name] = [inner(x, k) for x in rec[name]]
+            return out
+
+        return each
+
+    def one(rec: dict[str, Any], k: Keys) -> dict[str, Any]:
+        value = rec[name]
+        if value is None and nullable:
+            return rec
+        out = dict(rec)
+        out[name] = inner(value, k)
+        return out
+
+    return one

@@ -1,0 +1,112 @@
+"""YAML that remembers where each value came from, so load errors can name a file and line.
+
+PyYAML's composer keeps a mark on every node; this module turns the node tree into plain dicts,
+lists and scalars wrapped just enough to keep those marks (:class:`LMap`, :class:`LList`), and
+refuses duplicate keys, which PyYAML would otherwise silently collapse.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from puente.policy.errors import Problem
+
+
+class LMap(dict[str, Any]):
+    """A mapping with the 1-based line of itself and of each key."""
+
+    line: int
+    key_lines: dict[str, int]
+    value_lines: dict[str, int]
+
+
+class LList(list[Any]):
+    """A sequence with the 1-based line of itself and of each item."""
+
+    line: int
+    item_lines: list[int]
+
+
+class YamlSourceError(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def _scalar_line(node: yaml.Node) -> int:
+    # A block scalar (| or >) starts on the line after its indicator.
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+        line += 1
+    return line
+
+
+def load_yaml(path: Path, display: str) -> tuple[Any, bytes]:
+    """Read ``path`` and return (data with line marks, the raw bytes that were parsed).
+
+    ``display`` is the name used in problems (a path relative to the policy root).
+    """
+    raw = path.read_bytes()
+    loader = yaml.SafeLoader(raw.decode("utf-8"))
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, raw
+        return _convert(loader, node, display), raw
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise YamlSourceError(
+            Problem(display, line, "POLICY_YAML_SYNTAX", str(exc.problem))
+        ) from exc
+    finally:
+        loader.dispose()
+
+
+def _convert(loader: yaml.SafeLoader, node: yaml.Node, display: str) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        out = LMap()
+        out.line = node.start_mark.line + 1
+        out.key_lines = {}
+        out.value_lines = {}
+        for key_node, value_node in node.value:
+            key = _convert(loader, key_node, display)
+            if not isinstance(key, str):
+                key = str(key)
+            kline = key_node.start_mark.line + 1
+            if key in out:
+                raise YamlSourceError(
+                    Problem(display, kline, "POLICY_YAML_DUPLICATE_KEY", f"duplicate key {key!r}")
+                )
+            out[key] = _convert(loader, value_node, display)
+            out.key_lines[key] = kline
+            out.value_lines[key] = _scalar_line(value_node)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        seq = LList()
+        seq.line = node.start_mark.line + 1
+        seq.item_lines = []
+        for item in node.value:
+            seq.append(_convert(loader, item, display))
+            seq.item_lines.append(_scalar_line(item))
+        return seq
+    return loader.construct_object(node, deep=True)
+
+
+def line_of(data: Any, loc: tuple[int | str, ...], default: int = 1) -> int:
+    """The line of the deepest value along ``loc`` (a pydantic error location) in ``data``."""
+    line = getattr(data, "line", default)
+    cur = data
+    for part in loc:
+        if isinstance(cur, LMap) and isinstance(part, str) and part in cur:
+            line = cur.value_lines.get(part, cur.key_lines.get(part, line))
+            cur = cur[part]
+        elif isinstance(cur, LList) and isinstance(part, int) and 0 <= part < len(cur):
+            line = cur.item_lines[part]
+            cur = cur[part]
+        else:
+            break
+    return line
