@@ -1,0 +1,35 @@
+"""Evidence time: integer milliseconds since the Unix epoch, UTC (Avro ``timestamp-millis``).
+
+One representation everywhere (signed text, Avro records, trust-list validity) avoids the
+ambiguity of formatted dates in signed bytes; formatting is for people only.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+def now_ms() -> int:
+    """The current time in Unix milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def format_ms(ms: int | None) -> str:
+    """``2025-01-31T12:00:00.000Z`` for people; ``-`` for no time."""
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_time(text: str) -> int:
+    """Unix milliseconds from digits or an ISO 8601 time (a naive time is taken as UTC)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)

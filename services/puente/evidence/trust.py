@@ -1,0 +1,347 @@
+"""The trust list: which key belongs to whom, for what, and when — itself a signed note.
+
+Like X-Road's signed global configuration, the list is signed by an operator ("root") key whose
+verifier key every participant holds out of band (the trust anchor), and it expires, so a stale
+copy cannot be used for ever. It is a C2SP signed note so that one parser, one byte-exact form
+and one signature scheme serve checkpoints and trust lists alike, and a second root (or a
+witness) can add a signature line without re-issuing it. The note text::
+
+    puente.trust-list
+    serial 7
+    issued-ms 1767225600000
+    expires-ms 1769904000000
+    key <verifier key> <holder> <usages> <valid-from-ms> <valid-until-ms|-> <revoked-since-ms|->
+    ...
+
+``holder`` is ``service:<role>`` (the policy service), ``member:<CC>`` (a member state) or
+``operator:<name>``; ``usages`` is a comma-separated subset of :class:`Usage`, in that order.
+
+Validity is always judged at the time of the evidence: a key is valid at ``t`` when
+``valid_from <= t``, ``t < valid_until`` (if set) and ``t < revoked_since`` (if set). Rotation
+sets the old key's ``valid_until`` and adds a new key; the old entry stays, so evidence made
+before the rotation keeps verifying. Revocation sets ``revoked_since`` (which may be backdated to
+the suspected compromise): anything claiming a later time fails.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from puente.evidence.errors import MalformedError, SignatureError, TrustListError, UntrustedKeyError
+from puente.evidence.keys import PublicKey, SigningKey
+from puente.evidence.note import Note, NoteSignature, UnsignedNoteError, check_text
+
+TRUST_LIST_HEADER = "puente.trust-list"
+_HOLDER = re.compile(
+    r"^(member:[A-Z]{2}|service:[a-z][a-z0-9-]{0,30}|operator:[a-z][a-z0-9-]{0,30})$"
+)
+
+
+class Usage(StrEnum):
+    """What a key may sign."""
+
+    DELIVERY = "delivery"  # signed deliveries and delivery batch roots (policy service)
+    CHECKPOINT = "checkpoint"  # audit-log checkpoints (policy service)
+    RECEIPT = "receipt"  # delivery receipts (member states)
+    NOTICE = "notice"  # notices at ingress (member states; optional)
+    TRUST_LIST = "trust-list"  # trust lists (operator)
+
+
+def member_holder(code: str) -> str:
+    """The holder name of member state ``code``: ``member:MX``."""
+    return check_holder(f"member:{code}")
+
+
+def service_holder(role: str = "policy") -> str:
+    """The holder name of a Puente service: ``service:policy``."""
+    return check_holder(f"service:{role}")
+
+
+def check_holder(holder: str) -> str:
+    """A holder name, returned unchanged; :class:`MalformedError` if it is not one."""
+    if not _HOLDER.match(holder):
+        raise MalformedError(f"invalid key holder {holder!r} (member:CC, service:role, operator:x)")
+    return holder
+
+
+def _opt(ms: int | None) -> str:
+    return "-" if ms is None else str(ms)
+
+
+def _parse_ms(text: str, what: str) -> int:
+    if not text.isascii() or not text.isdigit() or (len(text) > 1 and text[0] == "0"):
+        raise MalformedError(f"{what} {text!r} is not a canonical decimal")
+    return int(text)
+
+
+def _parse_opt_ms(text: str, what: str) -> int | None:
+    return None if text == "-" else _parse_ms(text, what)
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """One key in the trust list."""
+
+    key: PublicKey
+    holder: str
+    usages: frozenset[Usage]
+    valid_from: int
+    valid_until: int | None = None
+    revoked_since: int | None = None
+
+    def __post_init__(self) -> None:
+        check_holder(self.holder)
+        if not self.usages:
+            raise MalformedError(f"key {self.key.key_id} has no usage")
+        if self.valid_until is not None and self.valid_until <= self.valid_from:
+            raise MalformedError(f"key {self.key.key_id}: valid-until is not after valid-from")
+
+    @property
+    def key_id(self) -> str:
+        """The key id."""
+        return self.key.key_id
+
+    def status_at(self, t: int) -> str:
+        """``valid``, ``not-yet-valid``, ``expired`` or ``revoked`` at time ``t`` (ms)."""
+        if self.revoked_since is not None and t >= self.revoked_since:
+            return "revoked"
+        if t < self.valid_from:
+            return "not-yet-valid"
+        if self.valid_until is not None and t >= self.valid_until:
+            return "expired"
+        return "valid"
+
+    def line(self) -> str:
+        """The entry's line in the trust-list text (no newline)."""
+        usages = ",".join(u.value for u in Usage if u in self.usages)
+        return (
+            f"key {self.key.vkey} {self.holder} {usages} {self.valid_from} "
+            f"{_opt(self.valid_until)} {_opt(self.revoked_since)}"
+        )
+
+    @classmethod
+    def from_line(cls, line: str) -> KeyEntry:
+        """Parse an entry line."""
+        parts = line.split(" ")
+        if len(parts) != 7 or parts[0] != "key":
+            raise MalformedError(f"trust-list line is not a key entry: {line[:60]!r}")
+        _, vkey, holder, usages_s, from_s, until_s, revoked_s = parts
+        try:
+            usages = frozenset(Usage(u) for u in usages_s.split(","))
+        except ValueError:
+            raise MalformedError(f"unknown key usage in {usages_s!r}") from None
+        return cls(
+            PublicKey.from_vkey(vkey),
+            holder,
+            usages,
+            _parse_ms(from_s, "valid-from"),
+            _parse_opt_ms(until_s, "valid-until"),
+            _parse_opt_ms(revoked_s, "revoked-since"),
+        )
+
+
+@dataclass(frozen=True)
+class TrustList:
+    """A trust list. Obtain a trusted one with :meth:`open`; build new ones with the editors.
+
+    ``signed_by`` (key ids of the trust anchors whose signatures verified) and ``problems``
+    (reason codes found by a lenient :meth:`open`) describe how it was obtained and are not part
+    of its text.
+    """
+
+    serial: int
+    issued_at: int
+    expires_at: int
+    entries: tuple[KeyEntry, ...] = ()
+    signed_by: tuple[str, ...] = field(default=(), compare=False)
+    problems: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        if self.expires_at <= self.issued_at:
+            raise MalformedError("trust list expires before it is issued")
+        ids = [e.key_id for e in self.entries]
+        if len(set(ids)) != len(ids):
+            raise MalformedError("trust list lists a key twice")
+        notes = [(e.key.name, e.key.key_hash) for e in self.entries]
+        if len(set(notes)) != len(notes):
+            # Two keys with one (name, note key hash) would make note signatures ambiguous.
+            raise MalformedError("two trust-list keys share a name and a note key hash")
+
+    # --- text and signatures -------------------------------------------------------------
+
+    def text(self) -> str:
+        """The note text (what the anchors sign)."""
+        lines = [
+            TRUST_LIST_HEADER,
+            f"serial {self.serial}",
+            f"issued-ms {self.issued_at}",
+            f"expires-ms {self.expires_at}",
+            *(e.line() for e in self.entries),
+        ]
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_text(cls, text: str) -> TrustList:
+        """Parse a trust-list text (unverified); :class:`MalformedError` unless canonical."""
+        check_text(text)
+        lines = text[:-1].split("\n")
+        if len(lines) < 4 or lines[0] != TRUST_LIST_HEADER:
+            raise MalformedError(f"not a trust list (first line is not {TRUST_LIST_HEADER!r})")
+        fields = {}
+        for line, name in zip(lines[1:4], ("serial", "issued-ms", "expires-ms"), strict=True):
+            key, _, value = line.partition(" ")
+            if key != name:
+                raise MalformedError(f"trust list: expected {name!r}, found {line[:40]!r}")
+            fields[name] = _parse_ms(value, name)
+        tl = cls(
+            fields["serial"],
+            fields["issued-ms"],
+            fields["expires-ms"],
+            tuple(KeyEntry.from_line(line) for line in lines[4:]),
+        )
+        if tl.text() != text:
+            raise MalformedError("trust list text is not canonical")
+        return tl
+
+    def sign(self, key: SigningKey) -> bytes:
+        """The signed trust list (note bytes), signed by one anchor key."""
+        return Note.unsigned(self.text()).sign(key).to_bytes()
+
+    @staticmethod
+    def cosign(data: bytes, key: SigningKey) -> bytes:
+        """Add one more anchor's signature to an already signed trust list."""
+        return Note.parse(data).sign(key).to_bytes()
+
+    @classmethod
+    def open(
+        cls,
+        data: bytes,
+        anchors: Sequence[PublicKey],
+        *,
+        now: int,
+        strict: bool = True,
+    ) -> TrustList:
+        """Parse and verify a signed trust list against the trust anchors at time ``now``.
+
+        Strict (the default) raises :class:`TrustListError` with reason ``TRUST_LIST_UNSIGNED``,
+        ``TRUST_LIST_UNTRUSTED`` (no anchor signed it, or a signature fails),
+        ``TRUST_LIST_EXPIRED``, ``TRUST_LIST_NOT_YET_VALID`` or ``TRUST_LIST_MALFORMED``.
+        Lenient (``strict=False``, for the auditor's report) records those reasons in
+        :attr:`problems` instead, except a malformed list, which is always raised.
+        """
+        problems: list[str] = []
+        signed_by: tuple[str, ...] = ()
+        try:
+            note = Note.parse(data)
+            text = note.text
+        except UnsignedNoteError:
+            problems.append("TRUST_LIST_UNSIGNED")
+            text = data.decode("utf-8", errors="strict") if data.endswith(b"\n") else ""
+            note = None
+        except MalformedError as exc:
+            raise TrustListError(
+                f"malformed trust list: {exc}", reason="TRUST_LIST_MALFORMED"
+            ) from exc
+        try:
+            tl = cls.from_text(text)
+        except MalformedError as exc:
+            raise TrustListError(
+                f"malformed trust list: {exc}", reason="TRUST_LIST_MALFORMED"
+            ) from exc
+        if note is not None:
+            try:
+                signed_by = tuple(k.key_id for k in note.verify(anchors))
+            except SignatureError:
+                problems.append("TRUST_LIST_UNTRUSTED")
+        if now < tl.issued_at:
+            problems.append("TRUST_LIST_NOT_YET_VALID")
+        if now >= tl.expires_at:
+            problems.append("TRUST_LIST_EXPIRED")
+        if problems and strict:
+            raise TrustListError(_PROBLEM_TEXT[problems[0]], reason=problems[0])
+        return replace(tl, signed_by=signed_by, problems=tuple(problems))
+
+    # --- lookups -----------------------------------------------------------------------------
+
+    def entry(self, key_id: str) -> KeyEntry:
+        """The entry of ``key_id``; :class:`UntrustedKeyError` (``KEY_UNKNOWN``) if none."""
+        for e in self.entries:
+            if e.key_id == key_id:
+                return e
+        raise UntrustedKeyError(f"key {key_id} is not in the trust list", reason="KEY_UNKNOWN")
+
+    def entry_for(self, sig: NoteSignature) -> KeyEntry | None:
+        """The entry whose key made note signature ``sig`` (name and key hash), if any."""
+        for e in self.entries:
+            if sig.made_by(e.key):
+                return e
+        return None
+
+    def entries_of(self, holder: str) -> list[KeyEntry]:
+        """Every entry (current and past) of ``holder``."""
+        return [e for e in self.entries if e.holder == holder]
+
+    def check(
+        self, entry: KeyEntry, *, at: int, usage: Usage, holders: Iterable[str] | None = None
+    ) -> KeyEntry:
+        """Check that ``entry`` may sign ``usage`` evidence at time ``at`` (ms).
+
+        Raises :class:`UntrustedKeyError` with reason ``KEY_WRONG_USAGE``, ``KEY_WRONG_HOLDER``,
+        ``KEY_REVOKED``, ``KEY_EXPIRED`` or ``KEY_NOT_YET_VALID``.
+        """
+        if usage not in entry.usages:
+            raise UntrustedKeyError(
+                f"key {entry.key_id} ({entry.holder}) may not sign {usage.value} evidence",
+                reason="KEY_WRONG_USAGE",
+            )
+        if holders is not None:
+            allowed = list(holders)
+            if entry.holder not in allowed:
+                raise UntrustedKeyError(
+                    f"key {entry.key_id} belongs to {entry.holder}, "
+                    f"expected {' or '.join(allowed)}",
+                    reason="KEY_WRONG_HOLDER",
+                )
+        status = entry.status_at(at)
+        if status != "valid":
+            reason = {
+                "revoked": "KEY_REVOKED",
+                "expired": "KEY_EXPIRED",
+                "not-yet-valid": "KEY_NOT_YET_VALID",
+            }[status]
+            raise UntrustedKeyError(
+                f"key {entry.key_id} ({entry.holder}) is {status} at {at}", reason=reason
+            )
+        return entry
+
+    # --- editing (pure: each returns a new, unsigned list) ----------------------------------
+
+    def reissued(self, *, issued_at: int, expires_at: int) -> TrustList:
+        """The same entries under the next serial number and a new validity period."""
+        return TrustList(self.serial + 1, issued_at, expires_at, self.entries)
+
+    def with_entry(self, entry: KeyEntry) -> TrustList:
+        """Add a key, or replace the entry with the same key id."""
+        kept = tuple(e for e in self.entries if e.key_id != entry.key_id)
+        return replace(self, entries=(*kept, entry), signed_by=(), problems=())
+
+    def retire(self, key_id: str, *, until: int) -> TrustList:
+        """End a key's validity at ``until`` (rotation): earlier evidence still verifies."""
+        e = self.entry(key_id)
+        return self.with_entry(replace(e, valid_until=until))
+
+    def revoke(self, key_id: str, *, since: int) -> TrustList:
+        """Revoke a key from ``since`` on (possibly in the past, from the suspected compromise)."""
+        e = self.entry(key_id)
+        return self.with_entry(replace(e, revoked_since=since))
+
+
+_PROBLEM_TEXT = {
+    "TRUST_LIST_UNSIGNED": "the trust list carries no signature",
+    "TRUST_LIST_UNTRUSTED": "no trust anchor's signature on the trust list verifies",
+    "TRUST_LIST_EXPIRED": "the trust list has expired; fetch the current one",
+    "TRUST_LIST_NOT_YET_VALID": "the trust list is not valid yet (check the clock)",
+}
