@@ -87,7 +87,7 @@ def test_note_verification_follows_the_spec_for_unknown_keys() -> None:
         "text\n\n— name AAAA\n".encode(),  # too short to carry a key hash and a signature
         "text\n\n— name notbase64!\n".encode(),
         "text\n\n— na me QUJDREVGRw==\n".encode(),
-        "text\n\n-- name QUJDREVGRw==\n".encode(),
+        b"text\n\n-- name QUJDREVGRw==\n",
         "te\txt\n\n— name QUJDREVGRw==\n".encode(),
         b"\xff\xfe\n\n",
         "text\n\n— name QUJDREVGRw=\n".encode(),  # non-canonical padding
