@@ -23,6 +23,7 @@ app = typer.Typer(
 
 
 def _mount() -> None:
+    from puente import demo
     from puente.codec.cli import app as schemas_app
     from puente.evidence.cli import audit_app, keys_app
     from puente.kafka.cli import app as kafka_app
@@ -33,6 +34,7 @@ def _mount() -> None:
     app.add_typer(policy_app, name="policy")
     app.add_typer(keys_app, name="keys")
     app.add_typer(audit_app, name="audit")
+    demo.register(app)
 
 
 @app.callback()

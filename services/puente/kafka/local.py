@@ -184,6 +184,9 @@ class LocalCluster:
         self.root = settings.state_dir / "kafka"
         self.info_path = self.root / "cluster.json"
         self.secrets = SecretStore(settings.secrets_dir)
+        # Children started by this object: poll() is the reliable liveness test while the JVM
+        # starts (its /proc cmdline can briefly read empty).
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -245,13 +248,14 @@ class LocalCluster:
                     f"the state directory was formatted by Kafka {info.version}, not {version}",
                     hint="run `puente kafka reset` first, or set PUENTE_KAFKA__VERSION",
                 )
-            if all(s.running for s in self.status()):
+            running = {s.node_id for s in self.status() if s.running}
+            if len(running) == len(info.nodes):
                 return info
+            self._check_ports([p for p in info.ports() if p.node_id not in running])
         else:
             self._check_no_stale_data()
+            self._check_ports(node_ports(self.base_port, self.brokers))
             info = self._format(libs, version)
-
-        self._check_ports(info)
         for node in info.nodes:
             if node.pid is not None and _is_our_process(node.pid, Path(node.directory)):
                 continue
@@ -315,7 +319,10 @@ class LocalCluster:
 
     def reset(self) -> None:
         """Stop the brokers and delete their state (data, configs, cluster.json)."""
-        self.down()
+        try:
+            self.down()
+        except LocalKafkaError:
+            pass  # a corrupt cluster.json names no process we could safely stop
         if self.root.exists():
             shutil.rmtree(self.root)
 
@@ -336,8 +343,8 @@ class LocalCluster:
                 hint="run `puente kafka reset` to delete it, then `puente kafka up`",
             )
 
-    def _check_ports(self, info: ClusterInfo) -> None:
-        for p in info.ports():
+    def _check_ports(self, ports: list[NodePorts]) -> None:
+        for p in ports:
             for port in (p.client, p.internal, p.controller):
                 if not _port_free(port):
                     raise LocalKafkaError(
@@ -424,8 +431,17 @@ class LocalCluster:
                 start_new_session=True,
                 cwd=node_dir,
             )
+        self._children[proc.pid] = proc
         log.info("kafka.node_started", node_id=node.node_id, pid=proc.pid)
         return proc.pid
+
+    def _alive(self, node: NodeInfo) -> bool:
+        if node.pid is None:
+            return False
+        child = self._children.get(node.pid)
+        if child is not None:
+            return child.poll() is None
+        return _is_our_process(node.pid, Path(node.directory))
 
     def _wait_ready(self, info: ClusterInfo) -> None:
         from puente.kafka.admin import admin_client  # kafka-python import is slow; defer
@@ -435,7 +451,7 @@ class LocalCluster:
         for node in info.nodes:
             node_dir = Path(node.directory)
             while not _port_open(node.client_port):
-                if node.pid is None or not _is_our_process(node.pid, node_dir):
+                if not self._alive(node):
                     raise LocalKafkaError(
                         f"broker node {node.node_id} exited during start: "
                         f"{_tail(node_dir / 'broker.log')} {_tail(node_dir / 'jvm.log')}",

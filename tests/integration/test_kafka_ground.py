@@ -1,0 +1,221 @@
+"""Proof that the ground holds: SASL/SCRAM, transactions and the ACL matrix on a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import (
+    GroupAuthorizationFailedError,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+)
+
+from puente.kafka.clients import KafkaAuthError, consumer, producer, start
+from puente.secrets import Credential
+from puente.topics import DELIVER, INGRESS, REJECTED
+from tests.harness import KafkaHarness, Tenant
+
+pytestmark = pytest.mark.kafka
+
+FAST_S = 10.0  # an authorization error must arrive well before any timeout
+
+
+@pytest.fixture(scope="module")
+def tenant(kafka: KafkaHarness) -> Tenant:
+    return kafka.provision(["MX", "GT"])
+
+
+async def test_produce_and_consume_over_scram(tenant: Tenant) -> None:
+    topic = tenant.topic(INGRESS, "MX")
+    p = producer(tenant.endpoint, tenant.member("MX"))
+    await start(p, tenant.endpoint, tenant.member("MX"))
+    try:
+        sent = await p.send_and_wait(topic, b"notice-bytes", key=b"k1")
+    finally:
+        await p.stop()
+    # The policy service is the reader of ingress topics.
+    c = consumer(tenant.endpoint, tenant.service("policy"))
+    await start(c, tenant.endpoint, tenant.service("policy"))
+    try:
+        tp = TopicPartition(topic, sent.partition)
+        c.assign([tp])
+        c.seek(tp, sent.offset)
+        batch = await c.getmany(tp, timeout_ms=10_000)
+        values = [r.value for r in batch.get(tp, [])]
+    finally:
+        await c.stop()
+    assert values == [b"notice-bytes"]
+
+
+async def test_transaction_invisible_until_commit(tenant: Tenant) -> None:
+    topic = tenant.topic(DELIVER, "GT")
+    policy = tenant.service("policy")
+    tx = producer(
+        tenant.endpoint,
+        policy,
+        transactional_id=tenant.naming.transactional_id_prefix("policy") + "test-0",
+    )
+    await start(tx, tenant.endpoint, policy)
+    reader = consumer(tenant.endpoint, tenant.member("GT"), isolation_level="read_committed")
+    await start(reader, tenant.endpoint, tenant.member("GT"))
+    try:
+        tp = TopicPartition(topic, 0)
+        reader.assign([tp])
+        await reader.seek_to_beginning(tp)
+        await tx.begin_transaction()
+        await tx.send_and_wait(topic, b"in-flight", partition=0)
+        pending = await reader.getmany(tp, timeout_ms=1500)
+        assert pending.get(tp, []) == []
+        await tx.commit_transaction()
+        seen: list[bytes] = []
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            got = await reader.getmany(tp, timeout_ms=500)
+            seen += [r.value for r in got.get(tp, [])]
+        assert seen == [b"in-flight"]
+    finally:
+        await reader.stop()
+        await tx.stop()
+
+
+async def test_aborted_transaction_never_visible(tenant: Tenant) -> None:
+    topic = tenant.topic(DELIVER, "GT")
+    policy = tenant.service("policy")
+    tx = producer(
+        tenant.endpoint,
+        policy,
+        transactional_id=tenant.naming.transactional_id_prefix("policy") + "test-1",
+    )
+    await start(tx, tenant.endpoint, policy)
+    marker = uuid.uuid4().bytes
+    try:
+        await tx.begin_transaction()
+        await tx.send_and_wait(topic, b"aborted-" + marker, partition=1)
+        await tx.abort_transaction()
+        await tx.begin_transaction()
+        await tx.send_and_wait(topic, b"committed-" + marker, partition=1)
+        await tx.commit_transaction()
+    finally:
+        await tx.stop()
+    reader = consumer(tenant.endpoint, tenant.member("GT"))
+    await start(reader, tenant.endpoint, tenant.member("GT"))
+    try:
+        tp = TopicPartition(topic, 1)
+        reader.assign([tp])
+        await reader.seek_to_beginning(tp)
+        got = await reader.getmany(tp, timeout_ms=3000)
+        values = [r.value for r in got.get(tp, [])]
+    finally:
+        await reader.stop()
+    assert b"committed-" + marker in values
+    assert b"aborted-" + marker not in values
+
+
+async def _read_one(tenant: Tenant, member: str, topic: str) -> None:
+    """Subscribe as ``member`` (with its own consumer group) and read once."""
+    cred = tenant.member(member)
+    group = tenant.naming.member_group_prefix(member) + "test"
+    c = consumer(tenant.endpoint, cred, topic, group_id=group)
+    await start(c, tenant.endpoint, cred)
+    try:
+        await c.getmany(timeout_ms=int(FAST_S * 1000))
+    finally:
+        await c.stop()
+
+
+async def test_member_reads_its_own_deliveries(tenant: Tenant) -> None:
+    await _read_one(tenant, "GT", tenant.topic(DELIVER, "GT"))
+
+
+async def test_member_cannot_read_another_members_deliveries(tenant: Tenant) -> None:
+    t0 = time.monotonic()
+    with pytest.raises(TopicAuthorizationFailedError):
+        await _read_one(tenant, "GT", tenant.topic(DELIVER, "MX"))
+    assert time.monotonic() - t0 < FAST_S
+
+
+async def test_member_cannot_read_another_members_rejections(tenant: Tenant) -> None:
+    with pytest.raises(TopicAuthorizationFailedError):
+        await _read_one(tenant, "GT", tenant.topic(REJECTED, "MX"))
+
+
+@pytest.mark.parametrize("owner", ["MX", "GT"])
+async def test_member_cannot_read_any_ingress_topic(tenant: Tenant, owner: str) -> None:
+    t0 = time.monotonic()
+    with pytest.raises(TopicAuthorizationFailedError):
+        await _read_one(tenant, "GT", tenant.topic(INGRESS, owner))
+    assert time.monotonic() - t0 < FAST_S
+
+
+async def test_member_cannot_write_another_members_ingress(tenant: Tenant) -> None:
+    cred = tenant.member("GT")
+    p = producer(tenant.endpoint, cred)
+    await start(p, tenant.endpoint, cred)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            await asyncio.wait_for(p.send_and_wait(tenant.topic(INGRESS, "MX"), b"spoofed"), FAST_S)
+    finally:
+        await p.stop()
+    assert time.monotonic() - t0 < FAST_S
+
+
+async def test_member_cannot_write_its_own_deliveries(tenant: Tenant) -> None:
+    cred = tenant.member("GT")
+    p = producer(tenant.endpoint, cred)
+    await start(p, tenant.endpoint, cred)
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            await asyncio.wait_for(p.send_and_wait(tenant.topic(DELIVER, "GT"), b"x"), FAST_S)
+    finally:
+        await p.stop()
+
+
+async def test_member_cannot_use_another_members_consumer_group(tenant: Tenant) -> None:
+    cred = tenant.member("GT")
+    c = consumer(
+        tenant.endpoint,
+        cred,
+        tenant.topic(DELIVER, "GT"),
+        group_id=tenant.naming.member_group_prefix("MX") + "spy",
+    )
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(GroupAuthorizationFailedError):
+            await start(c, tenant.endpoint, cred)
+            await asyncio.wait_for(c.getone(), FAST_S)
+    finally:
+        await c.stop()
+    assert time.monotonic() - t0 < FAST_S
+
+
+async def test_member_cannot_open_policy_transactions(tenant: Tenant) -> None:
+    cred = tenant.member("GT")
+    p = producer(
+        tenant.endpoint,
+        cred,
+        transactional_id=tenant.naming.transactional_id_prefix("policy") + "hijack",
+    )
+    with pytest.raises(TransactionalIdAuthorizationFailed):
+        await asyncio.wait_for(p.start(), FAST_S)
+    await p.stop()
+
+
+async def test_wrong_password_is_refused_fast(tenant: Tenant) -> None:
+    wrong = Credential(tenant.member("MX").username, "not-the-password")
+    p = producer(tenant.endpoint, wrong)
+    t0 = time.monotonic()
+    with pytest.raises(KafkaAuthError) as info:
+        await start(p, tenant.endpoint, wrong)
+    assert info.value.reason == "KAFKA_AUTHENTICATION_FAILED"
+    assert time.monotonic() - t0 < FAST_S
+
+
+async def test_unknown_principal_is_refused(tenant: Tenant) -> None:
+    nobody = Credential(f"{tenant.naming.prefix}-zz", "whatever")
+    with pytest.raises(KafkaAuthError):
+        await start(producer(tenant.endpoint, nobody), tenant.endpoint, nobody)

@@ -1,0 +1,110 @@
+"""The provisioning plan is least privilege (pure: no broker)."""
+
+from __future__ import annotations
+
+from puente.kafka.plan import Acl, Operation, Pattern, Resource, build_plan, member_acls
+from puente.topics import AUDIT, CHECKPOINTS, DELIVER, INGRESS, TRUST, Naming
+
+N = Naming("puente")
+MEMBERS = ["AR", "MX", "US"]
+
+
+def _grants(acls: list[Acl] | tuple[Acl, ...], principal: str) -> set[tuple[str, str, str]]:
+    return {
+        (
+            a.operation.value,
+            a.resource.value,
+            a.name + ("*" if a.pattern is Pattern.PREFIXED else ""),
+        )
+        for a in acls
+        if a.principal == principal
+    }
+
+
+def test_member_acls_are_exactly_its_own_topics_and_group() -> None:
+    assert _grants(member_acls(N, "MX"), "puente-mx") == {
+        ("WRITE", "TOPIC", "puente.ingress.MX"),
+        ("DESCRIBE", "TOPIC", "puente.ingress.MX"),
+        ("WRITE", "TOPIC", "puente.receipts.MX"),
+        ("DESCRIBE", "TOPIC", "puente.receipts.MX"),
+        ("READ", "TOPIC", "puente.deliver.MX"),
+        ("DESCRIBE", "TOPIC", "puente.deliver.MX"),
+        ("READ", "TOPIC", "puente.rejected.MX"),
+        ("DESCRIBE", "TOPIC", "puente.rejected.MX"),
+        ("READ", "TOPIC", "puente.checkpoints"),
+        ("DESCRIBE", "TOPIC", "puente.checkpoints"),
+        ("READ", "TOPIC", "puente.trust"),
+        ("DESCRIBE", "TOPIC", "puente.trust"),
+        ("READ", "GROUP", "puente.MX.*"),
+    }
+
+
+def test_no_member_grant_touches_another_member_or_uses_a_prefix_on_topics() -> None:
+    plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
+    for m in MEMBERS:
+        for a in plan.acls:
+            if a.principal != N.member_principal(m) or a.resource is not Resource.TOPIC:
+                continue
+            assert a.pattern is Pattern.LITERAL
+            others = [o for o in MEMBERS if o != m]
+            assert not any(a.name.endswith("." + o) for o in others)
+            assert not a.name.startswith(N.topic_stem_prefix(INGRESS)) or a.operation in (
+                Operation.WRITE,
+                Operation.DESCRIBE,
+            )
+
+
+def test_services_hold_least_privilege() -> None:
+    plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
+    auditor = _grants(plan.acls, "puente-svc-auditor")
+    assert not any(op == "WRITE" for op, _, _ in auditor)
+    assert ("READ", "TOPIC", "puente.audit.*") in auditor
+    assert not any("deliver" in name or "ingress" in name for _, _, name in auditor)
+    gateway = _grants(plan.acls, "puente-svc-gateway")
+    assert ("READ", "TOPIC", "puente.ingress.*") not in gateway
+    assert not any(rt == "TRANSACTIONAL_ID" for _, rt, _ in gateway)
+    policy = _grants(plan.acls, "puente-svc-policy")
+    assert ("WRITE", "TRANSACTIONAL_ID", "puente.svc.policy.*") in policy
+    assert ("WRITE", "TOPIC", "puente.ingress.*") not in policy
+    assert ("WRITE", "TOPIC", "puente.trust") not in policy
+    operator = _grants(plan.acls, "puente-svc-operator")
+    assert ("WRITE", "TOPIC", "puente.trust") in operator
+    assert len([g for g in operator if g[0] == "WRITE"]) == 1
+
+
+def test_topics_per_member_and_global_with_retention() -> None:
+    plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
+    names = {t.name: t for t in plan.topics}
+    for m in MEMBERS:
+        for stem in ("ingress", "deliver", "rejected", "receipts", "audit", "state"):
+            assert f"puente.{stem}.{m}" in names
+    assert names[N.topic(AUDIT, "MX")].configs["retention.ms"] == "-1"
+    assert names[N.topic(CHECKPOINTS)].configs["retention.ms"] == "-1"
+    assert names[N.topic(TRUST)].configs["cleanup.policy"] == "compact"
+    assert names[N.topic(DELIVER, "MX")].partitions == 4
+    assert all(t.replication == 1 for t in plan.topics)
+    assert "min.insync.replicas" not in names[N.topic(INGRESS, "MX")].configs
+
+
+def test_three_brokers_mean_replication_three_and_min_isr_two() -> None:
+    plan = build_plan(N, MEMBERS, partitions=4, brokers=3)
+    assert all(t.replication == 3 for t in plan.topics)
+    assert all(t.configs["min.insync.replicas"] == "2" for t in plan.topics)
+
+
+def test_adding_a_member_adds_only_its_own_items() -> None:
+    before = build_plan(N, ["AR", "MX"], partitions=2, brokers=1)
+    after = build_plan(N, ["AR", "MX", "US"], partitions=2, brokers=1)
+    new_acls = set(after.acls) - set(before.acls)
+    assert new_acls and all(a.principal == "puente-us" for a in new_acls)
+    new_topics = {t.name for t in after.topics} - {t.name for t in before.topics}
+    assert new_topics == {
+        f"puente.{s}.US" for s in ("ingress", "deliver", "rejected", "receipts", "audit", "state")
+    }
+    assert {p.name for p in after.principals} - {p.name for p in before.principals} == {"puente-us"}
+
+
+def test_acls_sort_stably() -> None:
+    a = Acl("a", Resource.TOPIC, "x", Pattern.LITERAL, Operation.READ)
+    b = Acl("b", Resource.TOPIC, "x", Pattern.LITERAL, Operation.READ)
+    assert sorted([b, a]) == [a, b]
