@@ -83,7 +83,9 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, display: str) -> Any:
                 )
             out[key] = _convert(loader, value_node, display)
             out.key_lines[key] = kline
-            out.value_lines[key] = _scalar_line(value_node)
+            # A nested block starts on the line after its key; point at the key instead.
+            is_scalar = isinstance(value_node, yaml.ScalarNode)
+            out.value_lines[key] = _scalar_line(value_node) if is_scalar else kline
         return out
     if isinstance(node, yaml.SequenceNode):
         seq = LList()
