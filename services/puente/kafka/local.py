@@ -13,6 +13,7 @@ Every wait is bounded; every failure is a :class:`LocalKafkaError` with a hint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -319,10 +320,9 @@ class LocalCluster:
 
     def reset(self) -> None:
         """Stop the brokers and delete their state (data, configs, cluster.json)."""
-        try:
+        with contextlib.suppress(LocalKafkaError):
+            # A corrupt cluster.json names no process we could safely stop.
             self.down()
-        except LocalKafkaError:
-            pass  # a corrupt cluster.json names no process we could safely stop
         if self.root.exists():
             shutil.rmtree(self.root)
 

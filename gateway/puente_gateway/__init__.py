@@ -1,0 +1,1 @@
+"""Puente's HTTP gateway: the front door for agencies that do not run a Kafka client."""
