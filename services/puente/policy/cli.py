@@ -15,11 +15,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from puente.codec.registry import Registry
 from puente.config import get_settings
-from puente.policy.engine import Decision, PolicySet
+from puente.policy.engine import NOTICE_TYPES, Decision, PolicySet
 from puente.policy.explain import explain as explain_decision
-from puente.policy.loader import collect_problems, load_policy_set, notice_schemas
-from puente.policy.notice_json import NoticeJsonError, guess_type, record_from_json, to_jsonable
+from puente.policy.loader import collect_problems, load_policy_set
+from puente.policy.notice_json import (
+    NoticeJsonError,
+    guess_type,
+    payload_to_json,
+    record_from_json,
+)
 from puente.policy.transforms import PseudonymKeys
 
 app = typer.Typer(
@@ -55,7 +61,7 @@ def _keys() -> PseudonymKeys:
     return PseudonymKeys(secret.encode() if secret else _DEMO_SECRET)
 
 
-def _read_notices(path: Path, schemas: Path, notice_type: str | None) -> list[tuple[str, Any]]:
+def _read_notices(path: Path, registry: Registry, notice_type: str | None) -> list[tuple[str, Any]]:
     """Notices from a JSON file (one object or an array) or JSON Lines; each item may be a bare
     notice or ``{"type": ..., "notice": {...}}``."""
     text = path.read_text(encoding="utf-8")
@@ -64,7 +70,6 @@ def _read_notices(path: Path, schemas: Path, notice_type: str | None) -> list[tu
         items = data if isinstance(data, list) else [data]
     except json.JSONDecodeError:
         items = [json.loads(line) for line in text.splitlines() if line.strip()]
-    schema_of = notice_schemas(schemas)
     out: list[tuple[str, Any]] = []
     for item in items:
         if isinstance(item, dict) and "notice" in item and isinstance(item["notice"], dict):
@@ -74,17 +79,16 @@ def _read_notices(path: Path, schemas: Path, notice_type: str | None) -> list[tu
             t = notice_type or guess_type(item)
             body = item
         t = t.removeprefix("puente.")
-        if t not in schema_of:
+        if t not in NOTICE_TYPES:
             raise NoticeJsonError(f"unknown notice type {t!r}")
-        out.append((t, record_from_json(schema_of[t], body)))
+        out.append((t, record_from_json(registry, t, body)))
     return out
 
 
-def decision_json(d: Decision, *, payload: bool = True) -> dict[str, Any]:
+def decision_json(d: Decision, registry: Registry) -> dict[str, Any]:
     """The stable JSON form of one decision (contract ``puente.policy.simulate/v1``)."""
     out = d.summary()
-    if payload:
-        out["payload"] = to_jsonable(d.payload) if d.payload is not None else None
+    out["payload"] = payload_to_json(registry, d.notice_type, d.payload)
     return out
 
 
@@ -119,7 +123,8 @@ def explain(
     """Which rules fired and why this recipient gets what it gets."""
     pdir, sdir = _dirs(policies, schemas)
     ps = load_policy_set(pdir, sdir)
-    [(t, record)] = _read_notices(notice, sdir, notice_type)[:1]
+    registry = Registry.load(sdir)
+    [(t, record)] = _read_notices(notice, registry, notice_type)[:1]
     ex = explain_decision(ps, record, t, to.upper(), _keys())
     console = Console(highlight=False)
     d = ex.decision
@@ -133,7 +138,7 @@ def explain(
         for basis in d.legal_bases:
             console.print(f"  - {basis}", soft_wrap=True)
     if show_payload and d.payload is not None:
-        console.print_json(json.dumps(to_jsonable(d.payload)))
+        console.print_json(json.dumps(payload_to_json(registry, t, d.payload)))
 
 
 @app.command()
@@ -147,7 +152,8 @@ def simulate(
     """Every member's decision for one notice."""
     pdir, sdir = _dirs(policies, schemas)
     ps = load_policy_set(pdir, sdir)
-    [(t, record)] = _read_notices(notice, sdir, notice_type)[:1]
+    registry = Registry.load(sdir)
+    [(t, record)] = _read_notices(notice, registry, notice_type)[:1]
     decisions = ps.decide_all(record, t, _keys())
     if as_json:
         doc = {
@@ -156,7 +162,7 @@ def simulate(
             "notice_type": t,
             "notice_id": str(record.get("notice_id")),
             "origin": record.get("origin"),
-            "decisions": [decision_json(d) for d in decisions],
+            "decisions": [decision_json(d, registry) for d in decisions],
         }
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
@@ -251,7 +257,7 @@ def diff(
     _, sdir = _dirs(None, schemas)
     old = load_policy_set(old_dir, sdir)
     new = load_policy_set(new_dir, sdir)
-    doc = diff_sets(old, new, _read_notices(notices, sdir, None), _keys())
+    doc = diff_sets(old, new, _read_notices(notices, Registry.load(sdir), None), _keys())
     if as_json:
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return

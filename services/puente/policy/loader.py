@@ -13,7 +13,6 @@ Layout of a policy directory::
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from puente.codec.registry import Registry
 from puente.errors import PuenteError
 from puente.members import MEMBERS_FILE, load_members
 from puente.policy.cel import compile_condition
@@ -61,18 +61,10 @@ _GROUP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{2,39}$")
 
 
 def notice_schemas(schemas_dir: Path) -> dict[str, dict[str, Any]]:
-    """The latest Avro schema (raw JSON) of each notice type the engine decides on.
-
-    The one place the policy engine reads schemas; it can move to the codec's registry
-    (``Registry.load(dir).latest("puente.CaseNotice").schema``) without touching the rest.
-    """
-    out: dict[str, dict[str, Any]] = {}
-    for t in NOTICE_TYPES:
-        versions = sorted((schemas_dir / t).glob("v*.avsc"), key=lambda p: int(p.stem[1:] or 0))
-        if not versions:
-            raise PuenteError(f"no schema for {t} in {schemas_dir}", reason="POLICY_NO_SCHEMA")
-        out[t] = json.loads(versions[-1].read_text(encoding="utf-8"))
-    return out
+    """The latest Avro schema (raw JSON) of each notice type the engine decides on, from the
+    codec's registry: the one place the policy engine reads schemas."""
+    registry = Registry.load(schemas_dir)
+    return {t: dict(registry.latest(f"puente.{t}").schema) for t in NOTICE_TYPES}
 
 
 def policy_version(files: Iterable[tuple[str, bytes]]) -> str:

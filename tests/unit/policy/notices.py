@@ -4,6 +4,7 @@ them (uuid as str, timestamp-millis as aware datetime, date as datetime.date).""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from typing import Any
 
@@ -114,3 +115,19 @@ def consular(
     }
     n.update(kw)
     return n
+
+
+@functools.cache
+def registry() -> Any:
+    from puente.codec.registry import Registry
+    from tests.unit.policy.conftest import SCHEMAS
+
+    return Registry.load(SCHEMAS)
+
+
+def to_json(notice: dict[str, Any]) -> dict[str, Any]:
+    """The natural JSON form of a notice (as the codec's jsonconv reads it)."""
+    from puente.codec.jsonconv import to_json as codec_to_json
+
+    name = "puente.ConsularNotification" if "event" in notice else "puente.CaseNotice"
+    return codec_to_json(registry(), name, notice)

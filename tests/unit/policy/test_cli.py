@@ -9,9 +9,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from puente.policy.cli import app
-from puente.policy.notice_json import to_jsonable
 from tests.unit.policy.conftest import FIXTURES, POLICIES, SCHEMAS
-from tests.unit.policy.notices import case_notice, consular, consular_person, person
+from tests.unit.policy.notices import case_notice, consular, consular_person, person, to_json
 
 runner = CliRunner()
 DIRS = ["--policies", str(POLICIES), "--schemas", str(SCHEMAS)]
@@ -19,7 +18,7 @@ DIRS = ["--policies", str(POLICIES), "--schemas", str(SCHEMAS)]
 
 def _write(tmp_path: Path, name: str, notice: object) -> Path:
     path = tmp_path / name
-    path.write_text(json.dumps(to_jsonable(notice)))
+    path.write_text(json.dumps(to_json(notice)))
     return path
 
 
@@ -92,7 +91,7 @@ def test_diff(tmp_path: Path) -> None:
     notices = tmp_path / "notices.jsonl"
     notices.write_text(
         "\n".join(
-            json.dumps({"type": t, "notice": to_jsonable(n)})
+            json.dumps({"type": t, "notice": to_json(n)})
             for t, n in [("CaseNotice", case_notice()), ("ConsularNotification", consular())]
         )
     )
