@@ -19,6 +19,7 @@ from faker import Faker
 
 from puente.synth.countries import CORRIDORS, NON_MEMBERS, PROFILES, Profile, profile
 from puente.synth.documents import plate
+from puente.synth.generic import random_record
 from puente.synth.people import People
 from puente.synth.text import (
     CARRIERS,
@@ -609,6 +610,20 @@ class Generator:
                 yield Notice(CONSULAR_NOTIFICATION, self.consular_notification())
             else:
                 yield Notice(CASE_NOTICE, self.case_notice())
+
+    def sample(self, full_name: str, parsed: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A record of any schema: the hand-made builders for Puente's notices and receipts,
+        random valid values (from ``parsed``, the fastavro-parsed schema) for the rest."""
+        builders = {
+            CASE_NOTICE: self.case_notice,
+            CONSULAR_NOTIFICATION: self.consular_notification,
+            DELIVERY_RECEIPT: self.delivery_receipt,
+        }
+        if full_name in builders:
+            return builders[full_name]()
+        if parsed is None:
+            raise KeyError(f"no builder for {full_name}; pass its parsed schema")
+        return random_record(self.rng, parsed)
 
     def scenario(self, name: str, **kwargs: Any) -> Notice:
         """A named scenario (see :mod:`puente.synth.scenarios`)."""
