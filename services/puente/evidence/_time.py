@@ -7,7 +7,7 @@ ambiguity of formatted dates in signed bytes; formatting is for people only.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 DAY_MS = 24 * 60 * 60 * 1000
 
@@ -33,3 +33,16 @@ def parse_time(text: str) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_datetime(ms: int) -> datetime:
+    """The aware UTC datetime of ``ms`` (what the Avro codec takes for ``timestamp-millis``)."""
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def from_datetime(value: datetime) -> int:
+    """Unix milliseconds of an aware datetime (what the Avro codec gives for timestamps)."""
+    return (value - _EPOCH) // timedelta(milliseconds=1)
