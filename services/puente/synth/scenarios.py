@@ -34,6 +34,19 @@ def _consular(
     return Notice(CONSULAR_NOTIFICATION, record)
 
 
+def _adult(requested: bool | None = None, **facts: Any) -> dict[str, Any]:
+    """Person facts of an adult with no protection claim, unless ``facts`` say otherwise."""
+    person: dict[str, Any] = {
+        "protection_status": "NONE",
+        "fear_of_return_expressed": False,
+        "minor": False,
+        **facts,
+    }
+    if requested is not None:
+        person["requested_consular_notification"] = requested
+    return person
+
+
 def asylum_seeker_detention(
     gen: Generator, origin: str = "MX", nationality: str = "HN", requested: bool = False
 ) -> Notice:
@@ -43,12 +56,7 @@ def asylum_seeker_detention(
         origin,
         "DETENTION",
         (nationality,),
-        {
-            "protection_status": "ASYLUM_SEEKER",
-            "fear_of_return_expressed": True,
-            "minor": False,
-            "requested_consular_notification": requested,
-        },
+        _adult(requested, protection_status="ASYLUM_SEEKER", fear_of_return_expressed=True),
     )
 
 
@@ -59,11 +67,7 @@ def fear_of_return_arrest(gen: Generator, origin: str = "US", nationality: str =
         origin,
         "ARREST",
         (nationality,),
-        {
-            "protection_status": "NONE",
-            "fear_of_return_expressed": True,
-            "requested_consular_notification": True,
-        },
+        _adult(True, fear_of_return_expressed=True),
     )
 
 
@@ -76,12 +80,7 @@ def mandatory_notification_detention(
         origin,
         "DETENTION",
         (nationality,),
-        {
-            "protection_status": "NONE",
-            "fear_of_return_expressed": False,
-            "minor": False,
-            "requested_consular_notification": False,
-        },
+        _adult(False),
     )
 
 
@@ -92,12 +91,7 @@ def requested_arrest(gen: Generator, origin: str = "MX", nationality: str = "CO"
         origin,
         "ARREST",
         (nationality,),
-        {
-            "protection_status": "NONE",
-            "fear_of_return_expressed": False,
-            "minor": False,
-            "requested_consular_notification": True,
-        },
+        _adult(True),
     )
 
 
@@ -111,12 +105,7 @@ def dual_national_arrest(
         origin,
         "ARREST",
         nationalities,
-        {
-            "protection_status": "NONE",
-            "fear_of_return_expressed": False,
-            "minor": False,
-            "requested_consular_notification": True,
-        },
+        _adult(True),
     )
 
 
@@ -127,7 +116,7 @@ def death(gen: Generator, origin: str = "US", nationality: str = "GT") -> Notice
         origin,
         "DEATH",
         (nationality,),
-        {"protection_status": "NONE", "fear_of_return_expressed": False, "minor": False},
+        _adult(),
         remarks="Death in custody; autopsy ordered.",
     )
 
@@ -139,7 +128,7 @@ def minor_guardianship(gen: Generator, origin: str = "US", nationality: str = "G
         origin,
         "GUARDIANSHIP_OF_MINOR",
         (nationality,),
-        {"minor": True, "protection_status": "NONE", "fear_of_return_expressed": False},
+        _adult(minor=True),
     )
 
 
@@ -152,7 +141,7 @@ def unaccompanied_minor_return(
         origin,
         "REMOVAL_OR_RETURN",
         (nationality,),
-        {"minor": True, "protection_status": "NONE", "fear_of_return_expressed": False},
+        _adult(minor=True),
     )
     safeguards = notice.record["return_details"]["safeguards"]
     safeguards.update(
