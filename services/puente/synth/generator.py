@@ -12,7 +12,7 @@ import datetime as dt
 import random
 import uuid
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from faker import Faker
@@ -614,7 +614,7 @@ class Generator:
     def sample(self, full_name: str, parsed: dict[str, Any] | None = None) -> dict[str, Any]:
         """A record of any schema: the hand-made builders for Puente's notices and receipts,
         random valid values (from ``parsed``, the fastavro-parsed schema) for the rest."""
-        builders = {
+        builders: dict[str, Callable[[], dict[str, Any]]] = {
             CASE_NOTICE: self.case_notice,
             CONSULAR_NOTIFICATION: self.consular_notification,
             DELIVERY_RECEIPT: self.delivery_receipt,
