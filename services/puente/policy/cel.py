@@ -35,6 +35,7 @@ from puente.policy.types import (
     Dyn,
     EnumT,
     ListT,
+    Opaque,
     OptT,
     Prim,
     RecordT,
@@ -431,14 +432,6 @@ def _imod(a: int, b: int) -> int:
     return r if a >= 0 else -r
 
 
-def _fdiv(a: float, b: float) -> float:
-    if b == 0.0:
-        if a == 0.0 or a != a:
-            return float("nan")
-        return float("inf") if (a > 0) == (str(b)[0] != "-") else float("-inf")
-    return a / b
-
-
 def _sel(m: Any, name: str) -> Any:
     if m is None:
         raise CelEvalError(f"null does not support field selection (.{name})")
@@ -529,7 +522,6 @@ _HELPERS: dict[str, Any] = {
     "_i64": _i64,
     "_idiv": _idiv,
     "_imod": _imod,
-    "_fdiv": _fdiv,
     "_sel": _sel,
     "_has": _has,
     "_nn": _nn,
@@ -698,17 +690,39 @@ class _Compiler:
                 raise self.c.fail(
                     n, f"cannot compare {a.type} with {b.type} (CEL has no such overload)"
                 )
+            self._check_null_comparison(n, a.type, b.type)
             self._check_enum_literal(n.left, a, n.right, b)
             self._check_enum_literal(n.right, b, n.left, a)
             return _Code(f"({a.src} {n.op} {b.src})", BOOL, raises)
         if n.op in ("<", "<=", ">", ">="):
-            ok = a.type == b.type and a.type in (INT, DOUBLE, STRING, BOOL)
-            if not ok and not (is_stringish(a.type) and is_stringish(b.type)):
+            ta, tb = _base(a.type), _base(b.type)
+            ok = ta == tb and ta in (INT, DOUBLE, STRING, BOOL)
+            if not ok and not (is_stringish(ta) and is_stringish(tb)):
                 raise self.c.fail(n, f"cannot order {a.type} against {b.type}")
-            return _Code(f"({a.src} {n.op} {b.src})", BOOL, raises)
+            # A nullable operand is ordered when it holds a value; null is an error, as in CEL.
+            sa = f"_nn({a.src})" if isinstance(a.type, OptT) else a.src
+            sb = f"_nn({b.src})" if isinstance(b.type, OptT) else b.src
+            raises = raises or isinstance(a.type, OptT) or isinstance(b.type, OptT)
+            return _Code(f"({sa} {n.op} {sb})", BOOL, raises)
         if n.op == "in":
             return self._in(n, a, b)
         return self._arith(n, a, b)
+
+    def _check_null_comparison(self, n: Node, ta: CelType, tb: CelType) -> None:
+        """null takes part in ==/!= only beside strings, enums, bools and dates: cel-python (the
+        oracle) has no overload for null against ints, doubles, lists or records."""
+        nullish = NULL in (ta, tb) or isinstance(ta, OptT) or isinstance(tb, OptT)
+        if not nullish:
+            return
+        other = _base(tb) if ta == NULL else _base(ta)
+        if other in (NULL, BOOL) or is_stringish(other) or isinstance(other, Opaque):
+            return
+        hint = " (test a record with has(record.field))" if isinstance(other, RecordT) else ""
+        raise self.c.fail(
+            n,
+            f"comparing a nullable {other} with ==/!= is not supported{hint}",
+            "POLICY_CEL_UNSUPPORTED",
+        )
 
     def _check_enum_literal(self, node: Node, code: _Code, lit: Node, lit_code: _Code) -> None:
         enum = _base(code.type)
@@ -768,10 +782,12 @@ class _Compiler:
                 return _Code(f"_imod({a.src}, {b.src})", INT, True)
             return _Code(f"_i64({a.src} {n.op} {b.src})", INT, True)
         if t == DOUBLE:
-            if n.op == "/":
-                return _Code(f"_fdiv({a.src}, {b.src})", DOUBLE, raises)
-            if n.op == "%":
-                raise self.c.fail(n, "'%' is not defined on doubles")
+            if n.op in ("/", "%"):
+                # cel-python answers +inf for every x / 0.0 where IEEE 754 (and the CEL spec) say
+                # -inf or NaN; refused rather than disagree with the oracle.
+                raise self.c.fail(
+                    n, f"'{n.op}' on doubles is not supported", "POLICY_CEL_UNSUPPORTED"
+                )
             return _Code(f"({a.src} {n.op} {b.src})", DOUBLE, raises)
         raise self.c.fail(n, f"'{n.op}' is not defined on {t}")
 
@@ -866,8 +882,9 @@ class _Compiler:
             raise self.c.fail(
                 n, f".{n.function}() needs a list, not {target.type}", "POLICY_CEL_UNSUPPORTED"
             )
-        want = 3 if n.function == "map" and len(n.args) == 3 else 2
-        if len(n.args) != want or not isinstance(n.args[0], Ident):
+        # The three-argument map(x, filter, transform) is left out: the oracle (cel-python 0.5)
+        # does not implement it, so its compiled form could not be checked.
+        if len(n.args) != 2 or not isinstance(n.args[0], Ident):
             raise self.c.fail(n, f".{n.function}() takes a variable name and an expression")
         var = n.args[0].name
         self.c.depth += 1
@@ -879,7 +896,7 @@ class _Compiler:
             self.c.scopes.pop()
             self.c.depth -= 1
         pred = body[0]
-        if (n.function != "map" or want == 3) and pred.type != BOOL:
+        if n.function != "map" and pred.type != BOOL:
             raise self.c.fail(
                 n.args[1], f"the predicate of .{n.function}() must be a bool, not {pred.type}"
             )
@@ -899,10 +916,6 @@ class _Compiler:
         if n.function == "filter":
             src = f"[{py} for {py} in {src_list} if {pred.src}]"
             return _Code(src, target.type, raises or pred.raises)
-        if want == 3:
-            expr = body[1]
-            src = f"[{expr.src} for {py} in {src_list} if {pred.src}]"
-            return _Code(src, ListT(expr.type), raises or pred.raises or expr.raises)
         return _Code(
             f"[{pred.src} for {py} in {src_list}]", ListT(pred.type), raises or pred.raises
         )
