@@ -1,0 +1,287 @@
+"""deploy/compose/: a 3-node Kafka (KRaft) cluster, provisioning, the policy service, the gateway.
+
+Roles are combined (every node is broker and controller), as in ``puente kafka up --brokers 3``:
+three voters tolerate one node down, the nodes' ``server.properties`` come from the same
+:func:`~puente.kafka.broker_config.server_properties` as the local cluster (listeners, SASL,
+StandardAuthorizer, super users, RF 3 / min ISR 2), and a single host has no use for three more
+controller-only containers. Only what differs between loopback and containers is overridden here:
+host names, bind address, data directory, and the broker's own password, which is read from a
+Compose secret file through Kafka's FileConfigProvider instead of being written into the file.
+
+Every secret is a file under ``deploy/compose/secrets/`` (``puente deploy compose secrets``
+creates them; they are git-ignored) mounted with Compose ``secrets:``; no password is inline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from puente.deploy import contract as c
+from puente.deploy.render import GENERATED_BY, yaml_stream
+from puente.kafka.broker_config import (
+    ADMIN_USER,
+    BROKER_USER,
+    NodePorts,
+    render_properties,
+    server_properties,
+)
+from puente.secrets import Credential
+
+COMPOSE_DIR = Path("deploy/compose")
+NODES = 3
+DATA_DIR = "/var/lib/kafka/data"
+NODE_CONFIG = "/etc/puente/server.properties"
+START_SCRIPT = "/etc/puente/start-kafka.sh"
+BOOTSTRAP = ",".join(f"kafka-{i}:{c.KAFKA_CLIENT_PORT}" for i in range(1, NODES + 1))
+
+
+def container_ports(node_id: int) -> NodePorts:
+    """Inside its own container every node uses the same ports."""
+    return NodePorts(node_id, client=c.KAFKA_CLIENT_PORT, internal=9091, controller=9093)
+
+
+def node_properties(
+    node: NodePorts,
+    voters: list[tuple[str, NodePorts]],
+    *,
+    bind: str,
+    log_dir: str,
+    broker_secret: str,
+) -> dict[str, str]:
+    """``server.properties`` of one node whose peers are reachable at ``voters`` (host, ports).
+
+    ``broker_secret`` is a properties file holding ``password=...`` for the broker principal;
+    the JAAS lines refer to it (``${file:...:password}``) so the password never enters this file.
+    """
+    host = dict((p.node_id, h) for h, p in voters)[node.node_id]
+    reference = Credential(BROKER_USER, "${file:" + broker_secret + ":password}")
+    props = server_properties(
+        node, [p for _, p in voters], host=host, log_dir=log_dir, broker=reference
+    )
+    props["controller.quorum.voters"] = ",".join(
+        f"{p.node_id}@{h}:{p.controller}" for h, p in voters
+    )
+    props["listeners"] = (
+        f"CLIENT://{bind}:{node.client},INTERNAL://{bind}:{node.internal},"
+        f"CONTROLLER://{bind}:{node.controller}"
+    )
+    props["advertised.listeners"] = (
+        f"CLIENT://{host}:{node.client},INTERNAL://{host}:{node.internal}"
+    )
+    props["config.providers"] = "file"
+    props["config.providers.file.class"] = (
+        "org.apache.kafka.common.config.provider.FileConfigProvider"
+    )
+    return props
+
+
+def compose_node_files() -> dict[Path, str]:
+    """deploy/compose/kafka/node-N.properties for the three containers."""
+    voters = [(f"kafka-{i}", container_ports(i)) for i in range(1, NODES + 1)]
+    files = {}
+    for _, ports in voters:
+        props = node_properties(
+            ports,
+            voters,
+            bind="0.0.0.0",  # noqa: S104 - inside the container, on the Compose network only
+            log_dir=DATA_DIR,
+            broker_secret=f"{c.SECRETS_MOUNT}/{c.BROKER_SECRET_FILE}",
+        )
+        files[COMPOSE_DIR / "kafka" / f"node-{ports.node_id}.properties"] = (
+            GENERATED_BY + render_properties(props)
+        )
+    return files
+
+
+def _secret(name: str, target: str | None = None) -> dict[str, str]:
+    return {"source": name, "target": target or name}
+
+
+def _principal_secret(principal: str) -> dict[str, str]:
+    # SecretStore reads <secrets dir>/<principal>.json; Compose mounts it at /run/secrets/<target>.
+    return _secret(principal, f"{principal}.json")
+
+
+def _puente_service(command: tuple[str, ...], **extra: Any) -> dict[str, Any]:
+    """What every Puente container shares: image, user, read-only root, no privileges."""
+    service: dict[str, Any] = {
+        "image": "${PUENTE_IMAGE:-" + c.PUENTE_IMAGE + "}",
+        "build": {"context": "../..", "dockerfile": "deploy/Dockerfile"},
+        "command": list(command),
+        "user": f"{c.RUN_UID}:{c.RUN_UID}",
+        "read_only": True,
+        "tmpfs": ["/tmp"],  # noqa: S108 - a private tmpfs per container
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+    }
+    service.update(extra)
+    return service
+
+
+def _base_env() -> dict[str, str]:
+    return {
+        "PUENTE_KAFKA_BOOTSTRAP": BOOTSTRAP,
+        "PUENTE_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "PUENTE_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
+        "PUENTE_KAFKA_TOPIC_PREFIX": "${PUENTE_KAFKA_TOPIC_PREFIX:-puente}",
+        "PUENTE_SECRETS_DIR": c.SECRETS_MOUNT,
+        "PUENTE_STATE_DIR": c.STATE_DIR,
+        "PUENTE_POLICIES_DIR": c.POLICIES_MOUNT,
+        "PUENTE_LOG_FORMAT": "json",
+    }
+
+
+def _kafka_node(node_id: int) -> dict[str, Any]:
+    return {
+        "image": c.KAFKA_IMAGE,
+        "hostname": f"kafka-{node_id}",
+        "entrypoint": ["/bin/bash", START_SCRIPT],
+        "environment": {
+            "CLUSTER_ID": "${PUENTE_CLUSTER_ID:?run `puente deploy compose secrets` first}",
+            # The stock scripts default to a 1 GiB heap; state it so sizing is visible here.
+            "KAFKA_HEAP_OPTS": "-Xms1g -Xmx1g",
+        },
+        "configs": [
+            {"source": f"kafka-node-{node_id}", "target": NODE_CONFIG},
+            {"source": "kafka-start", "target": START_SCRIPT},
+        ],
+        "secrets": [_secret("kafka-broker", c.BROKER_SECRET_FILE), _principal_secret(ADMIN_USER)],
+        "volumes": [f"kafka-{node_id}-data:{DATA_DIR}"],
+        "healthcheck": {
+            # The client port accepts connections only once the node has joined the quorum and
+            # loaded the metadata log; provisioning then retries until every broker answers.
+            "test": ["CMD-SHELL", f"bash -c '</dev/tcp/127.0.0.1/{c.KAFKA_CLIENT_PORT}'"],
+            "interval": "10s",
+            "timeout": "5s",
+            "retries": 12,
+            "start_period": "60s",
+        },
+        "restart": "unless-stopped",
+        "stop_grace_period": "60s",
+        "deploy": {"resources": {"limits": {"memory": "2g"}, "reservations": {"memory": "1g"}}},
+    }
+
+
+def compose_document(principals: list[str]) -> dict[str, Any]:
+    """The Compose file's content for the plan's ``principals`` (members and services)."""
+    kafka_up = {f"kafka-{i}": {"condition": "service_healthy"} for i in range(1, NODES + 1)}
+    provisioned = {"provision": {"condition": "service_completed_successfully"}}
+    policies = f"../../policies:{c.POLICIES_MOUNT}:ro"
+    services: dict[str, Any] = {f"kafka-{i}": _kafka_node(i) for i in range(1, NODES + 1)}
+    services["provision"] = _puente_service(
+        c.PROVISION_COMMAND,
+        environment=_base_env(),
+        # The admin creates each principal with the password pre-generated in its secret file.
+        secrets=[_principal_secret(ADMIN_USER)] + [_principal_secret(p) for p in principals],
+        volumes=[policies],
+        depends_on=kafka_up,
+        restart="on-failure:10",
+    )
+    policy_principal = next(p for p in principals if p.endswith("-svc-policy"))
+    services["policy"] = _puente_service(
+        c.POLICY_COMMAND,
+        environment=_base_env()
+        | {
+            c.ENV_POLICY_METRICS_PORT: str(c.POLICY_METRICS_PORT),
+            c.ENV_POLICY_SIGNING_KEY: f"{c.SECRETS_MOUNT}/{c.SIGNING_KEY_FILE}",
+        },
+        secrets=[
+            _principal_secret(policy_principal),
+            _secret("policy-signing-key", c.SIGNING_KEY_FILE),
+        ],
+        volumes=[policies],
+        depends_on=kafka_up | provisioned,
+        # SIGTERM lets the current batch (one Kafka transaction) finish before the process exits.
+        stop_signal="SIGTERM",
+        stop_grace_period="60s",
+        restart="unless-stopped",
+        healthcheck=_http_check(f"http://127.0.0.1:{c.POLICY_METRICS_PORT}/metrics"),
+        deploy={
+            "replicas": c.POLICY_REPLICAS,
+            "resources": {"limits": {"cpus": "1.0", "memory": "1g"}},
+        },
+    )
+    gateway_principal = next(p for p in principals if p.endswith("-svc-gateway"))
+    services["gateway"] = _puente_service(
+        c.GATEWAY_COMMAND,
+        environment=_base_env()
+        | {
+            "PUENTE_GATEWAY_HOST": "0.0.0.0",  # noqa: S104 - the container's published port
+            "PUENTE_GATEWAY_PORT": str(c.GATEWAY_PORT),
+            "PUENTE_GATEWAY_TLS_CERT": f"{c.SECRETS_MOUNT}/{c.GATEWAY_TLS_CERT}",
+            "PUENTE_GATEWAY_TLS_KEY": f"{c.SECRETS_MOUNT}/{c.GATEWAY_TLS_KEY}",
+            "PUENTE_GATEWAY_DATA_DIR": "/var/lib/puente/gateway",
+        },
+        secrets=[
+            _principal_secret(gateway_principal),
+            _secret("gateway-tls-cert", c.GATEWAY_TLS_CERT),
+            _secret("gateway-tls-key", c.GATEWAY_TLS_KEY),
+        ],
+        ports=[f"{c.GATEWAY_PORT}:{c.GATEWAY_PORT}"],
+        volumes=[policies, "gateway-data:/var/lib/puente/gateway"],
+        depends_on=kafka_up | provisioned,
+        stop_grace_period="30s",
+        restart="unless-stopped",
+        healthcheck=_http_check(f"https://127.0.0.1:{c.GATEWAY_PORT}/healthz"),
+        deploy={"resources": {"limits": {"cpus": "1.0", "memory": "512m"}}},
+    )
+    secrets: dict[str, Any] = {
+        "kafka-broker": {"file": f"./secrets/{c.BROKER_SECRET_FILE}"},
+        ADMIN_USER: {"file": f"./secrets/{ADMIN_USER}.json"},
+    }
+    secrets |= {p: {"file": f"./secrets/{p}.json"} for p in principals}
+    secrets |= {
+        "policy-signing-key": {"file": f"./secrets/{c.SIGNING_KEY_FILE}"},
+        "gateway-tls-cert": {"file": f"./secrets/{c.GATEWAY_TLS_CERT}"},
+        "gateway-tls-key": {"file": f"./secrets/{c.GATEWAY_TLS_KEY}"},
+    }
+    configs: dict[str, Any] = {
+        f"kafka-node-{i}": {"file": f"./kafka/node-{i}.properties"} for i in range(1, NODES + 1)
+    }
+    configs["kafka-start"] = {"file": "./kafka/start-kafka.sh"}
+    volumes: dict[str, Any] = {f"kafka-{i}-data": {} for i in range(1, NODES + 1)}
+    volumes["gateway-data"] = {}
+    return {
+        "name": "puente",
+        "services": services,
+        "volumes": volumes,
+        "configs": configs,
+        "secrets": secrets,
+    }
+
+
+def _http_check(url: str) -> dict[str, Any]:
+    # The image has Python but no curl; the gateway's certificate may be self-signed.
+    probe = (
+        "import ssl,urllib.request;"
+        f"urllib.request.urlopen('{url}',context=ssl._create_unverified_context(),timeout=3)"
+    )
+    return {
+        "test": ["CMD", "python", "-c", probe],
+        "interval": "15s",
+        "timeout": "5s",
+        "retries": 4,
+        "start_period": "30s",
+    }
+
+
+def compose_files(inputs: c.DeployInputs) -> dict[Path, str]:
+    """Every generated file under deploy/compose/."""
+    principals = [p.name for p in inputs.plan.principals]
+    files = compose_node_files()
+    doc = compose_document(principals)
+    files[COMPOSE_DIR / "compose.yaml"] = yaml_stream([doc]).replace("---\n", "", 1)
+    return files
+
+
+def secret_file_names(principals: list[str]) -> list[str]:
+    """Every file the Compose file expects in deploy/compose/secrets/."""
+    return [
+        c.BROKER_SECRET_FILE,
+        f"{ADMIN_USER}.json",
+        *(f"{p}.json" for p in principals),
+        c.SIGNING_KEY_FILE,
+        c.GATEWAY_TLS_CERT,
+        c.GATEWAY_TLS_KEY,
+    ]

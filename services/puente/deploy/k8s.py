@@ -1,0 +1,725 @@
+"""deploy/k8s/: Puente on Kubernetes with the Strimzi operator (API ``kafka.strimzi.io/v1``).
+
+Rendered, so that names shared between files (users, secrets, labels, ports) and everything the
+local provisioner also decides (topics, their configs, principals, ACLs, broker settings) come
+from one source:
+
+- ``00-namespace.yaml``: the namespace (Pod Security ``baseline`` enforced, ``restricted`` warned);
+- ``10-kafka.yaml``: Kafka (KRaft, SCRAM-SHA-512 over TLS, simple authorization, super user
+  ``admin``) and one KafkaNodePool of 3 combined broker+controller nodes;
+- ``20-topics.yaml``: a KafkaTopic per topic of :func:`~puente.kafka.plan.build_plan`;
+- ``21-users.yaml``: a KafkaUser per principal with exactly the plan's ACLs, password from a
+  Secret the operator creates (``puente deploy k8s secrets``);
+- ``30-policy-service.yaml`` / ``31-gateway.yaml``: ServiceAccount, Deployment (probes,
+  resources, security context), PodDisruptionBudget and Service of each Puente process;
+- ``40-network-policies.yaml``: default-deny ingress, then what each process needs;
+- ``kustomization.yaml``: the list, for ``kubectl apply -k deploy/k8s``.
+
+Secrets (passwords, signing key, gateway TLS certificate, the policies ConfigMap) are referenced
+by name, never included.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from puente.deploy import contract as c
+from puente.deploy.material import SIGNING_KEY_SECRET, password_secret_name
+from puente.deploy.render import GENERATED_BY, to_yaml, yaml_stream
+from puente.kafka.broker_config import ADMIN_USER, node_ports, server_properties
+from puente.kafka.plan import Acl, Operation, Pattern, Principal, Resource, Topic
+from puente.secrets import Credential
+
+K8S_DIR = Path("deploy/k8s")
+NAMESPACE = "puente"
+CLUSTER = "puente"
+NODE_POOL = "combined"
+STRIMZI_API = "kafka.strimzi.io/v1"
+BOOTSTRAP = f"{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:{c.KAFKA_CLIENT_PORT}"
+CLUSTER_CA_SECRET = f"{CLUSTER}-cluster-ca-cert"  # created by Strimzi; clients trust its ca.crt
+# kubernetes.io/tls, from cert-manager or the operator (a Secret name, not a secret).
+GATEWAY_TLS_SECRET = "puente-gateway-tls"  # noqa: S105
+POLICIES_CONFIGMAP = "puente-policies"
+PART_OF = {"app.kubernetes.io/part-of": "puente"}
+METADATA_VERSION = "4.1-IV1"  # what `kafka-storage format` of Kafka 4.1 writes
+
+# Broker settings that are cluster-wide policy (not per-node plumbing Strimzi owns, such as
+# listeners, SASL, authorizer and log dirs, nor the small-machine thread counts of local runs).
+CLUSTER_CONFIG_KEYS = (
+    "auto.create.topics.enable",
+    "default.replication.factor",
+    "min.insync.replicas",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "unclean.leader.election.enable",
+    "transaction.max.timeout.ms",
+    "transactional.id.expiration.ms",
+    "num.partitions",
+)
+
+# Strimzi's ACL vocabulary.
+_RESOURCE = {
+    Resource.TOPIC: "topic",
+    Resource.GROUP: "group",
+    Resource.TRANSACTIONAL_ID: "transactionalId",
+}
+_PATTERN = {Pattern.LITERAL: "literal", Pattern.PREFIXED: "prefix"}
+_OPERATION = {Operation.READ: "Read", Operation.WRITE: "Write", Operation.DESCRIBE: "Describe"}
+_OPERATION_ORDER = list(_OPERATION.values())
+
+
+def typed(value: str) -> int | bool | str:
+    """A Kafka config value as Strimzi's examples write it (numbers and booleans unquoted)."""
+    if value in ("true", "false"):
+        return value == "true"
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+def cluster_config() -> dict[str, int | bool | str]:
+    """The cluster-wide broker settings of a 3-node cluster, from the local broker's config."""
+    ports = node_ports(9000, c.BROKERS)
+    placeholder = Credential("broker", "unused")
+    props = server_properties(ports[0], ports, host="h", log_dir="/d", broker=placeholder)
+    return {k: typed(props[k]) for k in CLUSTER_CONFIG_KEYS}
+
+
+def _meta(name: str, **labels: str) -> dict[str, Any]:
+    return {"name": name, "namespace": NAMESPACE, "labels": {**PART_OF, **labels}}
+
+
+def namespace() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": NAMESPACE,
+            "labels": {
+                **PART_OF,
+                # Strimzi's default pod security provider meets "baseline"; Puente's pods meet
+                # "restricted", which is warned about for everything else.
+                "pod-security.kubernetes.io/enforce": "baseline",
+                "pod-security.kubernetes.io/warn": "restricted",
+            },
+        },
+    }
+
+
+def kafka_cluster() -> list[dict[str, Any]]:
+    """The Kafka resource and its node pool."""
+    kafka = {
+        "apiVersion": STRIMZI_API,
+        "kind": "Kafka",
+        "metadata": _meta(CLUSTER),
+        "spec": {
+            "kafka": {
+                "version": c.KAFKA_VERSION,
+                "metadataVersion": METADATA_VERSION,
+                "listeners": [
+                    {
+                        "name": "client",
+                        "port": c.KAFKA_CLIENT_PORT,
+                        "type": "internal",
+                        # SASL_SSL: SCRAM-SHA-512 inside TLS (the local broker's SASL_PLAINTEXT
+                        # is fine on loopback, not across machines).
+                        "tls": True,
+                        "authentication": {"type": "scram-sha-512"},
+                        "networkPolicyPeers": [{"podSelector": {"matchLabels": dict(PART_OF)}}],
+                    }
+                ],
+                "authorization": {"type": "simple", "superUsers": [ADMIN_USER]},
+                "config": cluster_config(),
+                "metricsConfig": {
+                    "type": "strimziMetricsReporter",
+                    "values": {
+                        "allowList": [
+                            "kafka_server_replicamanager_.*",
+                            "kafka_controller_kafkacontroller_.*",
+                            "kafka_server_brokertopicmetrics_.*",
+                            "kafka_network_requestmetrics_.*",
+                            "kafka_log_log_size",
+                        ]
+                    },
+                },
+            },
+            "entityOperator": {
+                "topicOperator": {"resources": _resources("100m", "256Mi", "512Mi")},
+                "userOperator": {"resources": _resources("100m", "256Mi", "512Mi")},
+            },
+            # Consumer lag per group and partition (kafka_consumergroup_lag) for the alerts.
+            "kafkaExporter": {"topicRegex": "puente\\..*", "groupRegex": ".*"},
+        },
+    }
+    pool = {
+        "apiVersion": STRIMZI_API,
+        "kind": "KafkaNodePool",
+        "metadata": _meta(NODE_POOL, **{"strimzi.io/cluster": CLUSTER}),
+        "spec": {
+            "replicas": c.BROKERS,
+            "roles": ["controller", "broker"],
+            "storage": {
+                "type": "jbod",
+                "volumes": [
+                    {
+                        "id": 0,
+                        "type": "persistent-claim",
+                        # deploy/README.md, "Sizing": 20 members at the stated rates need about
+                        # 30 GiB per broker per year; 100 GiB leaves room for growth and bursts.
+                        "size": "100Gi",
+                        "deleteClaim": False,
+                        "kraftMetadata": "shared",
+                    }
+                ],
+            },
+            "resources": _resources("1", "4Gi", "4Gi"),
+            "jvmOptions": {"-Xms": "2g", "-Xmx": "2g"},
+            "template": {
+                "pod": {
+                    "topologySpreadConstraints": [
+                        _spread(
+                            {"strimzi.io/pool-name": NODE_POOL, "strimzi.io/cluster": CLUSTER},
+                            "DoNotSchedule",
+                        )
+                    ]
+                }
+            },
+        },
+    }
+    return [kafka, pool]
+
+
+def _resources(cpu: str, memory: str, memory_limit: str) -> dict[str, Any]:
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory_limit}}
+
+
+def _spread(labels: dict[str, str], when: str = "ScheduleAnyway") -> dict[str, Any]:
+    return {
+        "maxSkew": 1,
+        "topologyKey": "kubernetes.io/hostname",
+        "whenUnsatisfiable": when,
+        "labelSelector": {"matchLabels": labels},
+    }
+
+
+def kafka_topic(topic: Topic) -> dict[str, Any]:
+    """A KafkaTopic for one planned topic (Kubernetes names are lower case; the topic is not)."""
+    labels = {"strimzi.io/cluster": CLUSTER, "puente.io/topic-kind": topic.kind.stem}
+    member = topic.name.rsplit(".", 1)[-1] if topic.kind.scope.value == "member" else None
+    if member:
+        labels["puente.io/member"] = member
+    return {
+        "apiVersion": STRIMZI_API,
+        "kind": "KafkaTopic",
+        "metadata": _meta(topic.name.lower(), **labels),
+        "spec": {
+            "topicName": topic.name,
+            "partitions": topic.partitions,
+            "replicas": topic.replication,
+            "config": {k: typed(v) for k, v in sorted(topic.configs.items())},
+        },
+    }
+
+
+def strimzi_acls(acls: list[Acl]) -> list[dict[str, Any]]:
+    """The plan's ACL bindings as Strimzi ACL rules (one rule per resource pattern)."""
+    grouped: dict[tuple[Resource, str, Pattern], set[str]] = defaultdict(set)
+    for a in acls:
+        grouped[(a.resource, a.name, a.pattern)].add(_OPERATION[a.operation])
+    rules = []
+    for (resource, name, pattern), ops in sorted(
+        grouped.items(), key=lambda kv: (kv[0][0].value, kv[0][1], kv[0][2].value)
+    ):
+        rules.append(
+            {
+                "type": "allow",
+                "resource": {
+                    "type": _RESOURCE[resource],
+                    "name": name,
+                    "patternType": _PATTERN[pattern],
+                },
+                "operations": sorted(ops, key=_OPERATION_ORDER.index),
+                "host": "*",
+            }
+        )
+    return rules
+
+
+def plan_acls(principal: str, rules: list[dict[str, Any]]) -> set[Acl]:
+    """The inverse of :func:`strimzi_acls` (tests check the round trip against the plan)."""
+    resource = {v: k for k, v in _RESOURCE.items()}
+    pattern = {v: k for k, v in _PATTERN.items()}
+    operation = {v: k for k, v in _OPERATION.items()}
+    return {
+        Acl(
+            principal,
+            resource[r["resource"]["type"]],
+            r["resource"]["name"],
+            pattern[r["resource"]["patternType"]],
+            operation[op],
+        )
+        for r in rules
+        for op in r["operations"]
+    }
+
+
+def kafka_user(principal: Principal | str, acls: list[Acl]) -> dict[str, Any]:
+    """A KafkaUser: SCRAM-SHA-512 with the password of its Secret, and its ACLs (if any)."""
+    name = principal if isinstance(principal, str) else principal.name
+    labels = {"strimzi.io/cluster": CLUSTER}
+    if isinstance(principal, Principal):
+        labels["puente.io/role"] = principal.role
+        if principal.member:
+            labels["puente.io/member"] = principal.member
+    spec: dict[str, Any] = {
+        "authentication": {
+            "type": "scram-sha-512",
+            "password": {
+                "valueFrom": {
+                    "secretKeyRef": {"name": password_secret_name(name), "key": "password"}
+                }
+            },
+        }
+    }
+    if acls:
+        spec["authorization"] = {"type": "simple", "acls": strimzi_acls(acls)}
+    return {
+        "apiVersion": STRIMZI_API,
+        "kind": "KafkaUser",
+        "metadata": _meta(name, **labels),
+        "spec": spec,
+    }
+
+
+def kafka_users(inputs: c.DeployInputs) -> list[dict[str, Any]]:
+    """The admin super user (no ACLs needed) and one user per planned principal."""
+    by_principal: dict[str, list[Acl]] = defaultdict(list)
+    for a in inputs.plan.acls:
+        by_principal[a.principal].append(a)
+    users = [kafka_user(ADMIN_USER, [])]
+    users += [kafka_user(p, by_principal[p.name]) for p in inputs.plan.principals]
+    return users
+
+
+# --- Puente's own processes ----------------------------------------------------------------------
+
+
+def _labels(component: str) -> dict[str, str]:
+    return {
+        **PART_OF,
+        "app.kubernetes.io/name": f"puente-{component}",
+        "app.kubernetes.io/component": component,
+    }
+
+
+def _selector(component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": f"puente-{component}"}
+
+
+def _env(extra: dict[str, str]) -> list[dict[str, Any]]:
+    base = {
+        "PUENTE_KAFKA_BOOTSTRAP": BOOTSTRAP,
+        "PUENTE_KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
+        "PUENTE_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
+        "PUENTE_KAFKA__SSL_CAFILE": "/var/run/puente/kafka-ca/ca.crt",
+        "PUENTE_KAFKA_TOPIC_PREFIX": "puente",
+        "PUENTE_SECRETS_DIR": c.K8S_SECRETS_DIR,
+        "PUENTE_STATE_DIR": c.STATE_DIR,
+        "PUENTE_POLICIES_DIR": c.POLICIES_MOUNT,
+        "PUENTE_LOG_FORMAT": "json",
+    }
+    return [{"name": k, "value": v} for k, v in (base | extra).items()]
+
+
+_CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def _pod_security() -> dict[str, Any]:
+    # fsGroup makes the mounted Secrets group-readable by the process (mode 0440).
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": c.RUN_UID,
+        "runAsGroup": c.RUN_UID,
+        "fsGroup": c.RUN_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _common_volumes(principal: str, members: tuple[str, ...]) -> list[dict[str, Any]]:
+    items = [
+        {"key": "members.yaml", "path": "members.yaml"},
+        {"key": "regional.yaml", "path": "regional.yaml"},
+    ]
+    # ConfigMap keys are flat: states/CC.yaml travels as key "states.CC.yaml".
+    items += [{"key": f"states.{m}.yaml", "path": f"states/{m}.yaml"} for m in members]
+    return [
+        {
+            "name": "credential",
+            "secret": {
+                "secretName": password_secret_name(principal),
+                "items": [{"key": f"{principal}.json", "path": f"{principal}.json"}],
+                "defaultMode": 0o440,
+            },
+        },
+        {
+            "name": "kafka-ca",
+            "secret": {
+                "secretName": CLUSTER_CA_SECRET,
+                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+            },
+        },
+        # Not subPath-mounted: a changed ConfigMap reaches the pod (one atomic swap of the whole
+        # directory) and the policy service reloads it at a batch boundary.
+        {"name": "policies", "configMap": {"name": POLICIES_CONFIGMAP, "items": items}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+    ]
+
+
+def _common_mounts() -> list[dict[str, Any]]:
+    return [
+        {"name": "credential", "mountPath": c.K8S_SECRETS_DIR, "readOnly": True},
+        {"name": "kafka-ca", "mountPath": "/var/run/puente/kafka-ca", "readOnly": True},
+        {"name": "policies", "mountPath": c.POLICIES_MOUNT, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - the pod's own emptyDir
+    ]
+
+
+def _service_account(component: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(f"puente-{component}", **_labels(component)),
+        # Puente never talks to the Kubernetes API.
+        "automountServiceAccountToken": False,
+    }
+
+
+def _pdb(component: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(f"puente-{component}", **_labels(component)),
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": _selector(component)}},
+    }
+
+
+def _deployment(
+    component: str,
+    *,
+    replicas: int,
+    annotations: dict[str, str],
+    grace_s: int,
+    containers: list[dict[str, Any]],
+    init_containers: list[dict[str, Any]],
+    volumes: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A Deployment of one Puente process, spread over nodes, one new pod at a time."""
+    pod: dict[str, Any] = {
+        "serviceAccountName": f"puente-{component}",
+        "automountServiceAccountToken": False,
+        "securityContext": _pod_security(),
+        "terminationGracePeriodSeconds": grace_s,
+        "topologySpreadConstraints": [_spread(_selector(component))],
+    }
+    if init_containers:
+        pod["initContainers"] = init_containers
+    pod |= {"containers": containers, "volumes": volumes}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(f"puente-{component}", **_labels(component)),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": _selector(component)},
+            # maxUnavailable 0: a policy-service handover is a rebalance with fencing, and the
+            # gateway keeps serving while a new pod becomes ready.
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            },
+            "template": {
+                "metadata": {"labels": _labels(component), "annotations": annotations},
+                "spec": pod,
+            },
+        },
+    }
+
+
+def policy_service(inputs: c.DeployInputs) -> list[dict[str, Any]]:
+    """The policy service: ≥ 2 replicas of one consumer group over every ingress topic."""
+    component = "policy-service"
+    principal = inputs.naming.service_principal("policy")
+    probe = {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 10}
+    container = {
+        "name": "policy-service",
+        "image": c.PUENTE_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "args": list(c.POLICY_COMMAND[1:]),
+        "command": [c.POLICY_COMMAND[0]],
+        "env": _env(
+            {
+                c.ENV_POLICY_METRICS_PORT: str(c.POLICY_METRICS_PORT),
+                c.ENV_POLICY_SIGNING_KEY: f"{c.K8S_KEYS_DIR}/{c.SIGNING_KEY_FILE}",
+            }
+        ),
+        "ports": [{"name": "metrics", "containerPort": c.POLICY_METRICS_PORT, "protocol": "TCP"}],
+        "startupProbe": probe | {"failureThreshold": 30},
+        "livenessProbe": probe | {"failureThreshold": 3, "timeoutSeconds": 3},
+        "readinessProbe": probe | {"failureThreshold": 2, "timeoutSeconds": 3},
+        "resources": _resources("500m", "512Mi", "1Gi"),
+        "securityContext": _CONTAINER_SECURITY,
+        "volumeMounts": [
+            *_common_mounts(),
+            {"name": "keys", "mountPath": c.K8S_KEYS_DIR, "readOnly": True},
+        ],
+    }
+    # The key file must be 0600 and owned by the process (puente.evidence.keys refuses anything
+    # group-readable), which a Secret volume cannot express: copy it into a memory volume.
+    copy_key = {
+        "name": "signing-key",
+        "image": c.PUENTE_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "command": [
+            "install",
+            "-m",
+            "0600",
+            f"/var/run/puente/keys-src/{c.SIGNING_KEY_FILE}",
+            f"{c.K8S_KEYS_DIR}/{c.SIGNING_KEY_FILE}",
+        ],
+        "resources": _resources("10m", "16Mi", "32Mi"),
+        "securityContext": _CONTAINER_SECURITY,
+        "volumeMounts": [
+            {"name": "keys-src", "mountPath": "/var/run/puente/keys-src", "readOnly": True},
+            {"name": "keys", "mountPath": c.K8S_KEYS_DIR},
+        ],
+    }
+    volumes = [
+        *_common_volumes(principal, inputs.members),
+        {
+            "name": "keys-src",
+            "secret": {
+                "secretName": SIGNING_KEY_SECRET,
+                "items": [{"key": c.SIGNING_KEY_FILE, "path": c.SIGNING_KEY_FILE}],
+                "defaultMode": 0o440,
+            },
+        },
+        {"name": "keys", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+    ]
+    deployment = _deployment(
+        component,
+        replicas=c.POLICY_REPLICAS,
+        annotations={
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(c.POLICY_METRICS_PORT),
+        },
+        # SIGTERM: the current batch (one transaction) finishes, then the process exits.
+        grace_s=60,
+        containers=[container],
+        init_containers=[copy_key],
+        volumes=volumes,
+    )
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(f"puente-{component}-metrics", **_labels(component)),
+        "spec": {
+            "clusterIP": "None",
+            "selector": _selector(component),
+            "ports": [{"name": "metrics", "port": c.POLICY_METRICS_PORT, "targetPort": "metrics"}],
+        },
+    }
+    return [_service_account(component), deployment, _pdb(component), service]
+
+
+def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
+    """The HTTP gateway: TLS on one port for the API, health and metrics."""
+    component = "gateway"
+    principal = inputs.naming.service_principal("gateway")
+
+    def probe(path: str, failures: int) -> dict[str, Any]:
+        return {
+            "httpGet": {"path": path, "port": "https", "scheme": "HTTPS"},
+            "periodSeconds": 10,
+            "timeoutSeconds": 3,
+            "failureThreshold": failures,
+        }
+
+    container = {
+        "name": "gateway",
+        "image": c.PUENTE_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "command": [c.GATEWAY_COMMAND[0]],
+        "args": list(c.GATEWAY_COMMAND[1:]),
+        "env": _env(
+            {
+                "PUENTE_GATEWAY_HOST": "0.0.0.0",  # noqa: S104 - the pod's own address
+                "PUENTE_GATEWAY_PORT": str(c.GATEWAY_PORT),
+                "PUENTE_GATEWAY_TLS_CERT": "/var/run/puente/tls/tls.crt",
+                "PUENTE_GATEWAY_TLS_KEY": "/var/run/puente/tls/tls.key",
+                "PUENTE_GATEWAY_DATA_DIR": "/var/lib/puente/gateway",
+            }
+        ),
+        "ports": [{"name": "https", "containerPort": c.GATEWAY_PORT, "protocol": "TCP"}],
+        "startupProbe": probe("/healthz", 30),
+        "livenessProbe": probe("/healthz", 3),
+        # /readyz fails while Kafka is unreachable: the Service stops sending requests here.
+        "readinessProbe": probe("/readyz", 2),
+        "resources": _resources("250m", "256Mi", "512Mi"),
+        "securityContext": _CONTAINER_SECURITY,
+        "volumeMounts": [
+            *_common_mounts(),
+            {"name": "tls", "mountPath": "/var/run/puente/tls", "readOnly": True},
+            {"name": "data", "mountPath": "/var/lib/puente/gateway"},
+        ],
+    }
+    volumes = [
+        *_common_volumes(principal, inputs.members),
+        {"name": "tls", "secret": {"secretName": GATEWAY_TLS_SECRET, "defaultMode": 0o440}},
+        {"name": "data", "emptyDir": {"sizeLimit": "1Gi"}},
+    ]
+    deployment = _deployment(
+        component,
+        replicas=c.GATEWAY_REPLICAS,
+        annotations={
+            "prometheus.io/scrape": "true",
+            "prometheus.io/scheme": "https",
+            "prometheus.io/port": str(c.GATEWAY_PORT),
+        },
+        grace_s=30,
+        containers=[container],
+        init_containers=[],
+        volumes=volumes,
+    )
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(f"puente-{component}", **_labels(component)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": _selector(component),
+            "ports": [{"name": "https", "port": c.GATEWAY_PORT, "targetPort": "https"}],
+        },
+    }
+    return [_service_account(component), deployment, _pdb(component), service]
+
+
+def network_policies() -> list[dict[str, Any]]:
+    """Default-deny ingress for the namespace; then each Puente process's in- and outbound."""
+    dns = {
+        "to": [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
+        ],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    }
+    kafka = {
+        "to": [
+            {
+                "podSelector": {
+                    "matchLabels": {"strimzi.io/cluster": CLUSTER, "strimzi.io/kind": "Kafka"}
+                }
+            }
+        ],
+        "ports": [{"protocol": "TCP", "port": c.KAFKA_CLIENT_PORT}],
+    }
+    monitoring = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    }
+    deny = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta("puente-default-deny-ingress"),
+        # Strimzi adds its own policies that let in what Kafka's pods need.
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta("puente-policy-service", **_labels("policy-service")),
+        "spec": {
+            "podSelector": {"matchLabels": _selector("policy-service")},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [
+                {
+                    "from": [monitoring],
+                    "ports": [{"protocol": "TCP", "port": c.POLICY_METRICS_PORT}],
+                }
+            ],
+            "egress": [kafka, dns],
+        },
+    }
+    gw = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta("puente-gateway", **_labels("gateway")),
+        "spec": {
+            "podSelector": {"matchLabels": _selector("gateway")},
+            "policyTypes": ["Ingress", "Egress"],
+            # Agencies come from anywhere the Service is exposed to (an Ingress or load balancer).
+            "ingress": [{"ports": [{"protocol": "TCP", "port": c.GATEWAY_PORT}]}],
+            "egress": [kafka, dns],
+        },
+    }
+    return [deny, policy, gw]
+
+
+FILES = {
+    "00-namespace.yaml",
+    "10-kafka.yaml",
+    "20-topics.yaml",
+    "21-users.yaml",
+    "30-policy-service.yaml",
+    "31-gateway.yaml",
+    "40-network-policies.yaml",
+}
+
+
+def k8s_files(inputs: c.DeployInputs) -> dict[Path, str]:
+    """Every generated file under deploy/k8s/."""
+    docs: dict[str, list[dict[str, Any]]] = {
+        "00-namespace.yaml": [namespace()],
+        "10-kafka.yaml": kafka_cluster(),
+        "20-topics.yaml": [kafka_topic(t) for t in inputs.plan.topics],
+        "21-users.yaml": kafka_users(inputs),
+        "30-policy-service.yaml": policy_service(inputs),
+        "31-gateway.yaml": gateway(inputs),
+        "40-network-policies.yaml": network_policies(),
+    }
+    files = {K8S_DIR / name: yaml_stream(d) for name, d in docs.items()}
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": NAMESPACE,
+        "resources": sorted(docs),
+        "images": [{"name": c.PUENTE_IMAGE.split(":")[0], "newTag": c.PUENTE_IMAGE.split(":")[1]}],
+    }
+    files[K8S_DIR / "kustomization.yaml"] = GENERATED_BY + to_yaml(kustomization)
+    return files
+
+
+def policies_configmap(policies_dir: Path, members: tuple[str, ...]) -> dict[str, Any]:
+    """The ``puente-policies`` ConfigMap of a policies directory (flat keys, see the volume)."""
+    data = {
+        "members.yaml": (policies_dir / "members.yaml").read_text(encoding="utf-8"),
+        "regional.yaml": (policies_dir / "regional.yaml").read_text(encoding="utf-8"),
+    }
+    for m in members:
+        data[f"states.{m}.yaml"] = (policies_dir / "states" / f"{m}.yaml").read_text(
+            encoding="utf-8"
+        )
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(POLICIES_CONFIGMAP),
+        "data": data,
+    }
