@@ -1,0 +1,184 @@
+"""The ASGI application: ``create_app(settings, gateway)``.
+
+Middleware, outermost first: metrics (every request, by route template and status), then
+authentication and rate limiting for ``/v1`` (before routing and before any body is read), then
+FastAPI's routing and exception handling. Every refusal is an :class:`ErrorBody`.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from puente import __version__
+from puente.codec.errors import FieldProblem
+from puente.codec.registry import Registry
+from puente.config import Settings
+from puente.errors import ConfigError
+from puente.logs import get_logger
+from puente.members import load_members
+from puente.topics import Naming
+from puente_gateway import catalog, feeds, health, notices, receipts, trust
+from puente_gateway.auth import Authenticator, AuthMiddleware, load_clients
+from puente_gateway.broker import GatewayKafka
+from puente_gateway.context import GatewayContext
+from puente_gateway.errors import GatewayError, NotFound, Unprocessable
+from puente_gateway.ledger import LEDGER_FILE, Ledger
+from puente_gateway.metrics import GatewayMetrics, MetricsMiddleware
+from puente_gateway.once import Once
+from puente_gateway.openapi import TITLE, build_openapi
+from puente_gateway.ratelimit import RateLimiter
+from puente_gateway.settings import GatewaySettings
+from puente_gateway.tokens import TOKENS_FILE, TokenStore
+
+log = get_logger("gateway")
+
+DESCRIPTION = """\
+Puente's HTTP front door for agencies of the member states of the Los Angeles Declaration.
+
+Every `/v1` call is made by an agency of one member state, authenticated by a bearer token
+(`puente gateway token create`) or a client certificate. It publishes only as its own state and
+reads only its own state's deliveries and rejections. Errors are JSON bodies with a stable
+`reason` code, a `message` and, for field errors, `problems` with field paths.
+"""
+
+
+def create_app(
+    settings: Settings,
+    gateway: GatewaySettings | None = None,
+    *,
+    registry: Registry | None = None,
+    kafka: GatewayKafka | None = None,
+) -> FastAPI:
+    """The gateway app for one process. Raises ConfigError for missing files or settings."""
+    gw = gateway or GatewaySettings()
+    registry = registry or Registry.load(settings.schemas_dir)
+    for name in gw.notice_types:
+        if name not in registry.names():
+            raise ConfigError(f"notice type {name} has no schema in {settings.schemas_dir}")
+    members = load_members(settings.policies_dir).codes
+    data_dir = gw.ledger_dir(settings)
+    tokens = TokenStore(data_dir / TOKENS_FILE)
+    ledger = Ledger(data_dir / LEDGER_FILE, ttl_s=gw.idempotency_ttl_s)
+    metrics = GatewayMetrics()
+    kafka = kafka or GatewayKafka(settings, gw)
+    authenticator = Authenticator(
+        tokens,
+        members=members,
+        notice_types=gw.notice_types,
+        clients=load_clients(gw.mtls_clients) if gw.mtls_clients else None,
+        cache_s=gw.auth_cache_s,
+    )
+    ctx = GatewayContext(
+        gw=gw,
+        naming=Naming(settings.kafka.topic_prefix),
+        registry=registry,
+        kafka=kafka,
+        ledger=ledger,
+        authenticator=authenticator,
+        metrics=metrics,
+        once=Once(ledger, metrics),
+        trust=trust.TrustSource(kafka, gw, registry),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        log.info("gateway started", prefix=ctx.naming.prefix, members=len(members))
+        try:
+            yield
+        finally:
+            await kafka.close()
+            ledger.close()
+            tokens.close()
+            log.info("gateway stopped")
+
+    app = FastAPI(
+        title=TITLE,
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    routers = [m.router for m in (notices, feeds, receipts, trust, catalog, health)]
+    for router in routers:
+        app.include_router(router)
+    _install_handlers(app, metrics)
+    document: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        if not document:
+            document.update(build_openapi(app, registry, gw.notice_types))
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(
+        AuthMiddleware,
+        authenticator=authenticator,
+        limiter=RateLimiter(gw.rate_per_s, gw.rate_burst),
+        metrics=metrics,
+    )
+    # The routers' own routes: included without a prefix, their templates are the paths.
+    templates = [*app.router.routes, *(r for router in routers for r in router.routes)]
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=templates)
+    return app
+
+
+def _install_handlers(app: FastAPI, metrics: GatewayMetrics) -> None:
+    async def on_gateway_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GatewayError)
+        metrics.refused(exc.reason)
+        return exc.response()
+
+    async def on_validation_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        problems = [
+            FieldProblem(".".join(str(x) for x in e.get("loc", ())), str(e.get("msg", "")))
+            for e in exc.errors()
+        ]
+        return await on_gateway_error(
+            _,
+            Unprocessable(
+                "invalid request parameters", reason="REQUEST_INVALID", problems=problems
+            ),
+        )
+
+    async def on_http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            err: GatewayError = NotFound("no such resource")
+        else:
+            err = GatewayError(str(exc.detail), reason=f"HTTP_{exc.status_code}")
+            err.status = exc.status_code
+            if exc.status_code == 405:
+                err.reason = "METHOD_NOT_ALLOWED"
+            err.headers.update(exc.headers or {})
+        return await on_gateway_error(_, err)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        # Frames only: exception messages and locals may hold request data (tokens, notices).
+        frames = [
+            f"{f.filename}:{f.lineno}:{f.name}" for f in traceback.extract_tb(exc.__traceback__)
+        ]
+        log.error("unhandled error", route=route, error=type(exc).__name__, frames=frames[-8:])
+        err = GatewayError(
+            "internal error; the gateway's log has the details", reason="INTERNAL_ERROR"
+        )
+        err.status = 500
+        metrics.refused(err.reason)
+        return err.response()
+
+    app.add_exception_handler(GatewayError, on_gateway_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,52 @@
+"""Reading a JSON request body: media type first, then size, counted while it arrives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from puente_gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+JSON_TYPE = "application/json"
+
+
+def check_json_type(request: Request) -> None:
+    """415 unless the request says ``application/json`` (UTF-8, the only JSON charset)."""
+    raw = request.headers.get("content-type", "")
+    media, _, params = raw.partition(";")
+    if media.strip().lower() != JSON_TYPE:
+        raise UnsupportedMediaType(
+            f"send the body as {JSON_TYPE} (got {media.strip()[:60] or 'no content type'})"
+        )
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
+            "utf-8",
+            "utf8",
+        ):
+            raise UnsupportedMediaType("JSON bodies must be UTF-8")
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The parsed JSON body; 415, 413 (before reading past ``limit`` bytes) or 400."""
+    check_json_type(request)
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest("invalid Content-Length", reason="MALFORMED_REQUEST")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            # Chunked uploads declare no length: stop at the first byte over the limit.
+            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    try:
+        return orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}", reason="MALFORMED_JSON") from None

@@ -1,0 +1,253 @@
+"""``GET /v1/deliveries`` and ``GET /v1/rejections``: the caller's own topics, as JSON pages
+(``?cursor=&limit=&wait=``) or as Server-Sent Events (``Accept: text/event-stream``, resumable
+with ``Last-Event-ID``).
+
+A delivery item carries the record bytes verbatim (``delivery``, base64: the puente.Delivery
+the recipient verifies) and, beside them, the verification material and a decoded view of the
+statement and notice for convenience; only the bytes are evidence. An agency limited to some
+notice types does not see deliveries of other types (the cursor still moves past them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Query
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from puente.codec.errors import DecodeError, EncodeError
+from puente.evidence.delivery import DELIVERY_STATEMENT, BatchProof, Delivery, SignatureProof
+from puente.evidence.errors import MalformedError
+from puente.topics import DELIVER, REJECTED, TopicKind
+from puente_gateway.auth import Caller, caller_of
+from puente_gateway.body import JSON_TYPE
+from puente_gateway.clock import iso_ms
+from puente_gateway.context import GatewayContext, b64, context, json_of
+from puente_gateway.cursor import Kind, decode_cursor
+from puente_gateway.errors import GatewayError, Unauthenticated
+from puente_gateway.models import DeliveryPage, RejectionPage
+from puente_gateway.openapi import error_responses
+from puente_gateway.reader import Record, TopicReader
+from puente_gateway.sse import EVENT_STREAM, HEARTBEAT, event, preamble, wants_events
+
+router = APIRouter(tags=["feeds"])
+Render = Callable[[GatewayContext, Caller, Record], dict[str, Any] | None]
+MAX_LIMIT = 1000
+MAX_WAIT_S = 30.0
+
+
+def _base(rec: Record) -> dict[str, Any]:
+    return {
+        "cursor": rec.cursor,
+        "partition": rec.partition,
+        "offset": rec.offset,
+        "timestamp": iso_ms(rec.timestamp_ms),
+    }
+
+
+def render_delivery(ctx: GatewayContext, caller: Caller, rec: Record) -> dict[str, Any] | None:
+    """A delivery item, or None when the caller's agency may not see its notice type."""
+    item = _base(rec) | {"delivery": b64(rec.value)}
+    try:
+        delivery = Delivery.decode(ctx.registry, rec.value)
+        statement_type, statement = json_of(ctx.registry, delivery.statement)
+        if statement_type != DELIVERY_STATEMENT:
+            raise MalformedError(
+                f"the statement is a {statement_type}", reason="DELIVERY_MALFORMED"
+            )
+    except (DecodeError, EncodeError, MalformedError) as exc:
+        item["error"] = {"reason": exc.reason, "message": exc.message}
+        return item
+    notice_type = statement["payload_schema"]
+    if not caller.may_use(notice_type):
+        return None
+    proof = delivery.proof
+    if isinstance(proof, SignatureProof):
+        item["verification"] = {
+            "mode": "signature",
+            "key_id": proof.key_id,
+            "signature": b64(proof.signature),
+        }
+    else:
+        assert isinstance(proof, BatchProof)
+        item["verification"] = {
+            "mode": "batch",
+            "batch_note": proof.batch_note.decode("utf-8"),
+            "leaf_index": proof.leaf_index,
+            "inclusion_path": [b64(h) for h in proof.inclusion_path],
+        }
+    item["delivery_digest"] = delivery.digest.hex()
+    item["statement"] = statement
+    item["notice_type"] = notice_type
+    try:
+        _, item["notice"] = json_of(ctx.registry, delivery.payload)
+    except (DecodeError, EncodeError) as exc:
+        item["error"] = {"reason": exc.reason, "message": exc.message}
+    return item
+
+
+def render_rejection(ctx: GatewayContext, caller: Caller, rec: Record) -> dict[str, Any]:
+    """A rejection item: the record decoded with its own writer schema, and its raw bytes."""
+    item = _base(rec) | {"raw": b64(rec.value)}
+    try:
+        item["record_type"], item["rejection"] = json_of(ctx.registry, rec.value)
+    except (DecodeError, EncodeError) as exc:
+        item["error"] = {"reason": exc.reason, "message": exc.message}
+    return item
+
+
+async def serve_feed(
+    request: Request,
+    *,
+    kind: Kind,
+    topic_kind: TopicKind,
+    render: Render,
+    event_name: str,
+    cursor: str | None,
+    limit: int,
+    wait: float,
+    last_event_id: str | None,
+) -> Response:
+    """A page or an event stream of the caller's ``topic_kind`` topic."""
+    ctx = context(request)
+    caller = caller_of(request.scope)
+    # EventSource reconnects to the same URL and says where it was in Last-Event-ID.
+    wanted = decode_cursor(kind, last_event_id or cursor)
+    reader = TopicReader(ctx.kafka, ctx.topic(topic_kind, caller), kind)
+    if wants_events(request):
+        return await _stream(ctx, caller, reader, wanted, render, event_name)
+    page = await reader.page(wanted, limit=min(limit, MAX_LIMIT), wait_s=min(wait, MAX_WAIT_S))
+    items = [item for rec in page.records if (item := render(ctx, caller, rec)) is not None]
+    body = {
+        "items": items,
+        "next_cursor": page.next_cursor,
+        "caught_up": page.caught_up,
+        "gap": page.gap,
+    }
+    return Response(orjson.dumps(body), media_type=JSON_TYPE, headers={"Cache-Control": "no-store"})
+
+
+async def _stream(
+    ctx: GatewayContext,
+    caller: Caller,
+    reader: TopicReader,
+    wanted: Mapping[int, int],
+    render: Render,
+    event_name: str,
+) -> Response:
+    records = reader.stream(wanted, idle_s=ctx.gw.sse_heartbeat_s)
+    # Open the Kafka reader before answering, so that failing to is still a plain 503.
+    await records.__anext__()
+
+    async def body() -> AsyncIterator[bytes]:
+        checked = time.monotonic()
+        try:
+            yield preamble()
+            async for rec in records:
+                if time.monotonic() - checked >= ctx.gw.sse_recheck_s:
+                    checked = time.monotonic()
+                    if not ctx.authenticator.still_valid(caller):
+                        yield event("error", Unauthenticated("credentials no longer valid").body())
+                        return
+                if rec is None:
+                    yield HEARTBEAT
+                    continue
+                item = render(ctx, caller, rec)
+                if item is not None:
+                    yield event(event_name, orjson.dumps(item), rec.cursor)
+        except GatewayError as err:
+            yield event("error", err.body())
+        finally:
+            await records.aclose()
+
+    return StreamingResponse(
+        body(),
+        media_type=EVENT_STREAM,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+_SSE_DOC = {
+    "schema": {"type": "string"},
+    "description": "events `delivery` / `rejection` (data: one item as JSON, id: its cursor), "
+    "and `error` (data: an ErrorBody) before the stream ends",
+}
+CursorQ = Annotated[
+    str | None,
+    Query(max_length=65536, description="where to go on: a next_cursor or item cursor"),
+]
+LimitQ = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")]
+WaitQ = Annotated[
+    float,
+    Query(ge=0, le=MAX_WAIT_S, description="seconds to wait for a first item (long-poll)"),
+]
+LastEventId = Annotated[
+    str | None,
+    Header(alias="Last-Event-ID", max_length=65536, description="SSE resume point (a cursor)"),
+]
+
+
+@router.get(
+    "/v1/deliveries",
+    summary="Deliveries to the caller's state",
+    response_model=None,
+    responses={
+        200: {"model": DeliveryPage, "content": {EVENT_STREAM: _SSE_DOC}},
+        **error_responses(400, 422, 503),
+    },
+)
+async def get_deliveries(
+    request: Request,
+    cursor: CursorQ = None,
+    limit: LimitQ = 100,
+    wait: WaitQ = 0.0,
+    last_event_id: LastEventId = None,
+) -> Response:
+    """The signed deliveries addressed to the caller's state, oldest first, as a JSON page or,
+    with ``Accept: text/event-stream``, as an endless event stream."""
+    return await serve_feed(
+        request,
+        kind="d",
+        topic_kind=DELIVER,
+        render=render_delivery,
+        event_name="delivery",
+        cursor=cursor,
+        limit=limit,
+        wait=wait,
+        last_event_id=last_event_id,
+    )
+
+
+@router.get(
+    "/v1/rejections",
+    summary="The caller's refused notices and why",
+    response_model=None,
+    responses={
+        200: {"model": RejectionPage, "content": {EVENT_STREAM: _SSE_DOC}},
+        **error_responses(400, 422, 503),
+    },
+)
+async def get_rejections(
+    request: Request,
+    cursor: CursorQ = None,
+    limit: LimitQ = 100,
+    wait: WaitQ = 0.0,
+    last_event_id: LastEventId = None,
+) -> Response:
+    """Rejections of the caller's state's notices (the policy service's reasons), oldest first;
+    pages or, with ``Accept: text/event-stream``, events."""
+    return await serve_feed(
+        request,
+        kind="r",
+        topic_kind=REJECTED,
+        render=render_rejection,
+        event_name="rejection",
+        cursor=cursor,
+        limit=limit,
+        wait=wait,
+        last_event_id=last_event_id,
+    )

@@ -1,0 +1,169 @@
+"""``POST /v1/notices``: a JSON notice in, an Avro record on the caller's ingress topic out.
+
+Body: ``{"type": "CaseNotice" | "ConsularNotification" (or the full name), "notice": {...}}``
+with the notice in its natural JSON form (puente.codec.jsonconv). The order of checks is the
+order of cost: media type, size, JSON, envelope, notice type, the agency's right to it, origin,
+the schema, then Kafka. The 202 comes only after Kafka acknowledged the record (acks=all).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from puente.codec.errors import EncodeError, FieldProblem
+from puente.codec.jsonconv import from_json
+from puente.codec.wire import encode
+from puente.logs import get_logger
+from puente.topics import INGRESS
+from puente_gateway.auth import Caller, caller_of
+from puente_gateway.body import JSON_TYPE, read_json
+from puente_gateway.clock import iso_ms, now_ms
+from puente_gateway.context import GatewayContext, context
+from puente_gateway.errors import Conflict, Forbidden, Unprocessable, problems_at
+from puente_gateway.models import NoticeAccepted
+from puente_gateway.openapi import error_responses, json_body
+
+log = get_logger("gateway.notices")
+router = APIRouter(tags=["notices"])
+
+REPLAY_HEADER = "Idempotent-Replay"
+
+
+def parse_envelope(ctx: GatewayContext, caller: Caller, body: Any) -> tuple[str, dict[str, Any]]:
+    """The notice's full type name and its JSON object, or a 422/403."""
+    if not isinstance(body, dict):
+        raise Unprocessable(
+            "the body must be an object {type, notice}",
+            reason="ENVELOPE_INVALID",
+            problems=[FieldProblem("", "expected an object")],
+        )
+    problems = [FieldProblem(str(k), "unknown field") for k in body if k not in ("type", "notice")]
+    kind, notice = body.get("type"), body.get("notice")
+    if not isinstance(kind, str):
+        problems.append(
+            FieldProblem("type", "required field missing" if kind is None else "expected a string")
+        )
+    if not isinstance(notice, dict):
+        what = "required field missing" if notice is None else "expected an object"
+        problems.append(FieldProblem("notice", what))
+    if problems:
+        raise Unprocessable(
+            "invalid request envelope", reason="ENVELOPE_INVALID", problems=problems
+        )
+    assert isinstance(kind, str) and isinstance(notice, dict)
+    full = ctx.notice_type(kind)
+    if full is None:
+        known = ", ".join(ctx.gw.notice_types)
+        raise Unprocessable(
+            f"unknown notice type; known: {known}",
+            reason="UNKNOWN_NOTICE_TYPE",
+            problems=[FieldProblem("type", f"not one of {known}")],
+        )
+    if not caller.may_use(full):
+        raise Forbidden(f"your agency may not publish {full}", reason="NOTICE_TYPE_FORBIDDEN")
+    origin = notice.get("origin")
+    if isinstance(origin, str) and origin != caller.state:
+        raise Forbidden(
+            f"the notice's origin {origin[:8]!r} is not your state {caller.state}",
+            reason="ORIGIN_MISMATCH",
+        )
+    return full, notice
+
+
+async def publish(ctx: GatewayContext, caller: Caller, body: Any) -> tuple[bytes, bool]:
+    """Validate, encode and produce a notice once; (202 body, whether it is a replay)."""
+    full, notice = parse_envelope(ctx, caller, body)
+    try:
+        record = from_json(ctx.registry, full, notice)
+    except EncodeError as exc:
+        raise Unprocessable(
+            f"the notice is not a valid {full}",
+            reason="INVALID_NOTICE",
+            problems=problems_at("notice", exc.problems),
+        ) from None
+    value = encode(ctx.registry, full, record)
+    notice_id: str = record["notice_id"]
+    digest = hashlib.sha256(value).digest()
+    topic = ctx.topic(INGRESS, caller)
+
+    async def produce() -> bytes:
+        md = await ctx.kafka.send(
+            topic,
+            value,
+            key=notice_id.encode(),
+            headers=(
+                ("puente.via", b"gateway"),
+                ("puente.caller", caller.id.encode()),
+                ("puente.agency", caller.agency.encode()),
+                ("puente.type", full.encode()),
+            ),
+        )
+        ctx.metrics.produced(caller.state, full)
+        log.info(
+            "notice accepted",
+            notice_id=notice_id,
+            state=caller.state,
+            caller=caller.id,
+            type=full,
+            partition=md.partition,
+            offset=md.offset,
+        )
+        return orjson.dumps(
+            {
+                "notice_id": notice_id,
+                "type": full,
+                "origin": caller.state,
+                "topic": topic,
+                "partition": md.partition,
+                "offset": md.offset,
+                "sha256": digest.hex(),
+                "accepted_at": iso_ms(now_ms()),
+            }
+        )
+
+    def conflict() -> Conflict:
+        log.info("notice id reused", notice_id=notice_id, state=caller.state, caller=caller.id)
+        return Conflict(
+            "this notice id was already used for another notice; give a new notice a new id",
+            reason="NOTICE_ID_CONFLICT",
+        )
+
+    return await ctx.once.produce(
+        "notice:" + notice_id,
+        state=caller.state,
+        digest=digest,
+        conflict=conflict,
+        produce=produce,
+    )
+
+
+@router.post(
+    "/v1/notices",
+    status_code=202,
+    summary="Publish a notice",
+    response_model=None,
+    responses={
+        202: {"model": NoticeAccepted, "description": "Kafka acknowledged the notice"},
+        **error_responses(400, 403, 409, 413, 415, 422, 503),
+    },
+    openapi_extra={"requestBody": json_body("NoticeSubmission")},
+)
+async def post_notice(request: Request) -> Response:
+    """Publish a CaseNotice or ConsularNotification as the caller's state.
+
+    Answers 202 once Kafka has acknowledged the record; a retry with the same notice id and
+    the same content gets the same answer (header ``Idempotent-Replay: true``) and produces
+    nothing new.
+    """
+    ctx = context(request)
+    caller = caller_of(request.scope)
+    body = await read_json(request, ctx.gw.max_body_bytes)
+    answer, replay = await publish(ctx, caller, body)
+    headers = {REPLAY_HEADER: "true"} if replay else None
+    return Response(answer, status_code=202, media_type=JSON_TYPE, headers=headers)

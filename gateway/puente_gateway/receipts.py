@@ -1,0 +1,221 @@
+"""``POST /v1/receipts``: a partner state acknowledges a delivery.
+
+Body: ``{"receipt": {DeliveryReceipt JSON}}`` or ``{"receipt_avro": "<base64>"}`` (the exact
+single-object bytes a signature covers), optionally with ``"signature": {"key_id", "signature"}``
+— the recipient state's Ed25519 signature over ``puente/delivery-receipt/v1 || 0x00 || bytes``
+(puente.evidence.verify). The receipt's ``recipient`` must be the caller's state. When the
+gateway holds the trust anchors it verifies the signature (a bad one is a 422); either way the
+signature travels with the record as the Kafka headers ``puente.receipt.key-id`` and
+``puente.receipt.signature`` for the receipt tracker, which verifies it itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+from typing import Any
+
+import orjson
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from puente.codec.errors import DecodeError, EncodeError, FieldProblem
+from puente.codec.jsonconv import from_json
+from puente.codec.wire import decode, encode
+from puente.evidence.errors import EvidenceError
+from puente.evidence.verify import DELIVERY_RECEIPT
+from puente.logs import get_logger
+from puente.topics import RECEIPTS
+from puente_gateway.auth import Caller, caller_of
+from puente_gateway.body import JSON_TYPE, read_json
+from puente_gateway.clock import iso_ms, now_ms
+from puente_gateway.context import GatewayContext, context
+from puente_gateway.errors import Conflict, Forbidden, Unprocessable, problems_at
+from puente_gateway.models import ReceiptAccepted
+from puente_gateway.notices import REPLAY_HEADER
+from puente_gateway.openapi import error_responses, json_body
+
+log = get_logger("gateway.receipts")
+router = APIRouter(tags=["receipts"])
+_FIELDS = ("receipt", "receipt_avro", "signature")
+
+
+def _signature(value: Any) -> tuple[str, bytes] | None:
+    if value is None:
+        return None
+    problems = []
+    if not isinstance(value, dict):
+        raise Unprocessable(
+            "invalid signature",
+            reason="ENVELOPE_INVALID",
+            problems=[FieldProblem("signature", "expected an object {key_id, signature}")],
+        )
+    problems += [
+        FieldProblem(f"signature.{k}", "unknown field")
+        for k in value
+        if k not in ("key_id", "signature")
+    ]
+    key_id, sig = value.get("key_id"), value.get("signature")
+    if not isinstance(key_id, str) or len(key_id) != 16:
+        problems.append(FieldProblem("signature.key_id", "expected 16 hex digits"))
+    raw = b""
+    with contextlib.suppress(binascii.Error, ValueError):
+        raw = base64.b64decode(sig, validate=True) if isinstance(sig, str) else b""
+    if len(raw) != 64:
+        problems.append(FieldProblem("signature.signature", "expected 64 bytes in base64"))
+    if problems:
+        raise Unprocessable("invalid signature", reason="ENVELOPE_INVALID", problems=problems)
+    assert isinstance(key_id, str)
+    return key_id, raw
+
+
+def _receipt_bytes(ctx: GatewayContext, body: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    if "receipt" in body:
+        try:
+            record = from_json(ctx.registry, DELIVERY_RECEIPT, body["receipt"])
+        except EncodeError as exc:
+            raise Unprocessable(
+                "the receipt is not a valid DeliveryReceipt",
+                reason="INVALID_RECEIPT",
+                problems=problems_at("receipt", exc.problems),
+            ) from None
+        return encode(ctx.registry, DELIVERY_RECEIPT, record), record
+    text = body["receipt_avro"]
+    try:
+        value = base64.b64decode(text, validate=True) if isinstance(text, str) else None
+    except (binascii.Error, ValueError):
+        value = None
+    if value is None:
+        raise Unprocessable(
+            "receipt_avro must be base64",
+            reason="ENVELOPE_INVALID",
+            problems=[FieldProblem("receipt_avro", "expected base64 text")],
+        )
+    try:
+        return value, decode(ctx.registry, value, reader=DELIVERY_RECEIPT)
+    except DecodeError as exc:
+        raise Unprocessable(
+            "receipt_avro is not a DeliveryReceipt",
+            reason="INVALID_RECEIPT",
+            problems=[FieldProblem("receipt_avro", f"{exc.reason}: {exc.message}")],
+        ) from None
+
+
+async def submit(ctx: GatewayContext, caller: Caller, body: Any) -> tuple[bytes, bool]:
+    """Check and produce a receipt once; (202 body, whether it is a replay)."""
+    if not isinstance(body, dict):
+        raise Unprocessable(
+            "the body must be an object",
+            reason="ENVELOPE_INVALID",
+            problems=[FieldProblem("", "expected an object")],
+        )
+    problems = [FieldProblem(str(k), "unknown field") for k in body if k not in _FIELDS]
+    if ("receipt" in body) == ("receipt_avro" in body):
+        problems.append(FieldProblem("receipt", "give exactly one of receipt and receipt_avro"))
+    if problems:
+        raise Unprocessable(
+            "invalid request envelope", reason="ENVELOPE_INVALID", problems=problems
+        )
+    signature = _signature(body.get("signature"))
+    value, record = _receipt_bytes(ctx, body)
+    if record["recipient"] != caller.state:
+        raise Forbidden(
+            f"a receipt's recipient must be your state {caller.state}", reason="RECIPIENT_MISMATCH"
+        )
+    verified = await _verify(ctx, value, signature)
+    receipt_id: str = record["receipt_id"]
+    notice_id: str = record["notice_id"]
+    key_id, sig = signature if signature is not None else ("", b"")
+    digest = hashlib.sha256(value + key_id.encode() + sig).digest()
+    topic = ctx.topic(RECEIPTS, caller)
+    headers = [
+        ("puente.via", b"gateway"),
+        ("puente.caller", caller.id.encode()),
+        ("puente.agency", caller.agency.encode()),
+    ]
+    if signature is not None:
+        headers += [("puente.receipt.key-id", key_id.encode()), ("puente.receipt.signature", sig)]
+
+    async def produce() -> bytes:
+        md = await ctx.kafka.send(topic, value, key=notice_id.encode(), headers=headers)
+        ctx.metrics.receipts.labels(caller.state).inc()
+        log.info(
+            "receipt accepted",
+            receipt_id=receipt_id,
+            notice_id=notice_id,
+            state=caller.state,
+            caller=caller.id,
+            signed=signature is not None,
+            verified=verified,
+        )
+        return orjson.dumps(
+            {
+                "receipt_id": receipt_id,
+                "notice_id": notice_id,
+                "recipient": caller.state,
+                "signed": signature is not None,
+                "signature_verified": verified,
+                "topic": topic,
+                "partition": md.partition,
+                "offset": md.offset,
+                "sha256": hashlib.sha256(value).hexdigest(),
+                "accepted_at": iso_ms(now_ms()),
+            }
+        )
+
+    def conflict() -> Conflict:
+        return Conflict(
+            "this receipt id was already used for another receipt", reason="RECEIPT_ID_CONFLICT"
+        )
+
+    return await ctx.once.produce(
+        "receipt:" + receipt_id,
+        state=caller.state,
+        digest=digest,
+        conflict=conflict,
+        produce=produce,
+    )
+
+
+async def _verify(ctx: GatewayContext, value: bytes, signature: tuple[str, bytes] | None) -> bool:
+    if signature is None:
+        if ctx.gw.require_signed_receipts:
+            raise Unprocessable(
+                "this gateway requires signed receipts", reason="RECEIPT_SIGNATURE_INVALID"
+            )
+        return False
+    verifier = await ctx.trust.verifier()
+    if verifier is None:
+        return False
+    try:
+        verifier.verify_receipt(value, key_id=signature[0], signature=signature[1])
+    except EvidenceError as exc:
+        raise Unprocessable(
+            f"the receipt's signature does not verify ({exc.reason}): {exc.message}",
+            reason="RECEIPT_SIGNATURE_INVALID",
+        ) from None
+    return True
+
+
+@router.post(
+    "/v1/receipts",
+    status_code=202,
+    summary="Acknowledge a delivery",
+    response_model=None,
+    responses={
+        202: {"model": ReceiptAccepted, "description": "Kafka acknowledged the receipt"},
+        **error_responses(400, 403, 409, 413, 415, 422, 503),
+    },
+    openapi_extra={"requestBody": json_body("ReceiptSubmission")},
+)
+async def post_receipt(request: Request) -> Response:
+    """Send a DeliveryReceipt for the caller's state (idempotent on ``receipt_id``)."""
+    ctx = context(request)
+    caller = caller_of(request.scope)
+    body = await read_json(request, ctx.gw.max_body_bytes)
+    answer, replay = await submit(ctx, caller, body)
+    headers = {REPLAY_HEADER: "true"} if replay else None
+    return Response(answer, status_code=202, media_type=JSON_TYPE, headers=headers)

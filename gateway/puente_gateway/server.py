@@ -1,0 +1,57 @@
+"""Serving the app with uvicorn: one worker, TLS and client certificates when configured.
+
+With ``tls_client_ca`` set, uvicorn asks for a client certificate (``required`` by default, or
+``optional`` so that token callers need none) and checks it against that CA; the subject then
+reaches the app through the ASGI TLS extension (puente_gateway.tls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from puente.config import Settings
+from puente.errors import ConfigError
+from puente_gateway.app import create_app
+from puente_gateway.settings import GatewaySettings
+from puente_gateway.tls import TLSHttpToolsProtocol
+
+
+def uvicorn_config(app: FastAPI, gw: GatewaySettings, **overrides: Any) -> uvicorn.Config:
+    """The uvicorn configuration of ``app`` under ``gw``'s address and TLS settings."""
+    kwargs: dict[str, Any] = {
+        "host": gw.host,
+        "port": gw.port,
+        "log_config": None,  # structlog owns logging; uvicorn's access log would repeat it
+        "access_log": False,
+        "proxy_headers": False,  # client addresses are not used for anything; trust none
+        "lifespan": "on",
+        "server_header": False,
+    }
+    if gw.tls_cert is not None or gw.tls_key is not None:
+        if gw.tls_cert is None or gw.tls_key is None:
+            raise ConfigError("set both PUENTE_GATEWAY_TLS_CERT and PUENTE_GATEWAY_TLS_KEY")
+        kwargs |= {"ssl_certfile": str(gw.tls_cert), "ssl_keyfile": str(gw.tls_key)}
+    if gw.tls_client_ca is not None:
+        if "ssl_certfile" not in kwargs:
+            raise ConfigError("client certificates need TLS: set PUENTE_GATEWAY_TLS_CERT/_KEY")
+        kwargs |= {
+            "ssl_ca_certs": str(gw.tls_client_ca),
+            "ssl_cert_reqs": ssl.CERT_REQUIRED
+            if gw.client_cert == "required"
+            else ssl.CERT_OPTIONAL,
+            "http": TLSHttpToolsProtocol,
+        }
+    kwargs |= overrides
+    return uvicorn.Config(app, **kwargs)
+
+
+def serve(settings: Settings, gw: GatewaySettings) -> None:
+    """Run the gateway until SIGINT/SIGTERM."""
+    app = create_app(settings, gw)
+    server = uvicorn.Server(uvicorn_config(app, gw))
+    asyncio.run(server.serve())
