@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from puente.policy.cel import Condition
 from puente.policy.errors import (
@@ -36,7 +36,7 @@ from puente.policy.floor import (
     remove_persons,
 )
 from puente.policy.model import Action, FloorProtection
-from puente.policy.transforms import Apply, Keys, PseudonymKeys
+from puente.policy.transforms import Apply, PseudonymKeys
 
 # Reason codes of withholds that no rule names (stable; see SEMANTICS.md).
 ORIGIN_IS_RECIPIENT = "ORIGIN_IS_RECIPIENT"
@@ -56,9 +56,9 @@ class UnknownOriginError(PolicyError):
     reason = "POLICY_UNKNOWN_ORIGIN"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The outcome for one (notice, recipient) pair.
+class Decision(NamedTuple):
+    """The outcome for one (notice, recipient) pair (immutable; a named tuple because the hot
+    path builds twenty of them per notice).
 
     ``action`` is ``share`` (the notice as published), ``share_transformed`` (a different payload:
     fields transformed, persons removed by the floor, or purposes/handling/retention narrowed) or
@@ -88,7 +88,8 @@ class Decision:
 
     @property
     def shared(self) -> bool:
-        return self.action != Action.WITHHOLD.value
+        """True unless withheld."""
+        return self.action != _WITHHOLD
 
     def summary(self) -> dict[str, Any]:
         """The decision without its payload: safe for audit records and logs (no personal data;
@@ -130,7 +131,8 @@ class CompiledRule:
     handling: str | None = None
     handling_conditions: str | None = None
     retention_days: int | None = None
-    transforms: dict[str, tuple[tuple[str, Apply], ...]] = field(default_factory=dict)
+    transforms: dict[str, Apply] = field(default_factory=dict)  # per type, all merged in one
+    transform_labels: tuple[str, ...] = ()  # "path:op", as decisions report them
     exceptions: dict[FloorProtection, str] = field(default_factory=dict)  # protection → basis
     reason: str | None = None
     legal_basis: str = ""
@@ -163,6 +165,10 @@ class FloorCitation:
 
 
 _ERR = object()
+_WITHHOLD = Action.WITHHOLD.value
+_SHARE = Action.SHARE.value
+_SHARE_TRANSFORMED = Action.SHARE_TRANSFORMED.value
+_EMPTY_SHARE: tuple[Any, ...] = ((), None, None, None, (), ())
 
 
 class PolicySet:
@@ -253,22 +259,82 @@ class PolicySet:
         keys: PseudonymKeys,
         cache: dict[int, object] | None,
     ) -> Decision:
-        out = _Builder(self, notice, t, origin, recipient)
+        # The hot path: locals and plain lists rather than helper objects; a decision is made
+        # twenty times per notice.
+        fired: list[str] = []
+        bases: list[str] = []
+        reasons: list[str] = []
+        errors: list[str] = []
+        floor = self.floor
+
+        def done(action: str, payload: Mapping[str, Any] | None = None, *rest: Any) -> Decision:
+            purposes, handling, conditions, retention, removed, transforms = rest or _EMPTY_SHARE
+            return Decision(
+                str(notice.get("notice_id")), t, origin, recipient, action, payload,
+                tuple(fired), tuple(bases), purposes, handling, conditions, retention,
+                tuple(reasons), removed, transforms, tuple(errors), self.version,
+            )  # fmt: skip
+
+        def fire(rule_id: str, basis: str) -> None:
+            if rule_id not in fired:
+                fired.append(rule_id)
+                if basis and basis not in bases:
+                    bases.append(basis)
+
         if recipient == origin:
-            return out.withhold(ORIGIN_IS_RECIPIENT)
+            reasons.append(ORIGIN_IS_RECIPIENT)
+            return done(_WITHHOLD)
 
-        blocked = blocked_by_asylum(facts, recipient)
+        blocked = (
+            blocked_by_asylum(facts, recipient) if recipient in facts.asylum_nationalities else ()
+        )
         if blocked and facts.single_subject:
-            out.floor(FloorProtection.ASYLUM)
-            return out.withhold(REASON_ASYLUM)
+            cite = floor[FloorProtection.ASYLUM]
+            fire(cite.id, cite.legal_basis)
+            reasons.append(REASON_ASYLUM)
+            return done(_WITHHOLD)
 
+        # First match over the plan: withholds (regional, then the origin's), then shares (the
+        # origin's, then regional). Conditions that ignore the recipient are evaluated once per
+        # notice in a fan-out.
         plan = self._plans[(origin, recipient, t)]
-        rule = self._first_match(plan, notice, t, origin, recipient, cache, out)
+        rule: CompiledRule | None = None
+        for candidate in plan.rules:
+            cond = candidate.conditions[t]
+            if cond is None:
+                rule = candidate
+                break
+            shared = cache is not None and not candidate.per_recipient[t]
+            result = cache.get(candidate.index) if shared and cache is not None else None
+            if result is None:
+                try:
+                    result = cond.fn(
+                        notice, t, origin, recipient, plan.recipient_groups, plan.mandatory
+                    )
+                except CelEvalError:
+                    result = _ERR
+                if shared and cache is not None:
+                    cache[candidate.index] = result
+            if result is _ERR:
+                errors.append(candidate.id)
+                # Fail closed: a withhold rule that cannot be evaluated withholds; a share rule
+                # that cannot be evaluated does not share.
+                if candidate.action is Action.WITHHOLD:
+                    reasons.append(CONDITION_ERROR)
+                    rule = candidate
+                    break
+                continue
+            if result:
+                rule = candidate
+                break
         if rule is None:
-            return out.withhold(NO_MATCHING_RULE)
-        out.fire(rule.id, rule.legal_basis)
+            reasons.append(NO_MATCHING_RULE)
+            return done(_WITHHOLD)
+        fire(rule.id, rule.legal_basis)
         if rule.action is Action.WITHHOLD:
-            return out.withhold(rule.reason or WITHHELD_BY_RULE)
+            if not reasons:
+                reasons.append(rule.reason or WITHHELD_BY_RULE)
+            return done(_WITHHOLD)
 
         # Purposes: the rule's, within what the origin permits in the notice, within what the
         # recipient's law lets it receive.
@@ -277,45 +343,51 @@ class PolicySet:
             permitted = notice["permitted_purposes"]
             purposes = tuple(p for p in purposes if p in permitted)
             if not purposes:
-                return out.withhold(PURPOSE_NOT_PERMITTED)
+                reasons.append(PURPOSE_NOT_PERMITTED)
+                return done(_WITHHOLD)
         acc = plan.acceptance
-        if acc is None:
-            return out.withhold(RECIPIENT_DOES_NOT_ACCEPT)
-        purposes = tuple(p for p in purposes if p in acc.purposes)
-        if not purposes:
-            return out.withhold(RECIPIENT_DOES_NOT_ACCEPT)
+        if acc is not None:
+            purposes = tuple(p for p in purposes if p in acc.purposes)
+        if acc is None or not purposes:
+            reasons.append(RECIPIENT_DOES_NOT_ACCEPT)
+            return done(_WITHHOLD)
 
         # The floor's person checks, now that the purposes are final.
-        remove: dict[int, FloorProtection] = {p.index: FloorProtection.ASYLUM for p in blocked}
-        if blocked:
-            out.floor(FloorProtection.ASYLUM)
-        for person, protection in person_verdicts(
-            facts, recipient, purposes, self.protection_purposes, frozenset()
-        ):
-            basis = rule.exceptions.get(protection)
-            if basis is not None:
-                out.fire(f"{rule.id}#exception:{protection.value}", basis)
-            else:
-                remove.setdefault(person.index, protection)
-                out.floor(protection)
-        if remove and facts.single_subject:
-            return out.withhold(*sorted({REASON_OF[p] for p in remove.values()}))
+        remove: dict[int, FloorProtection] = {}
+        if facts.persons:
+            for p in blocked:
+                remove[p.position] = FloorProtection.ASYLUM
+            if blocked:
+                cite = floor[FloorProtection.ASYLUM]
+                fire(cite.id, cite.legal_basis)
+            for person, protection in person_verdicts(
+                facts, recipient, purposes, self.protection_purposes, frozenset()
+            ):
+                basis = rule.exceptions.get(protection)
+                if basis is not None:
+                    fire(f"{rule.id}#exception:{protection.value}", basis)
+                else:
+                    remove.setdefault(person.position, protection)
+                    cite = floor[protection]
+                    fire(cite.id, cite.legal_basis)
+            if remove and facts.single_subject:
+                reasons.extend(sorted({REASON_OF[p] for p in remove.values()}))
+                return done(_WITHHOLD)
 
         payload: Mapping[str, Any] = notice
+        removed: tuple[str, ...] = ()
         if remove:
             payload = remove_persons(notice, frozenset(remove))
-            out.removed = tuple(facts.persons[i].ref for i in sorted(remove))
-            out.reasons.extend(sorted({REASON_OF[p] for p in remove.values()}))
-            out.reasons.append(REASON_SUMMARY)
-        out.fire(acc.id, acc.legal_basis)
+            refs = {p.position: p.ref for p in facts.persons}
+            removed = tuple(refs[i] for i in sorted(remove))
+            reasons.extend(sorted({REASON_OF[p] for p in remove.values()}))
+            reasons.append(REASON_SUMMARY)
+        fire(acc.id, acc.legal_basis)
 
         # Handling and retention: the stricter of the notice's and the rule's.
         handling = rule.handling
         conditions = rule.handling_conditions
         retention = rule.retention_days
-        asylum_left = facts.any_asylum and any(
-            p.asylum and p.index not in remove for p in facts.persons
-        )
         if t == "CaseNotice":
             nh = notice["handling"]
             if handling is None or nh["code"] > handling:
@@ -323,60 +395,26 @@ class PolicySet:
             conditions = conditions or nh.get("conditions")
             if retention is None or notice["retention_days"] < retention:
                 retention = notice["retention_days"]
-        if asylum_left and (handling is None or handling < "H2"):
+        if (
+            facts.any_asylum
+            and (handling is None or handling < "H2")
+            and any(p.asylum and p.position not in remove for p in facts.persons)
+        ):
             # A third state must not pass a protected person's data on to the state they fear.
             handling = "H2"
-            out.floor(FloorProtection.ASYLUM)
-            out.reasons.append(REASON_ASYLUM_ONWARD)
+            cite = floor[FloorProtection.ASYLUM]
+            fire(cite.id, cite.legal_basis)
+            reasons.append(REASON_ASYLUM_ONWARD)
         if t == "CaseNotice":
             payload = _narrow(payload, notice, purposes, handling, conditions, retention)
 
-        transforms = rule.transforms.get(t, ())
-        if transforms:
-            k: Keys = keys.for_recipient(recipient)
-            mutable = dict(payload)
-            for _label, apply in transforms:
-                mutable = apply(mutable, k)
-            payload = mutable
-            out.transforms = tuple(label for label, _ in transforms)
-        return out.share(payload, purposes, handling, conditions, retention)
-
-    def _first_match(
-        self,
-        plan: Plan,
-        notice: Mapping[str, Any],
-        t: str,
-        origin: str,
-        recipient: str,
-        cache: dict[int, object] | None,
-        out: _Builder,
-    ) -> CompiledRule | None:
-        for rule in plan.rules:
-            cond = rule.conditions[t]
-            if cond is None:
-                return rule
-            shared_result = cache is not None and not rule.per_recipient[t]
-            result: object = cache.get(rule.index) if cache is not None and shared_result else None
-            if result is None:
-                try:
-                    result = cond.fn(
-                        notice, t, origin, recipient, plan.recipient_groups, plan.mandatory
-                    )
-                except CelEvalError:
-                    result = _ERR
-                if shared_result and cache is not None:
-                    cache[rule.index] = result
-            if result is _ERR:
-                out.errors.append(rule.id)
-                # Fail closed: a withhold rule that cannot be evaluated withholds; a share rule
-                # that cannot be evaluated does not share.
-                if rule.action is Action.WITHHOLD:
-                    out.reasons.append(CONDITION_ERROR)
-                    return rule
-                continue
-            if result:
-                return rule
-        return None
+        apply = rule.transforms.get(t)
+        labels: tuple[str, ...] = ()
+        if apply is not None:
+            payload = apply(payload, keys.for_recipient(recipient))
+            labels = rule.transform_labels
+        action = _SHARE if payload is notice else _SHARE_TRANSFORMED
+        return done(action, payload, purposes, handling, conditions, retention, removed, labels)
 
 
 def _narrow(
@@ -402,92 +440,3 @@ def _narrow(
     out = dict(payload)
     out.update(changes)
     return out
-
-
-class _Builder:
-    """Collects what fired while one decision is made (not part of the public API)."""
-
-    __slots__ = (
-        "bases",
-        "errors",
-        "fired",
-        "notice",
-        "origin",
-        "ps",
-        "reasons",
-        "recipient",
-        "removed",
-        "t",
-        "transforms",
-    )
-
-    def __init__(
-        self, ps: PolicySet, notice: Mapping[str, Any], t: str, origin: str, recipient: str
-    ) -> None:
-        self.ps = ps
-        self.notice = notice
-        self.t = t
-        self.origin = origin
-        self.recipient = recipient
-        self.fired: list[str] = []
-        self.bases: list[str] = []
-        self.reasons: list[str] = []
-        self.errors: list[str] = []
-        self.removed: tuple[str, ...] = ()
-        self.transforms: tuple[str, ...] = ()
-
-    def fire(self, rule_id: str, basis: str) -> None:
-        self.fired.append(rule_id)
-        if basis and basis not in self.bases:
-            self.bases.append(basis)
-
-    def floor(self, protection: FloorProtection) -> None:
-        cite = self.ps.floor[protection]
-        if cite.id not in self.fired:
-            self.fire(cite.id, cite.legal_basis)
-
-    def withhold(self, *reasons: str) -> Decision:
-        for r in reasons:
-            if r not in self.reasons:
-                self.reasons.append(r)
-        return self._make(Action.WITHHOLD.value, None, (), None, None, None)
-
-    def share(
-        self,
-        payload: Mapping[str, Any],
-        purposes: tuple[str, ...],
-        handling: str | None,
-        conditions: str | None,
-        retention: int | None,
-    ) -> Decision:
-        action = Action.SHARE if payload is self.notice else Action.SHARE_TRANSFORMED
-        return self._make(action.value, payload, purposes, handling, conditions, retention)
-
-    def _make(
-        self,
-        action: str,
-        payload: Mapping[str, Any] | None,
-        purposes: tuple[str, ...],
-        handling: str | None,
-        conditions: str | None,
-        retention: int | None,
-    ) -> Decision:
-        return Decision(
-            notice_id=str(self.notice.get("notice_id")),
-            notice_type=self.t,
-            origin=self.origin,
-            recipient=self.recipient,
-            action=action,
-            payload=payload,
-            rules=tuple(self.fired),
-            legal_bases=tuple(self.bases),
-            purposes=purposes,
-            handling=handling,
-            handling_conditions=conditions,
-            retention_days=retention,
-            reasons=tuple(self.reasons),
-            removed_persons=self.removed,
-            transforms=self.transforms,
-            errors=tuple(self.errors),
-            policy_version=self.ps.version,
-        )

@@ -18,8 +18,7 @@ recipient's delivery (see :func:`remove_persons`) and the rest is shared.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from puente.policy.model import FloorProtection
 
@@ -39,11 +38,10 @@ REASON_OF = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class PersonFacts:
-    """What the floor needs to know about one person of a notice."""
+class PersonFacts(NamedTuple):
+    """What the floor needs to know about one protected person of a notice."""
 
-    index: int
+    position: int  # position in the notice's persons (0 for a ConsularNotification's subject)
     ref: str  # person_ref in a CaseNotice; "person" for the subject of a ConsularNotification
     nationalities: frozenset[str]
     asylum: bool  # asylum seeker, refugee, or fear of return expressed
@@ -51,9 +49,12 @@ class PersonFacts:
     trafficking_victim: bool
 
 
-@dataclass(frozen=True, slots=True)
-class NoticeFacts:
-    """The floor's view of a notice, computed once and shared by every recipient's decision."""
+class NoticeFacts(NamedTuple):
+    """The floor's view of a notice, computed once and shared by every recipient's decision.
+
+    ``persons`` holds only the persons some protection applies to: the others never change a
+    decision, and most notices have none, which keeps this pass cheap on the hot path.
+    """
 
     persons: tuple[PersonFacts, ...]
     single_subject: bool  # the notice is about one person: protecting them withholds it all
@@ -63,42 +64,40 @@ class NoticeFacts:
     any_asylum: bool
 
 
-def _facts(i: int, ref: str, p: Mapping[str, Any]) -> PersonFacts:
-    return PersonFacts(
-        index=i,
-        ref=ref,
-        nationalities=frozenset(p.get("nationalities") or ()),
-        asylum=p.get("protection_status") in ASYLUM_STATUSES
-        or bool(p.get("fear_of_return_expressed")),
-        minor=bool(p.get("minor")),
-        trafficking_victim=bool(p.get("trafficking_victim")),
-    )
+_NO_FACTS_CASE = NoticeFacts((), False, frozenset(), False, False, False)
 
 
 def notice_facts(notice_type: str, notice: Mapping[str, Any]) -> NoticeFacts:
     """Read the floor's facts from a notice of ``notice_type`` (a short type name)."""
-    if notice_type == "ConsularNotification":
-        persons: tuple[PersonFacts, ...] = (_facts(0, "person", notice["person"]),)
-        single = True
-    else:
-        persons = tuple(
-            _facts(i, str(p.get("person_ref", i)), p)
-            for i, p in enumerate(notice.get("persons", ()))
+    single = notice_type == "ConsularNotification"
+    raw = (notice["person"],) if single else notice.get("persons") or ()
+    protected: list[PersonFacts] = []
+    for i, p in enumerate(raw):
+        # One cheap test per person first: most persons are none of these.
+        minor = p.get("minor") is True
+        victim = p.get("trafficking_victim") is True
+        asylum = p.get("fear_of_return_expressed") is True or (
+            p.get("protection_status") in ASYLUM_STATUSES
         )
-        single = False
+        if asylum or minor or victim:
+            ref = "person" if single else str(p.get("person_ref", i))
+            nats = frozenset(p.get("nationalities") or ())
+            protected.append(PersonFacts(i, ref, nats, asylum, minor, victim))
+    if not protected:
+        return _NO_FACTS_CASE._replace(single_subject=True) if single else _NO_FACTS_CASE
     blocked: set[str] = set()
-    for p in persons:
-        if p.asylum:
+    for pf in protected:
+        if pf.asylum:
             # The schema does not say which state the person fears; protect against every
             # nationality state, the reading that cannot endanger the person.
-            blocked |= p.nationalities
+            blocked |= pf.nationalities
     return NoticeFacts(
-        persons=persons,
+        persons=tuple(protected),
         single_subject=single,
         asylum_nationalities=frozenset(blocked),
-        any_minor=any(p.minor for p in persons),
-        any_victim=any(p.trafficking_victim for p in persons),
-        any_asylum=any(p.asylum for p in persons),
+        any_minor=any(p.minor for p in protected),
+        any_victim=any(p.trafficking_victim for p in protected),
+        any_asylum=any(p.asylum for p in protected),
     )
 
 

@@ -42,7 +42,7 @@ from puente.policy.model import (
     Rule,
     StateFile,
 )
-from puente.policy.transforms import TransformError, compile_transform
+from puente.policy.transforms import TransformError, compile_transform, compile_transforms
 from puente.policy.types import STRING, CelType, EnumT, ListT, RecordT, record_type
 from puente.policy.yamlsrc import LList, LMap, YamlSourceError, line_of, load_yaml
 from puente.resources import data_dir
@@ -518,7 +518,7 @@ class _Loader:
 
         conditions: dict[str, Any] = {}
         per_recipient: dict[str, bool] = {}
-        transforms: dict[str, tuple[Any, ...]] = {}
+        transforms: dict[str, Any] = {}
         for t in rule.types:
             if t not in NOTICE_TYPES:
                 continue
@@ -549,8 +549,9 @@ class _Loader:
                         file, tl, "POLICY_BAD_TRANSFORM", f"rule {rule.id} ({t}): {tr.field}: {exc}"
                     )
                     continue
-                compiled_tr.append((f"{tr.field}:{tr.op.value}", apply))
-            transforms[t] = tuple(compiled_tr)
+                compiled_tr.append(apply)
+            if compiled_tr and len(compiled_tr) == len(rule.transform):
+                transforms[t] = compile_transforms(self.schemas[t], rule.transform)
         if not ok:
             return None
         return CompiledRule(
@@ -568,6 +569,7 @@ class _Loader:
             handling_conditions=rule.handling_conditions,
             retention_days=rule.retention_days,
             transforms=transforms,
+            transform_labels=tuple(f"{tr.field}:{tr.op.value}" for tr in rule.transform),
             exceptions=exceptions,
             reason=rule.reason,
             legal_basis=rule.legal_basis.strip(),

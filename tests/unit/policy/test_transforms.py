@@ -206,3 +206,15 @@ def test_floor_removal_takes_the_persons_accounts_along(ps: PolicySet, keys: Pse
     assert [p["person_ref"] for p in d.payload["persons"]] == ["p1"]
     assert d.payload["financial_identifiers"] == []
     assert d.payload["summary"] == ""
+
+
+def test_pseudonym_is_hmac_sha256_as_documented() -> None:
+    import hashlib
+    import hmac
+
+    secret = b"s" * 32
+    key = hmac.digest(secret, b"puente.pseudonym.v1\x00GT", "sha256")
+    expected = hmac.new(key, b"number\x00G123", hashlib.sha256).hexdigest()[:32]
+    assert (
+        PseudonymKeys(secret).for_recipient("GT").pseudonym(b"number", "G123") == "psn:" + expected
+    )
