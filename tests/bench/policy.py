@@ -206,7 +206,8 @@ def main() -> None:
         f"{'decide_all(): fan-out to 20 members, per notice':<52}{fan * us:>10.1f}µs{'≤ 200µs':>10}"
     )
     print(
-        f"conditions only, {evaluations / len(walks):.2f} evaluations per pair over {len(walks)} pairs:"
+        f"conditions only, {evaluations / len(walks):.2f} evaluations per pair"
+        f" over {len(walks)} pairs:"
     )
     print(f"{'  compiled closures, per pair':<52}{compiled * us:>10.2f}µs")
     print(f"{'  cel-python interpreter (baseline), per pair':<52}{interpreted * us:>10.0f}µs")
