@@ -1,0 +1,86 @@
+"""One tenant (MX, GT, US) on the session broker and one real gateway server for these tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from puente.codec.registry import Registry
+from puente.config import Settings
+from puente.topics import TRUST
+from puente_gateway.app import create_app
+from puente_gateway.settings import GatewaySettings
+from puente_gateway.tokens import TOKENS_FILE, TokenStore
+from tests.harness import KafkaHarness, Tenant
+from tests.integration.gateway.support import Keys, produce, run, serving
+
+MEMBERS = ("MX", "GT", "US")
+
+
+@pytest.fixture(scope="session")
+def gw_tenant(kafka: KafkaHarness) -> Tenant:
+    return kafka.provision(list(MEMBERS), partitions=2)
+
+
+@pytest.fixture(scope="session")
+def keys(gw_tenant: Tenant) -> Keys:
+    k = Keys.make(MEMBERS)
+    # The operator publishes the signed trust list on the trust topic, as in production.
+    run(produce(gw_tenant, gw_tenant.service("operator"), gw_tenant.topic(TRUST), [k.trust_bytes]))
+    return k
+
+
+@dataclass
+class Gateway:
+    """A running gateway and what the tests need around it."""
+
+    url: str
+    settings: Settings
+    gw: GatewaySettings
+    tenant: Tenant
+    registry: Registry
+    keys: Keys
+    tokens: TokenStore
+    issued: dict[str, str] = field(default_factory=dict)
+
+    def token(self, state: str, *, types: tuple[str, ...] = (), agency: str = "") -> str:
+        """A new active token for an agency of ``state``."""
+        _, text = self.tokens.create(
+            state=state, agency=agency or f"Policía de prueba {state}", types=types
+        )
+        return text
+
+    def client(self, token: str | None = None, **kwargs: object) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    kafka: KafkaHarness, gw_tenant: Tenant, keys: Keys, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    base: Path = tmp_path_factory.mktemp("gateway")
+    anchors = base / "anchors.vkey"
+    anchors.write_text(keys.root.public.vkey + "\n")
+    settings = kafka.settings_for(gw_tenant)
+    gw = GatewaySettings(
+        data_dir=base / "data",
+        rate_per_s=1000,
+        rate_burst=1000,
+        sse_heartbeat_s=0.5,
+        sse_recheck_s=0.5,
+        auth_cache_s=0.2,
+        produce_timeout_s=10,
+        trust_anchors_file=anchors,
+        trust_refresh_s=0.5,
+    )
+    registry = Registry.load(settings.schemas_dir)
+    app = create_app(settings, gw, registry=registry)
+    tokens = TokenStore(gw.ledger_dir(settings) / TOKENS_FILE)
+    with serving(app, gw) as url:
+        yield Gateway(url, settings, gw, gw_tenant, registry, keys, tokens)
+    tokens.close()
