@@ -303,10 +303,9 @@ class _Parser:
             nxt = self.peek()
             # Fold a negative literal so that -9223372036854775808 stays in range, as in CEL.
             if t.text == "-" and nxt.kind in ("int", "float") and nxt.pos == t.pos + 1:
-                lit = self.member()
-                if isinstance(lit, Lit) and not isinstance(lit.value, bool):
-                    return self._check_int(Lit(t.pos, -lit.value, lit.type))
-                return Unary(t.pos, "-", lit)
+                lit = self.primary(negative=True)
+                assert isinstance(lit, Lit)
+                return self._check_int(Lit(t.pos, -lit.value, lit.type))
             return Unary(t.pos, t.text, self.unary())
         return self.member()
 
@@ -350,14 +349,16 @@ class _Parser:
                 return tuple(items)
             self.expect(",")
 
-    def primary(self) -> Node:
+    def primary(self, *, negative: bool = False) -> Node:
         t = self.next()
         if t.kind == "int":
             if t.text[-1] in "uU":
                 raise self.fail(
                     "unsigned int literals are not supported", t.pos, "POLICY_CEL_UNSUPPORTED"
                 )
-            return self._check_int(Lit(t.pos, int(t.text, 0), INT))
+            lit = Lit(t.pos, int(t.text, 0), INT)
+            # The caller checks the range of a negated literal (-2**63 is an int, 2**63 is not).
+            return lit if negative else self._check_int(lit)
         if t.kind == "float":
             return Lit(t.pos, float(t.text), DOUBLE)
         if t.kind == "string":
