@@ -26,12 +26,15 @@ from puente.evidence.records import AuditRecord
 
 CHECKPOINT_RECORD = "puente.Checkpoint"
 LOG_STATE = "puente.AuditLogState"
-AUDIT_LOG_PREFIX = "puente.audit"
 
 
-def audit_log_id(member: str, partition: int, *, prefix: str = AUDIT_LOG_PREFIX) -> str:
-    """The log id of partition ``partition`` of member ``member``'s audit topic."""
-    return check_origin(f"{prefix}/{member}/{partition}")
+def audit_log_id(member: str, partition: int, *, topic_prefix: str = "puente") -> str:
+    """The log id of partition ``partition`` of member ``member``'s audit topic.
+
+    ``topic_prefix`` is the deployment's topic prefix (``settings.kafka.topic_prefix``):
+    ``puente.audit/MX/0`` for ``puente.audit.MX`` partition 0.
+    """
+    return check_origin(f"{topic_prefix}.audit/{member}/{partition}")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from .conftest import T0, World, audit_record
 
 def test_log_ids_name_member_and_partition() -> None:
     assert audit_log_id("MX", 0) == "puente.audit/MX/0"
-    assert audit_log_id("GT", 3, prefix="test-1.audit") == "test-1.audit/GT/3"
+    assert audit_log_id("GT", 3, topic_prefix="test-1") == "test-1.audit/GT/3"
     with pytest.raises(MalformedError):
         audit_log_id("M X", 0)
 

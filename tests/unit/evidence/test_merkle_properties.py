@@ -153,3 +153,22 @@ def test_proofs_from_compact_state_equal_full_tree_proofs(
     if base >= 2 and base.bit_count() < base:
         with pytest.raises(ProofError):
             inclusion_proof(0, n, hr)
+
+
+@settings(max_examples=25)
+@given(st.lists(st.integers(min_value=0, max_value=700), min_size=1, max_size=6))
+def test_bulk_appends_in_blocks_equal_leaf_by_leaf(chunks: list[int]) -> None:
+    """The block-wise fast path (whole 256-leaf subtrees at a time) changes nothing."""
+    one, bulk, until = CompactRange(), CompactRange(), CompactRange()
+    n = 0
+    for chunk in chunks:
+        data = [i.to_bytes(4, "big") for i in range(n, n + chunk)]
+        for d in data:
+            one.append(leaf_hash(d))
+        bulk.extend_data(data)
+        pos = 0
+        while pos < len(data):  # stop at arbitrary sizes, as the auditor does at checkpoints
+            pos = until.extend_data_until(data, pos, until.size + 97)
+        n += chunk
+        assert one == bulk == until
+    assert one.root() == mth([i.to_bytes(4, "big") for i in range(n)])

@@ -11,13 +11,16 @@ at leaf 0.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from hashlib import sha256
 
 from puente.evidence.errors import MalformedError
 from puente.evidence.merkle.hasher import EMPTY_ROOT, HASH_SIZE
 
 _SIZE_BYTES = 8
+_BLOCK_BITS = 8
+_BLOCK = 1 << _BLOCK_BITS
+_BLOCK_MASK = _BLOCK - 1
 
 
 class CompactRange:
@@ -83,36 +86,69 @@ class CompactRange:
         """Append one leaf by its leaf hash (``SHA-256(0x00 || data)``)."""
         if len(leaf_hash) != HASH_SIZE:
             raise MalformedError(f"leaf hash of {len(leaf_hash)} bytes, want {HASH_SIZE}")
-        hashes = self._hashes
-        hashes.append(leaf_hash)
-        n = self._size
-        # Each trailing 1 bit of the old size is a perfect subtree of the new leaf's width:
-        # merge them pairwise, exactly like binary addition carries.
-        while n & 1:
-            right = hashes.pop()
-            hashes[-1] = sha256(b"\x01" + hashes[-1] + right).digest()
-            n >>= 1
-        self._size += 1
+        self._extend_hashes([leaf_hash])
 
     def extend(self, leaf_hashes: Iterable[bytes]) -> None:
-        """Append many leaves by their leaf hashes (the auditor's hot loop: kept tight)."""
-        hashes = self._hashes
-        size = self._size
-        for lh in leaf_hashes:
-            if len(lh) != HASH_SIZE:
-                raise MalformedError(f"leaf hash of {len(lh)} bytes, want {HASH_SIZE}")
-            hashes.append(lh)
-            n = size
-            while n & 1:
-                right = hashes.pop()
-                hashes[-1] = sha256(b"\x01" + hashes[-1] + right).digest()
-                n >>= 1
-            size += 1
-        self._size = size
+        """Append many leaves by their leaf hashes."""
+        hs = leaf_hashes if isinstance(leaf_hashes, list) else list(leaf_hashes)
+        if any(len(lh) != HASH_SIZE for lh in hs):
+            raise MalformedError(f"leaf hash of a length other than {HASH_SIZE}")
+        self._extend_hashes(hs)
 
     def extend_data(self, leaves: Iterable[bytes]) -> None:
         """Append many leaves by their content, hashing each as ``SHA-256(0x00 || data)``."""
-        self.extend(sha256(b"\x00" + data).digest() for data in leaves)
+        self._extend_hashes([sha256(b"\x00" + data).digest() for data in leaves])
+
+    def extend_data_until(
+        self,
+        leaves: Sequence[bytes],
+        start: int,
+        stop_size: int,
+        keep: list[list[bytes]] | None = None,
+    ) -> int:
+        """Append ``leaves[start:]`` by content until the size reaches ``stop_size``.
+
+        Returns the index in ``leaves`` after the last leaf appended; the leaf hashes computed
+        are appended to ``keep`` as one list, if given. The auditor's hot loop.
+        """
+        end = min(len(leaves), start + max(stop_size - self._size, 0))
+        h = sha256
+        hs = [h(b"\x00" + leaves[i]).digest() for i in range(start, end)]
+        self._extend_hashes(hs)
+        if keep is not None and hs:
+            keep.append(hs)
+        return end
+
+    def _extend_hashes(self, hs: list[bytes]) -> None:
+        # Leaf by leaf, except that where the size is a multiple of a block and a whole block
+        # remains, the block is hashed level by level in list comprehensions (a third faster in
+        # CPython than the carry loop) and joins the range as one subtree.
+        hashes = self._hashes
+        size = self._size
+        h = sha256
+        i, total = 0, len(hs)
+        while i < total:
+            if size & _BLOCK_MASK == 0 and total - i >= _BLOCK:
+                level = hs[i : i + _BLOCK]
+                while len(level) > 1:
+                    level = [
+                        h(b"\x01" + a + b).digest()
+                        for a, b in zip(level[::2], level[1::2], strict=True)
+                    ]
+                node, shift = level[0], _BLOCK_BITS
+            else:
+                node, shift = hs[i], 0
+            hashes.append(node)
+            # Each trailing 1 bit of the old size (in units of the subtree appended) is a
+            # subtree of the same width to merge with, exactly like the carries of an addition.
+            n = size >> shift
+            while n & 1:
+                right = hashes.pop()
+                hashes[-1] = h(b"\x01" + hashes[-1] + right).digest()
+                n >>= 1
+            size += 1 << shift
+            i += 1 << shift
+        self._size = size
 
     def root(self) -> bytes:
         """The RFC 6962 root hash of the leaves ``[0, size)``."""

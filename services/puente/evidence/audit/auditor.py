@@ -1,0 +1,409 @@
+"""``puente audit verify`` as a library: replay audit logs and checkpoints, report anomalies.
+
+Order of work: (1) the trust list — anchored, unexpired, else reported; (2) every checkpoint —
+signature by a key of the trust list valid at the checkpoint's own time, forks (two roots for
+one size), time going backwards, the consistency proof from the previous checkpoint; (3) every
+record of every audit partition — the tree recomputed and compared with each signed root, with
+each anomaly located (see :mod:`.logcheck`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from puente.codec.errors import DecodeError
+from puente.codec.registry import Registry
+from puente.evidence._time import format_ms, now_ms
+from puente.evidence.audit.logcheck import KnownCheckpoint, LogChecker
+from puente.evidence.audit.report import Anomaly, AuditReport, Kind, LogSummary
+from puente.evidence.audit.source import RecordSource
+from puente.evidence.errors import (
+    EvidenceError,
+    MalformedError,
+    ProofError,
+    SignatureError,
+    TrustListError,
+    UntrustedKeyError,
+)
+from puente.evidence.keys import PublicKey
+from puente.evidence.log import CheckpointRecord, audit_log_id
+from puente.evidence.merkle.proof import verify_consistency
+from puente.evidence.trust import TrustList
+from puente.evidence.verify import Verifier
+from puente.logs import get_logger
+from puente.topics import AUDIT, CHECKPOINTS, TRUST, Naming
+
+log = get_logger("evidence.audit")
+
+Progress = Callable[[int], None]
+"""Called now and then with the number of audit records read so far."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditOptions:
+    """How to audit."""
+
+    naming: Naming = field(default_factory=Naming)
+    now: int | None = None  # the audit's "now" (trust-list expiry); default: the clock
+    logs: tuple[str, ...] = ()  # only logs whose id starts with one of these
+    start: Mapping[str, CheckpointRecord] = field(default_factory=dict)  # trusted start per log
+    progress: Progress | None = None
+    progress_every: int = 1 << 16
+
+
+class Auditor:
+    """Audits a :class:`RecordSource` against the trust anchors."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        anchors: Sequence[PublicKey],
+        trust_list: bytes | None = None,
+        options: AuditOptions | None = None,
+    ) -> None:
+        """``trust_list``: the signed trust list to use; None takes the newest one found on the
+        source's trust topic."""
+        self.registry = registry
+        self.anchors = list(anchors)
+        self.trust_list_bytes = trust_list
+        self.options = options or AuditOptions()
+        self.verified: dict[str, CheckpointRecord] = {}
+
+    def run(self, source: RecordSource) -> AuditReport:
+        """Audit everything the source holds; the report says what was found."""
+        opts = self.options
+        now = opts.now if opts.now is not None else now_ms()
+        t0 = time.perf_counter()
+        report = AuditReport(source=source.describe(), started_at=now)
+        verifier = self._verifier(source, report, now)
+        cps = self._checkpoints(source, verifier, report)
+        checkers = self._records(source, verifier, report, cps)
+        for log_id in sorted(set(cps) - set(checkers)):
+            if self._wanted(log_id):
+                checker = self._checker(log_id, cps, verifier, report, topic=None, partition=None)
+                if checker is not None:
+                    checkers[log_id] = checker
+        for checker in checkers.values():
+            checker.finish()
+        for log_id, known in cps.items():
+            best = max((c for c in known if c.matched), key=lambda c: c.size, default=None)
+            if best is not None:
+                self.verified[log_id] = best.record
+        status = getattr(source, "status", None)
+        if status is not None and getattr(status, "truncated", False):
+            report.add(
+                Anomaly(
+                    Kind.EXPORT_TRUNCATED,
+                    "the export file ends without its END frame: it was cut short, "
+                    "so records may be missing from its end",
+                )
+            )
+        report.sort()
+        report.elapsed_s = time.perf_counter() - t0
+        report.finished_at = now + int(report.elapsed_s * 1000)
+        log.info(
+            "audit finished",
+            records=report.records,
+            checkpoints=report.checkpoints,
+            anomalies=len(report.anomalies),
+        )
+        return report
+
+    # --- trust list ------------------------------------------------------------------------
+
+    def _verifier(self, source: RecordSource, report: AuditReport, now: int) -> Verifier:
+        data = self.trust_list_bytes
+        if data is None:
+            for batch in source.batches(TRUST):
+                for value in batch.values:
+                    if value is not None:
+                        data = value  # the newest on the (compacted) topic wins
+        if data is None:
+            report.add(
+                Anomaly(
+                    Kind.TRUST_LIST_MISSING,
+                    "no trust list given or found: no checkpoint signature can be trusted",
+                )
+            )
+            tl = TrustList(0, 0, 1)
+        else:
+            try:
+                tl = TrustList.open(data, self.anchors, now=now, strict=False)
+            except TrustListError as exc:
+                report.add(Anomaly(Kind.TRUST_LIST_MALFORMED, exc.message))
+                tl = TrustList(0, 0, 1)
+            for problem in tl.problems:
+                report.add(Anomaly(Kind(problem), _TRUST_PROBLEMS[problem]))
+            report.trust_list = {
+                "serial": tl.serial,
+                "issued": format_ms(tl.issued_at),
+                "expires": format_ms(tl.expires_at),
+                "keys": len(tl.entries),
+                "signed_by": list(tl.signed_by),
+                "problems": list(tl.problems),
+            }
+        return Verifier(trust_list=tl, registry=self.registry, allow_untrusted_list=True)
+
+    # --- checkpoints -----------------------------------------------------------------------
+
+    def _wanted(self, log_id: str) -> bool:
+        logs = self.options.logs
+        return not logs or any(log_id.startswith(p) for p in logs)
+
+    def _checkpoints(
+        self, source: RecordSource, verifier: Verifier, report: AuditReport
+    ) -> dict[str, list[KnownCheckpoint]]:
+        by_log: dict[str, list[KnownCheckpoint]] = {}
+        for batch in source.batches(CHECKPOINTS):
+            for offset, value in zip(batch.offsets, batch.values, strict=True):
+                report.checkpoints += 1
+                where = _Where(batch.topic, batch.partition, offset)
+                try:
+                    if value is None:
+                        raise MalformedError("no value")
+                    rec = CheckpointRecord.decode(self.registry, value)
+                    cp = rec.checkpoint
+                except (DecodeError, MalformedError) as exc:
+                    report.add(where.anomaly(Kind.CHECKPOINT_MALFORMED, str(exc)))
+                    continue
+                if not self._wanted(cp.origin):
+                    continue
+                try:
+                    vc = verifier.verify_checkpoint(rec.note)
+                except (UntrustedKeyError, SignatureError) as exc:
+                    report.add(
+                        where.anomaly(
+                            Kind.CHECKPOINT_UNTRUSTED,
+                            f"checkpoint signature not trusted at its time "
+                            f"({format_ms(cp.time_ms)}): {exc.message}",
+                            log_id=cp.origin,
+                            checkpoint_size=cp.size,
+                            reason=exc.reason,
+                        )
+                    )
+                    continue
+                except EvidenceError as exc:
+                    report.add(
+                        where.anomaly(
+                            Kind.CHECKPOINT_MALFORMED,
+                            exc.message,
+                            log_id=cp.origin,
+                            checkpoint_size=cp.size,
+                            reason=exc.reason,
+                        )
+                    )
+                    continue
+                by_log.setdefault(cp.origin, []).append(
+                    KnownCheckpoint(cp.size, cp.root, vc.time_ms, offset, rec)
+                )
+        for log_id, known in by_log.items():
+            known.sort(key=lambda c: c.size)
+            self._fork_and_time(log_id, known, report)
+        return by_log
+
+    def _fork_and_time(
+        self, log_id: str, known: list[KnownCheckpoint], report: AuditReport
+    ) -> None:
+        sizes: dict[int, list[KnownCheckpoint]] = {}
+        for c in known:
+            sizes.setdefault(c.size, []).append(c)
+        for size, same in sizes.items():
+            if len({c.root for c in same}) > 1:
+                for c in same:
+                    c.forked = True
+                report.add(
+                    Anomaly(
+                        Kind.CHECKPOINT_FORK,
+                        f"{len({c.root for c in same})} different roots signed for size {size} "
+                        f"(checkpoint offsets {', '.join(str(c.offset) for c in same)}): the log "
+                        "showed different histories",
+                        log_id=log_id,
+                        checkpoint_size=size,
+                    )
+                )
+        latest = None
+        for c in known:
+            if latest is not None and c.time_ms < latest.time_ms and c.size > latest.size:
+                report.add(
+                    Anomaly(
+                        Kind.CHECKPOINT_TIME_REGRESSION,
+                        f"signed at {format_ms(c.time_ms)}, before the smaller checkpoint of "
+                        f"size {latest.size} ({format_ms(latest.time_ms)})",
+                        log_id=log_id,
+                        checkpoint_size=c.size,
+                        offset=c.offset,
+                    )
+                )
+            if latest is None or c.time_ms >= latest.time_ms:
+                latest = c
+        for c in known:
+            prev = c.record.previous_size
+            if prev is None or prev == 0 or prev >= c.size:
+                continue
+            earlier = sizes.get(prev, [])
+            if not earlier:
+                continue
+            ok = False
+            for e in earlier:
+                try:
+                    verify_consistency(prev, c.size, c.record.consistency_proof, e.root, c.root)
+                    ok = True
+                except ProofError:
+                    pass
+            if not ok:
+                report.add(
+                    Anomaly(
+                        Kind.CHECKPOINT_INCONSISTENT,
+                        f"its consistency proof from size {prev} does not verify: the two "
+                        "signed checkpoints are not one append-only history (a fork)",
+                        log_id=log_id,
+                        checkpoint_size=c.size,
+                        offset=c.offset,
+                    )
+                )
+
+    # --- records ---------------------------------------------------------------------------
+
+    def _checker(
+        self,
+        log_id: str,
+        cps: dict[str, list[KnownCheckpoint]],
+        verifier: Verifier,
+        report: AuditReport,
+        *,
+        topic: str | None,
+        partition: int | None,
+    ) -> LogChecker | None:
+        if topic is None or partition is None:
+            topic, partition = self._topic_of(log_id)
+        summary = report.logs.setdefault(log_id, LogSummary(log_id))
+        known = cps.get(log_id, [])
+        summary.checkpoints = len(known)
+        start = self._start(log_id, verifier, report)
+        if start is not None:
+            known = [c for c in known if c.size >= start.size]
+        return LogChecker(
+            log_id=log_id,
+            topic=topic,
+            partition=partition,
+            checkpoints=known,
+            registry=self.registry,
+            report=report,
+            summary=summary,
+            start=start,
+        )
+
+    def _topic_of(self, log_id: str) -> tuple[str, int]:
+        naming = self.options.naming
+        try:
+            _, member, part = log_id.rsplit("/", 2)
+            return naming.topic(AUDIT, member), int(part)
+        except ValueError:
+            return log_id, -1
+
+    def _start(
+        self, log_id: str, verifier: Verifier, report: AuditReport
+    ) -> KnownCheckpoint | None:
+        rec = self.options.start.get(log_id)
+        if rec is None:
+            return None
+        try:
+            vc = verifier.verify_checkpoint(rec.note, origin=log_id)
+            base = rec.compact()
+        except EvidenceError as exc:
+            report.add(
+                Anomaly(
+                    Kind.CHECKPOINT_UNTRUSTED,
+                    f"the trusted starting checkpoint does not verify ({exc.message}); "
+                    "verifying from the start of the log instead",
+                    log_id=log_id,
+                    reason=exc.reason,
+                )
+            )
+            return None
+        cp = vc.checkpoint
+        return KnownCheckpoint(cp.size, cp.root, vc.time_ms, None, rec, _compact=base)
+
+    def _records(
+        self,
+        source: RecordSource,
+        verifier: Verifier,
+        report: AuditReport,
+        cps: dict[str, list[KnownCheckpoint]],
+    ) -> dict[str, LogChecker]:
+        naming = self.options.naming
+        progress, every = self.options.progress, self.options.progress_every
+        checkers: dict[str, LogChecker] = {}
+        by_partition: dict[tuple[str, int], LogChecker | None] = {}
+        seen = 0
+        next_tick = every
+        for batch in source.batches(AUDIT):
+            key = (batch.topic, batch.partition)
+            if key not in by_partition:
+                member = naming.member_of(batch.topic, AUDIT)
+                log_id = audit_log_id(member, batch.partition, topic_prefix=naming.prefix)
+                by_partition[key] = (
+                    self._checker(
+                        log_id,
+                        cps,
+                        verifier,
+                        report,
+                        topic=batch.topic,
+                        partition=batch.partition,
+                    )
+                    if self._wanted(log_id)
+                    else None
+                )
+                checker = by_partition[key]
+                if checker is not None:
+                    checkers[log_id] = checker
+            checker = by_partition[key]
+            if checker is None:
+                continue
+            checker.feed(batch.offsets, batch.values)
+            seen += len(batch)
+            if progress is not None and seen >= next_tick:
+                progress(seen)
+                next_tick = seen + every
+        report.records = seen
+        if progress is not None:
+            progress(seen)
+        return checkers
+
+
+@dataclass(frozen=True)
+class _Where:
+    topic: str
+    partition: int
+    offset: int
+
+    def anomaly(
+        self,
+        kind: Kind,
+        detail: str,
+        *,
+        log_id: str | None = None,
+        checkpoint_size: int | None = None,
+        reason: str | None = None,
+    ) -> Anomaly:
+        return Anomaly(
+            kind,
+            detail,
+            log_id=log_id,
+            topic=self.topic,
+            partition=self.partition,
+            offset=self.offset,
+            checkpoint_size=checkpoint_size,
+            reason=reason,
+        )
+
+
+_TRUST_PROBLEMS = {
+    "TRUST_LIST_UNSIGNED": "the trust list carries no signature: nothing it says can be trusted",
+    "TRUST_LIST_UNTRUSTED": "the trust list is not signed by any of the trust anchors given",
+    "TRUST_LIST_EXPIRED": "the trust list has expired: fetch the current one and audit again",
+    "TRUST_LIST_NOT_YET_VALID": "the trust list is not valid yet (issued in the future)",
+}

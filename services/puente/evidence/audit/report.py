@@ -1,0 +1,206 @@
+"""Anomalies and the audit report (JSON for machines, text for people)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from puente.evidence._time import format_ms
+
+
+class Kind(StrEnum):
+    """Every anomaly the auditor names. Stable codes: reports and tests rely on them."""
+
+    RECORD_ALTERED = "RECORD_ALTERED"
+    RECORD_REMOVED = "RECORD_REMOVED"
+    RECORD_INSERTED = "RECORD_INSERTED"
+    RECORD_REORDERED = "RECORD_REORDERED"
+    RECORD_DUPLICATED = "RECORD_DUPLICATED"
+    RECORD_UNCOVERED = "RECORD_UNCOVERED"
+    RECORD_MALFORMED = "RECORD_MALFORMED"
+    CHECKPOINT_ROOT_MISMATCH = "CHECKPOINT_ROOT_MISMATCH"
+    CHECKPOINT_FORK = "CHECKPOINT_FORK"
+    CHECKPOINT_INCONSISTENT = "CHECKPOINT_INCONSISTENT"
+    CHECKPOINT_UNTRUSTED = "CHECKPOINT_UNTRUSTED"
+    CHECKPOINT_MALFORMED = "CHECKPOINT_MALFORMED"
+    CHECKPOINT_TIME_REGRESSION = "CHECKPOINT_TIME_REGRESSION"
+    LOG_UNVERIFIABLE = "LOG_UNVERIFIABLE"
+    TRUST_LIST_MISSING = "TRUST_LIST_MISSING"
+    TRUST_LIST_MALFORMED = "TRUST_LIST_MALFORMED"
+    TRUST_LIST_UNSIGNED = "TRUST_LIST_UNSIGNED"
+    TRUST_LIST_UNTRUSTED = "TRUST_LIST_UNTRUSTED"
+    TRUST_LIST_EXPIRED = "TRUST_LIST_EXPIRED"
+    TRUST_LIST_NOT_YET_VALID = "TRUST_LIST_NOT_YET_VALID"
+    EXPORT_TRUNCATED = "EXPORT_TRUNCATED"
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """One finding, with every coordinate that locates it."""
+
+    kind: Kind
+    detail: str
+    log_id: str | None = None
+    index: int | None = None  # leaf index (first of a range)
+    index_end: int | None = None  # exclusive end of a range of leaves, if a range
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None  # Kafka offset of the record or checkpoint concerned
+    checkpoint_size: int | None = None
+    reason: str | None = None  # e.g. KEY_REVOKED for CHECKPOINT_UNTRUSTED
+
+    def where(self) -> str:
+        """The position, for people: log, leaves, checkpoint, topic/partition@offset."""
+        parts: list[str] = []
+        if self.log_id:
+            parts.append(self.log_id)
+        if self.index is not None:
+            if self.index_end is not None and self.index_end > self.index + 1:
+                parts.append(f"leaves {self.index}..{self.index_end - 1}")
+            else:
+                parts.append(f"leaf {self.index}")
+        if self.checkpoint_size is not None:
+            parts.append(f"checkpoint size {self.checkpoint_size}")
+        if self.topic is not None:
+            loc = self.topic if self.partition is None else f"{self.topic}[{self.partition}]"
+            parts.append(loc if self.offset is None else f"{loc}@{self.offset}")
+        return ", ".join(parts) or "-"
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON object (no nulls)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class LogSummary:
+    """Per-log figures."""
+
+    log_id: str
+    records: int = 0
+    checkpoints: int = 0
+    checkpoints_verified: int = 0
+    start_size: int = 0
+    verified_size: int = 0
+    verified_root: str | None = None
+    anomalies: int = 0
+
+
+@dataclass
+class AuditReport:
+    """The whole result of one audit."""
+
+    source: str
+    started_at: int
+    trust_list: dict[str, Any] = field(default_factory=dict)
+    finished_at: int = 0
+    elapsed_s: float = 0.0
+    records: int = 0
+    checkpoints: int = 0
+    logs: dict[str, LogSummary] = field(default_factory=dict)
+    anomalies: list[Anomaly] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing at all was found."""
+        return not self.anomalies
+
+    @property
+    def verdict(self) -> str:
+        """``VERIFIED`` or ``ANOMALIES FOUND``."""
+        return "VERIFIED" if self.ok else "ANOMALIES FOUND"
+
+    def add(self, anomaly: Anomaly) -> None:
+        """Record an anomaly (and count it against its log)."""
+        self.anomalies.append(anomaly)
+        if anomaly.log_id is not None and anomaly.log_id in self.logs:
+            self.logs[anomaly.log_id].anomalies += 1
+
+    def sort(self) -> None:
+        """Order anomalies for reading: exchange-wide first, then per log by position."""
+
+        def key(a: Anomaly) -> tuple[int, str, int, int]:
+            pos = a.index if a.index is not None else a.checkpoint_size
+            return (
+                0 if a.log_id is None else 1,
+                a.log_id or "",
+                -1 if pos is None else pos,
+                -1 if a.offset is None else a.offset,
+            )
+
+        self.anomalies.sort(key=key)
+
+    def counts(self) -> dict[str, int]:
+        """Anomalies per kind."""
+        out: dict[str, int] = {}
+        for a in self.anomalies:
+            out[a.kind.value] = out.get(a.kind.value, 0) + 1
+        return out
+
+    def to_json(self) -> bytes:
+        """The JSON report."""
+        doc = {
+            "verdict": self.verdict,
+            "ok": self.ok,
+            "source": self.source,
+            "started_at": format_ms(self.started_at),
+            "finished_at": format_ms(self.finished_at),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "records": self.records,
+            "records_per_s": round(self.records / self.elapsed_s) if self.elapsed_s else None,
+            "checkpoints": self.checkpoints,
+            "trust_list": self.trust_list,
+            "anomaly_counts": self.counts(),
+            "logs": [asdict(s) for s in sorted(self.logs.values(), key=lambda s: s.log_id)],
+            "anomalies": [a.to_json() for a in self.anomalies],
+        }
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
+
+    def to_text(self) -> str:
+        """The human-readable report."""
+        lines = [
+            f"Puente audit report — {self.verdict}",
+            f"source:      {self.source}",
+            f"audited:     {format_ms(self.started_at)} ({self.elapsed_s:.2f} s)",
+            f"trust list:  {_trust_line(self.trust_list)}",
+            f"records:     {self.records} in {len(self.logs)} log(s); "
+            f"checkpoints: {self.checkpoints}",
+            "",
+            "logs:",
+        ]
+        for s in sorted(self.logs.values(), key=lambda s: s.log_id):
+            status = "ok" if not s.anomalies else f"{s.anomalies} anomaly(ies)"
+            start = f" from size {s.start_size}" if s.start_size else ""
+            lines.append(
+                f"  {s.log_id}: {s.records} records{start}, "
+                f"{s.checkpoints_verified}/{s.checkpoints} checkpoints verified, "
+                f"verified up to size {s.verified_size} — {status}"
+            )
+        lines.append("")
+        if self.ok:
+            lines.append(
+                "No anomaly: every checkpoint is signed by a trusted key valid at its "
+                "time, and every record is covered, in order, by the signed roots."
+            )
+        else:
+            lines.append(f"{len(self.anomalies)} anomaly(ies):")
+            for i, a in enumerate(self.anomalies, 1):
+                reason = f" [{a.reason}]" if a.reason else ""
+                lines.append(f"  {i}. {a.kind.value}{reason} at {a.where()}")
+                lines.append(f"     {a.detail}")
+        lines.append("")
+        lines.append(f"verdict: {self.verdict}")
+        return "\n".join(lines) + "\n"
+
+
+def _trust_line(info: dict[str, Any]) -> str:
+    if not info:
+        return "none"
+    problems = info.get("problems") or []
+    state = "ok" if not problems else ", ".join(problems)
+    return (
+        f"serial {info.get('serial')}, expires {info.get('expires')}, "
+        f"signed by {', '.join(info.get('signed_by') or []) or 'no anchor'} — {state}"
+    )

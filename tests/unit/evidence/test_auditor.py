@@ -1,0 +1,359 @@
+"""The auditor on a real generated log: a clean log verifies, and every kind of tampering is
+detected and located (leaf index and Kafka offset), with nothing else reported."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import orjson
+import pytest
+
+from puente.evidence.audit.auditor import AuditOptions, Auditor
+from puente.evidence.audit.report import AuditReport, Kind
+from puente.evidence.audit.source import ExportFile
+from puente.evidence.checkpoint import Checkpoint
+from puente.evidence.keys import SigningKey
+from puente.evidence.log import AuditLog
+from puente.evidence.merkle import leaf_hash
+from puente.evidence.records import AuditRecord, Decision
+from puente.evidence.trust import KeyEntry, Usage, service_holder
+
+from .auditlog import Exported, build, checkpoint_records
+from .conftest import DAY, T0, World
+
+AUDIT_MX = "puente.audit.MX"
+
+
+def run(world: World, exp: Exported, tmp_path: Path, **opts: object) -> AuditReport:
+    path = exp.write(tmp_path / "export.pxp", cut=int(opts.pop("cut", 0)))  # type: ignore[call-overload]
+    auditor = Auditor(
+        registry=world.registry,
+        anchors=[world.root.public],
+        options=AuditOptions(**{"now": T0 + DAY, **opts}),  # type: ignore[arg-type]
+    )
+    return auditor.run(ExportFile(path))
+
+
+def found(report: AuditReport) -> list[tuple[str, int | None, int | None]]:
+    return [(a.kind.value, a.index, a.offset) for a in report.anomalies]
+
+
+@pytest.fixture
+def log200(world: World) -> Exported:
+    exp, _ = build(world.registry, world.service, world.trust_bytes, records=200, batch=16)
+    return exp
+
+
+def offset_of(exp: Exported, index: int) -> int:
+    return exp.partition()[index][0]
+
+
+def test_a_clean_log_verifies(world: World, tmp_path: Path) -> None:
+    exp, _ = build(
+        world.registry,
+        world.service,
+        world.trust_bytes,
+        logs=(("MX", 0), ("MX", 1), ("GT", 0)),
+        records=300,
+        batch=32,
+    )
+    report = run(world, exp, tmp_path)
+    assert report.ok, report.to_text()
+    assert report.records == 900 and report.checkpoints == 30
+    assert {
+        s.log_id: (s.records, s.verified_size, s.checkpoints_verified) for s in report.logs.values()
+    } == {
+        "puente.audit/MX/0": (300, 300, 10),
+        "puente.audit/MX/1": (300, 300, 10),
+        "puente.audit/GT/0": (300, 300, 10),
+    }
+    assert "verdict: VERIFIED" in report.to_text()
+    assert orjson.loads(report.to_json())["verdict"] == "VERIFIED"
+
+
+def rewrite(world: World, data: bytes, **changes: object) -> bytes:
+    rec = AuditRecord.decode(world.registry, data)
+    return replace(rec, **changes).encode(world.registry)  # type: ignore[arg-type]
+
+
+def test_altered_record_is_located(world: World, log200: Exported, tmp_path: Path) -> None:
+    part = log200.partition()
+    off, data = part[37]
+    part[37] = (
+        off,
+        rewrite(
+            world,
+            data,
+            reason_code="EDITED",
+            decision=Decision.WITHHELD,
+            delivered_sha256=None,
+            delivery_id=None,
+            delivery_digest=None,
+            recipient="GT",
+        ),
+    )
+    report = run(world, log200, tmp_path)
+    assert found(report) == [("RECORD_ALTERED", 37, off)]
+    # The repaired tree reproduces every signed root: the location is confirmed, not guessed.
+    assert report.logs["puente.audit/MX/0"].verified_size == 200
+
+
+def test_corrupted_bytes_are_located(world: World, log200: Exported, tmp_path: Path) -> None:
+    part = log200.partition()
+    off, data = part[90]
+    part[90] = (off, data[:20] + bytes([data[20] ^ 0xFF]) + data[21:])
+    report = run(world, log200, tmp_path)
+    kinds = {(k, i, o) for k, i, o in found(report)}
+    assert ("RECORD_ALTERED", 90, off) in kinds
+    assert all(o == off for _, _, o in kinds)  # everything reported points at that record
+    assert report.logs["puente.audit/MX/0"].verified_size == 200
+
+
+def test_removed_record_is_located(world: World, log200: Exported, tmp_path: Path) -> None:
+    part = log200.partition()
+    del part[37]
+    report = run(world, log200, tmp_path)
+    assert [(k, i) for k, i, _ in found(report)] == [("RECORD_REMOVED", 37)]
+    assert report.logs["puente.audit/MX/0"].verified_size == 200
+
+
+def test_inserted_record_is_located(world: World, log200: Exported, tmp_path: Path) -> None:
+    part = log200.partition()
+    genuine = AuditRecord.decode(world.registry, part[37][1])
+    forged = replace(genuine, decision=Decision.DELIVERED, recipient="US").encode(world.registry)
+    part.insert(37, (part[37][0], forged))  # same claimed position, right before the genuine one
+    report = run(world, log200, tmp_path)
+    assert found(report) == [("RECORD_INSERTED", 37, part[37][0])]
+
+
+def test_reordered_records_are_located(world: World, log200: Exported, tmp_path: Path) -> None:
+    part = log200.partition()
+    part[37], part[38] = part[38], part[37]
+    report = run(world, log200, tmp_path)
+    assert found(report) == [("RECORD_REORDERED", 37, part[38][0])]
+    assert report.logs["puente.audit/MX/0"].verified_size == 200
+
+
+def test_reordering_across_a_checkpoint_is_located(
+    world: World, log200: Exported, tmp_path: Path
+) -> None:
+    part = log200.partition()
+    part[47], part[48] = part[48], part[47]  # leaf 47 is the last of checkpoint 48
+    report = run(world, log200, tmp_path)
+    assert [(k, i) for k, i, _ in found(report)] == [("RECORD_REORDERED", 47)]
+
+
+def test_duplicated_records_are_located(world: World, log200: Exported, tmp_path: Path) -> None:
+    part = log200.partition()
+    part.insert(38, part[37])  # right after itself
+    part.insert(120, part[100])  # leaf 99, far later (in another checkpoint interval)
+    report = run(world, log200, tmp_path)
+    assert [(k, i) for k, i, _ in found(report)] == [
+        ("RECORD_DUPLICATED", 37),
+        ("RECORD_DUPLICATED", 99),
+    ]
+
+
+def test_truncated_log_and_uncovered_tail(world: World, log200: Exported, tmp_path: Path) -> None:
+    part = log200.partition()
+    del part[195:]
+    report = run(world, log200, tmp_path)
+    assert [(a.kind.value, a.index, a.index_end) for a in report.anomalies] == [
+        ("RECORD_REMOVED", 195, 200)
+    ]
+    exp, writers = build(world.registry, world.service, world.trust_bytes, records=40, batch=16)
+    log = writers["puente.audit/MX/0"]
+    _, extra = log.append_record(
+        world.registry,
+        replace(
+            AuditRecord.decode(world.registry, exp.partition()[0][1]),
+            log_id="",
+            leaf_index=-1,
+            previous_leaf_hash=None,
+        ),
+    )
+    exp.partition().append((999, extra))
+    report = run(world, exp, tmp_path)
+    assert [(a.kind.value, a.index, a.index_end) for a in report.anomalies] == [
+        ("RECORD_UNCOVERED", 40, 41)
+    ]
+
+
+def test_rechained_rewrite_is_caught_by_the_signed_root(
+    world: World, log200: Exported, tmp_path: Path
+) -> None:
+    """An attacker who edits a record and re-chains every later one fools the chain, never
+    the checkpoint: the damage is pinned to the checkpoint interval."""
+    part = log200.partition()
+    prev = leaf_hash(part[35][1])
+    for i in range(36, 48):
+        off, data = part[i]
+        changes: dict[str, object] = {"previous_leaf_hash": prev}
+        if i == 36:
+            changes["rule_ids"] = ("mx.share", "forged.rule")
+        new = rewrite(world, data, **changes)
+        part[i] = (off, new)
+        prev = leaf_hash(new)
+    report = run(world, log200, tmp_path)
+    assert [(a.kind.value, a.index, a.index_end) for a in report.anomalies] == [
+        # the signed root pins the damage to the interval since checkpoint 32
+        ("CHECKPOINT_ROOT_MISMATCH", 32, 48),
+        # and the last re-chained record is not what the untouched leaf 48 chains to
+        ("RECORD_ALTERED", 47, None),
+    ]
+    # Re-anchored on checkpoint 48's compact range: later intervals verify on their own.
+    assert report.logs["puente.audit/MX/0"].verified_size == 200
+
+
+def signed_checkpoint(
+    key: SigningKey,
+    origin: str,
+    size: int,
+    root: bytes,
+    t: int,
+    compact: tuple[bytes, ...] = (),
+    previous: int | None = None,
+    proof: tuple[bytes, ...] = (),
+) -> bytes:
+    return Checkpoint.make(origin, size, root, time_ms=t).sign(key).to_bytes()
+
+
+def test_fork_and_inconsistent_checkpoints(world: World, log200: Exported, tmp_path: Path) -> None:
+    # The log signs a second history: same records up to 40, different from there.
+    other = AuditLog("puente.audit/MX/0")
+    for i, (_, data) in enumerate(log200.partition()[:64]):
+        other.append(data if i < 40 else data + b"fork")
+    other_cp = other.checkpoint(world.service, time_ms=T0 + 5000)  # size 64, fork of 64
+    log200.checkpoints.append((1001, other_cp.encode(world.registry)))
+    # And a checkpoint at an unused size whose consistency proof from 48 cannot verify.
+    for _ in range(6):
+        other.append(b"more")
+    inconsistent = replace(
+        other.checkpoint(world.service, time_ms=T0 + 6000),
+        previous_size=48,
+        consistency_proof=tuple(checkpoint_records(world.registry, log200)[2].compact_range),
+    )
+    log200.checkpoints.append((1003, inconsistent.encode(world.registry)))
+    report = run(world, log200, tmp_path)
+    kinds = [(a.kind.value, a.checkpoint_size) for a in report.anomalies]
+    assert ("CHECKPOINT_FORK", 64) in kinds
+    assert ("CHECKPOINT_INCONSISTENT", 70) in kinds
+    # The records match the genuine history; the forged roots are the anomalies, not the records.
+    assert not [k for k, _ in kinds if k.startswith("RECORD_")]
+
+
+def test_checkpoints_by_unknown_expired_or_revoked_keys(world: World, tmp_path: Path) -> None:
+    old = SigningKey.generate("puente.svc/policy")
+    usages = frozenset({Usage.CHECKPOINT, Usage.DELIVERY})
+    tl = world.trust_list.with_entry(
+        KeyEntry(old.public, service_holder(), usages, T0 - DAY, T0 + 500)
+    ).revoke(world.service.key_id, since=T0 + 1040)
+    trust = tl.sign(world.root)
+    exp, _ = build(world.registry, world.service, trust, records=64, batch=16)
+    stranger = SigningKey.generate("puente.svc/policy")
+    recs = checkpoint_records(world.registry, exp)
+    # Re-sign: checkpoint 16 by a stranger, 32 by the old key after its end; 48 and 64 are
+    # signed by the service key after its revocation (T0+1040).
+    resigned = [
+        replace(
+            recs[0], note=Checkpoint.from_text(recs[0].checkpoint.text()).sign(stranger).to_bytes()
+        ),
+        replace(recs[1], note=Checkpoint.from_text(recs[1].checkpoint.text()).sign(old).to_bytes()),
+        recs[2],
+        recs[3],
+    ]
+    exp.checkpoints = [(i * 2, r.encode(world.registry)) for i, r in enumerate(resigned)]
+    report = run(world, exp, tmp_path)
+    untrusted = [
+        (a.checkpoint_size, a.reason, a.offset)
+        for a in report.anomalies
+        if a.kind is Kind.CHECKPOINT_UNTRUSTED
+    ]
+    assert untrusted == [
+        (16, "KEY_UNKNOWN", 0),
+        (32, "KEY_EXPIRED", 2),
+        (48, "KEY_REVOKED", 4),
+        (64, "KEY_REVOKED", 6),
+    ]
+    # With no trusted checkpoint left, every record is uncovered: nothing proves them.
+    assert [
+        (a.kind.value, a.index, a.index_end)
+        for a in report.anomalies
+        if a.kind is not Kind.CHECKPOINT_UNTRUSTED
+    ] == [("RECORD_UNCOVERED", 0, 64)]
+
+
+def test_trust_list_unsigned_or_expired(world: World, log200: Exported, tmp_path: Path) -> None:
+    log200.trust = [(0, world.trust_list.text().encode())]
+    report = run(world, log200, tmp_path)
+    kinds = {a.kind for a in report.anomalies}
+    assert Kind.TRUST_LIST_UNSIGNED in kinds and not report.ok
+    log200.trust = [(0, world.trust_bytes)]
+    report = run(world, log200, tmp_path, now=T0 + 400 * DAY)
+    assert [a.kind for a in report.anomalies] == [Kind.TRUST_LIST_EXPIRED]
+    log200.trust = []
+    report = run(world, log200, tmp_path)
+    assert Kind.TRUST_LIST_MISSING in {a.kind for a in report.anomalies}
+
+
+def test_start_from_a_trusted_checkpoint(world: World, log200: Exported, tmp_path: Path) -> None:
+    recs = checkpoint_records(world.registry, log200)
+    start = recs[5]  # size 96
+    assert start.checkpoint.size == 96
+    part = log200.partition()
+    off, data = part[10]
+    part[10] = (off, rewrite(world, data, reason_code="BEFORE-START"))  # not re-audited
+    off2, data2 = part[150]
+    part[150] = (off2, rewrite(world, data2, reason_code="AFTER-START"))
+    report = run(world, log200, tmp_path, start={"puente.audit/MX/0": start})
+    assert found(report) == [("RECORD_ALTERED", 150, off2)]
+    summary = report.logs["puente.audit/MX/0"]
+    assert summary.start_size == 96 and summary.verified_size == 200
+
+
+def test_start_survives_tampering_before_it(world: World, log200: Exported, tmp_path: Path) -> None:
+    recs = checkpoint_records(world.registry, log200)
+    del log200.partition()[5]  # the skip-by-count is now off by one
+    report = run(world, log200, tmp_path, start={"puente.audit/MX/0": recs[5]})
+    assert report.ok, report.to_text()
+
+
+def test_cut_export_is_reported(world: World, log200: Exported, tmp_path: Path) -> None:
+    report = run(world, log200, tmp_path, cut=100)
+    kinds = [a.kind for a in report.anomalies]
+    assert Kind.EXPORT_TRUNCATED in kinds
+    assert Kind.RECORD_REMOVED in kinds  # the records cut off are missing from the log
+
+
+def test_report_names_each_anomaly_with_its_position(
+    world: World, log200: Exported, tmp_path: Path
+) -> None:
+    part = log200.partition()
+    del part[37]
+    part[60], part[61] = part[61], part[60]
+    report = run(world, log200, tmp_path)
+    assert [(a.kind.value, a.index) for a in report.anomalies] == [
+        ("RECORD_REMOVED", 37),
+        ("RECORD_REORDERED", 61),  # leaves 61 and 62 (list positions 60 and 61 after the removal)
+    ]
+    text = report.to_text()
+    assert "1. RECORD_REMOVED at puente.audit/MX/0, leaf 37" in text
+    reordered = report.anomalies[1]
+    assert (
+        f"2. RECORD_REORDERED at puente.audit/MX/0, leaf 61, {AUDIT_MX}[0]@{reordered.offset}"
+        in text
+    )
+    assert reordered.offset == log200.partition()[61][0]
+    doc = orjson.loads(report.to_json())
+    assert doc["verdict"] == "ANOMALIES FOUND" and doc["anomaly_counts"]["RECORD_REMOVED"] == 1
+    assert doc["anomalies"][0] == {
+        "kind": "RECORD_REMOVED",
+        "detail": "leaf 37 is missing; leaf 38 chains to its hash, which is used instead",
+        "log_id": "puente.audit/MX/0",
+        "index": 37,
+        "index_end": 38,
+        "topic": AUDIT_MX,
+        "partition": 0,
+        "offset": log200.partition()[37][0],
+    }
