@@ -201,6 +201,11 @@ class PolicySet:
         self.warnings = warnings
         self._plans = plans
         self._member_set = frozenset(members)
+        self._last_facts: tuple[Mapping[str, Any] | None, str, NoticeFacts] = (
+            None,
+            "",
+            notice_facts("CaseNotice", {}),
+        )
 
     # ------------------------------------------------------------------ public API
 
@@ -212,12 +217,22 @@ class PolicySet:
         keys: PseudonymKeys,
     ) -> Decision:
         """Decide what ``recipient`` gets of ``notice`` (a decoded Avro record of ``notice_type``,
-        e.g. ``"CaseNotice"`` or ``"puente.CaseNotice"``)."""
+        e.g. ``"CaseNotice"`` or ``"puente.CaseNotice"``).
+
+        Notices are read-only to the engine. The floor's facts of the last notice decided on are
+        kept (by identity), so deciding recipient after recipient for one notice reads its
+        persons once, as :meth:`decide_all` does."""
         t = self._type(notice_type)
         if recipient not in self._member_set:
             raise UnknownRecipientError(f"{recipient!r} is not a member state")
         origin = self._origin(notice)
-        return self._decide(notice, t, origin, recipient, notice_facts(t, notice), keys, None)
+        last = self._last_facts  # one read: a racing thread may replace it, never tear it
+        if last[0] is notice and last[1] == t:
+            facts = last[2]
+        else:
+            facts = notice_facts(t, notice)
+            self._last_facts = (notice, t, facts)
+        return self._decide(notice, t, origin, recipient, facts, keys, None)
 
     def decide_all(
         self, notice: Mapping[str, Any], notice_type: str, keys: PseudonymKeys
