@@ -1,0 +1,299 @@
+"""deploy/k8s: valid against the Kubernetes and Strimzi schemas, and one source of truth with
+the local provisioner (topics, principals, ACLs, broker settings)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from puente.deploy import contract
+from puente.deploy import k8s as k
+from puente.deploy.material import k8s_secret_manifests, password_secret_name
+from puente.evidence.keys import SigningKey
+from puente.kafka.broker_config import ADMIN_USER, node_ports, server_properties
+from puente.kafka.plan import Acl
+from puente.secrets import Credential
+from tests.unit.deploy.schema_tools import (
+    k8s_errors,
+    strimzi_errors,
+    strimzi_unknown_fields,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+K8S = REPO / "deploy" / "k8s"
+
+
+def _docs(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+@pytest.fixture(scope="module")
+def inputs() -> contract.DeployInputs:
+    return contract.deploy_inputs(REPO / "policies")
+
+
+@pytest.fixture(scope="module")
+def manifests() -> list[dict[str, Any]]:
+    """Every resource in the committed deploy/k8s files (not the kustomization)."""
+    return [d for p in sorted(K8S.glob("[0-9]*.yaml")) for d in _docs(p)]
+
+
+def _strimzi(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in docs if d["apiVersion"].startswith("kafka.strimzi.io/")]
+
+
+def _builtin(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in docs if not d["apiVersion"].startswith("kafka.strimzi.io/")]
+
+
+def _by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+# --- schemas ----------------------------------------------------------------------------------
+
+
+def test_builtin_resources_are_valid_kubernetes(manifests: list[dict[str, Any]]) -> None:
+    builtin = _builtin(manifests)
+    kinds = {d["kind"] for d in builtin}
+    assert kinds == {
+        "Namespace",
+        "ServiceAccount",
+        "Deployment",
+        "PodDisruptionBudget",
+        "Service",
+        "NetworkPolicy",
+    }
+    errors = [e for d in builtin for e in k8s_errors(d)]
+    assert errors == []
+
+
+def test_kubernetes_check_rejects_an_unknown_field(manifests: list[dict[str, Any]]) -> None:
+    """The validator is strict: a misspelt field is an error, not silently dropped."""
+    deployment = json.loads(json.dumps(_by_kind(manifests, "Deployment")[0]))
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
+    assert k8s_errors(deployment)
+    deployment = json.loads(json.dumps(_by_kind(manifests, "Deployment")[0]))
+    deployment["spec"]["replicas"] = "two"
+    assert k8s_errors(deployment)
+
+
+def test_strimzi_resources_match_strimzi_schemas(manifests: list[dict[str, Any]]) -> None:
+    docs = _strimzi(manifests)
+    assert {d["kind"] for d in docs} == {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
+    assert all(d["apiVersion"] == "kafka.strimzi.io/v1" for d in docs)
+    assert strimzi_errors(docs) == []
+
+
+def test_strimzi_check_rejects_wrong_values(manifests: list[dict[str, Any]]) -> None:
+    user = json.loads(json.dumps(_by_kind(manifests, "KafkaUser")[1]))
+    user["spec"]["authorization"]["acls"][0]["operations"] = ["Wrte"]
+    topic = json.loads(json.dumps(_by_kind(manifests, "KafkaTopic")[0]))
+    topic["spec"]["partitions"] = "four"
+    pool = json.loads(json.dumps(_by_kind(manifests, "KafkaNodePool")[0]))
+    del pool["spec"]["roles"]
+    errors = strimzi_errors([user, topic, pool])
+    assert len(errors) >= 3, errors
+    assert any("Wrte" in e or "enum" in e for e in errors)
+
+
+def test_strimzi_resources_have_no_unknown_fields(
+    manifests: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    docs = _strimzi(manifests)
+    assert strimzi_unknown_fields(docs, tmp_path) == []
+    bad = json.loads(json.dumps(_by_kind(docs, "KafkaUser")[1]))
+    bad["spec"]["authorization"]["acls"][0]["hosts"] = "*"
+    kafka = json.loads(json.dumps(_by_kind(docs, "Kafka")[0]))
+    kafka["spec"]["kafka"]["listeners"][0]["authentification"] = {"type": "scram-sha-512"}
+    errors = strimzi_unknown_fields([bad, kafka], tmp_path / "bad")
+    assert any('"hosts"' in e for e in errors), errors
+    assert any('"authentification"' in e for e in errors), errors
+
+
+# --- one source of truth ------------------------------------------------------------------------
+
+
+def test_a_kafkatopic_per_planned_topic(
+    manifests: list[dict[str, Any]], inputs: contract.DeployInputs
+) -> None:
+    topics = {d["spec"]["topicName"]: d for d in _by_kind(manifests, "KafkaTopic")}
+    assert set(topics) == {t.name for t in inputs.plan.topics}
+    assert len(topics) == 6 * len(inputs.members) + 2
+    for t in inputs.plan.topics:
+        spec = topics[t.name]["spec"]
+        assert spec["partitions"] == t.partitions
+        assert t.partitions == (1 if t.name == "puente.trust" else contract.PARTITIONS)
+        assert spec["replicas"] == t.replication == 3
+        assert {key: str(v) for key, v in spec["config"].items()} == {
+            key: str(k.typed(v)) for key, v in t.configs.items()
+        }
+        assert spec["config"]["min.insync.replicas"] == 2
+        meta = topics[t.name]["metadata"]
+        assert meta["labels"]["strimzi.io/cluster"] == k.CLUSTER
+        assert meta["name"] == t.name.lower()  # a valid Kubernetes name for an upper-case topic
+
+
+def test_a_kafkauser_per_principal_with_exactly_the_plans_acls(
+    manifests: list[dict[str, Any]], inputs: contract.DeployInputs
+) -> None:
+    users = {d["metadata"]["name"]: d for d in _by_kind(manifests, "KafkaUser")}
+    assert set(users) == {p.name for p in inputs.plan.principals} | {ADMIN_USER}
+    planned: dict[str, set[Acl]] = defaultdict(set)
+    for a in inputs.plan.acls:
+        planned[a.principal].add(a)
+    for name, user in users.items():
+        spec = user["spec"]
+        assert spec["authentication"]["type"] == "scram-sha-512"
+        ref = spec["authentication"]["password"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": password_secret_name(name), "key": "password"}
+        rules = spec.get("authorization", {}).get("acls", [])
+        assert all(r["type"] == "allow" and r["host"] == "*" for r in rules)
+        assert k.plan_acls(name, rules) == planned[name], name
+    # The admin is a super user and needs no ACL; members reach only their own topics.
+    assert "authorization" not in users[ADMIN_USER]["spec"]
+    mx = users[inputs.naming.member_principal("MX")]
+    names = {r["resource"]["name"] for r in mx["spec"]["authorization"]["acls"]}
+    assert "puente.ingress.MX" in names and "puente.deliver.MX" in names
+    assert not any(n.endswith(".US") for n in names)
+
+
+def test_kafka_cluster_matches_the_local_broker_settings(manifests: list[dict[str, Any]]) -> None:
+    (kafka,) = _by_kind(manifests, "Kafka")
+    (pool,) = _by_kind(manifests, "KafkaNodePool")
+    ports = node_ports(9000, 3)
+    local = server_properties(
+        ports[0], ports, host="h", log_dir="/d", broker=Credential("broker", "x")
+    )
+    config = kafka["spec"]["kafka"]["config"]
+    assert {key: str(v).lower() for key, v in config.items()} == {
+        key: local[key] for key in k.CLUSTER_CONFIG_KEYS
+    }
+    assert config["default.replication.factor"] == 3 and config["min.insync.replicas"] == 2
+    assert config["transaction.state.log.min.isr"] == 2
+    assert config["unclean.leader.election.enable"] is False
+    (listener,) = kafka["spec"]["kafka"]["listeners"]
+    assert listener["authentication"]["type"] == "scram-sha-512" and listener["tls"] is True
+    authz = kafka["spec"]["kafka"]["authorization"]
+    assert authz == {"type": "simple", "superUsers": [ADMIN_USER]}
+    assert kafka["spec"]["kafka"]["version"] == contract.KAFKA_VERSION
+    assert pool["spec"]["replicas"] == 3
+    assert sorted(pool["spec"]["roles"]) == ["broker", "controller"]
+    assert pool["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
+
+
+# --- Puente's processes -------------------------------------------------------------------------
+
+
+def _deployment(manifests: list[dict[str, Any]], component: str) -> dict[str, Any]:
+    (d,) = [x for x in _by_kind(manifests, "Deployment") if x["metadata"]["name"] == component]
+    return d
+
+
+@pytest.mark.parametrize("name", ["puente-policy-service", "puente-gateway"])
+def test_deployments_have_probes_resources_and_a_budget(
+    manifests: list[dict[str, Any]], name: str
+) -> None:
+    d = _deployment(manifests, name)
+    pod = d["spec"]["template"]["spec"]
+    labels = d["spec"]["template"]["metadata"]["labels"]
+    assert d["spec"]["replicas"] >= 2
+    assert all(labels[key] == v for key, v in d["spec"]["selector"]["matchLabels"].items())
+    for c in pod["containers"] + pod.get("initContainers", []):
+        assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    (main,) = pod["containers"]
+    ports = {p["name"] for p in main["ports"]}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert main[probe]["httpGet"]["port"] in ports, probe
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+    accounts = {sa["metadata"]["name"] for sa in _by_kind(manifests, "ServiceAccount")}
+    assert pod["serviceAccountName"] in accounts
+    pdbs = [
+        p
+        for p in _by_kind(manifests, "PodDisruptionBudget")
+        if all(labels.get(key) == v for key, v in p["spec"]["selector"]["matchLabels"].items())
+    ]
+    assert len(pdbs) == 1 and pdbs[0]["spec"]["minAvailable"] < d["spec"]["replicas"]
+    services = [
+        s
+        for s in _by_kind(manifests, "Service")
+        if all(labels.get(key) == v for key, v in s["spec"]["selector"].items())
+    ]
+    assert services
+    policies = [
+        n
+        for n in _by_kind(manifests, "NetworkPolicy")
+        if all(
+            labels.get(key) == v
+            for key, v in n["spec"]["podSelector"].get("matchLabels", {}).items()
+        )
+    ]
+    assert len(policies) == 2  # the namespace's default deny and its own
+
+
+def test_policy_service_shape(manifests: list[dict[str, Any]]) -> None:
+    d = _deployment(manifests, "puente-policy-service")
+    pod = d["spec"]["template"]["spec"]
+    (main,) = pod["containers"]
+    assert [main["command"][0], *main["args"]] == list(contract.POLICY_COMMAND)
+    assert pod["terminationGracePeriodSeconds"] >= 30  # the batch in flight finishes on SIGTERM
+    env = {e["name"]: e["value"] for e in main["env"]}
+    assert env["PUENTE_KAFKA_BOOTSTRAP"] == k.BOOTSTRAP
+    assert env["PUENTE_KAFKA__SECURITY_PROTOCOL"] == "SASL_SSL"
+    # Secrets are referenced, never inline: no env var carries a password or key.
+    assert not any("PASSWORD" in name for name in env)
+    assert not any(v.startswith("PRIVATE+KEY") for v in env.values())
+    assert env["PUENTE_SECRETS_DIR"] == contract.K8S_SECRETS_DIR  # files from mounted Secrets
+    assert all(e.keys() == {"name", "value"} for e in main["env"])
+
+
+def test_every_reference_resolves(
+    manifests: list[dict[str, Any]], inputs: contract.DeployInputs, tmp_path: Path
+) -> None:
+    """Secrets, ConfigMap keys and the signing key: what the manifests name will exist."""
+    principals = [ADMIN_USER, *(p.name for p in inputs.plan.principals)]
+    secrets = k8s_secret_manifests(tmp_path / "s", principals, namespace=k.NAMESPACE)
+    secret_keys = {s["metadata"]["name"]: set(s["stringData"]) for s in secrets}
+    external = {k.CLUSTER_CA_SECRET: {"ca.crt"}, k.GATEWAY_TLS_SECRET: {"tls.crt", "tls.key"}}
+    configmap = k.policies_configmap(REPO / "policies", inputs.members)
+    for user in _by_kind(manifests, "KafkaUser"):
+        ref = user["spec"]["authentication"]["password"]["valueFrom"]["secretKeyRef"]
+        assert ref["key"] in secret_keys[ref["name"]]
+    for d in _by_kind(manifests, "Deployment"):
+        for volume in d["spec"]["template"]["spec"]["volumes"]:
+            if "secret" in volume:
+                name = volume["secret"]["secretName"]
+                known = secret_keys.get(name) or external[name]
+                assert {i["key"] for i in volume["secret"].get("items", [])} <= known
+            if "configMap" in volume:
+                assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+                assert {i["key"] for i in volume["configMap"]["items"]} == set(configmap["data"])
+    # The generated signing key is a real signed-note key, and the file is private.
+    (key_secret,) = [s for s in secrets if s["metadata"]["name"] == "puente-policy-signing-key"]
+    key = SigningKey.from_skey(key_secret["stringData"][contract.SIGNING_KEY_FILE])
+    assert key.name == contract.SIGNING_KEY_NAME
+    # Passwords are kept locally (0600) so the operator can hand them to member states.
+    store_file = tmp_path / "s" / f"{inputs.naming.member_principal('MX')}.json"
+    assert store_file.stat().st_mode & 0o077 == 0
+    again = k8s_secret_manifests(tmp_path / "s", principals, namespace=k.NAMESPACE)
+    assert again == secrets  # re-running keeps every password
+
+
+def test_no_secret_material_in_the_committed_manifests() -> None:
+    for path in K8S.glob("*.yaml"):
+        docs = _docs(path)
+        assert not [d for d in docs if d.get("kind") == "Secret"], path
+        assert "PRIVATE+KEY" not in path.read_text()
+
+
+def test_kustomization_lists_every_file() -> None:
+    (kust,) = _docs(K8S / "kustomization.yaml")
+    assert kust["resources"] == sorted(p.name for p in K8S.glob("[0-9]*.yaml"))
+    assert kust["namespace"] == k.NAMESPACE
