@@ -153,6 +153,9 @@ class Plan:
     """Everything precomputed for one (origin, recipient, notice type)."""
 
     rules: tuple[CompiledRule, ...]  # withholds first, then shares, in evaluation order
+    # The same rules with what the hot loop needs for this notice type, looked up once at load:
+    # (rule, condition function or None, reads the recipient, cache index).
+    entries: tuple[tuple[CompiledRule, Any, bool, int], ...]
     acceptance: CompiledAcceptance | None
     recipient_groups: tuple[str, ...]
     mandatory: tuple[str, ...]
@@ -314,22 +317,20 @@ class PolicySet:
         # notice in a fan-out.
         plan = self._plans[(origin, recipient, t)]
         rule: CompiledRule | None = None
-        for candidate in plan.rules:
-            cond = candidate.conditions[t]
-            if cond is None:
+        for candidate, fn, per_recipient, index in plan.entries:
+            if fn is None:
                 rule = candidate
                 break
-            shared = cache is not None and not candidate.per_recipient[t]
-            result = cache.get(candidate.index) if shared and cache is not None else None
+            result = None
+            if cache is not None and not per_recipient:
+                result = cache.get(index)
             if result is None:
                 try:
-                    result = cond.fn(
-                        notice, t, origin, recipient, plan.recipient_groups, plan.mandatory
-                    )
+                    result = fn(notice, t, origin, recipient, plan.recipient_groups, plan.mandatory)
                 except CelEvalError:
                     result = _ERR
-                if shared and cache is not None:
-                    cache[candidate.index] = result
+                if cache is not None and not per_recipient:
+                    cache[index] = result
             if result is _ERR:
                 errors.append(candidate.id)
                 # Fail closed: a withhold rule that cannot be evaluated withholds; a share rule

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from puente.codec.registry import Registry
 from puente.errors import PuenteError
 from puente.members import MEMBERS_FILE, load_members
-from puente.policy.cel import compile_condition
+from puente.policy.cel import Condition, compile_condition
 from puente.policy.engine import (
     NOTICE_TYPES,
     CompiledAcceptance,
@@ -274,9 +274,19 @@ class _Loader:
             )
             for recipient in members:
                 for t in NOTICE_TYPES:
+                    rules = tuple(
+                        r for r in sequence if t in r.conditions and recipient in r.recipients
+                    )
                     plans[(origin, recipient, t)] = Plan(
-                        rules=tuple(
-                            r for r in sequence if t in r.conditions and recipient in r.recipients
+                        rules=rules,
+                        entries=tuple(
+                            (
+                                r,
+                                _fn(r.conditions[t]),
+                                r.per_recipient[t],
+                                r.index,
+                            )
+                            for r in rules
                         ),
                         acceptance=acceptances.get((recipient, t)),
                         recipient_groups=member_groups[recipient],
@@ -607,6 +617,10 @@ class _Loader:
                             "every notice and recipient it could",
                         )
                         break
+
+
+def _fn(cond: Condition | None) -> Any:
+    return None if cond is None else cond.fn
 
 
 def _covers(a: CompiledRule, b: CompiledRule) -> bool:
