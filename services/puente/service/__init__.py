@@ -1,0 +1,1 @@
+"""The policy service: ingress → validate → decide → transform → sign → deliver, exactly once."""

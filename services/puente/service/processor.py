@@ -1,0 +1,509 @@
+"""The pure heart of the policy service: one input partition's batch in, every output record out.
+
+:class:`PartitionProcessor` owns what a single writer of one ingress partition must remember —
+its audit log (:class:`~puente.evidence.log.AuditLog`) and the notice ids it has seen — and turns
+a batch of ingress records into :class:`BatchOutput`: deliveries per recipient, audit records,
+a checkpoint, rejections for the origin, and the state to persist. No I/O: the worker produces
+the output in one Kafka transaction, and calls :meth:`rollback` if that transaction fails.
+
+Every input ends in exactly one outcome, and the audit log says which:
+
+* ``DELIVERED``: reached at least one recipient (a DELIVERED/TRANSFORMED record per recipient
+  that got it, a WITHHELD record per recipient that did not);
+* ``WITHHELD``: reached nobody (a WITHHELD record for every candidate recipient);
+* ``REJECTED``: refused as a whole (one REJECTED record, and a Rejection to the origin).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from puente.codec.registry import Registry
+from puente.codec.wire import encode
+from puente.errors import PuenteError
+from puente.evidence.delivery import (
+    STATEMENT_CONTEXT,
+    DeliveryAction,
+    DeliveryBatch,
+    DeliveryDecision,
+    DeliverySigner,
+    DeliveryStatement,
+)
+from puente.evidence.keys import SigningKey
+from puente.evidence.log import AuditLog, LogState
+from puente.evidence.records import AuditRecord
+from puente.evidence.records import Decision as AuditDecision
+from puente.logs import get_logger
+from puente.policy.engine import Decision, PolicySet
+from puente.policy.store import PolicyStore
+from puente.service.validate import (
+    DUPLICATE_NOTICE,
+    INTERNAL_ERROR,
+    NOTICE_ID_REUSED,
+    POLICY_FAILED,
+    Limits,
+    Refusal,
+    ValidNotice,
+    validate,
+)
+from puente.topics import DELIVER, Naming
+
+log = get_logger("policy.processor")
+
+REJECTION = "puente.Rejection"
+STATE_LOG_KEY = b"log"
+SEEN_PREFIX = b"n/"
+# Consular notifications carry no handling code of their own; a delivery always names one.
+DEFAULT_HANDLING = "H2"
+_DELIVERY_NS = uuid.UUID("6f1d3a52-2b7e-4c1e-9a55-0c1d2e3f4a5b")
+
+
+class Outcome(StrEnum):
+    DELIVERED = "DELIVERED"
+    WITHHELD = "WITHHELD"
+    REJECTED = "REJECTED"
+
+
+class SigningMode(StrEnum):
+    """Per-delivery Ed25519 signatures, or one signature per batch with inclusion proofs."""
+
+    EACH = "each"
+    BATCH = "batch"
+
+
+@dataclass(frozen=True)
+class IngressRecord:
+    """One record read from ``<prefix>.ingress.<origin>``."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+@dataclass
+class BatchOutput:
+    """Everything one batch produces, grouped by destination (topic, key, value)."""
+
+    deliveries: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    audit: list[bytes] = field(default_factory=list)
+    checkpoints: list[tuple[bytes, bytes]] = field(default_factory=list)
+    rejections: list[tuple[bytes, bytes]] = field(default_factory=list)
+    state: list[tuple[bytes, bytes]] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    decisions: Counter[tuple[str, str]] = field(default_factory=Counter)  # (action, reason)
+    policy_version: str | None = None
+    next_offset: int | None = None
+
+
+@dataclass
+class _Pending:
+    """A delivery whose envelope waits for the batch to be signed."""
+
+    topic: str
+    key: bytes
+    statement: DeliveryStatement
+    payload: bytes
+
+
+class PartitionProcessor:
+    """The single writer of one ingress partition's outputs and audit log."""
+
+    def __init__(
+        self,
+        *,
+        origin: str,
+        partition: int,
+        naming: Naming,
+        registry: Registry,
+        policies: PolicyStore,
+        key: SigningKey,
+        log_state: LogState | None = None,
+        seen: dict[str, bytes] | None = None,
+        mode: SigningMode = SigningMode.BATCH,
+        limits: Limits | None = None,
+        checkpoint_every: int = 1000,
+        checkpoint_interval_ms: int = 10_000,
+    ) -> None:
+        from puente.evidence.log import audit_log_id
+
+        self.origin = origin
+        self.partition = partition
+        self.naming = naming
+        self.registry = registry
+        self.policies = policies
+        self.key = key
+        self.mode = mode
+        self.limits = limits or Limits()
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval_ms = checkpoint_interval_ms
+        log_id = audit_log_id(origin, partition, topic_prefix=naming.prefix)
+        self.log = AuditLog.from_state(log_state) if log_state else AuditLog(log_id)
+        if self.log.log_id != log_id:
+            raise PuenteError(
+                f"persisted log state is for {self.log.log_id}, not {log_id}",
+                reason="STATE_MISMATCH",
+            )
+        self.seen: dict[str, bytes] = dict(seen or {})
+        self._signer = DeliverySigner(key, registry)
+        self._last_checkpoint_ms = 0
+        self._snapshot: tuple[LogState, dict[str, bytes], int] | None = None
+
+    @property
+    def log_id(self) -> str:
+        return self.log.log_id
+
+    # --- transaction support -----------------------------------------------------------------
+
+    def _take_snapshot(self) -> None:
+        self._snapshot = (self.log.state(), dict(self.seen), self._last_checkpoint_ms)
+
+    def rollback(self) -> None:
+        """Forget the last batch (its transaction was aborted): back to the state before it."""
+        if self._snapshot is None:
+            return
+        state, seen, last_cp = self._snapshot
+        self.log = AuditLog.from_state(state)
+        self.seen = seen
+        self._last_checkpoint_ms = last_cp
+        self._snapshot = None
+
+    # --- processing --------------------------------------------------------------------------
+
+    def process(
+        self,
+        records: Sequence[IngressRecord],
+        now: dt.datetime,
+        *,
+        force_checkpoint: bool = False,
+    ) -> BatchOutput:
+        """Process a batch (offset order) and return what to produce, in one transaction."""
+        self._take_snapshot()
+        out = BatchOutput()
+        policy = self.policies.current
+        out.policy_version = policy.version
+        now_ms = int(now.timestamp() * 1000)
+        pending: list[_Pending] = []
+        first_leaf = self.log.size
+        for rec in records:
+            self._one(rec, now, now_ms, policy, out, pending)
+            out.next_offset = rec.offset + 1
+        self._seal(pending, out, now_ms, first_leaf)
+        due = (
+            force_checkpoint
+            or self.log.size - self.log.checkpoint_size >= self.checkpoint_every
+            or (
+                self.log.size > self.log.checkpoint_size
+                and now_ms - self._last_checkpoint_ms >= self.checkpoint_interval_ms
+            )
+        )
+        if due:
+            cp = self.log.checkpoint(self.key, time_ms=now_ms)
+            self._last_checkpoint_ms = now_ms
+            out.checkpoints.append((self.log.log_id.encode(), cp.encode(self.registry)))
+        if records or due:
+            out.state.append((STATE_LOG_KEY, self.log.state().encode(self.registry)))
+        return out
+
+    def _one(
+        self,
+        rec: IngressRecord,
+        now: dt.datetime,
+        now_ms: int,
+        policy: PolicySet,
+        out: BatchOutput,
+        pending: list[_Pending],
+    ) -> None:
+        original = hashlib.sha256(rec.value or b"").digest()
+        try:
+            valid = validate(
+                self.registry, rec.value, origin=self.origin, now=now, limits=self.limits
+            )
+            previous = self.seen.get(valid.notice_id)
+            if previous is not None:
+                raise _duplicate(valid, previous == original)
+            try:
+                decisions = policy.decide_all(valid.notice, valid.notice_type, self.policies.keys)
+            except PuenteError as exc:
+                raise Refusal(
+                    POLICY_FAILED,
+                    f"the policy set could not decide this notice ({exc.reason}); "
+                    "operators were alerted",
+                    notice_id=valid.notice_id,
+                    notice_type=valid.notice_type,
+                    fingerprint=valid.fingerprint,
+                ) from exc
+            outcome = self._decided(rec, valid, decisions, original, now_ms, policy, out, pending)
+            self.seen[valid.notice_id] = original
+            out.state.append((SEEN_PREFIX + valid.notice_id.encode(), original))
+        except Refusal as refusal:
+            self._rejected(rec, refusal, original, now_ms, policy.version, out)
+            outcome = Outcome.REJECTED
+        except Exception as exc:  # a bug must not block the partition: refuse, keep going
+            log.error(
+                "policy.internal_error",
+                topic=rec.topic,
+                partition=rec.partition,
+                offset=rec.offset,
+                error=type(exc).__name__,
+            )
+            internal = Refusal(
+                INTERNAL_ERROR,
+                f"Puente could not process this record (reference {rec.topic}/{rec.partition}/"
+                f"{rec.offset}); operators were alerted; re-send it later",
+            )
+            self._rejected(rec, internal, original, now_ms, policy.version, out)
+            outcome = Outcome.REJECTED
+        out.outcomes[outcome.value] += 1
+
+    def _decided(
+        self,
+        rec: IngressRecord,
+        valid: ValidNotice,
+        decisions: Iterable[Decision],
+        original: bytes,
+        now_ms: int,
+        policy: PolicySet,
+        out: BatchOutput,
+        pending: list[_Pending],
+    ) -> Outcome:
+        delivered = False
+        for d in decisions:
+            if d.recipient == self.origin:
+                continue
+            record = AuditRecord(
+                decided_at=now_ms,
+                ingress_topic=rec.topic,
+                ingress_partition=rec.partition,
+                ingress_offset=rec.offset,
+                origin=self.origin,
+                decision=AuditDecision.WITHHELD,
+                original_sha256=original,
+                notice_id=valid.notice_id,
+                notice_schema=valid.notice_type,
+                schema_fingerprint=valid.fingerprint,
+                recipient=d.recipient,
+                rule_ids=d.rules,
+                legal_bases=d.legal_bases,
+                policy_set_version=policy.version,
+            )
+            if d.shared:
+                delivered = True
+                self._deliver(rec, valid, d, original, now_ms, record, out, pending)
+            else:
+                reason = ",".join(d.reasons) or None
+                _, leaf = self.log.append_record(self.registry, replace(record, reason_code=reason))
+                out.audit.append(leaf)
+                out.decisions[("withhold", d.reasons[0] if d.reasons else "")] += 1
+                if any(r.startswith("FLOOR_") for r in d.reasons):
+                    self._report_floor(rec, valid, d, original, now_ms, out)
+        return Outcome.DELIVERED if delivered else Outcome.WITHHELD
+
+    def _deliver(
+        self,
+        rec: IngressRecord,
+        valid: ValidNotice,
+        d: Decision,
+        original: bytes,
+        now_ms: int,
+        record: AuditRecord,
+        out: BatchOutput,
+        pending: list[_Pending],
+    ) -> None:
+        transformed = d.action != "share"
+        assert d.payload is not None
+        # An untransformed delivery is the published bytes themselves: the recipient can check
+        # the origin's exact notice (delivered_sha256 == original_sha256 in the audit record).
+        payload = (
+            encode(self.registry, valid.notice_type, dict(d.payload))
+            if transformed
+            else rec.value or b""
+        )
+        delivery_id = str(uuid.uuid5(_DELIVERY_NS, f"{valid.notice_id}/{d.recipient}"))
+        action = DeliveryAction.TRANSFORMED if transformed else DeliveryAction.DELIVERED
+        statement = DeliveryStatement.for_payload(
+            payload,
+            payload_schema=valid.notice_type,
+            delivery_id=delivery_id,
+            notice_id=valid.notice_id,
+            origin=self.origin,
+            recipient=d.recipient,
+            original_sha256=original,
+            decision=DeliveryDecision(
+                action=action,
+                rule_ids=d.rules,
+                legal_bases=d.legal_bases,
+                handling_code=d.handling or DEFAULT_HANDLING,
+                handling_conditions=d.handling_conditions,
+                purposes=d.purposes,
+                retention_days=d.retention_days,
+            ),
+            policy_set_version=d.policy_version,
+            notice_created_at=valid.created_at_ms,
+            decided_at=now_ms,
+            signed_at=now_ms,
+            audit_log_id=self.log.log_id,
+            audit_leaf_index=self.log.size,
+        )
+        digest = hashlib.sha256(STATEMENT_CONTEXT + statement.encode(self.registry)).digest()
+        audit = replace(
+            record,
+            decision=AuditDecision.TRANSFORMED if transformed else AuditDecision.DELIVERED,
+            reason_code=",".join(d.reasons) or None,
+            delivered_sha256=statement.payload_sha256,
+            delivery_id=delivery_id,
+            delivery_digest=digest,
+        )
+        _, leaf = self.log.append_record(self.registry, audit)
+        out.audit.append(leaf)
+        out.decisions[(d.action, "")] += 1
+        topic = self.naming.topic(DELIVER, d.recipient)
+        pending.append(_Pending(topic, valid.notice_id.encode(), statement, payload))
+
+    def _seal(self, pending: list[_Pending], out: BatchOutput, now_ms: int, first: int) -> None:
+        if not pending:
+            return
+        if self.mode is SigningMode.EACH:
+            for p in pending:
+                delivery = self._signer.sign(p.statement, p.payload)
+                out.deliveries.append((p.topic, p.key, delivery.encode(self.registry)))
+            return
+        batch = DeliveryBatch(self.registry, f"{self.log.log_id}/{first}")
+        for p in pending:
+            batch.add(p.statement, p.payload)
+        for p, delivery in zip(pending, batch.seal(self.key, time_ms=now_ms), strict=True):
+            out.deliveries.append((p.topic, p.key, delivery.encode(self.registry)))
+
+    def _rejected(
+        self,
+        rec: IngressRecord,
+        refusal: Refusal,
+        original: bytes,
+        now_ms: int,
+        policy_version: str,
+        out: BatchOutput,
+    ) -> None:
+        record = AuditRecord(
+            decided_at=now_ms,
+            ingress_topic=rec.topic,
+            ingress_partition=rec.partition,
+            ingress_offset=rec.offset,
+            origin=self.origin,
+            decision=AuditDecision.REJECTED,
+            original_sha256=original,
+            notice_id=refusal.notice_id,
+            notice_schema=refusal.notice_type,
+            schema_fingerprint=refusal.fingerprint,
+            reason_code=refusal.reason,
+            policy_set_version=policy_version,
+        )
+        _, leaf = self.log.append_record(self.registry, record)
+        out.audit.append(leaf)
+        out.decisions[("reject", refusal.reason)] += 1
+        out.rejections.append(
+            self._rejection(
+                rec,
+                scope="NOTICE",
+                notice_id=refusal.notice_id,
+                recipient=None,
+                reason=refusal.reason,
+                message=refusal.message,
+                fields=refusal.fields,
+                original=original,
+                now_ms=now_ms,
+                policy_version=policy_version,
+            )
+        )
+
+    def _report_floor(
+        self,
+        rec: IngressRecord,
+        valid: ValidNotice,
+        d: Decision,
+        original: bytes,
+        now_ms: int,
+        out: BatchOutput,
+    ) -> None:
+        floor = [r for r in d.reasons if r.startswith("FLOOR_")]
+        out.rejections.append(
+            self._rejection(
+                rec,
+                scope="RECIPIENT",
+                notice_id=valid.notice_id,
+                recipient=d.recipient,
+                reason=floor[0],
+                message=(
+                    f"not delivered to {d.recipient}: the regional protection floor "
+                    f"({', '.join(floor)}) forbids it; if a notification to {d.recipient} is "
+                    "due (e.g. mandatory consular notification), handle it by hand with the "
+                    "person's protection in mind"
+                ),
+                fields=(),
+                original=original,
+                now_ms=now_ms,
+                policy_version=d.policy_version,
+            )
+        )
+
+    def _rejection(
+        self,
+        rec: IngressRecord,
+        *,
+        scope: str,
+        notice_id: str | None,
+        recipient: str | None,
+        reason: str,
+        message: str,
+        fields: tuple[str, ...],
+        original: bytes,
+        now_ms: int,
+        policy_version: str | None,
+    ) -> tuple[bytes, bytes]:
+        ident = f"{rec.topic}/{rec.partition}/{rec.offset}/{recipient or '-'}"
+        value = encode(
+            self.registry,
+            REJECTION,
+            {
+                "rejection_id": str(uuid.uuid5(_DELIVERY_NS, ident)),
+                "scope": scope,
+                "notice_id": notice_id,
+                "origin": self.origin,
+                "recipient": recipient,
+                "reason_code": reason,
+                "message": message,
+                "field_paths": list(fields),
+                "ingress_topic": rec.topic,
+                "ingress_partition": rec.partition,
+                "ingress_offset": rec.offset,
+                "original_sha256": original,
+                "policy_set_version": policy_version,
+                "rejected_at": dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC),
+            },
+        )
+        return (notice_id or ident).encode(), value
+
+
+def _duplicate(valid: ValidNotice, same_bytes: bool) -> Refusal:
+    if same_bytes:
+        return Refusal(
+            DUPLICATE_NOTICE,
+            "this notice was already received and processed; it is not delivered twice",
+            notice_id=valid.notice_id,
+            notice_type=valid.notice_type,
+            fingerprint=valid.fingerprint,
+        )
+    return Refusal(
+        NOTICE_ID_REUSED,
+        "another notice was already received under this notice_id; give a new notice a new "
+        "id, and link an update to the earlier notice with related_notice_ids",
+        fields=("notice_id",),
+        notice_id=valid.notice_id,
+        notice_type=valid.notice_type,
+        fingerprint=valid.fingerprint,
+    )
