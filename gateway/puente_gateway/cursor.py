@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from typing import Literal
 
@@ -19,6 +20,7 @@ Kind = Literal["d", "r"]
 _VERSION = "1"
 _MAX_PARTITIONS = 10_000
 _MAX_LEN = 64 * 1024
+_BLOB = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def encode_cursor(kind: Kind, offsets: Mapping[int, int]) -> str:
@@ -37,6 +39,8 @@ def decode_cursor(kind: Kind, cursor: str | None) -> dict[int, int]:
     if len(cursor) > _MAX_LEN or not cursor.startswith(prefix):
         raise _invalid()
     blob = cursor[len(prefix) :]
+    if not _BLOB.fullmatch(blob):
+        raise _invalid()
     try:
         text = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4)).decode("ascii")
     except (binascii.Error, ValueError):
