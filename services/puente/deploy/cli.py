@@ -89,7 +89,8 @@ def _owner(value: str | None) -> tuple[int, int] | None:
 @compose_app.command("secrets")
 def compose_secrets_cmd(
     directory: Annotated[
-        Path | None, typer.Option("--dir", help="default: deploy/compose/secrets")
+        Path | None,
+        typer.Option("--dir", help="default: deploy/compose/secrets (.env goes beside it)"),
     ] = None,
     owner: Annotated[
         str | None, typer.Option(help="UID[:GID] to own the files (default 1000 when root)")
@@ -105,7 +106,8 @@ def compose_secrets_cmd(
     created = compose_secrets(
         target,
         [p.name for p in inputs.plan.principals],
-        env_file=compose_dir / ".env",
+        # Compose reads .env beside compose.yaml: deploy/compose/.env for the default folder.
+        env_file=target.parent / ".env",
         owner=_owner(owner),
     )
     typer.echo(f"{len(created)} secret file(s) created in {target} (existing ones kept)")

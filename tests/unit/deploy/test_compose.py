@@ -1,0 +1,220 @@
+"""deploy/compose: valid Compose, the local broker's configuration, secrets only from files."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from puente.deploy import contract
+from puente.deploy.compose import (
+    BOOTSTRAP,
+    container_ports,
+    node_properties,
+    secret_file_names,
+)
+from puente.deploy.material import compose_secrets
+from puente.evidence.keys import read_private_key
+from puente.kafka.broker_config import ADMIN_USER, server_properties
+from puente.secrets import Credential, SecretStore
+from tests.unit.deploy.schema_tools import compose_errors
+
+REPO = Path(__file__).resolve().parents[3]
+COMPOSE = REPO / "deploy" / "compose"
+# The keys a container node sets differently from the loopback node of `puente kafka up`.
+OVERRIDDEN = {
+    "controller.quorum.voters",
+    "listeners",
+    "advertised.listeners",
+    "log.dirs",
+    "listener.name.internal.plain.sasl.jaas.config",
+    "listener.name.controller.plain.sasl.jaas.config",
+    "config.providers",
+    "config.providers.file.class",
+}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    doc = yaml.safe_load((COMPOSE / "compose.yaml").read_text())
+    assert isinstance(doc, dict)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def inputs() -> contract.DeployInputs:
+    return contract.deploy_inputs(REPO / "policies")
+
+
+def _properties(path: Path) -> dict[str, str]:
+    return dict(
+        line.split("=", 1)
+        for line in path.read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+
+
+def test_valid_against_the_compose_specification(compose: dict[str, Any]) -> None:
+    assert compose_errors(compose) == []
+
+
+def test_compose_schema_check_is_real(compose: dict[str, Any]) -> None:
+    bad = json.loads(json.dumps(compose))
+    bad["services"]["policy"]["replica"] = 2  # not a Compose key
+    bad["services"]["gateway"]["ports"] = "8443:8443"  # must be a list
+    bad["secrets"]["admin"]["filename"] = "x"
+    errors = compose_errors(bad)
+    assert len(errors) >= 3, errors
+
+
+def test_three_kafka_nodes_and_the_puente_services(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"kafka-1", "kafka-2", "kafka-3", "provision", "policy", "gateway"}
+    for i in (1, 2, 3):
+        node = services[f"kafka-{i}"]
+        assert node["image"] == contract.KAFKA_IMAGE
+        assert node["image"].startswith("apache/kafka:")
+        assert node["hostname"] == f"kafka-{i}"
+        assert {c["source"] for c in node["configs"]} == {f"kafka-node-{i}", "kafka-start"}
+        assert any(v.startswith(f"kafka-{i}-data:") for v in node["volumes"])
+        assert node["healthcheck"]["test"]
+    assert services["policy"]["deploy"]["replicas"] >= 2
+    assert services["policy"]["command"] == list(contract.POLICY_COMMAND)
+    assert services["policy"]["stop_signal"] == "SIGTERM"
+    assert services["gateway"]["command"] == list(contract.GATEWAY_COMMAND)
+    assert services["provision"]["command"] == list(contract.PROVISION_COMMAND)
+    assert services["provision"]["restart"].startswith("on-failure")
+    # Start order: Kafka healthy, then provisioning completes, then the services.
+    for name in ("policy", "gateway"):
+        deps = services[name]["depends_on"]
+        assert deps["provision"]["condition"] == "service_completed_successfully"
+    for name in ("provision", "policy", "gateway"):
+        env = services[name]["environment"]
+        assert env["PUENTE_KAFKA_BOOTSTRAP"] == BOOTSTRAP
+        assert env["PUENTE_SECRETS_DIR"] == "/run/secrets"
+        assert all(
+            services[name]["depends_on"][f"kafka-{i}"]["condition"] == "service_healthy"
+            for i in (1, 2, 3)
+        )
+
+
+def test_node_properties_are_the_local_brokers(compose: dict[str, Any]) -> None:
+    """Same listeners, SASL, authorizer, super users and RF 3 / min ISR 2 as `kafka up -b 3`."""
+    voters = [container_ports(i) for i in (1, 2, 3)]
+    for node in voters:
+        rendered = _properties(COMPOSE / "kafka" / f"node-{node.node_id}.properties")
+        local = server_properties(
+            node,
+            voters,
+            host=f"kafka-{node.node_id}",
+            log_dir="x",
+            broker=Credential("broker", "p"),
+        )
+        assert set(rendered) == set(local) | {"config.providers", "config.providers.file.class"}
+        assert {k: v for k, v in rendered.items() if k not in OVERRIDDEN} == {
+            k: v for k, v in local.items() if k not in OVERRIDDEN
+        }
+        assert rendered["min.insync.replicas"] == "2"
+        assert rendered["default.replication.factor"] == "3"
+        assert (
+            rendered["controller.quorum.voters"] == "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"
+        )
+        assert rendered["advertised.listeners"] == (
+            f"CLIENT://kafka-{node.node_id}:9092,INTERNAL://kafka-{node.node_id}:9091"
+        )
+        # The broker's password comes from the mounted secret file, never from this file.
+        reference = "${file:/run/secrets/kafka-broker.properties:password}"
+        for key in (
+            "listener.name.internal.plain.sasl.jaas.config",
+            "listener.name.controller.plain.sasl.jaas.config",
+        ):
+            assert rendered[key].count(reference) == 2
+        secrets = compose["services"][f"kafka-{node.node_id}"]["secrets"]
+        assert {"source": "kafka-broker", "target": "kafka-broker.properties"} in secrets
+    bootstrap_hosts = {f"kafka-{n.node_id}:{n.client}" for n in voters}
+    assert set(BOOTSTRAP.split(",")) == bootstrap_hosts
+
+
+def test_node_properties_builder_keeps_hosts_apart() -> None:
+    voters = [("a", container_ports(1)), ("b", container_ports(2)), ("c", container_ports(3))]
+    props = node_properties(voters[1][1], voters, bind="0.0.0.0", log_dir="/d", broker_secret="/s")
+    assert props["advertised.listeners"].startswith("CLIENT://b:9092")
+    assert props["listeners"].startswith("CLIENT://0.0.0.0:9092")
+    assert props["controller.quorum.voters"] == "1@a:9093,2@b:9093,3@c:9093"
+
+
+def test_secrets_come_from_files_and_are_never_committed(
+    compose: dict[str, Any], inputs: contract.DeployInputs
+) -> None:
+    declared = compose["secrets"]
+    for name, spec in declared.items():
+        assert set(spec) == {"file"}, name  # no inline `environment:` or `content:` secrets
+        assert spec["file"].startswith("./secrets/")
+    principals = [p.name for p in inputs.plan.principals]
+    assert sorted(spec["file"][len("./secrets/") :] for spec in declared.values()) == sorted(
+        secret_file_names(principals)
+    )
+    used = {s["source"] for svc in compose["services"].values() for s in svc.get("secrets", [])}
+    assert used == set(declared)
+    # Least privilege: the services get their own credential only.
+    policy = {s["target"] for s in compose["services"]["policy"]["secrets"]}
+    assert policy == {
+        f"{inputs.naming.service_principal('policy')}.json",
+        contract.SIGNING_KEY_FILE,
+    }
+    gateway = {s["source"] for s in compose["services"]["gateway"]["secrets"]}
+    assert inputs.naming.member_principal("MX") not in gateway
+    # No environment variable carries a password.
+    for svc in compose["services"].values():
+        assert not any("PASSWORD" in k for k in svc.get("environment", {})), svc
+    text = (COMPOSE / "compose.yaml").read_text()
+    assert "password:" not in text.lower()
+    # The folder the secret files go to is git-ignored (and so is the .env with the cluster id).
+    for path in ("deploy/compose/secrets/admin.json", "deploy/compose/.env"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO, check=False)
+        assert ignored.returncode == 0, f"{path} is not git-ignored"
+
+
+def test_compose_secrets_creates_every_file_privately(
+    tmp_path: Path, inputs: contract.DeployInputs
+) -> None:
+    principals = [p.name for p in inputs.plan.principals]
+    secrets_dir = tmp_path / "secrets"
+    created = compose_secrets(secrets_dir, principals, env_file=tmp_path / ".env")
+    names = set(secret_file_names(principals))
+    assert names <= {p.name for p in secrets_dir.iterdir()}
+    for path in created:
+        assert path.stat().st_mode & 0o077 == 0, path
+    store = SecretStore(secrets_dir)
+    assert store.require(ADMIN_USER).password
+    assert store.require(inputs.naming.service_principal("policy")).password
+    broker = _properties(secrets_dir / contract.BROKER_SECRET_FILE)
+    assert broker["username"] == "broker" and len(broker["password"]) >= 40
+    key = read_private_key(secrets_dir / contract.SIGNING_KEY_FILE)
+    assert key.name == contract.SIGNING_KEY_NAME
+    assert re.fullmatch(
+        r"PUENTE_CLUSTER_ID=[A-Za-z0-9_-]{22}", (tmp_path / ".env").read_text().splitlines()[-1]
+    )
+    before = {p.name: p.read_bytes() for p in secrets_dir.iterdir()}
+    assert compose_secrets(secrets_dir, principals, env_file=tmp_path / ".env") == []
+    assert {p.name: p.read_bytes() for p in secrets_dir.iterdir()} == before  # nothing rotated
+
+
+def test_start_script_reads_the_admin_password_from_the_secret_file(tmp_path: Path) -> None:
+    script = COMPOSE / "kafka" / "start-kafka.sh"
+    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+    # Run the script's own sed expression on a file in SecretStore's format.
+    (expr,) = re.findall(r"sed -n '([^']+)'", script.read_text())
+    SecretStore(tmp_path).put(Credential(ADMIN_USER, "s3cr3t-Pass_word"))
+    out = subprocess.run(
+        ["sed", "-n", expr, str(tmp_path / "admin.json")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "s3cr3t-Pass_word"
