@@ -168,9 +168,10 @@ async def produce(
         await p.stop()
 
 
-async def end_offsets(tenant: Tenant, topic: str) -> dict[int, int]:
-    """Per-partition end offsets of ``topic`` (read as the policy service, a reader of all)."""
-    cred = tenant.service("policy")
+async def end_offsets(tenant: Tenant, topic: str, *, reader: str = "policy") -> dict[int, int]:
+    """Per-partition end offsets of ``topic``, read as service ``reader`` (the policy service
+    reads every ingress topic; the receipt tracker every receipts topic)."""
+    cred = tenant.service(reader)
     c = consumer(tenant.endpoint, cred)
     await start(c, tenant.endpoint, cred)
     try:
