@@ -172,6 +172,7 @@ _WITHHOLD = Action.WITHHOLD.value
 _SHARE = Action.SHARE.value
 _SHARE_TRANSFORMED = Action.SHARE_TRANSFORMED.value
 _EMPTY_SHARE: tuple[Any, ...] = ((), None, None, None, (), ())
+_NO_EXCEPTIONS: frozenset[FloorProtection] = frozenset()
 
 
 class PolicySet:
@@ -377,7 +378,7 @@ class PolicySet:
                 cite = floor[FloorProtection.ASYLUM]
                 fire(cite.id, cite.legal_basis)
             for person, protection in person_verdicts(
-                facts, recipient, purposes, self.protection_purposes, frozenset()
+                facts, recipient, purposes, self.protection_purposes, _NO_EXCEPTIONS
             ):
                 basis = rule.exceptions.get(protection)
                 if basis is not None:
