@@ -49,8 +49,9 @@ def test_layout_is_the_documented_one(tmp_path: Path) -> None:
     expected = (
         MAGIC
         + b"\x01" + struct.pack(">HH", 0, len(topic)) + topic + struct.pack(">i", 2)
-        + b"\x02" + struct.pack(">Hqqi", 0, 0, 1000, 2) + b"k0"
-        + struct.pack(">i", 7) + b"value 0"
+        + b"\x02" + struct.pack(">HIQ", 0, 1, 8 + 8 + 4 + 4 + 2 + 7)
+        + struct.pack(">q", 0) + struct.pack(">q", 1000) + struct.pack(">i", 2)
+        + struct.pack(">i", 7) + b"k0" + b"value 0"
         + b"\x03" + struct.pack(">Q", 1)
     )  # fmt: skip
     assert data == expected

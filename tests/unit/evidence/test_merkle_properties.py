@@ -156,7 +156,7 @@ def test_proofs_from_compact_state_equal_full_tree_proofs(
 
 
 @settings(max_examples=25)
-@given(st.lists(st.integers(min_value=0, max_value=700), min_size=1, max_size=6))
+@given(st.lists(st.integers(min_value=0, max_value=2500), min_size=1, max_size=4))
 def test_bulk_appends_in_blocks_equal_leaf_by_leaf(chunks: list[int]) -> None:
     """The block-wise fast path (whole 256-leaf subtrees at a time) changes nothing."""
     one, bulk, until = CompactRange(), CompactRange(), CompactRange()
