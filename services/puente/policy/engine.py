@@ -205,10 +205,11 @@ class PolicySet:
         self.warnings = warnings
         self._plans = plans
         self._member_set = frozenset(members)
-        self._last_facts: tuple[Mapping[str, Any] | None, str, NoticeFacts] = (
+        self._last_facts: tuple[Mapping[str, Any] | None, str, NoticeFacts, dict[int, object]] = (
             None,
             "",
             notice_facts("CaseNotice", {}),
+            {},
         )
 
     # ------------------------------------------------------------------ public API
@@ -223,20 +224,21 @@ class PolicySet:
         """Decide what ``recipient`` gets of ``notice`` (a decoded Avro record of ``notice_type``,
         e.g. ``"CaseNotice"`` or ``"puente.CaseNotice"``).
 
-        Notices are read-only to the engine. The floor's facts of the last notice decided on are
-        kept (by identity), so deciding recipient after recipient for one notice reads its
-        persons once, as :meth:`decide_all` does."""
+        Notices are read-only to the engine. The floor's facts and the recipient-independent
+        condition results of the last notice decided on are kept (by identity), so deciding
+        recipient after recipient for one notice does that work once, as :meth:`decide_all`
+        does."""
         t = self._type(notice_type)
         if recipient not in self._member_set:
             raise UnknownRecipientError(f"{recipient!r} is not a member state")
         origin = self._origin(notice)
         last = self._last_facts  # one read: a racing thread may replace it, never tear it
         if last[0] is notice and last[1] == t:
-            facts = last[2]
+            facts, cache = last[2], last[3]
         else:
-            facts = notice_facts(t, notice)
-            self._last_facts = (notice, t, facts)
-        return self._decide(notice, t, origin, recipient, facts, keys, None)
+            facts, cache = notice_facts(t, notice), {}
+            self._last_facts = (notice, t, facts, cache)
+        return self._decide(notice, t, origin, recipient, facts, keys, cache)
 
     def decide_all(
         self, notice: Mapping[str, Any], notice_type: str, keys: PseudonymKeys
