@@ -35,6 +35,9 @@ from puente.evidence.keys import PublicKey, SigningKey
 from puente.evidence.note import Note, NoteSignature, UnsignedNoteError, check_text
 
 TRUST_LIST_HEADER = "puente.trust-list"
+TRUST_LIST_KEY = b"trust-list"
+"""The Kafka record key of the trust list on the (compacted) trust topic: the newest value wins.
+The value is the signed note bytes, exactly as :meth:`TrustList.sign` returns them."""
 _HOLDER = re.compile(
     r"^(member:[A-Z]{2}|service:[a-z][a-z0-9-]{0,30}|operator:[a-z][a-z0-9-]{0,30})$"
 )

@@ -357,3 +357,16 @@ def test_report_names_each_anomaly_with_its_position(
         "partition": 0,
         "offset": log200.partition()[37][0],
     }
+
+
+def test_many_tamperings_with_a_checkpoint_per_record(world: World, tmp_path: Path) -> None:
+    """Modes switch at every checkpoint inside one read batch: no recursion, every one found."""
+    exp, _ = build(world.registry, world.service, world.trust_bytes, records=1500, batch=1)
+    part = exp.partition()
+    for i in range(5, 1500, 10):
+        off, data = part[i]
+        part[i] = (off, rewrite(world, data, reason_code=f"EDIT-{i}"))
+    report = run(world, exp, tmp_path)
+    assert [(a.kind.value, a.index) for a in report.anomalies] == [
+        ("RECORD_ALTERED", i) for i in range(5, 1500, 10)
+    ]

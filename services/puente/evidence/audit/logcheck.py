@@ -38,7 +38,7 @@ from puente.evidence.merkle.compact import CompactRange
 from puente.evidence.merkle.hasher import leaf_hash
 from puente.evidence.records import AUDIT_RECORD
 
-BUFFER_MAX = 1 << 20  # records kept for a replay before deep mode is entered anyway
+BUFFER_MAX = 1 << 18  # records kept for a replay before deep mode is entered anyway
 REORDER_WINDOW = 64  # open positions tolerated before a gap is declared a removal
 RECENT = 1 << 16  # committed leaf hashes kept to tell duplicates from insertions
 LOOKBACK = 1024  # records skipped before a trusted start, kept in case the count was off
@@ -201,23 +201,25 @@ class LogChecker:
     def feed(self, offsets: Sequence[int], values: Sequence[bytes | None]) -> None:
         """The next records of the partition, in offset order."""
         self.summary.records += len(values)
-        start = 0
+        pos = 0
         if self._skip:
             take = min(self._skip, len(values))
             self._skipped.extend(zip(offsets[:take], values[:take], strict=True))
             del self._skipped[:-LOOKBACK]
             self._skip -= take
-            start = take
-        if self.deep is not None:
-            self._deep_feed(offsets, values, start)
-        else:
-            self._fast(offsets, values, start)
+            pos = take
+        # A loop, not mutual recursion: a batch may switch modes at every checkpoint.
+        while pos < len(values):
+            if self.deep is None:
+                pos = self._fast(offsets, values, pos)
+            else:
+                pos = self._deep_feed(offsets, values, pos)
 
-    def _fast(self, offsets: Sequence[int], values: Sequence[bytes | None], start: int) -> None:
+    def _fast(self, offsets: Sequence[int], values: Sequence[bytes | None], start: int) -> int:
+        """Hash from ``start`` on; returns where deep mode must take over (or the end)."""
         if None in values[start:]:
             self._to_deep()
-            self._deep_feed(offsets, values, start)
-            return
+            return start
         vals: Sequence[bytes] = values  # type: ignore[assignment]  # no None (checked above)
         tree, sizes = self.tree, self.sizes
         seg = i = start
@@ -240,12 +242,12 @@ class LogChecker:
             else:
                 self._buffer.append((offsets, vals, seg, i))
                 self._to_deep()
-                self._deep_feed(offsets, values, i)
-                return
+                return i
         self._buffer.append((offsets, vals, seg, n))
         self._buffered += n - seg
         if self._buffered > BUFFER_MAX:
             self._to_deep()
+        return n
 
     def _remember(self, first: int, hashes: list[bytes]) -> None:
         recent = self._recent
@@ -285,17 +287,16 @@ class LogChecker:
         self._skipped = []
         return [(offs, vals, 0, len(offs))]
 
-    def _deep_feed(
-        self, offsets: Sequence[int], values: Sequence[bytes | None], start: int
-    ) -> None:
+    def _deep_feed(self, offsets: Sequence[int], values: Sequence[bytes | None], start: int) -> int:
+        """Feed deep mode from ``start``; returns where fast mode may resume (or the end)."""
         deep = self.deep
         assert deep is not None
         for k in range(start, len(values)):
             deep.feed(offsets[k], values[k])
             if deep.resync:
                 self._back_to_fast(deep)
-                self._fast(offsets, values, k + 1)
-                return
+                return k + 1
+        return len(values)
 
     def _back_to_fast(self, deep: _Deep) -> None:
         self.deep = None
