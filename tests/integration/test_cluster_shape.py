@@ -8,6 +8,8 @@ acks=all with idempotence. Broker-failure behaviour (issue 8, item 2) is tested 
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,12 +19,20 @@ import pytest
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from puente.config import Settings
+from puente.deploy.compose import node_properties
 from puente.kafka.admin import admin_client
-from puente.kafka.broker_config import ADMIN_USER, BROKER_USER
+from puente.kafka.broker_config import (
+    ADMIN_USER,
+    BROKER_USER,
+    LOG4J2_YAML,
+    node_ports,
+    render_properties,
+)
 from puente.kafka.clients import consumer, producer, start
 from puente.kafka.connection import KafkaEndpoint
-from puente.kafka.local import ClusterInfo, LocalCluster
-from puente.secrets import Credential
+from puente.kafka.local import ClusterInfo, LocalCluster, kafka_coordinates
+from puente.maven import classpath, fetch_jars
+from puente.secrets import Credential, new_password, write_private
 from puente.topics import INGRESS
 from tests.harness import KafkaHarness, Tenant, free_base_port
 
@@ -37,6 +47,112 @@ def _read_properties(path: Path) -> dict[str, str]:
             key, _, value = line.partition("=")
             out[key] = value
     return out
+
+
+def _wait_for_brokers(
+    endpoint: KafkaEndpoint, cred: Credential, count: int, timeout_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            with admin_client(endpoint, cred) as admin:
+                brokers = admin.describe_cluster()["brokers"]
+                if len(brokers) == count:
+                    return
+                last = f"{len(brokers)} brokers"
+        except Exception as exc:  # not up yet
+            last = f"{type(exc).__name__}: {exc}"
+        time.sleep(1)
+    raise AssertionError(f"{count} brokers did not answer within {timeout_s:.0f} s ({last})")
+
+
+# First in this module, so its three JVMs are gone before the module's cluster starts.
+def test_compose_node_configuration_forms_a_secure_quorum(tmp_path: Path) -> None:
+    """deploy/compose's broker configuration, run on loopback: the rendered properties (broker
+    password through FileConfigProvider from a secret file) and start-kafka.sh's format step
+    (admin SCRAM credential) give a 3-voter cluster with the local broker's security."""
+    settings = Settings()
+    version = settings.kafka.version
+    libs = fetch_jars(f"kafka-{version}", kafka_coordinates(version), settings.cache_dir)
+    ports = node_ports(free_base_port(10 * NODES), NODES)
+    voters = [("127.0.0.1", p) for p in ports]
+    broker = Credential(BROKER_USER, new_password())
+    admin = Credential(ADMIN_USER, new_password())
+    secret = tmp_path / "secrets" / "kafka-broker.properties"
+    write_private(secret, f"username={broker.username}\npassword={broker.password}\n".encode())
+    (tmp_path / "log4j2.yaml").write_text(LOG4J2_YAML)
+    jvm = [
+        shutil.which("java") or "java",
+        "-Xms256m",
+        "-Xmx384m",
+        f"-Dlog4j2.configurationFile={tmp_path / 'log4j2.yaml'}",
+        "-cp",
+        classpath(libs),
+    ]
+    scram = f"SCRAM-SHA-512=[name={admin.username},password={admin.password}]"
+    configs = []
+    for p in ports:
+        node_dir = tmp_path / f"node-{p.node_id}"
+        node_dir.mkdir()
+        props = node_properties(
+            p, voters, bind="127.0.0.1", log_dir=str(node_dir / "data"), broker_secret=str(secret)
+        )
+        text = render_properties(props)
+        assert broker.password not in text
+        (node_dir / "server.properties").write_text(text)
+        configs.append(node_dir / "server.properties")
+    # Format the three nodes at once, as start-kafka.sh does in each container.
+    cluster_id = "Y29tcG9zZS1zaGFwZS10ZQ"
+    formats = [
+        subprocess.Popen(
+            [
+                *jvm,
+                f"-Dpuente.logdir={cfg.parent}",
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(cfg),
+                "--add-scram",
+                scram,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for cfg in configs
+    ]
+    for proc in formats:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for cfg in configs:
+            with open(cfg.parent / "jvm.log", "ab") as log:
+                procs.append(
+                    subprocess.Popen(
+                        [*jvm, f"-Dpuente.logdir={cfg.parent}", "kafka.Kafka", str(cfg)],
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
+                )
+        bootstrap = ",".join(f"127.0.0.1:{p.client}" for p in ports)
+        _wait_for_brokers(KafkaEndpoint(bootstrap, request_timeout_s=5), admin, NODES, 150)
+        with admin_client(KafkaEndpoint(bootstrap), admin) as client:
+            quorum = client.describe_metadata_quorum()["topics"][0]["partitions"][0]
+            assert {v["replica_id"] for v in quorum["current_voters"]} == {1, 2, 3}
+        # The broker principal authenticates with the password Kafka read from the secret file.
+        internal = KafkaEndpoint(f"127.0.0.1:{ports[0].internal}", sasl_mechanism="PLAIN")
+        with admin_client(internal, broker) as client:
+            assert len(client.describe_cluster()["brokers"]) == NODES
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -174,8 +290,12 @@ async def test_producers_use_acks_all_and_idempotence(tenant: Tenant) -> None:
     c = consumer(tenant.endpoint, svc, topic, group_id=group)
     await start(c, tenant.endpoint, svc)
     try:
-        batch = await c.getmany(timeout_ms=15_000)
-        values = [r.value for records in batch.values() for r in records]
+        # Joining the group and finding the coordinator can take a few rounds on 3 nodes.
+        values: list[bytes] = []
+        deadline = time.monotonic() + 60
+        while b"shape" not in values and time.monotonic() < deadline:
+            batch = await c.getmany(timeout_ms=2_000)
+            values += [r.value for records in batch.values() for r in records]
         assert b"shape" in values
     finally:
         await c.stop()
