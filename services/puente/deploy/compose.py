@@ -170,13 +170,15 @@ def compose_document(principals: list[str]) -> dict[str, Any]:
     policies = f"../../policies:{c.POLICIES_MOUNT}:ro"
     services: dict[str, Any] = {f"kafka-{i}": _kafka_node(i) for i in range(1, NODES + 1)}
     services["provision"] = _puente_service(
-        c.PROVISION_COMMAND,
+        provision_command(),
         environment=_base_env(),
         # The admin creates each principal with the password pre-generated in its secret file.
         secrets=[_principal_secret(ADMIN_USER)] + [_principal_secret(p) for p in principals],
         volumes=[policies],
         depends_on=kafka_up,
-        restart="on-failure:10",
+        # Retried inside the container: Compose judges `service_completed_successfully` on the
+        # first exit, so a restart policy would not help the services that wait for this job.
+        restart="no",
     )
     policy_principal = next(p for p in principals if p.endswith("-svc-policy"))
     services["policy"] = _puente_service(
@@ -249,6 +251,23 @@ def compose_document(principals: list[str]) -> dict[str, Any]:
         "configs": configs,
         "secrets": secrets,
     }
+
+
+PROVISION_ATTEMPTS = 12
+PROVISION_PAUSE_S = 5
+
+
+def provision_command() -> tuple[str, ...]:
+    """`puente kafka provision`, retried a bounded number of times while brokers register.
+
+    No ``$`` in it: Compose would interpolate it.
+    """
+    attempts = " ".join(str(i) for i in range(1, PROVISION_ATTEMPTS + 1))
+    script = (
+        f"for attempt in {attempts}; do {' '.join(c.PROVISION_COMMAND)} && exit 0; "
+        f"sleep {PROVISION_PAUSE_S}; done; exit 1"
+    )
+    return ("/bin/sh", "-c", script)
 
 
 def _http_check(url: str) -> dict[str, Any]:

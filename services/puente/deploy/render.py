@@ -18,6 +18,10 @@ GENERATED_BY = (
 class _Dumper(yaml.SafeDumper):
     """Block style, keys in the order written, multi-line strings as literal blocks."""
 
+    def ignore_aliases(self, data: Any) -> bool:
+        # Shared Python objects must not become YAML anchors: each file reads on its own.
+        return True
+
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         # Indent list items under their key, as kubectl and most YAML style guides do.
         super().increase_indent(flow, False)
