@@ -19,7 +19,7 @@ from puente_gateway.errors import BadRequest
 Kind = Literal["d", "r"]
 _VERSION = "1"
 _MAX_PARTITIONS = 10_000
-_MAX_LEN = 64 * 1024
+MAX_CURSOR = 4096  # ample for hundreds of partitions, well under HTTP line limits
 _BLOB = re.compile(r"[A-Za-z0-9_-]*")
 
 
@@ -32,11 +32,12 @@ def encode_cursor(kind: Kind, offsets: Mapping[int, int]) -> str:
 
 
 def decode_cursor(kind: Kind, cursor: str | None) -> dict[int, int]:
-    """Per-partition next offsets of a cursor; ``{}`` for none. BadRequest ``CURSOR_INVALID``."""
-    if not cursor:
+    """Per-partition next offsets of a cursor; ``{}`` for none (``None``; an empty string is not
+    a cursor). BadRequest ``CURSOR_INVALID``."""
+    if cursor is None:
         return {}
     prefix = f"{kind}{_VERSION}."
-    if len(cursor) > _MAX_LEN or not cursor.startswith(prefix):
+    if len(cursor) > MAX_CURSOR or not cursor.startswith(prefix):
         raise _invalid()
     blob = cursor[len(prefix) :]
     if not _BLOB.fullmatch(blob):

@@ -27,7 +27,7 @@ from puente_gateway.auth import Caller, caller_of
 from puente_gateway.body import JSON_TYPE
 from puente_gateway.clock import iso_ms
 from puente_gateway.context import GatewayContext, b64, context, json_of
-from puente_gateway.cursor import Kind, decode_cursor
+from puente_gateway.cursor import MAX_CURSOR, Kind, decode_cursor
 from puente_gateway.errors import GatewayError, Unauthenticated
 from puente_gateway.models import DeliveryPage, RejectionPage
 from puente_gateway.openapi import error_responses
@@ -116,11 +116,11 @@ async def serve_feed(
     ctx = context(request)
     caller = caller_of(request.scope)
     # EventSource reconnects to the same URL and says where it was in Last-Event-ID.
-    wanted = decode_cursor(kind, last_event_id or cursor)
+    wanted = decode_cursor(kind, last_event_id if last_event_id is not None else cursor)
     reader = TopicReader(ctx.kafka, ctx.topic(topic_kind, caller), kind)
     if wants_events(request):
         return await _stream(ctx, caller, reader, wanted, render, event_name)
-    page = await reader.page(wanted, limit=min(limit, MAX_LIMIT), wait_s=min(wait, MAX_WAIT_S))
+    page = await reader.page(wanted, limit=limit, wait_s=min(wait, ctx.gw.wait_max_s))
     items = [item for rec in page.records if (item := render(ctx, caller, rec)) is not None]
     body = {
         "items": items,
@@ -176,18 +176,30 @@ _SSE_DOC = {
     "description": "events `delivery` / `rejection` (data: one item as JSON, id: its cursor), "
     "and `error` (data: an ErrorBody) before the stream ends",
 }
-CursorQ = Annotated[
-    str | None,
-    Query(max_length=65536, description="where to go on: a next_cursor or item cursor"),
-]
+
+
+def _cursor_query(kind: Kind) -> Any:
+    # The pattern is documented, not enforced here: decode_cursor answers 400 CURSOR_INVALID.
+    return Query(
+        max_length=MAX_CURSOR,
+        description="where to go on: a next_cursor or an item's cursor",
+        json_schema_extra={"pattern": f"^{kind}1\\.[A-Za-z0-9_-]*$"},
+    )
+
+
+def _last_event_id(kind: Kind) -> Any:
+    return Header(
+        alias="Last-Event-ID",
+        max_length=MAX_CURSOR,
+        description="SSE resume point: the id of the last event received (a cursor)",
+        json_schema_extra={"pattern": f"^{kind}1\\.[A-Za-z0-9_-]*$"},
+    )
+
+
 LimitQ = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")]
 WaitQ = Annotated[
     float,
     Query(ge=0, le=MAX_WAIT_S, description="seconds to wait for a first item (long-poll)"),
-]
-LastEventId = Annotated[
-    str | None,
-    Header(alias="Last-Event-ID", max_length=65536, description="SSE resume point (a cursor)"),
 ]
 
 
@@ -202,10 +214,10 @@ LastEventId = Annotated[
 )
 async def get_deliveries(
     request: Request,
-    cursor: CursorQ = None,
+    cursor: Annotated[str | None, _cursor_query("d")] = None,
     limit: LimitQ = 100,
     wait: WaitQ = 0.0,
-    last_event_id: LastEventId = None,
+    last_event_id: Annotated[str | None, _last_event_id("d")] = None,
 ) -> Response:
     """The signed deliveries addressed to the caller's state, oldest first, as a JSON page or,
     with ``Accept: text/event-stream``, as an endless event stream."""
@@ -233,10 +245,10 @@ async def get_deliveries(
 )
 async def get_rejections(
     request: Request,
-    cursor: CursorQ = None,
+    cursor: Annotated[str | None, _cursor_query("r")] = None,
     limit: LimitQ = 100,
     wait: WaitQ = 0.0,
-    last_event_id: LastEventId = None,
+    last_event_id: Annotated[str | None, _last_event_id("r")] = None,
 ) -> Response:
     """Rejections of the caller's state's notices (the policy service's reasons), oldest first;
     pages or, with ``Accept: text/event-stream``, events."""

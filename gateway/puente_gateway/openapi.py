@@ -110,7 +110,12 @@ def build_openapi(
         "'puente/delivery-receipt/v1' || 0x00 || the receipt's Avro single-object encoding.",
         "properties": {
             "key_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
-            "signature": {"type": "string", "contentEncoding": "base64"},
+            "signature": {
+                "type": "string",
+                "contentEncoding": "base64",
+                "pattern": "^[A-Za-z0-9+/]{86}==$",
+                "description": "64 bytes, base64",
+            },
         },
         "required": ["key_id", "signature"],
         "additionalProperties": False,

@@ -45,9 +45,9 @@ class GatewaySettings(BaseSettings):
     idempotency_ttl_s: int = Field(
         default=7 * 24 * 3600, ge=60, description="how long a notice id is remembered"
     )
-    page_limit: int = Field(default=100, ge=1)
-    page_limit_max: int = Field(default=1000, ge=1)
-    wait_max_s: float = Field(default=30.0, ge=0, description="longest page long-poll")
+    wait_max_s: float = Field(
+        default=30.0, ge=0, le=30, description="longest long-poll a page request may get"
+    )
     sse_heartbeat_s: float = Field(default=15.0, gt=0)
     sse_recheck_s: float = Field(
         default=30.0, gt=0, description="how often a stream re-checks its caller's credentials"
