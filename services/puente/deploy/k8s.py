@@ -414,6 +414,19 @@ def _pdb(component: str) -> dict[str, Any]:
     }
 
 
+def _service(component: str, name: str, port_name: str, port: int) -> dict[str, Any]:
+    """A Service in front of one Puente process's pods, on its named container port."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(name, **_labels(component)),
+        "spec": {
+            "selector": _selector(component),
+            "ports": [{"name": port_name, "port": port, "targetPort": port_name}],
+        },
+    }
+
+
 def _deployment(
     component: str,
     *,
@@ -529,16 +542,9 @@ def policy_service(inputs: c.DeployInputs) -> list[dict[str, Any]]:
         init_containers=[copy_key],
         volumes=volumes,
     )
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _meta(f"puente-{component}-metrics", **_labels(component)),
-        "spec": {
-            "clusterIP": "None",
-            "selector": _selector(component),
-            "ports": [{"name": "metrics", "port": c.POLICY_METRICS_PORT, "targetPort": "metrics"}],
-        },
-    }
+    # Headless: Prometheus scrapes every pod, nothing load-balances to them.
+    service = _service(component, f"puente-{component}-metrics", "metrics", c.POLICY_METRICS_PORT)
+    service["spec"]["clusterIP"] = "None"
     return [_service_account(component), deployment, _pdb(component), service]
 
 
@@ -601,16 +607,8 @@ def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
         init_containers=[],
         volumes=volumes,
     )
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _meta(f"puente-{component}", **_labels(component)),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": _selector(component),
-            "ports": [{"name": "https", "port": c.GATEWAY_PORT, "targetPort": "https"}],
-        },
-    }
+    service = _service(component, f"puente-{component}", "https", c.GATEWAY_PORT)
+    service["spec"]["type"] = "ClusterIP"
     return [_service_account(component), deployment, _pdb(component), service]
 
 
