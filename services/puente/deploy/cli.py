@@ -161,3 +161,7 @@ def k8s_policies_cmd(
     else:
         out.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {out}; apply: kubectl apply -f {out}")
+
+
+if __name__ == "__main__":  # `python -m puente.deploy.cli` until `puente deploy` is mounted
+    app()
