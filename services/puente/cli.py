@@ -28,12 +28,14 @@ def _mount() -> None:
     from puente.evidence.cli import audit_app, keys_app
     from puente.kafka.cli import app as kafka_app
     from puente.policy.cli import app as policy_app
+    from puente.service.cli import app as serve_app
 
     app.add_typer(kafka_app, name="kafka")
     app.add_typer(schemas_app, name="schemas")
     app.add_typer(policy_app, name="policy")
     app.add_typer(keys_app, name="keys")
     app.add_typer(audit_app, name="audit")
+    app.add_typer(serve_app, name="serve")
     demo.register(app)
 
 

@@ -58,6 +58,20 @@ class LocalBrokerSettings(BaseModel):
     partitions: int = Field(default=4, ge=1)
 
 
+class PolicyServiceSettings(BaseModel):
+    """The policy service (``puente serve policy``)."""
+
+    signing_mode: Literal["batch", "each"] = Field(
+        default="batch", description="one Ed25519 signature per batch, or per delivery"
+    )
+    max_batch: int = Field(default=500, ge=1, description="records per partition per transaction")
+    checkpoint_every: int = Field(default=1000, ge=1, description="audit records per checkpoint")
+    checkpoint_interval_s: float = Field(default=5.0, gt=0)
+    reload_interval_s: float = Field(default=2.0, gt=0, description="policy-set change check")
+    metrics_port: int = Field(default=9464, ge=0, description="Prometheus port; 0 = off")
+    max_notice_bytes: int = Field(default=256 * 1024, ge=1024)
+
+
 class Settings(BaseSettings):
     """Every setting a Puente process reads."""
 
@@ -79,6 +93,7 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     local: LocalBrokerSettings = Field(default_factory=LocalBrokerSettings)
+    policy: PolicyServiceSettings = Field(default_factory=PolicyServiceSettings)
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

@@ -84,6 +84,7 @@ class IngressRecord:
     topic: str
     partition: int
     offset: int
+    key: bytes | None
     value: bytes | None
 
 
@@ -174,6 +175,13 @@ class PartitionProcessor:
         self._last_checkpoint_ms = last_cp
         self._snapshot = None
 
+    def checkpoint_due(self, now_ms: int) -> bool:
+        """True when the records since the last checkpoint are many or old enough."""
+        new = self.log.size - self.log.checkpoint_size
+        return new >= self.checkpoint_every or (
+            new > 0 and now_ms - self._last_checkpoint_ms >= self.checkpoint_interval_ms
+        )
+
     # --- processing --------------------------------------------------------------------------
 
     def process(
@@ -195,13 +203,8 @@ class PartitionProcessor:
             self._one(rec, now, now_ms, policy, out, pending)
             out.next_offset = rec.offset + 1
         self._seal(pending, out, now_ms, first_leaf)
-        due = (
-            force_checkpoint
-            or self.log.size - self.log.checkpoint_size >= self.checkpoint_every
-            or (
-                self.log.size > self.log.checkpoint_size
-                and now_ms - self._last_checkpoint_ms >= self.checkpoint_interval_ms
-            )
+        due = self.checkpoint_due(now_ms) or (
+            force_checkpoint and self.log.size > self.log.checkpoint_size
         )
         if due:
             cp = self.log.checkpoint(self.key, time_ms=now_ms)
@@ -223,7 +226,12 @@ class PartitionProcessor:
         original = hashlib.sha256(rec.value or b"").digest()
         try:
             valid = validate(
-                self.registry, rec.value, origin=self.origin, now=now, limits=self.limits
+                self.registry,
+                rec.value,
+                key=rec.key,
+                origin=self.origin,
+                now=now,
+                limits=self.limits,
             )
             previous = self.seen.get(valid.notice_id)
             if previous is not None:

@@ -26,6 +26,7 @@ EMPTY_RECORD = "EMPTY_RECORD"
 TOO_LARGE = "TOO_LARGE"
 NOT_A_NOTICE = "NOT_A_NOTICE"
 ORIGIN_MISMATCH = "ORIGIN_MISMATCH"
+KEY_NOT_NOTICE_ID = "KEY_NOT_NOTICE_ID"
 INVALID_FIELD = "INVALID_FIELD"
 CREATED_IN_FUTURE = "CREATED_IN_FUTURE"
 TOO_OLD = "TOO_OLD"
@@ -91,6 +92,7 @@ def validate(
     registry: Registry,
     value: bytes | None,
     *,
+    key: bytes | None,
     origin: str,
     now: dt.datetime,
     limits: Limits,
@@ -104,15 +106,15 @@ def validate(
             f"the record is {len(value)} bytes, over the limit of {limits.max_bytes}; "
             "split the case into several notices linked by related_notice_ids",
         )
-    fingerprint = value[2:10]
     # An unknown fingerprint or a short header: decode() below names the problem.
-    writer = registry.by_fingerprint(fingerprint) if len(value) >= 10 else None
+    header = value[2:10] if len(value) >= 10 else None
+    writer = registry.by_fingerprint(header) if header is not None else None
     if writer is not None and writer.full_name not in NOTICE_TYPES:
         raise Refusal(
             NOT_A_NOTICE,
             f"a {writer.full_name} record is not a notice; ingress topics take "
             f"{' or '.join(NOTICE_TYPES)}",
-            fingerprint=fingerprint,
+            fingerprint=header,
         )
     try:
         notice = decode(registry, value, reader=writer.full_name if writer else None)
@@ -121,9 +123,10 @@ def validate(
             exc.reason,
             _DECODE_MESSAGES.get(exc.reason, str(exc)),
             fields=(exc.path,) if exc.path else (),
-            fingerprint=fingerprint,
+            fingerprint=header if writer is not None else None,
         ) from exc
-    assert writer is not None  # decode() succeeded, so the fingerprint was known
+    assert writer is not None and header is not None  # decode() succeeded: the header is known
+    fingerprint = header
     notice_type = writer.full_name
     notice_id = str(notice["notice_id"])
 
@@ -143,6 +146,14 @@ def validate(
             f"the notice names another origin than the state of the topic it was published to "
             f"({origin}); a state publishes only its own notices",
             "origin",
+        )
+    if key != notice_id.encode():
+        # Keying by notice id puts every copy of a notice in one partition, whose single
+        # writer is the only one that can recognise a re-sent notice.
+        raise refuse(
+            KEY_NOT_NOTICE_ID,
+            "the Kafka record key must be the notice_id (UTF-8), so that re-sent notices "
+            "are recognised; the gateway and the Puente client do this for you",
         )
     created: dt.datetime = notice["created_at"]
     if created > now + dt.timedelta(seconds=limits.max_clock_skew_s):

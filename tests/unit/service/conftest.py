@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from puente.codec.registry import Registry
-from puente.codec.wire import encode
+from puente.codec.wire import decode, encode
 from puente.config import Settings
+from puente.errors import PuenteError
 from puente.evidence.keys import SigningKey
 from puente.evidence.trust import KeyEntry, TrustList, Usage, service_holder
 from puente.evidence.verify import Verifier
@@ -47,8 +48,16 @@ class World:
             **kw,
         )
 
-    def record(self, value: bytes | None, origin: str = "MX", offset: int = 0) -> IngressRecord:
-        return IngressRecord(self.naming.topic(INGRESS, origin), 0, offset, value)
+    def record(
+        self, value: bytes | None, origin: str = "MX", offset: int = 0, key: bytes | None = None
+    ) -> IngressRecord:
+        """An ingress record keyed, as publishers must, by the notice id (when it decodes)."""
+        if key is None and value:
+            try:
+                key = str(decode(self.registry, value)["notice_id"]).encode()
+            except PuenteError:
+                key = None
+        return IngressRecord(self.naming.topic(INGRESS, origin), 0, offset, key, value)
 
     def encode(self, name: str, notice: dict[str, Any]) -> bytes:
         return encode(self.registry, name, notice)

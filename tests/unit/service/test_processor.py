@@ -137,6 +137,9 @@ def test_every_refusal_has_its_reason(world: World, gen: Generator) -> None:
     assert _reason(world, world.encode(CASE_NOTICE, old)) == "TOO_OLD"
     bad = gen.case_notice(origin="MX", retention_days=0, crime_types=[])
     assert _reason(world, world.encode(CASE_NOTICE, bad)) == "INVALID_FIELD"
+    proc = world.processor("MX")
+    out = proc.process([world.record(good, key=b"some-other-key")], NOW)
+    assert decode(world.registry, out.rejections[0][1])["reason_code"] == "KEY_NOT_NOTICE_ID"
 
 
 def test_invalid_field_names_paths_not_values(world: World, gen: Generator) -> None:

@@ -1,0 +1,99 @@
+"""What a Puente deployment needs before the policy service signs anything, made idempotently:
+an operator root key (the trust anchor), the policy service's key, one receipt key per member
+state, a signed trust list, and the pseudonymisation secret.
+
+On the embedded default every key lives in ``<state>/keys`` (private parts 0600). In a real
+deployment a member state keeps its own private key and the operator imports only its public
+part (``puente keys import``); this module never needs a member's private key.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from puente.config import Settings
+from puente.evidence.errors import TrustListError
+from puente.evidence.keys import PublicKey, SigningKey
+from puente.evidence.keystore import KeyStore
+from puente.evidence.trust import TrustList, Usage, member_holder, service_holder
+from puente.secrets import write_private
+
+ROOT_HOLDER = "operator:root"
+TRUST_LIST_FILE = "trust-list.note"
+PSEUDONYM_SECRET_FILE = "policy-pseudonym.key"  # noqa: S105 - a file name, not a secret
+TRUST_LIST_DAYS = 30
+_DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The keys and trust material of one deployment."""
+
+    store: KeyStore
+    service_key: SigningKey
+    anchors: tuple[PublicKey, ...]  # who may sign trust lists
+    trust_list: bytes  # the signed note
+
+    def open_trust_list(self, now_ms: int | None = None) -> TrustList:
+        return TrustList.open(
+            self.trust_list, list(self.anchors), now=now_ms or int(time.time() * 1000)
+        )
+
+
+def keys_dir(settings: Settings) -> Path:
+    return settings.state_dir / "keys"
+
+
+def _has_key(store: KeyStore, holder: str, usage: Usage, at: int) -> bool:
+    for meta in store.key_metas():
+        if meta.holder != holder or usage.value not in meta.usages:
+            continue
+        if meta.entry(store.public(meta)).status_at(at) == "valid":
+            return True
+    return False
+
+
+def ensure_evidence(settings: Settings, members: Sequence[str]) -> Evidence:
+    """Create whatever is missing; re-sign the trust list when keys changed or it nears expiry."""
+    store = KeyStore(keys_dir(settings))
+    now = int(time.time() * 1000)
+    changed = False
+    if not _has_key(store, ROOT_HOLDER, Usage.TRUST_LIST, now):
+        store.generate(ROOT_HOLDER, valid_from=now)
+        changed = True
+    if not _has_key(store, service_holder(), Usage.DELIVERY, now):
+        store.generate(service_holder(), valid_from=now)
+        changed = True
+    for code in members:
+        if not _has_key(store, member_holder(code), Usage.RECEIPT, now):
+            store.generate(member_holder(code), valid_from=now)
+            changed = True
+    root = store.current(ROOT_HOLDER, usage=Usage.TRUST_LIST, at=now)
+    anchors = tuple(store.public(m) for m in store.key_metas() if m.holder == ROOT_HOLDER)
+    path = store.root / TRUST_LIST_FILE
+    current: TrustList | None = None
+    if path.is_file() and not changed:
+        try:
+            current = TrustList.open(path.read_bytes(), list(anchors), now=now, strict=False)
+        except TrustListError:  # malformed: issue a new one
+            current = None
+    if current is None or current.problems or current.expires_at - now < 7 * _DAY_MS:
+        serial = (current.serial + 1) if current else int(now // 1000)
+        unsigned = store.trust_list(
+            serial=serial, issued_at=now, expires_at=now + TRUST_LIST_DAYS * _DAY_MS
+        )
+        path.write_bytes(unsigned.sign(root))
+    service_key = store.current(service_holder(), usage=Usage.DELIVERY, at=now)
+    return Evidence(store, service_key, anchors, path.read_bytes())
+
+
+def pseudonym_secret(settings: Settings) -> bytes:
+    """The policy service's secret for keyed pseudonyms (generated once, 0600)."""
+    path = settings.secrets_dir / PSEUDONYM_SECRET_FILE
+    if not path.is_file():
+        write_private(path, secrets.token_bytes(32))
+    return path.read_bytes()

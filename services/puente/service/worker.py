@@ -1,0 +1,436 @@
+"""The policy service on Kafka: exactly-once consume → process → produce, per input partition.
+
+One consumer group (``<prefix>.svc.policy``) reads every member's ingress topic, read_committed.
+aiokafka has no KIP-447, so each input partition gets its own transactional producer, with the
+transactional id ``<prefix>.svc.policy.<ORIGIN>.<partition>``: whoever owns a partition fences
+every earlier owner of it when its producer starts. One transaction per processed batch covers
+the consumed offsets and everything produced for them — deliveries, audit records, checkpoint,
+rejections and the partition's state (dedupe ids, audit-log state) in ``<prefix>.state.<ORIGIN>``.
+
+On assignment the new owner fences, then restores the partition's state from its changelog
+(the compact Merkle state, never a replay of the log), then seeks to the committed offset. A
+failed transaction is aborted, the processor rolled back and the batch read again; a fenced
+producer means another instance owns the partition now, so it is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import re
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+
+from puente.codec.registry import Registry
+from puente.evidence.keys import SigningKey
+from puente.evidence.log import LogState
+from puente.kafka.clients import consumer, producer, start
+from puente.kafka.connection import KafkaEndpoint
+from puente.logs import get_logger
+from puente.policy.store import PolicyStore
+from puente.secrets import Credential
+from puente.service import metrics
+from puente.service.processor import (
+    SEEN_PREFIX,
+    STATE_LOG_KEY,
+    BatchOutput,
+    IngressRecord,
+    PartitionProcessor,
+    SigningMode,
+)
+from puente.service.validate import Limits
+from puente.topics import AUDIT, CHECKPOINTS, INGRESS, REJECTED, STATE, Naming
+
+log = get_logger("policy.service")
+_PARTITIONER = DefaultPartitioner()
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """How the service batches, signs and checkpoints."""
+
+    mode: SigningMode = SigningMode.BATCH
+    max_batch: int = 500
+    checkpoint_every: int = 1000
+    checkpoint_interval_s: float = 5.0
+    reload_interval_s: float = 2.0
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass
+class _Owned:
+    """An input partition this instance owns, with its producer and processor."""
+
+    tp: TopicPartition
+    origin: str
+    producer: AIOKafkaProducer
+    processor: PartitionProcessor
+
+
+class PolicyService:
+    """One instance of the policy service. Run several; they share the partitions."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: KafkaEndpoint,
+        credential: Credential,
+        naming: Naming,
+        registry: Registry,
+        policies: PolicyStore,
+        key: SigningKey,
+        config: ServiceConfig | None = None,
+        instance: str = "policy",
+    ) -> None:
+        self.endpoint = endpoint
+        self.cred = credential
+        self.naming = naming
+        self.registry = registry
+        self.policies = policies
+        self.key = key
+        self.config = config or ServiceConfig()
+        self.instance = instance
+        self.group = naming.service_group("policy")
+        self._owned: dict[TopicPartition, _Owned] = {}
+        self._lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._restorer: AIOKafkaConsumer | None = None
+        self._last_reload = 0.0
+        self._last_idle_checkpoint = time.monotonic()
+        self.ready = asyncio.Event()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Process until ``stop`` is set; then finish the current batch and leave cleanly."""
+        self._reload(force=True)
+        self._restorer = consumer(self.endpoint, self.cred, client_id=f"{self.instance}-restore")
+        await start(self._restorer, self.endpoint, self.cred)
+        self._consumer = consumer(
+            self.endpoint,
+            self.cred,
+            group_id=self.group,
+            client_id=self.instance,
+            max_poll_records=self.config.max_batch,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            session_timeout_ms=30_000,
+            heartbeat_interval_ms=3_000,
+        )
+        pattern = f"^{re.escape(self.naming.topic_stem_prefix(INGRESS))}[A-Z]{{2}}$"
+        self._consumer.subscribe(pattern=pattern, listener=_Listener(self))
+        await start(self._consumer, self.endpoint, self.cred)
+        log.info("policy.started", instance=self.instance, group=self.group)
+        try:
+            while not stop.is_set():
+                batches = await self._consumer.getmany(
+                    timeout_ms=200, max_records=self.config.max_batch
+                )
+                async with self._lock:
+                    self._reload()
+                    if batches:
+                        await self._process(batches)
+                    await self._idle_checkpoints()
+                    await self._observe_lag()
+                if self._owned:
+                    self.ready.set()
+        finally:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        async with self._lock:
+            with contextlib.suppress(KafkaError):
+                await self._checkpoint_all()
+            for owned in list(self._owned.values()):
+                await self._release(owned)
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._restorer is not None:
+            await self._restorer.stop()
+        log.info("policy.stopped", instance=self.instance)
+
+    # --- partition ownership -----------------------------------------------------------------
+
+    async def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        """Take ownership: fence earlier owners, restore state, seek to the committed offset.
+
+        Everything runs concurrently across partitions: the group's session must not expire
+        while an instance takes over dozens of partitions.
+        """
+        async with self._lock:
+            new = [tp for tp in partitions if tp not in self._owned]
+            if not new:
+                return
+            origins = {tp: self.naming.member_of(tp.topic, INGRESS) for tp in new}
+            producers = {tp: self._producer_for(origins[tp], tp.partition) for tp in new}
+            # Starting a transactional producer runs init_transactions, which fences every
+            # earlier owner of the partition (and aborts its open transaction) before we read.
+            await asyncio.gather(*(start(p, self.endpoint, self.cred) for p in producers.values()))
+            states = await self._restore([(origins[tp], tp.partition) for tp in new])
+            assert self._consumer is not None
+            for tp in new:
+                log_state, seen = states.get((origins[tp], tp.partition), (None, {}))
+                self._owned[tp] = _Owned(
+                    tp,
+                    origins[tp],
+                    producers[tp],
+                    self._processor(origins[tp], tp, log_state, seen),
+                )
+                committed = await self._consumer.committed(tp)
+                if committed is None:
+                    await self._consumer.seek_to_beginning(tp)
+                else:
+                    self._consumer.seek(tp, committed)
+                log.info(
+                    "policy.partition_assigned",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offset=committed,
+                    audit_size=self._owned[tp].processor.log.size,
+                )
+            metrics.OWNED_PARTITIONS.set(len(self._owned))
+
+    def _producer_for(self, origin: str, partition: int) -> AIOKafkaProducer:
+        txn_id = self.naming.transactional_id_prefix("policy") + f"{origin}.{partition}"
+        return producer(
+            self.endpoint,
+            self.cred,
+            transactional_id=txn_id,
+            client_id=f"{self.instance}-{origin}-{partition}",
+            max_batch_size=1024 * 1024,
+            linger_ms=2,
+        )
+
+    def _processor(
+        self, origin: str, tp: TopicPartition, log_state: LogState | None, seen: dict[str, bytes]
+    ) -> PartitionProcessor:
+        return PartitionProcessor(
+            origin=origin,
+            partition=tp.partition,
+            naming=self.naming,
+            registry=self.registry,
+            policies=self.policies,
+            key=self.key,
+            log_state=log_state,
+            seen=seen,
+            mode=self.config.mode,
+            limits=self.config.limits,
+            checkpoint_every=self.config.checkpoint_every,
+            checkpoint_interval_ms=int(self.config.checkpoint_interval_s * 1000),
+        )
+
+    async def revoke(self, partitions: Iterable[TopicPartition]) -> None:
+        """Give partitions up at a batch boundary (the lock waits for the current batch)."""
+        async with self._lock:
+            for tp in partitions:
+                owned = self._owned.get(tp)
+                if owned is not None:
+                    await self._release(owned)
+            metrics.OWNED_PARTITIONS.set(len(self._owned))
+
+    async def _release(self, owned: _Owned) -> None:
+        self._owned.pop(owned.tp, None)
+        with contextlib.suppress(KafkaError):
+            await owned.producer.stop()
+        log.info("policy.partition_released", topic=owned.tp.topic, partition=owned.tp.partition)
+
+    async def _restore(
+        self, partitions: list[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[LogState | None, dict[str, bytes]]]:
+        """Read the partitions' changelogs to their ends (read_committed, after the fence)."""
+        assert self._restorer is not None
+        tps = {TopicPartition(self.naming.topic(STATE, o), p): (o, p) for o, p in partitions}
+        self._restorer.assign(list(tps))
+        await self._restorer.seek_to_beginning(*tps)
+        ends = await self._restorer.end_offsets(list(tps))
+        out: dict[tuple[str, int], tuple[LogState | None, dict[str, bytes]]] = {
+            key: (None, {}) for key in tps.values()
+        }
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            got = await self._restorer.getmany(*remaining, timeout_ms=1000)
+            for tp, messages in got.items():
+                log_state, seen = out[tps[tp]]
+                for msg in messages:
+                    key = msg.key or b""
+                    if key == STATE_LOG_KEY and msg.value is not None:
+                        log_state = LogState.decode(self.registry, msg.value)
+                    elif key.startswith(SEEN_PREFIX) and msg.value is not None:
+                        seen[key[len(SEEN_PREFIX) :].decode()] = msg.value
+                out[tps[tp]] = (log_state, seen)
+            for tp in list(remaining):
+                if await self._restorer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        self._restorer.unsubscribe()
+        return out
+
+    # --- processing --------------------------------------------------------------------------
+
+    def _reload(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_reload < self.config.reload_interval_s:
+            return
+        self._last_reload = now
+        result = self.policies.reload()
+        if result.error is not None:
+            metrics.POLICY_RELOADS.labels("refused").inc()
+            log.error(
+                "policy.reload_refused",
+                reason=result.error.reason,
+                error=str(result.error),
+                active_version=result.version,
+            )
+        elif result.changed:
+            metrics.POLICY_RELOADS.labels("activated").inc()
+            metrics.POLICY_VERSION.info({"version": result.version or ""})
+            log.info("policy.reloaded", version=result.version)
+
+    async def _process(
+        self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        t0 = time.perf_counter()
+        now = dt.datetime.now(dt.UTC)
+        work = []
+        for tp, messages in batches.items():
+            owned = self._owned.get(tp)
+            if owned is None or not messages:
+                continue
+            records = [
+                IngressRecord(tp.topic, tp.partition, m.offset, m.key, m.value) for m in messages
+            ]
+            output = owned.processor.process(records, now)
+            work.append(self._commit(owned, output, first_offset=records[0].offset))
+        results = await asyncio.gather(*work)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - t0)
+        for done in results:
+            if done is None:
+                continue
+            for outcome, n in done.outcomes.items():
+                metrics.NOTICES.labels(outcome).inc(n)
+            for (action, reason), n in done.decisions.items():
+                metrics.DECISIONS.labels(action, reason).inc(n)
+
+    async def _commit(
+        self, owned: _Owned, out: BatchOutput, *, first_offset: int | None
+    ) -> BatchOutput | None:
+        """Produce ``out`` and the consumed offsets in one transaction."""
+        prod = owned.producer
+        try:
+            await prod.begin_transaction()
+            try:
+                await self._produce(owned, out)
+                if out.next_offset is not None:
+                    await prod.send_offsets_to_transaction(
+                        {owned.tp: OffsetAndMetadata(out.next_offset, "")}, self.group
+                    )
+                await prod.commit_transaction()
+            except ProducerFenced:
+                raise
+            except BaseException:
+                with contextlib.suppress(KafkaError):
+                    await prod.abort_transaction()
+                raise
+        except ProducerFenced:
+            metrics.TRANSACTIONS.labels("fenced").inc()
+            log.warning("policy.fenced", topic=owned.tp.topic, partition=owned.tp.partition)
+            await self._release(owned)
+            return None
+        except KafkaError as exc:
+            metrics.TRANSACTIONS.labels("aborted").inc()
+            log.error(
+                "policy.transaction_aborted",
+                topic=owned.tp.topic,
+                partition=owned.tp.partition,
+                error=type(exc).__name__,
+            )
+            owned.processor.rollback()
+            if first_offset is not None and self._consumer is not None:
+                self._consumer.seek(owned.tp, first_offset)
+            await asyncio.sleep(0.5)
+            return None
+        metrics.TRANSACTIONS.labels("committed").inc()
+        return out
+
+    async def _produce(self, owned: _Owned, out: BatchOutput) -> None:
+        p = owned.producer
+        part = owned.tp.partition
+        batches: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = defaultdict(list)
+        for dtopic, dkey, dvalue in out.deliveries:
+            batches[(dtopic, await self._partition_for(p, dtopic, dkey))].append((dkey, dvalue))
+        audit_topic = self.naming.topic(AUDIT, owned.origin)
+        batches[(audit_topic, part)].extend((None, v) for v in out.audit)
+        state_topic = self.naming.topic(STATE, owned.origin)
+        batches[(state_topic, part)].extend(out.state)
+        for ckey, cvalue in out.checkpoints:
+            topic = self.naming.topic(CHECKPOINTS)
+            batches[(topic, await self._partition_for(p, topic, ckey))].append((ckey, cvalue))
+        for rkey, rvalue in out.rejections:
+            topic = self.naming.topic(REJECTED, owned.origin)
+            batches[(topic, await self._partition_for(p, topic, rkey))].append((rkey, rvalue))
+        sends = []
+        for (topic, partition), items in batches.items():
+            if not items:
+                continue
+            builder = p.create_batch()
+            for key, value in items:
+                if builder.append(key=key, value=value, timestamp=None) is None:
+                    sends.append(await p.send_batch(builder, topic, partition=partition))
+                    builder = p.create_batch()
+                    builder.append(key=key, value=value, timestamp=None)
+            sends.append(await p.send_batch(builder, topic, partition=partition))
+        if sends:
+            await asyncio.gather(*sends)
+
+    @staticmethod
+    async def _partition_for(p: AIOKafkaProducer, topic: str, key: bytes) -> int:
+        partitions = sorted(await p.partitions_for(topic))
+        return int(_PARTITIONER(key, partitions, partitions))
+
+    async def _idle_checkpoints(self) -> None:
+        """Checkpoint logs with records but no recent checkpoint, even when no input arrives."""
+        now = time.monotonic()
+        if now - self._last_idle_checkpoint < self.config.checkpoint_interval_s:
+            return
+        self._last_idle_checkpoint = now
+        await self._checkpoint_all(only_due=True)
+
+    async def _checkpoint_all(self, *, only_due: bool = False) -> None:
+        ts = dt.datetime.now(dt.UTC)
+        now_ms = int(ts.timestamp() * 1000)
+        work = []
+        for owned in list(self._owned.values()):
+            proc = owned.processor
+            if proc.log.size == proc.log.checkpoint_size:
+                continue  # nothing new since the last checkpoint
+            if only_due and not proc.checkpoint_due(now_ms):
+                continue
+            out = proc.process([], ts, force_checkpoint=True)
+            work.append(self._commit(owned, out, first_offset=None))
+        await asyncio.gather(*work)
+
+    async def _observe_lag(self) -> None:
+        assert self._consumer is not None
+        for tp in list(self._owned):
+            stable = self._consumer.last_stable_offset(tp)
+            if stable is None:
+                continue  # nothing fetched yet for this partition
+            position = await self._consumer.position(tp)
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, stable - position))
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: PolicyService) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.service.revoke(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.service.assign(assigned)

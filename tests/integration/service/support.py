@@ -1,0 +1,163 @@
+"""Helpers for tests that run the policy service against the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from puente.codec.registry import Registry
+from puente.codec.wire import encode
+from puente.config import Settings
+from puente.evidence.verify import Verifier
+from puente.kafka.clients import consumer, producer, start
+from puente.members import load_members
+from puente.policy.store import PolicyStore
+from puente.service.processor import SigningMode
+from puente.service.setup import Evidence, ensure_evidence
+from puente.service.worker import PolicyService, ServiceConfig
+from puente.synth.generator import Notice
+from puente.topics import INGRESS
+from tests.harness import KafkaHarness, Tenant
+
+REPO = Path(__file__).resolve().parents[3]
+ALL_MEMBERS = load_members(Settings().policies_dir).codes
+
+
+@dataclass
+class Deployment:
+    """A tenant with every member provisioned, its settings, registry and evidence."""
+
+    kafka: KafkaHarness
+    tenant: Tenant
+    settings: Settings
+    registry: Registry
+    evidence: Evidence
+
+    def verifier(self) -> Verifier:
+        return Verifier(trust_list=self.evidence.open_trust_list(), registry=self.registry)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for a ``puente`` subprocess on this tenant."""
+        k = self.settings.kafka
+        env = dict(
+            os.environ,
+            PUENTE_STATE_DIR=str(self.settings.state_dir),
+            PUENTE_SECRETS_DIR=str(self.settings.secrets_dir),
+            PUENTE_KAFKA_BOOTSTRAP=k.bootstrap or "",
+            PUENTE_KAFKA_TOPIC_PREFIX=k.topic_prefix,
+            PUENTE_POLICY__METRICS_PORT="0",
+            PUENTE_LOG_FORMAT="json",
+        )
+        env.pop("PUENTE_KAFKA_USERNAME", None)
+        env.pop("PUENTE_KAFKA_PASSWORD", None)
+        env.update(extra)
+        return env
+
+    def service(self, instance: str = "policy-test", **config: Any) -> PolicyService:
+        return PolicyService(
+            endpoint=self.tenant.endpoint,
+            credential=self.tenant.service("policy"),
+            naming=self.tenant.naming,
+            registry=self.registry,
+            policies=PolicyStore(
+                self.settings.policies_dir, self.settings.schemas_dir, secret=b"p" * 32
+            ),
+            key=self.evidence.service_key,
+            config=ServiceConfig(**{"mode": SigningMode.BATCH, **config}),
+            instance=instance,
+        )
+
+
+def deploy(kafka: KafkaHarness, *, partitions: int = 2, **settings: Any) -> Deployment:
+    tenant = kafka.provision(ALL_MEMBERS, partitions=partitions)
+    s = kafka.settings_for(tenant, **settings)
+    registry = Registry.load(s.schemas_dir)
+    return Deployment(kafka, tenant, s, registry, ensure_evidence(s, ALL_MEMBERS))
+
+
+def now_stamped(notice: Notice, now: dt.datetime | None = None) -> dict[str, Any]:
+    """The synthetic generator dates notices in 2025; the service checks their age."""
+    now = now or dt.datetime.now(dt.UTC)
+    record = dict(notice.record)
+    record["created_at"] = now - dt.timedelta(minutes=1)
+    if "event_time" in record:
+        record["event_time"] = now - dt.timedelta(minutes=5)
+    return record
+
+
+async def publish(
+    dep: Deployment, origin: str, values: Iterable[tuple[bytes, bytes | None]]
+) -> int:
+    """Produce (key, value) pairs to ``origin``'s ingress topic as ``origin``; returns the count."""
+    cred = dep.tenant.member(origin)
+    p = producer(dep.tenant.endpoint, cred, linger_ms=5)
+    await start(p, dep.tenant.endpoint, cred)
+    try:
+        futures = [
+            await p.send(dep.tenant.topic(INGRESS, origin), value, key=key) for key, value in values
+        ]
+        sent = await asyncio.gather(*futures)
+    finally:
+        await p.stop()
+    return [(m.partition, m.offset) for m in sent]
+
+
+def encoded(dep: Deployment, notice: Notice) -> tuple[bytes, bytes]:
+    record = now_stamped(notice)
+    return record["notice_id"].encode(), encode(dep.registry, notice.name, record)
+
+
+async def read_topic(
+    dep: Deployment,
+    topic: str,
+    cred_member: str | None = None,
+    *,
+    idle_s: float = 3.0,
+    expect: int | None = None,
+    timeout_s: float = 60.0,
+) -> list[tuple[bytes | None, bytes]]:
+    """Every committed record of ``topic`` (read_committed) as a member or as the auditor."""
+    cred = dep.tenant.member(cred_member) if cred_member else dep.tenant.service("auditor")
+    c = consumer(dep.tenant.endpoint, cred)
+    await start(c, dep.tenant.endpoint, cred)
+    out: list[tuple[bytes | None, bytes]] = []
+    try:
+        partitions = next(t.partitions for t in dep.tenant.plan.topics if t.name == topic)
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout_s
+        last_new = time.monotonic()
+        while time.monotonic() < deadline:
+            got = await c.getmany(timeout_ms=300)
+            for batch in got.values():
+                out += [(m.key, m.value) for m in batch]
+                last_new = time.monotonic()
+            if expect is not None and len(out) >= expect:
+                break
+            if expect is None and time.monotonic() - last_new > idle_s:
+                break
+    finally:
+        await c.stop()
+    return out
+
+
+@contextlib.asynccontextmanager
+async def running(service: PolicyService) -> AsyncIterator[PolicyService]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        await asyncio.wait_for(service.ready.wait(), 60)
+        yield service
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
