@@ -55,21 +55,27 @@ class PublicKey:
 
     name: str
     raw: bytes = field(repr=False)
+    # Derived once: verifiers look keys up by id and verify with them thousands of times a
+    # second, and parsing an Ed25519 point costs as much as hashing a kilobyte many times over.
+    _digest: bytes = field(init=False, repr=False, compare=False)
+    _key: Ed25519PublicKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_key_name(self.name)
         if len(self.raw) != PUBLIC_KEY_SIZE:
             raise MalformedError(f"Ed25519 public key of {len(self.raw)} bytes")
+        object.__setattr__(self, "_digest", _key_digest(self.name, self.raw))
+        object.__setattr__(self, "_key", Ed25519PublicKey.from_public_bytes(self.raw))
 
     @property
     def key_hash(self) -> bytes:
         """The 4-byte C2SP signed-note key hash."""
-        return _key_digest(self.name, self.raw)[:KEY_HASH_SIZE]
+        return self._digest[:KEY_HASH_SIZE]
 
     @property
     def key_id(self) -> str:
         """Puente's key id: 16 lowercase hex digits (the note key hash is its first 8)."""
-        return _key_digest(self.name, self.raw)[:KEY_ID_BYTES].hex()
+        return self._digest[:KEY_ID_BYTES].hex()
 
     @property
     def vkey(self) -> str:
@@ -99,7 +105,7 @@ class PublicKey:
         )
 
     def _crypto(self) -> Ed25519PublicKey:
-        return Ed25519PublicKey.from_public_bytes(self.raw)
+        return self._key
 
     def verify(self, signature: bytes, message: bytes) -> None:
         """Check an Ed25519 signature (RFC 8032, pure); :class:`SignatureError` if it fails."""

@@ -161,6 +161,7 @@ class TrustList:
     entries: tuple[KeyEntry, ...] = ()
     signed_by: tuple[str, ...] = field(default=(), compare=False)
     problems: tuple[str, ...] = field(default=(), compare=False)
+    _by_id: dict[str, KeyEntry] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.expires_at <= self.issued_at:
@@ -172,6 +173,7 @@ class TrustList:
         if len(set(notes)) != len(notes):
             # Two keys with one (name, note key hash) would make note signatures ambiguous.
             raise MalformedError("two trust-list keys share a name and a note key hash")
+        object.__setattr__(self, "_by_id", dict(zip(ids, self.entries, strict=True)))
 
     # --- text and signatures -------------------------------------------------------------
 
@@ -271,9 +273,9 @@ class TrustList:
 
     def entry(self, key_id: str) -> KeyEntry:
         """The entry of ``key_id``; :class:`UntrustedKeyError` (``KEY_UNKNOWN``) if none."""
-        for e in self.entries:
-            if e.key_id == key_id:
-                return e
+        found = self._by_id.get(key_id)
+        if found is not None:
+            return found
         raise UntrustedKeyError(f"key {key_id} is not in the trust list", reason="KEY_UNKNOWN")
 
     def entry_for(self, sig: NoteSignature) -> KeyEntry | None:
