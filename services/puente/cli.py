@@ -25,6 +25,7 @@ app = typer.Typer(
 def _mount() -> None:
     from puente import demo
     from puente.codec.cli import app as schemas_app
+    from puente.deploy.cli import app as deploy_app
     from puente.evidence.cli import audit_app, keys_app
     from puente.kafka.cli import app as kafka_app
     from puente.policy.cli import app as policy_app
@@ -36,6 +37,7 @@ def _mount() -> None:
     app.add_typer(keys_app, name="keys")
     app.add_typer(audit_app, name="audit")
     app.add_typer(serve_app, name="serve")
+    app.add_typer(deploy_app, name="deploy")
     demo.register(app)
 
 

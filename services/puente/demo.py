@@ -16,7 +16,7 @@ def demo() -> None:
 
     settings = get_settings()
     console.rule("[bold]1. A real Apache Kafka broker (KRaft, SASL/SCRAM, ACLs)")
-    up(brokers=1)
+    up(brokers=None)
     console.rule("[bold]2. The member states: principals, topics, least-privilege ACLs")
     plan, changes = provision_members(settings, dry_run=False)
     print_plan(plan, changes)

@@ -28,7 +28,10 @@ class KafkaUnreachable(PuenteError):
 
 @app.command()
 def up(
-    brokers: Annotated[int, typer.Option(help="nodes in the local KRaft cluster")] = 1,
+    brokers: Annotated[
+        int | None,
+        typer.Option(help="nodes in the local KRaft cluster (default: as formatted, else 1)"),
+    ] = None,
 ) -> None:
     """Start the local broker(s) in the background and wait until they answer."""
     settings = get_settings()

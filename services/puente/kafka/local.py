@@ -176,15 +176,21 @@ def _tail(path: Path, lines: int = 5) -> str:
 class LocalCluster:
     """A Kafka cluster of ``brokers`` combined nodes on loopback, owned by one state directory."""
 
-    def __init__(self, settings: Settings, *, brokers: int = 1, base_port: int | None = None):
-        if brokers < 1:
+    def __init__(
+        self, settings: Settings, *, brokers: int | None = None, base_port: int | None = None
+    ):
+        """``brokers=None``: as many as the state directory holds, else one."""
+        if brokers is not None and brokers < 1:
             raise ValueError("brokers must be >= 1")
         self.settings = settings
-        self.brokers = brokers
         self.base_port = base_port or settings.local.client_port
         self.root = settings.state_dir / "kafka"
         self.info_path = self.root / "cluster.json"
         self.secrets = SecretStore(settings.secrets_dir)
+        if brokers is None:
+            recorded = self.info() if self.info_path.is_file() else None
+            brokers = len(recorded.nodes) if recorded else 1
+        self.brokers = brokers
         # Children started by this object: poll() is the reliable liveness test while the JVM
         # starts (its /proc cmdline can briefly read empty).
         self._children: dict[int, subprocess.Popen[bytes]] = {}
@@ -301,6 +307,9 @@ class LocalCluster:
             raise LocalKafkaError(f"node {node_id} is not running")
         pid = node.pid
         os.kill(pid, signal.SIGKILL)
+        child = self._children.pop(pid, None)
+        if child is not None:
+            child.wait(timeout=10)  # reap it, so no zombie keeps the pid
         deadline = time.monotonic() + 10
         while _is_our_process(pid, Path(node.directory)) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -317,6 +326,7 @@ class LocalCluster:
         node = next(n for n in info.nodes if n.node_id == node_id)
         node.pid = self._start_node(libs, node)
         info.save(self.info_path)
+        self._wait_ready(info)
 
     def reset(self) -> None:
         """Stop the brokers and delete their state (data, configs, cluster.json)."""
@@ -360,14 +370,15 @@ class LocalCluster:
         cluster_id = _random_cluster_id()
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "log4j2.yaml").write_text(LOG4J2_YAML)
-        nodes = []
+        scram = f"SCRAM-SHA-512=[name={admin.username},password={admin.password}]"
+        nodes, formatting = [], []
         for p in ports:
             node_dir = (self.root / f"node-{p.node_id}").resolve()
-            data_dir = node_dir / "data"
-            props = server_properties(p, ports, host=HOST, log_dir=str(data_dir), broker=broker)
+            props = server_properties(
+                p, ports, host=HOST, log_dir=str(node_dir / "data"), broker=broker
+            )
             node_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_private(node_dir / "server.properties", render_properties(props).encode())
-            scram = f"SCRAM-SHA-512=[name={admin.username},password={admin.password}]"
             cmd = [
                 *self._java(libs, node_dir),
                 "kafka.tools.StorageTool",
@@ -379,14 +390,23 @@ class LocalCluster:
                 "--add-scram",
                 scram,
             ]
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            # Each format is a JVM start; run them side by side.
+            formatting.append(
+                (p, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+            )
+            nodes.append(NodeInfo(p.node_id, p.client, p.internal, p.controller, str(node_dir)))
+        for p, proc in formatting:
+            try:
+                output, _ = proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                output = b"timed out after 120 s"
             if proc.returncode != 0:
+                last = output.decode(errors="replace").strip().splitlines()[-1:]
                 raise LocalKafkaError(
-                    f"formatting node {p.node_id} failed: "
-                    f"{(proc.stderr or proc.stdout).strip().splitlines()[-1:]}",
+                    f"formatting node {p.node_id} failed: {last}",
                     hint="run `puente kafka reset` and retry",
                 )
-            nodes.append(NodeInfo(p.node_id, p.client, p.internal, p.controller, str(node_dir)))
         info = ClusterInfo(version=version, cluster_id=cluster_id, nodes=nodes)
         info.save(self.info_path)
         log.info("kafka.formatted", cluster_id=cluster_id, nodes=len(nodes))
