@@ -370,3 +370,24 @@ def test_many_tamperings_with_a_checkpoint_per_record(world: World, tmp_path: Pa
     assert [(a.kind.value, a.index) for a in report.anomalies] == [
         ("RECORD_ALTERED", i) for i in range(5, 1500, 10)
     ]
+    text = report.to_text()
+    assert "  20. RECORD_ALTERED at puente.audit/MX/0, leaf 195," in text
+    assert (
+        "... and 130 more RECORD_ALTERED in puente.audit/MX/0, from puente.audit/MX/0, leaf 205"
+        in text
+    )
+    assert len(orjson.loads(report.to_json())["anomalies"]) == 150
+
+
+def test_a_long_tail_without_checkpoints_is_counted_not_decoded(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from puente.evidence.audit import logcheck
+
+    monkeypatch.setattr(logcheck, "BUFFER_MAX", 50)
+    exp, _ = build(world.registry, world.service, world.trust_bytes, records=500, batch=100)
+    exp.checkpoints = exp.checkpoints[:2]  # signed up to 200; 300 records after
+    report = run(world, exp, tmp_path)
+    assert [(a.kind.value, a.index, a.index_end) for a in report.anomalies] == [
+        ("RECORD_UNCOVERED", 200, 500)
+    ]

@@ -10,6 +10,8 @@ import orjson
 
 from puente.evidence._time import format_ms
 
+TEXT_PER_GROUP = 20  # anomalies of one kind, log and reason spelled out in the text report
+
 
 class Kind(StrEnum):
     """Every anomaly the auditor names. Stable codes: reports and tests rely on them."""
@@ -186,10 +188,24 @@ class AuditReport:
             )
         else:
             lines.append(f"{len(self.anomalies)} anomaly(ies):")
+            shown: dict[tuple[str, str | None, str | None], int] = {}
+            hidden: dict[tuple[str, str | None, str | None], list[Anomaly]] = {}
             for i, a in enumerate(self.anomalies, 1):
-                reason = f" [{a.reason}]" if a.reason else ""
-                lines.append(f"  {i}. {a.kind.value}{reason} at {a.where()}")
+                group = (a.kind.value, a.log_id, a.reason)
+                shown[group] = shown.get(group, 0) + 1
+                if shown[group] > TEXT_PER_GROUP:
+                    hidden.setdefault(group, []).append(a)
+                    continue
+                why = f" [{a.reason}]" if a.reason else ""
+                lines.append(f"  {i}. {a.kind.value}{why} at {a.where()}")
                 lines.append(f"     {a.detail}")
+            for (kind, log_id, code), rest in hidden.items():
+                # One line for the rest of a repeated anomaly; the JSON report lists them all.
+                tag = f" [{code}]" if code else ""
+                lines.append(
+                    f"  ... and {len(rest)} more {kind}{tag} in {log_id or 'the exchange'}, "
+                    f"from {rest[0].where()} to {rest[-1].where()} (all in the JSON report)"
+                )
         lines.append("")
         lines.append(f"verdict: {self.verdict}")
         return "\n".join(lines) + "\n"
