@@ -40,9 +40,6 @@ from puente.evidence.note import Note
 from puente.evidence.trust import KeyEntry, TrustList, Usage, member_holder
 
 RECEIPT_CONTEXT = b"puente/delivery-receipt/v1\x00"
-# A DeliveryReceipt has no field for its own signature: it travels in these Kafka headers.
-RECEIPT_KEY_ID_HEADER = "puente-key-id"
-RECEIPT_SIGNATURE_HEADER = "puente-signature"
 DELIVERY_RECEIPT = "puente.DeliveryReceipt"
 SERVICE_HOLDER_PREFIX = "service:"
 _NOTE_CACHE = 4096
