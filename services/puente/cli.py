@@ -30,6 +30,7 @@ def _mount() -> None:
     from puente.kafka.cli import app as kafka_app
     from puente.policy.cli import app as policy_app
     from puente.service.cli import app as serve_app
+    from puente.subscriber.cli import subscribe
 
     app.add_typer(kafka_app, name="kafka")
     app.add_typer(schemas_app, name="schemas")
@@ -38,6 +39,7 @@ def _mount() -> None:
     app.add_typer(audit_app, name="audit")
     app.add_typer(serve_app, name="serve")
     app.add_typer(deploy_app, name="deploy")
+    app.command(name="subscribe")(subscribe)
     demo.register(app)
 
 

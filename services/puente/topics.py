@@ -75,6 +75,10 @@ TRUST = TopicKind(
     "trust", Scope.GLOBAL, FOREVER, compacted=True, description="the signed trust list"
 )
 
+# Record headers (the only metadata outside a record's value; a receipt's signature travels so).
+RECEIPT_KEY_ID_HEADER = "puente.receipt.key-id"
+RECEIPT_SIGNATURE_HEADER = "puente.receipt.signature"
+
 ALL_KINDS: tuple[TopicKind, ...] = (
     INGRESS,
     DELIVER,

@@ -1,0 +1,1 @@
+"""The partner-state side: receive, verify, decode and acknowledge deliveries."""

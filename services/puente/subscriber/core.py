@@ -1,0 +1,159 @@
+"""The partner state's side: receive, verify, decode, acknowledge.
+
+:class:`Subscriber` consumes ``<prefix>.deliver.<CC>`` as CC's own principal (read_committed,
+consumer group ``<prefix>.CC.<name>``), verifies every delivery against the trust list (a
+signature or an inclusion proof into a signed batch note — one call either way), decodes the
+payload, and sends a signed :class:`DeliveryReceipt` to ``<prefix>.receipts.<CC>``. Offsets are
+committed only after the receipt is acknowledged by the broker, so a crash means a delivery is
+seen again (at least once; the delivery id makes that idempotent), never lost.
+
+A delivery that fails verification is yielded with ``verified=False``, its reason code, and no
+decoded content: it is never shown as valid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from puente.codec.registry import Registry
+from puente.codec.wire import decode, encode
+from puente.errors import PuenteError
+from puente.evidence.keys import SigningKey
+from puente.evidence.verify import DELIVERY_RECEIPT, VerifiedDelivery, Verifier, sign_receipt
+from puente.kafka.clients import consumer, producer, start
+from puente.kafka.connection import KafkaEndpoint
+from puente.logs import get_logger
+from puente.secrets import Credential
+from puente.topics import DELIVER, RECEIPT_KEY_ID_HEADER, RECEIPT_SIGNATURE_HEADER, RECEIPTS, Naming
+
+log = get_logger("subscriber")
+
+
+@dataclass(frozen=True)
+class Received:
+    """One delivery as the recipient saw it."""
+
+    partition: int
+    offset: int
+    digest: bytes  # SHA-256 of the signed bytes (verified) or of the raw record (not verified)
+    verified: VerifiedDelivery | None
+    notice: dict[str, Any] | None  # decoded payload; None unless verified
+    error: PuenteError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.verified is not None
+
+
+class Subscriber:
+    """Receive one member state's deliveries. Use as ``async with``; iterate :meth:`stream`."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: KafkaEndpoint,
+        credential: Credential,
+        naming: Naming,
+        member: str,
+        registry: Registry,
+        verifier: Verifier,
+        receipt_key: SigningKey | None,
+        name: str = "subscriber",
+    ) -> None:
+        self.endpoint = endpoint
+        self.cred = credential
+        self.naming = naming
+        self.member = member
+        self.registry = registry
+        self.verifier = verifier
+        self.receipt_key = receipt_key
+        self.group = naming.member_group_prefix(member) + name
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+
+    async def __aenter__(self) -> Subscriber:
+        self._consumer = consumer(
+            self.endpoint, self.cred, self.naming.topic(DELIVER, self.member), group_id=self.group
+        )
+        await start(self._consumer, self.endpoint, self.cred)
+        if self.receipt_key is not None:
+            self._producer = producer(self.endpoint, self.cred)
+            await start(self._producer, self.endpoint, self.cred)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def stream(self, *, idle_timeout_s: float | None = None) -> AsyncIterator[Received]:
+        """Deliveries in order; ends after ``idle_timeout_s`` without any (None: never)."""
+        assert self._consumer is not None, "use `async with Subscriber(...)`"
+        idle = 0.0
+        while idle_timeout_s is None or idle < idle_timeout_s:
+            batches = await self._consumer.getmany(timeout_ms=500)
+            if not batches:
+                idle += 0.5
+                continue
+            idle = 0.0
+            for messages in batches.values():
+                for msg in messages:
+                    received = self.check(msg.partition, msg.offset, msg.value or b"")
+                    await self._acknowledge(received)
+                    yield received
+            await self._consumer.commit()
+
+    def check(self, partition: int, offset: int, value: bytes) -> Received:
+        """Verify and decode one delivery record (pure: no I/O)."""
+        try:
+            v = self.verifier.verify_delivery(value, recipient=self.member)
+            notice = decode(self.registry, v.payload)
+        except PuenteError as exc:
+            log.warning(
+                "delivery.unverified",
+                member=self.member,
+                partition=partition,
+                offset=offset,
+                reason=exc.reason,
+            )
+            return Received(partition, offset, hashlib.sha256(value).digest(), None, None, exc)
+        return Received(partition, offset, v.digest, v, notice)
+
+    def receipt(self, received: Received, *, now: dt.datetime | None = None) -> bytes:
+        """The DeliveryReceipt (single-object bytes) for ``received``."""
+        st = received.verified.statement if received.verified else None
+        record = {
+            "receipt_id": str(uuid.uuid4()),
+            "notice_id": st.notice_id if st else str(uuid.UUID(int=0)),
+            "recipient": self.member,
+            "delivery_digest": received.digest.hex(),
+            "log_id": st.audit_log_id if st else None,
+            "log_index": st.audit_leaf_index if st else None,
+            "status": "VERIFIED" if received.ok else "VERIFICATION_FAILED",
+            "received_at": now or dt.datetime.now(dt.UTC),
+        }
+        return encode(self.registry, DELIVERY_RECEIPT, record)
+
+    async def _acknowledge(self, received: Received) -> None:
+        if self._producer is None or self.receipt_key is None:
+            return
+        data = self.receipt(received)
+        signature = sign_receipt(self.receipt_key, data)
+        key = received.verified.statement.notice_id.encode() if received.verified else None
+        await self._producer.send_and_wait(
+            self.naming.topic(RECEIPTS, self.member),
+            data,
+            key=key,
+            headers=[
+                (RECEIPT_KEY_ID_HEADER, self.receipt_key.key_id.encode()),
+                (RECEIPT_SIGNATURE_HEADER, signature),
+            ],
+        )
