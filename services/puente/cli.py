@@ -27,6 +27,7 @@ def _mount() -> None:
     from puente.codec.cli import app as schemas_app
     from puente.deploy.cli import app as deploy_app
     from puente.evidence.cli import audit_app, keys_app
+    from puente.kafka import auditsource
     from puente.kafka.cli import app as kafka_app
     from puente.policy.cli import app as policy_app
     from puente.service.cli import app as serve_app
@@ -37,6 +38,7 @@ def _mount() -> None:
     app.add_typer(policy_app, name="policy")
     app.add_typer(keys_app, name="keys")
     app.add_typer(audit_app, name="audit")
+    auditsource.register()  # `puente audit verify kafka:` reads the live topics
     app.add_typer(serve_app, name="serve")
     app.add_typer(deploy_app, name="deploy")
     app.command(name="subscribe")(subscribe)

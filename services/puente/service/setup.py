@@ -20,7 +20,9 @@ from puente.evidence.errors import TrustListError
 from puente.evidence.keys import PublicKey, SigningKey
 from puente.evidence.keystore import KeyStore
 from puente.evidence.trust import TrustList, Usage, member_holder, service_holder
-from puente.secrets import write_private
+from puente.kafka.connection import KafkaEndpoint
+from puente.secrets import Credential, write_private
+from puente.topics import TRUST, Naming
 
 ROOT_HOLDER = "operator:root"
 TRUST_LIST_FILE = "trust-list.note"
@@ -97,3 +99,20 @@ def pseudonym_secret(settings: Settings) -> bytes:
     if not path.is_file():
         write_private(path, secrets.token_bytes(32))
     return path.read_bytes()
+
+
+TRUST_LIST_KEY = b"trust-list"
+
+
+async def publish_trust_list(
+    endpoint: KafkaEndpoint, operator: Credential, naming: Naming, trust_list: bytes
+) -> None:
+    """Put the signed trust list on the (compacted) trust topic, as the operator principal."""
+    from puente.kafka.clients import producer, start
+
+    p = producer(endpoint, operator)
+    await start(p, endpoint, operator)
+    try:
+        await p.send_and_wait(naming.topic(TRUST), trust_list, key=TRUST_LIST_KEY)
+    finally:
+        await p.stop()

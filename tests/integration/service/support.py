@@ -17,12 +17,15 @@ from aiokafka import TopicPartition
 from puente.codec.registry import Registry
 from puente.codec.wire import encode
 from puente.config import Settings
+from puente.evidence.audit.auditor import AuditOptions, Auditor
+from puente.evidence.audit.report import AuditReport
 from puente.evidence.verify import Verifier
+from puente.kafka.auditsource import KafkaAuditSource
 from puente.kafka.clients import consumer, producer, start
 from puente.members import load_members
 from puente.policy.store import PolicyStore
 from puente.service.processor import SigningMode
-from puente.service.setup import Evidence, ensure_evidence
+from puente.service.setup import Evidence, ensure_evidence, publish_trust_list
 from puente.service.worker import PolicyService, ServiceConfig
 from puente.synth.generator import Notice
 from puente.topics import INGRESS
@@ -77,11 +80,27 @@ class Deployment:
         )
 
 
-def deploy(kafka: KafkaHarness, *, partitions: int = 2, **settings: Any) -> Deployment:
+async def deploy(kafka: KafkaHarness, *, partitions: int = 2, **settings: Any) -> Deployment:
+    """Every member provisioned under a fresh prefix, keys made, the trust list published."""
     tenant = kafka.provision(ALL_MEMBERS, partitions=partitions)
     s = kafka.settings_for(tenant, **settings)
     registry = Registry.load(s.schemas_dir)
-    return Deployment(kafka, tenant, s, registry, ensure_evidence(s, ALL_MEMBERS))
+    evidence = ensure_evidence(s, ALL_MEMBERS)
+    await publish_trust_list(
+        tenant.endpoint, tenant.service("operator"), tenant.naming, evidence.trust_list
+    )
+    return Deployment(kafka, tenant, s, registry, evidence)
+
+
+def run_auditor(dep: Deployment) -> AuditReport:
+    """Run the auditor over the live audit, checkpoints and trust topics."""
+    source = KafkaAuditSource(dep.tenant.endpoint, dep.tenant.service("auditor"), dep.tenant.naming)
+    auditor = Auditor(
+        registry=dep.registry,
+        anchors=list(dep.evidence.anchors),
+        options=AuditOptions(naming=dep.tenant.naming),
+    )
+    return auditor.run(source)
 
 
 def now_stamped(notice: Notice, now: dt.datetime | None = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from tests.integration.service.support import (
     encoded,
     publish,
     read_topic,
+    run_auditor,
     running,
 )
 
@@ -25,8 +26,8 @@ pytestmark = pytest.mark.kafka
 
 
 @pytest.fixture(scope="module")
-def dep(kafka: KafkaHarness) -> Deployment:
-    return deploy(kafka, partitions=2)
+async def dep(kafka: KafkaHarness) -> Deployment:
+    return await deploy(kafka, partitions=2)
 
 
 async def test_notices_become_verified_deliveries_rejections_and_audit(dep: Deployment) -> None:
@@ -93,3 +94,8 @@ async def test_notices_become_verified_deliveries_rejections_and_audit(dep: Depl
     # The service checkpointed the log on shutdown; checkpoints verify.
     cps = await read_topic(dep, dep.tenant.topic(CHECKPOINTS), idle_s=1)
     assert cps
+
+    # The auditor replays the log from Kafka and finds it complete and untampered.
+    report = run_auditor(dep)
+    assert report.ok, report.to_text()
+    assert report.records >= len(records)

@@ -20,8 +20,8 @@ pytestmark = pytest.mark.kafka
 
 
 @pytest.fixture(scope="module")
-def dep(kafka: KafkaHarness) -> Deployment:
-    return deploy(kafka, partitions=1)
+async def dep(kafka: KafkaHarness) -> Deployment:
+    return await deploy(kafka, partitions=1)
 
 
 async def test_subscriber_verifies_acknowledges_and_flags_forgeries(dep: Deployment) -> None:
