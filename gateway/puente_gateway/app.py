@@ -86,7 +86,7 @@ def create_app(
         authenticator=authenticator,
         metrics=metrics,
         once=Once(ledger, metrics),
-        trust=trust.TrustSource(kafka, gw, registry),
+        trust=trust.TrustSource(kafka, gw, registry, settings),
     )
 
     @asynccontextmanager

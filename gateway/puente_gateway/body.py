@@ -38,6 +38,8 @@ async def read_json(request: Request, limit: int) -> Any:
             raise BadRequest("invalid Content-Length", reason="MALFORMED_REQUEST")
         if int(declared) > limit:
             raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+        # The server frames the body by Content-Length: it cannot exceed what was declared.
+        return _parse(await request.body())
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -46,7 +48,11 @@ async def read_json(request: Request, limit: int) -> Any:
             # Chunked uploads declare no length: stop at the first byte over the limit.
             raise PayloadTooLarge(f"the body is larger than {limit} bytes")
         chunks.append(chunk)
+    return _parse(b"".join(chunks))
+
+
+def _parse(body: bytes) -> Any:
     try:
-        return orjson.loads(b"".join(chunks))
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}", reason="MALFORMED_JSON") from None

@@ -5,8 +5,9 @@ single-object bytes a signature covers), optionally with ``"signature": {"key_id
 — the recipient state's Ed25519 signature over ``puente/delivery-receipt/v1 || 0x00 || bytes``
 (puente.evidence.verify). The receipt's ``recipient`` must be the caller's state. When the
 gateway holds the trust anchors it verifies the signature (a bad one is a 422); either way the
-signature travels with the record as the Kafka headers ``puente.receipt.key-id`` and
-``puente.receipt.signature`` for the receipt tracker, which verifies it itself.
+signature travels with the record in the Kafka headers the evidence layer defines
+(``puente.topics.RECEIPT_KEY_ID_HEADER`` and ``RECEIPT_SIGNATURE_HEADER``) for the
+receipt tracker, which verifies it itself.
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ from puente.codec.wire import decode, encode
 from puente.evidence.errors import EvidenceError
 from puente.evidence.verify import DELIVERY_RECEIPT
 from puente.logs import get_logger
-from puente.topics import RECEIPTS
+from puente.topics import RECEIPT_KEY_ID_HEADER, RECEIPT_SIGNATURE_HEADER, RECEIPTS
 from puente_gateway.auth import Caller, caller_of
 from puente_gateway.body import JSON_TYPE, read_json
 from puente_gateway.clock import iso_ms, now_ms
 from puente_gateway.context import GatewayContext, context
 from puente_gateway.errors import Conflict, Forbidden, Unprocessable, problems_at
 from puente_gateway.models import ReceiptAccepted
-from puente_gateway.notices import REPLAY_HEADER
+from puente_gateway.notices import REPLAY_HEADER, origin_headers
 from puente_gateway.openapi import error_responses, json_body
 
 log = get_logger("gateway.receipts")
@@ -131,13 +132,9 @@ async def submit(ctx: GatewayContext, caller: Caller, body: Any) -> tuple[bytes,
     key_id, sig = signature if signature is not None else ("", b"")
     digest = hashlib.sha256(value + key_id.encode() + sig).digest()
     topic = ctx.topic(RECEIPTS, caller)
-    headers = [
-        ("puente.via", b"gateway"),
-        ("puente.caller", caller.id.encode()),
-        ("puente.agency", caller.agency.encode()),
-    ]
+    headers = origin_headers(caller)
     if signature is not None:
-        headers += [("puente.receipt.key-id", key_id.encode()), ("puente.receipt.signature", sig)]
+        headers += [(RECEIPT_KEY_ID_HEADER, key_id.encode()), (RECEIPT_SIGNATURE_HEADER, sig)]
 
     async def produce() -> bytes:
         md = await ctx.kafka.send(topic, value, key=notice_id.encode(), headers=headers)

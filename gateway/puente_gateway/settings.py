@@ -37,6 +37,10 @@ class GatewaySettings(BaseSettings):
     rate_per_s: float = Field(default=20.0, gt=0, description="sustained requests/s per caller")
     rate_burst: int = Field(default=40, ge=1, description="bucket size per caller")
     produce_timeout_s: float = Field(default=10.0, gt=0)
+    # aiokafka keeps one request in flight per partition (idempotence), so what a round trip
+    # carries bounds throughput: 16 KiB (its default) is ~20 notices; 256 KiB stays well under
+    # the topics' 1 MiB max.message.bytes.
+    max_batch_bytes: int = Field(default=256 * 1024, ge=16 * 1024, le=1024 * 1024)
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After sent with 503")
     kafka_cooldown_s: float = Field(
         default=1.0, ge=0, description="after a failed connect, answer 503 without retrying"

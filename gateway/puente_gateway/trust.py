@@ -1,11 +1,12 @@
 """``GET /v1/trust-list``: the signed trust list, byte for byte, and the gateway's own copy.
 
-Source: the newest record of the trust topic (the operator publishes the signed note bytes
-there; the topic is compacted), else ``trust_list_file``. The bytes are served verbatim — the
-client verifies them with the trust anchors it holds out of band; the gateway only checks that
-they parse as a trust list, to pick its ``serial`` and expiry for the response headers. When
-``trust_anchors_file`` is set, the gateway also opens the list with those anchors to verify
-receipt signatures.
+Source: the newest record under key ``trust-list`` of the trust topic (the operator publishes
+the signed note there; the topic is compacted), else ``trust_list_file``, else the embedded
+deployment's ``<state_dir>/keys/trust-list.note``. The bytes are served verbatim — the client
+verifies them with the trust anchors it holds out of band; the gateway only checks that they
+parse as a trust list, for the ``serial`` header. To verify receipt signatures the gateway opens
+the list with the anchors of ``trust_anchors_file`` or, on the embedded deployment, of the local
+key store's ``operator:root`` keys; without anchors, signatures are forwarded unverified.
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from puente.codec.registry import Registry
+from puente.config import Settings
 from puente.evidence.errors import EvidenceError
 from puente.evidence.keys import PublicKey
+from puente.evidence.keystore import KeyStore
 from puente.evidence.note import Note
-from puente.evidence.trust import TrustList
+from puente.evidence.trust import TRUST_LIST_KEY, TrustList
 from puente.evidence.verify import Verifier
 from puente.logs import get_logger
+from puente.service.setup import ROOT_HOLDER, TRUST_LIST_FILE, keys_dir
 from puente.topics import TRUST
 from puente_gateway.broker import GatewayKafka
 from puente_gateway.clock import now_ms
@@ -65,14 +69,29 @@ def read_anchors(path: Path) -> list[PublicKey]:
     return [PublicKey.from_vkey(x) for x in lines if x.strip() and not x.startswith("#")]
 
 
+def local_anchors(settings: Settings) -> list[PublicKey]:
+    """The embedded deployment's trust anchors: the local key store's operator root keys."""
+    store = KeyStore(keys_dir(settings))
+    if not store.root.is_dir():
+        return []
+    return [store.public(m) for m in store.key_metas() if m.holder == ROOT_HOLDER]
+
+
 class TrustSource:
     """The current signed trust list, refreshed every ``trust_refresh_s``."""
 
-    def __init__(self, kafka: GatewayKafka, gw: GatewaySettings, registry: Registry) -> None:
+    def __init__(
+        self, kafka: GatewayKafka, gw: GatewaySettings, registry: Registry, settings: Settings
+    ) -> None:
         self.kafka = kafka
         self.gw = gw
         self.registry = registry
-        self.anchors = read_anchors(gw.trust_anchors_file) if gw.trust_anchors_file else []
+        self.file = gw.trust_list_file or keys_dir(settings) / TRUST_LIST_FILE
+        self.anchors = (
+            read_anchors(gw.trust_anchors_file)
+            if gw.trust_anchors_file
+            else local_anchors(settings)
+        )
         self._current: Published | None = None
         self._fetched = -1e9
         self._lock = asyncio.Lock()
@@ -107,7 +126,8 @@ class TrustSource:
                 while time.monotonic() < deadline and await c.position(tp) < end:
                     batch = await c.getmany(tp, timeout_ms=200)
                     for r in batch.get(tp, []):
-                        last = r.value
+                        if r.key == TRUST_LIST_KEY:
+                            last = r.value
         except (Unavailable, KafkaError) as exc:
             log.warning("trust topic unreadable", error=type(exc).__name__)
             return None
@@ -117,8 +137,8 @@ class TrustSource:
         return found
 
     def _from_file(self) -> Published | None:
-        path = self.gw.trust_list_file
-        if path is None or not path.is_file():
+        path = self.file
+        if not path.is_file():
             return None
         found = parse(path.read_bytes())
         if found is None:

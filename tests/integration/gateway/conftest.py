@@ -11,6 +11,7 @@ import pytest
 
 from puente.codec.registry import Registry
 from puente.config import Settings
+from puente.evidence.trust import TRUST_LIST_KEY
 from puente.topics import TRUST
 from puente_gateway.app import create_app
 from puente_gateway.settings import GatewaySettings
@@ -30,7 +31,15 @@ def gw_tenant(kafka: KafkaHarness) -> Tenant:
 def keys(gw_tenant: Tenant) -> Keys:
     k = Keys.make(MEMBERS)
     # The operator publishes the signed trust list on the trust topic, as in production.
-    run(produce(gw_tenant, gw_tenant.service("operator"), gw_tenant.topic(TRUST), [k.trust_bytes]))
+    run(
+        produce(
+            gw_tenant,
+            gw_tenant.service("operator"),
+            gw_tenant.topic(TRUST),
+            [k.trust_bytes],
+            key=TRUST_LIST_KEY,
+        )
+    )
     return k
 
 

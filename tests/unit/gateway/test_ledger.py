@@ -79,3 +79,35 @@ async def test_a_failed_first_attempt_lets_the_next_one_produce(tmp_path: Path) 
         await first
     assert await second == (b"ok", False)
     assert calls == 2
+
+
+async def test_entries_are_batched_but_visible_at_once_and_flushed_soon(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite3"
+    ledger = Ledger(path, ttl_s=3600, flush_interval_s=0.05, flush_rows=1000)
+    other = Ledger(path, ttl_s=3600)  # another connection: sees only what was written
+    ledger.put("notice:a", Entry("MX", b"1", b"{}"), now_ms=T0)
+    assert ledger.get("notice:a", now_ms=T0) == Entry("MX", b"1", b"{}")
+    assert other.get("notice:a", now_ms=T0) is None
+    await asyncio.sleep(0.2)
+    assert other.get("notice:a", now_ms=T0) == Entry("MX", b"1", b"{}")
+    ledger.close()
+    other.close()
+
+
+async def test_a_full_batch_is_written_immediately_and_close_writes_the_rest(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "l.sqlite3"
+    ledger = Ledger(path, ttl_s=3600, flush_interval_s=60, flush_rows=3)
+    other = Ledger(path, ttl_s=3600)
+    for i in range(4):
+        ledger.put(f"notice:{i}", Entry("MX", b"1", b"{}"), now_ms=T0)
+    assert [other.get(f"notice:{i}", now_ms=T0) is not None for i in range(4)] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    ledger.close()
+    assert other.get("notice:3", now_ms=T0) is not None
+    other.close()

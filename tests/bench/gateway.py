@@ -1,0 +1,342 @@
+"""Gateway benchmark: ``POST /v1/notices`` under load, against a bare endpoint of the same
+framework (FastAPI on uvicorn, one worker, same loop and HTTP parser) that does nothing, in the
+same run.
+
+    .venv/bin/python -m tests.bench.gateway [--runs 3] [--duration 15] [--connections 50]
+                                            [--profile FILE]
+
+Load comes from ``wrk`` (C, epoll; one thread is far from being the bottleneck at these rates)
+with a Lua script that POSTs a realistic CaseNotice with a fresh notice id per request, so every
+request is a new notice: validated, encoded, produced with acks=all and acknowledged by the
+broker before the 202. Install wrk with ``apt-get install wrk`` (Debian/Ubuntu) or
+``brew install wrk`` (macOS); the benchmark stops with that hint when it is missing.
+
+Kafka is the test harness's broker (``PUENTE_KAFKA_BOOTSTRAP`` or the local one from Maven
+Central jars), so broker, server and load generator share the machine, as in the targets of
+../shared/design/performance.md. ``--profile FILE`` runs the gateway under pyinstrument and
+writes its text report to FILE (the figures of that run are slower and only indicative).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from puente.codec.jsonconv import to_json
+from puente.codec.registry import Registry
+from puente.synth import Generator
+from puente.topics import INGRESS
+from puente_gateway.tokens import TOKENS_FILE, TokenStore
+from tests.harness import KafkaHarness, Tenant, kafka_harness
+from tests.integration.gateway.support import end_offsets
+
+PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
+
+bare = FastAPI()
+
+
+@bare.post("/v1/notices")
+async def nothing() -> Response:
+    """The baseline: routed by the same framework, answers 202 and does nothing else."""
+    return Response(b"{}", status_code=202, media_type="application/json")
+
+
+LUA = r"""
+local body = [==[BODY]==]
+local thread_id = 0
+local counter = 0
+
+function setup(thread)
+  thread:set("tid", ID_BASE + math.random(0, 65535))
+end
+
+function init(args)
+  thread_id = tid
+  math.randomseed(os.time() + thread_id)
+end
+
+function request()
+  counter = counter + 1
+  local id = string.format("%08x-%04x-4%03x-a%03x-%06x%06x",
+    math.random(0, 2147483646), thread_id % 65536, math.random(0, 4095),
+    math.random(0, 4095), math.floor(counter / 16777216) % 16777216, counter % 16777216)
+  local payload = string.gsub(body, "XNOTICEIDX", id, 1)
+  return wrk.format("POST", "/v1/notices", {
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer TOKEN",
+  }, payload)
+end
+"""
+
+
+@dataclass
+class Result:
+    """One wrk run."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    cpu_s: float
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def _parse(out: str) -> tuple[float, float, float, int, int]:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    errors = int(non2xx.group(1)) if non2xx else 0
+    if sockets:
+        errors += sum(int(x) for x in sockets.groups())
+    return rps, p50, p99, requests, errors
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, *, script: Path, duration: int, connections: int, pid: int) -> Result:
+    """One measured wrk run against ``url`` (server process ``pid``)."""
+    cpu0 = _cpu_seconds(pid)
+    proc = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--timeout",
+            "5s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    cpu = _cpu_seconds(pid) - cpu0
+    rps, p50, p99, requests, errors = _parse(proc.stdout)
+    return Result(rps, p50, p99, requests, errors, cpu)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], path: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with {proc.returncode}; see its log")
+        try:
+            if httpx.get(url + path, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not become ready")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _notice_body(registry: Registry) -> bytes:
+    record = Generator(2025).case_notice(origin="MX")
+    record["notice_id"] = PLACEHOLDER
+    notice = to_json(registry, "puente.CaseNotice", record)
+    # wrk's script puts a fresh UUID where the marker is, so every request is a new notice.
+    return orjson.dumps({"type": "CaseNotice", "notice": notice}).replace(
+        PLACEHOLDER.encode(), b"XNOTICEIDX"
+    )
+
+
+def _script(work: Path, body: bytes, token: str) -> Path:
+    text = (
+        LUA.replace("BODY", body.decode())
+        .replace("TOKEN", token)
+        .replace("ID_BASE", str(uuid.uuid4().int % 60000))
+    )
+    path = work / "post.lua"
+    path.write_text(text)
+    return path
+
+
+def _env(kafka: KafkaHarness, tenant: Tenant, work: Path) -> dict[str, str]:
+    return os.environ | {
+        "PUENTE_STATE_DIR": str(work / "state"),
+        "PUENTE_SECRETS_DIR": str(tenant.secrets.directory),
+        "PUENTE_KAFKA_BOOTSTRAP": kafka.endpoint.bootstrap,
+        "PUENTE_KAFKA_TOPIC_PREFIX": tenant.naming.prefix,
+        "PUENTE_GATEWAY_DATA_DIR": str(work / "gateway"),
+        "PUENTE_GATEWAY_RATE_PER_S": "1000000",
+        "PUENTE_GATEWAY_RATE_BURST": "1000000",
+        "PUENTE_LOG_FORMAT": "json",
+        "PUENTE_LOG_LEVEL": "info",
+    }
+
+
+def _report(name: str, runs: list[Result]) -> Result:
+    med = Result(
+        statistics.median(r.rps for r in runs),
+        statistics.median(r.p50_ms for r in runs),
+        statistics.median(r.p99_ms for r in runs),
+        sum(r.requests for r in runs),
+        sum(r.errors for r in runs),
+        sum(r.cpu_s for r in runs),
+    )
+    each = ", ".join(f"{r.rps:,.0f}" for r in runs)
+    cpu_ms = 1000 * med.cpu_s / max(1, med.requests)
+    print(
+        f"{name:<22}{med.rps:>10,.0f}{med.p50_ms:>9.2f}{med.p99_ms:>9.2f}"
+        f"{cpu_ms:>10.3f}   runs: {each}; errors {med.errors}"
+    )
+    return med
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=15, help="seconds per run")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--profile", type=Path, help="pyinstrument text report of the gateway")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit(
+            "wrk is not installed: `apt-get install wrk` (Debian/Ubuntu) or `brew install wrk`"
+        )
+    work = Path(tempfile.mkdtemp(prefix="puente-bench-gw-"))
+    cpu = next(
+        (
+            x.split(":", 1)[1].strip()
+            for x in Path("/proc/cpuinfo").read_text().splitlines()
+            if x.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    py = f"{platform.python_implementation()} {platform.python_version()}"
+    print(f"{py}, {cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    with kafka_harness() as kafka:
+        tenant = kafka.provision(["MX"], partitions=2)
+        env = _env(kafka, tenant, work)
+        registry = Registry.load(Path(__file__).resolve().parents[2] / "schemas")
+        store = TokenStore(work / "gateway" / TOKENS_FILE)
+        _, token = store.create(state="MX", agency="benchmark agency")
+        store.close()
+        body = _notice_body(registry)
+        script = _script(work, body, token)
+        print(
+            f"kafka: {kafka.source}; notice body {len(body)} bytes; wrk -t1 -c{args.connections} "
+            f"-d{args.duration}s x {args.runs} runs (medians)"
+        )
+        gw_port, bare_port = _free_port(), _free_port()
+        gw_cmd = [sys.executable, "-m", "puente_gateway", "serve", "--port", str(gw_port)]
+        if args.profile:
+            gw_cmd = [
+                sys.executable,
+                "-m",
+                "pyinstrument",
+                "-r",
+                "text",
+                "-o",
+                str(args.profile),
+                "-m",
+                "puente_gateway",
+                "serve",
+                "--port",
+                str(gw_port),
+            ]
+        log = (work / "gateway.log").open("wb")
+        gateway = subprocess.Popen(gw_cmd, env=env, stderr=log, stdout=log)
+        baseline = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "tests.bench.gateway:bare",
+                "--port",
+                str(bare_port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+        )
+        try:
+            gw_url, bare_url = f"http://127.0.0.1:{gw_port}", f"http://127.0.0.1:{bare_port}"
+            _wait_ready(gw_url, gateway, "/readyz")
+            _wait_ready(bare_url, baseline, "/docs")
+            topic = tenant.topic(INGRESS, "MX")
+            before = sum(asyncio.run(end_offsets(tenant, topic)).values())
+            run = functools.partial(wrk, script=script, connections=args.connections)
+            # Warm both (connections, caches, the producer's metadata), then alternate runs.
+            for url, pid in ((gw_url, gateway.pid), (bare_url, baseline.pid)):
+                run(url, duration=3, pid=pid)
+            ours: list[Result] = []
+            base: list[Result] = []
+            for _ in range(args.runs):
+                base.append(run(bare_url, duration=args.duration, pid=baseline.pid))
+                ours.append(run(gw_url, duration=args.duration, pid=gateway.pid))
+            produced = sum(asyncio.run(end_offsets(tenant, topic)).values()) - before
+        finally:
+            _stop(gateway)
+            _stop(baseline)
+            log.close()
+        print(f"{'':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms/req':>10}")
+        b = _report("bare FastAPI endpoint", base)
+        g = _report("POST /v1/notices", ours)
+        print(f"ratio gateway/bare: {g.rps / b.rps:.2f}; targets: >= 2,000 req/s, p99 <= 50 ms")
+        accepted = sum(r.requests for r in ours) - g.errors
+        print(
+            f"records produced to {topic} during the measured and warm-up runs: {produced:,} "
+            f"(measured runs answered {accepted:,} requests with 202)"
+        )
+        if produced < accepted:
+            print("ERROR: fewer records than 202s: the requests were not all new notices")
+        if g.errors:
+            print(f"WARNING: {g.errors} gateway responses were not 2xx; see {work / 'gateway.log'}")
+        if args.profile:
+            print(f"profile written to {args.profile}")
+
+
+if __name__ == "__main__":
+    main()
