@@ -7,7 +7,6 @@ reaches the app through the ASGI TLS extension (puente_gateway.tls).
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from typing import Any
 
@@ -53,5 +52,5 @@ def uvicorn_config(app: FastAPI, gw: GatewaySettings, **overrides: Any) -> uvico
 def serve(settings: Settings, gw: GatewaySettings) -> None:
     """Run the gateway until SIGINT/SIGTERM."""
     app = create_app(settings, gw)
-    server = uvicorn.Server(uvicorn_config(app, gw))
-    asyncio.run(server.serve())
+    # Server.run, not asyncio.run(serve()): it installs uvicorn's loop (uvloop when present).
+    uvicorn.Server(uvicorn_config(app, gw)).run()
