@@ -120,3 +120,14 @@ def test_openapi_document_is_published(gateway: Gateway) -> None:
     }
     assert "text/event-stream" in paths["/v1/deliveries"]["get"]["responses"]["200"]["content"]
     assert paths["/healthz"]["get"]["security"] == []
+
+
+def test_unknown_routes_and_methods_after_authentication(gateway: Gateway) -> None:
+    with gateway.client(gateway.token("MX")) as c:
+        missing = c.get("/v1/no-such-route")
+        wrong = c.delete("/v1/notices")
+    assert missing.status_code == 404
+    assert missing.json()["reason"] == "NOT_FOUND"
+    assert wrong.status_code == 405
+    assert wrong.json()["reason"] == "METHOD_NOT_ALLOWED"
+    assert wrong.headers["Allow"] == "POST"

@@ -120,3 +120,23 @@ def test_trust_list_from_file_when_the_topic_has_none(kafka: KafkaHarness, tmp_p
         httpx.Client(base_url=url, headers={"Authorization": auth["GT"]}) as c,
     ):
         assert c.get("/v1/trust-list").status_code == 503
+
+
+def test_too_many_readers_is_503_busy(
+    kafka: KafkaHarness, gw_tenant: Tenant, tmp_path: Path
+) -> None:
+    settings = kafka.settings_for(gw_tenant)
+    with gateway_with(settings, tmp_path, max_readers=1, retry_after_s=2) as (url, auth):
+        headers = {"Authorization": auth["GT"]}
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
+            sse = {"Accept": "text/event-stream"}
+            with c.stream("GET", "/v1/deliveries", headers=sse) as stream:
+                assert stream.status_code == 200  # holds the only reader
+                busy = httpx.get(f"{url}/v1/rejections", headers=headers, timeout=30)
+            assert busy.status_code == 503
+            assert busy.json()["reason"] == "BUSY"
+            assert busy.headers["Retry-After"] == "2"
+            deadline = time.monotonic() + 10
+            while c.get("/v1/rejections").status_code != 200:  # freed when the stream closed
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
