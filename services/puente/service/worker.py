@@ -168,6 +168,7 @@ class PolicyService:
             new = [tp for tp in partitions if tp not in self._owned]
             if not new:
                 return
+            t0 = time.monotonic()
             origins = {tp: self.naming.member_of(tp.topic, INGRESS) for tp in new}
             producers = {tp: self._producer_for(origins[tp], tp.partition) for tp in new}
             # Starting a transactional producer runs init_transactions, which fences every
@@ -175,7 +176,11 @@ class PolicyService:
             await asyncio.gather(*(start(p, self.endpoint, self.cred) for p in producers.values()))
             states = await self._restore([(origins[tp], tp.partition) for tp in new])
             assert self._consumer is not None
-            for tp in new:
+            consumer_ = self._consumer
+            # Committed offsets are read after the fence: a fenced owner's last transaction is
+            # settled by then, so the offset matches the restored state.
+            committed = await asyncio.gather(*(consumer_.committed(tp) for tp in new))
+            for tp, offset in zip(new, committed, strict=True):
                 log_state, seen = states.get((origins[tp], tp.partition), (None, {}))
                 self._owned[tp] = _Owned(
                     tp,
@@ -183,18 +188,23 @@ class PolicyService:
                     producers[tp],
                     self._processor(origins[tp], tp, log_state, seen),
                 )
-                committed = await self._consumer.committed(tp)
-                if committed is None:
-                    await self._consumer.seek_to_beginning(tp)
+                if offset is None:
+                    await consumer_.seek_to_beginning(tp)
                 else:
-                    self._consumer.seek(tp, committed)
-                log.info(
+                    consumer_.seek(tp, offset)
+                log.debug(
                     "policy.partition_assigned",
                     topic=tp.topic,
                     partition=tp.partition,
-                    offset=committed,
+                    offset=offset,
                     audit_size=self._owned[tp].processor.log.size,
                 )
+            log.info(
+                "policy.partitions_assigned",
+                count=len(new),
+                owned=len(self._owned),
+                seconds=round(time.monotonic() - t0, 2),
+            )
             metrics.OWNED_PARTITIONS.set(len(self._owned))
 
     def _producer_for(self, origin: str, partition: int) -> AIOKafkaProducer:
@@ -229,17 +239,17 @@ class PolicyService:
     async def revoke(self, partitions: Iterable[TopicPartition]) -> None:
         """Give partitions up at a batch boundary (the lock waits for the current batch)."""
         async with self._lock:
-            for tp in partitions:
-                owned = self._owned.get(tp)
-                if owned is not None:
-                    await self._release(owned)
+            mine = [self._owned[tp] for tp in partitions if tp in self._owned]
+            await asyncio.gather(*(self._release(owned) for owned in mine))
+            if mine:
+                log.info("policy.partitions_revoked", count=len(mine), owned=len(self._owned))
             metrics.OWNED_PARTITIONS.set(len(self._owned))
 
     async def _release(self, owned: _Owned) -> None:
         self._owned.pop(owned.tp, None)
         with contextlib.suppress(KafkaError):
             await owned.producer.stop()
-        log.info("policy.partition_released", topic=owned.tp.topic, partition=owned.tp.partition)
+        log.debug("policy.partition_released", topic=owned.tp.topic, partition=owned.tp.partition)
 
     async def _restore(
         self, partitions: list[tuple[str, int]]
