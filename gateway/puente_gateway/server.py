@@ -30,6 +30,8 @@ def uvicorn_config(app: FastAPI, gw: GatewaySettings, **overrides: Any) -> uvico
         "proxy_headers": False,  # client addresses are not used for anything; trust none
         "lifespan": "on",
         "server_header": False,
+        # Event streams never end by themselves: bound how long a shutdown waits for them.
+        "timeout_graceful_shutdown": 10,
     }
     if gw.tls_cert is not None or gw.tls_key is not None:
         if gw.tls_cert is None or gw.tls_key is None:

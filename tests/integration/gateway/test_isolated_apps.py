@@ -140,3 +140,19 @@ def test_too_many_readers_is_503_busy(
             while c.get("/v1/rejections").status_code != 200:  # freed when the stream closed
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
+
+
+def test_shutdown_with_an_open_event_stream_is_bounded(
+    kafka: KafkaHarness, gw_tenant: Tenant, tmp_path: Path
+) -> None:
+    settings = kafka.settings_for(gw_tenant)
+    client: httpx.Client | None = None
+    with gateway_with(settings, tmp_path) as (url, auth):
+        client = httpx.Client(base_url=url, headers={"Authorization": auth["GT"]}, timeout=60)
+        stream = client.stream("GET", "/v1/deliveries", headers={"Accept": "text/event-stream"})
+        response = stream.__enter__()
+        assert response.status_code == 200
+        t0 = time.monotonic()
+    assert time.monotonic() - t0 < 20  # graceful shutdown waits 10 s, then ends the stream
+    stream.__exit__(None, None, None)
+    client.close()
