@@ -21,7 +21,7 @@ from puente.errors import PuenteError
 NOTICE_TYPES = ("puente.CaseNotice", "puente.ConsularNotification")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
-# Stable reason codes of notice-level refusals (docs/rejections.md explains each).
+# Stable reason codes of notice-level refusals (docs/policy-service.md explains each).
 EMPTY_RECORD = "EMPTY_RECORD"
 TOO_LARGE = "TOO_LARGE"
 NOT_A_NOTICE = "NOT_A_NOTICE"

@@ -100,7 +100,11 @@ class PolicyService:
         self.instance = instance
         self.group = naming.service_group("policy")
         self._owned: dict[TopicPartition, _Owned] = {}
-        self._lock = asyncio.Lock()
+        self._taking: dict[TopicPartition, int] = {}  # partitions being taken over -> generation
+        self._generation = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._lock = asyncio.Lock()  # one batch, or one ownership change, at a time
+        self._restore_lock = asyncio.Lock()  # the restore consumer reads one set at a time
         self._consumer: AIOKafkaConsumer | None = None
         self._restorer: AIOKafkaConsumer | None = None
         self._last_reload = 0.0
@@ -145,6 +149,9 @@ class PolicyService:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         async with self._lock:
             with contextlib.suppress(KafkaError):
                 await self._checkpoint_all()
@@ -158,54 +165,81 @@ class PolicyService:
 
     # --- partition ownership -----------------------------------------------------------------
 
-    async def assign(self, partitions: Iterable[TopicPartition]) -> None:
-        """Take ownership: fence earlier owners, restore state, seek to the committed offset.
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        """The group gave us partitions: pause them and take them over in the background.
 
-        Everything runs concurrently across partitions: the group's session must not expire
-        while an instance takes over dozens of partitions.
+        The rebalance callback must return quickly — no heartbeat is sent until it does, and a
+        take-over of dozens of partitions (a producer each, the changelogs) can outlast the
+        session on a loaded machine. The partitions stay paused until they are ready.
         """
-        async with self._lock:
-            new = [tp for tp in partitions if tp not in self._owned]
-            if not new:
-                return
-            t0 = time.monotonic()
-            origins = {tp: self.naming.member_of(tp.topic, INGRESS) for tp in new}
-            producers = {tp: self._producer_for(origins[tp], tp.partition) for tp in new}
+        assert self._consumer is not None
+        new = [tp for tp in partitions if tp not in self._owned]
+        if not new:
+            return
+        self._generation += 1
+        for tp in new:
+            self._taking[tp] = self._generation
+        self._consumer.pause(*new)
+        task = asyncio.create_task(self._take_over(new, self._generation))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _take_over(self, new: list[TopicPartition], generation: int) -> None:
+        """Fence earlier owners, restore each partition's state, seek to its committed offset."""
+        assert self._consumer is not None
+        consumer_ = self._consumer
+        t0 = time.monotonic()
+        origins = {tp: self.naming.member_of(tp.topic, INGRESS) for tp in new}
+        producers = {tp: self._producer_for(origins[tp], tp.partition) for tp in new}
+        try:
             # Starting a transactional producer runs init_transactions, which fences every
-            # earlier owner of the partition (and aborts its open transaction) before we read.
+            # earlier owner of the partition (and settles its open transaction) before we read.
             await asyncio.gather(*(start(p, self.endpoint, self.cred) for p in producers.values()))
-            states = await self._restore([(origins[tp], tp.partition) for tp in new])
-            assert self._consumer is not None
-            consumer_ = self._consumer
-            # Committed offsets are read after the fence: a fenced owner's last transaction is
-            # settled by then, so the offset matches the restored state.
+            async with self._restore_lock:
+                states = await self._restore([(origins[tp], tp.partition) for tp in new])
+            # Committed offsets are read after the fence too, so they match the restored state.
             committed = await asyncio.gather(*(consumer_.committed(tp) for tp in new))
+        except asyncio.CancelledError:
+            await asyncio.gather(*(_stop_quietly(p) for p in producers.values()))
+            raise
+        except Exception as exc:
+            log.error("policy.takeover_failed", count=len(new), error=type(exc).__name__)
+            await asyncio.gather(*(_stop_quietly(p) for p in producers.values()))
+            self._request_rejoin()
+            return
+        taken = 0
+        async with self._lock:
             for tp, offset in zip(new, committed, strict=True):
+                if self._taking.get(tp) != generation or tp not in consumer_.assignment():
+                    await _stop_quietly(producers[tp])  # revoked while we were taking it
+                    continue
+                del self._taking[tp]
                 log_state, seen = states.get((origins[tp], tp.partition), (None, {}))
-                self._owned[tp] = _Owned(
-                    tp,
-                    origins[tp],
-                    producers[tp],
-                    self._processor(origins[tp], tp, log_state, seen),
-                )
+                processor = self._processor(origins[tp], tp, log_state, seen)
+                self._owned[tp] = _Owned(tp, origins[tp], producers[tp], processor)
                 if offset is None:
                     await consumer_.seek_to_beginning(tp)
                 else:
                     consumer_.seek(tp, offset)
-                log.debug(
-                    "policy.partition_assigned",
-                    topic=tp.topic,
-                    partition=tp.partition,
-                    offset=offset,
-                    audit_size=self._owned[tp].processor.log.size,
-                )
-            log.info(
-                "policy.partitions_assigned",
-                count=len(new),
-                owned=len(self._owned),
-                seconds=round(time.monotonic() - t0, 2),
-            )
+                consumer_.resume(tp)
+                taken += 1
             metrics.OWNED_PARTITIONS.set(len(self._owned))
+        log.info(
+            "policy.partitions_assigned",
+            count=taken,
+            owned=len(self._owned),
+            seconds=round(time.monotonic() - t0, 2),
+        )
+
+    def _request_rejoin(self) -> None:
+        """Ask the group for a new assignment (after a fence or a failed take-over).
+
+        aiokafka has no public call for it; without one, a partition we gave up could stay
+        unowned until the next rebalance.
+        """
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        if coordinator is not None:
+            coordinator.request_rejoin()
 
     def _producer_for(self, origin: str, partition: int) -> AIOKafkaProducer:
         txn_id = self.naming.transactional_id_prefix("policy") + f"{origin}.{partition}"
@@ -238,8 +272,11 @@ class PolicyService:
 
     async def revoke(self, partitions: Iterable[TopicPartition]) -> None:
         """Give partitions up at a batch boundary (the lock waits for the current batch)."""
+        revoked = list(partitions)
+        for tp in revoked:
+            self._taking.pop(tp, None)  # a take-over in flight will let it go
         async with self._lock:
-            mine = [self._owned[tp] for tp in partitions if tp in self._owned]
+            mine = [self._owned[tp] for tp in revoked if tp in self._owned]
             await asyncio.gather(*(self._release(owned) for owned in mine))
             if mine:
                 log.info("policy.partitions_revoked", count=len(mine), owned=len(self._owned))
@@ -247,8 +284,7 @@ class PolicyService:
 
     async def _release(self, owned: _Owned) -> None:
         self._owned.pop(owned.tp, None)
-        with contextlib.suppress(KafkaError):
-            await owned.producer.stop()
+        await _stop_quietly(owned.producer)
         log.debug("policy.partition_released", topic=owned.tp.topic, partition=owned.tp.partition)
 
     async def _restore(
@@ -330,29 +366,35 @@ class PolicyService:
     async def _commit(
         self, owned: _Owned, out: BatchOutput, *, first_offset: int | None
     ) -> BatchOutput | None:
-        """Produce ``out`` and the consumed offsets in one transaction."""
+        """Produce ``out`` and the consumed offsets in one transaction.
+
+        On failure the transaction is aborted, the processor rolled back and the batch read
+        again. A fenced (or otherwise dead) producer means the partition may belong to another
+        instance now: it is released here and the group asked for a fresh assignment.
+        """
         prod = owned.producer
         try:
             await prod.begin_transaction()
-            try:
-                await self._produce(owned, out)
-                if out.next_offset is not None:
-                    await prod.send_offsets_to_transaction(
-                        {owned.tp: OffsetAndMetadata(out.next_offset, "")}, self.group
-                    )
-                await prod.commit_transaction()
-            except ProducerFenced:
-                raise
-            except BaseException:
-                with contextlib.suppress(KafkaError):
-                    await prod.abort_transaction()
-                raise
-        except ProducerFenced:
-            metrics.TRANSACTIONS.labels("fenced").inc()
-            log.warning("policy.fenced", topic=owned.tp.topic, partition=owned.tp.partition)
-            await self._release(owned)
-            return None
-        except KafkaError as exc:
+            await self._produce(owned, out)
+            if out.next_offset is not None:
+                await prod.send_offsets_to_transaction(
+                    {owned.tp: OffsetAndMetadata(out.next_offset, "")}, self.group
+                )
+            await prod.commit_transaction()
+        except Exception as exc:
+            fenced = isinstance(exc, ProducerFenced) or not await _abort(prod)
+            owned.processor.rollback()
+            if fenced:
+                metrics.TRANSACTIONS.labels("fenced").inc()
+                log.warning(
+                    "policy.fenced",
+                    topic=owned.tp.topic,
+                    partition=owned.tp.partition,
+                    error=type(exc).__name__,
+                )
+                await self._release(owned)
+                self._request_rejoin()
+                return None
             metrics.TRANSACTIONS.labels("aborted").inc()
             log.error(
                 "policy.transaction_aborted",
@@ -360,7 +402,6 @@ class PolicyService:
                 partition=owned.tp.partition,
                 error=type(exc).__name__,
             )
-            owned.processor.rollback()
             if first_offset is not None and self._consumer is not None:
                 self._consumer.seek(owned.tp, first_offset)
             await asyncio.sleep(0.5)
@@ -435,6 +476,20 @@ class PolicyService:
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, stable - position))
 
 
+async def _abort(prod: AIOKafkaProducer) -> bool:
+    """Abort the open transaction; False if the producer can no longer do so (fenced, fatal)."""
+    try:
+        await prod.abort_transaction()
+    except Exception:  # aiokafka raises assertion errors from a fatal state, not KafkaErrors
+        return False
+    return True
+
+
+async def _stop_quietly(prod: AIOKafkaProducer) -> None:
+    with contextlib.suppress(Exception):
+        await prod.stop()
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, service: PolicyService) -> None:
         self.service = service
@@ -443,4 +498,4 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.service.revoke(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self.service.assign(assigned)
+        self.service.assign(assigned)

@@ -1,0 +1,194 @@
+"""Exactly once under failure: instances SIGKILLed at random points, partitions handed over.
+
+Two ``puente serve policy`` processes share four partitions per ingress topic while an agency
+publishes 10,000 notices; instances are killed with SIGKILL at random moments and restarted.
+Afterwards every input has exactly one outcome in the audit log, every delivery reached its
+read_committed recipient exactly once, and the auditor verifies the log complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from puente.codec.wire import encode
+from puente.evidence.delivery import Delivery, DeliveryStatement
+from puente.evidence.records import AuditRecord
+from puente.kafka.clients import producer, start
+from puente.synth.generator import Generator, Notice
+from puente.topics import AUDIT, DELIVER, INGRESS
+from tests.harness import KafkaHarness
+from tests.integration.service.support import (
+    ALL_MEMBERS,
+    REPO,
+    Deployment,
+    deploy,
+    now_stamped,
+    read_topic,
+    run_auditor,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+NOTICES = 10_000
+ORIGINS = ("MX", "US", "GT", "CO")
+
+
+class Instance:
+    """One ``puente serve policy`` process."""
+
+    def __init__(self, dep: Deployment, name: str, logs: Path) -> None:
+        self.dep = dep
+        self.name = name
+        self.log: IO[bytes] = (logs / f"{name}.log").open("ab")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "puente", "serve", "policy", "--instance", self.name],
+            env=self.dep.env(),
+            cwd=REPO,
+            stdout=self.log,
+            stderr=self.log,
+        )
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.returncode
+
+
+def _notices(dep: Deployment, n: int) -> dict[str, list[tuple[bytes, bytes]]]:
+    """``n`` encoded notices from a few origins: a pool of synthetic notices, new ids each."""
+    gen = Generator(21)
+    pool = {o: [gen.case_notice(origin=o) for _ in range(20)] for o in ORIGINS}
+    pool["MX"] += [gen.consular_notification("MX") for _ in range(20)]
+    out: dict[str, list[tuple[bytes, bytes]]] = {o: [] for o in ORIGINS}
+    for i in range(n):
+        origin = ORIGINS[i % len(ORIGINS)]
+        base = pool[origin][i % len(pool[origin])]
+        name = "puente.CaseNotice" if "crime_types" in base else "puente.ConsularNotification"
+        record = now_stamped(Notice(name, base))
+        record["notice_id"] = str(uuid.UUID(int=random.getrandbits(128), version=4))
+        out[origin].append((record["notice_id"].encode(), encode(dep.registry, name, record)))
+    return out
+
+
+@pytest.fixture(scope="module")
+async def dep(kafka: KafkaHarness) -> Deployment:
+    return await deploy(kafka, partitions=4)
+
+
+async def test_sigkill_at_random_points_keeps_exactly_once(dep: Deployment, tmp_path: Path) -> None:
+    rng = random.Random(1234)
+    per_origin = _notices(dep, NOTICES)
+    instances = [Instance(dep, f"policy-{i}", tmp_path) for i in range(2)]
+    for inst in instances:
+        inst.start()
+    positions: list[tuple[str, int, int]] = []
+
+    async def publisher() -> None:
+        """Each origin publishes as itself, a chunk at a time, for the length of the test."""
+        producers = {o: producer(dep.tenant.endpoint, dep.tenant.member(o)) for o in ORIGINS}
+        for o, p in producers.items():
+            await start(p, dep.tenant.endpoint, dep.tenant.member(o))
+        try:
+            chunk = 250
+            for first in range(0, NOTICES // len(ORIGINS), chunk):
+                for origin in ORIGINS:
+                    topic = dep.tenant.topic(INGRESS, origin)
+                    futures = [
+                        await producers[origin].send(topic, value, key=key)
+                        for key, value in per_origin[origin][first : first + chunk]
+                    ]
+                    for md in await asyncio.gather(*futures):
+                        positions.append((topic, md.partition, md.offset))
+                await asyncio.sleep(0.3)
+        finally:
+            for p in producers.values():
+                await p.stop()
+
+    async def killer() -> None:
+        for _ in range(4):
+            await asyncio.sleep(rng.uniform(5, 15))
+            victim = rng.choice(instances)
+            victim.kill()
+            await asyncio.sleep(rng.uniform(0, 3))
+            victim.start()
+
+    try:
+        await asyncio.gather(publisher(), killer())
+        assert len(positions) == NOTICES
+        audit = await _drain(dep, expected_inputs=NOTICES, timeout_s=900)
+    finally:
+        codes = [inst.stop() for inst in instances]
+    assert all(code == 0 for code in codes), codes  # SIGTERM: a clean, graceful exit
+
+    # Every input has exactly one outcome: one record per candidate recipient, or one REJECTED.
+    per_input: Counter[tuple[str, int, int]] = Counter()
+    per_pair: Counter[tuple[str | None, str | None]] = Counter()
+    delivered: set[tuple[str, str]] = set()
+    for _, value in audit:
+        r = AuditRecord.decode(dep.registry, value)
+        per_input[(r.ingress_topic, r.ingress_partition, r.ingress_offset)] += 1
+        per_pair[(r.notice_id, r.recipient)] += 1
+        if r.delivery_id is not None:
+            delivered.add((str(r.notice_id), str(r.recipient)))
+    assert set(per_input) == set(positions)
+    assert set(per_input.values()) == {len(ALL_MEMBERS) - 1}  # nothing rejected, nothing twice
+    assert max(per_pair.values()) == 1
+
+    # Each delivery reached its recipient exactly once (read_committed).
+    seen: Counter[tuple[str, str]] = Counter()
+    for recipient in sorted({r for _, r in delivered}):
+        expected = sum(1 for _, r in delivered if r == recipient)
+        for _, value in await read_topic(
+            dep, dep.tenant.topic(DELIVER, recipient), recipient, expect=expected, timeout_s=120
+        ):
+            st = DeliveryStatement.decode(
+                dep.registry, Delivery.decode(dep.registry, value).statement
+            )
+            seen[(st.notice_id, recipient)] += 1
+    assert set(seen) == delivered
+    assert max(seen.values()) == 1
+
+    report = run_auditor(dep)
+    assert report.ok, report.to_text()[:3000]
+    assert report.records == len(audit)
+
+
+async def _drain(
+    dep: Deployment, *, expected_inputs: int, timeout_s: float
+) -> list[tuple[bytes | None, bytes]]:
+    """Wait until the audit topics of the origins hold an outcome for every input."""
+    deadline = time.monotonic() + timeout_s
+    want = expected_inputs * (len(ALL_MEMBERS) - 1)
+    while True:
+        records: list[tuple[bytes | None, bytes]] = []
+        for origin in ORIGINS:
+            records += await read_topic(
+                dep, dep.tenant.topic(AUDIT, origin), idle_s=2, timeout_s=120
+            )
+        if len(records) >= want or time.monotonic() > deadline:
+            return records
+        await asyncio.sleep(5)

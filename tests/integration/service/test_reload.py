@@ -1,0 +1,68 @@
+"""Policy reload without a restart: a new valid set takes effect at a batch boundary and its
+version appears in later decisions; an invalid one is refused while the old one keeps working."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from puente.evidence.records import AuditRecord
+from puente.synth.generator import Generator
+from puente.topics import AUDIT
+from tests.harness import KafkaHarness
+from tests.integration.service.support import (
+    ALL_MEMBERS,
+    Deployment,
+    deploy,
+    encoded,
+    publish,
+    read_topic,
+    running,
+)
+
+pytestmark = pytest.mark.kafka
+
+
+async def _decide(dep: Deployment, seen: int) -> list[AuditRecord]:
+    """Publish one MX smuggling case and return its audit records."""
+    notice = Generator(seen).scenario("plain-smuggling-case", origin="MX")
+    await publish(dep, "MX", [encoded(dep, notice)])
+    want = (seen + 1) * (len(ALL_MEMBERS) - 1)
+    records = await read_topic(dep, dep.tenant.topic(AUDIT, "MX"), expect=want, timeout_s=60)
+    decoded = [AuditRecord.decode(dep.registry, v) for _, v in records]
+    return [r for r in decoded if r.notice_id == notice.record["notice_id"]]
+
+
+async def test_reload_takes_effect_and_a_broken_set_is_refused(
+    kafka: KafkaHarness, tmp_path: Path
+) -> None:
+    policies = tmp_path / "policies"
+    shutil.copytree(Path(__file__).resolve().parents[3] / "policies", policies)
+    dep = await deploy(kafka, partitions=1, policies_dir=policies)
+    mx = policies / "states" / "MX.yaml"
+    service = dep.service(reload_interval_s=0.2)
+    async with running(service):
+        first = await _decide(dep, 0)
+        v1 = {r.policy_set_version for r in first}
+        assert len(v1) == 1
+
+        mx.write_text(mx.read_text().replace("retention_days: 1825", "retention_days: 900", 1))
+        await asyncio.sleep(1.0)
+        second = await _decide(dep, 1)
+        v2 = {r.policy_set_version for r in second}
+        assert len(v2) == 1 and v2 != v1
+        assert service.policies.current.version in v2
+
+        mx.write_text(mx.read_text().replace("to: [RCM]", "to: [NO_SUCH_GROUP]", 1))
+        deadline = time.monotonic() + 10
+        while service.policies.last_error is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        error = service.policies.last_error
+        assert error is not None and "MX.yaml" in str(error)
+        third = await _decide(dep, 2)
+        assert {r.policy_set_version for r in third} == v2  # the last good set keeps working
+        assert any(r.delivery_id for r in third)
