@@ -81,6 +81,10 @@ def render_delivery(ctx: GatewayContext, caller: Caller, rec: Record) -> dict[st
             "inclusion_path": [b64(h) for h in proof.inclusion_path],
         }
     item["delivery_digest"] = delivery.digest.hex()
+    item["log_position"] = {
+        "log_id": statement["audit_log_id"],
+        "leaf_index": statement["audit_leaf_index"],
+    }
     item["statement"] = statement
     item["notice_type"] = notice_type
     try:

@@ -65,6 +65,13 @@ class BatchMaterial(BaseModel):
     inclusion_path: list[str] = Field(description="base64 32-byte hashes, lowest level first")
 
 
+class LogPosition(BaseModel):
+    """Where the decision that allowed a delivery sits in the audit log."""
+
+    log_id: str = Field(description="the audit log (its checkpoints' origin line)")
+    leaf_index: int = Field(description="the decision record's leaf index")
+
+
 class DeliveryItem(BaseModel):
     """One record of the caller's deliver topic."""
 
@@ -77,6 +84,7 @@ class DeliveryItem(BaseModel):
         default=None, description="hex SHA-256 of the signed bytes (what a receipt acknowledges)"
     )
     verification: SignatureMaterial | BatchMaterial | None = None
+    log_position: LogPosition | None = None
     statement: dict[str, Any] | None = Field(
         default=None, description="the signed DeliveryStatement, decoded (verify the bytes!)"
     )

@@ -97,6 +97,10 @@ def test_pages_give_every_committed_delivery_once_with_verifiable_material(
         assert item["verification"]["key_id"] == gateway.keys.service.key_id
         assert item["delivery_digest"] == verified.digest.hex()
         assert item["statement"]["recipient"] == "GT"
+        assert item["log_position"] == {
+            "log_id": verified.statement.audit_log_id,
+            "leaf_index": verified.statement.audit_leaf_index,
+        }
         assert item["statement"]["notice_id"] == verified.statement.notice_id
         assert item["notice_type"] == verified.statement.payload_schema
         assert item["notice"]["notice_id"] == verified.statement.notice_id
