@@ -32,6 +32,7 @@ from kafka.admin import (
     UserScramCredentialUpsertion,
 )
 from kafka.errors import NoError
+from kafka.protocol.admin import DescribeAclsRequest
 
 from puente.errors import PuenteError
 from puente.kafka.plan import Acl, Operation, Pattern, Plan, Resource
@@ -177,7 +178,8 @@ def read_state(admin: KafkaAdminClient, plan: Plan) -> ClusterState:
     return state
 
 
-def _read_acls(admin: KafkaAdminClient) -> set[Acl]:
+def _read_acls(admin: KafkaAdminClient, node_id: int | None = None) -> set[Acl]:
+    """Every ALLOW ACL, as the brokers report them (``node_id``: as that broker reports them)."""
     everything = ACLFilter(
         principal=None,
         host="*",
@@ -185,7 +187,10 @@ def _read_acls(admin: KafkaAdminClient) -> set[Acl]:
         permission_type=ACLPermissionType.ANY,
         resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
     )
-    acls, error = admin.describe_acls(everything)
+    if node_id is None:
+        acls, error = admin.describe_acls(everything)
+    else:
+        acls, error = _describe_acls_on(admin, everything, node_id)
     if error is not None and error is not NoError:
         raise ProvisionError(f"describe ACLs failed: {error}")
     return {a for a in (_from_kafka(x) for x in acls) if a is not None}
@@ -241,15 +246,19 @@ def apply(admin: KafkaAdminClient, plan: Plan, changes: list[Change], secrets: S
     _wait_effective(admin, plan)
 
 
-def _wait_effective(admin: KafkaAdminClient, plan: Plan, timeout_s: float = 30.0) -> None:
-    """Block until the brokers report every planned ACL, so a principal can be used at once.
+def _wait_effective(admin: KafkaAdminClient, plan: Plan, timeout_s: float = 60.0) -> None:
+    """Block until every broker reports every planned ACL, so a principal can be used at once.
 
-    CreateAcls returns when the controller has committed; brokers learn of it a moment later.
+    CreateAcls returns when the controller has committed; each broker learns of it from the
+    metadata log a moment later, and authorizes with what it knows.
     """
     deadline = time.monotonic() + timeout_s
     planned = set(plan.acls)
+    nodes = [b["broker_id"] for b in admin.describe_cluster()["brokers"]]
     while True:
-        missing = planned - _read_acls(admin)
+        missing: set[Acl] = set()
+        for node in nodes:
+            missing |= planned - _read_acls(admin, node)
         if not missing:
             return
         if time.monotonic() > deadline:
@@ -258,3 +267,22 @@ def _wait_effective(admin: KafkaAdminClient, plan: Plan, timeout_s: float = 30.0
                 hint="re-run `puente kafka provision`; check the controller's log",
             )
         time.sleep(0.25)
+
+
+def _describe_acls_on(admin: KafkaAdminClient, acl_filter: ACLFilter, node_id: int) -> Any:
+    """``describe_acls`` sent to one broker. kafka-python's public call asks whichever broker is
+    least loaded; this uses its request plumbing to ask a given one."""
+    manager = getattr(admin, "_manager", None)
+    convert = getattr(admin, "_convert_describe_acls_response_to_acls", None)
+    if manager is None or convert is None:
+        return admin.describe_acls(acl_filter)  # another kafka-python: any broker will do
+    request = DescribeAclsRequest(
+        resource_type_filter=acl_filter.resource_pattern.resource_type,
+        resource_name_filter=acl_filter.resource_pattern.resource_name,
+        pattern_type_filter=acl_filter.resource_pattern.pattern_type,
+        principal_filter=acl_filter.principal,
+        host_filter=acl_filter.host,
+        operation=acl_filter.operation,
+        permission_type=acl_filter.permission_type,
+    )
+    return convert(manager.run(manager.send, request, node_id))
