@@ -1191,7 +1191,9 @@ def profile_stages(session: Any) -> dict[str, float]:
             totals[stage] += frame.time
             continue
         context = _context_of(frame, context)
-        totals[context] += frame.total_self_time
+        # Self time without the children's (total_self_time would count synthetic self-time
+        # children twice, as they are visited too).
+        totals[context] += frame.time - sum(child.time for child in frame.children)
         stack.extend((child, frame, context) for child in frame.children)
     return dict(totals.most_common())
 
