@@ -32,6 +32,7 @@ def _mount() -> None:
     from puente.policy.cli import app as policy_app
     from puente.service.cli import app as serve_app
     from puente.subscriber.cli import subscribe
+    from puente_gateway.cli import app as gateway_app
 
     app.add_typer(kafka_app, name="kafka")
     app.add_typer(schemas_app, name="schemas")
@@ -42,6 +43,7 @@ def _mount() -> None:
     app.add_typer(serve_app, name="serve")
     app.add_typer(deploy_app, name="deploy")
     app.command(name="subscribe")(subscribe)
+    app.add_typer(gateway_app, name="gateway")
     demo.register(app)
 
 

@@ -256,10 +256,13 @@ class DeliverySigner:
         self._key = key
         self._registry = registry
 
-    def sign(self, statement: DeliveryStatement, payload: bytes) -> Delivery:
-        """Encode ``statement``, check it binds ``payload``, and sign it."""
+    def sign(
+        self, statement: DeliveryStatement, payload: bytes, *, encoded: bytes | None = None
+    ) -> Delivery:
+        """Encode ``statement`` (or take its ``encoded`` bytes), check it binds ``payload``, and
+        sign it."""
         _check_binding(statement, payload)
-        stmt = statement.encode(self._registry)
+        stmt = encoded if encoded is not None else statement.encode(self._registry)
         sig = self._key.sign(signed_bytes(stmt))
         return Delivery(stmt, payload, SignatureProof(self._key.key_id, sig))
 
@@ -286,10 +289,13 @@ class DeliveryBatch:
     def __len__(self) -> int:
         return len(self._items)
 
-    def add(self, statement: DeliveryStatement, payload: bytes) -> int:
-        """Add one delivery; returns its leaf index in the batch tree."""
+    def add(
+        self, statement: DeliveryStatement, payload: bytes, *, encoded: bytes | None = None
+    ) -> int:
+        """Add one delivery (``encoded``: the statement's bytes, when the caller already has
+        them); returns its leaf index in the batch tree."""
         _check_binding(statement, payload)
-        stmt = statement.encode(self._registry)
+        stmt = encoded if encoded is not None else statement.encode(self._registry)
         self._items.append((stmt, payload))
         self._latest = max(self._latest, statement.signed_at)
         return self._tree.append(leaf_hash(signed_bytes(stmt)))

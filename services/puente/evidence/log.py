@@ -194,6 +194,19 @@ class AuditLog:
         self.append(data)
         return placed, data
 
+    def append_new(self, registry: Registry, **fields: Any) -> tuple[AuditRecord, bytes]:
+        """:meth:`append_record` for a record given by its fields: built once, already in
+        place (the hot path makes one record per recipient per notice)."""
+        placed = AuditRecord(
+            log_id=self._log_id,
+            leaf_index=self._range.size,
+            previous_leaf_hash=self._last_leaf,
+            **fields,
+        )
+        data = placed.encode(registry)
+        self.append(data)
+        return placed, data
+
     def checkpoint(self, key: SigningKey, *, time_ms: int) -> CheckpointRecord:
         """Sign a checkpoint of the current tree and start a new batch.
 

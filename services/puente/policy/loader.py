@@ -75,6 +75,19 @@ def policy_version(files: Iterable[tuple[str, bytes]]) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def current_version(policies_dir: Path) -> str | None:
+    """The version the directory would load as, from its bytes alone (no parsing): what a
+    running service compares before paying for a full load. None if a file is unreadable."""
+    paths = [policies_dir / MEMBERS_FILE, policies_dir / REGIONAL_FILE]
+    paths += sorted((policies_dir / STATES_DIR).glob("*.y*ml"))
+    try:
+        return policy_version(
+            (p.relative_to(policies_dir).as_posix(), p.read_bytes()) for p in paths
+        )
+    except OSError:
+        return None
+
+
 @dataclass
 class _Source:
     name: str  # path relative to the policy root, as shown in problems

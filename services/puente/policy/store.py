@@ -16,7 +16,7 @@ from typing import Any
 from puente.errors import PuenteError
 from puente.policy.engine import Decision, PolicySet
 from puente.policy.errors import PolicyError
-from puente.policy.loader import load_policy_set
+from puente.policy.loader import current_version, load_policy_set
 from puente.policy.transforms import PseudonymKeys
 
 
@@ -71,6 +71,8 @@ class PolicyStore:
         """Load the directory again; activate it only if it is valid and differs."""
         with self._lock:
             old = self._current
+            if old is not None and current_version(self.policies_dir) == old.version:
+                return ReloadResult(old.version, False)  # unchanged: no parse, no compile
             try:
                 candidate = load_policy_set(self.policies_dir, self.schemas_dir)
             except PuenteError as exc:

@@ -21,8 +21,9 @@ import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from puente.codec.registry import Registry
 from puente.codec.wire import encode
@@ -37,7 +38,6 @@ from puente.evidence.delivery import (
 )
 from puente.evidence.keys import SigningKey
 from puente.evidence.log import AuditLog, LogState
-from puente.evidence.records import AuditRecord
 from puente.evidence.records import Decision as AuditDecision
 from puente.logs import get_logger
 from puente.policy.engine import Decision, PolicySet
@@ -110,6 +110,7 @@ class _Pending:
     topic: str
     key: bytes
     statement: DeliveryStatement
+    encoded: bytes  # the statement's single-object bytes (encoded once)
     payload: bytes
 
 
@@ -285,28 +286,29 @@ class PartitionProcessor:
         for d in decisions:
             if d.recipient == self.origin:
                 continue
-            record = AuditRecord(
-                decided_at=now_ms,
-                ingress_topic=rec.topic,
-                ingress_partition=rec.partition,
-                ingress_offset=rec.offset,
-                origin=self.origin,
-                decision=AuditDecision.WITHHELD,
-                original_sha256=original,
-                notice_id=valid.notice_id,
-                notice_schema=valid.notice_type,
-                schema_fingerprint=valid.fingerprint,
-                recipient=d.recipient,
-                rule_ids=d.rules,
-                legal_bases=d.legal_bases,
-                policy_set_version=policy.version,
-            )
+            record = {
+                "decided_at": now_ms,
+                "ingress_topic": rec.topic,
+                "ingress_partition": rec.partition,
+                "ingress_offset": rec.offset,
+                "origin": self.origin,
+                "original_sha256": original,
+                "notice_id": valid.notice_id,
+                "notice_schema": valid.notice_type,
+                "schema_fingerprint": valid.fingerprint,
+                "recipient": d.recipient,
+                "rule_ids": d.rules,
+                "legal_bases": d.legal_bases,
+                "policy_set_version": policy.version,
+                "reason_code": ",".join(d.reasons) or None,
+            }
             if d.shared:
                 delivered = True
                 self._deliver(rec, valid, d, original, now_ms, record, out, pending)
             else:
-                reason = ",".join(d.reasons) or None
-                _, leaf = self.log.append_record(self.registry, replace(record, reason_code=reason))
+                _, leaf = self.log.append_new(
+                    self.registry, decision=AuditDecision.WITHHELD, **record
+                )
                 out.audit.append(leaf)
                 out.decisions[("withhold", d.reasons[0] if d.reasons else "")] += 1
                 if any(r.startswith("FLOOR_") for r in d.reasons):
@@ -320,7 +322,7 @@ class PartitionProcessor:
         d: Decision,
         original: bytes,
         now_ms: int,
-        record: AuditRecord,
+        record: dict[str, Any],
         out: BatchOutput,
         pending: list[_Pending],
     ) -> None:
@@ -359,32 +361,32 @@ class PartitionProcessor:
             audit_log_id=self.log.log_id,
             audit_leaf_index=self.log.size,
         )
-        digest = hashlib.sha256(STATEMENT_CONTEXT + statement.encode(self.registry)).digest()
-        audit = replace(
-            record,
+        encoded = statement.encode(self.registry)
+        digest = hashlib.sha256(STATEMENT_CONTEXT + encoded).digest()
+        _, leaf = self.log.append_new(
+            self.registry,
             decision=AuditDecision.TRANSFORMED if transformed else AuditDecision.DELIVERED,
-            reason_code=",".join(d.reasons) or None,
             delivered_sha256=statement.payload_sha256,
             delivery_id=delivery_id,
             delivery_digest=digest,
+            **record,
         )
-        _, leaf = self.log.append_record(self.registry, audit)
         out.audit.append(leaf)
         out.decisions[(d.action, "")] += 1
         topic = self.naming.topic(DELIVER, d.recipient)
-        pending.append(_Pending(topic, valid.notice_id.encode(), statement, payload))
+        pending.append(_Pending(topic, valid.notice_id.encode(), statement, encoded, payload))
 
     def _seal(self, pending: list[_Pending], out: BatchOutput, now_ms: int, first: int) -> None:
         if not pending:
             return
         if self.mode is SigningMode.EACH:
             for p in pending:
-                delivery = self._signer.sign(p.statement, p.payload)
+                delivery = self._signer.sign(p.statement, p.payload, encoded=p.encoded)
                 out.deliveries.append((p.topic, p.key, delivery.encode(self.registry)))
             return
         batch = DeliveryBatch(self.registry, f"{self.log.log_id}/{first}")
         for p in pending:
-            batch.add(p.statement, p.payload)
+            batch.add(p.statement, p.payload, encoded=p.encoded)
         for p, delivery in zip(pending, batch.seal(self.key, time_ms=now_ms), strict=True):
             out.deliveries.append((p.topic, p.key, delivery.encode(self.registry)))
 
@@ -397,7 +399,8 @@ class PartitionProcessor:
         policy_version: str,
         out: BatchOutput,
     ) -> None:
-        record = AuditRecord(
+        _, leaf = self.log.append_new(
+            self.registry,
             decided_at=now_ms,
             ingress_topic=rec.topic,
             ingress_partition=rec.partition,
@@ -411,7 +414,6 @@ class PartitionProcessor:
             reason_code=refusal.reason,
             policy_set_version=policy_version,
         )
-        _, leaf = self.log.append_record(self.registry, record)
         out.audit.append(leaf)
         out.decisions[("reject", refusal.reason)] += 1
         out.rejections.append(

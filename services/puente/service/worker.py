@@ -73,6 +73,7 @@ class _Owned:
     origin: str
     producer: AIOKafkaProducer
     processor: PartitionProcessor
+    next_offset: int | None = None  # the first offset not yet processed (None: from the start)
 
 
 class PolicyService:
@@ -105,6 +106,7 @@ class PolicyService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()  # one batch, or one ownership change, at a time
         self._restore_lock = asyncio.Lock()  # the restore consumer reads one set at a time
+        self._partition_cache: dict[tuple[int, bytes], int] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._restorer: AIOKafkaConsumer | None = None
         self._last_reload = 0.0
@@ -195,10 +197,13 @@ class PolicyService:
             # Starting a transactional producer runs init_transactions, which fences every
             # earlier owner of the partition (and settles its open transaction) before we read.
             await asyncio.gather(*(start(p, self.endpoint, self.cred) for p in producers.values()))
+            t_fenced = time.monotonic()
             async with self._restore_lock:
                 states = await self._restore([(origins[tp], tp.partition) for tp in new])
+            t_restored = time.monotonic()
             # Committed offsets are read after the fence too, so they match the restored state.
             committed = await asyncio.gather(*(consumer_.committed(tp) for tp in new))
+            t_positioned = time.monotonic()
         except asyncio.CancelledError:
             await asyncio.gather(*(_stop_quietly(p) for p in producers.values()))
             raise
@@ -216,7 +221,7 @@ class PolicyService:
                 del self._taking[tp]
                 log_state, seen = states.get((origins[tp], tp.partition), (None, {}))
                 processor = self._processor(origins[tp], tp, log_state, seen)
-                self._owned[tp] = _Owned(tp, origins[tp], producers[tp], processor)
+                self._owned[tp] = _Owned(tp, origins[tp], producers[tp], processor, offset)
                 if offset is None:
                     await consumer_.seek_to_beginning(tp)
                 else:
@@ -229,6 +234,9 @@ class PolicyService:
             count=taken,
             owned=len(self._owned),
             seconds=round(time.monotonic() - t0, 2),
+            fence_s=round(t_fenced - t0, 2),
+            restore_s=round(t_restored - t_fenced, 2),
+            offsets_s=round(t_positioned - t_restored, 2),
         )
 
     def _request_rejoin(self) -> None:
@@ -341,19 +349,28 @@ class PolicyService:
     async def _process(
         self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
+        """Process each partition's batch in a worker thread, committing each as soon as it is
+        ready. The thread keeps the event loop free for heartbeats and in-flight commits: a
+        batch can take seconds of CPU, longer than a group session tolerates."""
         t0 = time.perf_counter()
         now = dt.datetime.now(dt.UTC)
-        work = []
+        commits = []
         for tp, messages in batches.items():
             owned = self._owned.get(tp)
-            if owned is None or not messages:
-                continue
+            if owned is None:
+                continue  # not ours, or still being taken over
             records = [
-                IngressRecord(tp.topic, tp.partition, m.offset, m.key, m.value) for m in messages
+                IngressRecord(tp.topic, tp.partition, m.offset, m.key, m.value)
+                for m in messages
+                if owned.next_offset is None or m.offset >= owned.next_offset
             ]
-            output = owned.processor.process(records, now)
-            work.append(self._commit(owned, output, first_offset=records[0].offset))
-        results = await asyncio.gather(*work)
+            if not records:
+                continue  # fetched before our seek: already processed by whoever owned it
+            output = await asyncio.to_thread(owned.processor.process, records, now)
+            commits.append(
+                asyncio.create_task(self._commit(owned, output, first_offset=records[0].offset))
+            )
+        results = await asyncio.gather(*commits)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - t0)
         for done in results:
             if done is None:
@@ -407,6 +424,8 @@ class PolicyService:
             await asyncio.sleep(0.5)
             return None
         metrics.TRANSACTIONS.labels("committed").inc()
+        if out.next_offset is not None:
+            owned.next_offset = out.next_offset
         return out
 
     async def _produce(self, owned: _Owned, out: BatchOutput) -> None:
@@ -439,10 +458,18 @@ class PolicyService:
         if sends:
             await asyncio.gather(*sends)
 
-    @staticmethod
-    async def _partition_for(p: AIOKafkaProducer, topic: str, key: bytes) -> int:
+    async def _partition_for(self, p: AIOKafkaProducer, topic: str, key: bytes) -> int:
+        """Kafka's default partition for ``key`` (murmur2, as the Java client): the same key
+        goes to the same partition of every topic with as many partitions."""
         partitions = sorted(await p.partitions_for(topic))
-        return int(_PARTITIONER(key, partitions, partitions))
+        cache_key = (len(partitions), key)
+        found = self._partition_cache.get(cache_key)
+        if found is None:
+            found = int(_PARTITIONER(key, partitions, partitions))
+            if len(self._partition_cache) > 100_000:
+                self._partition_cache.clear()
+            self._partition_cache[cache_key] = found
+        return found
 
     async def _idle_checkpoints(self) -> None:
         """Checkpoint logs with records but no recent checkpoint, even when no input arrives."""
