@@ -40,6 +40,7 @@ from tests.integration.service.support import (
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 NOTICES = 10_000
+KILLS = 4
 ORIGINS = ("MX", "US", "GT", "CO")
 
 
@@ -60,6 +61,10 @@ class Instance:
             stdout=self.log,
             stderr=self.log,
         )
+
+    def owns_partitions(self) -> bool:
+        """True once this instance has logged a take-over (it is processing)."""
+        return b"policy.partitions_assigned" in Path(self.log.name).read_bytes()
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -99,6 +104,7 @@ async def dep(kafka: KafkaHarness) -> Deployment:
     return await deploy(kafka, partitions=4)
 
 
+@pytest.mark.timeout(1800)
 async def test_sigkill_at_random_points_keeps_exactly_once(dep: Deployment, tmp_path: Path) -> None:
     rng = random.Random(1234)
     per_origin = _notices(dep, NOTICES)
@@ -128,20 +134,37 @@ async def test_sigkill_at_random_points_keeps_exactly_once(dep: Deployment, tmp_
             for p in producers.values():
                 await p.stop()
 
+    kills: list[float] = []
+    drained = asyncio.Event()
+
     async def killer() -> None:
-        for _ in range(4):
-            await asyncio.sleep(rng.uniform(5, 15))
+        """SIGKILL a random instance every 10-25 s once processing has begun, until drained."""
+        while not any(inst.owns_partitions() for inst in instances):
+            await asyncio.sleep(1)
+        t0 = time.monotonic()
+        while len(kills) < KILLS and not drained.is_set():
+            await asyncio.sleep(rng.uniform(10, 25))
+            if drained.is_set():
+                break
             victim = rng.choice(instances)
             victim.kill()
+            kills.append(time.monotonic() - t0)
             await asyncio.sleep(rng.uniform(0, 3))
             victim.start()
 
+    async def drain() -> list[tuple[bytes | None, bytes]]:
+        await publishing
+        records = await _drain(dep, expected_inputs=NOTICES, timeout_s=1200)
+        drained.set()
+        return records
+
+    publishing = asyncio.ensure_future(publisher())
     try:
-        await asyncio.gather(publisher(), killer())
+        audit, _ = await asyncio.gather(drain(), killer())
         assert len(positions) == NOTICES
-        audit = await _drain(dep, expected_inputs=NOTICES, timeout_s=900)
     finally:
         codes = [inst.stop() for inst in instances]
+    assert len(kills) >= 2, f"only {len(kills)} kill(s) happened while notices were processed"
     assert all(code == 0 for code in codes), codes  # SIGTERM: a clean, graceful exit
 
     # Every input has exactly one outcome: one record per candidate recipient, or one REJECTED.
