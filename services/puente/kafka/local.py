@@ -507,7 +507,14 @@ class LocalCluster:
 
 
 def _random_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (as StorageTool)."""
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (as StorageTool).
+
+    Like Kafka's own Uuid.randomUuid, ids starting with '-' are drawn again: the storage tool
+    would read one as a command-line option.
+    """
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid

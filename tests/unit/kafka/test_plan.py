@@ -108,3 +108,10 @@ def test_acls_sort_stably() -> None:
     a = Acl("a", Resource.TOPIC, "x", Pattern.LITERAL, Operation.READ)
     b = Acl("b", Resource.TOPIC, "x", Pattern.LITERAL, Operation.READ)
     assert sorted([b, a]) == [a, b]
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    from puente.kafka.local import _random_cluster_id
+
+    ids = [_random_cluster_id() for _ in range(2000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
