@@ -70,6 +70,11 @@ class PolicyServiceSettings(BaseModel):
     reload_interval_s: float = Field(default=2.0, gt=0, description="policy-set change check")
     metrics_port: int = Field(default=9464, ge=0, description="Prometheus port; 0 = off")
     max_notice_bytes: int = Field(default=256 * 1024, ge=1024)
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="the service's Ed25519 key (.skey, mode 0600) issued by the operator; unset: "
+        "the embedded default makes and keeps its own keys in <state>/keys",
+    )
 
 
 class Settings(BaseSettings):

@@ -38,8 +38,8 @@ POLICY_METRICS_PORT = 9464
 KAFKA_CLIENT_PORT = 9092
 
 # Environment variables the deployment sets that puente.config does not define (assumptions).
-ENV_POLICY_METRICS_PORT = "PUENTE_POLICY_METRICS_PORT"
-ENV_POLICY_SIGNING_KEY = "PUENTE_POLICY_SIGNING_KEY"
+ENV_POLICY_METRICS_PORT = "PUENTE_POLICY__METRICS_PORT"
+ENV_POLICY_SIGNING_KEY = "PUENTE_POLICY__SIGNING_KEY_FILE"
 
 # In-container paths.
 SECRETS_MOUNT = "/run/secrets"  # Compose mounts every secret here

@@ -16,6 +16,7 @@ app = typer.Typer(help="Run Puente's services.", no_args_is_help=True)
 def build_service(settings: Settings, *, instance: str, mode: str | None = None) -> object:
     """A :class:`PolicyService` wired from settings (keys, policies, Kafka)."""
     from puente.codec.registry import Registry
+    from puente.evidence.keys import read_private_key
     from puente.kafka.connection import credential, resolve_endpoint
     from puente.members import load_members
     from puente.policy.store import PolicyStore
@@ -26,9 +27,12 @@ def build_service(settings: Settings, *, instance: str, mode: str | None = None)
     from puente.topics import Naming
 
     naming = Naming(settings.kafka.topic_prefix)
-    members = load_members(settings.policies_dir)
-    evidence = ensure_evidence(settings, members.codes)
     cfg = settings.policy
+    if cfg.signing_key_file is not None:
+        # A deployment: the operator issued this key and lists it in the trust list.
+        key = read_private_key(cfg.signing_key_file)
+    else:
+        key = ensure_evidence(settings, load_members(settings.policies_dir).codes).service_key
     return PolicyService(
         endpoint=resolve_endpoint(settings),
         credential=credential(settings, naming.service_principal("policy")),
@@ -37,7 +41,7 @@ def build_service(settings: Settings, *, instance: str, mode: str | None = None)
         policies=PolicyStore(
             settings.policies_dir, settings.schemas_dir, secret=pseudonym_secret(settings)
         ),
-        key=evidence.service_key,
+        key=key,
         config=ServiceConfig(
             mode=SigningMode(mode or cfg.signing_mode),
             max_batch=cfg.max_batch,

@@ -101,6 +101,7 @@ class BatchOutput:
     decisions: Counter[tuple[str, str]] = field(default_factory=Counter)  # (action, reason)
     policy_version: str | None = None
     next_offset: int | None = None
+    origin: str = ""
 
 
 @dataclass
@@ -154,7 +155,8 @@ class PartitionProcessor:
             )
         self.seen: dict[str, bytes] = dict(seen or {})
         self._signer = DeliverySigner(key, registry)
-        self._last_checkpoint_ms = 0
+        # When the log was last checkpointed (the restored state says; a new log: never).
+        self._last_checkpoint_ms = (log_state.checkpoint_time or 0) if log_state else 0
         self._snapshot: tuple[LogState, dict[str, bytes], int] | None = None
 
     @property
@@ -176,6 +178,11 @@ class PartitionProcessor:
         self._last_checkpoint_ms = last_cp
         self._snapshot = None
 
+    @property
+    def last_checkpoint_ms(self) -> int:
+        """When this log was last checkpointed (Unix ms; 0: never)."""
+        return self._last_checkpoint_ms
+
     def checkpoint_due(self, now_ms: int) -> bool:
         """True when the records since the last checkpoint are many or old enough."""
         new = self.log.size - self.log.checkpoint_size
@@ -194,7 +201,7 @@ class PartitionProcessor:
     ) -> BatchOutput:
         """Process a batch (offset order) and return what to produce, in one transaction."""
         self._take_snapshot()
-        out = BatchOutput()
+        out = BatchOutput(origin=self.origin)
         policy = self.policies.current
         out.policy_version = policy.version
         now_ms = int(now.timestamp() * 1000)

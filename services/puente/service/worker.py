@@ -343,7 +343,7 @@ class PolicyService:
             )
         elif result.changed:
             metrics.POLICY_RELOADS.labels("activated").inc()
-            metrics.POLICY_VERSION.info({"version": result.version or ""})
+            metrics.POLICY_SET.info({"version": result.version or ""})
             log.info("policy.reloaded", version=result.version)
 
     async def _process(
@@ -376,7 +376,7 @@ class PolicyService:
             if done is None:
                 continue
             for outcome, n in done.outcomes.items():
-                metrics.NOTICES.labels(outcome).inc(n)
+                metrics.NOTICES.labels(done.origin, outcome).inc(n)
             for (action, reason), n in done.decisions.items():
                 metrics.DECISIONS.labels(action, reason).inc(n)
 
@@ -495,6 +495,12 @@ class PolicyService:
 
     async def _observe_lag(self) -> None:
         assert self._consumer is not None
+        now_ms = time.time() * 1000
+        for owned in list(self._owned.values()):
+            proc = owned.processor
+            pending = proc.log.size > proc.log.checkpoint_size
+            age = (now_ms - proc.last_checkpoint_ms) / 1000 if pending else 0.0
+            metrics.CHECKPOINT_AGE.labels(proc.log_id).set(max(0.0, age))
         for tp in list(self._owned):
             stable = self._consumer.last_stable_offset(tp)
             if stable is None:

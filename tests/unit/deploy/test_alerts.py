@@ -66,11 +66,11 @@ def test_the_issue_s_signals_are_covered(rules: list[dict[str, Any]]) -> None:
     exprs = " ".join(r["expr"] for r in rules)
     for signal in (
         "kafka_consumergroup_lag",  # consumer lag
-        "puente_policy_transactions_aborted_total",  # transaction aborts
+        "puente_policy_transactions_total",  # transaction aborts (and fencing)
         "puente_policy_decisions_total",  # decisions by reason
         "kafka_server_replicamanager_underreplicatedpartitions",  # under-replicated partitions
         "puente_policy_checkpoint_age_seconds",  # checkpoint age
-        "puente_receipts_overdue",  # receipt overdue
+        'kafka_consumergroup_lag{topic=~"puente',  # deliveries a partner leaves unread
     ):
         assert signal in exprs, signal
 
@@ -90,6 +90,25 @@ def test_gateway_metrics_exist(rules: list[dict[str, Any]]) -> None:
             assert families.get(base) == "histogram", name
         else:
             assert name in families, name
+
+
+def test_policy_service_metrics_exist(rules: list[dict[str, Any]]) -> None:
+    """The policy service's metric names in the rules are ones it really exports."""
+    from puente.service.metrics import registry
+
+    families = {f.name: f.type for f in registry().collect()}
+    used = {m for r in rules for m in METRIC.findall(r["expr"]) if m.startswith("puente_policy")}
+    assert used
+    for name in used:
+        base, _, suffix = name.rpartition("_")
+        if suffix == "total":
+            assert families.get(base) == "counter", name
+        elif suffix in ("bucket", "sum", "count"):
+            assert families.get(base) == "histogram", name
+        elif suffix == "info":
+            assert families.get(base) == "info", name
+        else:
+            assert families.get(name) == "gauge", name
 
 
 def test_the_guide_documents_every_puente_metric_the_rules_use(rules: list[dict[str, Any]]) -> None:
