@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 
 import pytest
 
-from puente.codec.wire import decode
+from puente.codec.wire import decode, encode
 from puente.evidence.records import AuditRecord
-from puente.synth.generator import Generator
+from puente.synth.generator import CASE_NOTICE, Generator, Notice
 from puente.topics import AUDIT, CHECKPOINTS, DELIVER, REJECTED
 from tests.harness import KafkaHarness
 from tests.integration.service.support import (
@@ -16,6 +17,7 @@ from tests.integration.service.support import (
     Deployment,
     deploy,
     encoded,
+    now_stamped,
     publish,
     read_topic,
     run_auditor,
@@ -37,14 +39,13 @@ async def test_notices_become_verified_deliveries_rejections_and_audit(dep: Depl
     notices += [n for n in gen.notices(30) if n.record["origin"] == "MX"]
     values = [encoded(dep, n) for n in notices]
     good = len(values)
-    spoof = gen.case_notice(origin="GT")
-    values.append(encoded(dep, type(notices[0])("puente.CaseNotice", spoof)))
-    values.append((b"poison", b"garbage, not Avro"))
-    values.append(values[1])  # a re-sent notice
+    # Every way a record can be refused, each through the real broker.
+    refused = _refusals(dep, gen, values[1])
+    values += [v for v, _ in refused]
 
     async with running(dep.service()):
         positions = await publish(dep, "MX", values)
-        expected = good * (len(ALL_MEMBERS) - 1) + 3
+        expected = good * (len(ALL_MEMBERS) - 1) + len(refused)
         audit = await read_topic(dep, dep.tenant.topic(AUDIT, "MX"), expect=expected, timeout_s=90)
     records = [AuditRecord.decode(dep.registry, v) for _, v in audit]
     per_input = Counter((r.ingress_partition, r.ingress_offset) for r in records)
@@ -54,11 +55,7 @@ async def test_notices_become_verified_deliveries_rejections_and_audit(dep: Depl
         for r in records
         if r.decision == "REJECTED"
     }
-    assert rejected == {
-        positions[good]: "ORIGIN_MISMATCH",
-        positions[good + 1]: "BAD_MAGIC",
-        positions[good + 2]: "DUPLICATE_NOTICE",
-    }
+    assert rejected == {positions[good + i]: reason for i, (_, reason) in enumerate(refused)}
     for position in positions[:good]:  # one record per candidate recipient
         assert per_input[position] == len(ALL_MEMBERS) - 1
 
@@ -84,11 +81,9 @@ async def test_notices_become_verified_deliveries_rejections_and_audit(dep: Depl
         for _, v in await read_topic(dep, dep.tenant.topic(REJECTED, "MX"), "MX", idle_s=1)
     ]
     assert {(r["scope"], r["reason_code"]) for r in reports} >= {
-        ("NOTICE", "ORIGIN_MISMATCH"),
-        ("NOTICE", "BAD_MAGIC"),
-        ("NOTICE", "DUPLICATE_NOTICE"),
-        ("RECIPIENT", "FLOOR_ASYLUM_CONFIDENTIALITY"),
-    }
+        ("NOTICE", reason) for _, reason in refused
+    } | {("RECIPIENT", "FLOOR_ASYLUM_CONFIDENTIALITY")}
+    assert all(r["message"] for r in reports)
     assert any(r["notice_id"] == asylum_id and r["recipient"] == "HN" for r in reports)
 
     # The service checkpointed the log on shutdown; checkpoints verify.
@@ -99,3 +94,46 @@ async def test_notices_become_verified_deliveries_rejections_and_audit(dep: Depl
     report = run_auditor(dep)
     assert report.ok, report.to_text()
     assert report.records >= len(records)
+
+
+def _refusals(
+    dep: Deployment, gen: Generator, published: tuple[bytes, bytes]
+) -> list[tuple[tuple[bytes, bytes | None], str]]:
+    """(key, value) records that must each be refused, with the reason code expected."""
+    now = dt.datetime.now(dt.UTC)
+
+    def case(**overrides: object) -> tuple[bytes, bytes]:
+        record = now_stamped(Notice(CASE_NOTICE, gen.case_notice(origin="MX")))
+        record.update(overrides)
+        return str(record["notice_id"]).encode(), encode(dep.registry, CASE_NOTICE, record)
+
+    key, good = case()
+    nationality = now_stamped(Notice(CASE_NOTICE, gen.case_notice(origin="MX")))
+    nationality["persons"][0]["nationalities"] = ["Honduras"]
+    receipt = encode(dep.registry, "puente.DeliveryReceipt", gen.delivery_receipt())
+    published_key, published_value = published
+    changed = decode(dep.registry, published_value)
+    changed["summary"] += " (a different notice under the same id)"
+    return [
+        (case(origin="GT"), "ORIGIN_MISMATCH"),
+        ((b"poison", b"garbage, not Avro"), "BAD_MAGIC"),
+        (published, "DUPLICATE_NOTICE"),
+        ((published_key, encode(dep.registry, CASE_NOTICE, changed)), "NOTICE_ID_REUSED"),
+        ((b"tombstone", None), "EMPTY_RECORD"),
+        ((b"big", b"\xc3\x01" + b"\x00" * 300_000), "TOO_LARGE"),
+        ((key, b"\xc3\x01" + b"\x00" * 8 + good[10:]), "UNKNOWN_SCHEMA"),
+        ((key, good[:-5]), "TRUNCATED"),
+        ((key, good + b"\x00"), "TRAILING_BYTES"),
+        ((b"receipt", receipt), "NOT_A_NOTICE"),
+        ((b"not-the-id", good), "KEY_NOT_NOTICE_ID"),
+        (case(created_at=now + dt.timedelta(hours=1)), "CREATED_IN_FUTURE"),
+        (case(created_at=now - dt.timedelta(days=1000)), "TOO_OLD"),
+        (case(retention_days=0), "INVALID_FIELD"),
+        (
+            (
+                str(nationality["notice_id"]).encode(),
+                encode(dep.registry, CASE_NOTICE, nationality),
+            ),
+            "INVALID_FIELD",
+        ),
+    ]
