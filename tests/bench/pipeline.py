@@ -778,6 +778,24 @@ class Child:
         self.done = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
 
+    @classmethod
+    def publisher(
+        cls, dep: Any, origins: Sequence[str], rate: float, seconds: float, seed: int
+    ) -> Child:
+        """A paced publisher process: ``rate`` notices/s from ``origins`` for ``seconds``."""
+        return cls(
+            dep,
+            "--publisher-child",
+            "--origins",
+            ",".join(origins),
+            "--rate",
+            str(rate),
+            "--latency-seconds",
+            str(seconds),
+            "--seed",
+            str(seed),
+        )
+
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -962,18 +980,7 @@ async def latency_phase(
     subs.verified.clear()
     deliveries_before = service.stats.deliveries
     inputs_before = service.stats.inputs
-    pub = Child(
-        dep,
-        "--publisher-child",
-        "--origins",
-        ",".join(args.origins),
-        "--rate",
-        str(rate),
-        "--latency-seconds",
-        str(args.latency_seconds),
-        "--seed",
-        str(args.seed + int(rate)),
-    )
+    pub = Child.publisher(dep, args.origins, rate, args.latency_seconds, args.seed + int(rate))
     await pub.start()
     await asyncio.wait_for(pub.done.wait(), args.latency_seconds + 600)
     achieved = pub.sent_rate
@@ -1775,7 +1782,11 @@ def main() -> None:
         result = asyncio.run(bench(kafka, args))
     result |= {"started": started, "load_start": load_start, "machine": machine()}
     print_report(result)
-    path = args.json or REPO / "reports" / f"pipeline-{started.replace(':', '')}.json"
+    save_report(result, args.json or REPO / "reports" / f"pipeline-{started.replace(':', '')}.json")
+
+
+def save_report(result: dict[str, Any], path: Path) -> None:
+    """Write a benchmark's result as JSON (``reports/`` is git-ignored) and say where."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"\nJSON: {path}")
