@@ -1205,7 +1205,7 @@ def profile_stages(session: Any) -> dict[str, float]:
     return dict(totals.most_common())
 
 
-# --- offline: CPU per stage, and prototypes of optimisations ----------------------------------
+# --- offline: CPU per stage -----------------------------------------------------------------------
 
 
 class StageClock:
@@ -1316,7 +1316,6 @@ def stage_breakdown(
         (proc_module, "validate", w("decode + validate")),
         (PolicySet, "decide_all", w("policy decide_all")),
         (proc_module, "encode", w("transform: payload encode")),
-        (proc_module, "replace", w("audit record: dataclasses.replace")),
         (log_module, "replace", w("audit record: dataclasses.replace")),
         (AuditLog, "append_record", w("audit record: encode + Merkle append")),
         (DeliveryStatement, "encode", w("delivery statement encode (x2)")),
@@ -1332,136 +1331,6 @@ def stage_breakdown(
         _process_all(registry, policies, key, work, now)
     n = sum(len(r) for _, _, r in work)
     return {k: v / n * 1e6 for k, v in clock.totals.most_common()}
-
-
-def _proto_statement_once() -> list[tuple[Any, str, Callable[[Any], Any]]]:
-    """A: encode each DeliveryStatement once (the processor hashes it, the batch re-encodes it)."""
-    from puente.evidence.delivery import DeliveryStatement
-
-    def make(original: Callable[..., bytes]) -> Callable[..., bytes]:
-        cache: dict[int, tuple[Any, bytes]] = {}
-
-        def encode_once(self: Any, registry: Registry) -> bytes:
-            hit = cache.get(id(self))
-            if hit is not None and hit[0] is self:
-                return hit[1]
-            if len(cache) > 100_000:
-                cache.clear()
-            data = original(self, registry)
-            cache[id(self)] = (self, data)
-            return data
-
-        return encode_once
-
-    return [(DeliveryStatement, "encode", make)]
-
-
-def _proto_record_once() -> list[tuple[Any, str, Callable[[Any], Any]]]:
-    """B: no validating dataclasses.replace while the audit record is assembled in the processor
-    (built once; AuditLog.append_record still validates the final record)."""
-    import puente.service.processor as proc_module
-
-    def make(_original: Callable[..., Any]) -> Callable[..., Any]:
-        def copy_with(obj: Any, **changes: Any) -> Any:
-            new = object.__new__(type(obj))
-            for f in obj.__dataclass_fields__:
-                object.__setattr__(new, f, changes.get(f, getattr(obj, f)))
-            return new
-
-        return copy_with
-
-    return [(proc_module, "replace", make)]
-
-
-def _proto_memo_proofs() -> list[tuple[Any, str, Callable[[Any], Any]]]:
-    """C: inclusion proofs of a sealed batch from memoised subtree hashes (the ragged right edge
-    of the batch tree is recomputed for every proof)."""
-    from puente.evidence.merkle import proof as proof_module
-
-    def make(_original: Callable[..., Any]) -> Callable[..., Any]:
-        memos: dict[int, tuple[Any, dict[tuple[int, int], bytes]]] = {}
-
-        def inclusion_proof(self: Any, index: int, size: int | None = None) -> list[bytes]:
-            n = self.size if size is None else size
-            entry = memos.get(id(self))
-            if entry is None or entry[0] is not self or index == 0:
-                if len(memos) > 64:
-                    memos.clear()
-                entry = memos[id(self)] = (self, {})
-            memo = entry[1]
-            hr = self.hash_range
-
-            def cached(begin: int, end: int) -> bytes:
-                k = (begin, end)
-                v = memo.get(k)
-                if v is None:
-                    v = memo[k] = hr(begin, end)
-                return v
-
-            return proof_module.inclusion_proof(index, n, cached)
-
-        return inclusion_proof
-
-    return [(proof_module.MerkleTree, "inclusion_proof", make)]
-
-
-PROTOTYPES: dict[str, Callable[[], list[tuple[Any, str, Callable[[Any], Any]]]]] = {
-    "A statement encoded once": _proto_statement_once,
-    "B audit record built once": _proto_record_once,
-    "C memoised batch proofs": _proto_memo_proofs,
-}
-
-
-def _digest(outs: list[BatchOutput]) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for out in outs:
-        for topic, key, value in out.deliveries:
-            h.update(topic.encode() + key + value)
-        for value in out.audit:
-            h.update(value)
-        for key, value in out.state:
-            h.update(key + value)
-    return h.hexdigest()
-
-
-def prototypes(
-    registry: Registry,
-    policies: PolicyStore,
-    work: list[tuple[str, int, list[IngressRecord]]],
-    rounds: int,
-) -> dict[str, Any]:
-    """CPU per notice as shipped and with each prototype (alternating rounds, medians), and
-    whether each prototype's output is byte-identical to the shipped processor's."""
-    from puente.evidence.keys import SigningKey
-
-    key = SigningKey.generate("bench-service")
-    now = now_utc()
-    n = sum(len(r) for _, _, r in work)
-    variants: dict[str, list[tuple[Any, str, Callable[[Any], Any]]]] = {"as shipped": []}
-    for name, make in PROTOTYPES.items():
-        variants[name] = make()
-    variants["A+B+C"] = [t for make in PROTOTYPES.values() for t in make()]
-    _process_all(registry, policies, key, work[:2], now)
-    times: dict[str, list[float]] = defaultdict(list)
-    digests: dict[str, str] = {}
-    for _ in range(rounds):
-        for name, targets in variants.items():
-            with patched(targets):
-                seconds, outs = _process_all(registry, policies, key, work, now)
-            times[name].append(seconds / n * 1e6)
-            digests[name] = _digest(outs)
-    base = statistics.median(times["as shipped"])
-    return {
-        name: {
-            "us_per_notice": statistics.median(t),
-            "gain": 1 - statistics.median(t) / base,
-            "identical_output": digests[name] == digests["as shipped"],
-            "each": t,
-        }
-        for name, t in times.items()
-    }
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -1571,14 +1440,6 @@ def print_report(result: dict[str, Any]) -> None:
         print(f"processor CPU per notice by stage (offline, {off['notices']} notices, thread CPU):")
         for stage, us in off["stages_cpu_us_per_notice"].items():
             print(f"    {stage:<48}{us:>9.0f} us")
-        print("optimisation prototypes (processor CPU per notice, median of rounds):")
-        for name, r in off["prototypes"].items():
-            same = "identical output" if r["identical_output"] else "OUTPUT DIFFERS"
-            print(
-                f"    {name:<28}{r['us_per_notice']:>9.0f} us  {r['gain']:>+7.1%}  ({same}; "
-                + ", ".join(f"{x:.0f}" for x in r["each"])
-                + ")"
-            )
     for lat in result.get("latency", []):
         print()
         print(
@@ -1633,9 +1494,8 @@ async def bench(kafka: KafkaHarness, args: argparse.Namespace) -> dict[str, Any]
     if not args.skip_offline:
         work = _batches(notices, args.partitions, settings.policy.max_batch, args.offline_notices)
         offline["stages_cpu_us_per_notice"] = stage_breakdown(registry, policies, work)
-        offline["prototypes"] = prototypes(registry, policies, work, args.proto_rounds)
         offline["notices"] = sum(len(r) for _, _, r in work)
-        print("offline stage breakdown and prototypes done", flush=True)
+        print("offline stage breakdown done", flush=True)
     pipe: list[RunStats] = []
     base: list[RunStats] = []
     for i in range(args.runs):
@@ -1758,7 +1618,6 @@ def main() -> None:
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-offline", action="store_true", help="no CPU stage breakdown")
     parser.add_argument("--offline-notices", type=int, default=400)
-    parser.add_argument("--proto-rounds", type=int, default=5)
     parser.add_argument("--skip-ceiling", action="store_true")
     parser.add_argument("--json", type=Path, help="where to write the JSON (default reports/)")
     parser.add_argument("--subscriber-child", action="store_true", help=argparse.SUPPRESS)
