@@ -22,7 +22,7 @@ DECISIONS = Counter(
 )
 TRANSACTIONS = Counter(
     "puente_policy_transactions_total",
-    "Kafka transactions, by result (committed, aborted, fenced)",
+    "Kafka transactions, by result (committed, aborted, fenced, replaced)",
     ["result"],
 )
 BATCH_SECONDS = Histogram(

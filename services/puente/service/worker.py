@@ -25,7 +25,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    InvalidTxnState,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
@@ -74,6 +82,7 @@ class _Owned:
     producer: AIOKafkaProducer
     processor: PartitionProcessor
     next_offset: int | None = None  # the first offset not yet processed (None: from the start)
+    aborts: int = 0  # consecutive aborted transactions
 
 
 class PolicyService:
@@ -399,15 +408,23 @@ class PolicyService:
                 )
             await prod.commit_transaction()
         except Exception as exc:
-            fenced = isinstance(exc, ProducerFenced) or not await _abort(prod)
+            unusable = isinstance(exc, _PRODUCER_STATE_ERRORS) or not await _abort(prod)
             owned.processor.rollback()
-            if fenced:
-                metrics.TRANSACTIONS.labels("fenced").inc()
+            owned.aborts += 1
+            if unusable or owned.aborts >= MAX_ABORTS:
+                # Fenced, or a producer whose epoch or sequence state the brokers no longer
+                # accept (aiokafka, unlike the Java client, keeps such a producer "usable" and
+                # every retry fails the same way). Release the partition; taking it over again
+                # starts a new producer, whose init_transactions bumps the epoch and resets the
+                # sequences (or finds that another instance owns the partition now).
+                fenced = isinstance(exc, ProducerFenced)
+                metrics.TRANSACTIONS.labels("fenced" if fenced else "replaced").inc()
                 log.warning(
-                    "policy.fenced",
+                    "policy.fenced" if fenced else "policy.producer_replaced",
                     topic=owned.tp.topic,
                     partition=owned.tp.partition,
                     error=type(exc).__name__,
+                    aborts=owned.aborts,
                 )
                 await self._release(owned)
                 self._request_rejoin()
@@ -424,6 +441,7 @@ class PolicyService:
             await asyncio.sleep(0.5)
             return None
         metrics.TRANSACTIONS.labels("committed").inc()
+        owned.aborts = 0
         if out.next_offset is not None:
             owned.next_offset = out.next_offset
         return out
@@ -507,6 +525,19 @@ class PolicyService:
                 continue  # nothing fetched yet for this partition
             position = await self._consumer.position(tp)
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, stable - position))
+
+
+# Errors after which a transactional producer cannot go on: its id, epoch or sequence numbers are
+# no longer what the brokers expect (e.g. OutOfOrderSequenceNumber after a leader failover).
+_PRODUCER_STATE_ERRORS = (
+    ProducerFenced,
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    InvalidTxnState,
+)
+MAX_ABORTS = 3  # consecutive aborted transactions of one partition before its producer is replaced
 
 
 async def _abort(prod: AIOKafkaProducer) -> bool:
