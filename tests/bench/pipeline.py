@@ -483,7 +483,6 @@ class TimedService(PolicyService):
 
 
 def make_service(dep: Any, *, expect: int = 0, instance: str = "bench") -> TimedService:
-    cfg = dep.settings.policy
     return TimedService(
         endpoint=dep.tenant.endpoint,
         credential=dep.tenant.service("policy"),
@@ -493,13 +492,7 @@ def make_service(dep: Any, *, expect: int = 0, instance: str = "bench") -> Timed
             dep.settings.policies_dir, dep.settings.schemas_dir, secret=PSEUDONYM_SECRET
         ),
         key=dep.evidence.service_key,
-        config=ServiceConfig(
-            mode=SigningMode.BATCH,
-            max_batch=cfg.max_batch,
-            checkpoint_every=cfg.checkpoint_every,
-            checkpoint_interval_s=cfg.checkpoint_interval_s,
-            reload_interval_s=cfg.reload_interval_s,
-        ),
+        config=ServiceConfig.from_settings(dep.settings.policy, mode=SigningMode.BATCH),
         instance=instance,
         expect=expect,
     )

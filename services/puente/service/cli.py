@@ -20,9 +20,7 @@ def build_service(settings: Settings, *, instance: str, mode: str | None = None)
     from puente.kafka.connection import credential, resolve_endpoint
     from puente.members import load_members
     from puente.policy.store import PolicyStore
-    from puente.service.processor import SigningMode
     from puente.service.setup import ensure_evidence, pseudonym_secret
-    from puente.service.validate import Limits
     from puente.service.worker import PolicyService, ServiceConfig
     from puente.topics import Naming
 
@@ -42,14 +40,7 @@ def build_service(settings: Settings, *, instance: str, mode: str | None = None)
             settings.policies_dir, settings.schemas_dir, secret=pseudonym_secret(settings)
         ),
         key=key,
-        config=ServiceConfig(
-            mode=SigningMode(mode or cfg.signing_mode),
-            max_batch=cfg.max_batch,
-            checkpoint_every=cfg.checkpoint_every,
-            checkpoint_interval_s=cfg.checkpoint_interval_s,
-            reload_interval_s=cfg.reload_interval_s,
-            limits=Limits(max_bytes=cfg.max_notice_bytes),
-        ),
+        config=ServiceConfig.from_settings(cfg, mode=mode),
         instance=instance,
     )
 

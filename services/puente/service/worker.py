@@ -38,6 +38,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from puente.codec.registry import Registry
+from puente.config import PolicyServiceSettings
 from puente.evidence.keys import SigningKey
 from puente.evidence.log import LogState
 from puente.kafka.clients import consumer, producer, start
@@ -71,6 +72,20 @@ class ServiceConfig:
     checkpoint_interval_s: float = 5.0
     reload_interval_s: float = 2.0
     limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def from_settings(
+        cls, cfg: PolicyServiceSettings, *, mode: SigningMode | str | None = None
+    ) -> ServiceConfig:
+        """What ``PUENTE_POLICY__*`` configures (``mode`` overrides its signing mode)."""
+        return cls(
+            mode=SigningMode(mode or cfg.signing_mode),
+            max_batch=cfg.max_batch,
+            checkpoint_every=cfg.checkpoint_every,
+            checkpoint_interval_s=cfg.checkpoint_interval_s,
+            reload_interval_s=cfg.reload_interval_s,
+            limits=Limits(max_bytes=cfg.max_notice_bytes),
+        )
 
 
 @dataclass
