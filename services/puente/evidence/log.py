@@ -190,9 +190,7 @@ class AuditLog:
             leaf_index=self._range.size,
             previous_leaf_hash=self._last_leaf,
         )
-        data = placed.encode(registry)
-        self.append(data)
-        return placed, data
+        return self._append_placed(registry, placed)
 
     def append_new(self, registry: Registry, **fields: Any) -> tuple[AuditRecord, bytes]:
         """:meth:`append_record` for a record given by its fields: built once, already in
@@ -203,6 +201,9 @@ class AuditLog:
             previous_leaf_hash=self._last_leaf,
             **fields,
         )
+        return self._append_placed(registry, placed)
+
+    def _append_placed(self, registry: Registry, placed: AuditRecord) -> tuple[AuditRecord, bytes]:
         data = placed.encode(registry)
         self.append(data)
         return placed, data
