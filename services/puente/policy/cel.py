@@ -14,12 +14,19 @@ Semantics kept from the CEL specification:
   true), the other operators propagate them;
 - int arithmetic is 64-bit signed and raises on overflow; ``/`` and ``%`` truncate toward zero.
 A runtime error surfaces as :class:`~puente.policy.errors.CelEvalError`.
+
+Whatever text it is given, :func:`compile_condition` either returns a condition or raises
+:class:`~puente.policy.errors.CelCompileError`: expressions nested deeper than :data:`MAX_DEPTH`
+or longer than :data:`MAX_LENGTH` are refused before Python's own recursion limits are reached,
+and any other failure of the compiler is turned into a refusal too (a policy file must never
+crash the service that loads it).
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +48,13 @@ from puente.policy.types import (
     RecordT,
     is_stringish,
 )
+
+# The limits of an expression. CEL implementations must accept at least 32 terms in a row of
+# ``||`` and 12 levels of nesting; these leave room above that and stay well inside what the
+# compiler's recursion and Python's parser accept for the generated code.
+MAX_DEPTH = 64  # height of the syntax tree (a chain of n ``||`` terms is n levels)
+MAX_LENGTH = 100_000  # characters
+LIMIT = "POLICY_CEL_LIMIT"
 
 # ----------------------------------------------------------------------------------------------
 # Lexer
@@ -123,21 +137,34 @@ _ESCAPES = {
     "?": "?",
 }
 _ESCAPE_RE = re.compile(
-    r"\\(?:([abfnrtv\\'\"`?])|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([0-3][0-7]{2}))"
+    r"\\(?:([abfnrtv\\'\"`?])|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([0-3][0-7]{2})"
+    r"|(.?))",
+    re.DOTALL,
 )
 
 
+class _BadEscape(ValueError):
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
 def _unescape(body: str) -> str:
+    """The string a CEL string literal's body denotes; :class:`_BadEscape` (with the offset in
+    ``body``) for an unknown escape or a code point Unicode does not have."""
+
     def sub(m: re.Match[str]) -> str:
-        simple, x, u, big_u, octal = m.groups()
+        simple, x, u, big_u, octal, bad = m.groups()
         if simple is not None:
             return _ESCAPES[simple]
-        if octal is not None:
-            return chr(int(octal, 8))
-        return chr(int(x or u or big_u, 16))
+        if bad is not None:
+            raise _BadEscape(f"unknown escape sequence {m.group()!r}", m.start())
+        code = int(octal, 8) if octal is not None else int(x or u or big_u, 16)
+        if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+            raise _BadEscape(f"{m.group()!r} is not a Unicode scalar value", m.start())
+        return chr(code)
 
-    rest = _ESCAPE_RE.sub(sub, body)
-    return rest
+    return _ESCAPE_RE.sub(sub, body)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -213,6 +240,12 @@ class _Parser:
         self.text = text
         self.toks = _lex(text)
         self.i = 0
+        self.depth = 0  # nesting of the recursive rules (parentheses, calls, lists, !, -, ?:)
+
+    def nest(self, pos: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(f"nested more than {MAX_DEPTH} levels deep", pos, LIMIT)
 
     def fail(
         self, msg: str, pos: int | None = None, reason: str = "POLICY_CEL_SYNTAX"
@@ -249,13 +282,16 @@ class _Parser:
         return node
 
     def expr(self) -> Node:
+        self.nest(self.peek().pos)
         test = self.or_()
         q = self.accept("?")
         if q is None:
+            self.depth -= 1
             return test
         then = self.or_()
         self.expect(":")
         other = self.expr()
+        self.depth -= 1
         return Cond(q.pos, test, then, other)
 
     def or_(self) -> Node:
@@ -306,7 +342,10 @@ class _Parser:
                 lit = self.primary(negative=True)
                 assert isinstance(lit, Lit)
                 return self._check_int(Lit(t.pos, -lit.value, lit.type))
-            return Unary(t.pos, t.text, self.unary())
+            self.nest(t.pos)
+            operand = self.unary()
+            self.depth -= 1
+            return Unary(t.pos, t.text, operand)
         return self.member()
 
     def _check_int(self, lit: Lit) -> Lit:
@@ -356,6 +395,14 @@ class _Parser:
                 raise self.fail(
                     "unsigned int literals are not supported", t.pos, "POLICY_CEL_UNSUPPORTED"
                 )
+            if len(t.text) > 1 and t.text[0] == "0" and t.text[1] not in "xX":
+                # Octal in some CEL implementations, decimal in others: refused, never guessed.
+                raise self.fail(
+                    f"int literal {t.text} has a leading zero; write it without (or in hex, 0x...)",
+                    t.pos,
+                )
+            if len(t.text) > 40:
+                raise self.fail("int literal out of range", t.pos)
             lit = Lit(t.pos, int(t.text, 0), INT)
             # The caller checks the range of a negated literal (-2**63 is an int, 2**63 is not).
             return lit if negative else self._check_int(lit)
@@ -398,12 +445,69 @@ class _Parser:
             raise self.fail("bytes literals are not supported", t.pos, "POLICY_CEL_UNSUPPORTED")
         q = 3 if text[:3] in ('"""', "'''") else 1
         body = text[q:-q]
-        return body if "r" in prefix else _unescape(body)
+        if "r" in prefix:
+            return body
+        try:
+            return _unescape(body)
+        except _BadEscape as exc:
+            raise self.fail(str(exc), t.pos + len(prefix) + q + exc.offset) from None
 
 
 def parse(text: str) -> Node:
-    """Parse a CEL expression; :class:`CelCompileError` with the offset on a syntax error."""
-    return _Parser(text).parse()
+    """Parse a CEL expression; :class:`CelCompileError` with the offset on a syntax error or an
+    expression beyond the limits (:data:`MAX_LENGTH`, :data:`MAX_DEPTH`)."""
+    if len(text) > MAX_LENGTH:
+        raise CelCompileError(
+            f"the expression is {len(text)} characters long, over the limit of {MAX_LENGTH}",
+            text="",
+            reason=LIMIT,
+        )
+    node = _Parser(text).parse()
+    deepest, at = _height(node)
+    if deepest > MAX_DEPTH:
+        raise CelCompileError(
+            f"the expression is {deepest} levels deep, over the limit of {MAX_DEPTH} "
+            "(a long chain of || or && counts one level per term: use 'in' with a list, or "
+            "split the rule)",
+            offset=at,
+            text=text,
+            reason=LIMIT,
+        )
+    return node
+
+
+def _children(node: Node) -> Iterator[Node]:
+    if isinstance(node, Select | Unary):
+        yield node.operand
+    elif isinstance(node, Index):
+        yield node.operand
+        yield node.index
+    elif isinstance(node, Call):
+        if node.target is not None:
+            yield node.target
+        yield from node.args
+    elif isinstance(node, Binary):
+        yield node.left
+        yield node.right
+    elif isinstance(node, Cond):
+        yield node.test
+        yield node.then
+        yield node.other
+    elif isinstance(node, ListLit):
+        yield from node.items
+
+
+def _height(root: Node) -> tuple[int, int]:
+    """The height of a syntax tree and the offset of its deepest node, without recursion (the
+    tree is checked before anything recursive walks it)."""
+    best, at = 0, root.pos
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > best:
+            best, at = depth, node.pos
+        stack.extend((child, depth + 1) for child in _children(node))
+    return best, at
 
 
 # ----------------------------------------------------------------------------------------------
@@ -595,6 +699,9 @@ class _Compiler:
 
     # literals and names
     def g_Lit(self, n: Lit) -> _Code:
+        if isinstance(n.value, float) and not math.isfinite(n.value):
+            # repr() would give the bare name inf, which means nothing in the generated code.
+            return _Code(self.c.const(n.value), n.type, False, const=True)
         return _Code(repr(n.value), n.type, False, const=True)
 
     def g_ListLit(self, n: ListLit) -> _Code:
@@ -757,8 +864,13 @@ class _Compiler:
         ):
             values = [i.value for i in n.right.items if isinstance(i, Lit)]
             # A constant list becomes a frozenset: O(1) and built once. Types are checked above,
-            # so Python's 1 == True can never meet here.
-            if all(isinstance(v, str | int | None) and not isinstance(v, bool) for v in values):
+            # so Python's 1 == True can never meet here. Only for a left side whose values are
+            # hashable: a record (a dict) looked up in a set raises TypeError.
+            left = _base(a.type)
+            hashable = isinstance(left, EnumT) or left in (STRING, INT, NULL)
+            if hashable and all(
+                isinstance(v, str | int | None) and not isinstance(v, bool) for v in values
+            ):
                 return _Code(f"({a.src} in {self.c.const(frozenset(values))})", BOOL, a.raises)
         return _Code(f"({a.src} in {b.src})", BOOL, a.raises or b.raises)
 
@@ -949,6 +1061,19 @@ def compile_condition(
     bool, or raises :class:`CelEvalError` where CEL evaluation errors. Refusals raise
     :class:`CelCompileError` with the offset of the offending construct.
     """
+    try:
+        return _compile(text, variables, name)
+    except CelCompileError:
+        raise
+    except Exception as exc:  # a bug or a limit of the compiler: refuse, never crash
+        raise CelCompileError(
+            f"the policy compiler could not compile this condition ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); simplify it",
+            text=text,
+        ) from exc
+
+
+def _compile(text: str, variables: dict[str, CelType], name: str) -> Condition:
     node = parse(text)
     params = {v: f"v_{v}" for v in variables}
     ctx = _Ctx(text=text, variables=variables, params=params)

@@ -155,6 +155,7 @@ def simulate(
     registry = Registry.load(sdir)
     [(t, record)] = _read_notices(notice, registry, notice_type)[:1]
     decisions = ps.decide_all(record, t, _keys())
+    warnings = ps.floor_warnings(record, t)
     if as_json:
         doc = {
             "contract": SIMULATE_CONTRACT,
@@ -163,6 +164,9 @@ def simulate(
             "notice_id": str(record.get("notice_id")),
             "origin": record.get("origin"),
             "decisions": [decision_json(d, registry) for d in decisions],
+            "warnings": [
+                {"code": w.code, "fields": list(w.fields), "message": w.message} for w in warnings
+            ],
         }
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
@@ -180,13 +184,23 @@ def simulate(
             ", ".join(d.reasons),
         )
     Console(width=max(Console().width, 140)).print(table)
+    for w in warnings:
+        typer.echo(f"warning to the origin: [{w.code}] {w.message}")
     typer.echo(f"policy version {ps.version}")
 
 
 def _compare(old: Decision, new: Decision) -> str | None:
     if old.shared != new.shared:
         return "gains" if new.shared else "loses"
-    keys = ("action", "purposes", "handling", "retention_days", "transforms", "removed_persons")
+    keys = (
+        "action",
+        "purposes",
+        "handling",
+        "retention_days",
+        "transforms",
+        "removed_persons",
+        "person_reasons",
+    )
     if any(getattr(old, k) != getattr(new, k) for k in keys):
         return "changes"
     return None
@@ -201,6 +215,7 @@ def _brief(d: Decision) -> dict[str, Any]:
         "retention_days": d.retention_days,
         "transforms": list(d.transforms),
         "removed_persons": list(d.removed_persons),
+        "person_reasons": {ref: list(codes) for ref, codes in d.person_reasons},
         "reasons": list(d.reasons),
     }
 

@@ -6,9 +6,12 @@ carries everything an auditor needs to re-derive it: the rules that fired, their
 purposes, handling and retention imposed, the reason codes, and the policy-set version.
 
 The order of evaluation is in policies/SEMANTICS.md; in short, per recipient:
-self → floor (asylum) → regional withholds → origin withholds → origin shares → regional shares
-→ default withhold; then the recipient's acceptance, the floor's person checks (minors, victims),
-the narrowing of purposes, handling and retention, and the rule's transformations.
+self → floor (asylum, a notice about one person) → regional withholds → origin withholds → origin
+shares → regional shares → default withhold; then the narrowing of purposes and the recipient's
+acceptance, the floor's person checks (asylum, minors, victims, each on its own), handling and
+retention, and the rule's transformations. A condition that fails at run time withholds from that
+recipient (``RULE_ERROR``), never from the whole notice and never by falling through to a later
+rule.
 """
 
 from __future__ import annotations
@@ -19,18 +22,19 @@ from typing import Any, NamedTuple
 
 from puente.policy.cel import Condition
 from puente.policy.errors import (
-    CelEvalError,
     PolicyError,
     UnknownNoticeTypeError,
     UnknownRecipientError,
 )
 from puente.policy.floor import (
+    ORDER,
     REASON_ASYLUM,
     REASON_ASYLUM_ONWARD,
     REASON_OF,
     REASON_SUMMARY,
+    FloorWarning,
     NoticeFacts,
-    blocked_by_asylum,
+    asylum_blocks,
     notice_facts,
     person_verdicts,
     remove_persons,
@@ -44,7 +48,7 @@ NO_MATCHING_RULE = "NO_MATCHING_RULE"
 WITHHELD_BY_RULE = "WITHHELD_BY_RULE"
 RECIPIENT_DOES_NOT_ACCEPT = "RECIPIENT_DOES_NOT_ACCEPT"
 PURPOSE_NOT_PERMITTED = "PURPOSE_NOT_PERMITTED"
-CONDITION_ERROR = "CONDITION_ERROR"
+RULE_ERROR = "RULE_ERROR"
 
 NOTICE_TYPES = ("CaseNotice", "ConsularNotification")
 _NAMESPACE = "puente."
@@ -65,7 +69,9 @@ class Decision(NamedTuple):
     ``withhold`` (``payload`` is None). ``rules`` lists, in order, every rule that fired: floor
     entries that acted, the deciding rule, floor exceptions used, and the acceptance entry.
     ``reasons`` holds stable codes for a withhold or for what the floor removed. ``errors``
-    names rules whose condition failed at run time (handled fail-closed).
+    names the rule whose condition failed at run time (the recipient is then withheld,
+    ``RULE_ERROR``). ``person_reasons`` pairs each removed person's ``person_ref`` with the
+    reason code of every protection that kept them from the recipient.
     """
 
     notice_id: str
@@ -85,6 +91,7 @@ class Decision(NamedTuple):
     transforms: tuple[str, ...]
     errors: tuple[str, ...]
     policy_version: str
+    person_reasons: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def shared(self) -> bool:
@@ -111,6 +118,7 @@ class Decision(NamedTuple):
             "transforms": list(self.transforms),
             "errors": list(self.errors),
             "policy_version": self.policy_version,
+            "person_reasons": {ref: list(codes) for ref, codes in self.person_reasons},
         }
 
 
@@ -172,7 +180,6 @@ _WITHHOLD = Action.WITHHOLD.value
 _SHARE = Action.SHARE.value
 _SHARE_TRANSFORMED = Action.SHARE_TRANSFORMED.value
 _EMPTY_SHARE: tuple[Any, ...] = ((), None, None, None, (), ())
-_NO_EXCEPTIONS: frozenset[FloorProtection] = frozenset()
 
 
 class PolicySet:
@@ -252,6 +259,13 @@ class PolicySet:
         cache: dict[int, object] = {}
         return [self._decide(notice, t, origin, r, facts, keys, cache) for r in self.members]
 
+    def floor_warnings(
+        self, notice: Mapping[str, Any], notice_type: str
+    ) -> tuple[FloorWarning, ...]:
+        """What the origin should correct in ``notice`` although it was decided as usual (a
+        minor flag that contradicts the date of birth): warnings, never refusals."""
+        return notice_facts(self._type(notice_type), notice).warnings
+
     def plan(self, origin: str, recipient: str, notice_type: str) -> Plan:
         """The precomputed plan of one (origin, recipient, type), for explain and tests."""
         return self._plans[(origin, recipient, self._type(notice_type))]
@@ -288,12 +302,17 @@ class PolicySet:
         errors: list[str] = []
         floor = self.floor
 
-        def done(action: str, payload: Mapping[str, Any] | None = None, *rest: Any) -> Decision:
+        def done(
+            action: str,
+            payload: Mapping[str, Any] | None = None,
+            *rest: Any,
+            person_reasons: tuple[tuple[str, tuple[str, ...]], ...] = (),
+        ) -> Decision:
             purposes, handling, conditions, retention, removed, transforms = rest or _EMPTY_SHARE
             return Decision(
                 str(notice.get("notice_id")), t, origin, recipient, action, payload,
                 tuple(fired), tuple(bases), purposes, handling, conditions, retention,
-                tuple(reasons), removed, transforms, tuple(errors), self.version,
+                tuple(reasons), removed, transforms, tuple(errors), self.version, person_reasons,
             )  # fmt: skip
 
         def fire(rule_id: str, basis: str) -> None:
@@ -306,10 +325,8 @@ class PolicySet:
             reasons.append(ORIGIN_IS_RECIPIENT)
             return done(_WITHHOLD)
 
-        blocked = (
-            blocked_by_asylum(facts, recipient) if recipient in facts.asylum_nationalities else ()
-        )
-        if blocked and facts.single_subject:
+        if facts.single_subject and facts.any_asylum and asylum_blocks(facts, recipient):
+            # A notice about one person the recipient must not learn about: no rule is consulted.
             cite = floor[FloorProtection.ASYLUM]
             fire(cite.id, cite.legal_basis)
             reasons.append(REASON_ASYLUM)
@@ -330,19 +347,18 @@ class PolicySet:
             if result is None:
                 try:
                     result = fn(notice, t, origin, recipient, plan.recipient_groups, plan.mandatory)
-                except CelEvalError:
+                except Exception:  # whatever fails, that rule fails (below)
                     result = _ERR
                 if cache is not None and not per_recipient:
                     cache[index] = result
             if result is _ERR:
+                # Fail closed, for this recipient only: a rule that cannot be evaluated withholds,
+                # whether it would have shared or withheld, and never lets a later (broader)
+                # rule decide in its place. Its legal basis is not cited: it did not apply.
                 errors.append(candidate.id)
-                # Fail closed: a withhold rule that cannot be evaluated withholds; a share rule
-                # that cannot be evaluated does not share.
-                if candidate.action is Action.WITHHOLD:
-                    reasons.append(CONDITION_ERROR)
-                    rule = candidate
-                    break
-                continue
+                fired.append(candidate.id)
+                reasons.append(RULE_ERROR)
+                return done(_WITHHOLD)
             if result:
                 rule = candidate
                 break
@@ -351,8 +367,7 @@ class PolicySet:
             return done(_WITHHOLD)
         fire(rule.id, rule.legal_basis)
         if rule.action is Action.WITHHOLD:
-            if not reasons:
-                reasons.append(rule.reason or WITHHELD_BY_RULE)
+            reasons.append(rule.reason or WITHHELD_BY_RULE)
             return done(_WITHHOLD)
 
         # Purposes: the rule's, within what the origin permits in the notice, within what the
@@ -371,35 +386,42 @@ class PolicySet:
             reasons.append(RECIPIENT_DOES_NOT_ACCEPT)
             return done(_WITHHOLD)
 
-        # The floor's person checks, now that the purposes are final.
-        remove: dict[int, FloorProtection] = {}
+        # The floor's person checks, now that the purposes are final: every protection on its
+        # own, an exception lifting only the protection it names.
+        remove: dict[int, tuple[FloorProtection, ...]] = {}
         if facts.persons:
-            for p in blocked:
-                remove[p.position] = FloorProtection.ASYLUM
-            if blocked:
-                cite = floor[FloorProtection.ASYLUM]
-                fire(cite.id, cite.legal_basis)
-            for person, protection in person_verdicts(
-                facts, recipient, purposes, self.protection_purposes, _NO_EXCEPTIONS
+            lifted: set[FloorProtection] = set()
+            for v in person_verdicts(
+                facts, recipient, purposes, self.protection_purposes, rule.exceptions
             ):
-                basis = rule.exceptions.get(protection)
-                if basis is not None:
-                    fire(f"{rule.id}#exception:{protection.value}", basis)
+                if v.applied:
+                    remove[v.person.position] = v.applied
                 else:
-                    remove.setdefault(person.position, protection)
+                    # Cited only when it let a person through, not when another protection
+                    # removed that person anyway.
+                    lifted.update(v.lifted)
+            applied = {p for ps in remove.values() for p in ps}
+            for protection in ORDER:
+                if protection in applied:
                     cite = floor[protection]
                     fire(cite.id, cite.legal_basis)
+                if protection in lifted:
+                    fire(f"{rule.id}#exception:{protection.value}", rule.exceptions[protection])
             if remove and facts.single_subject:
-                reasons.extend(sorted({REASON_OF[p] for p in remove.values()}))
+                reasons.extend(sorted({REASON_OF[p] for p in applied}))
                 return done(_WITHHOLD)
 
         payload: Mapping[str, Any] = notice
         removed: tuple[str, ...] = ()
+        person_reasons: tuple[tuple[str, tuple[str, ...]], ...] = ()
         if remove:
             payload = remove_persons(notice, frozenset(remove))
             refs = {p.position: p.ref for p in facts.persons}
             removed = tuple(refs[i] for i in sorted(remove))
-            reasons.extend(sorted({REASON_OF[p] for p in remove.values()}))
+            person_reasons = tuple(
+                (refs[i], tuple(REASON_OF[p] for p in remove[i])) for i in sorted(remove)
+            )
+            reasons.extend(sorted({REASON_OF[p] for ps in remove.values() for p in ps}))
             reasons.append(REASON_SUMMARY)
         fire(acc.id, acc.legal_basis)
 
@@ -419,7 +441,8 @@ class PolicySet:
             and (handling is None or handling < "H2")
             and any(p.asylum and p.position not in remove for p in facts.persons)
         ):
-            # A third state must not pass a protected person's data on to the state they fear.
+            # No recipient may pass a protected person's data on, to the state they fear or to
+            # anyone else, without the origin's permission.
             handling = "H2"
             cite = floor[FloorProtection.ASYLUM]
             fire(cite.id, cite.legal_basis)
@@ -433,7 +456,17 @@ class PolicySet:
             payload = apply(payload, keys.for_recipient(recipient))
             labels = rule.transform_labels
         action = _SHARE if payload is notice else _SHARE_TRANSFORMED
-        return done(action, payload, purposes, handling, conditions, retention, removed, labels)
+        return done(
+            action,
+            payload,
+            purposes,
+            handling,
+            conditions,
+            retention,
+            removed,
+            labels,
+            person_reasons=person_reasons,
+        )
 
 
 def _narrow(

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from puente.policy.engine import Decision, PolicySet
-from puente.policy.errors import CelEvalError
-from puente.policy.floor import blocked_by_asylum, notice_facts
+from puente.policy.floor import notice_facts
 from puente.policy.transforms import PseudonymKeys
 
 
@@ -48,13 +47,14 @@ def explain(
         steps.append(Step("origin", "withhold", "the origin never receives its own notice"))
         return Explanation(tuple(steps), decision)
     facts = notice_facts(t, notice)
-    blocked = blocked_by_asylum(facts, recipient)
+    blocked = [p for p in facts.persons if p.feared_by(recipient)]
     steps.append(
         Step(
             "floor: asylum confidentiality",
             "protects " + ", ".join(p.ref for p in blocked) if blocked else "nothing to protect",
-            f"{recipient} is a nationality state of a person who sought asylum, is a refugee "
-            "or fears return"
+            f"{recipient} is a state a person fears (named in feared_states, or by default a "
+            "nationality state or the state of habitual residence of a person who sought "
+            "asylum, is a refugee or fears return)"
             if blocked
             else "",
         )
@@ -79,9 +79,9 @@ def explain(
                 ok = cond.fn(notice, t, origin, recipient, plan.recipient_groups, plan.mandatory)
                 outcome = "matches" if ok else "does not match"
                 decided = bool(ok)
-            except CelEvalError as exc:
-                outcome = f"condition error ({exc}); fail-closed"
-                decided = rule.action.value == "withhold"
+            except Exception as exc:  # as the engine: any failure is RULE_ERROR
+                outcome = f"condition error ({type(exc).__name__}: {exc}); withheld, RULE_ERROR"
+                decided = True
         steps.append(Step(label, outcome, " ".join((rule.when or "").split())))
     if not plan.rules:
         steps.append(
@@ -96,14 +96,8 @@ def explain(
             else "does not accept " + t,
         )
     )
-    if decision.removed_persons:
-        steps.append(
-            Step(
-                "floor: persons removed",
-                ", ".join(decision.removed_persons),
-                ", ".join(decision.reasons),
-            )
-        )
+    for ref, codes in decision.person_reasons:
+        steps.append(Step(f"floor: person {ref} removed", ", ".join(codes)))
     steps.append(
         Step(
             "decision",

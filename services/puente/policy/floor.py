@@ -4,25 +4,36 @@ Its semantics are code (this module), its citations are data (policies/regional.
 ``floor``). It speaks about persons, so it first reads, once per notice, the facts it needs about
 each person (:class:`PersonFacts`); then, per recipient, it answers two questions:
 
-1. before any rule (:func:`blocked_by_asylum`): does this recipient hold a nationality of a
-   person who sought asylum, is a refugee or fears return? Such a person's data never reaches it;
-2. once the deciding share rule and the final purposes are known (:func:`person_verdicts`): may
-   each minor and each trafficking victim go to this recipient for these purposes, unless the
-   rule carries an explicit, cited exception?
+1. before any rule, for a notice about one person (:func:`asylum_blocks`): does this recipient
+   belong to the states that person fears? Such a notice never reaches it;
+2. once the deciding share rule and the final purposes are known (:func:`person_verdicts`): which
+   protections keep each protected person from this recipient, and which of them did the rule's
+   explicit, cited exceptions set aside?
+
+Every protection is checked on its own: a child who is a trafficking victim and seeks asylum is
+protected three times over, and an exception lifts only the protection it names.
 
 A notice about one subject (a ConsularNotification) is withheld when its subject is protected;
 in a notice about several persons (a CaseNotice) the protected persons are removed from that
 recipient's delivery (see :func:`remove_persons`) and the rest is shared.
+
+Who is protected does not rest on the publisher's flags alone: a date of birth under 18 at the
+event makes a minor whatever ``minor`` says, an unaccompanied child in a return is a minor, and a
+named feared state is an indication of fear. A flag that contradicts the date of birth never
+weakens protection; it becomes a :class:`FloorWarning` for the origin.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import calendar
+import datetime as dt
+from collections.abc import Container, Mapping
 from typing import Any, NamedTuple
 
 from puente.policy.model import FloorProtection
 
 ASYLUM_STATUSES = frozenset({"ASYLUM_SEEKER", "REFUGEE"})
+ADULT_AGE = 18
 
 # Reason codes the origin reads in the decision (stable: rejections, metrics and tests use them).
 REASON_ASYLUM = "FLOOR_ASYLUM_CONFIDENTIALITY"
@@ -31,11 +42,25 @@ REASON_MINOR = "FLOOR_MINOR_PROTECTION"
 REASON_TRAFFICKING = "FLOOR_TRAFFICKING_VICTIM"
 REASON_SUMMARY = "FLOOR_FREE_TEXT_DROPPED"
 
+# The warning the origin gets when its minor flags and dates of birth disagree (not a refusal).
+WARNING_MINOR_FLAG = "MINOR_FLAG_CONTRADICTED"
+
 REASON_OF = {
     FloorProtection.ASYLUM: REASON_ASYLUM,
     FloorProtection.MINORS: REASON_MINOR,
     FloorProtection.TRAFFICKING_VICTIMS: REASON_TRAFFICKING,
 }
+# The order protections are checked and reported in.
+ORDER = (FloorProtection.ASYLUM, FloorProtection.MINORS, FloorProtection.TRAFFICKING_VICTIMS)
+
+
+class FloorWarning(NamedTuple):
+    """Something the origin should correct in a notice that was still decided: ``fields`` are
+    field paths, ``message`` names fields, never values (it goes to the origin's topic)."""
+
+    code: str
+    fields: tuple[str, ...]
+    message: str
 
 
 class PersonFacts(NamedTuple):
@@ -44,9 +69,15 @@ class PersonFacts(NamedTuple):
     position: int  # position in the notice's persons (0 for a ConsularNotification's subject)
     ref: str  # person_ref in a CaseNotice; "person" for the subject of a ConsularNotification
     nationalities: frozenset[str]
-    asylum: bool  # asylum seeker, refugee, or fear of return expressed
-    minor: bool
+    asylum: bool  # asylum seeker, refugee, fear of return expressed, or a feared state named
+    asylum_states: frozenset[str]  # the states the asylum floor keeps the person from
+    asylum_everywhere: bool  # asylum indicated and no state known at all: every recipient
+    minor: bool  # flagged, or under 18 by the date of birth, or an unaccompanied child
     trafficking_victim: bool
+
+    def feared_by(self, recipient: str) -> bool:
+        """Does the asylum floor keep this person from ``recipient``?"""
+        return self.asylum and (self.asylum_everywhere or recipient in self.asylum_states)
 
 
 class NoticeFacts(NamedTuple):
@@ -58,54 +89,142 @@ class NoticeFacts(NamedTuple):
 
     persons: tuple[PersonFacts, ...]
     single_subject: bool  # the notice is about one person: protecting them withholds it all
-    asylum_nationalities: frozenset[str]  # recipients blocked by the asylum floor
+    asylum_states: frozenset[str]  # recipients the asylum floor keeps some person from
+    asylum_everywhere: bool  # some person is to be kept from every recipient
     any_minor: bool
     any_victim: bool
     any_asylum: bool
+    warnings: tuple[FloorWarning, ...] = ()
 
 
-_NO_FACTS_CASE = NoticeFacts((), False, frozenset(), False, False, False)
+class Verdict(NamedTuple):
+    """The protections that keep one person from one recipient (``applied``: the person is
+    removed or the notice withheld) and those the deciding rule's exceptions set aside
+    (``lifted``), each in :data:`ORDER`."""
+
+    person: PersonFacts
+    applied: tuple[FloorProtection, ...]
+    lifted: tuple[FloorProtection, ...]
+
+
+_NO_FACTS_CASE = NoticeFacts((), False, frozenset(), False, False, False, False)
+_NO_FACTS_SINGLE = _NO_FACTS_CASE._replace(single_subject=True)
 
 
 def notice_facts(notice_type: str, notice: Mapping[str, Any]) -> NoticeFacts:
     """Read the floor's facts from a notice of ``notice_type`` (a short type name)."""
     single = notice_type == "ConsularNotification"
-    raw = (notice["person"],) if single else notice.get("persons") or ()
+    unaccompanied = False
+    if single:
+        raw: Any = (notice["person"],)
+        when = notice.get("event_time") or notice.get("created_at")
+        details = notice.get("return_details")
+        if details is not None:
+            unaccompanied = (details.get("safeguards") or {}).get("unaccompanied_minor") is True
+    else:
+        raw = notice.get("persons") or ()
+        when = notice.get("created_at")
     protected: list[PersonFacts] = []
+    warnings: list[FloorWarning] = []
+    day = -1  # the notice's day as yyyymmdd, computed for the first date of birth met
     for i, p in enumerate(raw):
-        # One cheap test per person first: most persons are none of these.
-        minor = p.get("minor") is True
+        flag = p.get("minor") is True
+        minor = flag or unaccompanied
+        born = p.get("date_of_birth")
+        if born is not None and when is not None:
+            if day < 0:
+                day = _day_key(when)
+            by_age = day <= _adult_key(born)
+            if by_age != flag or (unaccompanied and not by_age):
+                warnings.append(_age_warning(single, i, flag, by_age, unaccompanied))
+            minor = minor or by_age
+        elif unaccompanied and not flag:
+            warnings.append(_age_warning(single, i, flag, None, unaccompanied))
         victim = p.get("trafficking_victim") is True
-        asylum = p.get("fear_of_return_expressed") is True or (
-            p.get("protection_status") in ASYLUM_STATUSES
+        named = p.get("feared_states") or ()
+        asylum = (
+            p.get("fear_of_return_expressed") is True
+            or p.get("protection_status") in ASYLUM_STATUSES
+            or bool(named)
         )
         if asylum or minor or victim:
             ref = "person" if single else str(p.get("person_ref", i))
             nats = frozenset(p.get("nationalities") or ())
-            protected.append(PersonFacts(i, ref, nats, asylum, minor, victim))
+            states: frozenset[str] = frozenset()
+            everywhere = False
+            if asylum:
+                if named:
+                    states = frozenset(named)
+                else:
+                    # No state named: protect against every state the person may fear, the
+                    # reading that cannot endanger them; knowing none, against every recipient.
+                    residence = p.get("habitual_residence")
+                    states = nats | {residence} if residence else nats
+                    everywhere = not states
+            protected.append(PersonFacts(i, ref, nats, asylum, states, everywhere, minor, victim))
     if not protected:
-        return _NO_FACTS_CASE._replace(single_subject=True) if single else _NO_FACTS_CASE
-    blocked: set[str] = set()
-    for pf in protected:
-        if pf.asylum:
-            # The schema does not say which state the person fears; protect against every
-            # nationality state, the reading that cannot endanger the person.
-            blocked |= pf.nationalities
+        base = _NO_FACTS_SINGLE if single else _NO_FACTS_CASE
+        return base._replace(warnings=tuple(warnings)) if warnings else base
     return NoticeFacts(
         persons=tuple(protected),
         single_subject=single,
-        asylum_nationalities=frozenset(blocked),
+        asylum_states=frozenset().union(*(p.asylum_states for p in protected)),
+        asylum_everywhere=any(p.asylum_everywhere for p in protected),
         any_minor=any(p.minor for p in protected),
         any_victim=any(p.trafficking_victim for p in protected),
         any_asylum=any(p.asylum for p in protected),
+        warnings=tuple(warnings),
     )
 
 
-def blocked_by_asylum(facts: NoticeFacts, recipient: str) -> list[PersonFacts]:
-    """The persons whose asylum protection keeps them from ``recipient`` (a nationality state)."""
-    if recipient not in facts.asylum_nationalities:
-        return []
-    return [p for p in facts.persons if p.asylum and recipient in p.nationalities]
+def _day_key(when: Any) -> int:
+    """The UTC calendar day of a timestamp (or a date) as yyyymmdd."""
+    if isinstance(when, dt.datetime):
+        if when.tzinfo is not None:
+            when = when.astimezone(dt.UTC)
+        when = when.date()
+    return int(when.year * 10000 + when.month * 100 + when.day)
+
+
+def _adult_key(born: dt.date) -> int:
+    """The 18th birthday as yyyymmdd; someone born on 29 February comes of age on 1 March of a
+    common year (the later reading: protection lasts until it is certain)."""
+    year = born.year + ADULT_AGE
+    if born.month == 2 and born.day == 29 and not calendar.isleap(year):
+        return year * 10000 + 301
+    return year * 10000 + born.month * 100 + born.day
+
+
+def _age_warning(
+    single: bool, i: int, flag: bool, by_age: bool | None, unaccompanied: bool
+) -> FloorWarning:
+    base = "person" if single else f"persons[{i}]"
+    when = "event_time (created_at if absent)" if single else "created_at"
+    dob = f"{base}.date_of_birth"
+    flag_path = f"{base}.minor"
+    lone = "return_details.safeguards.unaccompanied_minor"
+    if by_age is None:  # no date of birth: the two flags disagree
+        fields: tuple[str, ...] = (flag_path, lone)
+        what = f"{lone} is true but {flag_path} is false"
+    elif by_age:
+        fields = (flag_path, dob)
+        what = f"{flag_path} is false but {dob} shows the person under 18 at {when}"
+    else:
+        flagged = [f for f, on in ((flag_path, flag), (lone, unaccompanied)) if on]
+        fields = (*flagged, dob)
+        what = f"{' and '.join(flagged)} say a minor but {dob} shows 18 or older at {when}"
+    return FloorWarning(
+        WARNING_MINOR_FLAG,
+        fields,
+        f"{what}; the person was protected as a minor (a flag never weakens the protection "
+        "floor); the notice was decided and delivered as usual: correct the record at source "
+        "and in later notices",
+    )
+
+
+def asylum_blocks(facts: NoticeFacts, recipient: str) -> bool:
+    """Is some person of the notice to be kept from ``recipient`` by the asylum floor?"""
+    return facts.asylum_everywhere or recipient in facts.asylum_states
 
 
 def person_verdicts(
@@ -113,32 +232,36 @@ def person_verdicts(
     recipient: str,
     purposes: tuple[str, ...],
     protection_purposes: frozenset[str],
-    exceptions: frozenset[FloorProtection],
-) -> list[tuple[PersonFacts, FloorProtection]]:
-    """The minors and trafficking victims who may not go to ``recipient`` for ``purposes``.
+    exceptions: Container[FloorProtection],
+) -> list[Verdict]:
+    """For each protected person, what keeps them from ``recipient`` for ``purposes``.
 
-    A minor's identifying data goes only to the child's nationality states and only for
-    protection purposes; a trafficking victim's identity and status go for protection purposes
-    only. A rule's explicit exception (``floor_exceptions``, with its own legal basis) lifts
-    either limit; nothing lifts the asylum floor.
+    Each protection is checked on its own, never one instead of another:
+
+    - asylum: the recipient is a state the person fears (named, or by default every nationality
+      state and the state of habitual residence); no exception exists;
+    - minors: identifying data goes only to the child's nationality states and only when every
+      purpose is a protection purpose;
+    - trafficking victims: identity and status go only when every purpose is a protection
+      purpose.
+
+    An exception of the deciding rule (``floor_exceptions``, with its own legal basis) lifts only
+    the protection it names. Persons nothing applies to are left out.
     """
-    if not (facts.any_minor or facts.any_victim):
-        return []
     protective = all(p in protection_purposes for p in purposes)
-    out: list[tuple[PersonFacts, FloorProtection]] = []
+    out: list[Verdict] = []
+    minors, victims = FloorProtection.MINORS, FloorProtection.TRAFFICKING_VICTIMS
     for p in facts.persons:
-        if (
-            p.minor
-            and FloorProtection.MINORS not in exceptions
-            and not (protective and recipient in p.nationalities)
-        ):
-            out.append((p, FloorProtection.MINORS))
-        elif (
-            p.trafficking_victim
-            and FloorProtection.TRAFFICKING_VICTIMS not in exceptions
-            and not protective
-        ):
-            out.append((p, FloorProtection.TRAFFICKING_VICTIMS))
+        applied: list[FloorProtection] = []
+        lifted: list[FloorProtection] = []
+        if p.feared_by(recipient):
+            applied.append(FloorProtection.ASYLUM)
+        if p.minor and not (protective and recipient in p.nationalities):
+            (lifted if minors in exceptions else applied).append(minors)
+        if p.trafficking_victim and not protective:
+            (lifted if victims in exceptions else applied).append(victims)
+        if applied or lifted:
+            out.append(Verdict(p, tuple(applied), tuple(lifted)))
     return out
 
 

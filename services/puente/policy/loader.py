@@ -1,7 +1,10 @@
 """Load, validate and compile a policy directory into a :class:`~puente.policy.engine.PolicySet`.
 
 Every problem is collected with its file and line before anything is refused, so one run of
-``puente policy check`` lists them all. Errors refuse the set; warnings are kept on it.
+``puente policy check`` lists them all. Errors refuse the set; warnings are kept on it. Whatever
+the files hold, loading ends in a set or in a :class:`~puente.policy.errors.PolicyLoadError`:
+a failure of the loader itself on some input becomes a problem of the file (and rule) being read,
+never an exception that could stop the service reloading it.
 
 Layout of a policy directory::
 
@@ -49,6 +52,7 @@ from puente.resources import data_dir
 
 REGIONAL_FILE = "regional.yaml"
 STATES_DIR = "states"
+STATE_SUFFIXES = (".yaml", ".yml")
 CEL_VARIABLES = (
     "notice",
     "type",
@@ -75,11 +79,17 @@ def policy_version(files: Iterable[tuple[str, bytes]]) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def state_files(policies_dir: Path) -> list[Path]:
+    """The state files of a policy directory (``states/*.yaml`` and ``states/*.yml``), sorted."""
+    folder = policies_dir / STATES_DIR
+    return sorted(p for p in folder.glob("*.y*ml") if p.suffix in STATE_SUFFIXES)
+
+
 def current_version(policies_dir: Path) -> str | None:
     """The version the directory would load as, from its bytes alone (no parsing): what a
     running service compares before paying for a full load. None if a file is unreadable."""
     paths = [policies_dir / MEMBERS_FILE, policies_dir / REGIONAL_FILE]
-    paths += sorted((policies_dir / STATES_DIR).glob("*.y*ml"))
+    paths += state_files(policies_dir)
     try:
         return policy_version(
             (p.relative_to(policies_dir).as_posix(), p.read_bytes()) for p in paths
@@ -120,6 +130,12 @@ class _Loader:
         except OSError as exc:
             self.error(name, 1, "POLICY_FILE_UNREADABLE", str(exc))
             return None
+        except UnicodeDecodeError as exc:
+            self.error(name, 1, "POLICY_FILE_UNREADABLE", f"not UTF-8 text: {exc.reason}")
+            return None
+        except Exception as exc:  # e.g. a RecursionError on absurdly nested YAML
+            self.error(name, 1, "POLICY_YAML_SYNTAX", f"unreadable YAML ({_what(exc)})")
+            return None
         self.raw.append((name, raw))
         if not isinstance(data, LMap):
             self.error(name, 1, "POLICY_SHAPE", "the file must hold a mapping")
@@ -131,6 +147,9 @@ class _Loader:
                 loc = tuple(err["loc"])
                 where = ".".join(str(p) for p in loc) or "(file)"
                 self.error(name, line_of(data, loc), "POLICY_SHAPE", f"{where}: {err['msg']}")
+            return None
+        except Exception as exc:  # a validator's own failure on odd input
+            self.error(name, 1, "POLICY_SHAPE", f"the file could not be validated ({_what(exc)})")
             return None
 
     # -------------------------------------------------------------- the whole set
@@ -151,7 +170,26 @@ class _Loader:
         reg = self.read(regional_path, RegionalFile)
 
         states: dict[str, _Source] = {}
-        for path in sorted((self.root / STATES_DIR).glob("*.y*ml")):
+        paths = state_files(self.root)
+        stems: dict[str, list[Path]] = {}
+        for path in paths:
+            stems.setdefault(path.stem, []).append(path)
+        refused: set[str] = set()
+        for stem, same in stems.items():
+            if len(same) > 1:
+                # CR.yml beside CR.yaml: which one is the state's law? Never guessed.
+                names = " and ".join(f"{STATES_DIR}/{p.name}" for p in same)
+                for path in same:
+                    self.error(
+                        f"{STATES_DIR}/{path.name}",
+                        1,
+                        "POLICY_AMBIGUOUS_FILE",
+                        f"{names} are both the policy file of {stem}; keep exactly one",
+                    )
+                refused.add(stem)
+        for path in paths:
+            if path.stem in refused:
+                continue
             src = self.read(path, StateFile)
             if src is None:
                 continue
@@ -175,7 +213,7 @@ class _Loader:
                 states[sf.state] = src
         for code in members:
             if code not in states and not any(
-                p.file.endswith(f"/{code}.yaml") for p in self.problems
+                p.file in {f"{STATES_DIR}/{code}{s}" for s in STATE_SUFFIXES} for p in self.problems
             ):
                 self.warn(
                     f"{STATES_DIR}/{code}.yaml",
@@ -430,7 +468,16 @@ class _Loader:
         for i, rule in enumerate(rules):
             data = raw_rules[i] if isinstance(raw_rules, LList) else LMap()
             line = _item_line(src.data, "rules", i)
-            compiled = self.compile_rule(src.name, line, data, scope, rule, ctx)
+            try:
+                compiled = self.compile_rule(src.name, line, data, scope, rule, ctx)
+            except Exception as exc:  # a bug or a limit met on odd input
+                self.error(
+                    src.name,
+                    line,
+                    "POLICY_UNCOMPILABLE",
+                    f"rule {rule.id} could not be compiled ({_what(exc)})",
+                )
+                compiled = None
             if rule.id in seen:
                 self.duplicate(src.name, line, rule.id, seen)
             else:
@@ -632,6 +679,10 @@ class _Loader:
                         break
 
 
+def _what(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
 def _fn(cond: Condition | None) -> Any:
     return None if cond is None else cond.fn
 
@@ -673,7 +724,11 @@ def collect_problems(
     """Load ``policies_dir`` and return the set (None if refused) with every problem found."""
     schemas = notice_schemas(schemas_dir or data_dir("schemas"))
     loader = _Loader(policies_dir.resolve(), schemas)
-    ps = loader.load()
+    try:
+        ps = loader.load()
+    except Exception as exc:  # never crash on a policy directory; refuse it
+        ps = None
+        loader.error(".", 1, "POLICY_UNCOMPILABLE", f"the set could not be loaded ({_what(exc)})")
     return ps, loader.problems
 
 

@@ -71,16 +71,18 @@ class PolicyStore:
         """Load the directory again; activate it only if it is valid and differs."""
         with self._lock:
             old = self._current
-            if old is not None and current_version(self.policies_dir) == old.version:
-                return ReloadResult(old.version, False)  # unchanged: no parse, no compile
             try:
+                if old is not None and current_version(self.policies_dir) == old.version:
+                    return ReloadResult(old.version, False)  # unchanged: no parse, no compile
                 candidate = load_policy_set(self.policies_dir, self.schemas_dir)
             except PuenteError as exc:
                 self._last_error = exc
                 return ReloadResult(old.version if old else None, False, exc)
-            except (OSError, ValueError) as exc:  # unreadable directory, broken schema JSON
+            except Exception as exc:  # unreadable directory, broken schema JSON,
+                # or anything else: the running set stays, the service never stops over a file.
                 err = PolicyError(
-                    f"policy set could not be read: {exc}", reason="POLICY_UNREADABLE"
+                    f"policy set could not be read: {type(exc).__name__}: {exc}",
+                    reason="POLICY_UNREADABLE",
                 )
                 self._last_error = err
                 return ReloadResult(old.version if old else None, False, err)

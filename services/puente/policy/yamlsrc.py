@@ -2,7 +2,9 @@
 
 PyYAML's composer keeps a mark on every node; this module turns the node tree into plain dicts,
 lists and scalars wrapped just enough to keep those marks (:class:`LMap`, :class:`LList`), and
-refuses duplicate keys, which PyYAML would otherwise silently collapse.
+refuses duplicate keys, which PyYAML would otherwise silently collapse. A file is at most
+:data:`MAX_NODES` values once its aliases are expanded and :data:`MAX_DEPTH` levels deep, so that
+no file (say, an alias bomb) can stall the service that reloads it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from typing import Any
 import yaml
 
 from puente.policy.errors import Problem
+
+MAX_NODES = 200_000
+MAX_DEPTH = 64
 
 
 class LMap(dict[str, Any]):
@@ -55,7 +60,7 @@ def load_yaml(path: Path, display: str) -> tuple[Any, bytes]:
         node = loader.get_single_node()
         if node is None:
             return None, raw
-        return _convert(loader, node, display), raw
+        return _Converter(loader, display).convert(node, 0), raw
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -66,36 +71,56 @@ def load_yaml(path: Path, display: str) -> tuple[Any, bytes]:
         loader.dispose()
 
 
-def _convert(loader: yaml.SafeLoader, node: yaml.Node, display: str) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        out = LMap()
-        out.line = node.start_mark.line + 1
-        out.key_lines = {}
-        out.value_lines = {}
-        for key_node, value_node in node.value:
-            key = _convert(loader, key_node, display)
-            if not isinstance(key, str):
-                key = str(key)
-            kline = key_node.start_mark.line + 1
-            if key in out:
-                raise YamlSourceError(
-                    Problem(display, kline, "POLICY_YAML_DUPLICATE_KEY", f"duplicate key {key!r}")
-                )
-            out[key] = _convert(loader, value_node, display)
-            out.key_lines[key] = kline
-            # A nested block starts on the line after its key; point at the key instead.
-            is_scalar = isinstance(value_node, yaml.ScalarNode)
-            out.value_lines[key] = _scalar_line(value_node) if is_scalar else kline
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        seq = LList()
-        seq.line = node.start_mark.line + 1
-        seq.item_lines = []
-        for item in node.value:
-            seq.append(_convert(loader, item, display))
-            seq.item_lines.append(_scalar_line(item))
-        return seq
-    return loader.construct_object(node, deep=True)
+class _Converter:
+    def __init__(self, loader: yaml.SafeLoader, display: str) -> None:
+        self.loader = loader
+        self.display = display
+        self.nodes = 0
+
+    def limit(self, node: yaml.Node, message: str) -> YamlSourceError:
+        line = node.start_mark.line + 1
+        return YamlSourceError(Problem(self.display, line, "POLICY_YAML_SYNTAX", message))
+
+    def convert(self, node: yaml.Node, depth: int) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise self.limit(node, f"more than {MAX_NODES} values (aliases included)")
+        if depth > MAX_DEPTH:
+            raise self.limit(node, f"nested more than {MAX_DEPTH} levels deep")
+        if isinstance(node, yaml.MappingNode):
+            out = LMap()
+            out.line = node.start_mark.line + 1
+            out.key_lines = {}
+            out.value_lines = {}
+            for key_node, value_node in node.value:
+                key = self.convert(key_node, depth + 1)
+                if not isinstance(key, str):
+                    key = str(key)
+                kline = key_node.start_mark.line + 1
+                if key in out:
+                    raise YamlSourceError(
+                        Problem(
+                            self.display,
+                            kline,
+                            "POLICY_YAML_DUPLICATE_KEY",
+                            f"duplicate key {key!r}",
+                        )
+                    )
+                out[key] = self.convert(value_node, depth + 1)
+                out.key_lines[key] = kline
+                # A nested block starts on the line after its key; point at the key instead.
+                is_scalar = isinstance(value_node, yaml.ScalarNode)
+                out.value_lines[key] = _scalar_line(value_node) if is_scalar else kline
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            seq = LList()
+            seq.line = node.start_mark.line + 1
+            seq.item_lines = []
+            for item in node.value:
+                seq.append(self.convert(item, depth + 1))
+                seq.item_lines.append(_scalar_line(item))
+            return seq
+        return self.loader.construct_object(node, deep=True)
 
 
 def line_of(data: Any, loc: tuple[int | str, ...], default: int = 1) -> int:

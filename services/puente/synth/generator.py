@@ -149,8 +149,12 @@ class Generator:
         host: str | None = None,
         fraud: bool = False,
         sex: str | None = None,
+        feared_states: Sequence[str] | None = None,
+        habitual_residence: str | None = None,
     ) -> dict[str, Any]:
-        """A CaseNotice person. Unset flags are drawn with realistic frequencies."""
+        """A CaseNotice person. Unset flags are drawn with realistic frequencies; a person who
+        fears return or sought asylum mostly names the state feared (one of their nationalities),
+        otherwise leaves it to the floor's conservative default."""
         rng = self.rng
         if minor is None:
             minor = role in {"VICTIM", "OTHER", "WITNESS"} and rng.random() < 0.18
@@ -164,6 +168,11 @@ class Generator:
                 role != "SUSPECT" and rng.random() < 0.06
             )
         nats = list(nationalities)
+        if feared_states is None:
+            feared_states = []
+            asylum = fear_of_return or protection_status in {"ASYLUM_SEEKER", "REFUGEE"}
+            if asylum and nats and rng.random() < 0.6:
+                feared_states = [rng.choice(nats)]
         given, family = self.people.names(nats[0], sex)
         dob = self.people.birth_date(on, minor) if rng.random() < 0.9 or minor else None
         docs = self.people.documents(
@@ -189,6 +198,8 @@ class Generator:
             "identity_documents": docs,
             "protection_status": protection_status,
             "fear_of_return_expressed": fear_of_return,
+            "feared_states": list(feared_states),
+            "habitual_residence": habitual_residence,
             "minor": minor,
             "trafficking_victim": trafficking_victim,
         }
@@ -499,6 +510,8 @@ class Generator:
             "identity_documents": person["identity_documents"],
             "protection_status": status,
             "fear_of_return_expressed": person["fear_of_return_expressed"],
+            "feared_states": person["feared_states"],
+            "habitual_residence": person["habitual_residence"],
             "minor": minor,
             "requested_consular_notification": rng.random() < 0.6,
             "informed_of_rights_at": informed,

@@ -36,9 +36,16 @@ class People:
         return given, family
 
     def birth_date(self, on: date, minor: bool) -> date:
-        """A birth date making the person a minor (6-17) or an adult (18-64) on ``on``."""
+        """A birth date making the person a minor (6-17) or an adult (18-64) on ``on`` by the
+        calendar, a few days clear of the 18th birthday: the protection floor reads ages from
+        dates of birth, and a generated flag must never contradict its date."""
         years = self.rng.randint(6, 17) if minor else self.rng.randint(18, 64)
-        return on - timedelta(days=years * 365 + self.rng.randint(0, 364))
+        days = self.rng.randint(0, 360) if minor else self.rng.randint(2, 366)
+        try:
+            anniversary = on.replace(year=on.year - years)
+        except ValueError:  # 29 February
+            anniversary = on.replace(year=on.year - years, day=28)
+        return anniversary - timedelta(days=days)
 
     def documents(
         self,

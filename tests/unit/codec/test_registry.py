@@ -55,9 +55,10 @@ def test_crc64_avro_matches_the_specification_vector() -> None:
 def test_lookups(reg: Registry) -> None:
     sv = reg.latest("puente.CaseNotice")
     assert reg.latest("CaseNotice") is sv
-    assert sv.name == "CaseNotice" and sv.version == 1 and sv.path.name == "v1.avsc"
-    assert reg.get("puente.CaseNotice", 1) is sv
-    assert reg.versions("puente.CaseNotice") == (sv,)
+    assert sv.name == "CaseNotice" and sv.version == 2 and sv.path.name == "v2.avsc"
+    assert reg.get("puente.CaseNotice", 2) is sv
+    v1 = reg.get("puente.CaseNotice", 1)
+    assert v1.path.name == "v1.avsc" and reg.versions("puente.CaseNotice") == (v1, sv)
     assert reg.by_fingerprint(12345) is None
     with pytest.raises(SchemaError) as err:
         reg.latest("puente.Nope")

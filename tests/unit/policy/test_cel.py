@@ -119,7 +119,7 @@ def test_condition_error_is_fail_closed(tmp_path: Path) -> None:
     keys = PseudonymKeys(b"k" * 32)
     empty = case_notice(persons=[])
     us = ps.decide(empty, "CaseNotice", "US", keys)  # persons[0] does not exist
-    assert us.action == "withhold" and us.reasons == ("CONDITION_ERROR",)
+    assert us.action == "withhold" and us.reasons == ("RULE_ERROR",)
     assert us.errors == ("mx.withhold-if-first-minor",)
     gt = ps.decide(empty, "CaseNotice", "GT", keys)  # the withhold rule is not for GT
     assert gt.action != "withhold" and gt.errors == ()

@@ -59,6 +59,7 @@ def test_simulate_json_contract(tmp_path: Path) -> None:
         "notice_id", "notice_type", "origin", "recipient", "action", "rules", "legal_bases",
         "purposes", "handling", "handling_conditions", "retention_days", "reasons",
         "removed_persons", "transforms", "errors", "policy_version", "payload",
+        "person_reasons",
     }  # fmt: skip
     assert set(by["BZ"]) == expected_keys
 
