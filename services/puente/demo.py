@@ -61,6 +61,14 @@ STORIES = [
         "A dual national asks for consular notification: both GT and HN are notified.",
     ),
     Story(
+        "dual-national-fear-of-one",
+        "MX",
+        {"nationalities": ("HN", "CR"), "feared": ("HN",)},
+        ("HN", "CR"),
+        "A dual national detained in Mexico seeks asylum from Honduras only and asks for "
+        "consular help: Honduras learns nothing, Costa Rica is notified (no onward transfer).",
+    ),
+    Story(
         "death",
         "MX",
         {"nationality": "GT"},
@@ -436,9 +444,10 @@ async def _show_withheld(
             for m in messages:
                 r = decode(registry, m.value or b"")
                 if r["notice_id"] in ours or r["notice_id"] is None:
+                    warning = r.get("severity") == "WARNING"
                     told.add_row(
                         origin,
-                        r["scope"],
+                        r["scope"] + (" (warning)" if warning else ""),
                         r["recipient"] or "-",
                         r["reason_code"],
                         r["message"][:90],

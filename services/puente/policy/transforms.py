@@ -27,6 +27,7 @@ Apply = Callable[[Mapping[str, Any], "Keys"], Mapping[str, Any]]
 
 _PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\])?)*$")
 MASK = "***"
+_ABSENT = object()
 PSEUDONYM_PREFIX = "psn:"
 
 
@@ -204,7 +205,11 @@ def _record_fn(tree: _Tree) -> Apply:
     def apply(rec: Mapping[str, Any], k: Keys) -> Mapping[str, Any]:
         out = dict(rec)
         for name, into, nullable, fn in entries:
-            value = rec[name]
+            value = rec.get(name, _ABSENT)
+            if value is _ABSENT:
+                # A record of an earlier schema version that lacks the field: nothing to
+                # transform (the encoder writes the field's default).
+                continue
             if into:
                 out[name] = [fn(x, k) for x in value]
             elif not (nullable and value is None):

@@ -40,7 +40,7 @@ from puente.evidence.keys import SigningKey
 from puente.evidence.log import AuditLog, LogState
 from puente.evidence.records import Decision as AuditDecision
 from puente.logs import get_logger
-from puente.policy.engine import Decision, PolicySet
+from puente.policy.engine import RULE_ERROR, Decision, PolicySet
 from puente.policy.store import PolicyStore
 from puente.service.validate import (
     DUPLICATE_NOTICE,
@@ -57,6 +57,9 @@ from puente.topics import DELIVER, Naming
 log = get_logger("policy.processor")
 
 REJECTION = "puente.Rejection"
+# Rejection.severity: something was refused, or the origin is only warned.
+REFUSED = "REFUSED"
+WARNING = "WARNING"
 STATE_LOG_KEY = b"log"
 SEEN_PREFIX = b"n/"
 # Consular notifications carry no handling code of their own; a delivery always names one.
@@ -320,6 +323,25 @@ class PartitionProcessor:
                 out.decisions[("withhold", d.reasons[0] if d.reasons else "")] += 1
                 if any(r.startswith("FLOOR_") for r in d.reasons):
                     self._report_floor(rec, valid, d, original, now_ms, out)
+                elif RULE_ERROR in d.reasons:
+                    self._report_rule_error(rec, valid, d, original, now_ms, out)
+        for w in policy.floor_warnings(valid.notice, valid.notice_type):
+            # Not a refusal: the notice was decided as usual; the origin should fix its record.
+            out.rejections.append(
+                self._rejection(
+                    rec,
+                    scope="NOTICE",
+                    notice_id=valid.notice_id,
+                    recipient=None,
+                    reason=w.code,
+                    message=w.message,
+                    fields=w.fields,
+                    original=original,
+                    now_ms=now_ms,
+                    policy_version=policy.version,
+                    severity=WARNING,
+                )
+            )
         return Outcome.DELIVERED if delivered else Outcome.WITHHELD
 
     def _deliver(
@@ -468,6 +490,43 @@ class PartitionProcessor:
             )
         )
 
+    def _report_rule_error(
+        self,
+        rec: IngressRecord,
+        valid: ValidNotice,
+        d: Decision,
+        original: bytes,
+        now_ms: int,
+        out: BatchOutput,
+    ) -> None:
+        rules = ", ".join(d.errors)
+        log.error(
+            "policy.rule_error",
+            notice_id=valid.notice_id,
+            recipient=d.recipient,
+            rules=list(d.errors),
+            policy_version=d.policy_version,
+        )
+        out.rejections.append(
+            self._rejection(
+                rec,
+                scope="RECIPIENT",
+                notice_id=valid.notice_id,
+                recipient=d.recipient,
+                reason=RULE_ERROR,
+                message=(
+                    f"not delivered to {d.recipient}: rule {rules} could not be evaluated on this "
+                    "notice, so Puente withheld it rather than guess; operators were alerted to "
+                    "fix the rule; re-sending will not help: if a notification to "
+                    f"{d.recipient} is due, handle it by hand"
+                ),
+                fields=(),
+                original=original,
+                now_ms=now_ms,
+                policy_version=d.policy_version,
+            )
+        )
+
     def _rejection(
         self,
         rec: IngressRecord,
@@ -481,14 +540,18 @@ class PartitionProcessor:
         original: bytes,
         now_ms: int,
         policy_version: str | None,
+        severity: str = REFUSED,
     ) -> tuple[bytes, bytes]:
         ident = f"{rec.topic}/{rec.partition}/{rec.offset}/{recipient or '-'}"
+        if severity != REFUSED:
+            ident += f"/{severity}/{reason}"
         value = encode(
             self.registry,
             REJECTION,
             {
                 "rejection_id": str(uuid.uuid5(_DELIVERY_NS, ident)),
                 "scope": scope,
+                "severity": severity,
                 "notice_id": notice_id,
                 "origin": self.origin,
                 "recipient": recipient,

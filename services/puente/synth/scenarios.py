@@ -109,6 +109,28 @@ def dual_national_arrest(
     )
 
 
+def dual_national_fear_of_one(
+    gen: Generator,
+    origin: str = "MX",
+    nationalities: tuple[str, ...] = ("HN", "CR"),
+    feared: tuple[str, ...] = ("HN",),
+) -> Notice:
+    """Detention of a dual national who seeks asylum from one nationality state only and asked
+    for consular help: the feared state learns nothing, the other is notified."""
+    return _consular(
+        gen,
+        origin,
+        "DETENTION",
+        nationalities,
+        _adult(
+            True,
+            protection_status="ASYLUM_SEEKER",
+            fear_of_return_expressed=True,
+            feared_states=list(feared),
+        ),
+    )
+
+
 def death(gen: Generator, origin: str = "US", nationality: str = "GT") -> Notice:
     """Death of a foreign national: the consulate is always told (VCCR Art. 37)."""
     return _consular(
@@ -245,6 +267,7 @@ SCENARIOS: dict[str, Scenario] = {
             mandatory_notification_detention,
             requested_arrest,
             dual_national_arrest,
+            dual_national_fear_of_one,
             death,
             minor_guardianship,
             unaccompanied_minor_return,

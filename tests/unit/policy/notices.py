@@ -36,6 +36,8 @@ def person(ref: str = "p1", nationalities: tuple[str, ...] = ("GT",), **kw: Any)
         "identity_documents": [document(f"DOC-{ref}", nationalities[0] if nationalities else "XX")],
         "protection_status": "NONE",
         "fear_of_return_expressed": False,
+        "feared_states": [],
+        "habitual_residence": None,
         "minor": False,
         "trafficking_victim": False,
     }
@@ -88,6 +90,8 @@ def consular_person(nationalities: tuple[str, ...] = ("GT",), **kw: Any) -> dict
         "identity_documents": [document("G0001", nationalities[0] if nationalities else "XX")],
         "protection_status": "NONE",
         "fear_of_return_expressed": False,
+        "feared_states": [],
+        "habitual_residence": None,
         "minor": False,
         "requested_consular_notification": True,
         "informed_of_rights_at": NOW,
