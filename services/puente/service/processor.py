@@ -321,10 +321,7 @@ class PartitionProcessor:
                 )
                 out.audit.append(leaf)
                 out.decisions[("withhold", d.reasons[0] if d.reasons else "")] += 1
-                if any(r.startswith("FLOOR_") for r in d.reasons):
-                    self._report_floor(rec, valid, d, original, now_ms, out)
-                elif RULE_ERROR in d.reasons:
-                    self._report_rule_error(rec, valid, d, original, now_ms, out)
+                self._report_withheld(rec, valid, d, original, now_ms, out)
         for w in policy.floor_warnings(valid.notice, valid.notice_type):
             # Not a refusal: the notice was decided as usual; the origin should fix its record.
             out.rejections.append(
@@ -460,7 +457,7 @@ class PartitionProcessor:
             )
         )
 
-    def _report_floor(
+    def _report_withheld(
         self,
         rec: IngressRecord,
         valid: ValidNotice,
@@ -469,57 +466,42 @@ class PartitionProcessor:
         now_ms: int,
         out: BatchOutput,
     ) -> None:
+        """Tell the origin of a recipient it must handle by hand: one the protection floor kept
+        the notice from, or one a rule that failed at run time withheld it from (RULE_ERROR)."""
         floor = [r for r in d.reasons if r.startswith("FLOOR_")]
-        out.rejections.append(
-            self._rejection(
-                rec,
-                scope="RECIPIENT",
+        if floor:
+            reason = floor[0]
+            message = (
+                f"not delivered to {d.recipient}: the regional protection floor "
+                f"({', '.join(floor)}) forbids it; if a notification to {d.recipient} is "
+                "due (e.g. mandatory consular notification), handle it by hand with the "
+                "person's protection in mind"
+            )
+        elif RULE_ERROR in d.reasons:
+            reason = RULE_ERROR
+            log.error(
+                "policy.rule_error",
                 notice_id=valid.notice_id,
                 recipient=d.recipient,
-                reason=floor[0],
-                message=(
-                    f"not delivered to {d.recipient}: the regional protection floor "
-                    f"({', '.join(floor)}) forbids it; if a notification to {d.recipient} is "
-                    "due (e.g. mandatory consular notification), handle it by hand with the "
-                    "person's protection in mind"
-                ),
-                fields=(),
-                original=original,
-                now_ms=now_ms,
+                rules=list(d.errors),
                 policy_version=d.policy_version,
             )
-        )
-
-    def _report_rule_error(
-        self,
-        rec: IngressRecord,
-        valid: ValidNotice,
-        d: Decision,
-        original: bytes,
-        now_ms: int,
-        out: BatchOutput,
-    ) -> None:
-        rules = ", ".join(d.errors)
-        log.error(
-            "policy.rule_error",
-            notice_id=valid.notice_id,
-            recipient=d.recipient,
-            rules=list(d.errors),
-            policy_version=d.policy_version,
-        )
+            message = (
+                f"not delivered to {d.recipient}: rule {', '.join(d.errors)} could not be "
+                "evaluated on this notice, so Puente withheld it rather than guess; operators "
+                "were alerted to fix the rule; re-sending will not help: if a notification to "
+                f"{d.recipient} is due, handle it by hand"
+            )
+        else:
+            return
         out.rejections.append(
             self._rejection(
                 rec,
                 scope="RECIPIENT",
                 notice_id=valid.notice_id,
                 recipient=d.recipient,
-                reason=RULE_ERROR,
-                message=(
-                    f"not delivered to {d.recipient}: rule {rules} could not be evaluated on this "
-                    "notice, so Puente withheld it rather than guess; operators were alerted to "
-                    "fix the rule; re-sending will not help: if a notification to "
-                    f"{d.recipient} is due, handle it by hand"
-                ),
+                reason=reason,
+                message=message,
                 fields=(),
                 original=original,
                 now_ms=now_ms,
