@@ -265,12 +265,17 @@ def person_verdicts(
     return out
 
 
+# The free text of a CaseNotice besides its summary: lists of records with a description.
+FREE_TEXT_LISTS = ("locations", "vehicles", "routes")
+
+
 def remove_persons(notice: Mapping[str, Any], indexes: frozenset[int]) -> dict[str, Any]:
     """A CaseNotice without the persons at ``indexes`` and without what would still identify them.
 
     Removed with a person: the financial identifiers they hold (an account identifies its holder)
-    and the free-text summary, which may name anyone and cannot be redacted mechanically; the
-    summary is emptied rather than risk it naming the protected person.
+    and the free text (the summary, and the descriptions of locations, vehicles and routes),
+    which may name anyone and cannot be redacted mechanically: it is emptied rather than risk
+    it naming the protected person.
     """
     persons = notice["persons"]
     refs = {persons[i].get("person_ref") for i in indexes}
@@ -282,4 +287,8 @@ def remove_persons(notice: Mapping[str, Any], indexes: frozenset[int]) -> dict[s
     if any(f.get("holder_ref") in refs for f in fin):
         out["financial_identifiers"] = [f for f in fin if f.get("holder_ref") not in refs]
     out["summary"] = ""
+    for key in FREE_TEXT_LISTS:
+        items = notice.get(key) or []
+        if any(item.get("description") for item in items):
+            out[key] = [{**item, "description": ""} for item in items]
     return out

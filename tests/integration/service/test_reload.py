@@ -66,3 +66,40 @@ async def test_reload_takes_effect_and_a_broken_set_is_refused(
         third = await _decide(dep, 2)
         assert {r.policy_set_version for r in third} == v2  # the last good set keeps working
         assert any(r.delivery_id for r in third)
+
+
+async def test_a_policy_file_that_crashed_the_loader_leaves_the_old_set_running(
+    kafka: KafkaHarness, tmp_path: Path
+) -> None:
+    """Files that once made the loader raise (a 3,000-term condition: RecursionError) or were
+    silently overridden (CR.yml beside CR.yaml) are refused with file and reason; the running
+    service keeps deciding under the last good set."""
+    policies = tmp_path / "policies"
+    shutil.copytree(Path(__file__).resolve().parents[3] / "policies", policies)
+    dep = await deploy(kafka, partitions=1, policies_dir=policies)
+    service = dep.service(reload_interval_s=0.2)
+    async with running(service):
+        good = {r.policy_set_version for r in await _decide(dep, 0)}
+        assert len(good) == 1
+
+        chain = " || ".join(["notice.summary == 'x'"] * 3000)
+        mx = policies / "states" / "MX.yaml"
+        mx.write_text(
+            mx.read_text().replace(
+                "rules:\n",
+                "rules:\n  - id: mx.long-chain\n    types: [CaseNotice]\n    to: [US]\n"
+                f'    when: "{chain}"\n    action: withhold\n    legal_basis: test\n',
+                1,
+            )
+        )
+        shutil.copy(policies / "states" / "CR.yaml", policies / "states" / "CR.yml")
+        deadline = time.monotonic() + 30
+        while service.policies.last_error is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        error = str(service.policies.last_error)
+        assert "states/MX.yaml" in error and "POLICY_CEL_LIMIT" in error
+        assert "states/CR.yml" in error and "POLICY_AMBIGUOUS_FILE" in error
+
+        after = await _decide(dep, 1)  # the service is alive and decides under the old set
+        assert {r.policy_set_version for r in after} == good
+        assert any(r.delivery_id for r in after)
