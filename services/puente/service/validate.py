@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,8 +208,7 @@ def _meaning_problems(
             if person["person_ref"] in refs:
                 problems.append((f"{base}.person_ref", "used twice in this notice"))
             refs.add(person["person_ref"])
-            for j, nat in enumerate(person["nationalities"]):
-                country(f"{base}.nationalities[{j}]", nat)
+            _person_states(country, base, person)
             _birth(problems, f"{base}.date_of_birth", person["date_of_birth"], now)
         for i, loc in enumerate(notice["locations"]):
             country(f"locations[{i}].country", loc["country"])
@@ -221,8 +220,7 @@ def _meaning_problems(
             problems.append(
                 ("person.nationalities", "a consular notification needs the person's nationality")
             )
-        for j, nat in enumerate(person["nationalities"]):
-            country(f"person.nationalities[{j}]", nat)
+        _person_states(country, "person", person)
         _birth(problems, "person.date_of_birth", person["date_of_birth"], now)
         country("place.country", notice["place"]["country"])
         if notice["event"] == "REMOVAL_OR_RETURN" and notice["return_details"] is None:
@@ -230,6 +228,19 @@ def _meaning_problems(
         if notice["event_time"] > now + dt.timedelta(seconds=limits.max_clock_skew_s):
             problems.append(("event_time", "in the future; check the clock (UTC)"))
     return problems
+
+
+def _person_states(
+    country: Callable[[str, Any], None], base: str, person: Mapping[str, Any]
+) -> None:
+    """A person's states must be codes: the protection floor keeps a person from the states
+    named here, and a misspelt one ("Honduras") would protect them from no state at all."""
+    for j, nat in enumerate(person["nationalities"]):
+        country(f"{base}.nationalities[{j}]", nat)
+    for j, feared in enumerate(person.get("feared_states") or ()):
+        country(f"{base}.feared_states[{j}]", feared)
+    if person.get("habitual_residence") is not None:
+        country(f"{base}.habitual_residence", person["habitual_residence"])
 
 
 def _birth(

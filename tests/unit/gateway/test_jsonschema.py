@@ -104,3 +104,25 @@ def test_bad_values_are_refused_by_both(registry: Registry) -> None:
             from_json(registry, "puente.CaseNotice", bad)
     good = copy.deepcopy(sample) | {"notice_id": str(uuid.uuid4()).upper()}
     assert validator.is_valid(good)
+
+
+@pytest.mark.parametrize("name", ["puente.CaseNotice", "puente.ConsularNotification"])
+def test_the_feared_state_fields_are_documented_and_optional(registry: Registry, name: str) -> None:
+    """Version 2 adds feared_states and habitual_residence: the gateway's schema documents them
+    and accepts notices written for version 1 (without them), as the codec does."""
+    schema = record_schema(registry.latest(name))
+    key = "persons" if name == "puente.CaseNotice" else "person"
+    node = schema["properties"][key]
+    person = node["items"] if key == "persons" else node
+    feared = person["properties"]["feared_states"]
+    assert feared["type"] == "array" and feared["items"] == {"type": "string"}
+    assert "fears" in feared["description"]
+    assert "habitual_residence" in person["properties"]
+    assert not {"feared_states", "habitual_residence"} & set(person.get("required", []))
+    validator = _validator(registry, name)
+    for sample in _samples(registry, name, 5):
+        persons = sample["persons"] if key == "persons" else [sample["person"]]
+        for p in persons:
+            del p["feared_states"], p["habitual_residence"]
+        assert validator.is_valid(sample)
+        from_json(registry, name, sample)

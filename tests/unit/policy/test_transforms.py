@@ -44,6 +44,44 @@ def test_pseudonyms_link_for_one_recipient(ps: PolicySet, keys: PseudonymKeys) -
     assert "G123456" not in _doc(a)
 
 
+def test_money_laundering_rules_generalise_persons_as_described(
+    ps: PolicySet, keys: PseudonymKeys
+) -> None:
+    """Every state's money-laundering rule says "persons generalised": no name, alias, document
+    number or exact birth date in clear, for any recipient; the accounts go as published."""
+    suspect = person(
+        "p1", ("GT",), aliases=["El Contador"], identity_documents=[document("G123456")]
+    )
+    account = {
+        "kind": "IBAN",
+        "value": "GT82TRAJ01020000001210029690",
+        "institution": None,
+        "country": "GT",
+        "holder_ref": "p1",
+    }
+    for origin in ps.members:
+        notice = case_notice(
+            origin=origin,
+            persons=[suspect],
+            crime_types=("MONEY_LAUNDERING",),
+            financial_identifiers=[account],
+        )
+        shared = [
+            d
+            for d in ps.decide_all(notice, "CaseNotice", keys)
+            if d.shared and d.rules[0] == f"{origin.lower()}.case.money-laundering"
+        ]
+        assert len(shared) >= 10, origin
+        for d in shared:
+            assert d.payload is not None
+            [p] = d.payload["persons"]
+            values = [p["given_names"], p["family_names"], *p["aliases"]]
+            values += [doc["number"] for doc in p["identity_documents"]]
+            assert all(v.startswith("psn:") for v in values), (origin, d.recipient, values)
+            assert p["date_of_birth"] == dt.date(1990, 1, 1) and d.payload["summary"] == ""
+            assert d.payload["financial_identifiers"] == [account]
+
+
 def test_pseudonyms_do_not_link_across_recipients(ps: PolicySet, keys: PseudonymKeys) -> None:
     notice = _ml_notice("G123456")
     pseudonyms = {

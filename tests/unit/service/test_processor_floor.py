@@ -93,3 +93,15 @@ def test_a_failing_rule_withholds_one_recipient_and_the_origin_is_told(
         "REFUSED",
     )
     assert "mx.test.first-person" in report["message"] and "re-send" in report["message"]
+
+
+def test_a_feared_state_must_be_a_code(world: World, gen: Generator) -> None:
+    """A misspelt feared state would protect the person from no state at all: refused."""
+    notice = gen.case_notice(origin="MX")
+    notice["persons"][0].update(feared_states=["HN", "Honduras"], habitual_residence="hn")
+    out = world.processor("MX").process([world.record(world.encode(CASE_NOTICE, notice))], NOW)
+    assert out.outcomes == {"REJECTED": 1} and not out.deliveries
+    [r] = _reports(world, out)
+    assert r["reason_code"] == "INVALID_FIELD"
+    assert r["field_paths"] == ["persons[0].feared_states[1]", "persons[0].habitual_residence"]
+    assert "Honduras" not in r["message"]

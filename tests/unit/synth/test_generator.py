@@ -106,6 +106,37 @@ def test_scenarios_fix_the_protection_facts() -> None:
     tip = gen.scenario("trafficking-victims").record
     victims = [p for p in tip["persons"] if p["trafficking_victim"]]
     assert len(victims) == 2 and any(v["minor"] for v in victims)
+    fear_of_one = gen.scenario("dual-national-fear-of-one").record["person"]
+    assert fear_of_one["nationalities"] == ["HN", "CR"] and fear_of_one["feared_states"] == ["HN"]
+    assert fear_of_one["requested_consular_notification"] is True
+
+
+def test_flags_agree_with_ages_and_feared_states_are_nationalities() -> None:
+    """A generated minor flag never contradicts the date of birth (the floor would warn the
+    origin); a person who fears return mostly names one of their nationality states."""
+    gen = Generator(8)
+    named = unnamed = 0
+    for notice in gen.notices(400):
+        record = notice.record
+        if notice.name == "puente.CaseNotice":
+            on, persons = record["created_at"].date(), record["persons"]
+        else:
+            on, persons = record["event_time"].date(), [record["person"]]
+        for p in persons:
+            born = p["date_of_birth"]
+            if born is not None:
+                age = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+                assert (age < 18) == p["minor"], (born, on, p["minor"])
+            assert set(p["feared_states"]) <= set(p["nationalities"])
+            if p["fear_of_return_expressed"] or p["protection_status"] in (
+                "ASYLUM_SEEKER",
+                "REFUGEE",
+            ):
+                named += bool(p["feared_states"])
+                unnamed += not p["feared_states"]
+            else:
+                assert p["feared_states"] == []
+    assert named > unnamed > 0
 
 
 def test_generic_records_for_other_schemas() -> None:
