@@ -339,3 +339,44 @@ def test_a_removed_person_takes_the_free_text_along(base: PolicySet) -> None:
     assert d.payload["locations"][0]["place"] == "Tapachula"
     assert "FLOOR_FREE_TEXT_DROPPED" in d.reasons
     assert notice["locations"][0]["description"] == "where Given p2 was found"  # read-only
+
+
+def test_the_worked_example_of_semantics_md(tmp_path: Path) -> None:
+    """policies/SEMANTICS.md §3.6, decision by decision."""
+    rule = _exceptions("minors").replace("mx.case.trafficking-to-us", "mx.case.trafficking")
+    ps = _policy(tmp_path, rule.replace("to: [US]", "to: [ALL]"))
+    suspect = person("p1", ("MX",))
+    victim = person(
+        "p2",
+        ("GT",),
+        role="VICTIM",
+        trafficking_victim=True,
+        minor=False,
+        date_of_birth=dt.date(2008, 6, 10),
+    )
+    seeker = person("p3", ("US",), protection_status="ASYLUM_SEEKER", feared_states=["US"])
+    notice = case_notice(crime_types=("TRAFFICKING_IN_PERSONS",), persons=[suspect, victim, seeker])
+    by = {d.recipient: d for d in ps.decide_all(notice, CN, KEYS)}
+    gt, us = by["GT"], by["US"]
+    assert _refs(gt) == ["p1", "p3"] and gt.person_reasons == (("p2", (VICTIM,)),)
+    assert gt.handling == "H2" and ONWARD in gt.reasons and "FLOOR_FREE_TEXT_DROPPED" in gt.reasons
+    assert not any("#exception" in r for r in gt.rules)
+    assert _refs(us) == ["p1"]
+    assert us.person_reasons == (("p2", (VICTIM,)), ("p3", (ASYLUM,)))
+    assert by["MX"].reasons == ("ORIGIN_IS_RECIPIENT",)
+    [warning] = ps.floor_warnings(notice, CN)
+    assert warning.fields == ("persons[1].minor", "persons[1].date_of_birth")
+    both = _policy(
+        tmp_path / "both",
+        rule.replace("to: [US]", "to: [ALL]").replace(
+            "      - {floor: minors",
+            "      - {floor: trafficking_victims, legal_basis: b}\n      - {floor: minors",
+        ),
+    )
+    for recipient in ("GT", "US"):
+        d = both.decide(notice, CN, recipient, KEYS)
+        assert "p2" in _refs(d)
+        assert {r for r in d.rules if "#exception" in r} == {
+            "mx.case.trafficking#exception:minors",
+            "mx.case.trafficking#exception:trafficking_victims",
+        }
