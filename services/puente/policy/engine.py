@@ -389,7 +389,7 @@ class PolicySet:
         # The floor's person checks, now that the purposes are final: every protection on its
         # own, an exception lifting only the protection it names.
         remove: dict[int, tuple[FloorProtection, ...]] = {}
-        if facts.persons:
+        if facts.any_minor or facts.any_victim or asylum_blocks(facts, recipient):
             lifted: set[FloorProtection] = set()
             for v in person_verdicts(
                 facts, recipient, purposes, self.protection_purposes, rule.exceptions

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 from collections.abc import Container, Mapping
 from typing import Any, NamedTuple
 
@@ -126,20 +127,21 @@ def notice_facts(notice_type: str, notice: Mapping[str, Any]) -> NoticeFacts:
         when = notice.get("created_at")
     protected: list[PersonFacts] = []
     warnings: list[FloorWarning] = []
-    day = -1  # the notice's day as yyyymmdd, computed for the first date of birth met
+    cutoff: dt.date | None = None  # born after it: under 18 on the notice's day
     for i, p in enumerate(raw):
         flag = p.get("minor") is True
-        minor = flag or unaccompanied
         born = p.get("date_of_birth")
+        by_age: bool | None = None
         if born is not None and when is not None:
-            if day < 0:
-                day = _day_key(when)
-            by_age = day <= _adult_key(born)
-            if by_age != flag or (unaccompanied and not by_age):
-                warnings.append(_age_warning(single, i, flag, by_age, unaccompanied))
-            minor = minor or by_age
-        elif unaccompanied and not flag:
-            warnings.append(_age_warning(single, i, flag, None, unaccompanied))
+            if cutoff is None:
+                cutoff = adult_cutoff(_utc_day(when))
+            by_age = born > cutoff
+            contradiction = by_age != flag or (unaccompanied and not by_age)
+        else:
+            contradiction = unaccompanied and not flag
+        if contradiction:
+            warnings.append(_age_warning(single, i, flag, by_age, unaccompanied))
+        minor = flag or unaccompanied or by_age is True
         victim = p.get("trafficking_victim") is True
         named = p.get("feared_states") or ()
         asylum = (
@@ -177,13 +179,31 @@ def notice_facts(notice_type: str, notice: Mapping[str, Any]) -> NoticeFacts:
     )
 
 
-def _day_key(when: Any) -> int:
-    """The UTC calendar day of a timestamp (or a date) as yyyymmdd."""
+def _utc_day(when: dt.date) -> dt.date:
+    """The UTC calendar day of a timestamp (decoded timestamps are UTC already)."""
     if isinstance(when, dt.datetime):
-        if when.tzinfo is not None:
+        if when.tzinfo is not None and when.tzinfo is not dt.UTC:
             when = when.astimezone(dt.UTC)
-        when = when.date()
-    return int(when.year * 10000 + when.month * 100 + when.day)
+        return when.date()
+    return when
+
+
+@functools.lru_cache(maxsize=256)
+def adult_cutoff(day: dt.date) -> dt.date:
+    """The latest date of birth that makes a person an adult on ``day``: anyone born after it is
+    under 18 that day (the 18th birthday itself included). One date comparison per person;
+    cached, since a stream of notices spans few days."""
+    key = day.year * 10000 + day.month * 100 + day.day
+    try:
+        born = day.replace(year=day.year - ADULT_AGE)
+    except ValueError:  # 29 February, ADULT_AGE years back in a common year
+        born = day.replace(year=day.year - ADULT_AGE, day=28)
+    one = dt.timedelta(days=1)
+    while _adult_key(born) >= key:
+        born -= one
+    while _adult_key(born + one) < key:
+        born += one
+    return born
 
 
 def _adult_key(born: dt.date) -> int:
@@ -254,7 +274,7 @@ def person_verdicts(
     for p in facts.persons:
         applied: list[FloorProtection] = []
         lifted: list[FloorProtection] = []
-        if p.feared_by(recipient):
+        if p.asylum and (p.asylum_everywhere or recipient in p.asylum_states):
             applied.append(FloorProtection.ASYLUM)
         if p.minor and not (protective and recipient in p.nationalities):
             (lifted if minors in exceptions else applied).append(minors)
