@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from puente.policy.engine import Decision, PolicySet
-from puente.policy.floor import WARNING_MINOR_FLAG
+from puente.policy.floor import WARNING_MINOR_FLAG, adult_cutoff
 from puente.policy.loader import load_policy_set
 from puente.policy.transforms import PseudonymKeys
 from puente.synth import Generator
@@ -380,3 +380,21 @@ def test_the_worked_example_of_semantics_md(tmp_path: Path) -> None:
             "mx.case.trafficking#exception:minors",
             "mx.case.trafficking#exception:trafficking_victims",
         }
+
+
+def test_the_age_cutoff_matches_the_definition_on_every_day() -> None:
+    """Born after ``adult_cutoff(day)`` means under 18 on ``day``, the 18th birthday included
+    (29 February: 1 March of a common year), for every day of seven years."""
+
+    def birthday_18(born: dt.date) -> dt.date:
+        try:
+            return born.replace(year=born.year + 18)
+        except ValueError:
+            return dt.date(born.year + 18, 3, 1)
+
+    day = dt.date(2023, 1, 1)
+    while day < dt.date(2030, 1, 1):
+        cutoff = adult_cutoff(day)
+        assert not day <= birthday_18(cutoff), day  # an adult
+        assert day <= birthday_18(cutoff + dt.timedelta(days=1)), day  # a minor
+        day += dt.timedelta(days=1)
