@@ -66,8 +66,10 @@ class Decision(NamedTuple):
 
     ``action`` is ``share`` (the notice as published), ``share_transformed`` (a different payload:
     fields transformed, persons removed by the floor, or purposes/handling/retention narrowed) or
-    ``withhold`` (``payload`` is None). ``rules`` lists, in order, every rule that fired: floor
-    entries that acted, the deciding rule, floor exceptions used, and the acceptance entry.
+    ``withhold`` (``payload`` is None). ``rules`` lists, in order, every rule that fired: the
+    deciding rule (or the floor entry that withheld before any rule, or the rule that failed),
+    the floor entries that acted on persons with the exceptions that let someone through, the
+    acceptance entry, and the asylum entry if it raised the handling (policies/SEMANTICS.md §7).
     ``reasons`` holds stable codes for a withhold or for what the floor removed. ``errors``
     names the rule whose condition failed at run time (the recipient is then withheld,
     ``RULE_ERROR``). ``person_reasons`` pairs each removed person's ``person_ref`` with the
