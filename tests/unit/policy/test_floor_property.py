@@ -17,6 +17,7 @@ February), never less.
 
 from __future__ import annotations
 
+import atexit
 import copy
 import datetime as dt
 import json
@@ -295,6 +296,7 @@ def _share_rules() -> list[dict[str, Any]]:
 
 SHARE_RULES = _share_rules()
 WORKDIR = Path(tempfile.mkdtemp(prefix="puente-floor-property-"))
+atexit.register(shutil.rmtree, WORKDIR, ignore_errors=True)
 shutil.copytree(POLICIES, WORKDIR / "policies")
 
 

@@ -4,6 +4,7 @@ mutated YAML, through the compiler, the loader and the store."""
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -152,6 +153,7 @@ MUTATIONS = st.lists(
 )
 BASE_MX = (FIXTURES / "base" / "states" / "MX.yaml").read_text()
 WORKDIR = Path(tempfile.mkdtemp(prefix="puente-policy-fuzz-"))
+atexit.register(shutil.rmtree, WORKDIR, ignore_errors=True)
 shutil.copytree(FIXTURES / "base", WORKDIR / "p")
 
 
