@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from puente.codec.errors import SchemaError
+from puente.codec.fingerprint import format_fingerprint
 from puente.codec.registry import SchemaVersion
 from puente_gateway.body import JSON_TYPE
 from puente_gateway.context import context
@@ -22,7 +23,7 @@ router = APIRouter(tags=["schemas"])
 
 
 def _fingerprint(sv: SchemaVersion) -> str:
-    return f"{sv.fingerprint:016x}"
+    return format_fingerprint(sv.fingerprint)
 
 
 @router.get(

@@ -137,7 +137,10 @@ class SchemaSummary(BaseModel):
     name: str
     versions: list[int]
     latest: int
-    fingerprint: str = Field(description="CRC-64-AVRO of the latest version, 16 hex digits")
+    fingerprint: str = Field(
+        description="CRC-64-AVRO of the latest version: its 8 bytes as in the "
+        "single-object header, 16 hex digits",
+    )
     notice_type: bool = Field(description="accepted by POST /v1/notices")
 
 

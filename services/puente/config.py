@@ -58,6 +58,21 @@ class LocalBrokerSettings(BaseModel):
     partitions: int = Field(default=4, ge=1)
 
 
+CHECKPOINT_INTERVAL_S = 5.0
+"""How long an audit record may wait for a signed checkpoint while its log's writer runs."""
+CHECKPOINT_EVERY = 1000
+"""Audit records after which a log is checkpointed at once, whatever the interval."""
+CHECKPOINT_SLACK_S = 2.0
+"""What the writer may add to the interval: one turn of its loop (a poll of at most 0.2 s and
+the batch in hand). A record is covered within ``interval + slack`` while its writer runs; the
+auditor reports a younger tail as PENDING, an older one as UNCHECKPOINTED_TAIL."""
+
+
+def max_checkpoint_wait_s(interval_s: float = CHECKPOINT_INTERVAL_S) -> float:
+    """The longest a record waits for its checkpoint while its writer runs."""
+    return interval_s + CHECKPOINT_SLACK_S
+
+
 class PolicyServiceSettings(BaseModel):
     """The policy service (``puente serve policy``)."""
 
@@ -65,8 +80,15 @@ class PolicyServiceSettings(BaseModel):
         default="batch", description="one Ed25519 signature per batch, or per delivery"
     )
     max_batch: int = Field(default=500, ge=1, description="records per partition per transaction")
-    checkpoint_every: int = Field(default=1000, ge=1, description="audit records per checkpoint")
-    checkpoint_interval_s: float = Field(default=5.0, gt=0)
+    checkpoint_every: int = Field(
+        default=CHECKPOINT_EVERY, ge=1, description="audit records per checkpoint"
+    )
+    checkpoint_interval_s: float = Field(
+        default=CHECKPOINT_INTERVAL_S,
+        gt=0,
+        description="longest wait of an audit record for its checkpoint (plus a slack of "
+        f"{CHECKPOINT_SLACK_S:g} s), even when no input arrives",
+    )
     reload_interval_s: float = Field(default=2.0, gt=0, description="policy-set change check")
     metrics_port: int = Field(default=9464, ge=0, description="Prometheus port; 0 = off")
     max_notice_bytes: int = Field(default=256 * 1024, ge=1024)

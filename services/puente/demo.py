@@ -145,7 +145,7 @@ def demo(
 
 async def _exchange(settings: Settings, extra: int, seed: int) -> bool:
     from puente.codec.registry import Registry
-    from puente.evidence.verify import Verifier
+    from puente.evidence.trustsource import TrustTracker
     from puente.kafka.connection import credential, resolve_endpoint
     from puente.members import load_members
     from puente.service.cli import build_service
@@ -183,10 +183,8 @@ async def _exchange(settings: Settings, extra: int, seed: int) -> bool:
         expected = await _wait_processed(settings, naming, registry, published)
 
         console.rule("[bold]5. Partner states receive, verify and acknowledge")
-        verifier = Verifier(trust_list=trust, registry=registry)
-        received = await _receive(
-            settings, registry, naming, members, verifier, evidence, published
-        )
+        tracker = TrustTracker.with_list(evidence.trust_list, evidence.anchors, registry)
+        received = await _receive(settings, registry, naming, members, tracker, evidence, published)
         _show_stories(published, expected, received)
         _show_partners(members, received)
         bad = sum(1 for rows in received.values() for r in rows if not r["verified"])
@@ -304,7 +302,7 @@ async def _receive(
     registry: Any,
     naming: Any,
     members: tuple[str, ...],
-    verifier: Any,
+    trust: Any,
     evidence: Any,
     published: list[Published],
 ) -> dict[str, list[dict[str, Any]]]:
@@ -324,7 +322,7 @@ async def _receive(
             naming=naming,
             member=member,
             registry=registry,
-            verifier=verifier,
+            trust=trust,
             receipt_key=evidence.store.current(member_holder(member), usage=Usage.RECEIPT, at=now),
             name="demo",
         )

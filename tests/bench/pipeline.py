@@ -857,7 +857,7 @@ def _child_context() -> tuple[Settings, Naming, Registry, Any]:
 
 async def subscriber_child(members: Sequence[str]) -> None:
     """Run one Subscriber per member; print a line per verified delivery with its time."""
-    from puente.evidence.verify import Verifier
+    from puente.evidence.trustsource import TrustTracker
     from puente.kafka.connection import credential
     from puente.members import load_members
     from puente.service.setup import ensure_evidence
@@ -865,7 +865,7 @@ async def subscriber_child(members: Sequence[str]) -> None:
 
     settings, naming, registry, endpoint = _child_context()
     evidence = ensure_evidence(settings, load_members(settings.policies_dir).codes)
-    verifier = Verifier(trust_list=evidence.open_trust_list(), registry=registry)
+    trust = TrustTracker.with_list(evidence.trust_list, evidence.anchors, registry)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     out = sys.stdout
@@ -888,7 +888,7 @@ async def subscriber_child(members: Sequence[str]) -> None:
                     naming=naming,
                     member=m,
                     registry=registry,
-                    verifier=verifier,
+                    trust=trust,
                     receipt_key=None,
                     name="bench",
                 )

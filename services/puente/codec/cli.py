@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from puente.codec.fingerprint import format_fingerprint
 from puente.codec.registry import Registry, default_registry
 
 app = typer.Typer(help="Avro schemas: list, show, check, sample.", no_args_is_help=True)
@@ -36,7 +37,7 @@ def list_schemas(directory: DirOption = None) -> None:
             name,
             ", ".join(f"v{v.version}" for v in versions),
             f"v{latest.version}",
-            f"{latest.fingerprint:016x}",
+            format_fingerprint(latest.fingerprint),
             str(latest.path),
         )
     Console().print(table)

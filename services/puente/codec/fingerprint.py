@@ -24,3 +24,12 @@ def crc64_avro(canonical: str) -> int:
 def fingerprint_bytes(fp: int) -> bytes:
     """The eight bytes of a fingerprint as written in a single-object header (little-endian)."""
     return fp.to_bytes(8, "little")
+
+
+def format_fingerprint(fp: int | bytes) -> str:
+    """The one printed form of a fingerprint, everywhere (CLI, HTTP, reports, docs): its eight
+    bytes as they appear in the single-object header and in ``schema_fingerprint`` fields, as
+    16 hex digits. (As a 64-bit number, e.g. Java's ``parsingFingerprint64``, the bytes read
+    in reverse order.)"""
+    data = fingerprint_bytes(fp) if isinstance(fp, int) else fp
+    return data.hex()

@@ -23,7 +23,12 @@ from puente.codec._reader import BodyError, Reader, compile_reader
 from puente.codec._schema import names_match, short_name
 from puente.codec._writer import Writer, compile_writer
 from puente.codec.errors import DecodeError, SchemaError
-from puente.codec.fingerprint import canonical_form, crc64_avro, fingerprint_bytes
+from puente.codec.fingerprint import (
+    canonical_form,
+    crc64_avro,
+    fingerprint_bytes,
+    format_fingerprint,
+)
 
 _VERSION_FILE = re.compile(r"v([1-9][0-9]*)\.avsc")
 
@@ -96,7 +101,8 @@ class Registry:
             sv = _load_file(path)
             if sv.fingerprint in seen:
                 raise SchemaError(
-                    f"same schema (fingerprint {sv.fingerprint:016x}) as {seen[sv.fingerprint]}",
+                    f"same schema (fingerprint {format_fingerprint(sv.fingerprint)}) "
+                    f"as {seen[sv.fingerprint]}",
                     reason="SCHEMA_DUPLICATE",
                     path=path,
                     hint="a new version must change the schema; delete the copy",

@@ -15,7 +15,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from puente.codec.registry import Registry, default_registry
-from puente.config import get_settings
+from puente.config import get_settings, max_checkpoint_wait_s
 from puente.errors import PuenteError
 from puente.evidence._time import DAY_MS, format_ms, now_ms, parse_time
 from puente.evidence.keys import PublicKey, read_private_key
@@ -307,16 +307,25 @@ def verify(
         list[str] | None, typer.Option("--log", help="only logs whose id starts with this")
     ] = None,
     now: Annotated[str | None, typer.Option(help=f"the audit's now ({TIME_HELP})")] = None,
+    pending_bound: Annotated[
+        str | None,
+        typer.Option(
+            help="how old records after a log's last checkpoint may be and still be PENDING "
+            "(default: the writer's checkpoint interval plus its slack)"
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="show progress on stderr")] = True,
 ) -> None:
-    """Verify the audit logs and checkpoints; exit 1 on any anomaly. Every anomaly is named
-    with its position in the text report (stdout) and the JSON report."""
+    """Verify the audit logs and checkpoints. Exit 0: VERIFIED (every record signed); 3:
+    PENDING (no anomaly, but records younger than the bound await their checkpoint: audit
+    again later); 1: ANOMALIES FOUND. Every anomaly is named with its position in the text
+    report (stdout) and the JSON report."""
     from puente.evidence.audit.auditor import AuditOptions, Auditor
     from puente.evidence.audit.source import open_source
 
     registry = _registry()
     src = open_source(source, _naming())
-    start = _read_state(from_state, registry) if from_state else {}
+    start, min_serial = _read_state(from_state, registry) if from_state else ({}, 0)
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -341,7 +350,13 @@ def verify(
                 now=_time(now),
                 logs=tuple(log or ()),
                 start=start,
+                min_trust_serial=min_serial,
                 progress=tick,
+                pending_bound_s=(
+                    _duration_ms(pending_bound) / 1000
+                    if pending_bound
+                    else max_checkpoint_wait_s(get_settings().policy.checkpoint_interval_s)
+                ),
             ),
         )
         report = auditor.run(src)
@@ -352,25 +367,30 @@ def verify(
     if json_report:
         json_report.write_bytes(report.to_json())
     if state_out:
-        _write_state(state_out, registry, auditor.verified)
-    if not report.ok:
-        raise typer.Exit(1)
+        _write_state(state_out, registry, auditor.verified, auditor.trust_serial)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
 
 
-def _read_state(path: Path, registry: Registry) -> dict[str, Any]:
+def _read_state(path: Path, registry: Registry) -> tuple[dict[str, Any], int]:
     from puente.evidence.log import CheckpointRecord
 
     doc = orjson.loads(path.read_bytes())
-    return {
+    logs = {
         log_id: CheckpointRecord.decode(registry, base64.b64decode(item["checkpoint"]))
         for log_id, item in doc["logs"].items()
     }
+    return logs, int(doc.get("trust_serial", 0))
 
 
-def _write_state(path: Path, registry: Registry, verified: dict[str, Any]) -> None:
+def _write_state(
+    path: Path, registry: Registry, verified: dict[str, Any], trust_serial: int
+) -> None:
     doc = {
         "version": 1,
-        "comment": "puente.Checkpoint records (single-object, base64) verified by the auditor",
+        "comment": "puente.Checkpoint records (single-object, base64) verified by the auditor, "
+        "and the highest trust-list serial seen (a lower one later is a rollback)",
+        "trust_serial": trust_serial,
         "logs": {
             log_id: {
                 "size": rec.checkpoint.size,
@@ -426,7 +446,9 @@ def check_delivery(
     path: Annotated[Path, typer.Argument(help="a delivery (puente.Delivery, single-object bytes)")],
     trust_list: Annotated[Path, typer.Option(help="the signed trust list")],
     anchor: Annotated[list[str], typer.Option(help="trust anchor vkey or .vkey file")],
-    recipient: Annotated[str | None, typer.Option(help="expected recipient")] = None,
+    recipient: Annotated[
+        str, typer.Option(help="the member state the delivery must be addressed to")
+    ],
     explain: Annotated[
         Path | None, typer.Option(help="write the pieces for openssl to this directory")
     ] = None,

@@ -158,13 +158,13 @@ class Verifier:
 
     # --- deliveries -------------------------------------------------------------------------
 
-    def verify_delivery(
-        self, delivery: bytes | Delivery, *, recipient: str | None = None
-    ) -> VerifiedDelivery:
+    def verify_delivery(self, delivery: bytes | Delivery, *, recipient: str) -> VerifiedDelivery:
         """Verify a delivery in either mode; the one call a subscriber needs.
 
+        ``recipient`` is required: a delivery is only ever valid *for* someone, and one checked
+        without saying for whom would accept another state's delivery replayed to you.
         Checks the envelope and statement decode, the payload is the one the statement binds,
-        the recipient (if given) is the statement's, and the proof: an Ed25519 signature by a
+        the recipient is the statement's, and the proof: an Ed25519 signature by a
         service key valid at ``signed_at``, or an inclusion proof into a batch note signed by
         such a key at the note's time. Raises an :class:`EvidenceError` subclass whose
         ``reason`` says what failed (``DELIVERY_MALFORMED``, ``PAYLOAD_MISMATCH``,
@@ -192,7 +192,7 @@ class Verifier:
             raise EvidenceError(
                 "the payload is not the one the statement signs for", reason="PAYLOAD_MISMATCH"
             )
-        if recipient is not None and st.recipient != recipient:
+        if st.recipient != recipient:
             raise EvidenceError(
                 f"the delivery is addressed to {st.recipient}, not {recipient}",
                 reason="RECIPIENT_MISMATCH",

@@ -1,9 +1,11 @@
-"""``puente kafka``: up, down, status, reset, provision."""
+"""``puente kafka``: up, down, status, reset, provision; client-config and tool for Kafka's
+own command-line tools."""
 
 from __future__ import annotations
 
 import sys
 from collections import Counter
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,7 +19,8 @@ from puente.kafka.plan import Acl, Operation, Pattern, Plan, Resource
 from puente.kafka.provision import Action, Change
 
 app = typer.Typer(
-    help="The Kafka broker: up, down, status, reset, provision.", no_args_is_help=True
+    help="The Kafka broker: up, down, status, reset, provision, client-config, tool.",
+    no_args_is_help=True,
 )
 console = Console(width=None if sys.stdout.isatty() else 140)
 
@@ -111,6 +114,61 @@ def provision(
     todo = [c for c in changes if c.action in (Action.CREATE, Action.UPDATE)]
     verb = "would make" if dry_run else "made"
     console.print(f"{verb} {len(todo)} change(s)")
+
+
+@app.command("client-config")
+def client_config(
+    out: Annotated[Path, typer.Option("--out", "-o", help="the properties file to write (0600)")],
+    member: Annotated[
+        str | None, typer.Option("--as", help="a member state's principal (ISO code)")
+    ] = None,
+    principal: Annotated[
+        str | None, typer.Option(help="any provisioned principal, e.g. puente-svc-auditor")
+    ] = None,
+) -> None:
+    """Write a Java client configuration (bootstrap, SASL/SCRAM login) for one principal, for
+    Kafka's own tools: ``--consumer.config`` / ``--command-config FILE``. It holds the
+    principal's password: it is written 0600 and never printed."""
+    from puente.kafka.connection import credential, resolve_endpoint
+    from puente.kafka.tools import write_client_properties
+    from puente.topics import Naming
+
+    settings = get_settings()
+    if (member is None) == (principal is None):
+        raise typer.BadParameter("give exactly one of --as CC or --principal NAME")
+    naming = Naming(settings.kafka.topic_prefix)
+    name = principal or naming.member_principal(member.upper())  # type: ignore[union-attr]
+    write_client_properties(out, resolve_endpoint(settings), credential(settings, name))
+    console.print(f"client configuration of {name} written to {out} (mode 0600)")
+    if member:
+        console.print(
+            f"its consumer groups must start with {naming.member_group_prefix(member.upper())}"
+        )
+
+
+@app.command(
+    "tool",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def tool(
+    ctx: typer.Context,
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="console-consumer, console-producer, consumer-groups, topics, acls, "
+            "get-offsets, producer-perf-test, or a tool class name"
+        ),
+    ],
+) -> None:
+    """Run one of Kafka's own tools (kafka-tools, the broker's version) with the arguments that
+    follow, e.g. ``puente kafka tool console-consumer --bootstrap-server B --topic T
+    --consumer.config FILE --group puente.CR.mine --from-beginning``."""
+    import subprocess
+
+    from puente.kafka.tools import tool_command
+
+    command = tool_command(get_settings(), name, list(ctx.args))
+    raise typer.Exit(subprocess.run(command, check=False).returncode)
 
 
 def provision_members(settings: Settings, *, dry_run: bool) -> tuple[Plan, list[Change]]:

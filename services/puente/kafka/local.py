@@ -51,9 +51,11 @@ class LocalKafkaError(PuenteError):
 
 
 def kafka_coordinates(version: str) -> list[str]:
-    """Maven coordinates of the broker and its logging backend (Kafka 4.x logs via log4j2)."""
+    """Maven coordinates of the broker, Kafka's own command-line tools (``puente kafka tool``)
+    and the logging backend (Kafka 4.x logs via log4j2)."""
     return [
         f"org.apache.kafka:kafka_2.13:{version}",
+        f"org.apache.kafka:kafka-tools:{version}",
         "org.apache.logging.log4j:log4j-slf4j-impl:2.24.3",
     ]
 

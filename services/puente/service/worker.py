@@ -38,7 +38,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from puente.codec.registry import Registry
-from puente.config import PolicyServiceSettings
+from puente.config import CHECKPOINT_EVERY, CHECKPOINT_INTERVAL_S, PolicyServiceSettings
 from puente.evidence.keys import SigningKey
 from puente.evidence.log import LogState
 from puente.kafka.clients import consumer, producer, start
@@ -68,9 +68,10 @@ class ServiceConfig:
 
     mode: SigningMode = SigningMode.BATCH
     max_batch: int = 500
-    checkpoint_every: int = 1000
-    checkpoint_interval_s: float = 5.0
+    checkpoint_every: int = CHECKPOINT_EVERY
+    checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S
     reload_interval_s: float = 2.0
+    takeover_wait_s: float = 30.0  # at shutdown: how long take-overs in flight may finish
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -134,7 +135,6 @@ class PolicyService:
         self._consumer: AIOKafkaConsumer | None = None
         self._restorer: AIOKafkaConsumer | None = None
         self._last_reload = 0.0
-        self._last_idle_checkpoint = time.monotonic()
         self.ready = asyncio.Event()
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -175,9 +175,15 @@ class PolicyService:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Leave nothing unsigned: let take-overs in flight finish (a partition restored from a
+        killed owner may hold records without a checkpoint), then checkpoint every owned log
+        with records waiting, and only then give the partitions up."""
+        pending = list(self._tasks)
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=self.config.takeover_wait_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         async with self._lock:
             with contextlib.suppress(KafkaError):
                 await self._checkpoint_all()
@@ -303,13 +309,17 @@ class PolicyService:
         )
 
     async def revoke(self, partitions: Iterable[TopicPartition]) -> None:
-        """Give partitions up at a batch boundary (the lock waits for the current batch)."""
+        """Give partitions up at a batch boundary (the lock waits for the current batch),
+        each log checkpointed first: its next owner may get no input for hours."""
         revoked = list(partitions)
         for tp in revoked:
             self._taking.pop(tp, None)  # a take-over in flight will let it go
         async with self._lock:
             mine = [self._owned[tp] for tp in revoked if tp in self._owned]
-            await asyncio.gather(*(self._release(owned) for owned in mine))
+            with contextlib.suppress(KafkaError):
+                await self._checkpoint_all(mine)
+            still = [owned for owned in mine if owned.tp in self._owned]  # not released on failure
+            await asyncio.gather(*(self._release(owned) for owned in still))
             if mine:
                 log.info("policy.partitions_revoked", count=len(mine), owned=len(self._owned))
             metrics.OWNED_PARTITIONS.set(len(self._owned))
@@ -505,18 +515,20 @@ class PolicyService:
         return found
 
     async def _idle_checkpoints(self) -> None:
-        """Checkpoint logs with records but no recent checkpoint, even when no input arrives."""
-        now = time.monotonic()
-        if now - self._last_idle_checkpoint < self.config.checkpoint_interval_s:
-            return
-        self._last_idle_checkpoint = now
+        """Checkpoint logs whose records have waited the checkpoint interval, even when no
+        input arrives. Checked at every turn of the loop (a few comparisons per owned
+        partition), so a record waits at most the interval plus one turn."""
         await self._checkpoint_all(only_due=True)
 
-    async def _checkpoint_all(self, *, only_due: bool = False) -> None:
+    async def _checkpoint_all(
+        self, owned_logs: Iterable[_Owned] | None = None, *, only_due: bool = False
+    ) -> None:
+        """Sign a checkpoint for each given owned log (default: all) with records waiting;
+        with ``only_due``, only for those whose interval or record count has been reached."""
         ts = dt.datetime.now(dt.UTC)
         now_ms = int(ts.timestamp() * 1000)
         work = []
-        for owned in list(self._owned.values()):
+        for owned in list(self._owned.values() if owned_logs is None else owned_logs):
             proc = owned.processor
             if proc.log.size == proc.log.checkpoint_size:
                 continue  # nothing new since the last checkpoint

@@ -8,25 +8,35 @@ committed only after the receipt is acknowledged by the broker, so a crash means
 seen again (at least once; the delivery id makes that idempotent), never lost.
 
 A delivery that fails verification is yielded with ``verified=False``, its reason code, and no
-decoded content: it is never shown as valid.
+decoded content: it is never shown as valid. Every delivery carries its exact bytes
+(``Received.raw``) for third parties who check it with their own tools (docs/evidence.md §4.1).
+
+The subscriber follows the trust list (:class:`~puente.evidence.trustsource.TrustTracker`): it
+refreshes it from its sources every ``trust_refresh_s`` (a rotated or revoked key is in force
+within one interval), refuses an older list, and checks expiry at every delivery. While it has
+no usable list it reads nothing — a delivery is never marked failed for want of a trust list.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from puente.codec.registry import Registry
 from puente.codec.wire import decode, encode
 from puente.errors import PuenteError
+from puente.evidence.errors import TrustListError
 from puente.evidence.keys import SigningKey
-from puente.evidence.verify import DELIVERY_RECEIPT, VerifiedDelivery, Verifier, sign_receipt
+from puente.evidence.trustsource import Fetch, TrustTracker, follow
+from puente.evidence.verify import DELIVERY_RECEIPT, VerifiedDelivery, sign_receipt
 from puente.kafka.clients import consumer, producer, start
 from puente.kafka.connection import KafkaEndpoint
 from puente.logs import get_logger
@@ -46,6 +56,7 @@ class Received:
     verified: VerifiedDelivery | None
     notice: dict[str, Any] | None  # decoded payload; None unless verified
     error: PuenteError | None = None
+    raw: bytes = b""  # the record's value exactly as on Kafka (what a third party verifies)
 
     @property
     def ok(self) -> bool:
@@ -63,22 +74,41 @@ class Subscriber:
         naming: Naming,
         member: str,
         registry: Registry,
-        verifier: Verifier,
+        trust: TrustTracker,
+        trust_sources: Sequence[Fetch] = (),
+        trust_refresh_s: float = 30.0,
         receipt_key: SigningKey | None,
         name: str = "subscriber",
     ) -> None:
+        """``trust``: the tracker deliveries are verified with; ``trust_sources``: where it is
+        refreshed from every ``trust_refresh_s`` (e.g. the trust topic, then a file)."""
         self.endpoint = endpoint
         self.cred = credential
         self.naming = naming
         self.member = member
         self.registry = registry
-        self.verifier = verifier
+        self.trust = trust
+        self.trust_sources = tuple(trust_sources)
+        self.trust_refresh_s = trust_refresh_s
         self.receipt_key = receipt_key
         self.group = naming.member_group_prefix(member) + name
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._stop = asyncio.Event()
+        self._follower: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Subscriber:
+        if self.trust_sources:
+            await self.trust.refresh(self.trust_sources)
+            self._stop.clear()
+            self._follower = asyncio.create_task(
+                follow(
+                    self.trust,
+                    self.trust_sources,
+                    interval_s=self.trust_refresh_s,
+                    stop=self._stop,
+                )
+            )
         self._consumer = consumer(
             self.endpoint, self.cred, self.naming.topic(DELIVER, self.member), group_id=self.group
         )
@@ -89,6 +119,10 @@ class Subscriber:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._follower is not None:
+            with contextlib.suppress(Exception):
+                await self._follower
         if self._producer is not None:
             await self._producer.stop()
         if self._consumer is not None:
@@ -99,22 +133,46 @@ class Subscriber:
         assert self._consumer is not None, "use `async with Subscriber(...)`"
         idle = 0.0
         while idle_timeout_s is None or idle < idle_timeout_s:
+            if not await self._trust_usable():
+                continue
             batches = await self._consumer.getmany(timeout_ms=500)
             if not batches:
                 idle += 0.5
                 continue
             idle = 0.0
-            for messages in batches.values():
+            for tp, messages in batches.items():
                 for msg in messages:
-                    received = self.check(msg.partition, msg.offset, msg.value or b"")
+                    try:
+                        received = self.check(msg.partition, msg.offset, msg.value or b"")
+                    except TrustListError:
+                        # The list expired mid-batch: read this one again once a newer list
+                        # is in force (the commit below stops at it).
+                        self._consumer.seek(TopicPartition(tp.topic, tp.partition), msg.offset)
+                        break
                     await self._acknowledge(received)
                     yield received
             await self._consumer.commit()
 
-    def check(self, partition: int, offset: int, value: bytes) -> Received:
-        """Verify and decode one delivery record (pure: no I/O)."""
+    async def _trust_usable(self) -> bool:
+        """True when a valid trust list is in force; otherwise refresh it, wait, say False."""
         try:
-            v = self.verifier.verify_delivery(value, recipient=self.member)
+            self.trust.verifier()
+            return True
+        except TrustListError as exc:
+            log.warning("subscriber.waiting_for_trust_list", member=self.member, reason=exc.reason)
+            if self.trust_sources:
+                await self.trust.refresh(self.trust_sources)
+            await asyncio.sleep(min(self.trust_refresh_s, 5.0))
+            return False
+
+    def check(self, partition: int, offset: int, value: bytes) -> Received:
+        """Verify and decode one delivery record (pure: no I/O).
+
+        Raises :class:`TrustListError` when no valid trust list is in force: that is not the
+        delivery's fault, so it is not reported as a failed delivery."""
+        verifier = self.trust.verifier()
+        try:
+            v = verifier.verify_delivery(value, recipient=self.member)
             notice = decode(self.registry, v.payload)
         except PuenteError as exc:
             log.warning(
@@ -124,8 +182,9 @@ class Subscriber:
                 offset=offset,
                 reason=exc.reason,
             )
-            return Received(partition, offset, hashlib.sha256(value).digest(), None, None, exc)
-        return Received(partition, offset, v.digest, v, notice)
+            digest = hashlib.sha256(value).digest()
+            return Received(partition, offset, digest, None, None, exc, raw=value)
+        return Received(partition, offset, v.digest, v, notice, raw=value)
 
     def receipt(self, received: Received, *, now: dt.datetime | None = None) -> bytes:
         """The DeliveryReceipt (single-object bytes) for ``received``."""

@@ -39,7 +39,8 @@ def test_schema_list_and_details(gateway: Gateway) -> None:
             sv = gateway.registry.latest("puente.CaseNotice")
             assert detail["name"] == "puente.CaseNotice"
             assert detail["version"] == sv.version
-            assert detail["fingerprint"] == f"{sv.fingerprint:016x}"
+            # printed as everywhere: the header's bytes (what `xxd` shows at payload[2:10])
+            assert detail["fingerprint"] == sv.fingerprint_bytes.hex()
             assert detail["avro"] == sv.schema
             assert detail["json_schema"]["type"] == "object"
         assert c.get("/v1/schemas/CaseNotice", params={"version": 1}).status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import datetime as dt
 import os
@@ -19,7 +20,11 @@ from puente.codec.wire import encode
 from puente.config import Settings
 from puente.evidence.audit.auditor import AuditOptions, Auditor
 from puente.evidence.audit.report import AuditReport
+from puente.evidence.log import CheckpointRecord
+from puente.evidence.records import AuditRecord
+from puente.evidence.trustsource import TrustTracker
 from puente.evidence.verify import Verifier
+from puente.kafka.admin import admin_client
 from puente.kafka.auditsource import KafkaAuditSource
 from puente.kafka.clients import consumer, producer, start
 from puente.members import load_members
@@ -28,7 +33,7 @@ from puente.service.processor import SigningMode
 from puente.service.setup import Evidence, ensure_evidence, publish_trust_list
 from puente.service.worker import PolicyService, ServiceConfig
 from puente.synth.generator import Notice
-from puente.topics import INGRESS
+from puente.topics import AUDIT, CHECKPOINTS, INGRESS
 from tests.harness import KafkaHarness, Tenant
 
 REPO = Path(__file__).resolve().parents[3]
@@ -47,6 +52,11 @@ class Deployment:
 
     def verifier(self) -> Verifier:
         return Verifier(trust_list=self.evidence.open_trust_list(), registry=self.registry)
+
+    def trust(self) -> TrustTracker:
+        return TrustTracker.with_list(
+            self.evidence.trust_list, self.evidence.anchors, self.registry
+        )
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for a ``puente`` subprocess on this tenant."""
@@ -168,6 +178,71 @@ async def read_topic(
     finally:
         await c.stop()
     return out
+
+
+def committed_offsets(dep: Deployment, group: str | None = None) -> dict[tuple[str, int], int]:
+    """The policy service group's committed offsets, by ingress (topic, partition)."""
+    group = group or dep.tenant.naming.service_group("policy")
+    with admin_client(dep.kafka.endpoint, dep.kafka.admin) as admin:
+        offsets = admin.list_group_offsets(group).get(group, {})
+    return {(tp.topic, tp.partition): om.offset for tp, om in offsets.items() if om.offset >= 0}
+
+
+async def wait_committed(
+    dep: Deployment, ends: dict[tuple[str, int], int], *, timeout_s: float
+) -> None:
+    """Wait until the service has committed every input up to ``ends`` (topic, partition ->
+    next offset): its outputs are then visible read_committed (same transaction)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done = await asyncio.to_thread(committed_offsets, dep)
+        behind = {tp: end for tp, end in ends.items() if done.get(tp, 0) < end}
+        if not behind:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"inputs not committed after {timeout_s} s: {sorted(behind)}")
+        await asyncio.sleep(1)
+
+
+@dataclass(frozen=True)
+class CheckpointWaits:
+    """How long each audit record waited for the first checkpoint covering it."""
+
+    waits_ms: list[int]
+    uncovered: int  # records no checkpoint covers (yet)
+
+    @property
+    def max_s(self) -> float:
+        return max(self.waits_ms, default=0) / 1000
+
+    def quantile_s(self, q: float) -> float:
+        if not self.waits_ms:
+            return 0.0
+        ordered = sorted(self.waits_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000
+
+
+async def checkpoint_waits(dep: Deployment, origins: Iterable[str]) -> CheckpointWaits:
+    """Every audit record of ``origins`` matched with the first checkpoint of its log whose
+    size covers its leaf index: the wait is the checkpoint's signed time minus decided_at."""
+    sizes: dict[str, list[tuple[int, int]]] = {}
+    for _, value in await read_topic(dep, dep.tenant.topic(CHECKPOINTS), idle_s=2):
+        cp = CheckpointRecord.decode(dep.registry, value).checkpoint
+        sizes.setdefault(cp.origin, []).append((cp.size, cp.time_ms or 0))
+    for known in sizes.values():
+        known.sort()
+    waits: list[int] = []
+    uncovered = 0
+    for origin in origins:
+        for _, value in await read_topic(dep, dep.tenant.topic(AUDIT, origin), idle_s=2):
+            r = AuditRecord.decode(dep.registry, value)
+            known = sizes.get(r.log_id, [])
+            at = bisect.bisect_right(known, (r.leaf_index, 1 << 62))
+            if at == len(known):
+                uncovered += 1
+            else:
+                waits.append(known[at][1] - r.decided_at)
+    return CheckpointWaits(waits, uncovered)
 
 
 @contextlib.asynccontextmanager

@@ -43,7 +43,7 @@ async def test_subscriber_verifies_acknowledges_and_flags_forgeries(dep: Deploym
             naming=dep.tenant.naming,
             member=member,
             registry=dep.registry,
-            verifier=dep.verifier(),
+            trust=dep.trust(),
             receipt_key=dep.evidence.store.current(
                 member_holder(member), usage=Usage.RECEIPT, at=int(time.time() * 1000)
             ),

@@ -176,7 +176,7 @@ def test_truncated_log_and_uncovered_tail(world: World, log200: Exported, tmp_pa
     exp.partition().append((999, extra))
     report = run(world, exp, tmp_path)
     assert [(a.kind.value, a.index, a.index_end) for a in report.anomalies] == [
-        ("RECORD_UNCOVERED", 40, 41)
+        ("UNCHECKPOINTED_TAIL", 40, 41)
     ]
 
 
@@ -276,12 +276,12 @@ def test_checkpoints_by_unknown_expired_or_revoked_keys(world: World, tmp_path: 
         (48, "KEY_REVOKED", 4),
         (64, "KEY_REVOKED", 6),
     ]
-    # With no trusted checkpoint left, every record is uncovered: nothing proves them.
+    # With no trusted checkpoint left, every record is an old unsigned tail: nothing proves them.
     assert [
         (a.kind.value, a.index, a.index_end)
         for a in report.anomalies
         if a.kind is not Kind.CHECKPOINT_UNTRUSTED
-    ] == [("RECORD_UNCOVERED", 0, 64)]
+    ] == [("UNCHECKPOINTED_TAIL", 0, 64)]
 
 
 def test_trust_list_unsigned_or_expired(world: World, log200: Exported, tmp_path: Path) -> None:
@@ -389,5 +389,70 @@ def test_a_long_tail_without_checkpoints_is_counted_not_decoded(
     exp.checkpoints = exp.checkpoints[:2]  # signed up to 200; 300 records after
     report = run(world, exp, tmp_path)
     assert [(a.kind.value, a.index, a.index_end) for a in report.anomalies] == [
-        ("RECORD_UNCOVERED", 200, 500)
+        ("UNCHECKPOINTED_TAIL", 200, 500)
     ]
+
+
+def _tail_log(world: World) -> Exported:
+    """200 records, signed up to 192; records 192..199 (decided at T0+192..T0+199) unsigned."""
+    exp, _ = build(world.registry, world.service, world.trust_bytes, records=200, batch=16)
+    exp.checkpoints = exp.checkpoints[:-1]
+    return exp
+
+
+def test_a_young_tail_is_pending_not_an_anomaly(world: World, tmp_path: Path) -> None:
+    """Records younger than the bound may still be signed by their writer: PENDING, exit 3."""
+    report = run(world, _tail_log(world), tmp_path, now=T0 + 192 + 3_000, pending_bound_s=7.0)
+    assert report.ok and not report.complete, report.to_text()
+    assert [(p.log_id, p.index, p.index_end, p.age_s) for p in report.pending] == [
+        ("puente.audit/MX/0", 192, 200, 3.0)
+    ]
+    assert (report.verdict, report.exit_code) == ("PENDING", 3)
+    doc = orjson.loads(report.to_json())
+    assert doc["verdict"] == "PENDING" and doc["pending"][0]["index"] == 192
+    assert "pending: puente.audit/MX/0 leaves 192..199" in report.to_text()
+
+
+def test_an_old_tail_is_an_anomaly(world: World, tmp_path: Path) -> None:
+    report = run(world, _tail_log(world), tmp_path, now=T0 + 192 + 8_000, pending_bound_s=7.0)
+    assert [(a.kind.value, a.index, a.index_end) for a in report.anomalies] == [
+        ("UNCHECKPOINTED_TAIL", 192, 200)
+    ]
+    assert not report.pending
+    assert (report.verdict, report.exit_code) == ("ANOMALIES FOUND", 1)
+    assert "8.0 s old" in report.anomalies[0].detail
+
+
+def test_a_tail_dated_in_the_future_is_an_anomaly(world: World, tmp_path: Path) -> None:
+    """A writer cannot keep a tail 'pending' for ever by dating it ahead of the clock."""
+    report = run(world, _tail_log(world), tmp_path, now=T0 - 60_000, pending_bound_s=7.0)
+    assert [a.kind.value for a in report.anomalies] == ["UNCHECKPOINTED_TAIL"]
+    assert "after the audit's time" in report.anomalies[0].detail
+
+
+def test_a_young_tail_that_does_not_chain_is_an_anomaly(world: World, tmp_path: Path) -> None:
+    """Age excuses a missing checkpoint, never a broken chain."""
+    exp = _tail_log(world)
+    part = exp.partition()
+    offset, value = part[195]
+    part[195] = (offset, rewrite(world, value, previous_leaf_hash=bytes(32)))
+    report = run(world, exp, tmp_path, now=T0 + 192 + 3_000, pending_bound_s=7.0)
+    assert ("RECORD_ALTERED", 195) in [(a.kind.value, a.index) for a in report.anomalies]
+    assert report.verdict == "ANOMALIES FOUND" and report.exit_code == 1
+
+
+def test_a_rolled_back_trust_list_is_reported(world: World, tmp_path: Path) -> None:
+    """The newest list on the trust topic has a lower serial than one published before it."""
+    exp, _ = build(world.registry, world.service, world.trust_bytes, records=32, batch=16)
+    newer = replace(world.trust_list, serial=5).sign(world.root)
+    exp.trust = [(0, newer), (1, world.trust_bytes)]  # serial 5, then serial 1 re-published
+    report = run(world, exp, tmp_path)
+    assert [a.kind.value for a in report.anomalies] == ["TRUST_LIST_ROLLBACK"]
+    assert "serial 1, lower than serial 5" in report.anomalies[0].detail
+
+
+def test_a_trust_serial_below_an_earlier_audit_is_a_rollback(world: World, tmp_path: Path) -> None:
+    exp, _ = build(world.registry, world.service, world.trust_bytes, records=32, batch=16)
+    assert run(world, exp, tmp_path, min_trust_serial=1).ok
+    report = run(world, exp, tmp_path, min_trust_serial=2)
+    assert [a.kind.value for a in report.anomalies] == ["TRUST_LIST_ROLLBACK"]

@@ -63,7 +63,8 @@ def test_both_modes_verify_through_one_call(world: World) -> None:
     assert res.payload == world.payload(0) and res.statement.audit_leaf_index == 0
     assert res.digest == sha256(b"puente/delivery-statement/v1\x00" + single.statement).digest()
     for d in batch_deliveries(world):
-        res = v.verify_delivery(d.encode(world.registry))
+        st = DeliveryStatement.decode(world.registry, d.statement)
+        res = v.verify_delivery(d.encode(world.registry), recipient=st.recipient)
         assert res.mode == "batch" and res.time_ms == T0 + 1000
         assert isinstance(d.proof, BatchProof)
         assert len(d.proof.inclusion_path) <= 3  # 7 leaves: at most ceil(log2 7)
@@ -80,9 +81,9 @@ def test_envelope_round_trips(world: World) -> None:
         )
 
 
-def reason_of(v: Verifier, d: Delivery | bytes, **kw: str) -> str:
+def reason_of(v: Verifier, d: Delivery | bytes, recipient: str = "GT") -> str:
     with pytest.raises(EvidenceError) as exc:
-        v.verify_delivery(d, **kw)
+        v.verify_delivery(d, recipient=recipient)
     return exc.value.reason
 
 
@@ -98,7 +99,7 @@ def test_tampering_is_detected_in_both_modes(world: World) -> None:
         "key": replace(single, proof=SignatureProof("0123456789abcdef", single.proof.signature)),
     }
     assert reason_of(v, cases["payload"]) == "PAYLOAD_MISMATCH"
-    assert reason_of(v, cases["statement"]) == "SIGNATURE_INVALID"
+    assert reason_of(v, cases["statement"], recipient="HN") == "SIGNATURE_INVALID"
     assert reason_of(v, cases["signature"]) == "SIGNATURE_INVALID"
     assert reason_of(v, cases["key"]) == "KEY_UNKNOWN"
     assert reason_of(v, single, recipient="HN") == "RECIPIENT_MISMATCH"
@@ -147,11 +148,13 @@ def test_rotation_and_revocation_at_the_evidence_time(world: World) -> None:
         now=T0 + 2 * DAY,
     )
     v = Verifier(trust_list=rotated, registry=world.registry)
-    v.verify_delivery(old)  # made before the rotation: still good
+    v.verify_delivery(old, recipient="GT")  # made before the rotation: still good
     late_stmt = replace(world.statement(world.payload(1), n=1), signed_at=T0 + 2 * DAY)
     late_old = DeliverySigner(world.service, world.registry).sign(late_stmt, world.payload(1))
     assert reason_of(v, late_old) == "KEY_EXPIRED"
-    v.verify_delivery(DeliverySigner(new_key, world.registry).sign(late_stmt, world.payload(1)))
+    v.verify_delivery(
+        DeliverySigner(new_key, world.registry).sign(late_stmt, world.payload(1)), recipient="GT"
+    )
     revoked = TrustList.open(
         rotated.revoke(new_key.key_id, since=T0 + 2 * DAY)
         .reissued(issued_at=T0, expires_at=T0 + 9 * DAY)
@@ -197,9 +200,16 @@ def test_subscriber_verifies_offline_with_only_the_trust_list(world: World, tmp_
     anchor = PublicKey.from_vkey((tmp_path / "root.vkey").read_text())
     tl = TrustList.open((tmp_path / "trust-list.note").read_bytes(), [anchor], now=T0 + DAY)
     v = Verifier(trust_list=tl, registry=Registry.load(Path(__file__).parents[3] / "schemas"))
-    got = [v.verify_delivery(data) for data in wire]
-    assert [g.mode for g in got] == ["signature"] + ["batch"] * 7
+    # The partner is GT: its own deliveries verify; HN's, replayed to it, never do.
+    got = []
+    for data in wire:
+        try:
+            got.append(v.verify_delivery(data, recipient="GT"))
+        except EvidenceError as exc:
+            assert exc.reason == "RECIPIENT_MISMATCH"
+    assert [g.mode for g in got] == ["signature"] + ["batch"] * 4
     assert all(sha256(g.payload).digest() == g.statement.payload_sha256 for g in got)
+    assert {g.statement.recipient for g in got} == {"GT"}
 
 
 def test_receipts_are_signed_by_the_recipient(world: World) -> None:

@@ -17,7 +17,7 @@ from puente.evidence.checkpoint import parse_signed_checkpoint
 from puente.evidence.keys import PublicKey
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "evidence.md"
-VECTORS = Path("/work/shared/vectors/rfc6962")
+VECTORS = Path(__file__).resolve().parents[2] / "fixtures" / "rfc6962"
 
 
 def blocks(after: str) -> list[str]:

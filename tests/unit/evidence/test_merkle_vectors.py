@@ -1,4 +1,4 @@
-"""Every RFC 6962 vector of transparency-dev/merkle (../shared/vectors/rfc6962): accept all
+"""Every RFC 6962 vector of transparency-dev/merkle (vendored in tests/fixtures/rfc6962): accept all
 ``wantErr: false``, reject all ``wantErr: true``."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from puente.evidence.errors import ProofError
 from puente.evidence.merkle import verify_consistency, verify_inclusion
 
-VECTORS = Path("/work/shared/vectors/rfc6962")
+VECTORS = Path(__file__).resolve().parents[2] / "fixtures" / "rfc6962"
 
 
 def _files(kind: str) -> list[Path]:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 from puente.codec.errors import DecodeError
 from puente.codec.registry import Registry
+from puente.config import max_checkpoint_wait_s
 from puente.evidence._time import format_ms, now_ms
-from puente.evidence.audit.logcheck import KnownCheckpoint, LogChecker
+from puente.evidence.audit.logcheck import KnownCheckpoint, LogChecker, TailBound
 from puente.evidence.audit.report import Anomaly, AuditReport, Kind, LogSummary
 from puente.evidence.audit.source import RecordSource
 from puente.evidence.errors import (
@@ -30,6 +31,7 @@ from puente.evidence.errors import (
 from puente.evidence.keys import PublicKey
 from puente.evidence.log import CheckpointRecord, audit_log_id
 from puente.evidence.merkle.proof import verify_consistency
+from puente.evidence.note import Note
 from puente.evidence.trust import TrustList
 from puente.evidence.verify import Verifier
 from puente.logs import get_logger
@@ -51,6 +53,12 @@ class AuditOptions:
     start: Mapping[str, CheckpointRecord] = field(default_factory=dict)  # trusted start per log
     progress: Progress | None = None
     progress_every: int = 1 << 16
+    # How old the records after a log's last checkpoint may be and still count as PENDING
+    # rather than UNCHECKPOINTED_TAIL: the writer's promise (checkpoint interval + slack).
+    pending_bound_s: float = field(default_factory=max_checkpoint_wait_s)
+    # The highest trust-list serial an earlier audit saw (its state file): a lower one now is
+    # a rollback (an old list re-published, e.g. from before a key was revoked).
+    min_trust_serial: int = 0
 
 
 class Auditor:
@@ -71,13 +79,18 @@ class Auditor:
         self.trust_list_bytes = trust_list
         self.options = options or AuditOptions()
         self.verified: dict[str, CheckpointRecord] = {}
+        self.trust_serial = 0  # the serial of the trust list the audit used
+        self._bound = TailBound(0, 0)
 
     def run(self, source: RecordSource) -> AuditReport:
         """Audit everything the source holds; the report says what was found."""
         opts = self.options
         now = opts.now if opts.now is not None else now_ms()
         t0 = time.perf_counter()
-        report = AuditReport(source=source.describe(), started_at=now)
+        report = AuditReport(
+            source=source.describe(), started_at=now, pending_bound_s=opts.pending_bound_s
+        )
+        self._bound = TailBound(now, int(opts.pending_bound_s * 1000))
         verifier = self._verifier(source, report, now)
         cps = self._checkpoints(source, verifier, report)
         checkers = self._records(source, verifier, report, cps)
@@ -116,11 +129,15 @@ class Auditor:
 
     def _verifier(self, source: RecordSource, report: AuditReport, now: int) -> Verifier:
         data = self.trust_list_bytes
+        highest = (self.options.min_trust_serial, "an earlier audit")
         if data is None:
             for batch in source.batches(TRUST):
-                for value in batch.values:
+                for offset, value in zip(batch.offsets, batch.values, strict=True):
                     if value is not None:
                         data = value  # the newest on the (compacted) topic wins
+                        serial = _serial_of(value)
+                        if serial > highest[0]:
+                            highest = (serial, f"{batch.topic}@{offset}")
         if data is None:
             report.add(
                 Anomaly(
@@ -137,6 +154,16 @@ class Auditor:
                 tl = TrustList(0, 0, 1)
             for problem in tl.problems:
                 report.add(Anomaly(Kind(problem), _TRUST_PROBLEMS[problem]))
+            if tl.serial < highest[0]:
+                report.add(
+                    Anomaly(
+                        Kind.TRUST_LIST_ROLLBACK,
+                        f"the trust list in force has serial {tl.serial}, lower than serial "
+                        f"{highest[0]} seen before ({highest[1]}): an older list was "
+                        "re-published",
+                    )
+                )
+            self.trust_serial = max(tl.serial, highest[0])
             report.trust_list = {
                 "serial": tl.serial,
                 "issued": format_ms(tl.issued_at),
@@ -293,6 +320,7 @@ class Auditor:
             registry=self.registry,
             report=report,
             summary=summary,
+            bound=self._bound,
             start=start,
         )
 
@@ -372,6 +400,15 @@ class Auditor:
         if progress is not None:
             progress(seen)
         return checkers
+
+
+def _serial_of(data: bytes) -> int:
+    """The serial a trust-list record claims (0 if it is not one): for rollback detection,
+    unverified — a forged high serial only makes a real list look rolled back, loudly."""
+    try:
+        return TrustList.from_text(Note.parse(data).text).serial
+    except (EvidenceError, UnicodeDecodeError, ValueError):
+        return 0
 
 
 @dataclass(frozen=True)

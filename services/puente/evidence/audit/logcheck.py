@@ -14,8 +14,10 @@ Two modes, so that a clean log costs little more than hashing it:
   - a missing position whose successor chains across it was **removed** (repaired the same way);
   - a second record for a filled position is **inserted** (a different record) or
     **duplicated** (the same bytes); a position that comes after a higher one is **reordered**;
-  - records after the last checkpoint are **uncovered**; checkpoints beyond the last record mean
-    records were removed from the end.
+  - records after the last checkpoint are a **tail**: *pending* while the first of them is
+    younger than the audit's bound (its writer may still sign them), an **uncheckpointed tail**
+    (an anomaly) once older; a tail record that does not chain is an anomaly at any age;
+    checkpoints beyond the last record mean records were removed from the end.
 
   Deep mode returns to fast mode at the next checkpoint it verifies with nothing pending.
 """
@@ -31,7 +33,8 @@ from typing import NamedTuple
 from puente.codec.errors import DecodeError
 from puente.codec.registry import Registry
 from puente.codec.wire import decode
-from puente.evidence.audit.report import Anomaly, AuditReport, Kind, LogSummary
+from puente.evidence._time import from_datetime
+from puente.evidence.audit.report import Anomaly, AuditReport, Kind, LogSummary, PendingTail
 from puente.evidence.errors import MalformedError
 from puente.evidence.log import CheckpointRecord
 from puente.evidence.merkle.compact import CompactRange
@@ -72,6 +75,15 @@ class _Cand(NamedTuple):
     position: int
     lh: bytes
     prev: bytes | None
+    decided_at: int  # ms
+
+
+@dataclass(frozen=True)
+class TailBound:
+    """When the audit happens and how old a tail may be before it is an anomaly."""
+
+    now_ms: int
+    pending_ms: int
 
 
 class LogChecker:
@@ -87,9 +99,11 @@ class LogChecker:
         registry: Registry,
         report: AuditReport,
         summary: LogSummary,
+        bound: TailBound,
         start: KnownCheckpoint | None = None,
     ) -> None:
         self.log_id = log_id
+        self.bound = bound
         self.topic = topic
         self.partition = partition
         self.registry = registry
@@ -99,6 +113,9 @@ class LogChecker:
         for cp in checkpoints:
             self.by_size.setdefault(cp.size, []).append(cp)
         self.sizes = sorted(self.by_size)
+        # decided_at of the records right after each checkpoint: the age of a tail
+        self.boundaries = {0, *self.sizes}
+        self.decided_at: dict[int, int] = {}
         self.tree = CompactRange()
         self._last_match = 0
         self._skip = 0
@@ -333,13 +350,33 @@ class LogChecker:
             )
         last_cp = max((s for s in self.sizes if s <= n), default=0)
         if n > last_cp and not beyond and not (self.deep is not None and self.deep.broken):
-            self.anomaly(
-                Kind.RECORD_UNCOVERED,
-                f"{n - last_cp} record(s) after the last signed checkpoint (size {last_cp}): "
-                "not proven part of the log (appended without a checkpoint, or inserted)",
-                index=last_cp,
-                index_end=n,
+            self._tail(last_cp, n)
+
+    def _tail(self, first: int, end: int) -> None:
+        """Records ``first..end-1`` follow the last checkpoint: pending while the oldest is
+        younger than the bound, an anomaly once older (or when its age is unknown)."""
+        bound = self.bound
+        decided = None if self._unexamined else self.decided_at.get(first)
+        age_ms = None if decided is None else bound.now_ms - decided
+        if age_ms is not None and -bound.pending_ms <= age_ms <= bound.pending_ms:
+            self.report.pending.append(
+                PendingTail(self.log_id, first, end, decided or 0, max(0, age_ms) / 1000)
             )
+            return
+        if age_ms is None:
+            age = "of unknown age (too many to decode, or the first does not decode)"
+        elif age_ms < 0:
+            age = f"dated {-age_ms / 1000:.1f} s after the audit's time"
+        else:
+            age = f"{age_ms / 1000:.1f} s old"
+        self.anomaly(
+            Kind.UNCHECKPOINTED_TAIL,
+            f"{end - first} record(s) after the last signed checkpoint (size {first}), {age}, "
+            f"beyond the {bound.pending_ms / 1000:g} s a writer may leave records unsigned: not "
+            "proven part of the log (appended without a checkpoint, or inserted)",
+            index=first,
+            index_end=end,
+        )
 
 
 class _Deep:
@@ -370,6 +407,7 @@ class _Deep:
             self.orphans.append(offset)
             return
         idx, prev, lid = d["leaf_index"], d["previous_leaf_hash"], d["log_id"]
+        decided = from_datetime(d["decided_at"])
         if lid != chk.log_id:
             chk.anomaly(
                 Kind.RECORD_INSERTED,
@@ -415,7 +453,7 @@ class _Deep:
             )
         else:
             self.max_seen = idx
-        self.cands.setdefault(idx, []).append(_Cand(offset, idx, lh, prev))
+        self.cands.setdefault(idx, []).append(_Cand(offset, idx, lh, prev, decided))
         self.advance()
         while len(self.cands) > REORDER_WINDOW and not self.broken:
             self.force_one()
@@ -489,6 +527,8 @@ class _Deep:
                 offset=cand.offset,
             )
         chk.tree.append(lh)
+        if cand is not None and n in chk.boundaries:
+            chk.decided_at[n] = cand.decided_at
         self.last = lh
         self.recent[n] = lh
         self.recent.pop(n - RECENT, None)

@@ -21,7 +21,7 @@ class Kind(StrEnum):
     RECORD_INSERTED = "RECORD_INSERTED"
     RECORD_REORDERED = "RECORD_REORDERED"
     RECORD_DUPLICATED = "RECORD_DUPLICATED"
-    RECORD_UNCOVERED = "RECORD_UNCOVERED"
+    UNCHECKPOINTED_TAIL = "UNCHECKPOINTED_TAIL"
     RECORD_MALFORMED = "RECORD_MALFORMED"
     CHECKPOINT_ROOT_MISMATCH = "CHECKPOINT_ROOT_MISMATCH"
     CHECKPOINT_FORK = "CHECKPOINT_FORK"
@@ -36,6 +36,7 @@ class Kind(StrEnum):
     TRUST_LIST_UNTRUSTED = "TRUST_LIST_UNTRUSTED"
     TRUST_LIST_EXPIRED = "TRUST_LIST_EXPIRED"
     TRUST_LIST_NOT_YET_VALID = "TRUST_LIST_NOT_YET_VALID"
+    TRUST_LIST_ROLLBACK = "TRUST_LIST_ROLLBACK"
     EXPORT_TRUNCATED = "EXPORT_TRUNCATED"
 
 
@@ -76,6 +77,22 @@ class Anomaly:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+@dataclass(frozen=True)
+class PendingTail:
+    """Records after a log's last checkpoint that are younger than the audit's bound: its
+    writer may still sign them (they are not an anomaly yet; audit again later)."""
+
+    log_id: str
+    index: int  # first record without a checkpoint
+    index_end: int  # exclusive
+    oldest_decided_at: int  # ms: when the first of them was decided
+    age_s: float  # at the audit's now
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON object."""
+        return asdict(self)
+
+
 @dataclass
 class LogSummary:
     """Per-log figures."""
@@ -103,16 +120,31 @@ class AuditReport:
     checkpoints: int = 0
     logs: dict[str, LogSummary] = field(default_factory=dict)
     anomalies: list[Anomaly] = field(default_factory=list)
+    pending: list[PendingTail] = field(default_factory=list)
+    pending_bound_s: float = 0.0
 
     @property
     def ok(self) -> bool:
-        """True when nothing at all was found."""
+        """True when no anomaly was found (tails younger than the bound may be pending)."""
         return not self.anomalies
 
     @property
+    def complete(self) -> bool:
+        """True when no anomaly was found and every record is covered by a checkpoint."""
+        return self.ok and not self.pending
+
+    @property
     def verdict(self) -> str:
-        """``VERIFIED`` or ``ANOMALIES FOUND``."""
-        return "VERIFIED" if self.ok else "ANOMALIES FOUND"
+        """``VERIFIED`` (every record signed), ``PENDING`` (no anomaly, but young records
+        await their checkpoint) or ``ANOMALIES FOUND``."""
+        if not self.ok:
+            return "ANOMALIES FOUND"
+        return "PENDING" if self.pending else "VERIFIED"
+
+    @property
+    def exit_code(self) -> int:
+        """``puente audit verify``'s exit code: 0 VERIFIED, 3 PENDING, 1 ANOMALIES FOUND."""
+        return {"VERIFIED": 0, "PENDING": 3}.get(self.verdict, 1)
 
     def add(self, anomaly: Anomaly) -> None:
         """Record an anomaly (and count it against its log)."""
@@ -155,6 +187,8 @@ class AuditReport:
             "checkpoints": self.checkpoints,
             "trust_list": self.trust_list,
             "anomaly_counts": self.counts(),
+            "pending_bound_s": self.pending_bound_s,
+            "pending": [p.to_json() for p in self.pending],
             "logs": [asdict(s) for s in sorted(self.logs.values(), key=lambda s: s.log_id)],
             "anomalies": [a.to_json() for a in self.anomalies],
         }
@@ -181,10 +215,24 @@ class AuditReport:
                 f"verified up to size {s.verified_size} — {status}"
             )
         lines.append("")
-        if self.ok:
+        for p in self.pending:
+            lines.append(
+                f"pending: {p.log_id} leaves {p.index}..{p.index_end - 1} await their "
+                f"checkpoint ({p.age_s:.1f} s old, bound {self.pending_bound_s:g} s); "
+                "audit again later"
+            )
+        if self.pending:
+            lines.append("")
+        if self.complete:
             lines.append(
                 "No anomaly: every checkpoint is signed by a trusted key valid at its "
                 "time, and every record is covered, in order, by the signed roots."
+            )
+        elif self.ok:
+            lines.append(
+                "No anomaly: every checkpoint is signed by a trusted key valid at its time and "
+                "covers its records in order; the pending records above are younger than the "
+                "bound and not yet checkpointed."
             )
         else:
             lines.append(f"{len(self.anomalies)} anomaly(ies):")

@@ -1,0 +1,191 @@
+"""The trust list a long-running verifier follows: anchored, unexpired, never rolled back.
+
+A subscriber, the gateway or an auditor that runs for days cannot verify against the list it
+read at start: the list expires, keys are rotated and revoked. :class:`TrustTracker` holds the
+current list and takes each newer one offered (from the trust topic, a file, ...) only when:
+
+* the anchors signed it and it is valid now (:meth:`TrustList.open`, strict);
+* its serial is not lower than the highest serial it has seen (``TRUST_LIST_ROLLBACK``: an old
+  list re-published, e.g. one from before a key was revoked) — the highest serial can be kept
+  in a file so that a restart does not forget it;
+* it is not a second, different list under the serial of the current one
+  (``TRUST_LIST_CONFLICT``).
+
+:meth:`TrustTracker.verifier` is asked for at every verification and checks expiry each time,
+so a list that expires while the process runs stops being used at once. A refused list leaves
+the current one in force. Pure apart from the optional serial file; the refresh loop
+(:func:`follow`) takes any async fetch function, so Kafka stays at the edge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from puente.codec.registry import Registry
+from puente.evidence._time import now_ms
+from puente.evidence.errors import TrustListError
+from puente.evidence.keys import PublicKey
+from puente.evidence.trust import TrustList
+from puente.evidence.verify import Verifier
+from puente.logs import get_logger
+
+log = get_logger("evidence.trust")
+
+Fetch = Callable[[], Awaitable[bytes | None]]
+"""Returns the newest signed trust list a source holds, or None."""
+
+
+class TrustTracker:
+    """The current trust list of one verifier, and the highest serial it has seen."""
+
+    def __init__(
+        self,
+        anchors: Sequence[PublicKey],
+        registry: Registry,
+        *,
+        serial_file: Path | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        if not anchors:
+            raise TrustListError(
+                "no trust anchor: a trust list can only be verified against the operator's "
+                "root verifier key(s), held out of band",
+                reason="TRUST_ANCHOR_MISSING",
+            )
+        self.anchors = list(anchors)
+        self.registry = registry
+        self.serial_file = serial_file
+        self.clock = clock
+        self._data: bytes | None = None
+        self._list: TrustList | None = None
+        self._verifier: Verifier | None = None
+        self.highest_serial = _read_serial(serial_file)
+
+    @classmethod
+    def with_list(
+        cls, data: bytes, anchors: Sequence[PublicKey], registry: Registry
+    ) -> TrustTracker:
+        """A tracker starting from the signed list ``data`` (raises if it is not acceptable)."""
+        tracker = cls(anchors, registry)
+        tracker.offer(data)
+        return tracker
+
+    @property
+    def current(self) -> TrustList | None:
+        """The list in force (it may have expired since; :meth:`verifier` checks)."""
+        return self._list
+
+    def offer(self, data: bytes) -> bool:
+        """Take ``data`` as the current list if it is acceptable; True if it changed.
+
+        Raises :class:`TrustListError` (the current list stays in force) with the reason of
+        :meth:`TrustList.open`, or ``TRUST_LIST_ROLLBACK`` / ``TRUST_LIST_CONFLICT``.
+        """
+        if data == self._data:
+            return False
+        tl = TrustList.open(data, self.anchors, now=self.clock())
+        if tl.serial < self.highest_serial:
+            raise TrustListError(
+                f"trust list serial {tl.serial} is lower than serial {self.highest_serial} "
+                "already seen: an older list was re-published (refused)",
+                reason="TRUST_LIST_ROLLBACK",
+            )
+        if self._list is not None and tl.serial == self._list.serial:
+            raise TrustListError(
+                f"a second, different trust list under serial {tl.serial} (refused; the first "
+                "stays in force)",
+                reason="TRUST_LIST_CONFLICT",
+            )
+        self._data, self._list = data, tl
+        self._verifier = Verifier(trust_list=tl, registry=self.registry)
+        if tl.serial > self.highest_serial:
+            self.highest_serial = tl.serial
+            _write_serial(self.serial_file, tl.serial)
+        log.info("trust_list.current", serial=tl.serial, keys=len(tl.entries))
+        return True
+
+    def verifier(self) -> Verifier:
+        """A verifier over the current list, checked unexpired now.
+
+        Raises :class:`TrustListError`: ``TRUST_LIST_MISSING`` (none yet) or
+        ``TRUST_LIST_EXPIRED`` (refresh it: nothing verifies against an expired list).
+        """
+        if self._list is None or self._verifier is None:
+            raise TrustListError(
+                "no valid trust list yet: nothing can be verified", reason="TRUST_LIST_MISSING"
+            )
+        if self.clock() >= self._list.expires_at:
+            raise TrustListError(
+                f"trust list serial {self._list.serial} has expired; waiting for a newer one",
+                reason="TRUST_LIST_EXPIRED",
+            )
+        return self._verifier
+
+    async def refresh(self, fetches: Sequence[Fetch]) -> bool:
+        """Offer the newest list of the first source that has one; True if it changed.
+
+        A source that fails or holds nothing passes to the next; a refused list is logged
+        (with its reason code) and the current one stays.
+        """
+        for fetch in fetches:
+            try:
+                data = await fetch()
+            except Exception as exc:  # a source down is a source skipped, never a crash
+                log.warning("trust_list.source_failed", error=type(exc).__name__)
+                continue
+            if data is None:
+                continue
+            try:
+                return self.offer(data)
+            except TrustListError as exc:
+                log.warning("trust_list.refused", reason=exc.reason, error=exc.message)
+                return False
+        return False
+
+
+async def follow(
+    tracker: TrustTracker, fetches: Sequence[Fetch], *, interval_s: float, stop: asyncio.Event
+) -> None:
+    """Refresh ``tracker`` every ``interval_s`` until ``stop`` is set: a revoked key or a new
+    list is in force at most one interval after it is published."""
+    while not stop.is_set():
+        await tracker.refresh(fetches)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+
+
+def file_fetch(path: Path) -> Fetch:
+    """A source reading a signed trust list from a file (None while the file is missing)."""
+
+    def read() -> bytes | None:
+        return path.read_bytes() if path.is_file() else None
+
+    async def fetch() -> bytes | None:
+        return await asyncio.to_thread(read)
+
+    return fetch
+
+
+def read_anchors(path: Path) -> list[PublicKey]:
+    """Verifier keys, one per line (``#`` comments and blank lines allowed)."""
+    lines = path.read_text(encoding="ascii").splitlines()
+    return [PublicKey.from_vkey(x.strip()) for x in lines if x.strip() and not x.startswith("#")]
+
+
+def _read_serial(path: Path | None) -> int:
+    if path is None or not path.is_file():
+        return 0
+    text = path.read_text(encoding="ascii").strip()
+    return int(text) if text.isdigit() else 0
+
+
+def _write_serial(path: Path | None, serial: int) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{serial}\n", encoding="ascii")
+    tmp.replace(path)
