@@ -61,6 +61,8 @@ REJECTION = "puente.Rejection"
 STATE_LOG_KEY = b"log"
 # Consular notifications carry no handling code of their own; a delivery always names one.
 DEFAULT_HANDLING = "H2"
+# The decisions metric's reason for a share whose payload is not the published bytes.
+REENCODED = "REENCODED"
 _DELIVERY_NS = uuid.UUID("6f1d3a52-2b7e-4c1e-9a55-0c1d2e3f4a5b")
 
 
@@ -159,6 +161,7 @@ class PartitionProcessor:
         # When the log was last checkpointed (the restored state says; a new log: never).
         self._last_checkpoint_ms = (log_state.checkpoint_time or 0) if log_state else 0
         self._snapshot: tuple[LogState, int] | None = None
+        self._evaluated: tuple[ValidNotice, bytes] | None = None  # see _as_evaluated
 
     @property
     def log_id(self) -> str:
@@ -337,15 +340,19 @@ class PartitionProcessor:
         out: BatchOutput,
         pending: list[_Pending],
     ) -> None:
-        transformed = d.action != "share"
         assert d.payload is not None
-        # An untransformed delivery is the published bytes themselves: the recipient can check
-        # the origin's exact notice (delivered_sha256 == original_sha256 in the audit record).
-        payload = (
-            encode(self.registry, valid.notice_type, dict(d.payload))
-            if transformed
-            else rec.value or b""
-        )
+        # Every payload is encoded from what the policy evaluated: the notice decoded into the
+        # latest registered version of its type. A field that version lacks (written under an
+        # older or unknown version) never reaches a recipient, even when the rule shares the
+        # notice unchanged. Such a share is DELIVERED only when that encoding is the published
+        # bytes exactly (delivered_sha256 == original_sha256 in the audit record); otherwise the
+        # recipient does not get the origin's bytes, and the record says TRANSFORMED.
+        if d.action == "share":
+            payload = self._as_evaluated(valid)
+            transformed = payload != rec.value
+        else:
+            payload = encode(self.registry, valid.notice_type, dict(d.payload))
+            transformed = True
         delivery_id = str(uuid.uuid5(_DELIVERY_NS, f"{valid.notice_id}/{d.recipient}"))
         action = DeliveryAction.TRANSFORMED if transformed else DeliveryAction.DELIVERED
         statement = DeliveryStatement.for_payload(
@@ -383,9 +390,17 @@ class PartitionProcessor:
             **record,
         )
         out.audit.append(leaf)
-        out.decisions[(d.action, "")] += 1
+        out.decisions[(d.action, REENCODED if transformed and d.action == "share" else "")] += 1
         topic = self.naming.topic(DELIVER, d.recipient)
         pending.append(_Pending(topic, valid.notice_id.encode(), statement, encoded, payload))
+
+    def _as_evaluated(self, valid: ValidNotice) -> bytes:
+        """The notice as the policy evaluated it, encoded (once per notice, for every share)."""
+        cached = self._evaluated
+        if cached is None or cached[0] is not valid:
+            cached = (valid, encode(self.registry, valid.notice_type, valid.notice))
+            self._evaluated = cached
+        return cached[1]
 
     def _seal(self, pending: list[_Pending], out: BatchOutput, now_ms: int, first: int) -> None:
         if not pending:
