@@ -67,6 +67,9 @@ STATE = TopicKind(
     FOREVER,
     compacted=True,
     description="the policy service's changelog per ingress partition (dedupe, log state)",
+    # Compaction cleans closed segments only: roll them hourly (or at 64 MiB) so that a take-over
+    # reads the live keys and about an hour of writes, not a week of superseded log states.
+    extra={"segment.ms": str(60 * 60 * 1000), "segment.bytes": str(64 * 1024 * 1024)},
 )
 CHECKPOINTS = TopicKind(
     "checkpoints", Scope.GLOBAL, FOREVER, description="signed C2SP checkpoints of every audit log"

@@ -22,8 +22,9 @@ What it measures (``--runs`` alternating runs, medians; a fresh tenant per run):
    ``create_batch``/``send_batch`` calls as the service. What it produces for each input is the
    output the service's own processor made for that notice (computed offline before the runs):
    the same number of records of the same sizes to the same topics and partitions (deliveries,
-   audit records, dedupe state) plus, per transaction, one log-state record and a checkpoint per
-   ``checkpoint_every`` audit records. No decoding, policy, signing or hashing.
+   audit records) plus, per transaction, one log-state record, one dedupe chunk of its accepted
+   notices' entries, and a checkpoint per ``checkpoint_every`` audit records. No decoding,
+   policy, signing or hashing.
 3. **Latency**: a paced producer publishes at ``--rate`` notices/s (and first at a rate the
    pipeline sustains: half the measured throughput) while a subscriber process (one
    ``puente.subscriber.core.Subscriber`` per member, verifying every delivery against the trust
@@ -74,8 +75,8 @@ from puente.config import Settings
 from puente.evidence.records import AuditRecord
 from puente.kafka.clients import consumer, producer, start
 from puente.policy.store import PolicyStore
+from puente.service.dedupe import CHUNK_PREFIX, decode_chunk, encode_chunk
 from puente.service.processor import (
-    SEEN_PREFIX,
     STATE_LOG_KEY,
     BatchOutput,
     IngressRecord,
@@ -180,6 +181,8 @@ class Fanout:
     """What the service produces for each input notice, and per transaction."""
 
     per_notice: dict[bytes, list[OutRecord]] = field(default_factory=dict)
+    # Each accepted notice's dedupe entry; the service writes one chunk record per batch of them.
+    dedupe: dict[bytes, tuple[str, bytes, int]] = field(default_factory=dict)
     log_state: dict[tuple[str, int], bytes] = field(default_factory=dict)
     checkpoint: dict[tuple[str, int], tuple[bytes, bytes]] = field(default_factory=dict)
     processor_seconds: float = 0.0
@@ -272,14 +275,16 @@ def _index(
         notice_id = AuditRecord.decode(registry, value).notice_id
         assert notice_id is not None
         add(notice_id.encode(), "audit", OutRecord(audit_topic, None, None, value))
-    state_topic = _REF.topic(STATE, origin)
     for key, value in out.state:
-        if key == STATE_LOG_KEY:
+        if key == STATE_LOG_KEY and value is not None:
             fan.log_state[(origin, part)] = value
             fan.kinds["log_state"] += 1
             fan.bytes_by_kind["log_state"] += len(value)
-        else:
-            add(key[len(SEEN_PREFIX) :], "state", OutRecord(state_topic, None, key, value))
+        elif key.startswith(CHUNK_PREFIX) and value is not None:
+            for entry in decode_chunk(value):
+                fan.dedupe[entry[0].encode()] = entry
+            fan.kinds["state"] += 1
+            fan.bytes_by_kind["state"] += len(value)
     for key, value in out.rejections:
         add(key, "rejections", OutRecord(_REF.topic(REJECTED, origin), None, key, value))
     for key, value in out.checkpoints:
@@ -536,6 +541,7 @@ class PassThrough:
         self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
         self._since_cp: Counter[TopicPartition] = Counter()
         rename = self._rename
+        self.dedupe = fan.dedupe
         self.per_notice = {
             k: [(rename(r.topic), r.partition, r.key, r.value) for r in recs]
             for k, recs in fan.per_notice.items()
@@ -654,8 +660,14 @@ class PassThrough:
         state_topic = self.naming.topic(STATE, origin)
         log_state = self.log_state[(state_topic, tp.partition)]
         groups[(state_topic, tp.partition)].append((STATE_LOG_KEY, log_state))
-        records = sum(len(v) for v in groups.values())
         size += len(log_state)
+        accepted = [self.dedupe[m.key] for m in msgs if m.key in self.dedupe]
+        if accepted:  # one dedupe chunk per transaction, as the service writes per batch
+            chunk = encode_chunk(accepted)
+            key = CHUNK_PREFIX + str(msgs[0].offset).encode()
+            groups[(state_topic, tp.partition)].append((key, chunk))
+            size += len(chunk)
+        records = sum(len(v) for v in groups.values())
         self._since_cp[tp] += audit
         if self._since_cp[tp] >= self.checkpoint_every:
             self._since_cp[tp] = 0

@@ -30,7 +30,13 @@ from puente.kafka.broker_config import (
 )
 from puente.kafka.clients import consumer, producer, start
 from puente.kafka.connection import KafkaEndpoint
-from puente.kafka.local import ClusterInfo, LocalCluster, kafka_coordinates
+from puente.kafka.local import (
+    ClusterInfo,
+    LocalCluster,
+    java_argfile,
+    kafka_coordinates,
+    storage_format_args,
+)
 from puente.maven import classpath, fetch_jars
 from puente.secrets import Credential, new_password, write_private
 from puente.topics import INGRESS
@@ -90,7 +96,6 @@ def test_compose_node_configuration_forms_a_secure_quorum(tmp_path: Path) -> Non
         "-cp",
         classpath(libs),
     ]
-    scram = f"SCRAM-SHA-512=[name={admin.username},password={admin.password}]"
     configs = []
     for p in ports:
         node_dir = tmp_path / f"node-{p.node_id}"
@@ -104,24 +109,18 @@ def test_compose_node_configuration_forms_a_secure_quorum(tmp_path: Path) -> Non
         configs.append(node_dir / "server.properties")
     # Format the three nodes at once, as start-kafka.sh does in each container.
     cluster_id = "Y29tcG9zZS1zaGFwZS10ZQ"
+    # The admin's password travels in an argument file, as in start-kafka.sh and LocalCluster.
+    argfiles = [
+        java_argfile(cfg.parent / "format.args", storage_format_args(cluster_id, cfg, admin))
+        for cfg in configs
+    ]
     formats = [
         subprocess.Popen(
-            [
-                *jvm,
-                f"-Dpuente.logdir={cfg.parent}",
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                cluster_id,
-                "-c",
-                str(cfg),
-                "--add-scram",
-                scram,
-            ],
+            [*jvm, f"-Dpuente.logdir={argfile.parent}", f"@{argfile}"],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        for cfg in configs
+        for argfile in argfiles
     ]
     for proc in formats:
         out, _ = proc.communicate(timeout=120)

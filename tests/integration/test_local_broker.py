@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from puente.config import Settings
+from puente.kafka.broker_config import BROKER_USER
 from puente.kafka.local import LocalCluster, LocalKafkaError
 from puente.maven import MavenError, fetch_jars
+from puente.secrets import SecretStore
 from tests.harness import free_base_port
 
 pytestmark = pytest.mark.kafka
@@ -62,6 +64,35 @@ def test_up_status_down_and_restart(cluster: LocalCluster, settings: Settings) -
     assert stopped and not any(s.running for s in cluster.status())
     again = cluster.up()  # warm start on the same data (its time is a benchmark figure)
     assert again.cluster_id == info.cluster_id
+
+
+def test_no_password_on_any_command_line(
+    cluster: LocalCluster, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every process `puente kafka up` starts (the storage tool formatting the node with the
+    admin's SCRAM credential, the broker) has no password in its command line, which every
+    local user can read in /proc/<pid>/cmdline."""
+    started: list[list[str]] = []
+
+    class Recording(subprocess.Popen):  # type: ignore[type-arg]
+        def __init__(self, args: list[str], *rest: object, **kwargs: object) -> None:
+            started.append([str(a) for a in args])
+            super().__init__(args, *rest, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(subprocess, "Popen", Recording)
+    info = cluster.up()
+    monkeypatch.undo()
+    passwords = [cluster.admin_credential().password]
+    passwords.append(SecretStore(settings.secrets_dir).require(BROKER_USER).password)
+    jvms = [argv for argv in started if Path(argv[0]).name == "java" and "-version" not in argv]
+    assert len(jvms) == 2  # the storage tool, then the broker
+    for argv in started:  # (the message names the program, never the password)
+        assert not any(p in a for p in passwords for a in argv), f"a password given to {argv[0]}"
+    (pid,) = [n.pid for n in info.nodes]
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+    assert not any(p in cmdline for p in passwords), "a password in the broker's command line"
+    node_dir = Path(info.nodes[0].directory)
+    assert not list(node_dir.glob("*.args"))  # the argument file is gone after formatting
 
 
 def test_port_in_use(cluster: LocalCluster, settings: Settings) -> None:

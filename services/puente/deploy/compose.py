@@ -191,6 +191,8 @@ def compose_document(principals: list[str]) -> dict[str, Any]:
         secrets=[
             _principal_secret(policy_principal),
             _secret("policy-signing-key", c.SIGNING_KEY_FILE),
+            # One pseudonymisation secret for every replica: pseudonyms stay stable.
+            _secret("policy-pseudonym", c.POLICY_PSEUDONYM_FILE),
         ],
         volumes=[policies],
         depends_on=kafka_up | provisioned,
@@ -235,6 +237,7 @@ def compose_document(principals: list[str]) -> dict[str, Any]:
     secrets |= {p: {"file": f"./secrets/{p}.json"} for p in principals}
     secrets |= {
         "policy-signing-key": {"file": f"./secrets/{c.SIGNING_KEY_FILE}"},
+        "policy-pseudonym": {"file": f"./secrets/{c.POLICY_PSEUDONYM_FILE}"},
         "gateway-tls-cert": {"file": f"./secrets/{c.GATEWAY_TLS_CERT}"},
         "gateway-tls-key": {"file": f"./secrets/{c.GATEWAY_TLS_KEY}"},
     }
@@ -301,6 +304,7 @@ def secret_file_names(principals: list[str]) -> list[str]:
         f"{ADMIN_USER}.json",
         *(f"{p}.json" for p in principals),
         c.SIGNING_KEY_FILE,
+        c.POLICY_PSEUDONYM_FILE,
         c.GATEWAY_TLS_CERT,
         c.GATEWAY_TLS_KEY,
     ]

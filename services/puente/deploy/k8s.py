@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from puente.deploy import contract as c
-from puente.deploy.material import SIGNING_KEY_SECRET, password_secret_name
+from puente.deploy.material import PSEUDONYM_SECRET, SIGNING_KEY_SECRET, password_secret_name
 from puente.deploy.render import GENERATED_BY, to_yaml, yaml_stream
 from puente.kafka.broker_config import ADMIN_USER, node_ports, server_properties
 from puente.kafka.plan import Acl, Operation, Pattern, Principal, Resource, Topic
@@ -356,22 +356,32 @@ def _pod_security() -> dict[str, Any]:
     }
 
 
-def _common_volumes(principal: str, members: tuple[str, ...]) -> list[dict[str, Any]]:
+def _common_volumes(
+    principal: str, members: tuple[str, ...], *, also: tuple[tuple[str, str], ...] = ()
+) -> list[dict[str, Any]]:
+    """The volumes every Puente pod mounts. ``also`` adds (Secret, key) files to the secrets
+    directory, beside the principal's credential (one projected volume)."""
     items = [
         {"key": "members.yaml", "path": "members.yaml"},
         {"key": "regional.yaml", "path": "regional.yaml"},
     ]
     # ConfigMap keys are flat: states/CC.yaml travels as key "states.CC.yaml".
     items += [{"key": f"states.{m}.yaml", "path": f"states/{m}.yaml"} for m in members]
-    return [
-        {
-            "name": "credential",
+    files = [(password_secret_name(principal), f"{principal}.json"), *also]
+    if len(files) == 1:
+        name, key = files[0]
+        secrets_volume: dict[str, Any] = {
             "secret": {
-                "secretName": password_secret_name(principal),
-                "items": [{"key": f"{principal}.json", "path": f"{principal}.json"}],
+                "secretName": name,
+                "items": [{"key": key, "path": key}],
                 "defaultMode": 0o440,
-            },
-        },
+            }
+        }
+    else:
+        sources = [{"secret": {"name": n, "items": [{"key": k, "path": k}]}} for n, k in files]
+        secrets_volume = {"projected": {"sources": sources, "defaultMode": 0o440}}
+    return [
+        {"name": "credential", **secrets_volume},
         {
             "name": "kafka-ca",
             "secret": {
@@ -518,7 +528,10 @@ def policy_service(inputs: c.DeployInputs) -> list[dict[str, Any]]:
         ],
     }
     volumes = [
-        *_common_volumes(principal, inputs.members),
+        # The pseudonymisation secret sits in the secrets directory, one for every replica.
+        *_common_volumes(
+            principal, inputs.members, also=((PSEUDONYM_SECRET, c.POLICY_PSEUDONYM_FILE),)
+        ),
         {
             "name": "keys-src",
             "secret": {

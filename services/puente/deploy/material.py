@@ -3,7 +3,8 @@
 ``compose_secrets`` fills ``deploy/compose/secrets/`` (git-ignored) with every file the Compose
 file mounts: each principal's SCRAM credential in :class:`~puente.secrets.SecretStore` format, the
 broker's PLAIN password as a properties file (Kafka's FileConfigProvider reads it), the policy
-service's Ed25519 signing key, and a self-signed TLS certificate for the gateway. It also writes
+service's Ed25519 signing key and pseudonymisation secret (one for every replica), and a
+self-signed TLS certificate for the gateway. It also writes
 ``deploy/compose/.env`` with the KRaft cluster id. Existing files are kept: rotation is a
 deliberate act (delete the file, re-run, re-provision; see deploy/README.md).
 
@@ -24,6 +25,7 @@ from puente.errors import ConfigError
 from puente.evidence.keys import SigningKey, write_private_key, write_public_key
 from puente.kafka.broker_config import ADMIN_USER, BROKER_USER
 from puente.secrets import SecretStore, new_password, write_private
+from puente.service.setup import new_pseudonym_secret
 
 
 def _random_cluster_id() -> str:
@@ -31,6 +33,26 @@ def _random_cluster_id() -> str:
     import uuid
 
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _ensure_signing_key(secrets_dir: Path) -> Path | None:
+    """The policy service's signing key (and its public half); the path when newly made."""
+    skey = secrets_dir / c.SIGNING_KEY_FILE
+    if skey.exists():
+        return None
+    key = SigningKey.generate(c.SIGNING_KEY_NAME)
+    write_private_key(key, skey)
+    write_public_key(key.public, secrets_dir / f"{c.SIGNING_KEY_NAME}.vkey")
+    return skey
+
+
+def _ensure_pseudonym_secret(secrets_dir: Path) -> Path | None:
+    """The policy service's pseudonymisation secret, shared by its replicas; the path when new."""
+    path = secrets_dir / c.POLICY_PSEUDONYM_FILE
+    if path.exists():
+        return None
+    write_private(path, new_pseudonym_secret())
+    return path
 
 
 def compose_secrets(
@@ -51,12 +73,9 @@ def compose_secrets(
     if not broker.exists():
         write_private(broker, f"username={BROKER_USER}\npassword={new_password()}\n".encode())
         created.append(broker)
-    skey = secrets_dir / c.SIGNING_KEY_FILE
-    if not skey.exists():
-        key = SigningKey.generate(c.SIGNING_KEY_NAME)
-        write_private_key(key, skey)
-        write_public_key(key.public, secrets_dir / f"{c.SIGNING_KEY_NAME}.vkey")
-        created.append(skey)
+    created += [
+        p for p in (_ensure_signing_key(secrets_dir), _ensure_pseudonym_secret(secrets_dir)) if p
+    ]
     cert, key_file = secrets_dir / c.GATEWAY_TLS_CERT, secrets_dir / c.GATEWAY_TLS_KEY
     if not cert.exists() or not key_file.exists():
         cert_pem, key_pem = self_signed_certificate(["localhost", "gateway"], ["127.0.0.1"])
@@ -131,14 +150,17 @@ def password_secret_name(principal: str) -> str:
 
 
 SIGNING_KEY_SECRET = "puente-policy-signing-key"  # noqa: S105 - a Secret's name
+PSEUDONYM_SECRET = "puente-policy-pseudonym"  # noqa: S105 - a Secret's name
 
 
 def k8s_secret_manifests(
     secrets_dir: Path, principals: list[str], *, namespace: str
 ) -> list[dict[str, Any]]:
-    """Secret manifests for every principal's password and the policy service's signing key.
+    """Secret manifests for every principal's password and the policy service's signing key and
+    pseudonymisation secret.
 
-    Missing credentials and the signing key are generated into ``secrets_dir`` first, so the
+    Missing credentials, the signing key and the pseudonymisation secret are generated into
+    ``secrets_dir`` first (kept there: re-running renders the same Secrets), so the
     operator keeps the passwords to hand to member states. Each principal's Secret carries the
     password twice: as ``password`` (what Strimzi's KafkaUser reads) and as ``<principal>.json``
     (what a Puente process reads from its secrets directory).
@@ -150,35 +172,28 @@ def k8s_secret_manifests(
     for name in principals:
         cred, _ = store.get_or_create(name)
         body = json.dumps({"username": cred.username, "password": cred.password})
-        docs.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {
-                    "name": password_secret_name(name),
-                    "namespace": namespace,
-                    "labels": {"app.kubernetes.io/part-of": "puente"},
-                },
-                "type": "Opaque",
-                "stringData": {"password": cred.password, f"{name}.json": body},
-            }
-        )
-    skey = secrets_dir / c.SIGNING_KEY_FILE
-    if not skey.exists():
-        key = SigningKey.generate(c.SIGNING_KEY_NAME)
-        write_private_key(key, skey)
-        write_public_key(key.public, secrets_dir / f"{c.SIGNING_KEY_NAME}.vkey")
-    docs.append(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": SIGNING_KEY_SECRET,
-                "namespace": namespace,
-                "labels": {"app.kubernetes.io/part-of": "puente"},
-            },
-            "type": "Opaque",
-            "stringData": {c.SIGNING_KEY_FILE: skey.read_text(encoding="ascii")},
-        }
-    )
+        data = {"password": cred.password, f"{name}.json": body}
+        docs.append(_secret_manifest(password_secret_name(name), namespace, data))
+    _ensure_signing_key(secrets_dir)
+    _ensure_pseudonym_secret(secrets_dir)
+    for name, file in (
+        (SIGNING_KEY_SECRET, c.SIGNING_KEY_FILE),
+        (PSEUDONYM_SECRET, c.POLICY_PSEUDONYM_FILE),
+    ):
+        data = {file: (secrets_dir / file).read_text(encoding="ascii")}
+        docs.append(_secret_manifest(name, namespace, data))
     return docs
+
+
+def _secret_manifest(name: str, namespace: str, data: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "puente"},
+        },
+        "type": "Opaque",
+        "stringData": data,
+    }

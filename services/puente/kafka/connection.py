@@ -42,7 +42,13 @@ class KafkaEndpoint:
                 "sasl_plain_password": cred.password,
             }
         if self.security_protocol.endswith("SSL"):
-            kwargs["ssl_context"] = ssl.create_default_context(cafile=self.ssl_cafile)
+            try:
+                kwargs["ssl_context"] = ssl.create_default_context(cafile=self.ssl_cafile)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"cannot read the Kafka CA certificates {self.ssl_cafile}: {exc}",
+                    hint="set PUENTE_KAFKA__SSL_CAFILE to the cluster CA's PEM file",
+                ) from exc
         return kwargs
 
     def kafka_python_kwargs(self, cred: Credential) -> dict[str, Any]:

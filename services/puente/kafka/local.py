@@ -372,7 +372,6 @@ class LocalCluster:
         cluster_id = _random_cluster_id()
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "log4j2.yaml").write_text(LOG4J2_YAML)
-        scram = f"SCRAM-SHA-512=[name={admin.username},password={admin.password}]"
         nodes, formatting = [], []
         for p in ports:
             node_dir = (self.root / f"node-{p.node_id}").resolve()
@@ -381,28 +380,23 @@ class LocalCluster:
             )
             node_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_private(node_dir / "server.properties", render_properties(props).encode())
-            cmd = [
-                *self._java(libs, node_dir),
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                cluster_id,
-                "-c",
-                str(node_dir / "server.properties"),
-                "--add-scram",
-                scram,
-            ]
+            # The admin's password reaches the storage tool in an argument file (0600), never
+            # on its command line: /proc/<pid>/cmdline is readable by every local user.
+            args = storage_format_args(cluster_id, node_dir / "server.properties", admin)
+            argfile = java_argfile(node_dir / "format.args", args)
+            cmd = [*self._java(libs, node_dir), f"@{argfile}"]
             # Each format is a JVM start; run them side by side.
-            formatting.append(
-                (p, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-            )
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            formatting.append((p, proc, argfile))
             nodes.append(NodeInfo(p.node_id, p.client, p.internal, p.controller, str(node_dir)))
-        for p, proc in formatting:
+        for p, proc, argfile in formatting:
             try:
                 output, _ = proc.communicate(timeout=120)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 output = b"timed out after 120 s"
+            finally:
+                argfile.unlink(missing_ok=True)
             if proc.returncode != 0:
                 last = output.decode(errors="replace").strip().splitlines()[-1:]
                 raise LocalKafkaError(
@@ -506,6 +500,35 @@ class LocalCluster:
             f"{self.settings.local.start_timeout_s:.0f} s ({last_error})",
             hint=f"see the broker logs under {self.root}",
         )
+
+
+def storage_format_args(cluster_id: str, config: Path, admin: Credential) -> list[str]:
+    """The main class and arguments of ``kafka-storage format`` for one node, with the admin's
+    SCRAM-SHA-512 credential (a secret: pass them in :func:`java_argfile`, never on a command
+    line)."""
+    scram = f"SCRAM-SHA-512=[name={admin.username},password={admin.password}]"
+    return [
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        cluster_id,
+        "-c",
+        str(config),
+        "--add-scram",
+        scram,
+    ]
+
+
+def java_argfile(path: Path, args: list[str]) -> Path:
+    """Write ``args`` as a Java launcher argument file (``java ... @path``), owner-only.
+
+    The launcher expands the file itself, so the arguments never appear in the process's
+    command line (world-readable in /proc). Each argument is quoted, with backslash and double
+    quote escaped, as the launcher's argument-file syntax requires.
+    """
+    quoted = ['"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"' for a in args]
+    write_private(path, ("\n".join(quoted) + "\n").encode())
+    return path
 
 
 def _random_cluster_id() -> str:

@@ -42,6 +42,7 @@ from puente.evidence.records import Decision as AuditDecision
 from puente.logs import get_logger
 from puente.policy.engine import RULE_ERROR, Decision, PolicySet
 from puente.policy.store import PolicyStore
+from puente.service.dedupe import SeenIds
 from puente.service.validate import (
     DUPLICATE_NOTICE,
     INTERNAL_ERROR,
@@ -61,9 +62,10 @@ REJECTION = "puente.Rejection"
 REFUSED = "REFUSED"
 WARNING = "WARNING"
 STATE_LOG_KEY = b"log"
-SEEN_PREFIX = b"n/"
 # Consular notifications carry no handling code of their own; a delivery always names one.
 DEFAULT_HANDLING = "H2"
+# The decisions metric's reason for a share whose payload is not the published bytes.
+REENCODED = "REENCODED"
 _DELIVERY_NS = uuid.UUID("6f1d3a52-2b7e-4c1e-9a55-0c1d2e3f4a5b")
 
 
@@ -99,7 +101,7 @@ class BatchOutput:
     audit: list[bytes] = field(default_factory=list)
     checkpoints: list[tuple[bytes, bytes]] = field(default_factory=list)
     rejections: list[tuple[bytes, bytes]] = field(default_factory=list)
-    state: list[tuple[bytes, bytes]] = field(default_factory=list)
+    state: list[tuple[bytes, bytes | None]] = field(default_factory=list)  # None: a tombstone
     outcomes: Counter[str] = field(default_factory=Counter)
     decisions: Counter[tuple[str, str]] = field(default_factory=Counter)  # (action, reason)
     policy_version: str | None = None
@@ -131,7 +133,7 @@ class PartitionProcessor:
         policies: PolicyStore,
         key: SigningKey,
         log_state: LogState | None = None,
-        seen: dict[str, bytes] | None = None,
+        seen: SeenIds | None = None,
         mode: SigningMode = SigningMode.BATCH,
         limits: Limits | None = None,
         checkpoint_every: int = 1000,
@@ -156,11 +158,13 @@ class PartitionProcessor:
                 f"persisted log state is for {self.log.log_id}, not {log_id}",
                 reason="STATE_MISMATCH",
             )
-        self.seen: dict[str, bytes] = dict(seen or {})
+        # Taken as is (a restored set of a million ids is not copied).
+        self.seen = seen if seen is not None else SeenIds(self.limits.dedupe_horizon_ms)
         self._signer = DeliverySigner(key, registry)
         # When the log was last checkpointed (the restored state says; a new log: never).
         self._last_checkpoint_ms = (log_state.checkpoint_time or 0) if log_state else 0
-        self._snapshot: tuple[LogState, dict[str, bytes], int] | None = None
+        self._snapshot: tuple[LogState, int] | None = None
+        self._evaluated: tuple[ValidNotice, bytes] | None = None  # see _as_evaluated
 
     @property
     def log_id(self) -> str:
@@ -169,15 +173,17 @@ class PartitionProcessor:
     # --- transaction support -----------------------------------------------------------------
 
     def _take_snapshot(self) -> None:
-        self._snapshot = (self.log.state(), dict(self.seen), self._last_checkpoint_ms)
+        # The log's compact state is small; the seen ids keep a journal of the batch instead.
+        self._snapshot = (self.log.state(), self._last_checkpoint_ms)
+        self.seen.begin()
 
     def rollback(self) -> None:
         """Forget the last batch (its transaction was aborted): back to the state before it."""
         if self._snapshot is None:
             return
-        state, seen, last_cp = self._snapshot
+        state, last_cp = self._snapshot
         self.log = AuditLog.from_state(state)
-        self.seen = seen
+        self.seen.rollback()
         self._last_checkpoint_ms = last_cp
         self._snapshot = None
 
@@ -214,6 +220,8 @@ class PartitionProcessor:
             self._one(rec, now, now_ms, policy, out, pending)
             out.next_offset = rec.offset + 1
         self._seal(pending, out, now_ms, first_leaf)
+        # The batch's accepted ids (one chunk record) and tombstones for ids past the horizon.
+        out.state.extend(self.seen.end(now_ms))
         due = self.checkpoint_due(now_ms) or (
             force_checkpoint and self.log.size > self.log.checkpoint_size
         )
@@ -259,8 +267,7 @@ class PartitionProcessor:
                     fingerprint=valid.fingerprint,
                 ) from exc
             outcome = self._decided(rec, valid, decisions, original, now_ms, policy, out, pending)
-            self.seen[valid.notice_id] = original
-            out.state.append((SEEN_PREFIX + valid.notice_id.encode(), original))
+            self.seen.add(valid.notice_id, original, valid.created_at_ms, rec.offset)
         except Refusal as refusal:
             self._rejected(rec, refusal, original, now_ms, policy.version, out)
             outcome = Outcome.REJECTED
@@ -352,15 +359,19 @@ class PartitionProcessor:
         out: BatchOutput,
         pending: list[_Pending],
     ) -> None:
-        transformed = d.action != "share"
         assert d.payload is not None
-        # An untransformed delivery is the published bytes themselves: the recipient can check
-        # the origin's exact notice (delivered_sha256 == original_sha256 in the audit record).
-        payload = (
-            encode(self.registry, valid.notice_type, dict(d.payload))
-            if transformed
-            else rec.value or b""
-        )
+        # Every payload is encoded from what the policy evaluated: the notice decoded into the
+        # latest registered version of its type. A field that version lacks (written under an
+        # older or unknown version) never reaches a recipient, even when the rule shares the
+        # notice unchanged. Such a share is DELIVERED only when that encoding is the published
+        # bytes exactly (delivered_sha256 == original_sha256 in the audit record); otherwise the
+        # recipient does not get the origin's bytes, and the record says TRANSFORMED.
+        if d.action == "share":
+            payload = self._as_evaluated(valid)
+            transformed = payload != rec.value
+        else:
+            payload = encode(self.registry, valid.notice_type, dict(d.payload))
+            transformed = True
         delivery_id = str(uuid.uuid5(_DELIVERY_NS, f"{valid.notice_id}/{d.recipient}"))
         action = DeliveryAction.TRANSFORMED if transformed else DeliveryAction.DELIVERED
         statement = DeliveryStatement.for_payload(
@@ -398,9 +409,17 @@ class PartitionProcessor:
             **record,
         )
         out.audit.append(leaf)
-        out.decisions[(d.action, "")] += 1
+        out.decisions[(d.action, REENCODED if transformed and d.action == "share" else "")] += 1
         topic = self.naming.topic(DELIVER, d.recipient)
         pending.append(_Pending(topic, valid.notice_id.encode(), statement, encoded, payload))
+
+    def _as_evaluated(self, valid: ValidNotice) -> bytes:
+        """The notice as the policy evaluated it, encoded (once per notice, for every share)."""
+        cached = self._evaluated
+        if cached is None or cached[0] is not valid:
+            cached = (valid, encode(self.registry, valid.notice_type, valid.notice))
+            self._evaluated = cached
+        return cached[1]
 
     def _seal(self, pending: list[_Pending], out: BatchOutput, now_ms: int, first: int) -> None:
         if not pending:

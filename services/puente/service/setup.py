@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from puente.config import Settings
+from puente.errors import ConfigError
 from puente.evidence.errors import TrustListError
 from puente.evidence.keys import PublicKey, SigningKey
 from puente.evidence.keystore import KeyStore
@@ -27,6 +28,7 @@ from puente.topics import TRUST, Naming
 ROOT_HOLDER = "operator:root"
 TRUST_LIST_FILE = "trust-list.note"
 PSEUDONYM_SECRET_FILE = "policy-pseudonym.key"  # noqa: S105 - a file name, not a secret
+PSEUDONYM_SECRET_MIN_BYTES = 32
 TRUST_LIST_DAYS = 30
 _DAY_MS = 86_400_000
 
@@ -93,12 +95,43 @@ def ensure_evidence(settings: Settings, members: Sequence[str]) -> Evidence:
     return Evidence(store, service_key, anchors, path.read_bytes())
 
 
+def new_pseudonym_secret() -> bytes:
+    """A fresh pseudonymisation secret: 256 random bits as 64 hex digits (text, so that any
+    secret store carries it, e.g. a Kubernetes Secret's ``stringData``)."""
+    return secrets.token_hex(32).encode("ascii")
+
+
 def pseudonym_secret(settings: Settings) -> bytes:
-    """The policy service's secret for keyed pseudonyms (generated once, 0600)."""
+    """The policy service's secret for keyed pseudonyms: the bytes of
+    ``<secrets dir>/policy-pseudonym.key``.
+
+    Every replica must use the same secret, or one person gets different pseudonyms depending on
+    which replica decided. So a configured deployment (``signing_key_file`` set) only reads the
+    file its secret store provides (``puente deploy compose secrets``, ``puente deploy k8s
+    secrets``) and refuses to start without it; only the embedded default, whose single process
+    owns its state directory, generates it on first use (0600).
+    """
     path = settings.secrets_dir / PSEUDONYM_SECRET_FILE
+    configured = settings.policy.signing_key_file is not None
     if not path.is_file():
-        write_private(path, secrets.token_bytes(32))
-    return path.read_bytes()
+        if configured:
+            raise ConfigError(
+                f"the pseudonymisation secret {path} is missing",
+                hint="provision it with the deployment's other secrets (`puente deploy compose "
+                "secrets` or `puente deploy k8s secrets`); every replica must read the same one",
+            )
+        write_private(path, new_pseudonym_secret())
+    try:
+        secret = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the pseudonymisation secret {path}: {exc}") from exc
+    if len(secret) < PSEUDONYM_SECRET_MIN_BYTES:
+        raise ConfigError(
+            f"the pseudonymisation secret {path} holds {len(secret)} bytes, fewer than "
+            f"{PSEUDONYM_SECRET_MIN_BYTES}",
+            hint="generate it with `puente deploy compose secrets` or `puente deploy k8s secrets`",
+        )
+    return secret
 
 
 TRUST_LIST_KEY = b"trust-list"

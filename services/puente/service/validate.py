@@ -56,6 +56,12 @@ class Limits:
     max_age_days: int = 730  # older notices are refused: they belong to a manual channel
     max_retention_days: int = 5 * 365  # INTERPOL: data kept initially no longer than 5 years
 
+    @property
+    def dedupe_horizon_ms(self) -> int:
+        """How long after a notice's ``created_at`` its id must be remembered: later, any notice
+        created then is refused as TOO_OLD anyway (plus the skew: replicas' clocks differ)."""
+        return int((self.max_age_days * 86_400 + self.max_clock_skew_s) * 1000)
+
 
 class Refusal(PuenteError):
     """A notice Puente refuses as a whole."""

@@ -47,8 +47,8 @@ from puente.logs import get_logger
 from puente.policy.store import PolicyStore
 from puente.secrets import Credential
 from puente.service import metrics
+from puente.service.dedupe import SeenIds
 from puente.service.processor import (
-    SEEN_PREFIX,
     STATE_LOG_KEY,
     BatchOutput,
     IngressRecord,
@@ -249,7 +249,7 @@ class PolicyService:
                     await _stop_quietly(producers[tp])  # revoked while we were taking it
                     continue
                 del self._taking[tp]
-                log_state, seen = states.get((origins[tp], tp.partition), (None, {}))
+                log_state, seen = states[(origins[tp], tp.partition)]
                 processor = self._processor(origins[tp], tp, log_state, seen)
                 self._owned[tp] = _Owned(tp, origins[tp], producers[tp], processor, offset)
                 if offset is None:
@@ -291,7 +291,7 @@ class PolicyService:
         )
 
     def _processor(
-        self, origin: str, tp: TopicPartition, log_state: LogState | None, seen: dict[str, bytes]
+        self, origin: str, tp: TopicPartition, log_state: LogState | None, seen: SeenIds
     ) -> PartitionProcessor:
         return PartitionProcessor(
             origin=origin,
@@ -331,15 +331,17 @@ class PolicyService:
 
     async def _restore(
         self, partitions: list[tuple[str, int]]
-    ) -> dict[tuple[str, int], tuple[LogState | None, dict[str, bytes]]]:
-        """Read the partitions' changelogs to their ends (read_committed, after the fence)."""
+    ) -> dict[tuple[str, int], tuple[LogState | None, SeenIds]]:
+        """Read the partitions' changelogs to their ends (read_committed, after the fence): the
+        audit log's state, and the accepted notice ids (tombstoned ones forgotten)."""
         assert self._restorer is not None
         tps = {TopicPartition(self.naming.topic(STATE, o), p): (o, p) for o, p in partitions}
         self._restorer.assign(list(tps))
         await self._restorer.seek_to_beginning(*tps)
         ends = await self._restorer.end_offsets(list(tps))
-        out: dict[tuple[str, int], tuple[LogState | None, dict[str, bytes]]] = {
-            key: (None, {}) for key in tps.values()
+        horizon = self.config.limits.dedupe_horizon_ms
+        out: dict[tuple[str, int], tuple[LogState | None, SeenIds]] = {
+            key: (None, SeenIds(horizon)) for key in tps.values()
         }
         remaining = {tp for tp in tps if ends[tp] > 0}
         while remaining:
@@ -350,8 +352,8 @@ class PolicyService:
                     key = msg.key or b""
                     if key == STATE_LOG_KEY and msg.value is not None:
                         log_state = LogState.decode(self.registry, msg.value)
-                    elif key.startswith(SEEN_PREFIX) and msg.value is not None:
-                        seen[key[len(SEEN_PREFIX) :].decode()] = msg.value
+                    else:
+                        seen.restore(key, msg.value, msg.timestamp)
                 out[tps[tp]] = (log_state, seen)
             for tp in list(remaining):
                 if await self._restorer.position(tp) >= ends[tp]:
@@ -474,7 +476,7 @@ class PolicyService:
     async def _produce(self, owned: _Owned, out: BatchOutput) -> None:
         p = owned.producer
         part = owned.tp.partition
-        batches: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = defaultdict(list)
+        batches: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
         for dtopic, dkey, dvalue in out.deliveries:
             batches[(dtopic, await self._partition_for(p, dtopic, dkey))].append((dkey, dvalue))
         audit_topic = self.naming.topic(AUDIT, owned.origin)

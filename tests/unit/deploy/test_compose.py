@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from puente.evidence.keys import read_private_key
 from puente.kafka.broker_config import ADMIN_USER, server_properties
 from puente.secrets import Credential, SecretStore
 from tests.unit.deploy.schema_tools import compose_errors
+from tests.unit.kafka.test_argfile import parse_argfile
 
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE = REPO / "deploy" / "compose"
@@ -165,11 +167,13 @@ def test_secrets_come_from_files_and_are_never_committed(
     )
     used = {s["source"] for svc in compose["services"].values() for s in svc.get("secrets", [])}
     assert used == set(declared)
-    # Least privilege: the services get their own credential only.
+    # Least privilege: the services get their own credential only (and the policy service its
+    # signing key and the pseudonymisation secret all its replicas share).
     policy = {s["target"] for s in compose["services"]["policy"]["secrets"]}
     assert policy == {
         f"{inputs.naming.service_principal('policy')}.json",
         contract.SIGNING_KEY_FILE,
+        contract.POLICY_PSEUDONYM_FILE,
     }
     gateway = {s["source"] for s in compose["services"]["gateway"]["secrets"]}
     assert inputs.naming.member_principal("MX") not in gateway
@@ -201,6 +205,7 @@ def test_compose_secrets_creates_every_file_privately(
     assert broker["username"] == "broker" and len(broker["password"]) >= 40
     key = read_private_key(secrets_dir / contract.SIGNING_KEY_FILE)
     assert key.name == contract.SIGNING_KEY_NAME
+    assert len((secrets_dir / contract.POLICY_PSEUDONYM_FILE).read_bytes()) >= 32
     assert re.fullmatch(
         r"PUENTE_CLUSTER_ID=[A-Za-z0-9_-]{22}", (tmp_path / ".env").read_text().splitlines()[-1]
     )
@@ -209,16 +214,59 @@ def test_compose_secrets_creates_every_file_privately(
     assert {p.name: p.read_bytes() for p in secrets_dir.iterdir()} == before  # nothing rotated
 
 
-def test_start_script_reads_the_admin_password_from_the_secret_file(tmp_path: Path) -> None:
+def test_start_script_formats_with_the_admin_password_off_every_command_line(
+    tmp_path: Path,
+) -> None:
+    """start-kafka.sh runs with stand-ins for Kafka's scripts and logging wrappers around every
+    program it starts: the admin's password (read from the secret file) reaches the storage tool
+    in a private Java argument file, and no command line carries it."""
     script = COMPOSE / "kafka" / "start-kafka.sh"
     assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
-    # Run the script's own sed expression on a file in SecretStore's format.
-    (expr,) = re.findall(r"sed -n '([^']+)'", script.read_text())
-    SecretStore(tmp_path).put(Credential(ADMIN_USER, "s3cr3t-Pass_word"))
-    out = subprocess.run(
-        ["sed", "-n", expr, str(tmp_path / "admin.json")],
-        capture_output=True,
-        text=True,
-        check=True,
+    password = "s3cr3t-Pass_word"
+    SecretStore(tmp_path / "secrets").put(Credential(ADMIN_USER, password))
+    kafka_bin, wrappers, log = tmp_path / "kafka-bin", tmp_path / "wrappers", tmp_path / "argv.log"
+    kafka_bin.mkdir()
+    wrappers.mkdir()
+    record = f'printf "%s\\0" "$0" "$@" >> {log}; printf "\\n" >> {log}\n'
+    # kafka-run-class.sh: keep the argument file (and its mode) for the checks below.
+    (kafka_bin / "kafka-run-class.sh").write_text(
+        "#!/bin/bash\n" + record + f'f="${{1#@}}"; stat -c %a "$f" > {tmp_path}/mode; '
+        f'cp "$f" {tmp_path}/argfile\n'
     )
-    assert out.stdout.strip() == "s3cr3t-Pass_word"
+    (kafka_bin / "kafka-server-start.sh").write_text("#!/bin/bash\n" + record)
+    for program in ("sed", "mktemp", "rm", "stat", "cp"):
+        real = shutil.which(program)
+        (wrappers / program).write_text("#!/bin/bash\n" + record + f'exec {real} "$@"\n')
+    for stub in [*kafka_bin.iterdir(), *wrappers.iterdir()]:
+        stub.chmod(0o755)
+    text = script.read_text()
+    for old, new in (
+        ("/opt/kafka/bin", str(kafka_bin)),
+        ("/run/secrets", str(tmp_path / "secrets")),
+        ("/var/lib/kafka/data", str(tmp_path / "data")),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    (tmp_path / "start-kafka.sh").write_text(text)
+    env = {"PATH": f"{wrappers}:/usr/bin:/bin", "CLUSTER_ID": "Y29tcG9zZS1zaGFwZS10ZQ"}
+    subprocess.run(["bash", str(tmp_path / "start-kafka.sh")], env=env, check=True, timeout=30)
+
+    calls = [line.split("\0")[:-1] for line in log.read_text().splitlines() if line]
+    started = [Path(c[0]).name for c in calls]
+    assert "kafka-run-class.sh" in started and started[-1] == "kafka-server-start.sh"
+    assert not [c for c in calls if any(password in arg for arg in c)]
+    (run_class,) = [c for c in calls if c[0].endswith("kafka-run-class.sh")]
+    assert len(run_class) == 2 and run_class[1].startswith("@")
+    assert (tmp_path / "mode").read_text().strip() == "600"
+    assert not Path(run_class[1][1:]).exists()  # removed after formatting
+    assert parse_argfile((tmp_path / "argfile").read_text()) == [
+        "kafka.tools.StorageTool",
+        "format",
+        "--cluster-id",
+        "Y29tcG9zZS1zaGFwZS10ZQ",
+        "--config",
+        "/etc/puente/server.properties",
+        "--add-scram",
+        f"SCRAM-SHA-512=[name=admin,password={password}]",
+        "--ignore-formatted",
+    ]

@@ -268,10 +268,14 @@ def test_every_reference_resolves(
         assert ref["key"] in secret_keys[ref["name"]]
     for d in _by_kind(manifests, "Deployment"):
         for volume in d["spec"]["template"]["spec"]["volumes"]:
+            sources = []
             if "secret" in volume:
-                name = volume["secret"]["secretName"]
-                known = secret_keys.get(name) or external[name]
-                assert {i["key"] for i in volume["secret"].get("items", [])} <= known
+                sources = [volume["secret"] | {"name": volume["secret"]["secretName"]}]
+            elif "projected" in volume:
+                sources = [s["secret"] for s in volume["projected"]["sources"]]
+            for source in sources:
+                known = secret_keys.get(source["name"]) or external[source["name"]]
+                assert {i["key"] for i in source.get("items", [])} <= known
             if "configMap" in volume:
                 assert volume["configMap"]["name"] == configmap["metadata"]["name"]
                 assert {i["key"] for i in volume["configMap"]["items"]} == set(configmap["data"])
@@ -279,6 +283,8 @@ def test_every_reference_resolves(
     (key_secret,) = [s for s in secrets if s["metadata"]["name"] == "puente-policy-signing-key"]
     key = SigningKey.from_skey(key_secret["stringData"][contract.SIGNING_KEY_FILE])
     assert key.name == contract.SIGNING_KEY_NAME
+    (pseudonym,) = [s for s in secrets if s["metadata"]["name"] == "puente-policy-pseudonym"]
+    assert len(pseudonym["stringData"][contract.POLICY_PSEUDONYM_FILE]) >= 32
     # Passwords are kept locally (0600) so the operator can hand them to member states.
     store_file = tmp_path / "s" / f"{inputs.naming.member_principal('MX')}.json"
     assert store_file.stat().st_mode & 0o077 == 0

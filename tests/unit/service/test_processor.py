@@ -13,9 +13,11 @@ from puente.evidence.log import CheckpointRecord, LogState
 from puente.evidence.merkle.compact import CompactRange
 from puente.evidence.merkle.hasher import leaf_hash
 from puente.evidence.records import AuditRecord
-from puente.service.processor import SEEN_PREFIX, STATE_LOG_KEY, SigningMode
+from puente.service.dedupe import SeenIds
+from puente.service.processor import STATE_LOG_KEY, SigningMode
+from puente.service.validate import Limits
 from puente.synth.generator import CASE_NOTICE, CONSULAR_NOTIFICATION, Generator
-from tests.unit.service.conftest import NOW, World
+from tests.unit.service.conftest import NOW, NOW_MS, World
 
 
 def _audit(world: World, leaves: list[bytes]) -> list[AuditRecord]:
@@ -171,12 +173,12 @@ def test_asylum_seeker_withheld_from_nationality_state_and_origin_told(
 def test_rollback_forgets_the_batch(world: World, gen: Generator) -> None:
     proc = world.processor("MX")
     proc.process([world.record(world.encode(CASE_NOTICE, gen.case_notice(origin="MX")))], NOW)
-    size, root, seen = proc.log.size, proc.log.root(), dict(proc.seen)
+    size, root, seen = proc.log.size, proc.log.root(), dict(proc.seen.items())
     notice = gen.case_notice(origin="MX")
     proc.process([world.record(world.encode(CASE_NOTICE, notice), offset=1)], NOW)
     assert proc.log.size > size and notice["notice_id"] in proc.seen
     proc.rollback()
-    assert (proc.log.size, proc.log.root(), proc.seen) == (size, root, seen)
+    assert (proc.log.size, proc.log.root(), dict(proc.seen.items())) == (size, root, seen)
 
 
 def test_state_round_trip_resumes_the_same_log(world: World, gen: Generator) -> None:
@@ -189,13 +191,12 @@ def test_state_round_trip_resumes_the_same_log(world: World, gen: Generator) -> 
         NOW,
     )
     state = dict(out.state)
-    log_state = LogState.decode(world.registry, state[STATE_LOG_KEY])
-    seen = {
-        k[len(SEEN_PREFIX) :].decode(): v for k, v in state.items() if k.startswith(SEEN_PREFIX)
-    }
+    log_state = LogState.decode(world.registry, state[STATE_LOG_KEY] or b"")
+    seen = SeenIds(Limits().dedupe_horizon_ms)
+    assert all(seen.restore(k, v, NOW_MS) for k, v in out.state if k != STATE_LOG_KEY)
     again = world.processor("MX", log_state=log_state, seen=seen)
     assert (again.log.size, again.log.root()) == (proc.log.size, proc.log.root())
     # A re-sent notice is still recognised after the restart.
     first = decode(world.registry, world.encode(CASE_NOTICE, gen.case_notice(origin="MX")))
     assert first["notice_id"] not in again.seen
-    assert set(again.seen) == set(proc.seen)
+    assert dict(again.seen.items()) == dict(proc.seen.items())
