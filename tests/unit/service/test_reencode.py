@@ -33,14 +33,15 @@ MARKER = "AGENCY-MARKER-7f3a"  # a value only the field unknown to the policy ca
 
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Registry, PolicyStore]:
-    """The shipped schemas plus a CaseNotice v2 without ``issuing_agency``: v1 notices still
-    decode (into v2, the version the policies are checked and evaluated against)."""
+    """The shipped schemas plus a newest CaseNotice version without ``issuing_agency``: older
+    notices still decode (into it, the version the policies are checked and evaluated against)."""
     settings = Settings()
     schemas = tmp_path_factory.mktemp("schemas")
     shutil.copytree(settings.schemas_dir, schemas, dirs_exist_ok=True)
-    v1 = json.loads((schemas / "CaseNotice" / "v1.avsc").read_text())
-    v2 = v1 | {"fields": [f for f in v1["fields"] if f["name"] != "issuing_agency"]}
-    (schemas / "CaseNotice" / "v2.avsc").write_text(json.dumps(v2))
+    shipped = Registry.load(schemas).latest("puente.CaseNotice").version
+    base = json.loads((schemas / "CaseNotice" / f"v{shipped}.avsc").read_text())
+    newest = base | {"fields": [f for f in base["fields"] if f["name"] != "issuing_agency"]}
+    (schemas / "CaseNotice" / f"v{shipped + 1}.avsc").write_text(json.dumps(newest))
     policies = PolicyStore(settings.policies_dir, schemas, secret=b"s" * 32)
     assert policies.reload().ok
     return Registry.load(schemas), policies
@@ -84,7 +85,8 @@ def test_a_field_unknown_to_the_policy_never_reaches_a_recipient(
 ) -> None:
     registry, policies = two_versions
     notice = _shared_unchanged(gen, policies) | {"issuing_agency": MARKER}
-    published = _encode_as(registry, 1, notice)
+    older = registry.latest("puente.CaseNotice").version - 1  # still has issuing_agency
+    published = _encode_as(registry, older, notice)
     assert MARKER.encode() in published
     out = _process(world, registry, policies, published)
 
@@ -108,8 +110,8 @@ def test_a_share_of_the_current_version_is_the_published_bytes(
 ) -> None:
     registry, policies = two_versions
     notice = _shared_unchanged(gen, policies)
-    del notice["issuing_agency"]  # written under v2, which has no such field
-    published = _encode_as(registry, 2, notice)
+    del notice["issuing_agency"]  # written under the newest version, which has no such field
+    published = _encode_as(registry, registry.latest("puente.CaseNotice").version, notice)
     out = _process(world, registry, policies, published)
     assert out.decisions[("share", "")] > 0 and not out.decisions[("share", REENCODED)]
     shared = [
