@@ -132,3 +132,22 @@ def test_a_repeated_bad_transformation_is_reported_for_every_rule(tmp_path: Path
     assert [line for line, _ in bad] == [15, 26]
     assert bad[0][1].startswith("rule mx.a (CaseNotice): persons[].passport_number: ")
     assert bad[1][1] == bad[0][1].replace("mx.a", "mx.b")
+
+
+def test_too_deep_yaml_reads_the_same_from_any_caller(tmp_path: Path) -> None:
+    """Python words a RecursionError by where the stack ran out; the problem must not vary with
+    the depth of whoever loads the set (the service's reload, the CLI, a test)."""
+    root = overlay("yaml-too-deep", tmp_path)
+
+    def at_depth(n: int) -> list[str]:
+        if n:
+            return at_depth(n - 1)
+        return [str(p) for p in collect_problems(root, SCHEMAS)[1]]
+
+    seen = {tuple(at_depth(n)) for n in range(4)}
+    assert seen == {
+        (
+            "states/MX.yaml:1: error: [POLICY_YAML_SYNTAX] unreadable YAML "
+            "(RecursionError: maximum recursion depth exceeded)",
+        )
+    }

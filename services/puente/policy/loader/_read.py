@@ -27,6 +27,7 @@ from puente.policy.yamlsrc import LMap, YamlSourceError, key_line, line_of, load
 REGIONAL_FILE = "regional.yaml"
 STATES_DIR = "states"
 STATE_SUFFIXES = (".yaml", ".yml")
+_TOO_DEEP = "RecursionError: maximum recursion depth exceeded"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -180,7 +181,12 @@ def _read_file(
     except UnicodeDecodeError as exc:
         problems.error(name, 1, "POLICY_FILE_UNREADABLE", f"not UTF-8 text: {exc.reason}")
         return None
-    except Exception as exc:  # e.g. a RecursionError on absurdly nested YAML
+    except RecursionError:
+        # Absurdly nested YAML. Python words this error by where the stack ran out ("... while
+        # calling a Python object" or not), which depends on the caller's depth: one text here.
+        problems.error(name, 1, "POLICY_YAML_SYNTAX", f"unreadable YAML ({_TOO_DEEP})")
+        return None
+    except Exception as exc:  # whatever else PyYAML meets on odd input
         problems.error(name, 1, "POLICY_YAML_SYNTAX", f"unreadable YAML ({what(exc)})")
         return None
     raw.append((name, content))
