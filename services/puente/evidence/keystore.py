@@ -267,6 +267,11 @@ class KeyStore:
         """The newest key of ``holder`` valid for ``usage`` at ``at`` whose private part is
         here: what the policy service signs with."""
         holder = check_holder(holder)
+        if usage is Usage.ENCRYPTION:
+            raise KeyStoreError(
+                "current() gives signing keys; encryption keys are chosen from the trust list",
+                hint="seal with puente.evidence.seal.sealing_key, open with KeyStore.keyring",
+            )
         for meta in reversed(self.key_metas()):
             if meta.holder != holder or usage.value not in meta.usages:
                 continue

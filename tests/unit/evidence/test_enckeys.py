@@ -153,6 +153,9 @@ def test_key_store_refuses_mixed_kinds(tmp_path: Path) -> None:
     store = KeyStore(tmp_path / "keys")
     with pytest.raises(KeyStoreError, match="X25519"):
         store.generate("member:GT", valid_from=T0, usages=[Usage.ENCRYPTION])
+    store.generate_encryption("member:GT", valid_from=T0)
+    with pytest.raises(KeyStoreError, match="trust list"):
+        store.current("member:GT", usage=Usage.ENCRYPTION, at=T0)
     for holder in ("service:policy", "operator:root"):
         with pytest.raises(KeyStoreError) as exc:
             store.generate_encryption(holder, valid_from=T0)

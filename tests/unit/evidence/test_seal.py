@@ -204,6 +204,9 @@ def test_every_altered_byte_is_refused_with_its_reason(gt: EncryptionKey) -> Non
     for cut, want in {**cuts, len(env) - 1: "SEAL_INVALID"}.items():
         assert reason(open_gt, env[:cut], ring("GT", gt)) == want, cut
     assert reason(open_gt, env + b"\x00", ring("GT", gt)) == "SEAL_INVALID"
+    # An ephemeral key that is a low-order point (all-zero shared secret) is refused too.
+    for enc in (bytes(32), b"\x01" + bytes(31)):
+        assert reason(open_gt, env[:12] + enc + env[44:], ring("GT", gt)) == "SEAL_INVALID"
 
 
 def test_plaintext_is_not_sealed(gt: EncryptionKey, mx_node: EncryptionKey) -> None:
