@@ -11,7 +11,8 @@ shared and noisy; CPU time leaves out waiting for a core). Rows:
   ``DeliverySigner.sign`` (statement encoding + Ed25519: today's whole per-delivery evidence);
 - ``seal_delivery`` / ``open_delivery`` and ``seal_notice`` / ``open_notice`` (envelope, info,
   HPKE; open includes the binding checks);
-- the same HPKE with AES-128-GCM, the AEAD not chosen, for the record.
+- HPKE alone (no envelope, info or digests) with ChaCha20-Poly1305 and with AES-128-GCM, the
+  AEAD not chosen, for the record.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def main() -> None:
     world = make_world(Registry.load((project_root() or Path.cwd()) / "schemas"))
     signer = DeliverySigner(world.service, world.registry)
     statement = world.statement(payload)
+    chacha_suite = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.CHACHA20_POLY1305)
+    chacha_ct = chacha_suite.encrypt(payload, gt.public.crypto(), b"info")
     aes = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_128_GCM)
     aes_ct = aes.encrypt(payload, gt.public.crypto(), b"info")
 
@@ -101,10 +104,18 @@ def main() -> None:
         ("seal_notice, 1 KiB", seal_n),
         ("open_notice, 1 KiB", lambda: open_notice(sealed_n, keys=node_ring, origin="MX")),
         (
-            "HPKE with AES-128-GCM: seal, 1 KiB",
+            "HPKE alone, ChaCha20-Poly1305: seal, 1 KiB",
+            lambda: chacha_suite.encrypt(payload, gt.public.crypto(), b"info"),
+        ),
+        (
+            "HPKE alone, ChaCha20-Poly1305: open, 1 KiB",
+            lambda: chacha_suite.decrypt(chacha_ct, gt.crypto(), b"info"),
+        ),
+        (
+            "HPKE alone, AES-128-GCM: seal, 1 KiB",
             lambda: aes.encrypt(payload, gt.public.crypto(), b"info"),
         ),
-        ("HPKE with AES-128-GCM: open, 1 KiB", lambda: aes.decrypt(aes_ct, gt.crypto(), b"info")),
+        ("HPKE alone, AES-128-GCM: open, 1 KiB", lambda: aes.decrypt(aes_ct, gt.crypto(), b"info")),
     ]
     # CPU seconds per operation: the inverse of the median rate (odd runs: the median cost).
     results = [(name, 1 / cpu_rate(runs, n, each(op))) for name, op in rows]
