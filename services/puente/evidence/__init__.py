@@ -15,6 +15,13 @@ and a subscriber's::
 
     tl = TrustList.open(trust_list_bytes, [anchor], now=now)
     Verifier(trust_list=tl, registry=registry).verify_delivery(value, recipient="GT")
+
+Sealing (:mod:`puente.evidence.seal`; keys in :mod:`puente.evidence.enckeys`)::
+
+    to = sealing_key(tl, member_holder("GT"), at=now)             # from the trust list
+    sealed = seal_delivery(payload, to=to, notice_id=..., recipient="GT", delivery_id=...)
+    opened = open_delivery(sealed.envelope, keys=KeyStore(dir).keyring("member:GT"), ...)
+    seal_notice(notice, to=sealing_key(tl, node_holder("MX"), at=now), origin="MX")
 """
 
 from puente.evidence.checkpoint import Checkpoint
@@ -26,11 +33,21 @@ from puente.evidence.delivery import (
     DeliverySigner,
     DeliveryStatement,
 )
+from puente.evidence.enckeys import EncryptionKey, EncryptionPublicKey, KeyRing
 from puente.evidence.keys import PublicKey, SigningKey
 from puente.evidence.keystore import KeyStore
 from puente.evidence.log import AuditLog, CheckpointRecord, LogState, audit_log_id
 from puente.evidence.records import AuditRecord, Decision
-from puente.evidence.trust import KeyEntry, TrustList, Usage
+from puente.evidence.seal import (
+    Opened,
+    Sealed,
+    open_delivery,
+    open_notice,
+    seal_delivery,
+    seal_notice,
+    sealing_key,
+)
+from puente.evidence.trust import EncKeyEntry, KeyEntry, TrustList, Usage
 from puente.evidence.verify import VerifiedCheckpoint, VerifiedDelivery, Verifier, sign_receipt
 
 __all__ = [
@@ -45,10 +62,16 @@ __all__ = [
     "DeliveryDecision",
     "DeliverySigner",
     "DeliveryStatement",
+    "EncKeyEntry",
+    "EncryptionKey",
+    "EncryptionPublicKey",
     "KeyEntry",
+    "KeyRing",
     "KeyStore",
     "LogState",
+    "Opened",
     "PublicKey",
+    "Sealed",
     "SigningKey",
     "TrustList",
     "Usage",
@@ -56,5 +79,10 @@ __all__ = [
     "VerifiedDelivery",
     "Verifier",
     "audit_log_id",
+    "open_delivery",
+    "open_notice",
+    "seal_delivery",
+    "seal_notice",
+    "sealing_key",
     "sign_receipt",
 ]

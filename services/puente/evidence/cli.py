@@ -1,5 +1,5 @@
-"""``puente keys`` (Ed25519 keys and the signed trust list) and ``puente audit`` (export,
-verify, inspect)."""
+"""``puente keys`` (Ed25519 signing keys, X25519 encryption keys, the signed trust list) and
+``puente audit`` (export, verify, inspect)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,17 @@ from puente.codec.registry import Registry, default_registry
 from puente.config import get_settings, max_checkpoint_wait_s
 from puente.errors import PuenteError
 from puente.evidence._time import DAY_MS, format_ms, now_ms, parse_time
+from puente.evidence.enckeys import EncryptionPublicKey
 from puente.evidence.keys import PublicKey, read_private_key
 from puente.evidence.keystore import KeyStore, holder_for
 from puente.evidence.note import Note
 from puente.evidence.trust import TrustList, Usage
 from puente.topics import AUDIT, CHECKPOINTS, TRUST, Naming
 
-keys_app = typer.Typer(help="Ed25519 keys and the signed trust list.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Ed25519 signing keys, X25519 encryption keys and the signed trust list.",
+    no_args_is_help=True,
+)
 audit_app = typer.Typer(help="Audit the signed message log.", no_args_is_help=True)
 trust_app = typer.Typer(help="Build, sign and show the trust list.", no_args_is_help=True)
 keys_app.add_typer(trust_app, name="trust-list")
@@ -57,6 +61,25 @@ def _usages(values: list[str] | None) -> list[Usage] | None:
         raise typer.BadParameter(f"{exc}; usages: {', '.join(u.value for u in Usage)}") from None
 
 
+def _is_encryption(usages: list[Usage] | None) -> bool:
+    """``--usage encryption``: an X25519 key, which has that usage alone."""
+    if not usages or Usage.ENCRYPTION not in usages:
+        return False
+    if usages != [Usage.ENCRYPTION]:
+        raise typer.BadParameter("an encryption key has usage encryption alone")
+    return True
+
+
+def _floor(text: str) -> bytes:
+    try:
+        digest = bytes.fromhex(text)
+    except ValueError:
+        digest = b""
+    if len(digest) != 32:
+        raise typer.BadParameter(f"{text!r}: the floor's SHA-256, 64 hex digits")
+    return digest
+
+
 def _duration_ms(text: str) -> int:
     units = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS}
     for unit in sorted(units, key=len, reverse=True):
@@ -78,34 +101,49 @@ def generate(
     valid_from: Annotated[str | None, typer.Option(help=TIME_HELP)] = None,
     directory: DirOpt = None,
 ) -> None:
-    """Generate an Ed25519 key: private part 0600 in the key directory, never printed."""
+    """Generate an Ed25519 signing key, or with --usage encryption an X25519 encryption key
+    (members and nodes): private part 0600 in the key directory, never printed."""
     store = _store(directory)
-    key, meta = store.generate(
-        holder_for(for_), valid_from=_time(valid_from), usages=_usages(usage), name=name
-    )
-    out.print(f"key id   {key.key_id}  ({meta.holder}; {', '.join(meta.usages)})")
-    out.print(f"verifier {key.public.vkey}")
-    out.print(
-        f"files    {store.root}/{meta.holder.replace(':', '-')}-{key.key_id}.{{skey,vkey,pem,json}}"
-    )
+    usages = _usages(usage)
+    if _is_encryption(usages):
+        ekey, meta = store.generate_encryption(
+            holder_for(for_), valid_from=_time(valid_from), name=name
+        )
+        key_id, text, public = ekey.key_id, f"encryption {ekey.public.ekey}", "ekey"
+    else:
+        key, meta = store.generate(
+            holder_for(for_), valid_from=_time(valid_from), usages=usages, name=name
+        )
+        key_id, text, public = key.key_id, f"verifier {key.public.vkey}", "vkey"
+    out.print(f"key id   {key_id}  ({meta.holder}; {', '.join(meta.usages)})")
+    out.print(text)
+    stem = f"{store.root}/{meta.holder.replace(':', '-')}-{key_id}"
+    out.print(f"files    {stem}.{{skey,{public},pem,json}}")
 
 
 @keys_app.command("import")
 def import_key(
-    vkey: Annotated[str, typer.Argument(help="a verifier key, or a .vkey file")],
+    vkey: Annotated[
+        str, typer.Argument(help="a verifier key or .vkey file (an .ekey with --usage encryption)")
+    ],
     for_: Annotated[str, typer.Option("--for", help="the holder: a member code, service:<role>")],
     usage: Annotated[list[str] | None, typer.Option(help="usages (default by holder)")] = None,
     valid_from: Annotated[str | None, typer.Option(help=TIME_HELP)] = None,
     directory: DirOpt = None,
 ) -> None:
-    """Record a key whose private part its holder keeps (a member state's receipt key)."""
+    """Record a key whose private part its holder keeps (a member state's receipt key, or
+    with --usage encryption the encryption key deliveries to it are sealed to)."""
     text = Path(vkey).read_text() if Path(vkey).is_file() else vkey
-    meta = _store(directory).import_public(
-        PublicKey.from_vkey(text),
-        holder_for(for_),
-        valid_from=_time(valid_from),
-        usages=_usages(usage),
-    )
+    usages = _usages(usage)
+    store = _store(directory)
+    if _is_encryption(usages):
+        meta = store.import_encryption(
+            EncryptionPublicKey.from_ekey(text), holder_for(for_), valid_from=_time(valid_from)
+        )
+    else:
+        meta = store.import_public(
+            PublicKey.from_vkey(text), holder_for(for_), valid_from=_time(valid_from), usages=usages
+        )
     out.print(f"imported {meta.key_id} for {meta.holder}")
 
 
@@ -134,14 +172,25 @@ def list_keys(directory: DirOpt = None) -> None:
 def rotate(
     for_: Annotated[str, typer.Option("--for", help="service, a member code, ...")],
     overlap: Annotated[str, typer.Option(help="how long the old key stays valid")] = "1h",
+    usage: Annotated[
+        list[str] | None, typer.Option(help="usages of the new key; 'encryption' rotates those")
+    ] = None,
     directory: DirOpt = None,
 ) -> None:
-    """A new key for the holder; its current keys stay valid for the overlap, then end.
-    Rebuild and sign the trust list afterwards."""
-    key, retired = _store(directory).rotate(
-        holder_for(for_), at=now_ms(), overlap_ms=_duration_ms(overlap)
-    )
-    out.print(f"new key {key.key_id}; retiring {', '.join(m.key_id for m in retired) or 'none'}")
+    """A new key for the holder; its current keys (signing keys, or with --usage encryption
+    its encryption keys) stay valid for the overlap, then end. Rebuild and sign the trust list
+    afterwards. Rotated encryption keys keep their private parts: what was sealed to them
+    stays readable."""
+    store = _store(directory)
+    usages = _usages(usage)
+    holder, at, overlap_ms = holder_for(for_), now_ms(), _duration_ms(overlap)
+    if _is_encryption(usages):
+        ekey, retired = store.rotate_encryption(holder, at=at, overlap_ms=overlap_ms)
+        key_id = ekey.key_id
+    else:
+        key, retired = store.rotate(holder, at=at, overlap_ms=overlap_ms, usages=usages)
+        key_id = key.key_id
+    out.print(f"new key {key_id}; retiring {', '.join(m.key_id for m in retired) or 'none'}")
     out.print("next: puente keys trust-list build && puente keys trust-list sign --key <root.skey>")
 
 
@@ -164,21 +213,35 @@ def trust_build(
     output: Annotated[
         Path | None, typer.Option("--out", help=f"default: <dir>/{TRUST_DRAFT_FILE}")
     ] = None,
+    floor: Annotated[
+        str | None,
+        typer.Option(help="hex SHA-256 of the regional floor to pin (default: the signed list's)"),
+    ] = None,
     directory: DirOpt = None,
 ) -> None:
     """Write the unsigned trust list of every key in the directory (then: sign)."""
     store = _store(directory)
+    signed = store.root / TRUST_LIST_FILE
+    previous = (
+        TrustList.from_text(Note.parse(signed.read_bytes()).text) if signed.exists() else None
+    )
     if serial is None:
-        serial = 1
-        signed = store.root / TRUST_LIST_FILE
-        if signed.exists():
-            serial = TrustList.from_text(Note.parse(signed.read_bytes()).text).serial + 1
+        serial = previous.serial + 1 if previous else 1
+    pinned = previous.floor_digest if previous else None
+    if floor is not None:
+        pinned = _floor(floor)
     now = now_ms()
-    tl = store.trust_list(serial=serial, issued_at=now, expires_at=now + _duration_ms(expires_in))
+    tl = store.trust_list(
+        serial=serial,
+        issued_at=now,
+        expires_at=now + _duration_ms(expires_in),
+        floor_digest=pinned,
+    )
     path = output or store.root / TRUST_DRAFT_FILE
     path.write_text(tl.text())
     out.print(
-        f"trust list serial {serial}: {len(tl.entries)} key(s), "
+        f"trust list serial {serial}: {len(tl.entries)} signing key(s), "
+        f"{len(tl.encryption_entries)} encryption key(s), "
         f"expires {format_ms(tl.expires_at)} -> {path}"
     )
 
@@ -234,10 +297,22 @@ def trust_show(
             format_ms(e.valid_until),
             format_ms(e.revoked_since),
         )
+    for x in tl.encryption_entries:
+        table.add_row(
+            x.key_id,
+            x.key.name,
+            x.holder,
+            Usage.ENCRYPTION.value,
+            format_ms(x.valid_from),
+            format_ms(x.valid_until),
+            format_ms(x.revoked_since),
+        )
     out.print(
         f"trust list serial {tl.serial}, issued {format_ms(tl.issued_at)}, "
         f"expires {format_ms(tl.expires_at)}"
     )
+    if tl.floor_digest is not None:
+        out.print(f"regional floor pinned: {tl.floor_digest.hex()}")
     out.print(table)
     if anchors:
         if tl.problems:

@@ -37,6 +37,16 @@ def audit_log_id(member: str, partition: int, *, topic_prefix: str = "puente") -
     return check_origin(f"{topic_prefix}.audit/{member}/{partition}")
 
 
+def audit_log_state(log_id: str) -> str | None:
+    """The member state whose audit log ``log_id`` is (``puente.audit/MX/0``: ``MX``), or
+    None when ``log_id`` is not an audit log id."""
+    prefix, sep, rest = log_id.rpartition(".audit/")
+    state, _, partition = rest.partition("/")
+    if not (prefix and sep and partition.isascii() and partition.isdigit()):
+        return None
+    return state if len(state) == 2 and state.isascii() and state.isupper() else None
+
+
 @dataclass(frozen=True)
 class CheckpointRecord(AvroRecord):
     """What is published on the checkpoints topic (``puente.Checkpoint``)."""

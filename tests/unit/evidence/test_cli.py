@@ -76,6 +76,37 @@ def test_keys_and_trust_list(tmp_path: Path) -> None:
     assert old.key_id in listing
 
 
+def test_encryption_keys_and_the_pinned_floor(tmp_path: Path) -> None:
+    d = str(tmp_path / "keys")
+    ok(keys_app, "generate", "--for", "root", "--dir", d)
+    out = ok(keys_app, "generate", "--for", "node:MX", "--usage", "encryption", "--dir", d)
+    assert "encryption puente.node/MX+" in out and "PRIVATE" not in out
+    # GT generates its encryption key at home and hands over the public part only.
+    ok(keys_app, "generate", "--for", "GT", "--usage", "encryption", "--dir", str(tmp_path / "gt"))
+    (gt_ekey,) = (tmp_path / "gt").glob("*.ekey")
+    ok(keys_app, "import", str(gt_ekey), "--for", "GT", "--usage", "encryption", "--dir", d)
+    res = runner.invoke(keys_app, ["generate", "--for", "GT", "--usage", "encryption,receipt"])
+    assert res.exit_code != 0
+    floor = "ab" * 32
+    ok(keys_app, "trust-list", "build", "--floor", floor, "--dir", d)
+    store = KeyStore(tmp_path / "keys")
+    (root_skey,) = store.root.glob("operator-root-*.skey")
+    ok(keys_app, "trust-list", "sign", "--key", str(root_skey), "--dir", d)
+    out = ok(keys_app, "trust-list", "show", "--dir", d)
+    assert f"regionalfloorpinned:{floor}" in "".join(out.split())  # rich wraps lines
+    tl = TrustList.from_text((store.root / "trust-list.txt").read_text())
+    assert {e.holder for e in tl.encryption_entries} == {"node:MX", "member:GT"}
+    assert all(e.key_id in out for e in tl.encryption_entries)
+    old = tl.encryption_key("node:MX", at=tl.issued_at)
+    ok(keys_app, "rotate", "--for", "node:MX", "--usage", "encryption", "--dir", d)
+    ok(keys_app, "trust-list", "build", "--dir", d)  # the floor carries over
+    tl2 = TrustList.from_text((store.root / "trust-list.txt").read_text())
+    assert tl2.serial == 2 and tl2.floor_digest == bytes.fromhex(floor)
+    assert len(tl2.encryption_entries) == 3
+    assert tl2.encryption_entry(old.key_id).valid_until is not None
+    assert len(store.keyring("node:MX").keys) == 2
+
+
 def test_audit_verify_export_dump_and_state(world: World, tmp_path: Path) -> None:
     exp, _ = build(world.registry, world.service, world.trust_bytes, records=120, batch=16)
     src = exp.write(tmp_path / "x.pxp")
