@@ -32,9 +32,11 @@ def _mount() -> None:
     from puente.policy.cli import app as policy_app
     from puente.service.cli import app as serve_app
     from puente.subscriber.cli import subscribe
+    from puente.synth import cli as synth_cli
     from puente_gateway.cli import app as gateway_app
 
     app.add_typer(kafka_app, name="kafka")
+    synth_cli.register(schemas_app)
     app.add_typer(schemas_app, name="schemas")
     app.add_typer(policy_app, name="policy")
     app.add_typer(keys_app, name="keys")

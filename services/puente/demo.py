@@ -211,7 +211,8 @@ async def _publish(
     from puente.codec.wire import encode
     from puente.kafka.clients import producer, start
     from puente.kafka.connection import credential, resolve_endpoint
-    from puente.synth.generator import Generator, Notice
+    from puente.synth.generator import Generator
+    from puente.synth.notice import Notice
     from puente.topics import INGRESS
 
     gen = Generator(seed, members=members)

@@ -84,7 +84,8 @@ from puente.service.processor import (
     SigningMode,
 )
 from puente.service.worker import PolicyService, ServiceConfig, _Owned
-from puente.synth.generator import CASE_NOTICE, Generator
+from puente.synth.generator import Generator
+from puente.synth.notice import CASE_NOTICE
 from puente.topics import AUDIT, CHECKPOINTS, INGRESS, REJECTED, STATE, Naming
 from tests.harness import KafkaHarness, Tenant, kafka_harness
 

@@ -1,4 +1,5 @@
-"""``puente schemas``: list, show, check and sample the schemas in schemas/."""
+"""``puente schemas``: list, show and check the schemas in schemas/ (``sample`` and
+``scenario`` are the synthetic generator's, :mod:`puente.synth.cli`)."""
 
 from __future__ import annotations
 
@@ -14,21 +15,24 @@ from rich.table import Table
 from puente.codec.fingerprint import format_fingerprint
 from puente.codec.registry import Registry, default_registry
 
-app = typer.Typer(help="Avro schemas: list, show, check, sample.", no_args_is_help=True)
+app = typer.Typer(
+    help="Avro schemas: list, show, check; sample and scenario notices.", no_args_is_help=True
+)
 
 DirOption = Annotated[
     Path | None, typer.Option("--dir", help="schemas directory (default: the configured one)")
 ]
 
 
-def _registry(directory: Path | None) -> Registry:
+def registry_for(directory: Path | None) -> Registry:
+    """The schemas of ``directory``, or the configured ones."""
     return Registry.load(directory) if directory is not None else default_registry()
 
 
 @app.command("list")
 def list_schemas(directory: DirOption = None) -> None:
     """Every record schema, its versions and the latest fingerprint."""
-    reg = _registry(directory)
+    reg = registry_for(directory)
     table = Table("record", "versions", "latest", "fingerprint (CRC-64-AVRO)", "file")
     for name in reg.names():
         versions = reg.versions(name)
@@ -51,7 +55,7 @@ def show(
     directory: DirOption = None,
 ) -> None:
     """Print a schema (JSON), or its Parsing Canonical Form."""
-    reg = _registry(directory)
+    reg = registry_for(directory)
     sv = reg.latest(name) if version is None else reg.get(name, version)
     if canonical:
         typer.echo(sv.canonical_form)
@@ -66,7 +70,7 @@ def check(directory: DirOption = None) -> None:
     Exits 1 on any finding."""
     from puente.codec.compat import check_registry, undocumented
 
-    reg = _registry(directory)
+    reg = registry_for(directory)
     findings: list[str] = []
     for sv in reg:
         findings += [f"{sv.path}: no doc: {p}" for p in undocumented(sv.schema)]
@@ -80,7 +84,8 @@ def check(directory: DirOption = None) -> None:
     typer.echo(f"ok: {count} schema file(s) of {len(reg.names())} record(s)")
 
 
-def _emit(reg: Registry, name: str, record: dict[str, Any], as_hex: bool) -> None:
+def emit_record(reg: Registry, name: str, record: dict[str, Any], as_hex: bool) -> None:
+    """Print a record as indented JSON, or its single-object encoding in hex."""
     from puente.codec.jsonconv import to_json
     from puente.codec.wire import encode
 
@@ -88,43 +93,3 @@ def _emit(reg: Registry, name: str, record: dict[str, Any], as_hex: bool) -> Non
         typer.echo(encode(reg, name, record).hex())
     else:
         typer.echo(orjson.dumps(to_json(reg, name, record), option=orjson.OPT_INDENT_2).decode())
-
-
-@app.command()
-def sample(
-    name: Annotated[str, typer.Argument(help="full or short record name")],
-    seed: Annotated[int, typer.Option(help="generator seed")] = 0,
-    count: Annotated[int, typer.Option(min=1, help="how many records")] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON form (the default)")] = True,
-    as_hex: Annotated[bool, typer.Option("--hex", help="single-object encoding, hex")] = False,
-    directory: DirOption = None,
-) -> None:
-    """Invented records of a schema (deterministic by seed)."""
-    from puente.synth import Generator
-
-    reg = _registry(directory)
-    sv = reg.latest(name)
-    gen = Generator(seed)
-    for _ in range(count):
-        _emit(reg, sv.full_name, gen.sample(sv.full_name, sv.parsed), as_hex)
-
-
-@app.command()
-def scenario(
-    name: Annotated[str | None, typer.Argument(help="scenario name; omit to list them")] = None,
-    seed: Annotated[int, typer.Option(help="generator seed")] = 0,
-    as_hex: Annotated[bool, typer.Option("--hex", help="single-object encoding, hex")] = False,
-    directory: DirOption = None,
-) -> None:
-    """A named scenario notice (e.g. asylum-seeker-detention), or the list of scenarios."""
-    from puente.synth import SCENARIOS, Generator
-
-    if name is None:
-        for s in SCENARIOS.values():
-            typer.echo(f"{s.name}: {s.description.splitlines()[0]}")
-        return
-    if name not in SCENARIOS:
-        typer.secho(f"no scenario {name!r}; known: {', '.join(SCENARIOS)}", err=True)
-        raise typer.Exit(2)
-    notice = Generator(seed).scenario(name)
-    _emit(_registry(directory), notice.name, notice.record, as_hex)

@@ -295,16 +295,3 @@ def compose_files(inputs: c.DeployInputs) -> dict[Path, str]:
     doc = compose_document(principals)
     files[COMPOSE_DIR / "compose.yaml"] = yaml_stream([doc]).replace("---\n", "", 1)
     return files
-
-
-def secret_file_names(principals: list[str]) -> list[str]:
-    """Every file the Compose file expects in deploy/compose/secrets/."""
-    return [
-        c.BROKER_SECRET_FILE,
-        f"{ADMIN_USER}.json",
-        *(f"{p}.json" for p in principals),
-        c.SIGNING_KEY_FILE,
-        c.POLICY_PSEUDONYM_FILE,
-        c.GATEWAY_TLS_CERT,
-        c.GATEWAY_TLS_KEY,
-    ]

@@ -63,14 +63,14 @@ CLUSTER_CONFIG_KEYS = (
 )
 
 # Strimzi's ACL vocabulary.
-_RESOURCE = {
+RESOURCE_TYPES = {
     Resource.TOPIC: "topic",
     Resource.GROUP: "group",
     Resource.TRANSACTIONAL_ID: "transactionalId",
 }
-_PATTERN = {Pattern.LITERAL: "literal", Pattern.PREFIXED: "prefix"}
-_OPERATION = {Operation.READ: "Read", Operation.WRITE: "Write", Operation.DESCRIBE: "Describe"}
-_OPERATION_ORDER = list(_OPERATION.values())
+PATTERN_TYPES = {Pattern.LITERAL: "literal", Pattern.PREFIXED: "prefix"}
+OPERATIONS = {Operation.READ: "Read", Operation.WRITE: "Write", Operation.DESCRIBE: "Describe"}
+OPERATION_ORDER = list(OPERATIONS.values())
 
 
 def typed(value: str) -> int | bool | str:
@@ -231,7 +231,7 @@ def strimzi_acls(acls: list[Acl]) -> list[dict[str, Any]]:
     """The plan's ACL bindings as Strimzi ACL rules (one rule per resource pattern)."""
     grouped: dict[tuple[Resource, str, Pattern], set[str]] = defaultdict(set)
     for a in acls:
-        grouped[(a.resource, a.name, a.pattern)].add(_OPERATION[a.operation])
+        grouped[(a.resource, a.name, a.pattern)].add(OPERATIONS[a.operation])
     rules = []
     for (resource, name, pattern), ops in sorted(
         grouped.items(), key=lambda kv: (kv[0][0].value, kv[0][1], kv[0][2].value)
@@ -240,33 +240,15 @@ def strimzi_acls(acls: list[Acl]) -> list[dict[str, Any]]:
             {
                 "type": "allow",
                 "resource": {
-                    "type": _RESOURCE[resource],
+                    "type": RESOURCE_TYPES[resource],
                     "name": name,
-                    "patternType": _PATTERN[pattern],
+                    "patternType": PATTERN_TYPES[pattern],
                 },
-                "operations": sorted(ops, key=_OPERATION_ORDER.index),
+                "operations": sorted(ops, key=OPERATION_ORDER.index),
                 "host": "*",
             }
         )
     return rules
-
-
-def plan_acls(principal: str, rules: list[dict[str, Any]]) -> set[Acl]:
-    """The inverse of :func:`strimzi_acls` (tests check the round trip against the plan)."""
-    resource = {v: k for k, v in _RESOURCE.items()}
-    pattern = {v: k for k, v in _PATTERN.items()}
-    operation = {v: k for k, v in _OPERATION.items()}
-    return {
-        Acl(
-            principal,
-            resource[r["resource"]["type"]],
-            r["resource"]["name"],
-            pattern[r["resource"]["patternType"]],
-            operation[op],
-        )
-        for r in rules
-        for op in r["operations"]
-    }
 
 
 def kafka_user(principal: Principal | str, acls: list[Acl]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from puente.evidence.checkpoint import Checkpoint, check_origin
 from puente.evidence.errors import EvidenceError, MalformedError
 from puente.evidence.keys import SigningKey
 from puente.evidence.merkle.hasher import leaf_hash
-from puente.evidence.merkle.proof import MerkleTree
+from puente.evidence.merkle.tree import MerkleTree
 
 STATEMENT_CONTEXT = b"puente/delivery-statement/v1\x00"
 BATCH_ORIGIN_PREFIX = "puente.batch/"

@@ -21,7 +21,8 @@ from puente.evidence.errors import EvidenceError, MalformedError
 from puente.evidence.keys import SigningKey
 from puente.evidence.merkle.compact import CompactRange
 from puente.evidence.merkle.hasher import HASH_SIZE, leaf_hash
-from puente.evidence.merkle.proof import consistency_proof, range_hasher_from_compact
+from puente.evidence.merkle.proof import consistency_proof
+from puente.evidence.merkle.tree import range_hasher_from_compact
 from puente.evidence.records import AuditRecord
 
 CHECKPOINT_RECORD = "puente.Checkpoint"

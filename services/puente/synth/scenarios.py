@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from puente.synth.generator import CASE_NOTICE, CONSULAR_NOTIFICATION, Generator, Notice
+from puente.synth.notice import CASE_NOTICE, CONSULAR_NOTIFICATION, Notice
+
+if TYPE_CHECKING:  # the generator calls the scenarios; they only take it as an argument
+    from puente.synth.generator import Generator
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import TopicPartition
+from kafka.errors import KafkaError as KafkaPythonError
 
 from puente.codec.registry import Registry
 from puente.codec.wire import encode
@@ -32,7 +33,7 @@ from puente.policy.store import PolicyStore
 from puente.service.processor import SigningMode
 from puente.service.setup import Evidence, ensure_evidence, publish_trust_list
 from puente.service.worker import PolicyService, ServiceConfig
-from puente.synth.generator import Notice
+from puente.synth.notice import Notice
 from puente.topics import AUDIT, CHECKPOINTS, INGRESS
 from tests.harness import KafkaHarness, Tenant
 
@@ -184,7 +185,12 @@ def committed_offsets(dep: Deployment, group: str | None = None) -> dict[tuple[s
     """The policy service group's committed offsets, by ingress (topic, partition)."""
     group = group or dep.tenant.naming.service_group("policy")
     with admin_client(dep.kafka.endpoint, dep.kafka.admin) as admin:
-        offsets = admin.list_group_offsets(group).get(group, {})
+        try:
+            offsets = admin.list_group_offsets(group).get(group, {})
+        except KafkaPythonError as exc:
+            if not exc.retriable:
+                raise
+            return {}  # the group's coordinator is not there yet: nothing committed so far
     return {(tp.topic, tp.partition): om.offset for tp, om in offsets.items() if om.offset >= 0}
 
 

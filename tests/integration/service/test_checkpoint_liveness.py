@@ -9,7 +9,8 @@ import time
 import pytest
 
 from puente.config import CHECKPOINT_SLACK_S
-from puente.synth.generator import Generator, Notice
+from puente.synth.generator import Generator
+from puente.synth.notice import Notice
 from puente.topics import INGRESS
 from tests.harness import KafkaHarness
 from tests.integration.service.support import (

@@ -9,7 +9,8 @@ import pytest
 
 from puente.codec.wire import decode, encode
 from puente.evidence.records import AuditRecord
-from puente.synth.generator import CASE_NOTICE, Generator, Notice
+from puente.synth.generator import Generator
+from puente.synth.notice import CASE_NOTICE, Notice
 from puente.topics import AUDIT, CHECKPOINTS, DELIVER, REJECTED
 from tests.harness import KafkaHarness
 from tests.integration.service.support import (

@@ -25,7 +25,8 @@ from puente.codec.wire import encode
 from puente.evidence.delivery import Delivery, DeliveryStatement
 from puente.evidence.records import AuditRecord
 from puente.kafka.clients import producer, start
-from puente.synth.generator import Generator, Notice
+from puente.synth.generator import Generator
+from puente.synth.notice import Notice
 from puente.topics import AUDIT, DELIVER, INGRESS
 from tests.harness import KafkaHarness
 from tests.integration.service.support import (

@@ -13,16 +13,12 @@ import pytest
 import yaml
 
 from puente.deploy import contract
-from puente.deploy.compose import (
-    BOOTSTRAP,
-    container_ports,
-    node_properties,
-    secret_file_names,
-)
+from puente.deploy.compose import BOOTSTRAP, container_ports, node_properties
 from puente.deploy.material import compose_secrets
 from puente.evidence.keys import read_private_key
 from puente.kafka.broker_config import ADMIN_USER, server_properties
 from puente.secrets import Credential, SecretStore
+from tests.unit.deploy.inverse import secret_file_names
 from tests.unit.deploy.schema_tools import compose_errors
 from tests.unit.kafka.test_argfile import parse_argfile
 

@@ -18,6 +18,7 @@ from puente.evidence.keys import SigningKey
 from puente.kafka.broker_config import ADMIN_USER, node_ports, server_properties
 from puente.kafka.plan import Acl
 from puente.secrets import Credential
+from tests.unit.deploy.inverse import plan_acls
 from tests.unit.deploy.schema_tools import (
     k8s_errors,
     strimzi_errors,
@@ -154,7 +155,7 @@ def test_a_kafkauser_per_principal_with_exactly_the_plans_acls(
         assert ref == {"name": password_secret_name(name), "key": "password"}
         rules = spec.get("authorization", {}).get("acls", [])
         assert all(r["type"] == "allow" and r["host"] == "*" for r in rules)
-        assert k.plan_acls(name, rules) == planned[name], name
+        assert plan_acls(name, rules) == planned[name], name
     # The admin is a super user and needs no ACL; members reach only their own topics.
     assert "authorization" not in users[ADMIN_USER]["spec"]
     mx = users[inputs.naming.member_principal("MX")]

@@ -24,7 +24,8 @@ from puente.service.dedupe import (
 )
 from puente.service.processor import Outcome
 from puente.service.validate import DUPLICATE_NOTICE, TOO_OLD, Limits
-from puente.synth.generator import CASE_NOTICE, Generator
+from puente.synth.generator import Generator
+from puente.synth.notice import CASE_NOTICE
 from tests.unit.service.conftest import NOW, World
 
 LIMITS = Limits()

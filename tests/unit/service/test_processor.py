@@ -16,7 +16,8 @@ from puente.evidence.records import AuditRecord
 from puente.service.dedupe import SeenIds
 from puente.service.processor import STATE_LOG_KEY, SigningMode
 from puente.service.validate import Limits
-from puente.synth.generator import CASE_NOTICE, CONSULAR_NOTIFICATION, Generator
+from puente.synth.generator import Generator
+from puente.synth.notice import CASE_NOTICE, CONSULAR_NOTIFICATION
 from tests.unit.service.conftest import NOW, NOW_MS, World
 
 

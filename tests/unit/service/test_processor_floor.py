@@ -13,7 +13,8 @@ from puente.config import Settings
 from puente.evidence.records import AuditRecord
 from puente.policy.store import PolicyStore
 from puente.service.processor import BatchOutput, PartitionProcessor
-from puente.synth.generator import CASE_NOTICE, Generator
+from puente.synth.generator import Generator
+from puente.synth.notice import CASE_NOTICE
 from tests.unit.service.conftest import NOW, World
 
 
