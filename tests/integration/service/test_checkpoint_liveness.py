@@ -95,7 +95,7 @@ async def test_giving_partitions_up_signs_their_tails(dep: Deployment) -> None:
     quiet = {"checkpoint_interval_s": NEVER, "checkpoint_every": 10**6}
     async with running(dep.service("first", **quiet)) as first:
         await _leave_a_tail(dep, seed=3)
-        owned_before = len(first._owned)
+        owned_before = len(first.owned)
         async with running(dep.service("second", **quiet)):
             # The rebalance revoked every partition of the first instance (eager protocol),
             # which checkpointed them before releasing; nothing is waiting any more although
