@@ -122,6 +122,11 @@ class TakeOver:
             t_restored = time.monotonic()
             # Committed offsets are read after the fence too, so they match the restored state.
             committed = await asyncio.gather(*(consumer_.committed(tp) for tp in new))
+            # Never-committed partitions start at their first offset, asked for all at once:
+            # seek_to_beginning waits for an offset reset per call, which the fetcher does
+            # not run for a paused partition (seconds each, tens of seconds for a node).
+            fresh = [tp for tp, offset in zip(new, committed, strict=True) if offset is None]
+            beginnings = await consumer_.beginning_offsets(fresh) if fresh else {}
             t_positioned = time.monotonic()
         except asyncio.CancelledError:
             await asyncio.gather(*(stop_quietly(p) for p in producers.values()))
@@ -140,10 +145,7 @@ class TakeOver:
                 del self._taking[tp]
                 processor = self.processor(origins[tp], tp, states[(origins[tp], tp.partition)])
                 self.owned[tp] = Owned(tp, origins[tp], producers[tp], processor, offset)
-                if offset is None:
-                    await consumer_.seek_to_beginning(tp)
-                else:
-                    consumer_.seek(tp, offset)
+                consumer_.seek(tp, beginnings[tp] if offset is None else offset)
                 consumer_.resume(tp)
                 taken += 1
             metrics.OWNED_PARTITIONS.set(len(self.owned))
