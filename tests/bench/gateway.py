@@ -49,7 +49,6 @@ from puente.codec.registry import Registry
 from puente.synth import Generator
 from puente.topics import INGRESS
 from puente_gateway.app import NO_TELEMETRY
-from puente_gateway.tokens import TOKENS_FILE, TokenStore
 from tests.harness import KafkaHarness, Tenant, kafka_harness
 from tests.integration.gateway.support import end_offsets
 
@@ -222,12 +221,20 @@ def _env(kafka: KafkaHarness, tenant: Tenant, work: Path) -> dict[str, str]:
         "PUENTE_SECRETS_DIR": str(tenant.secrets.directory),
         "PUENTE_KAFKA_BOOTSTRAP": kafka.endpoint.bootstrap,
         "PUENTE_KAFKA_TOPIC_PREFIX": tenant.naming.prefix,
-        "PUENTE_GATEWAY_DATA_DIR": str(work / "gateway"),
         "PUENTE_GATEWAY_RATE_PER_S": "1000000",
         "PUENTE_GATEWAY_RATE_BURST": "1000000",
         "PUENTE_LOG_FORMAT": "json",
         "PUENTE_LOG_LEVEL": "info",
     }
+
+
+def create_token(env: dict[str, str], state: str, agency: str) -> str:
+    """A new agency token, made with ``puente gateway token create`` (as an operator would)."""
+    cmd = [sys.executable, "-m", "puente_gateway", "token", "create"]
+    cmd += ["--state", state, "--agency", agency, "--json"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    token: str = orjson.loads(out)["token"]
+    return token
 
 
 def _report(name: str, runs: list[Result]) -> Result:
@@ -274,9 +281,7 @@ def main() -> None:
         tenant = kafka.provision(["MX"], partitions=2)
         env = _env(kafka, tenant, work)
         registry = Registry.load(Path(__file__).resolve().parents[2] / "schemas")
-        store = TokenStore(work / "gateway" / TOKENS_FILE)
-        _, token = store.create(state="MX", agency="benchmark agency")
-        store.close()
+        token = create_token(env, "MX", "benchmark agency")
         body = _notice_body(registry)
         script = _script(work, body, token)
         print(

@@ -1,5 +1,6 @@
-"""Helpers for the gateway tests: a real uvicorn server in a thread, keys and a trust list valid
-now, notices in their JSON form, and Kafka probes (end offsets, records)."""
+"""Helpers for the gateway tests: a real uvicorn server in a thread, tokens issued through its
+shared state, keys and a trust list valid now, notices in their JSON form, and Kafka probes
+(end offsets, records)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import hashlib
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from aiokafka import TopicPartition
@@ -32,16 +33,25 @@ from puente.kafka.clients import consumer, producer, start
 from puente.secrets import Credential
 from puente.synth.generator import Generator
 from puente_gateway.clock import now_ms
+from puente_gateway.context import GatewayContext
 from puente_gateway.server import uvicorn_config
 from puente_gateway.settings import GatewaySettings
+from puente_gateway.tokens import TokenRecord, new_token, revoked
 from tests.harness import Tenant
 
 DAY = 86_400_000
+T = TypeVar("T")
+
+
+_LOOPS: dict[str, asyncio.AbstractEventLoop] = {}
 
 
 @contextmanager
-def serving(app: FastAPI, gw: GatewaySettings, **overrides: Any) -> Iterator[str]:
-    """Run ``app`` under uvicorn on a free loopback port in a thread; yields the base URL."""
+def serving(
+    app: FastAPI, gw: GatewaySettings, *, ready: bool = True, **overrides: Any
+) -> Iterator[str]:
+    """Run ``app`` under uvicorn on a free loopback port in a thread; yields the base URL once
+    the app's shared state is loaded (unless ``ready=False``: for a gateway without Kafka)."""
     config = uvicorn_config(
         app, gw.model_copy(update={"host": "127.0.0.1", "port": 0}), **overrides
     )
@@ -49,17 +59,73 @@ def serving(app: FastAPI, gw: GatewaySettings, **overrides: Any) -> Iterator[str
     thread = threading.Thread(target=server.run, name="gateway-under-test", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
-    while not server.started:
+    while not server.started or (ready and not context_of(app).shared.current()):
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the gateway did not start")
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     scheme = "https" if "ssl_certfile" in overrides or gw.tls_cert else "http"
+    url = f"{scheme}://127.0.0.1:{port}"
+    _LOOPS[url] = server.servers[0].get_loop()
     try:
-        yield f"{scheme}://127.0.0.1:{port}"
+        yield url
     finally:
+        _LOOPS.pop(url, None)
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def context_of(app: FastAPI) -> GatewayContext:
+    """The gateway context of an app."""
+    ctx = app.state.ctx
+    assert isinstance(ctx, GatewayContext)
+    return ctx
+
+
+def on_server(url: str, coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on the event loop of the server at ``url`` (from the test's thread)."""
+    return asyncio.run_coroutine_threadsafe(coro, _LOOPS[url]).result(timeout=60)
+
+
+def issue_token(
+    app: FastAPI,
+    url: str,
+    state: str,
+    *,
+    types: tuple[str, ...] = (),
+    agency: str = "",
+    expires_ms: int | None = None,
+    now: int | None = None,
+) -> tuple[TokenRecord, str]:
+    """A new token, written to the shared token topic by the gateway at ``url`` (which has it
+    once this returns; other replicas learn it from the topic)."""
+    record, token = new_token(
+        state=state,
+        agency=agency or f"Policía de prueba {state}",
+        types=types,
+        expires_ms=expires_ms,
+        now=now,
+    )
+    on_server(url, context_of(app).shared.put_token(record))
+    return record, token
+
+
+def revoke_token(app: FastAPI, url: str, token_id: str) -> TokenRecord:
+    """Revoke a token through the gateway at ``url``."""
+    shared = context_of(app).shared
+    current = shared.tokens.get(token_id)
+    assert current is not None
+    gone = revoked(current)
+    on_server(url, shared.put_token(gone))
+    return gone
+
+
+def wait_until(check: Callable[[], bool], *, timeout_s: float = 30, what: str = "") -> None:
+    """Wait (polling) until ``check()`` holds; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what or check}"
+        time.sleep(0.02)
 
 
 @dataclass

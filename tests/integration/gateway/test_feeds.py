@@ -258,11 +258,11 @@ def test_sse_heartbeats_while_idle(gateway: Gateway) -> None:
 
 
 def test_sse_stream_ends_when_the_token_is_revoked(gateway: Gateway) -> None:
-    record, token = gateway.tokens.create(state="US", agency="revoked mid-stream")
+    record, token = gateway.issue("US", agency="revoked mid-stream")
     sse = {"Accept": "text/event-stream"}
     with gateway.client(token) as c, c.stream("GET", "/v1/deliveries", headers=sse) as r:
         assert r.status_code == 200
-        gateway.tokens.revoke(record.id)
+        gateway.revoke(record.id)
         lines = []
         t0 = time.monotonic()
         for line in r.iter_lines():  # ends when the server closes the stream

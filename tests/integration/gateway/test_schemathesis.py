@@ -20,26 +20,19 @@ import pytest
 
 from puente_gateway.app import create_app
 from puente_gateway.settings import GatewaySettings
-from puente_gateway.tokens import TOKENS_FILE, TokenStore
 from tests.harness import KafkaHarness, Tenant
-from tests.integration.gateway.support import Keys, serving
+from tests.integration.gateway.support import Keys, issue_token, serving
 
 pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
-def fuzz_target(
-    kafka: KafkaHarness, gw_tenant: Tenant, keys: Keys, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, str]]:
-    data = tmp_path_factory.mktemp("fuzz")
-    gw = GatewaySettings(data_dir=data, rate_per_s=10_000, rate_burst=10_000, wait_max_s=1)
+def fuzz_target(kafka: KafkaHarness, gw_tenant: Tenant, keys: Keys) -> Iterator[tuple[str, str]]:
+    gw = GatewaySettings(rate_per_s=10_000, rate_burst=10_000, auth_fail_burst=10_000, wait_max_s=1)
     app = create_app(kafka.settings_for(gw_tenant), gw)
-    store = TokenStore(data / TOKENS_FILE)
-    _, token = store.create(state="MX", agency="fuzzing agency")
-    store.close()
     with serving(app, gw) as url:
-        yield url, token
+        yield url, issue_token(app, url, "MX", agency="fuzzing agency")[1]
 
 
 def test_schemathesis_finds_no_failures(fuzz_target: tuple[str, str]) -> None:
