@@ -295,6 +295,19 @@ def test_field_errors_name_each_path(gateway: Gateway, mx: str, before: dict[int
         assert "notice.persons[0].sex" in paths
 
 
+@pytest.mark.parametrize(
+    "when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "+10000-01-01T00:00:00Z"]
+)
+def test_extreme_timestamps_are_422_with_the_field_path(
+    gateway: Gateway, mx: str, before: dict[int, int], when: str
+) -> None:
+    notice = notice_json(gateway.registry, "MX")
+    notice["created_at"] = when
+    r = _post(gateway, mx, {"type": "CaseNotice", "notice": notice})
+    err = _refused(gateway, r, 422, "INVALID_NOTICE", before)
+    assert [p["path"] for p in err["problems"]] == ["notice.created_at"]
+
+
 def test_missing_origin_is_a_field_error_not_a_spoof(
     gateway: Gateway, mx: str, before: dict[int, int]
 ) -> None:

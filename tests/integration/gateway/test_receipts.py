@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,10 +14,14 @@ import pytest
 
 from puente.codec.jsonconv import to_json
 from puente.codec.wire import decode, encode
+from puente.errors import ConfigError
 from puente.evidence.verify import DELIVERY_RECEIPT, sign_receipt
 from puente.topics import RECEIPTS
+from puente_gateway.app import create_app
+from puente_gateway.settings import GatewaySettings
+from tests.harness import KafkaHarness
 from tests.integration.gateway.conftest import Gateway
-from tests.integration.gateway.support import end_offsets, read_records, run
+from tests.integration.gateway.support import end_offsets, issue_token, read_records, run, serving
 
 pytestmark = pytest.mark.kafka
 
@@ -188,3 +193,41 @@ def test_receipts_need_json_and_credentials(gateway: Gateway) -> None:
     with gateway.client() as c:
         r = c.post("/v1/receipts", json={"receipt": {}})
     assert r.status_code == 401
+
+
+def test_required_signatures_fail_closed_without_a_trust_list(
+    kafka: KafkaHarness, gateway: Gateway, tmp_path: Path
+) -> None:
+    bare = kafka.provision(["MX", "GT"], partitions=1)  # nothing on its trust topic
+    settings = kafka.settings_for(bare)
+    anchors = tmp_path / "anchors.vkey"
+    anchors.write_text(gateway.keys.root.public.vkey + "\n")
+    gw = GatewaySettings(
+        require_signed_receipts=True,
+        trust_anchors_file=anchors,
+        trust_list_file=tmp_path / "none.note",
+    )
+    app = create_app(settings, gw)
+    record = _receipt("GT")
+    value = encode(gateway.registry, DELIVERY_RECEIPT, record)
+    key = gateway.keys.members["GT"]
+    body = {
+        "receipt_avro": base64.b64encode(value).decode(),
+        "signature": {
+            "key_id": key.key_id,
+            "signature": base64.b64encode(sign_receipt(key, value)).decode(),
+        },
+    }
+    with serving(app, gw) as url:
+        token = issue_token(app, url, "GT")[1]
+        before = run(end_offsets(bare, bare.topic(RECEIPTS, "GT"), reader="receipts"))
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as c:
+            r = c.post("/v1/receipts", json=body)
+            assert r.status_code == 503, r.text
+            assert r.json()["reason"] == "TRUST_LIST_UNAVAILABLE" and "Retry-After" in r.headers
+            unsigned = c.post("/v1/receipts", json={"receipt_avro": body["receipt_avro"]})
+            assert unsigned.status_code == 422
+            assert unsigned.json()["reason"] == "RECEIPT_SIGNATURE_INVALID"
+        assert run(end_offsets(bare, bare.topic(RECEIPTS, "GT"), reader="receipts")) == before
+    with pytest.raises(ConfigError):  # required, but nothing to verify with: refuses to start
+        create_app(settings, GatewaySettings(require_signed_receipts=True, trust_anchors_file=None))
