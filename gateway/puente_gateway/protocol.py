@@ -12,7 +12,7 @@ protocol refuses, with the gateway's usual error body and then closes the connec
   (``408 HEAD_TIMEOUT``), which also closes connections that never send anything;
 - body bytes still arriving after the response was sent (an unauthenticated caller's upload,
   the rest of a body refused as too large or too slow): the connection is closed instead of
-  being read to its end.
+  being read to its end; such a response says ``Connection: close``.
 
 It also gives the application the ASGI TLS extension (uvicorn checks a client certificate
 against the CA but does not say who the client is): ``client_cert_name`` (the RFC 4514
@@ -150,8 +150,23 @@ class GatewayProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._disarm_head_timer()
-        if self._refusal is None:
-            super().on_headers_complete()
+        if self._refusal is not None:
+            return
+        super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is None:
+            return
+        send = cycle.send
+
+        async def send_closing_unread(message: Any) -> None:
+            # An answer given before the body arrived (401, 413, 503 ...): say the connection
+            # closes, so the client does not send its next request into a connection that
+            # closes as soon as the rest of this body comes.
+            if message["type"] == "http.response.start" and cycle.more_body:
+                cycle.keep_alive = False
+            await send(message)
+
+        cycle.send = send_closing_unread  # type: ignore[method-assign]
 
     def on_body(self, body: bytes) -> None:
         if self._refusal is not None:

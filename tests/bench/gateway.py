@@ -228,6 +228,20 @@ def _env(kafka: KafkaHarness, tenant: Tenant, work: Path) -> dict[str, str]:
     }
 
 
+def machine() -> str:
+    """Python, CPU model, cores and the load average now: the context of a measurement."""
+    cpu = next(
+        (
+            x.split(":", 1)[1].strip()
+            for x in Path("/proc/cpuinfo").read_text().splitlines()
+            if x.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    py = f"{platform.python_implementation()} {platform.python_version()}"
+    return f"{py}, {cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+
+
 def create_token(env: dict[str, str], state: str, agency: str) -> str:
     """A new agency token, made with ``puente gateway token create`` (as an operator would)."""
     cmd = [sys.executable, "-m", "puente_gateway", "token", "create"]
@@ -267,16 +281,7 @@ def main() -> None:
             "wrk is not installed: `apt-get install wrk` (Debian/Ubuntu) or `brew install wrk`"
         )
     work = Path(tempfile.mkdtemp(prefix="puente-bench-gw-"))
-    cpu = next(
-        (
-            x.split(":", 1)[1].strip()
-            for x in Path("/proc/cpuinfo").read_text().splitlines()
-            if x.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    py = f"{platform.python_implementation()} {platform.python_version()}"
-    print(f"{py}, {cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    print(machine())
     with kafka_harness() as kafka:
         tenant = kafka.provision(["MX"], partitions=2)
         env = _env(kafka, tenant, work)

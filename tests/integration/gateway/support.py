@@ -5,6 +5,7 @@ shared state, keys and a trust list valid now, notices in their JSON form, and K
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import threading
 import time
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import httpx
 import uvicorn
 from aiokafka import TopicPartition
 from fastapi import FastAPI
@@ -139,24 +141,33 @@ class Keys:
 
     @classmethod
     def make(cls, members: tuple[str, ...]) -> Keys:
-        now = now_ms()
         root = SigningKey.generate("puente.operator/root")
         service = SigningKey.generate("puente.svc/policy")
         keys = {m: SigningKey.generate(f"puente.member/{m}") for m in members}
-        entries = [
-            KeyEntry(
-                service.public,
-                service_holder(),
-                frozenset({Usage.DELIVERY, Usage.CHECKPOINT}),
-                now - DAY,
-            ),
-            *(
-                KeyEntry(k.public, member_holder(m), frozenset({Usage.RECEIPT}), now - DAY)
-                for m, k in keys.items()
-            ),
-        ]
-        tl = TrustList(1, now - DAY, now + 30 * DAY, tuple(entries))
-        return cls(root, service, keys, tl.sign(root))
+        return cls(root, service, keys, _signed_list(1, root, service, keys))
+
+    def relisted(self, serial: int) -> bytes:
+        """The same keys in a newer trust list, signed by the same root."""
+        return _signed_list(serial, self.root, self.service, self.members)
+
+
+def _signed_list(
+    serial: int, root: SigningKey, service: SigningKey, members: dict[str, SigningKey]
+) -> bytes:
+    now = now_ms()
+    entries = [
+        KeyEntry(
+            service.public,
+            service_holder(),
+            frozenset({Usage.DELIVERY, Usage.CHECKPOINT}),
+            now - DAY,
+        ),
+        *(
+            KeyEntry(k.public, member_holder(m), frozenset({Usage.RECEIPT}), now - DAY)
+            for m, k in members.items()
+        ),
+    ]
+    return TrustList(serial, now - DAY, now + 30 * DAY, tuple(entries)).sign(root)
 
 
 def notice_json(
@@ -172,6 +183,56 @@ def notice_json(
         name = "puente.CaseNotice"
     record["notice_id"] = str(uuid.uuid4())
     return to_json(registry, name, record)
+
+
+def receipt_record(recipient: str, **overrides: Any) -> dict[str, Any]:
+    """A DeliveryReceipt record of ``recipient`` with fresh ids."""
+    record = {
+        "receipt_id": str(uuid.uuid4()),
+        "notice_id": str(uuid.uuid4()),
+        "recipient": recipient,
+        "delivery_digest": "ab" * 32,
+        "log_id": "puente.audit/MX/0",
+        "log_index": 12,
+        "status": "VERIFIED",
+        "received_at": dt.datetime.now(dt.UTC).replace(microsecond=0),
+    }
+    return record | overrides
+
+
+async def open_streams(
+    url: str, tokens: list[str], n: int, path: str = "/v1/deliveries"
+) -> tuple[list[tuple[int, str]], list[tuple[httpx.AsyncClient, Any]]]:
+    """Try to open ``n`` event streams at once, round-robin over ``tokens``: each attempt's
+    status and reason, and the streams that opened (still open: :func:`close_streams`)."""
+    opened: list[tuple[httpx.AsyncClient, Any]] = []
+    answers: list[tuple[int, str]] = []
+
+    async def one(i: int) -> None:
+        auth = {"Authorization": f"Bearer {tokens[i % len(tokens)]}"}
+        client = httpx.AsyncClient(
+            base_url=url, headers=auth | {"Accept": "text/event-stream"}, timeout=60
+        )
+        cm = client.stream("GET", path)
+        r = await cm.__aenter__()
+        if r.status_code == 200:
+            opened.append((client, cm))
+            answers.append((200, ""))
+            return
+        await r.aread()
+        answers.append((r.status_code, str(r.json().get("reason", ""))))
+        await cm.__aexit__(None, None, None)
+        await client.aclose()
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return answers, opened
+
+
+async def close_streams(opened: list[tuple[httpx.AsyncClient, Any]]) -> None:
+    """Close streams :func:`open_streams` opened."""
+    for client, cm in opened:
+        await cm.__aexit__(None, None, None)
+        await client.aclose()
 
 
 def signed_delivery(

@@ -4,8 +4,6 @@ recipient bound to the caller's state, idempotent on receipt id."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +19,16 @@ from puente_gateway.app import create_app
 from puente_gateway.settings import GatewaySettings
 from tests.harness import KafkaHarness
 from tests.integration.gateway.conftest import Gateway
-from tests.integration.gateway.support import end_offsets, issue_token, read_records, run, serving
+from tests.integration.gateway.support import (
+    end_offsets,
+    issue_token,
+    read_records,
+    receipt_record,
+    run,
+    serving,
+)
 
 pytestmark = pytest.mark.kafka
-
-
-def _receipt(recipient: str, **overrides: Any) -> dict[str, Any]:
-    record = {
-        "receipt_id": str(uuid.uuid4()),
-        "notice_id": str(uuid.uuid4()),
-        "recipient": recipient,
-        "delivery_digest": "ab" * 32,
-        "log_id": "puente.audit/MX/0",
-        "log_index": 12,
-        "status": "VERIFIED",
-        "received_at": dt.datetime.now(dt.UTC).replace(microsecond=0),
-    }
-    return record | overrides
 
 
 def _post(gateway: Gateway, token: str, body: Any) -> httpx.Response:
@@ -51,7 +42,7 @@ def _receipts(gateway: Gateway, state: str) -> dict[int, int]:
 
 
 def test_json_receipt_is_produced_to_the_callers_receipts_topic(gateway: Gateway) -> None:
-    record = _receipt("GT")
+    record = receipt_record("GT")
     as_json = to_json(gateway.registry, DELIVERY_RECEIPT, record)
     r = _post(gateway, gateway.token("GT"), {"receipt": as_json})
     assert r.status_code == 202, r.text
@@ -73,7 +64,7 @@ def test_json_receipt_is_produced_to_the_callers_receipts_topic(gateway: Gateway
 
 
 def test_signed_avro_receipt_is_verified_and_forwarded_byte_exact(gateway: Gateway) -> None:
-    record = _receipt("GT")
+    record = receipt_record("GT")
     raw = encode(gateway.registry, DELIVERY_RECEIPT, record)
     sig = sign_receipt(gateway.keys.members["GT"], raw)
     body = {
@@ -109,7 +100,7 @@ def test_signed_avro_receipt_is_verified_and_forwarded_byte_exact(gateway: Gatew
 
 @pytest.mark.parametrize("signer", ["MX", "corrupt"])
 def test_bad_receipt_signatures_are_refused(gateway: Gateway, signer: str) -> None:
-    raw = encode(gateway.registry, DELIVERY_RECEIPT, _receipt("GT"))
+    raw = encode(gateway.registry, DELIVERY_RECEIPT, receipt_record("GT"))
     if signer == "corrupt":
         key = gateway.keys.members["GT"]
         sig = bytearray(sign_receipt(key, raw))
@@ -133,7 +124,7 @@ def test_bad_receipt_signatures_are_refused(gateway: Gateway, signer: str) -> No
 
 def test_receipt_for_another_state_is_forbidden(gateway: Gateway) -> None:
     before = _receipts(gateway, "GT")
-    as_json = to_json(gateway.registry, DELIVERY_RECEIPT, _receipt("MX"))
+    as_json = to_json(gateway.registry, DELIVERY_RECEIPT, receipt_record("MX"))
     r = _post(gateway, gateway.token("GT"), {"receipt": as_json})
     assert r.status_code == 403
     assert r.json()["reason"] == "RECIPIENT_MISMATCH"
@@ -141,7 +132,7 @@ def test_receipt_for_another_state_is_forbidden(gateway: Gateway) -> None:
 
 
 def test_reused_receipt_id_with_other_content_is_a_conflict(gateway: Gateway) -> None:
-    record = _receipt("GT")
+    record = receipt_record("GT")
     token = gateway.token("GT")
     first = to_json(gateway.registry, DELIVERY_RECEIPT, record)
     assert _post(gateway, token, {"receipt": first}).status_code == 202
@@ -208,7 +199,7 @@ def test_required_signatures_fail_closed_without_a_trust_list(
         trust_list_file=tmp_path / "none.note",
     )
     app = create_app(settings, gw)
-    record = _receipt("GT")
+    record = receipt_record("GT")
     value = encode(gateway.registry, DELIVERY_RECEIPT, record)
     key = gateway.keys.members["GT"]
     body = {
