@@ -9,6 +9,16 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+# Valid RFC 3339 text whose instant is outside what a UTC datetime can hold, and near-misses.
+EXTREME_TIMES = [
+    "0001-01-01T00:00:00+01:00",
+    "0001-01-01T00:00:00-00:01",
+    "9999-12-31T23:59:59-14:00",
+    "9999-12-31T23:59:59.999999+00:00",
+    "0001-01-01T00:00:00Z",
+    "1970-01-01T00:00:00+23:59",
+]
+
 JSON_VALUES: st.SearchStrategy[Any] = st.recursive(
     st.none()
     | st.booleans()
@@ -66,11 +76,31 @@ def _paths(doc: Any, prefix: list[Any]) -> Iterator[list[Any]]:
             yield from _paths(v, [*prefix, i])
 
 
+def _timestamps(doc: Any) -> list[list[Any]]:
+    return [
+        p
+        for p in _paths(doc, [])
+        if isinstance(v := _at(doc, p), str) and len(v) > 18 and v[10:11] == "T"
+    ]
+
+
+def _at(doc: Any, path: list[Any]) -> Any:
+    for step in path:
+        doc = doc[step]
+    return doc
+
+
 @st.composite
 def mutations(draw: st.DrawFn, doc: Any, *, most: int = 3) -> Any:
-    """``doc`` with one to ``most`` nodes replaced, removed or given an unknown field."""
+    """``doc`` with one to ``most`` nodes replaced, removed or given an unknown field, or one
+    of its timestamps moved to the edge of what a UTC datetime holds."""
     for _ in range(draw(st.integers(1, most))):
+        action = draw(st.sampled_from(["replace", "remove", "extra", "time"]))
+        times = _timestamps(doc) if action == "time" else []
+        if times:
+            target = draw(st.sampled_from(times))
+            doc = _mutate(doc, target, draw(st.sampled_from(EXTREME_TIMES)), "replace")
+            continue
         target = draw(st.sampled_from(list(_paths(doc, []))))
-        action = draw(st.sampled_from(["replace", "remove", "extra"]))
-        doc = _mutate(doc, target, draw(JSON_VALUES), action)
+        doc = _mutate(doc, target, draw(JSON_VALUES), "replace" if action == "time" else action)
     return doc

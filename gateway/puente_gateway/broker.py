@@ -148,6 +148,9 @@ class GatewayKafka:
             group_id=None,
             fetch_max_bytes=self.gw.reader_fetch_bytes,
             max_partition_fetch_bytes=self.gw.reader_fetch_bytes,
+            # A broker answers a connection's requests in order: a short long-poll lets a
+            # reused reader's next request (a seek's fetch, offsets) wait at most this long.
+            fetch_max_wait_ms=self.gw.reader_fetch_wait_ms,
         )
         try:
             await asyncio.wait_for(

@@ -213,6 +213,9 @@ def serve_command(
     mtls_clients: Annotated[
         Path | None, typer.Option(help="YAML map of certificate subjects to agencies")
     ] = None,
+    client_crl: Annotated[
+        Path | None, typer.Option(help="PEM revocation list(s) of the client CA (re-read)")
+    ] = None,
 ) -> None:
     """Run the gateway (one uvicorn worker) until interrupted."""
     from puente_gateway.server import serve
@@ -224,6 +227,7 @@ def serve_command(
         "tls_key": tls_key,
         "tls_client_ca": client_ca,
         "mtls_clients": mtls_clients,
+        "client_crl": client_crl,
     }
     if client_cert is not None:
         if client_cert not in ("required", "optional"):

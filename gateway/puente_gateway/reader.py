@@ -80,8 +80,9 @@ class TopicReader:
         parts = await self.kafka.partitions(self.topic)
         tps = [TopicPartition(self.topic, p) for p in parts]
         c.assign(tps)
-        begin = await c.beginning_offsets(tps)
-        end = await c.end_offsets(tps)
+        offsets = await self.pool.offsets()
+        begin = await offsets.beginning_offsets(tps)
+        end = await offsets.end_offsets(tps)
         start: dict[int, int] = {}
         gap = False
         for tp in tps:
@@ -137,7 +138,7 @@ class TopicReader:
             await self._step_over_markers(c, tps, pos, batch)
             if caught_up and not batch:
                 # Long-poll: nothing yet; later records raise the end offsets.
-                end = await c.end_offsets(tps)
+                end = await (await self.pool.offsets()).end_offsets(tps)
         caught_up = all(pos.next[tp.partition] >= end[tp] for tp in tps)
         return Page(records, pos.cursor(), caught_up, gap)
 

@@ -90,6 +90,9 @@ class GatewaySettings(BaseSettings):
         default=1024 * 1024, ge=64 * 1024, description="most bytes one reader fetches at once"
     )
     max_idle_readers: int = Field(default=8, ge=0, description="started readers kept for reuse")
+    reader_fetch_wait_ms: int = Field(
+        default=100, ge=1, le=500, description="longest a reader's fetch waits at the broker"
+    )
     state_sync_s: float = Field(
         default=1.0, gt=0, description="how often a replica confirms its shared state is current"
     )

@@ -8,8 +8,8 @@ current code and, in the same run, a baseline revision.
 Each variant runs as its own ``python -m puente_gateway serve`` process on the harness's broker
 (``PUENTE_KAFKA_BOOTSTRAP`` or the local one), its tokens made by its own ``token create``. The
 baseline's ``gateway/`` is taken from git (``git archive REV gateway``) and put first on
-PYTHONPATH; the services package is the current one (the gateway's dependency on it is
-additive). Figures:
+PYTHONPATH, with that revision's ``services/`` (so a fix in the codec counts as a change).
+Figures:
 
 - resident memory (VmRSS, and the peak VmHWM) of the gateway before and after ``--tokens``
   requests, each with a distinct 1 MiB bogus bearer token, and what they were answered;
@@ -96,14 +96,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _baseline_source(rev: str, into: Path) -> Path:
-    """``gateway/`` of ``rev``, extracted under ``into``; the folder to put on PYTHONPATH."""
-    archive = into / "gateway.tar"
+def _baseline_source(rev: str, into: Path) -> str:
+    """``gateway/`` and ``services/`` of ``rev``, extracted under ``into``; the PYTHONPATH."""
+    archive = into / "baseline.tar"
     with archive.open("wb") as fh:
-        subprocess.run(["git", "archive", rev, "gateway"], cwd=REPO, stdout=fh, check=True)
+        cmd = ["git", "archive", rev, "gateway", "services"]
+        subprocess.run(cmd, cwd=REPO, stdout=fh, check=True)
     with tarfile.open(archive) as tar:
         tar.extractall(into, filter="data")
-    return into / "gateway"
+    return os.pathsep.join(str(into / d) for d in ("gateway", "services"))
 
 
 @contextmanager
@@ -224,7 +225,7 @@ def run_variant(
     kafka: KafkaHarness,
     tenant: Tenant,
     work: Path,
-    pythonpath: Path | None,
+    pythonpath: str | None,
     args: argparse.Namespace,
 ) -> Figures:
     fig = Figures(name)
@@ -238,9 +239,12 @@ def run_variant(
         "PUENTE_GATEWAY_AUTH_FAIL_BURST": "1000000",
         "PUENTE_LOG_FORMAT": "json",
         "PUENTE_LOG_LEVEL": "warning",
+        # An extracted baseline is not a checkout: point it at this one's data.
+        "PUENTE_SCHEMAS_DIR": str(REPO / "schemas"),
+        "PUENTE_POLICIES_DIR": str(REPO / "policies"),
     }
     if pythonpath is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), env.get("PYTHONPATH", "")])
+        env["PYTHONPATH"] = os.pathsep.join([pythonpath, env.get("PYTHONPATH", "")])
     registry = Registry.load(REPO / "schemas")
     with gateway(env, work / f"gateway-{name}.log") as (url, pid):
         print(f"[{name}] flood of {args.tokens} x 1 MiB bogus tokens", flush=True)
@@ -300,7 +304,7 @@ def main() -> None:
     figs = []
     try:
         with kafka_harness() as kafka:
-            variants: list[tuple[str, Path | None]] = [("current", None)]
+            variants: list[tuple[str, str | None]] = [("current", None)]
             if args.baseline:
                 variants.insert(0, (args.baseline[:10], _baseline_source(args.baseline, work)))
             for name, path in variants:
