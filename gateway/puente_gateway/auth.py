@@ -110,10 +110,7 @@ class Authenticator:
         if not well_formed(token):
             raise Unauthenticated("invalid token")
         if not self.current():
-            raise Unavailable(
-                "the gateway cannot confirm its token list is current; retry later",
-                retry_after_s=self.retry_after_s,
-            )
+            raise self._not_current()
         record = self.tokens.lookup(token)
         if record is None:
             raise Unauthenticated("invalid token")
@@ -123,6 +120,12 @@ class Authenticator:
             log.info("token refused", token_id=record.id, status=status, state=record.state)
             raise Unauthenticated("invalid token")
         return Caller(record.id, record.state, record.agency, frozenset(record.types), "token")
+
+    def _not_current(self) -> Unavailable:
+        return Unavailable(
+            "the gateway cannot confirm its token list is current; retry later",
+            retry_after_s=self.retry_after_s,
+        )
 
     def _from_cert(self, cert: Certificate) -> Caller:
         if self.clients is None:
@@ -135,16 +138,17 @@ class Authenticator:
         types = frozenset(t if "." in t else f"puente.{t}" for t in entry.types)
         return Caller(subject_id(cert.subject), entry.state, entry.agency, types, "mtls", cert)
 
-    def still_valid(self, caller: Caller) -> bool:
-        """Whether a caller authenticated earlier may go on (long streams re-check this)."""
+    def recheck(self, caller: Caller) -> None:
+        """Raise what a new request with the same credentials would get now (401, or 503 when
+        this replica cannot tell); long event streams call this to decide whether to go on."""
         if caller.certificate is not None:
-            try:
-                self._from_cert(caller.certificate)
-            except GatewayError:
-                return False
-            return True
+            self._from_cert(caller.certificate)
+            return
+        if not self.current():
+            raise self._not_current()
         record = self.tokens.get(caller.id)
-        return record is not None and record.status(now_ms()) == "active" and self.current()
+        if record is None or record.status(now_ms()) != "active":
+            raise Unauthenticated("credentials no longer valid")
 
 
 def _client_certificate(scope: Scope) -> Certificate | None:

@@ -33,7 +33,7 @@ from puente_gateway.body import JSON_TYPE
 from puente_gateway.clock import iso_ms, now_ms
 from puente_gateway.context import GatewayContext, b64, context, json_of
 from puente_gateway.cursor import MAX_CURSOR, Kind, decode_cursor
-from puente_gateway.errors import GatewayError, Unauthenticated
+from puente_gateway.errors import GatewayError
 from puente_gateway.models import DeliveryPage, RejectionPage
 from puente_gateway.openapi import error_responses
 from puente_gateway.reader import Record, TopicReader
@@ -181,9 +181,7 @@ async def _stream(
             async for rec in records:
                 if time.monotonic() - checked >= ctx.gw.sse_recheck_s:
                     checked = time.monotonic()
-                    if not ctx.authenticator.still_valid(caller):
-                        yield event("error", Unauthenticated("credentials no longer valid").body())
-                        return
+                    ctx.authenticator.recheck(caller)  # its refusal ends the stream
                 if rec is None:
                     yield HEARTBEAT
                     continue

@@ -100,7 +100,8 @@ def test_a_replica_not_known_to_be_current_refuses_tokens_with_503_and_garbage_w
     with pytest.raises(Unavailable) as info:
         auth.authenticate(_scope(header))
     assert info.value.status == 503 and info.value.headers["Retry-After"] == "3"
-    assert not auth.still_valid(caller)
+    with pytest.raises(Unavailable):  # an open stream ends with 503, not "invalid token"
+        auth.recheck(caller)
     with pytest.raises(Unauthenticated):  # not a token at all: no need to know anything
         auth.authenticate(_scope(b"Bearer pgw_short"))
 
@@ -110,11 +111,12 @@ def test_a_revocation_applies_to_the_next_request_and_to_open_streams() -> None:
     tid, header = _issue(table, state="MX", agency="A")
     auth = _auth(table)
     caller = auth.authenticate(_scope(header))
-    assert auth.still_valid(caller)
+    auth.recheck(caller)
     record = table.get(tid)
     assert record is not None
     table.apply(revoked(record))
-    assert not auth.still_valid(caller)
+    with pytest.raises(Unauthenticated):
+        auth.recheck(caller)
     with pytest.raises(Unauthenticated):
         auth.authenticate(_scope(header))
 
@@ -132,7 +134,7 @@ def test_client_certificates_by_subject(clients: ClientCertificates) -> None:
     assert caller.state == "MX" and caller.method == "mtls"
     assert caller.types == frozenset({"puente.ConsularNotification"})
     assert caller.id.startswith("cert:") and SUBJECT not in caller.id
-    assert auth.still_valid(caller)
+    auth.recheck(caller)
     for subject in ("CN=gw.sre.mx,O=SRE,C=GT", "CN=x,C=ZZ"):
         with pytest.raises(Unauthenticated):
             auth.authenticate(_scope(subject=subject))
