@@ -9,7 +9,9 @@ does not turn every request into a connection attempt.
 Consumers are plain ``read_committed`` consumers with ``assign()`` and no consumer group
 (nothing is committed: a client's cursor is the only position). Feeds take them from the
 reader pool (puente_gateway.pool), which reuses them; the shared state follows its topics with
-one of its own (puente_gateway.shared).
+one of its own (puente_gateway.shared). Where partitions begin and end is asked of one more
+consumer that never fetches (:meth:`GatewayKafka.offsets`): a broker answers the requests of a
+connection in order, so asking a reader whose long-poll fetch is pending waits for that fetch.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class GatewayKafka:
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._failed_at = -1e9
+        self._offsets: AIOKafkaConsumer | None = None
+        self._offsets_lock = asyncio.Lock()
         self.readers: ReaderPool | None = None  # set by the app (puente_gateway.pool)
 
     def unavailable(self, message: str, reason: str = "KAFKA_UNAVAILABLE") -> Unavailable:
@@ -162,6 +166,15 @@ class GatewayKafka:
             raise self.unavailable("Kafka is not reachable; retry later") from None
         return c
 
+    async def offsets(self) -> AIOKafkaConsumer:
+        """The consumer to ask for beginning and end offsets: started once, never assigned, so
+        it never has a fetch pending; Unavailable (503) if it cannot be started now."""
+        if self._offsets is None:
+            async with self._offsets_lock:
+                if self._offsets is None:
+                    self._offsets = await self.consumer()
+        return self._offsets
+
     def reader(self) -> AbstractAsyncContextManager[AIOKafkaConsumer]:
         """A reader for the gateway's own reads (the trust list), from the readers reserved for
         them, so that members' pages and streams can never leave the gateway without one."""
@@ -170,5 +183,8 @@ class GatewayKafka:
         return self.readers.internal()
 
     async def close(self) -> None:
-        """Flush and stop the producer."""
+        """Flush and stop the producer; stop the offsets consumer."""
         await self._reset()
+        offsets, self._offsets = self._offsets, None
+        if offsets is not None:
+            await offsets.stop()

@@ -17,14 +17,12 @@ Going over a caller's or state's limit is the caller's doing: ``429 TOO_MANY_STR
 
 :class:`ReaderPool` keeps up to ``max_idle`` started consumers for reuse: a page then costs an
 ``assign`` and a seek instead of a new SCRAM-authenticated connection and its metadata. Offsets
-(where a partition begins and ends) are asked of one consumer of the pool's own that never
-fetches: a broker answers the requests of a connection in order, so a reader whose long-poll
-fetch is still pending would make them wait for it.
+(where a partition begins and ends) are asked of the gateway's consumer that never fetches
+(:meth:`GatewayKafka.offsets`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
@@ -174,19 +172,7 @@ class ReaderPool:
         self.metrics = metrics
         self.max_idle = max_idle
         self._idle: list[AIOKafkaConsumer] = []
-        self._offsets: AIOKafkaConsumer | None = None
-        self._offsets_lock = asyncio.Lock()
-        self.opened = 0  # consumers started (each a SCRAM login), for tests and benchmarks
-
-    async def offsets(self) -> AIOKafkaConsumer:
-        """The consumer to ask for beginning and end offsets (never assigned; 503 if it cannot
-        be started now)."""
-        if self._offsets is None:
-            async with self._offsets_lock:
-                if self._offsets is None:
-                    self._offsets = await self.kafka.consumer()
-                    self.opened += 1
-        return self._offsets
+        self.opened = 0  # readers started (each a SCRAM login), for tests and benchmarks
 
     @asynccontextmanager
     async def reader(
@@ -227,11 +213,8 @@ class ReaderPool:
         await c.stop()
 
     async def close(self) -> None:
-        """Stop the idle consumers and the offsets consumer."""
+        """Stop the idle consumers."""
         idle, self._idle = self._idle, []
-        if self._offsets is not None:
-            idle.append(self._offsets)
-            self._offsets = None
         for c in idle:
             with contextlib.suppress(Exception):
                 await c.stop()

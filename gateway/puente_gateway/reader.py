@@ -80,7 +80,7 @@ class TopicReader:
         parts = await self.kafka.partitions(self.topic)
         tps = [TopicPartition(self.topic, p) for p in parts]
         c.assign(tps)
-        offsets = await self.pool.offsets()
+        offsets = await self.kafka.offsets()
         begin = await offsets.beginning_offsets(tps)
         end = await offsets.end_offsets(tps)
         start: dict[int, int] = {}
@@ -138,7 +138,7 @@ class TopicReader:
             await self._step_over_markers(c, tps, pos, batch)
             if caught_up and not batch:
                 # Long-poll: nothing yet; later records raise the end offsets.
-                end = await (await self.pool.offsets()).end_offsets(tps)
+                end = await (await self.kafka.offsets()).end_offsets(tps)
         caught_up = all(pos.next[tp.partition] >= end[tp] for tp in tps)
         return Page(records, pos.cursor(), caught_up, gap)
 

@@ -131,7 +131,10 @@ class Follower:
         while True:
             began = time.monotonic()
             self._wanted.clear()
-            ends = await asyncio.wait_for(c.end_offsets(tps), timeout=self.timeout_s)
+            # Asked of the consumer that never fetches: this one's pending long-poll would
+            # hold the request up on its connection.
+            offsets = await self.kafka.offsets()
+            ends = await asyncio.wait_for(offsets.end_offsets(tps), timeout=self.timeout_s)
             while not await self._reached(c, ends):
                 self._apply(await c.getmany(timeout_ms=int(self.timeout_s * 1000)))
             self._synced(began)

@@ -32,7 +32,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections import Counter
@@ -49,7 +48,7 @@ from hypothesis import strategies as st
 from puente.codec.registry import Registry
 from puente.evidence.trust import TRUST_LIST_KEY
 from puente.topics import TRUST
-from tests.bench.gateway import create_token, machine
+from tests.bench.gateway import baseline_env, baseline_source, create_token, machine
 from tests.harness import KafkaHarness, Tenant, kafka_harness
 from tests.integration.gateway.support import (
     Keys,
@@ -94,17 +93,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _baseline_source(rev: str, into: Path) -> str:
-    """``gateway/`` and ``services/`` of ``rev``, extracted under ``into``; the PYTHONPATH."""
-    archive = into / "baseline.tar"
-    with archive.open("wb") as fh:
-        cmd = ["git", "archive", rev, "gateway", "services"]
-        subprocess.run(cmd, cwd=REPO, stdout=fh, check=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(into, filter="data")
-    return os.pathsep.join(str(into / d) for d in ("gateway", "services"))
 
 
 @contextmanager
@@ -239,12 +227,9 @@ def run_variant(
         "PUENTE_GATEWAY_AUTH_FAIL_BURST": "1000000",
         "PUENTE_LOG_FORMAT": "json",
         "PUENTE_LOG_LEVEL": "warning",
-        # An extracted baseline is not a checkout: point it at this one's data.
-        "PUENTE_SCHEMAS_DIR": str(REPO / "schemas"),
-        "PUENTE_POLICIES_DIR": str(REPO / "policies"),
     }
     if pythonpath is not None:
-        env["PYTHONPATH"] = os.pathsep.join([pythonpath, env.get("PYTHONPATH", "")])
+        env = baseline_env(env, pythonpath)
     registry = Registry.load(REPO / "schemas")
     with gateway(env, work / f"gateway-{name}.log") as (url, pid):
         print(f"[{name}] flood of {args.tokens} x 1 MiB bogus tokens", flush=True)
@@ -306,7 +291,7 @@ def main() -> None:
         with kafka_harness() as kafka:
             variants: list[tuple[str, str | None]] = [("current", None)]
             if args.baseline:
-                variants.insert(0, (args.baseline[:10], _baseline_source(args.baseline, work)))
+                variants.insert(0, (args.baseline[:10], baseline_source(args.baseline, work)))
             for name, path in variants:
                 tenant = kafka.provision(["MX", "GT"], partitions=2)
                 keys = Keys.make(("MX", "GT"))
