@@ -79,6 +79,7 @@ def create_app(
         ttl_s=gw.idempotency_ttl_s,
         max_lag_s=gw.state_max_lag_s,
         interval_s=gw.state_sync_s,
+        max_entries=gw.ledger_max_entries,
     )
     metrics.state_lag.set_function(shared.follower.lag_s)
     metrics.ledger_entries.set_function(lambda: len(shared.ledger))

@@ -68,6 +68,11 @@ class GatewaySettings(BaseSettings):
     idempotency_ttl_s: int = Field(
         default=7 * 24 * 3600, ge=60, description="how long a notice id is remembered"
     )
+    ledger_max_entries: int = Field(
+        default=250_000,
+        ge=1000,
+        description="first answers held in memory at most (about 800 bytes each)",
+    )
     wait_max_s: float = Field(
         default=30.0, ge=0, le=30, description="longest long-poll a page request may get"
     )

@@ -193,11 +193,12 @@ class SharedState:
         ttl_s: int,
         max_lag_s: float,
         interval_s: float,
+        max_entries: int = 250_000,
         tokens_only: bool = False,
     ) -> None:
         self.kafka = kafka
         self.tokens = TokenTable()
-        self.ledger = Ledger(ttl_s=ttl_s)
+        self.ledger = Ledger(ttl_s=ttl_s, max_entries=max_entries)
         self.max_lag_s = max_lag_s
         self.tokens_topic = kafka.naming.topic(GATEWAY_TOKENS)
         self.answers_topic = kafka.naming.topic(GATEWAY_ANSWERS)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+import uuid
+
 import orjson
 import pytest
 
@@ -82,3 +86,34 @@ def test_the_entry_at_the_lowest_position_is_the_first_answer_in_any_order() -> 
     other.apply("notice:x", second, (3, 11), now_ms=T0)  # this replica wrote the second
     other.apply("notice:x", first, (3, 10), now_ms=T0)
     assert one.get("notice:x", now_ms=T0) == other.get("notice:x", now_ms=T0) == first
+
+
+def test_the_ledger_holds_at_most_its_size_forgetting_the_oldest_first() -> None:
+    ledger = Ledger(ttl_s=60, max_entries=3)
+    for i in range(5):
+        ledger.apply(f"notice:{i}", A, (0, i), now_ms=T0)
+    assert len(ledger) == 3
+    assert [ledger.get(f"notice:{i}", now_ms=T0) is not None for i in range(5)] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+
+
+def test_an_answer_held_costs_hundreds_of_bytes_not_orjsons_4_kib_buffer() -> None:
+    n = 2000
+    values = [(f"notice:{uuid.uuid4()}", A.value()) for _ in range(n)]
+    ledger = Ledger(ttl_s=60)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i, (key, value) in enumerate(values):
+            ledger.apply(key, Entry.from_value(value), (0, i), now_ms=T0)  # as read from Kafka
+        gc.collect()
+        per_entry = (tracemalloc.get_traced_memory()[0] - before) / n
+    finally:
+        tracemalloc.stop()
+    assert per_entry < 1024, per_entry
+    assert ledger.get(f"notice:{uuid.uuid4()}", now_ms=T0) is None
