@@ -2,24 +2,32 @@
 
 ``token create --state MX --agency "..." [--types CaseNotice] [--expires-in-days 90]`` prints the
 token once; only its SHA-256 is kept. ``token revoke ID``, ``token list``. Rotation: create a new
-token, hand it over, revoke the old one. ``serve`` runs the HTTP gateway (uvicorn, one worker).
+token, hand it over, revoke the old one. Token records live in the gateway-tokens topic that
+every gateway replica follows (puente_gateway.shared): the commands connect to Kafka as the
+gateway's principal, with its credential from the secrets directory — run them where a gateway
+runs. ``serve`` runs the HTTP gateway (uvicorn, one worker).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import typer
 
 from puente.codec.errors import SchemaError
 from puente.codec.registry import Registry
 from puente.config import get_settings
+from puente.errors import PuenteError
 from puente.members import load_members
+from puente_gateway.broker import GatewayKafka
 from puente_gateway.clock import iso_ms, now_ms
 from puente_gateway.settings import GatewaySettings
-from puente_gateway.tokens import TOKENS_FILE, TokenRecord, TokenStore
+from puente_gateway.shared import SharedState
+from puente_gateway.tokens import TokenError, TokenRecord, new_token, revoked
 
 app = typer.Typer(
     help="The HTTP gateway for agencies: tokens and the server.", no_args_is_help=True
@@ -29,8 +37,42 @@ app.add_typer(token_app, name="token")
 DAY_MS = 24 * 3600 * 1000
 
 
-def _store() -> TokenStore:
-    return TokenStore(GatewaySettings().ledger_dir(get_settings()) / TOKENS_FILE)
+T = TypeVar("T")
+
+
+class TokensUnavailable(PuenteError):
+    """The token topic could not be read to its end."""
+
+    reason = "KAFKA_UNAVAILABLE"
+
+
+def _with_tokens(work: Callable[[SharedState], Awaitable[T]]) -> T:
+    """Run ``work`` on the token table read to its end, with a producer to change it."""
+
+    async def run() -> T:
+        gw = GatewaySettings()
+        kafka = GatewayKafka(get_settings(), gw)
+        state = SharedState(
+            kafka,
+            ttl_s=gw.idempotency_ttl_s,
+            max_lag_s=gw.state_max_lag_s,
+            interval_s=gw.state_sync_s,
+            tokens_only=True,
+        )
+        state.start()
+        try:
+            if not await state.loaded(timeout_s=gw.produce_timeout_s * 3):
+                raise TokensUnavailable(
+                    f"could not read {state.tokens_topic} to its end",
+                    hint="check that Kafka runs and that the gateway's credential is in the "
+                    "secrets directory (puente kafka provision)",
+                )
+            return await work(state)
+        finally:
+            await state.stop()
+            await kafka.close()
+
+    return asyncio.run(run())
 
 
 def _iso(ms: int | None) -> str:
@@ -89,13 +131,14 @@ def token_create(
     full_types = _notice_types(types or [])
     now = now_ms()
     expires = now + expires_in_days * DAY_MS if expires_in_days else None
-    store = _store()
-    try:
-        record, token = store.create(
-            state=state, agency=agency, types=full_types, expires_ms=expires, now=now
-        )
-    finally:
-        store.close()
+    record, token = new_token(
+        state=state, agency=agency, types=full_types, expires_ms=expires, now=now
+    )
+
+    async def publish(shared: SharedState) -> None:
+        await shared.put_token(record)
+
+    _with_tokens(publish)
     if as_json:
         typer.echo(json.dumps(_row(record, now) | {"token": token}))
         return
@@ -111,12 +154,19 @@ def token_create(
 
 @token_app.command("revoke")
 def token_revoke(token_id: Annotated[str, typer.Argument(help="the token id")]) -> None:
-    """Revoke a token (effective within the gateway's auth cache delay, 2 s by default)."""
-    store = _store()
-    try:
-        record = store.revoke(token_id)
-    finally:
-        store.close()
+    """Revoke a token (effective on every gateway replica within its state_max_lag_s, 5 s by
+    default)."""
+
+    async def revoke(shared: SharedState) -> TokenRecord:
+        current = shared.tokens.get(token_id)
+        if current is None:
+            raise TokenError(f"no token with id {token_id}")
+        record = revoked(current)
+        if record is not current:
+            await shared.put_token(record)
+        return record
+
+    record = _with_tokens(revoke)
     typer.echo(
         f"revoked {record.id} ({record.state}, {record.agency}) at {_iso(record.revoked_ms)}"
     )
@@ -128,11 +178,11 @@ def token_list(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Every token's id, state, agency, types, times and status (never the token)."""
-    store = _store()
-    try:
-        records = store.list(state=state.upper() if state else None)
-    finally:
-        store.close()
+
+    async def listing(shared: SharedState) -> list[TokenRecord]:
+        return shared.tokens.list(state=state.upper() if state else None)
+
+    records = _with_tokens(listing)
     now = now_ms()
     rows = [_row(r, now) for r in records]
     if as_json:
@@ -163,6 +213,9 @@ def serve_command(
     mtls_clients: Annotated[
         Path | None, typer.Option(help="YAML map of certificate subjects to agencies")
     ] = None,
+    client_crl: Annotated[
+        Path | None, typer.Option(help="PEM revocation list(s) of the client CA (re-read)")
+    ] = None,
 ) -> None:
     """Run the gateway (one uvicorn worker) until interrupted."""
     from puente_gateway.server import serve
@@ -174,6 +227,7 @@ def serve_command(
         "tls_key": tls_key,
         "tls_client_ca": client_ca,
         "mtls_clients": mtls_clients,
+        "client_crl": client_crl,
     }
     if client_cert is not None:
         if client_cert not in ("required", "optional"):

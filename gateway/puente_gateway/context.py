@@ -15,10 +15,11 @@ from puente.codec.wire import decode
 from puente.topics import Naming, TopicKind
 from puente_gateway.auth import Authenticator, Caller
 from puente_gateway.broker import GatewayKafka
-from puente_gateway.ledger import Ledger
 from puente_gateway.metrics import GatewayMetrics
 from puente_gateway.once import Once
+from puente_gateway.pool import ReaderPool
 from puente_gateway.settings import GatewaySettings
+from puente_gateway.shared import SharedState
 
 if TYPE_CHECKING:
     from puente_gateway.trust import TrustSource
@@ -32,7 +33,8 @@ class GatewayContext:
     naming: Naming
     registry: Registry
     kafka: GatewayKafka
-    ledger: Ledger
+    shared: SharedState
+    readers: ReaderPool
     authenticator: Authenticator
     metrics: GatewayMetrics
     once: Once

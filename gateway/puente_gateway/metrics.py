@@ -4,8 +4,10 @@ Names: ``puente_gateway_requests_total{route,method,status}``,
 ``puente_gateway_request_seconds{route}``, ``puente_gateway_notices_produced_total{state,type}``,
 ``puente_gateway_receipts_produced_total{state}``, ``puente_gateway_rejections_total{reason}``
 (requests the gateway refused, by reason code), ``puente_gateway_idempotent_replays_total``,
-``puente_gateway_readers`` (open Kafka readers). Routes are templates (``/v1/schemas/{name}``),
-never raw paths, so label sets stay bounded.
+``puente_gateway_readers`` (Kafka readers held by pages, streams and the gateway),
+``puente_gateway_state_lag_seconds`` (since the shared state was last confirmed current) and
+``puente_gateway_ledger_entries`` (first answers held in memory). Routes are templates
+(``/v1/schemas/{name}``), never raw paths, so label sets stay bounded.
 """
 
 from __future__ import annotations
@@ -60,7 +62,15 @@ class GatewayMetrics:
             "retried POSTs answered from the ledger without producing",
             registry=r,
         )
-        self.readers = Gauge("puente_gateway_readers", "open Kafka readers", registry=r)
+        self.readers = Gauge("puente_gateway_readers", "Kafka readers held", registry=r)
+        self.state_lag = Gauge(
+            "puente_gateway_state_lag_seconds",
+            "seconds since the shared state (tokens, first answers) was confirmed current",
+            registry=r,
+        )
+        self.ledger_entries = Gauge(
+            "puente_gateway_ledger_entries", "first answers held in memory", registry=r
+        )
         # Child lookups by label values cost more than the increments; keep them.
         self._children: dict[tuple[object, ...], Any] = {}
 

@@ -77,6 +77,19 @@ CHECKPOINTS = TopicKind(
 TRUST = TopicKind(
     "trust", Scope.GLOBAL, FOREVER, compacted=True, description="the signed trust list"
 )
+GATEWAY_TOKENS = TopicKind(
+    "gateway-tokens",
+    Scope.GLOBAL,
+    FOREVER,
+    compacted=True,
+    description="the gateway's agency tokens (SHA-256 digests only) and their revocations",
+)
+GATEWAY_ANSWERS = TopicKind(
+    "gateway-answers",
+    Scope.GLOBAL,
+    7 * DAY_MS,
+    description="the gateway's first answer to each notice and receipt id, for retries",
+)
 
 # Record headers (the only metadata outside a record's value; a receipt's signature travels so).
 RECEIPT_KEY_ID_HEADER = "puente.receipt.key-id"
@@ -91,6 +104,8 @@ ALL_KINDS: tuple[TopicKind, ...] = (
     STATE,
     CHECKPOINTS,
     TRUST,
+    GATEWAY_TOKENS,
+    GATEWAY_ANSWERS,
 )
 
 

@@ -215,7 +215,6 @@ def compose_document(principals: list[str]) -> dict[str, Any]:
             "PUENTE_GATEWAY_PORT": str(c.GATEWAY_PORT),
             "PUENTE_GATEWAY_TLS_CERT": f"{c.SECRETS_MOUNT}/{c.GATEWAY_TLS_CERT}",
             "PUENTE_GATEWAY_TLS_KEY": f"{c.SECRETS_MOUNT}/{c.GATEWAY_TLS_KEY}",
-            "PUENTE_GATEWAY_DATA_DIR": "/var/lib/puente/gateway",
         },
         secrets=[
             _principal_secret(gateway_principal),
@@ -223,7 +222,7 @@ def compose_document(principals: list[str]) -> dict[str, Any]:
             _secret("gateway-tls-key", c.GATEWAY_TLS_KEY),
         ],
         ports=[f"{c.GATEWAY_PORT}:{c.GATEWAY_PORT}"],
-        volumes=[policies, "gateway-data:/var/lib/puente/gateway"],
+        volumes=[policies],  # read-only, like the rest of its file system
         depends_on=kafka_up | provisioned,
         stop_grace_period="30s",
         restart="unless-stopped",
@@ -246,7 +245,6 @@ def compose_document(principals: list[str]) -> dict[str, Any]:
     }
     configs["kafka-start"] = {"file": "./kafka/start-kafka.sh"}
     volumes: dict[str, Any] = {f"kafka-{i}-data": {} for i in range(1, NODES + 1)}
-    volumes["gateway-data"] = {}
     return {
         "name": "puente",
         "services": services,

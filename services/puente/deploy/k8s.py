@@ -544,7 +544,8 @@ def policy_service(inputs: c.DeployInputs) -> list[dict[str, Any]]:
 
 
 def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
-    """The HTTP gateway: TLS on one port for the API, health and metrics."""
+    """The HTTP gateway: TLS on one port for the API, health and metrics. Stateless on disk:
+    its replicas share tokens and first answers through Kafka (puente_gateway.shared)."""
     component = "gateway"
     principal = inputs.naming.service_principal("gateway")
 
@@ -568,7 +569,6 @@ def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
                 "PUENTE_GATEWAY_PORT": str(c.GATEWAY_PORT),
                 "PUENTE_GATEWAY_TLS_CERT": "/var/run/puente/tls/tls.crt",
                 "PUENTE_GATEWAY_TLS_KEY": "/var/run/puente/tls/tls.key",
-                "PUENTE_GATEWAY_DATA_DIR": "/var/lib/puente/gateway",
             }
         ),
         "ports": [{"name": "https", "containerPort": c.GATEWAY_PORT, "protocol": "TCP"}],
@@ -581,13 +581,11 @@ def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
         "volumeMounts": [
             *_common_mounts(),
             {"name": "tls", "mountPath": "/var/run/puente/tls", "readOnly": True},
-            {"name": "data", "mountPath": "/var/lib/puente/gateway"},
         ],
     }
     volumes = [
         *_common_volumes(principal, inputs.members),
         {"name": "tls", "secret": {"secretName": GATEWAY_TLS_SECRET, "defaultMode": 0o440}},
-        {"name": "data", "emptyDir": {"sizeLimit": "1Gi"}},
     ]
     deployment = _deployment(
         component,

@@ -21,6 +21,8 @@ from puente.topics import (
     AUDIT,
     CHECKPOINTS,
     DELIVER,
+    GATEWAY_ANSWERS,
+    GATEWAY_TOKENS,
     INGRESS,
     RECEIPTS,
     REJECTED,
@@ -115,7 +117,8 @@ SERVICE_GRANTS: dict[str, tuple[tuple[TopicKind, tuple[Operation, ...]], ...]] =
         (CHECKPOINTS, _RW),
         (TRUST, _R),
     ),
-    # The gateway publishes for agencies that authenticated to it and reads their deliveries.
+    # The gateway publishes for agencies that authenticated to it and reads their deliveries;
+    # its replicas share their tokens and first answers through its own two topics.
     "gateway": (
         (INGRESS, _W),
         (RECEIPTS, _W),
@@ -123,6 +126,8 @@ SERVICE_GRANTS: dict[str, tuple[tuple[TopicKind, tuple[Operation, ...]], ...]] =
         (REJECTED, _R),
         (CHECKPOINTS, _R),
         (TRUST, _R),
+        (GATEWAY_TOKENS, _RW),
+        (GATEWAY_ANSWERS, _RW),
     ),
     # Auditors replay the log; they never see payloads.
     "auditor": ((AUDIT, _R), (CHECKPOINTS, _R), (TRUST, _R)),

@@ -45,6 +45,18 @@ def test_timestamps_with_offsets_become_utc_and_uuid_is_lowercased(reg: Registry
     assert rec["notice_id"] == data["notice_id"].lower()
 
 
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59.999-01:00"])
+def test_timestamps_outside_the_utc_range_are_field_problems(reg: Registry, text: str) -> None:
+    data = to_json(reg, CN, Generator(23).case_notice())
+    data["created_at"] = text
+    with pytest.raises(EncodeError) as info:
+        from_json(reg, CN, data)
+    assert [p.path for p in info.value.problems] == ["created_at"]
+    assert "out of range" in info.value.problems[0].problem
+    data["created_at"] = "0001-01-01T00:00:00Z"  # the earliest instant still is one
+    assert decode(reg, encode(reg, CN, from_json(reg, CN, data)), CN)["created_at"].year == 1
+
+
 def test_defaults_fill_missing_fields(reg: Registry) -> None:
     data = to_json(reg, CN, Generator(24).case_notice())
     del data["vehicles"], data["persons"][0]["sex"]

@@ -125,7 +125,8 @@ def test_a_kafkatopic_per_planned_topic(
 ) -> None:
     topics = {d["spec"]["topicName"]: d for d in _by_kind(manifests, "KafkaTopic")}
     assert set(topics) == {t.name for t in inputs.plan.topics}
-    assert len(topics) == 6 * len(inputs.members) + 2
+    # Per member: six kinds; global: checkpoints, trust, gateway-tokens, gateway-answers.
+    assert len(topics) == 6 * len(inputs.members) + 4
     for t in inputs.plan.topics:
         spec = topics[t.name]["spec"]
         assert spec["partitions"] == t.partitions

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from puente.kafka.plan import Acl, Operation, Pattern, Resource, build_plan, member_acls
-from puente.topics import AUDIT, CHECKPOINTS, DELIVER, INGRESS, TRUST, Naming
+from puente.topics import (
+    AUDIT,
+    CHECKPOINTS,
+    DELIVER,
+    GATEWAY_ANSWERS,
+    GATEWAY_TOKENS,
+    INGRESS,
+    TRUST,
+    Naming,
+)
 
 N = Naming("puente")
 MEMBERS = ["AR", "MX", "US"]
@@ -84,6 +93,28 @@ def test_topics_per_member_and_global_with_retention() -> None:
     assert names[N.topic(DELIVER, "MX")].partitions == 4
     assert all(t.replication == 1 for t in plan.topics)
     assert "min.insync.replicas" not in names[N.topic(INGRESS, "MX")].configs
+
+
+def test_only_the_gateway_reaches_its_shared_state() -> None:
+    plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
+    names = {t.name: t for t in plan.topics}
+    assert names[N.topic(GATEWAY_TOKENS)].configs["cleanup.policy"] == "compact"
+    assert names[N.topic(GATEWAY_TOKENS)].configs["retention.ms"] == "-1"
+    assert names[N.topic(GATEWAY_ANSWERS)].configs["retention.ms"] == str(7 * 86_400_000)
+    for kind in (GATEWAY_TOKENS, GATEWAY_ANSWERS):
+        topic = N.topic(kind)
+        covering = [
+            a
+            for a in plan.acls
+            if a.resource is Resource.TOPIC
+            and (a.name == topic or (a.pattern is Pattern.PREFIXED and topic.startswith(a.name)))
+        ]
+        assert {a.principal for a in covering} == {N.service_principal("gateway")}
+        assert {a.operation for a in covering} == {
+            Operation.READ,
+            Operation.WRITE,
+            Operation.DESCRIBE,
+        }
 
 
 def test_three_brokers_mean_replication_three_and_min_isr_two() -> None:
