@@ -15,11 +15,20 @@ import pytest
 
 from puente.codec.registry import Registry
 from puente.config import Settings
+from puente.evidence.trust import TRUST_LIST_KEY
 from puente.members import load_members
+from puente.topics import TRUST
 from puente_gateway.app import create_app
 from puente_gateway.settings import GatewaySettings
 from tests.harness import KafkaHarness, Tenant
-from tests.integration.gateway.support import Keys, issue_token, notice_json, serving
+from tests.integration.gateway.support import (
+    Keys,
+    issue_token,
+    notice_json,
+    produce,
+    run,
+    serving,
+)
 
 pytestmark = pytest.mark.kafka
 SSE = {"Accept": "text/event-stream"}
@@ -173,3 +182,51 @@ def test_shutdown_with_an_open_event_stream_is_bounded(
     assert time.monotonic() - t0 < 20  # graceful shutdown waits 10 s, then ends the stream
     stream.__exit__(None, None, None)
     client.close()
+
+
+def test_the_gateway_follows_the_trust_list_and_never_rolls_back(
+    kafka: KafkaHarness, tmp_path: Path
+) -> None:
+    """A newer list is served within a refresh; an older one re-published on the topic is
+    refused (the gateway keeps the newer one) — on a tenant of its own, whose trust topic this
+    test may rewrite."""
+    tenant = kafka.provision(["MX", "GT"], partitions=1)
+    keys = Keys.make(("MX", "GT"))
+    anchors = tmp_path / "anchors.vkey"
+    anchors.write_text(keys.root.public.vkey + "\n")
+    operator = tenant.service("operator")
+
+    def publish(serial: int) -> None:
+        run(
+            produce(
+                tenant, operator, tenant.topic(TRUST), [keys.relisted(serial)], key=TRUST_LIST_KEY
+            )
+        )
+
+    publish(5)
+    settings = kafka.settings_for(tenant)
+    gateway = gateway_with(settings, trust_anchors_file=anchors, trust_refresh_s=0.2)
+    with (
+        gateway as (url, auth),
+        httpx.Client(base_url=url, headers={"Authorization": auth["MX"]}) as c,
+    ):
+
+        def serial() -> int:
+            r = c.get("/v1/trust-list")
+            assert r.status_code == 200, r.text
+            return int(r.headers["X-Puente-Trust-Serial"])
+
+        assert serial() == 5
+        publish(3)  # an older list re-published: refused, for as long as we look (20 refreshes)
+        seen = [serial()]
+        until = time.monotonic() + 20 * 0.2
+        while time.monotonic() < until:
+            time.sleep(0.05)
+            seen.append(serial())
+        publish(6)  # then a newer one: in force within a refresh
+        deadline = time.monotonic() + 60
+        while seen[-1] != 6:
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.1)
+            seen.append(serial())
+        assert 3 not in seen, seen
