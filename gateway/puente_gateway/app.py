@@ -29,7 +29,7 @@ from puente.errors import ConfigError
 from puente.logs import get_logger
 from puente.members import load_members
 from puente.topics import Naming
-from puente_gateway import catalog, feeds, health, notices, receipts, trust
+from puente_gateway import catalog, feeds, health, notices, receipts, trust  # modules
 from puente_gateway.auth import Authenticator, AuthMiddleware
 from puente_gateway.broker import GatewayKafka
 from puente_gateway.context import GatewayContext

@@ -26,13 +26,12 @@ from puente.codec.registry import Registry
 from puente.config import Settings
 from puente.evidence.errors import EvidenceError, TrustListError
 from puente.evidence.keys import PublicKey
-from puente.evidence.keystore import KeyStore
+from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
 from puente.evidence.note import Note
-from puente.evidence.trust import TRUST_LIST_KEY, TrustList
+from puente.evidence.trust import ROOT_HOLDER, TRUST_LIST_KEY, TrustList
 from puente.evidence.trustsource import TrustTracker, file_fetch, read_anchors
 from puente.evidence.verify import Verifier
 from puente.logs import get_logger
-from puente.service.setup import ROOT_HOLDER, TRUST_LIST_FILE, keys_dir
 from puente.topics import TRUST
 from puente_gateway.broker import GatewayKafka
 from puente_gateway.clock import now_ms
@@ -65,7 +64,7 @@ def parse(data: bytes) -> Published | None:
 
 def local_anchors(settings: Settings) -> list[PublicKey]:
     """The embedded deployment's trust anchors: the local key store's operator root keys."""
-    store = KeyStore(keys_dir(settings))
+    store = KeyStore(settings.keys_dir)
     if not store.root.is_dir():
         return []
     return [store.public(m) for m in store.key_metas() if m.holder == ROOT_HOLDER]
@@ -89,7 +88,7 @@ class TrustSource:
         self.kafka = kafka
         self.gw = gw
         self.registry = registry
-        self.file = gw.trust_list_file or keys_dir(settings) / TRUST_LIST_FILE
+        self.file = gw.trust_list_file or settings.keys_dir / TRUST_LIST_FILE
         self.anchors = (
             read_anchors(gw.trust_anchors_file)
             if gw.trust_anchors_file

@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     local: LocalBrokerSettings = Field(default_factory=LocalBrokerSettings)
     policy: PolicyServiceSettings = Field(default_factory=PolicyServiceSettings)
 
+    @property
+    def keys_dir(self) -> Path:
+        """The embedded default's key store (``<state>/keys``)."""
+        return self.state_dir / "keys"
+
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
         if self.secrets_dir == Path():

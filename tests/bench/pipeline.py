@@ -844,10 +844,10 @@ def _child_context() -> tuple[Settings, Naming, Registry, Any]:
 
 async def subscriber_child(members: Sequence[str]) -> None:
     """Run one Subscriber per member; print a line per verified delivery with its time."""
+    from puente.app.operator import ensure_evidence
     from puente.evidence.trustsource import TrustTracker
     from puente.kafka.connection import credential
     from puente.members import load_members
-    from puente.service.setup import ensure_evidence
     from puente.subscriber.core import Subscriber
 
     settings, naming, registry, endpoint = _child_context()

@@ -15,7 +15,7 @@ from puente.config import KafkaSettings, LocalBrokerSettings
 from puente.kafka.plan import Plan, build_plan
 from puente.members import load_members
 from puente.resources import project_root
-from puente.service.setup import PSEUDONYM_SECRET_FILE
+from puente.service.secret import PSEUDONYM_SECRET_FILE
 from puente.topics import Naming
 
 # --- images --------------------------------------------------------------------------------------
@@ -54,7 +54,7 @@ STATE_DIR = "/tmp/puente"  # noqa: S108
 SIGNING_KEY_NAME = "puente-policy"  # signed-note key name of the policy service's Ed25519 key
 SIGNING_KEY_FILE = f"{SIGNING_KEY_NAME}.skey"
 # The policy service reads its pseudonymisation secret from <secrets dir>/<this file>; every
-# replica must read the same one (puente.service.setup.pseudonym_secret never makes one when a
+# replica must read the same one (puente.service.secret.pseudonym_secret never makes one when a
 # signing key file is configured).
 POLICY_PSEUDONYM_FILE = PSEUDONYM_SECRET_FILE
 # The broker's PLAIN password, read by Kafka's FileConfigProvider (a file name, not a secret).

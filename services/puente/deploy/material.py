@@ -25,7 +25,7 @@ from puente.errors import ConfigError
 from puente.evidence.keys import SigningKey, write_private_key, write_public_key
 from puente.kafka.broker_config import ADMIN_USER, BROKER_USER
 from puente.secrets import SecretStore, new_password, write_private
-from puente.service.setup import new_pseudonym_secret
+from puente.service.secret import new_pseudonym_secret
 
 
 def _random_cluster_id() -> str:

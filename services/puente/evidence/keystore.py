@@ -59,6 +59,9 @@ from puente.logs import get_logger
 
 log = get_logger("evidence.keys")
 
+TRUST_LIST_FILE = "trust-list.note"
+"""The signed trust list, as ``puente keys trust-list sign`` writes it beside the keys."""
+
 DEFAULT_USAGES: dict[str, frozenset[Usage]] = {
     "service": frozenset({Usage.DELIVERY, Usage.CHECKPOINT}),
     "node": frozenset({Usage.DELIVERY, Usage.CHECKPOINT}),

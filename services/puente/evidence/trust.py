@@ -52,6 +52,8 @@ from puente.evidence.keys import PublicKey, SigningKey
 from puente.evidence.note import Note, NoteSignature, UnsignedNoteError, check_text
 
 TRUST_LIST_HEADER = "puente.trust-list"
+ROOT_HOLDER = "operator:root"
+"""The holder of the keys that sign trust lists (the trust anchors' private halves)."""
 TRUST_LIST_KEY = b"trust-list"
 """The Kafka record key of the trust list on the (compacted) trust topic: the newest value wins.
 The value is the signed note bytes, exactly as :meth:`TrustList.sign` returns them."""

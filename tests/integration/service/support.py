@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from kafka.errors import KafkaError as KafkaPythonError
 
+from puente.app.operator import Evidence, ensure_evidence, publish_trust_list
 from puente.codec.registry import Registry
 from puente.codec.wire import encode
 from puente.config import Settings
@@ -31,7 +32,6 @@ from puente.kafka.clients import consumer, producer, start
 from puente.members import load_members
 from puente.policy.store import PolicyStore
 from puente.service.processor import SigningMode
-from puente.service.setup import Evidence, ensure_evidence, publish_trust_list
 from puente.service.worker import PolicyService, ServiceConfig
 from puente.synth.notice import Notice
 from puente.topics import AUDIT, CHECKPOINTS, INGRESS

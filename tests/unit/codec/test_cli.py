@@ -3,7 +3,7 @@ from __future__ import annotations
 import orjson
 from typer.testing import CliRunner
 
-from puente.codec.cli import app
+from puente.app.commands.schemas import app
 
 from .conftest import FIXTURES, SCHEMAS
 

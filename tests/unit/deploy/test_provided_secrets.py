@@ -98,12 +98,11 @@ def service_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Container
 
 
 def start_policy_service(c: Container) -> None:
-    from puente.service.cli import build_service
-    from puente.service.worker import PolicyService
+    from puente.app.runtime import Runtime
+    from puente.evidence._time import now_ms
 
-    settings = Settings()
-    service = build_service(settings, instance="walk")
-    assert isinstance(service, PolicyService)
+    runtime = Runtime.from_settings(Settings())
+    service = runtime.policy_service(instance="walk", key=runtime.service_key(now_ms()))
     service.endpoint.aiokafka_kwargs(service.cred)  # the Kafka TLS context, when configured
     loaded = service.policies.reload()
     assert loaded.ok, loaded.error

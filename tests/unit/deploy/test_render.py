@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from puente.deploy.cli import app, rendered
+from puente.app.commands.deploy import app, rendered
 from puente.deploy.compose import COMPOSE_DIR
 from puente.deploy.k8s import K8S_DIR
 from puente.deploy.render import GENERATED_BY, check_files, write_files

@@ -13,7 +13,8 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from puente.evidence.cli import audit_app, keys_app
+from puente.app.commands.audit import audit_app
+from puente.app.commands.keys import keys_app
 from puente.evidence.delivery import DeliverySigner
 from puente.evidence.keys import read_private_key
 from puente.evidence.keystore import KeyStore

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from puente.app.commands.gateway import app
 from puente.config import get_settings
-from puente_gateway.cli import app
 
 
 @pytest.fixture

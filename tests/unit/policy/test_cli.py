@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from puente.policy.cli import app
+from puente.app.commands.policy import app
 from tests.unit.policy.conftest import FIXTURES, POLICIES, SCHEMAS
 from tests.unit.policy.notices import case_notice, consular, consular_person, person, to_json
 

@@ -10,7 +10,7 @@ import pytest
 
 from puente.config import Settings
 from puente.errors import ConfigError
-from puente.service.setup import PSEUDONYM_SECRET_FILE, pseudonym_secret
+from puente.service.secret import PSEUDONYM_SECRET_FILE, pseudonym_secret
 
 
 def _settings(tmp_path: Path, *, configured: bool) -> Settings:

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import orjson
-import typer
 from typer.testing import CliRunner
 
-from puente.codec.cli import app as schemas_app
+from puente.app.commands.schemas import app
 from puente.codec.jsonconv import from_json
 from puente.codec.registry import Registry
 from puente.codec.wire import decode
-from puente.synth import cli as synth_cli
 from tests.unit.codec.conftest import SCHEMAS
 
 runner = CliRunner()
-app = typer.Typer()
-app.add_typer(schemas_app)
-synth_cli.register(schemas_app)
 
 
 def test_sample_is_deterministic_valid_json_and_hex() -> None:

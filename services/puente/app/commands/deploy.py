@@ -163,5 +163,5 @@ def k8s_policies_cmd(
         typer.echo(f"wrote {out}; apply: kubectl apply -f {out}")
 
 
-if __name__ == "__main__":  # `python -m puente.deploy.cli` until `puente deploy` is mounted
+if __name__ == "__main__":  # pragma: no cover
     app()

@@ -27,7 +27,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from puente.config import Settings, get_settings
+from puente.app.operator import ensure_evidence, provision_members, publish_trust_list
+from puente.app.runtime import Runtime
+from puente.config import get_settings
 
 console = Console(width=None if sys.stdout.isatty() else 120)
 
@@ -119,7 +121,7 @@ def demo(
     seed: int | None = typer.Option(None, help="synthetic-data seed (default: the clock)"),
 ) -> None:
     """Run the exchange end to end on a local Kafka broker and show what happened."""
-    from puente.kafka.cli import print_plan, provision_members, up
+    from puente.app.commands.kafka import print_plan, up
 
     settings = get_settings()
     # Coordinator hand-overs are routine and retried; the services log what matters.
@@ -135,7 +137,8 @@ def demo(
     console.print(
         f"{len(plan.principals)} principals, {len(plan.topics)} topics, {len(plan.acls)} ACLs"
     )
-    ok = asyncio.run(_exchange(settings, notices, seed if seed is not None else int(time.time())))
+    rt = Runtime.from_settings(settings)
+    ok = asyncio.run(_exchange(rt, notices, seed if seed is not None else int(time.time())))
     console.print(
         "The broker keeps running; stop it with `.venv/bin/puente kafka down`.", style="dim"
     )
@@ -143,33 +146,22 @@ def demo(
         raise typer.Exit(1)
 
 
-async def _exchange(settings: Settings, extra: int, seed: int) -> bool:
-    from puente.codec.registry import Registry
+async def _exchange(rt: Runtime, extra: int, seed: int) -> bool:
     from puente.evidence.trustsource import TrustTracker
-    from puente.kafka.connection import credential, resolve_endpoint
-    from puente.members import load_members
-    from puente.service.cli import build_service
-    from puente.service.setup import ensure_evidence, publish_trust_list
-    from puente.service.worker import PolicyService
-    from puente.topics import Naming
 
-    naming = Naming(settings.kafka.topic_prefix)
-    members = load_members(settings.policies_dir).codes
-    endpoint = resolve_endpoint(settings)
-    registry = Registry.load(settings.schemas_dir)
+    settings, naming, members, registry = rt.settings, rt.naming, rt.members, rt.registry
 
     console.rule("[bold]3. Keys, the signed trust list, the policy service")
     evidence = ensure_evidence(settings, members)
-    operator = credential(settings, naming.service_principal("operator"))
-    await publish_trust_list(endpoint, operator, naming, evidence.trust_list)
+    operator = rt.service_credential("operator")
+    await publish_trust_list(rt.endpoint, operator, naming, evidence.trust_list)
     trust = evidence.open_trust_list()
     console.print(
         f"trust list serial {trust.serial}: {len(trust.entries)} keys, expires "
         f"{dt.datetime.fromtimestamp(trust.expires_at / 1000, dt.UTC):%Y-%m-%d}; "
         f"policy service key {evidence.service_key.key_id}"
     )
-    service = build_service(settings, instance="policy-demo")
-    assert isinstance(service, PolicyService)
+    service = rt.policy_service(instance="policy-demo", key=evidence.service_key)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     try:
@@ -179,38 +171,36 @@ async def _exchange(settings: Settings, extra: int, seed: int) -> bool:
         )
 
         console.rule("[bold]4. Agencies publish notices")
-        published = await _publish(settings, registry, naming, members, extra, seed)
-        expected = await _wait_processed(settings, naming, registry, published)
+        published = await _publish(rt, members, extra, seed)
+        expected = await _wait_processed(rt, published)
 
         console.rule("[bold]5. Partner states receive, verify and acknowledge")
         tracker = TrustTracker.with_list(evidence.trust_list, evidence.anchors, registry)
-        received = await _receive(settings, registry, naming, members, tracker, evidence, published)
+        received = await _receive(rt, members, tracker, evidence, published)
         _show_stories(published, expected, received)
         _show_partners(members, received)
         bad = sum(1 for rows in received.values() for r in rows if not r["verified"])
 
         console.rule("[bold]6. What was withheld and why")
-        await _show_withheld(settings, registry, naming, published, expected)
+        await _show_withheld(rt, published, expected)
     finally:
         stop.set()
         await asyncio.wait_for(task, 120)
 
     console.rule("[bold]7. The auditor replays the signed log")
-    verdict = _audit(settings, registry, naming, evidence.anchors)
+    verdict = _audit(rt, evidence.anchors)
     return verdict and bad == 0
 
 
 async def _publish(
-    settings: Settings,
-    registry: Any,
-    naming: Any,
+    rt: Runtime,
     members: tuple[str, ...],
     extra: int,
     seed: int,
 ) -> list[Published]:
+    naming, registry = rt.naming, rt.registry
     from puente.codec.wire import encode
     from puente.kafka.clients import producer, start
-    from puente.kafka.connection import credential, resolve_endpoint
     from puente.synth.generator import Generator
     from puente.synth.notice import Notice
     from puente.topics import INGRESS
@@ -240,11 +230,11 @@ async def _publish(
     value = next(v for item, v in batches[again.origin] if item is again)
     batches[again.origin].append((Published(again.origin, again.notice_id, "re-sent"), value))
 
-    endpoint = resolve_endpoint(settings)
+    endpoint = rt.endpoint
     out: list[Published] = []
     table = Table("origin", "notices", title="Published (each state as its own principal)")
     for origin, items in sorted(batches.items()):
-        cred = credential(settings, naming.member_principal(origin))
+        cred = rt.member_credential(origin)
         p = producer(endpoint, cred)
         await start(p, endpoint, cred)
         try:
@@ -262,19 +252,19 @@ async def _publish(
 
 
 async def _wait_processed(
-    settings: Settings, naming: Any, registry: Any, published: list[Published]
+    rt: Runtime, published: list[Published]
 ) -> dict[tuple[str, str], list[Any]]:
     """Read the audit records of this run's notices (as the auditor) until every input has one."""
+    naming, registry = rt.naming, rt.registry
     from puente.evidence.records import AuditRecord
     from puente.kafka.auditsource import KafkaAuditSource
-    from puente.kafka.connection import credential, resolve_endpoint
     from puente.topics import AUDIT
 
     wanted = {(p.origin, p.notice_id) for p in published}
     inputs = len(published)
     source = KafkaAuditSource(
-        resolve_endpoint(settings),
-        credential(settings, naming.service_principal("auditor")),
+        rt.endpoint,
+        rt.service_credential("auditor"),
         naming,
     )
     deadline = time.monotonic() + 180
@@ -299,27 +289,25 @@ async def _wait_processed(
 
 
 async def _receive(
-    settings: Settings,
-    registry: Any,
-    naming: Any,
+    rt: Runtime,
     members: tuple[str, ...],
     trust: Any,
     evidence: Any,
     published: list[Published],
 ) -> dict[str, list[dict[str, Any]]]:
+    naming, registry = rt.naming, rt.registry
     from puente.evidence.trust import Usage, member_holder
-    from puente.kafka.connection import credential, resolve_endpoint
-    from puente.subscriber.cli import to_json
     from puente.subscriber.core import Subscriber
+    from puente.subscriber.jsonlines import to_json
 
     ours = {p.notice_id for p in published}
-    endpoint = resolve_endpoint(settings)
+    endpoint = rt.endpoint
     now = int(time.time() * 1000)
 
     async def one(member: str) -> tuple[str, list[dict[str, Any]]]:
         sub = Subscriber(
             endpoint=endpoint,
-            credential=credential(settings, naming.member_principal(member)),
+            credential=rt.member_credential(member),
             naming=naming,
             member=member,
             registry=registry,
@@ -397,15 +385,13 @@ def _show_partners(members: tuple[str, ...], received: dict[str, list[dict[str, 
 
 
 async def _show_withheld(
-    settings: Settings,
-    registry: Any,
-    naming: Any,
+    rt: Runtime,
     published: list[Published],
     expected: dict[tuple[str, str], list[Any]],
 ) -> None:
+    naming, registry = rt.naming, rt.registry
     from puente.codec.wire import decode
     from puente.kafka.clients import consumer, start
-    from puente.kafka.connection import credential, resolve_endpoint
     from puente.topics import REJECTED
 
     reasons: dict[str, Counter[str]] = defaultdict(Counter)
@@ -420,13 +406,13 @@ async def _show_withheld(
                 table.add_row(f"  {reason}", str(n))
     console.print(table)
 
-    endpoint = resolve_endpoint(settings)
+    endpoint = rt.endpoint
     ours = {p.notice_id for p in published}
     told = Table(
         "origin", "scope", "recipient", "reason", "message", title="What the origins were told"
     )
     for origin in sorted({p.origin for p in published}):
-        cred = credential(settings, naming.member_principal(origin))
+        cred = rt.member_credential(origin)
         c = consumer(
             endpoint,
             cred,
@@ -454,14 +440,14 @@ async def _show_withheld(
     console.print(told)
 
 
-def _audit(settings: Settings, registry: Any, naming: Any, anchors: Any) -> bool:
+def _audit(rt: Runtime, anchors: Any) -> bool:
+    settings, naming, registry = rt.settings, rt.naming, rt.registry
     from puente.evidence.audit.auditor import AuditOptions, Auditor
     from puente.kafka.auditsource import KafkaAuditSource
-    from puente.kafka.connection import credential, resolve_endpoint
 
     source = KafkaAuditSource(
-        resolve_endpoint(settings),
-        credential(settings, naming.service_principal("auditor")),
+        rt.endpoint,
+        rt.service_credential("auditor"),
         naming,
     )
     auditor = Auditor(registry=registry, anchors=list(anchors), options=AuditOptions(naming=naming))

@@ -1,5 +1,5 @@
-"""``puente schemas``: list, show and check the schemas in schemas/ (``sample`` and
-``scenario`` are the synthetic generator's, :mod:`puente.synth.cli`)."""
+"""``puente schemas``: list, show and check the schemas in schemas/; sample and scenario notices
+from the synthetic generator."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from rich.table import Table
 
 from puente.codec.fingerprint import format_fingerprint
 from puente.codec.registry import Registry, default_registry
+from puente.synth.generator import Generator
+from puente.synth.scenarios import SCENARIOS
 
 app = typer.Typer(
     help="Avro schemas: list, show, check; sample and scenario notices.", no_args_is_help=True
@@ -93,3 +95,39 @@ def emit_record(reg: Registry, name: str, record: dict[str, Any], as_hex: bool) 
         typer.echo(encode(reg, name, record).hex())
     else:
         typer.echo(orjson.dumps(to_json(reg, name, record), option=orjson.OPT_INDENT_2).decode())
+
+
+@app.command()
+def sample(
+    name: Annotated[str, typer.Argument(help="full or short record name")],
+    seed: Annotated[int, typer.Option(help="generator seed")] = 0,
+    count: Annotated[int, typer.Option(min=1, help="how many records")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON form (the default)")] = True,
+    as_hex: Annotated[bool, typer.Option("--hex", help="single-object encoding, hex")] = False,
+    directory: DirOption = None,
+) -> None:
+    """Invented records of a schema (deterministic by seed)."""
+    reg = registry_for(directory)
+    sv = reg.latest(name)
+    gen = Generator(seed)
+    for _ in range(count):
+        emit_record(reg, sv.full_name, gen.sample(sv.full_name, sv.parsed), as_hex)
+
+
+@app.command()
+def scenario(
+    name: Annotated[str | None, typer.Argument(help="scenario name; omit to list them")] = None,
+    seed: Annotated[int, typer.Option(help="generator seed")] = 0,
+    as_hex: Annotated[bool, typer.Option("--hex", help="single-object encoding, hex")] = False,
+    directory: DirOption = None,
+) -> None:
+    """A named scenario notice (e.g. asylum-seeker-detention), or the list of scenarios."""
+    if name is None:
+        for s in SCENARIOS.values():
+            typer.echo(f"{s.name}: {s.description.splitlines()[0]}")
+        return
+    if name not in SCENARIOS:
+        typer.secho(f"no scenario {name!r}; known: {', '.join(SCENARIOS)}", err=True)
+        raise typer.Exit(2)
+    notice = Generator(seed).scenario(name)
+    emit_record(registry_for(directory), notice.name, notice.record, as_hex)

@@ -1,6 +1,8 @@
-"""What a Puente deployment needs before the policy service signs anything, made idempotently:
-an operator root key (the trust anchor), the policy service's key, one receipt key per member
-state, a signed trust list, and the pseudonymisation secret.
+"""The operator's set-up: what a deployment needs before anything is signed, made
+idempotently — an operator root key (the trust anchor), the policy service's key, one receipt key
+per member state, a signed trust list — and publishing the trust list. Only operator commands
+(``puente demo``, ``puente keys …``) call this: partner-side and auditor commands never create
+keys.
 
 On the embedded default every key lives in ``<state>/keys`` (private parts 0600). In a real
 deployment a member state keeps its own private key and the operator imports only its public
@@ -9,26 +11,30 @@ part (``puente keys import``); this module never needs a member's private key.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from puente.config import Settings
-from puente.errors import ConfigError
+from puente.errors import PuenteError
 from puente.evidence.errors import TrustListError
 from puente.evidence.keys import PublicKey, SigningKey
-from puente.evidence.keystore import KeyStore
-from puente.evidence.trust import TrustList, Usage, member_holder, service_holder
+from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
+from puente.evidence.trust import (
+    ROOT_HOLDER,
+    TRUST_LIST_KEY,
+    TrustList,
+    Usage,
+    member_holder,
+    service_holder,
+)
+from puente.kafka.clients import producer, start
 from puente.kafka.connection import KafkaEndpoint
-from puente.secrets import Credential, write_private
+from puente.kafka.plan import Plan
+from puente.kafka.provision import Change
+from puente.secrets import Credential
 from puente.topics import TRUST, Naming
 
-ROOT_HOLDER = "operator:root"
-TRUST_LIST_FILE = "trust-list.note"
-PSEUDONYM_SECRET_FILE = "policy-pseudonym.key"  # noqa: S105 - a file name, not a secret
-PSEUDONYM_SECRET_MIN_BYTES = 32
 TRUST_LIST_DAYS = 30
 _DAY_MS = 86_400_000
 
@@ -48,10 +54,6 @@ class Evidence:
         )
 
 
-def keys_dir(settings: Settings) -> Path:
-    return settings.state_dir / "keys"
-
-
 def _has_key(store: KeyStore, holder: str, usage: Usage, at: int) -> bool:
     for meta in store.key_metas():
         if meta.holder != holder or usage.value not in meta.usages:
@@ -63,7 +65,7 @@ def _has_key(store: KeyStore, holder: str, usage: Usage, at: int) -> bool:
 
 def ensure_evidence(settings: Settings, members: Sequence[str]) -> Evidence:
     """Create whatever is missing; re-sign the trust list when keys changed or it nears expiry."""
-    store = KeyStore(keys_dir(settings))
+    store = KeyStore(settings.keys_dir)
     now = int(time.time() * 1000)
     changed = False
     if not _has_key(store, ROOT_HOLDER, Usage.TRUST_LIST, now):
@@ -95,57 +97,54 @@ def ensure_evidence(settings: Settings, members: Sequence[str]) -> Evidence:
     return Evidence(store, service_key, anchors, path.read_bytes())
 
 
-def new_pseudonym_secret() -> bytes:
-    """A fresh pseudonymisation secret: 256 random bits as 64 hex digits (text, so that any
-    secret store carries it, e.g. a Kubernetes Secret's ``stringData``)."""
-    return secrets.token_hex(32).encode("ascii")
-
-
-def pseudonym_secret(settings: Settings) -> bytes:
-    """The policy service's secret for keyed pseudonyms: the bytes of
-    ``<secrets dir>/policy-pseudonym.key``.
-
-    Every replica must use the same secret, or one person gets different pseudonyms depending on
-    which replica decided. So a configured deployment (``signing_key_file`` set) only reads the
-    file its secret store provides (``puente deploy compose secrets``, ``puente deploy k8s
-    secrets``) and refuses to start without it; only the embedded default, whose single process
-    owns its state directory, generates it on first use (0600).
-    """
-    path = settings.secrets_dir / PSEUDONYM_SECRET_FILE
-    configured = settings.policy.signing_key_file is not None
-    if not path.is_file():
-        if configured:
-            raise ConfigError(
-                f"the pseudonymisation secret {path} is missing",
-                hint="provision it with the deployment's other secrets (`puente deploy compose "
-                "secrets` or `puente deploy k8s secrets`); every replica must read the same one",
-            )
-        write_private(path, new_pseudonym_secret())
-    try:
-        secret = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the pseudonymisation secret {path}: {exc}") from exc
-    if len(secret) < PSEUDONYM_SECRET_MIN_BYTES:
-        raise ConfigError(
-            f"the pseudonymisation secret {path} holds {len(secret)} bytes, fewer than "
-            f"{PSEUDONYM_SECRET_MIN_BYTES}",
-            hint="generate it with `puente deploy compose secrets` or `puente deploy k8s secrets`",
-        )
-    return secret
-
-
-TRUST_LIST_KEY = b"trust-list"
-
-
 async def publish_trust_list(
     endpoint: KafkaEndpoint, operator: Credential, naming: Naming, trust_list: bytes
 ) -> None:
     """Put the signed trust list on the (compacted) trust topic, as the operator principal."""
-    from puente.kafka.clients import producer, start
-
     p = producer(endpoint, operator)
     await start(p, endpoint, operator)
     try:
         await p.send_and_wait(naming.topic(TRUST), trust_list, key=TRUST_LIST_KEY)
     finally:
         await p.stop()
+
+
+class KafkaUnreachable(PuenteError):
+    reason = "KAFKA_UNREACHABLE"
+
+
+def provision_members(settings: Settings, *, dry_run: bool) -> tuple[Plan, list[Change]]:
+    """Build the plan for policies/members.yaml, diff it against the cluster, apply it."""
+    from puente.kafka.admin import admin_client
+    from puente.kafka.connection import admin_credential, resolve_endpoint
+    from puente.kafka.plan import build_plan
+    from puente.kafka.provision import apply, diff, read_state
+    from puente.members import load_members
+    from puente.secrets import SecretStore
+    from puente.topics import Naming
+
+    members = load_members(settings.policies_dir)
+    endpoint = resolve_endpoint(settings)
+    secrets = SecretStore(settings.secrets_dir)
+    try:
+        with admin_client(endpoint, admin_credential(settings)) as admin:
+            brokers = len(admin.describe_cluster()["brokers"])
+            plan = build_plan(
+                Naming(settings.kafka.topic_prefix),
+                members.codes,
+                partitions=settings.local.partitions,
+                brokers=brokers,
+            )
+            state = read_state(admin, plan)
+            lost = [p.name for p in plan.principals if secrets.get(p.name) is None]
+            changes = diff(plan, state, missing_secrets=lost)
+            if not dry_run:
+                apply(admin, plan, changes, secrets)
+    except PuenteError:
+        raise
+    except Exception as exc:
+        raise KafkaUnreachable(
+            f"cannot provision through {endpoint.bootstrap}: {type(exc).__name__}: {exc}",
+            hint="is Kafka up (`puente kafka status`) and are the admin credentials right?",
+        ) from exc
+    return plan, changes

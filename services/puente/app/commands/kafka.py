@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from puente.config import Settings, get_settings
-from puente.errors import PuenteError
+from puente.app.operator import provision_members
+from puente.config import get_settings
 from puente.kafka.local import LocalCluster
 from puente.kafka.plan import Acl, Operation, Pattern, Plan, Resource
 from puente.kafka.provision import Action, Change
@@ -23,10 +23,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 console = Console(width=None if sys.stdout.isatty() else 140)
-
-
-class KafkaUnreachable(PuenteError):
-    reason = "KAFKA_UNREACHABLE"
 
 
 @app.command()
@@ -169,43 +165,6 @@ def tool(
 
     command = tool_command(get_settings(), name, list(ctx.args))
     raise typer.Exit(subprocess.run(command, check=False).returncode)
-
-
-def provision_members(settings: Settings, *, dry_run: bool) -> tuple[Plan, list[Change]]:
-    """Build the plan for policies/members.yaml, diff it against the cluster, apply it."""
-    from puente.kafka.admin import admin_client
-    from puente.kafka.connection import admin_credential, resolve_endpoint
-    from puente.kafka.plan import build_plan
-    from puente.kafka.provision import apply, diff, read_state
-    from puente.members import load_members
-    from puente.secrets import SecretStore
-    from puente.topics import Naming
-
-    members = load_members(settings.policies_dir)
-    endpoint = resolve_endpoint(settings)
-    secrets = SecretStore(settings.secrets_dir)
-    try:
-        with admin_client(endpoint, admin_credential(settings)) as admin:
-            brokers = len(admin.describe_cluster()["brokers"])
-            plan = build_plan(
-                Naming(settings.kafka.topic_prefix),
-                members.codes,
-                partitions=settings.local.partitions,
-                brokers=brokers,
-            )
-            state = read_state(admin, plan)
-            lost = [p.name for p in plan.principals if secrets.get(p.name) is None]
-            changes = diff(plan, state, missing_secrets=lost)
-            if not dry_run:
-                apply(admin, plan, changes, secrets)
-    except PuenteError:
-        raise
-    except Exception as exc:
-        raise KafkaUnreachable(
-            f"cannot provision through {endpoint.bootstrap}: {type(exc).__name__}: {exc}",
-            hint="is Kafka up (`puente kafka status`) and are the admin credentials right?",
-        ) from exc
-    return plan, changes
 
 
 def print_plan(plan: Plan, changes: list[Change], *, verbose: bool = False) -> None:

@@ -1,6 +1,7 @@
 """The ``puente`` command: one Typer app with a sub-command group per area.
 
-Each area owns its own ``cli.py`` exposing ``app``; this module only mounts them, configures
+Each command group is a module of :mod:`puente.app.commands` exposing ``app``; this module only
+mounts them, configures
 logging and turns a :class:`~puente.errors.PuenteError` into a one-line message and exit code 2.
 """
 
@@ -23,29 +24,21 @@ app = typer.Typer(
 
 
 def _mount() -> None:
-    from puente import demo
-    from puente.codec.cli import app as schemas_app
-    from puente.deploy.cli import app as deploy_app
-    from puente.evidence.cli import audit_app, keys_app
+    from puente.app import demo
+    from puente.app.commands import audit, deploy, gateway, kafka, keys, policy, schemas, serve
+    from puente.app.commands.subscribe import subscribe
     from puente.kafka import auditsource
-    from puente.kafka.cli import app as kafka_app
-    from puente.policy.cli import app as policy_app
-    from puente.service.cli import app as serve_app
-    from puente.subscriber.cli import subscribe
-    from puente.synth import cli as synth_cli
-    from puente_gateway.cli import app as gateway_app
 
-    app.add_typer(kafka_app, name="kafka")
-    synth_cli.register(schemas_app)
-    app.add_typer(schemas_app, name="schemas")
-    app.add_typer(policy_app, name="policy")
-    app.add_typer(keys_app, name="keys")
-    app.add_typer(audit_app, name="audit")
+    app.add_typer(kafka.app, name="kafka")
+    app.add_typer(schemas.app, name="schemas")
+    app.add_typer(policy.app, name="policy")
+    app.add_typer(keys.app, name="keys")
+    app.add_typer(audit.app, name="audit")
     auditsource.register()  # `puente audit verify kafka:` reads the live topics
-    app.add_typer(serve_app, name="serve")
-    app.add_typer(deploy_app, name="deploy")
+    app.add_typer(serve.app, name="serve")
+    app.add_typer(deploy.app, name="deploy")
     app.command(name="subscribe")(subscribe)
-    app.add_typer(gateway_app, name="gateway")
+    app.add_typer(gateway.app, name="gateway")
     demo.register(app)
 
 

@@ -1,0 +1,183 @@
+"""What every command and service is built from, made once from the settings.
+
+Commands take a :class:`Runtime` (``Runtime.from_settings()``) and ask it for what they need —
+topic names, the schema registry, the Kafka endpoint, a principal's credential, the key store,
+the trust anchors, a trust tracker fed by the trust topic (then a file, then the embedded
+default's list), the policy service — instead of each building its own from the settings.
+Nothing here creates a key: that is the operator's set-up (:mod:`puente.app.operator`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from puente.codec.registry import Registry
+from puente.config import Settings, get_settings
+from puente.errors import ConfigError
+from puente.evidence.keys import PublicKey, SigningKey, read_private_key
+from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
+from puente.evidence.trust import ROOT_HOLDER, Usage, service_holder
+from puente.evidence.trustsource import Fetch, TrustTracker, file_fetch, read_anchors
+from puente.kafka.connection import KafkaEndpoint, admin_credential, credential, resolve_endpoint
+from puente.kafka.trustfeed import TrustTopicReader
+from puente.members import load_members
+from puente.policy.store import PolicyStore
+from puente.secrets import Credential
+from puente.service.secret import pseudonym_secret
+from puente.service.worker import PolicyService, ServiceConfig
+from puente.topics import Naming
+
+
+@dataclass
+class Runtime:
+    """The wiring of one process. Cheap to make; each piece is built on first use."""
+
+    settings: Settings = field(default_factory=get_settings)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Runtime:
+        """The runtime of ``settings`` (default: the process settings)."""
+        return cls(settings or get_settings())
+
+    # --- names, schemas, members ---------------------------------------------------------
+
+    @cached_property
+    def naming(self) -> Naming:
+        """Topic, principal, group and transactional-id names under the deployment's prefix."""
+        return Naming(self.settings.kafka.topic_prefix)
+
+    @cached_property
+    def registry(self) -> Registry:
+        """Every schema version under ``schemas_dir``."""
+        return Registry.load(self.settings.schemas_dir)
+
+    @cached_property
+    def members(self) -> tuple[str, ...]:
+        """The member states' codes (``policies/members.yaml``)."""
+        return load_members(self.settings.policies_dir).codes
+
+    # --- Kafka -----------------------------------------------------------------------------
+
+    @cached_property
+    def endpoint(self) -> KafkaEndpoint:
+        """The configured cluster, or the local broker of the state directory."""
+        return resolve_endpoint(self.settings)
+
+    def credential(self, principal: str) -> Credential:
+        """A provisioned principal's credential (the secrets directory)."""
+        return credential(self.settings, principal)
+
+    def member_credential(self, member: str) -> Credential:
+        """Member state ``member``'s own principal."""
+        return self.credential(self.naming.member_principal(member))
+
+    def service_credential(self, role: str) -> Credential:
+        """A Puente service's principal (``policy``, ``gateway``, ``auditor``, ``operator``…)."""
+        return self.credential(self.naming.service_principal(role))
+
+    def admin_credential(self) -> Credential:
+        """The cluster administrator (provisioning only)."""
+        return admin_credential(self.settings)
+
+    # --- keys and trust --------------------------------------------------------------------
+
+    @cached_property
+    def keys(self) -> KeyStore:
+        """The embedded default's key store (read here; written only by operator commands)."""
+        return KeyStore(self.settings.keys_dir)
+
+    def anchors(self, specs: list[str] | None = None) -> list[PublicKey]:
+        """The trust anchors: verifier keys given (inline or as files), else the key store's
+        ``operator:root`` keys. ConfigError when there are none."""
+        if specs:
+            return [
+                k
+                for spec in specs
+                for k in (
+                    read_anchors(Path(spec))
+                    if Path(spec).is_file()
+                    else [PublicKey.from_vkey(spec)]
+                )
+            ]
+        store = self.keys
+        found = (
+            [store.public(m) for m in store.key_metas() if m.holder == ROOT_HOLDER]
+            if store.root.is_dir()
+            else []
+        )
+        if not found:
+            raise ConfigError(
+                "no trust anchor: give the operator's root verifier key (a vkey or a .vkey "
+                f"file); the key store {store.root} has none",
+                reason="TRUST_ANCHOR_MISSING",
+            )
+        return found
+
+    def trust_tracker(
+        self,
+        principal: Credential,
+        *,
+        anchors: list[PublicKey] | None = None,
+        trust_file: Path | None = None,
+        serial_file: Path | None = None,
+    ) -> tuple[TrustTracker, TrustTopicReader, list[Fetch]]:
+        """The one way trust is loaded: a tracker over the anchors, fed by the trust topic (read
+        as ``principal``), then ``trust_file``, then the embedded default's signed list. Returns
+        the tracker, the topic reader (close it when done) and the sources to refresh from."""
+        tracker = TrustTracker(
+            anchors if anchors is not None else self.anchors(),
+            self.registry,
+            serial_file=serial_file,
+        )
+        topic = TrustTopicReader(
+            self.endpoint,
+            principal,
+            self.naming,
+            timeout_s=self.settings.kafka.request_timeout_s,
+        )
+        fetches: list[Fetch] = [topic.newest]
+        for path in (trust_file, self.settings.keys_dir / TRUST_LIST_FILE):
+            if path is not None and (path == trust_file or path.is_file()):
+                fetches.append(file_fetch(path))
+        return tracker, topic, fetches
+
+    def receipt_key(self, member: str, at: int) -> SigningKey:
+        """Member ``member``'s current receipt-signing key from the key store (never made)."""
+        from puente.evidence.trust import member_holder
+
+        return self.keys.current(member_holder(member), usage=Usage.RECEIPT, at=at)
+
+    # --- the policy service -----------------------------------------------------------------
+
+    def service_key(self, at: int) -> SigningKey:
+        """The policy service's signing key: the operator-issued file when configured
+        (``PUENTE_POLICY__SIGNING_KEY_FILE``), else the embedded default's current key."""
+        path = self.settings.policy.signing_key_file
+        if path is not None:
+            return read_private_key(path)
+        return self.keys.current(service_holder(), usage=Usage.DELIVERY, at=at)
+
+    def policy_store(self) -> PolicyStore:
+        """The policies, with the service's pseudonymisation secret."""
+        return PolicyStore(
+            self.settings.policies_dir,
+            self.settings.schemas_dir,
+            secret=pseudonym_secret(self.settings),
+        )
+
+    def policy_service(
+        self, *, instance: str, key: SigningKey, mode: str | None = None
+    ) -> PolicyService:
+        """One instance of the policy service, wired from the settings."""
+        return PolicyService(
+            endpoint=self.endpoint,
+            credential=self.service_credential("policy"),
+            naming=self.naming,
+            registry=self.registry,
+            policies=self.policy_store(),
+            key=key,
+            config=ServiceConfig.from_settings(self.settings.policy, mode=mode),
+            instance=instance,
+        )
