@@ -11,7 +11,7 @@ from starlette.requests import Request
 from puente.codec.errors import SchemaError
 from puente.codec.jsonconv import to_json
 from puente.codec.registry import Registry
-from puente.codec.wire import decode
+from puente.codec.wire import decode, header_fingerprint
 from puente.topics import Naming, TopicKind
 from puente_gateway.auth import Authenticator, Caller
 from puente_gateway.broker import GatewayKafka
@@ -68,6 +68,7 @@ def b64(data: bytes) -> str:
 def json_of(registry: Registry, data: bytes) -> tuple[str, dict[str, Any]]:
     """Decode single-object bytes with their writer schema: (full name, natural JSON form)."""
     record = decode(registry, data)
-    sv = registry.by_fingerprint(data[2:10])
+    header = header_fingerprint(data)
+    sv = registry.by_fingerprint(header) if header is not None else None
     assert sv is not None  # decode found it
     return sv.full_name, to_json(registry, sv.full_name, record, version=sv.version)

@@ -23,9 +23,10 @@ from hashlib import sha256
 from typing import Any, ClassVar
 
 from puente.codec.registry import Registry
+from puente.codec.wire import header_fingerprint
 from puente.evidence._avro import AvroRecord
 from puente.evidence._time import from_datetime, to_datetime
-from puente.evidence.checkpoint import Checkpoint, check_origin
+from puente.evidence.checkpoint import Checkpoint, check_log_origin
 from puente.evidence.errors import EvidenceError, MalformedError
 from puente.evidence.keys import SigningKey
 from puente.evidence.merkle.hasher import leaf_hash
@@ -98,7 +99,7 @@ class DeliveryStatement(AvroRecord):
         """A statement whose payload fields (fingerprint, digest, size) come from ``payload``."""
         return cls(
             payload_schema=payload_schema,
-            payload_fingerprint=payload[2:10],
+            payload_fingerprint=header_fingerprint(payload) or b"",
             payload_sha256=sha256(payload).digest(),
             payload_size=len(payload),
             **fields,
@@ -276,7 +277,7 @@ class DeliveryBatch:
 
     def __init__(self, registry: Registry, batch_id: str) -> None:
         self._registry = registry
-        self._origin = check_origin(BATCH_ORIGIN_PREFIX + batch_id)
+        self._origin = check_log_origin(BATCH_ORIGIN_PREFIX + batch_id)
         self._items: list[tuple[bytes, bytes]] = []
         self._tree = MerkleTree()
         self._latest = 0

@@ -51,6 +51,7 @@ from hashlib import sha256
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
+from puente.codec.wire import header_fingerprint
 from puente.evidence.enckeys import EncryptionKey, EncryptionPublicKey, KeyRing
 from puente.evidence.errors import SealError, UntrustedKeyError
 from puente.evidence.keys import KEY_ID_BYTES
@@ -232,7 +233,7 @@ def seal_delivery(
         notice_id=notice_id,
         recipient=recipient,
         delivery_id=delivery_id,
-        schema_fingerprint=payload[2:10],
+        schema_fingerprint=header_fingerprint(payload) or b"",
     )
     return _seal(Kind.DELIVERY, payload, to, info)
 
@@ -264,7 +265,7 @@ def open_delivery(
             schema_fingerprint=payload_fingerprint,
         ),
     )
-    if opened.plaintext[2:10] != payload_fingerprint:
+    if header_fingerprint(opened.plaintext) != payload_fingerprint:
         raise SealError(
             "the sealed payload is not of the schema its seal names", reason="SEAL_INVALID"
         )

@@ -20,7 +20,7 @@ from typing import Literal
 
 from puente.codec.errors import DecodeError
 from puente.codec.registry import Registry
-from puente.codec.wire import decode
+from puente.codec.wire import decode, header_fingerprint
 from puente.evidence._time import from_datetime
 from puente.evidence.checkpoint import Checkpoint
 from puente.evidence.delivery import (
@@ -141,7 +141,7 @@ class Verifier:
         self,
         data: bytes,
         *,
-        origin: str | None = None,
+        log_origin: str | None = None,
         usage: Usage = Usage.CHECKPOINT,
         state: str | None = None,
     ) -> VerifiedCheckpoint:
@@ -150,7 +150,7 @@ class Verifier:
         ``state`` is the state whose node may have signed it; for an audit checkpoint it
         defaults to the state its log id names (``puente.audit/MX/0``: MX). Raises
         :class:`MalformedError`, :class:`SignatureError` or :class:`UntrustedKeyError`;
-        ``CHECKPOINT_ORIGIN_MISMATCH`` when ``origin`` is given and differs.
+        ``CHECKPOINT_ORIGIN_MISMATCH`` when ``log_origin`` (the log id) is given and differs.
         """
         cached = self._notes.get((data, usage, state))
         if cached is None:
@@ -163,15 +163,15 @@ class Verifier:
                 )
             signer_state = state
             if signer_state is None and usage is Usage.CHECKPOINT:
-                signer_state = audit_log_state(cp.origin)
+                signer_state = audit_log_state(cp.log_origin)
             entries = self.verify_note_signers(note, usage=usage, at=t, state=signer_state)
             cached = VerifiedCheckpoint(cp, note, tuple(e.key_id for e in entries), t)
             self._notes[(data, usage, state)] = cached
             if len(self._notes) > _NOTE_CACHE:
                 self._notes.popitem(last=False)
-        if origin is not None and cached.checkpoint.origin != origin:
+        if log_origin is not None and cached.checkpoint.log_origin != log_origin:
             raise EvidenceError(
-                f"checkpoint is for log {cached.checkpoint.origin!r}, not {origin!r}",
+                f"checkpoint is for log {cached.checkpoint.log_origin!r}, not {log_origin!r}",
                 reason="CHECKPOINT_ORIGIN_MISMATCH",
             )
         return cached
@@ -207,7 +207,7 @@ class Verifier:
         if (
             sha256(payload).digest() != st.payload_sha256
             or len(payload) != st.payload_size
-            or payload[2:10] != st.payload_fingerprint
+            or header_fingerprint(payload) != st.payload_fingerprint
         ):
             raise EvidenceError(
                 "the payload is not the one the statement signs for", reason="PAYLOAD_MISMATCH"
@@ -239,9 +239,9 @@ class Verifier:
     ) -> VerifiedDelivery:
         vc = self.verify_checkpoint(proof.batch_note, usage=Usage.DELIVERY, state=st.origin)
         cp = vc.checkpoint
-        if not cp.origin.startswith(BATCH_ORIGIN_PREFIX):
+        if not cp.log_origin.startswith(BATCH_ORIGIN_PREFIX):
             raise EvidenceError(
-                f"{cp.origin!r} is not a delivery batch note", reason="BATCH_ORIGIN_INVALID"
+                f"{cp.log_origin!r} is not a delivery batch note", reason="BATCH_ORIGIN_INVALID"
             )
         if st.signed_at > vc.time_ms:
             raise EvidenceError(

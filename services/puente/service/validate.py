@@ -15,7 +15,7 @@ from typing import Any
 
 from puente.codec.errors import DecodeError
 from puente.codec.registry import Registry
-from puente.codec.wire import decode
+from puente.codec.wire import decode, header_fingerprint
 from puente.errors import PuenteError
 
 NOTICE_TYPES = ("puente.CaseNotice", "puente.ConsularNotification")
@@ -113,7 +113,7 @@ def validate(
             "split the case into several notices linked by related_notice_ids",
         )
     # An unknown fingerprint or a short header: decode() below names the problem.
-    header = value[2:10] if len(value) >= 10 else None
+    header = header_fingerprint(value)
     writer = registry.by_fingerprint(header) if header is not None else None
     if writer is not None and writer.full_name not in NOTICE_TYPES:
         raise Refusal(

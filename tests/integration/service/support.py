@@ -234,7 +234,7 @@ async def checkpoint_waits(dep: Deployment, origins: Iterable[str]) -> Checkpoin
     sizes: dict[str, list[tuple[int, int]]] = {}
     for _, value in await read_topic(dep, dep.tenant.topic(CHECKPOINTS), idle_s=2):
         cp = CheckpointRecord.decode(dep.registry, value).checkpoint
-        sizes.setdefault(cp.origin, []).append((cp.size, cp.time_ms or 0))
+        sizes.setdefault(cp.log_origin, []).append((cp.size, cp.time_ms or 0))
     for known in sizes.values():
         known.sort()
     waits: list[int] = []

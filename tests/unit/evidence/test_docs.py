@@ -32,7 +32,7 @@ def test_example_checkpoint_verifies_with_the_documented_key() -> None:
     vkey = re.search(r"verifier key of this example: `([^`]+)`", DOC.read_text())
     assert vkey is not None
     cp, parsed = parse_signed_checkpoint(note)
-    assert cp.origin == "puente.audit/MX/0" and cp.time_ms is not None
+    assert cp.log_origin == "puente.audit/MX/0" and cp.time_ms is not None
     parsed.verify([PublicKey.from_vkey(vkey.group(1))])
 
 

@@ -67,7 +67,7 @@ def test_checkpoints_chain_with_consistency_proofs(world: World) -> None:
             rec = log.checkpoint(world.service, time_ms=T0 + n)
             again = CheckpointRecord.decode(world.registry, rec.encode(world.registry))
             assert again == rec
-            vc = v.verify_checkpoint(rec.note, origin=log.log_id)
+            vc = v.verify_checkpoint(rec.note, log_origin=log.log_id)
             cp = vc.checkpoint
             assert cp.size == trees[p].size and cp.root == trees[p].root()
             assert rec.compact().root() == cp.root

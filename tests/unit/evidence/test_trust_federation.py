@@ -125,7 +125,7 @@ def test_a_list_written_before_the_federation_parses_and_verifies_unchanged(
     got = v.verify_delivery((OLD / "delivery-GT.bin").read_bytes(), recipient="GT")
     assert got.statement.origin == "MX" and got.mode == "signature"
     rec = CheckpointRecord.decode(registry, (OLD / "checkpoint.bin").read_bytes())
-    vc = v.verify_checkpoint(rec.note, origin="puente.audit/MX/0")
+    vc = v.verify_checkpoint(rec.note, log_origin="puente.audit/MX/0")
     assert vc.key_ids == tuple(e.key_id for e in tl.entries_of(service_holder()))
     with pytest.raises(FloorError) as exc:
         tl.check_floor(FLOOR)

@@ -196,7 +196,7 @@ class Auditor:
                 except (DecodeError, MalformedError) as exc:
                     report.add(where.anomaly(Kind.CHECKPOINT_MALFORMED, str(exc)))
                     continue
-                if not self._wanted(cp.origin):
+                if not self._wanted(cp.log_origin):
                     continue
                 try:
                     vc = verifier.verify_checkpoint(rec.note)
@@ -206,7 +206,7 @@ class Auditor:
                             Kind.CHECKPOINT_UNTRUSTED,
                             f"checkpoint signature not trusted at its time "
                             f"({format_ms(cp.time_ms)}): {exc.message}",
-                            log_id=cp.origin,
+                            log_id=cp.log_origin,
                             checkpoint_size=cp.size,
                             reason=exc.reason,
                         )
@@ -217,13 +217,13 @@ class Auditor:
                         where.anomaly(
                             Kind.CHECKPOINT_MALFORMED,
                             exc.message,
-                            log_id=cp.origin,
+                            log_id=cp.log_origin,
                             checkpoint_size=cp.size,
                             reason=exc.reason,
                         )
                     )
                     continue
-                by_log.setdefault(cp.origin, []).append(
+                by_log.setdefault(cp.log_origin, []).append(
                     KnownCheckpoint(cp.size, cp.root, vc.time_ms, offset, rec)
                 )
         for log_id, known in by_log.items():
@@ -339,7 +339,7 @@ class Auditor:
         if rec is None:
             return None
         try:
-            vc = verifier.verify_checkpoint(rec.note, origin=log_id)
+            vc = verifier.verify_checkpoint(rec.note, log_origin=log_id)
             base = rec.compact()
         except EvidenceError as exc:
             report.add(
