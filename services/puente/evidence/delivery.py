@@ -18,7 +18,6 @@ accepts, whichever the mode.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from hashlib import sha256
 from typing import Any, ClassVar
 
@@ -31,6 +30,7 @@ from puente.evidence.errors import EvidenceError, MalformedError
 from puente.evidence.keys import SigningKey
 from puente.evidence.merkle.hasher import leaf_hash
 from puente.evidence.merkle.tree import MerkleTree
+from puente.evidence.records import AuditDecision
 
 STATEMENT_CONTEXT = b"puente/delivery-statement/v1\x00"
 BATCH_ORIGIN_PREFIX = "puente.batch/"
@@ -39,18 +39,15 @@ DELIVERY_STATEMENT = "puente.DeliveryStatement"
 HANDLING_CODES = frozenset({"H0", "H1", "H2", "H3"})
 
 
-class DeliveryAction(StrEnum):
-    """What the policy did for this recipient."""
-
-    DELIVERED = "DELIVERED"
-    TRANSFORMED = "TRANSFORMED"
+DELIVERY_ACTIONS = frozenset({AuditDecision.DELIVERED, AuditDecision.TRANSFORMED})
+"""The outcomes a delivery statement can name (Avro enum ``DeliveryAction``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class DeliveryDecision:
     """The decision summary a delivery carries."""
 
-    action: DeliveryAction
+    action: AuditDecision
     rule_ids: tuple[str, ...]
     legal_bases: tuple[str, ...]
     handling_code: str
@@ -59,6 +56,8 @@ class DeliveryDecision:
     retention_days: int | None = None
 
     def __post_init__(self) -> None:
+        if self.action not in DELIVERY_ACTIONS:
+            raise MalformedError(f"a delivery is DELIVERED or TRANSFORMED, not {self.action}")
         if self.handling_code not in HANDLING_CODES:
             raise MalformedError(f"handling code {self.handling_code!r} is not H0-H3")
 
@@ -150,7 +149,7 @@ class DeliveryStatement(AvroRecord):
             payload_size=r["payload_size"],
             original_sha256=r["original_sha256"],
             decision=DeliveryDecision(
-                action=DeliveryAction(d["action"]),
+                action=AuditDecision(d["action"]),
                 rule_ids=tuple(d["rule_ids"]),
                 legal_bases=tuple(d["legal_bases"]),
                 handling_code=d["handling_code"],

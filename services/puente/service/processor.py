@@ -30,7 +30,6 @@ from puente.codec.wire import encode
 from puente.errors import PuenteError
 from puente.evidence.delivery import (
     STATEMENT_CONTEXT,
-    DeliveryAction,
     DeliveryBatch,
     DeliveryDecision,
     DeliverySigner,
@@ -38,7 +37,7 @@ from puente.evidence.delivery import (
 )
 from puente.evidence.keys import SigningKey
 from puente.evidence.log import AuditLog, LogState
-from puente.evidence.records import Decision as AuditDecision
+from puente.evidence.records import AuditDecision
 from puente.logs import get_logger
 from puente.policy.engine import RULE_ERROR, Decision, PolicySet
 from puente.policy.store import PolicyStore
@@ -373,7 +372,7 @@ class PartitionProcessor:
             payload = encode(self.registry, valid.notice_type, dict(d.payload))
             transformed = True
         delivery_id = str(uuid.uuid5(_DELIVERY_NS, f"{valid.notice_id}/{d.recipient}"))
-        action = DeliveryAction.TRANSFORMED if transformed else DeliveryAction.DELIVERED
+        action = AuditDecision.TRANSFORMED if transformed else AuditDecision.DELIVERED
         statement = DeliveryStatement.for_payload(
             payload,
             payload_schema=valid.notice_type,

@@ -24,12 +24,12 @@ from puente.codec.jsonconv import to_json
 from puente.codec.registry import Registry
 from puente.evidence.delivery import (
     Delivery,
-    DeliveryAction,
     DeliveryDecision,
     DeliverySigner,
     DeliveryStatement,
 )
 from puente.evidence.keys import SigningKey
+from puente.evidence.records import AuditDecision
 from puente.evidence.trust import KeyEntry, TrustList, Usage, member_holder, service_holder
 from puente.kafka.clients import consumer, producer, start
 from puente.secrets import Credential
@@ -262,7 +262,7 @@ def signed_delivery(
         recipient=recipient,
         original_sha256=hashlib.sha256(payload).digest(),
         decision=DeliveryDecision(
-            action=DeliveryAction.DELIVERED,
+            action=AuditDecision.DELIVERED,
             rule_ids=(f"{origin.lower()}.share",),
             legal_bases=("LA Declaration",),
             handling_code="H0",

@@ -11,7 +11,7 @@ from puente.codec.registry import Registry
 from puente.evidence.audit.source import ExportWriter, RecordBatch
 from puente.evidence.keys import SigningKey
 from puente.evidence.log import AuditLog, CheckpointRecord, audit_log_id
-from puente.evidence.records import Decision
+from puente.evidence.records import AuditDecision
 from puente.topics import AUDIT, CHECKPOINTS, TRUST, Naming
 
 from .conftest import T0, audit_record
@@ -57,7 +57,12 @@ def _batch(topic: str, partition: int, recs: list[tuple[int, bytes]]) -> RecordB
     )
 
 
-DECISIONS = [Decision.DELIVERED, Decision.TRANSFORMED, Decision.WITHHELD, Decision.REJECTED]
+DECISIONS = [
+    AuditDecision.DELIVERED,
+    AuditDecision.TRANSFORMED,
+    AuditDecision.WITHHELD,
+    AuditDecision.REJECTED,
+]
 
 
 def build(

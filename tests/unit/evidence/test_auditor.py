@@ -16,7 +16,7 @@ from puente.evidence.checkpoint import Checkpoint
 from puente.evidence.keys import SigningKey
 from puente.evidence.log import AuditLog
 from puente.evidence.merkle import leaf_hash
-from puente.evidence.records import AuditRecord, Decision
+from puente.evidence.records import AuditDecision, AuditRecord
 from puente.evidence.trust import KeyEntry, Usage, service_holder
 
 from .auditlog import Exported, build, checkpoint_records
@@ -86,7 +86,7 @@ def test_altered_record_is_located(world: World, log200: Exported, tmp_path: Pat
             world,
             data,
             reason_code="EDITED",
-            decision=Decision.WITHHELD,
+            decision=AuditDecision.WITHHELD,
             delivered_sha256=None,
             delivery_id=None,
             delivery_digest=None,
@@ -121,7 +121,9 @@ def test_removed_record_is_located(world: World, log200: Exported, tmp_path: Pat
 def test_inserted_record_is_located(world: World, log200: Exported, tmp_path: Path) -> None:
     part = log200.partition()
     genuine = AuditRecord.decode(world.registry, part[37][1])
-    forged = replace(genuine, decision=Decision.DELIVERED, recipient="US").encode(world.registry)
+    forged = replace(genuine, decision=AuditDecision.DELIVERED, recipient="US").encode(
+        world.registry
+    )
     part.insert(37, (part[37][0], forged))  # same claimed position, right before the genuine one
     report = run(world, log200, tmp_path)
     assert found(report) == [("RECORD_INSERTED", 37, part[37][0])]
