@@ -20,8 +20,8 @@ Reason codes (stable; used in bodies, metrics and tests):
 406    NOT_ACCEPTABLE                   an Accept header none of the endpoint's types satisfy
 408    HEAD_TIMEOUT                     the request line and headers took too long to arrive
 408    BODY_TIMEOUT                     the body took longer than ``body_timeout_s``
-409    NOTICE_ID_CONFLICT               the notice id was already used for another notice
-409    RECEIPT_ID_CONFLICT              the receipt id was already used for another receipt
+409    NOTICE_ID_REUSED                 the notice id was already used for another notice
+409    RECEIPT_ID_REUSED                the receipt id was already used for another receipt
 413    BODY_TOO_LARGE                   more bytes than ``max_body_bytes`` (checked while reading)
 414    URL_TOO_LONG                     a request line over ``max_url_bytes``
 415    UNSUPPORTED_MEDIA_TYPE           not ``application/json``

@@ -1,8 +1,8 @@
 """Prometheus metrics of one gateway app (its own registry, so tests can run several apps).
 
 Names: ``puente_gateway_requests_total{route,method,status}``,
-``puente_gateway_request_seconds{route}``, ``puente_gateway_notices_produced_total{state,type}``,
-``puente_gateway_receipts_produced_total{state}``, ``puente_gateway_rejections_total{reason}``
+``puente_gateway_request_seconds{route}``, ``puente_gateway_notices_produced_total{origin,type}``,
+``puente_gateway_receipts_produced_total{recipient}``, ``puente_gateway_rejections_total{reason}``
 (requests the gateway refused, by reason code), ``puente_gateway_idempotent_replays_total``,
 ``puente_gateway_readers`` (Kafka readers held by pages, streams and the gateway),
 ``puente_gateway_state_lag_seconds`` (since the shared state was last confirmed current) and
@@ -41,14 +41,14 @@ class GatewayMetrics:
         )
         self.notices = Counter(
             "puente_gateway_notices_produced",
-            "notices acknowledged by Kafka",
-            ["state", "type"],
+            "notices acknowledged by Kafka, by origin state and notice type",
+            ["origin", "type"],
             registry=r,
         )
         self.receipts = Counter(
             "puente_gateway_receipts_produced",
-            "delivery receipts acknowledged by Kafka",
-            ["state"],
+            "delivery receipts acknowledged by Kafka, by recipient state",
+            ["recipient"],
             registry=r,
         )
         self.rejections = Counter(
@@ -85,9 +85,9 @@ class GatewayMetrics:
         """Count one refusal."""
         self._child(self.rejections, reason).inc()
 
-    def produced(self, state: str, notice_type: str) -> None:
+    def produced(self, origin: str, notice_type: str) -> None:
         """Count one acknowledged notice."""
-        self._child(self.notices, state, notice_type).inc()
+        self._child(self.notices, origin, notice_type).inc()
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one finished request."""

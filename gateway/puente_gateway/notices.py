@@ -137,7 +137,7 @@ async def publish(ctx: GatewayContext, caller: Caller, body: Any) -> tuple[bytes
         log.info("notice id reused", notice_id=notice_id, state=caller.state, caller=caller.id)
         return Conflict(
             "this notice id was already used for another notice; give a new notice a new id",
-            reason="NOTICE_ID_CONFLICT",
+            reason="NOTICE_ID_REUSED",
         )
 
     return await ctx.once.produce(

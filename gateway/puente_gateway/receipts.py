@@ -167,7 +167,7 @@ async def submit(ctx: GatewayContext, caller: Caller, body: Any) -> tuple[bytes,
 
     def conflict() -> Conflict:
         return Conflict(
-            "this receipt id was already used for another receipt", reason="RECEIPT_ID_CONFLICT"
+            "this receipt id was already used for another receipt", reason="RECEIPT_ID_REUSED"
         )
 
     return await ctx.once.produce(

@@ -40,6 +40,7 @@ from puente.evidence.log import AuditLog, LogState
 from puente.evidence.records import AuditDecision
 from puente.logs import get_logger
 from puente.policy.engine import RULE_ERROR, Decision, PolicySet
+from puente.policy.model import Action
 from puente.policy.store import PolicyStore
 from puente.service.dedupe import SeenIds
 from puente.service.validate import (
@@ -66,12 +67,6 @@ DEFAULT_HANDLING = "H2"
 # The decisions metric's reason for a share whose payload is not the published bytes.
 REENCODED = "REENCODED"
 _DELIVERY_NS = uuid.UUID("6f1d3a52-2b7e-4c1e-9a55-0c1d2e3f4a5b")
-
-
-class Outcome(StrEnum):
-    DELIVERED = "DELIVERED"
-    WITHHELD = "WITHHELD"
-    REJECTED = "REJECTED"
 
 
 class SigningMode(StrEnum):
@@ -102,7 +97,8 @@ class BatchOutput:
     rejections: list[tuple[bytes, bytes]] = field(default_factory=list)
     state: list[tuple[bytes, bytes | None]] = field(default_factory=list)  # None: a tombstone
     outcomes: Counter[str] = field(default_factory=Counter)
-    decisions: Counter[tuple[str, str]] = field(default_factory=Counter)  # (action, reason)
+    # (AuditDecision, reason code): what the metrics count, in the audit log's words
+    decisions: Counter[tuple[str, str]] = field(default_factory=Counter)
     policy_version: str | None = None
     next_offset: int | None = None
     origin: str = ""
@@ -269,7 +265,7 @@ class PartitionProcessor:
             self.seen.add(valid.notice_id, original, valid.created_at_ms, rec.offset)
         except Refusal as refusal:
             self._rejected(rec, refusal, original, now_ms, policy.version, out)
-            outcome = Outcome.REJECTED
+            outcome = AuditDecision.REJECTED
         except Exception as exc:  # a bug must not block the partition: refuse, keep going
             log.error(
                 "policy.internal_error",
@@ -284,7 +280,7 @@ class PartitionProcessor:
                 f"{rec.offset}); operators were alerted; re-send it later",
             )
             self._rejected(rec, internal, original, now_ms, policy.version, out)
-            outcome = Outcome.REJECTED
+            outcome = AuditDecision.REJECTED
         out.outcomes[outcome.value] += 1
 
     def _decided(
@@ -297,7 +293,7 @@ class PartitionProcessor:
         policy: PolicySet,
         out: BatchOutput,
         pending: list[_Pending],
-    ) -> Outcome:
+    ) -> AuditDecision:
         delivered = False
         for d in decisions:
             if d.recipient == self.origin:
@@ -326,7 +322,7 @@ class PartitionProcessor:
                     self.registry, decision=AuditDecision.WITHHELD, **record
                 )
                 out.audit.append(leaf)
-                out.decisions[("withhold", d.reasons[0] if d.reasons else "")] += 1
+                out.decisions[(AuditDecision.WITHHELD, d.reasons[0] if d.reasons else "")] += 1
                 self._report_withheld(rec, valid, d, original, now_ms, out)
         for w in policy.floor_warnings(valid.notice, valid.notice_type):
             # Not a refusal: the notice was decided as usual; the origin should fix its record.
@@ -345,7 +341,7 @@ class PartitionProcessor:
                     severity=WARNING,
                 )
             )
-        return Outcome.DELIVERED if delivered else Outcome.WITHHELD
+        return AuditDecision.DELIVERED if delivered else AuditDecision.WITHHELD
 
     def _deliver(
         self,
@@ -365,7 +361,7 @@ class PartitionProcessor:
         # notice unchanged. Such a share is DELIVERED only when that encoding is the published
         # bytes exactly (delivered_sha256 == original_sha256 in the audit record); otherwise the
         # recipient does not get the origin's bytes, and the record says TRANSFORMED.
-        if d.action == "share":
+        if d.action == Action.SHARE:
             payload = self._as_evaluated(valid)
             transformed = payload != rec.value
         else:
@@ -408,7 +404,8 @@ class PartitionProcessor:
             **record,
         )
         out.audit.append(leaf)
-        out.decisions[(d.action, REENCODED if transformed and d.action == "share" else "")] += 1
+        decided = AuditDecision.TRANSFORMED if transformed else AuditDecision.DELIVERED
+        out.decisions[(decided, REENCODED if transformed and d.action == Action.SHARE else "")] += 1
         topic = self.naming.topic(DELIVER, d.recipient)
         pending.append(_Pending(topic, valid.notice_id.encode(), statement, encoded, payload))
 
@@ -459,7 +456,7 @@ class PartitionProcessor:
             policy_set_version=policy_version,
         )
         out.audit.append(leaf)
-        out.decisions[("reject", refusal.reason)] += 1
+        out.decisions[(AuditDecision.REJECTED, refusal.reason)] += 1
         out.rejections.append(
             self._rejection(
                 rec,

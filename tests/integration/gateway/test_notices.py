@@ -124,7 +124,7 @@ def test_same_notice_id_with_other_content_is_a_conflict(gateway: Gateway) -> No
     before = _ingress(gateway, "MX")
     r = _post(gateway, token, {"type": "CaseNotice", "notice": changed})
     assert r.status_code == 409
-    assert r.json()["reason"] == "NOTICE_ID_CONFLICT"
+    assert r.json()["reason"] == "NOTICE_ID_REUSED"
     assert _ingress(gateway, "MX") == before
 
 
@@ -137,7 +137,7 @@ def test_another_state_reusing_a_notice_id_is_a_conflict(gateway: Gateway) -> No
     gt["notice_id"] = mx["notice_id"]
     r = _post(gateway, gateway.token("GT"), {"type": "CaseNotice", "notice": gt})
     assert r.status_code == 409
-    assert r.json()["reason"] == "NOTICE_ID_CONFLICT"
+    assert r.json()["reason"] == "NOTICE_ID_REUSED"
 
 
 # --- refusals: status, reason, and nothing produced ------------------------------------------

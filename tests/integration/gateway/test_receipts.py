@@ -139,7 +139,7 @@ def test_reused_receipt_id_with_other_content_is_a_conflict(gateway: Gateway) ->
     other = to_json(gateway.registry, DELIVERY_RECEIPT, record | {"status": "VERIFICATION_FAILED"})
     r = _post(gateway, token, {"receipt": other})
     assert r.status_code == 409
-    assert r.json()["reason"] == "RECEIPT_ID_CONFLICT"
+    assert r.json()["reason"] == "RECEIPT_ID_REUSED"
 
 
 @pytest.mark.parametrize(

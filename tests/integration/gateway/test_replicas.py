@@ -135,7 +135,7 @@ def test_a_retry_on_the_other_replica_gets_the_first_answer_and_produces_nothing
     assert retry.content == first.content
     other = dict(body, notice=dict(body["notice"], summary="something else"))
     conflict = b.post(token, other)
-    assert conflict.status_code == 409 and conflict.json()["reason"] == "NOTICE_ID_CONFLICT"
+    assert conflict.status_code == 409 and conflict.json()["reason"] == "NOTICE_ID_REUSED"
     assert run(end_offsets(world.tenant, topic)) == after_first
     # A replica started later knows both the token and the first answer.
     c = world.start()

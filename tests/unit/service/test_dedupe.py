@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from puente.codec.wire import decode
+from puente.evidence.records import AuditDecision
 from puente.service.dedupe import (
     CHUNK_IDS,
     CHUNK_PREFIX,
@@ -22,7 +23,6 @@ from puente.service.dedupe import (
     decode_chunk,
     encode_chunk,
 )
-from puente.service.processor import Outcome
 from puente.service.validate import DUPLICATE_NOTICE, TOO_OLD, Limits
 from puente.synth.generator import Generator
 from puente.synth.notice import CASE_NOTICE
@@ -195,7 +195,10 @@ def test_a_resent_notice_is_refused_before_and_after_its_id_is_pruned(
     created = decode(world.registry, value)["created_at"]
     proc = world.processor("MX")
     first = proc.process([world.record(value, offset=0)], NOW)
-    assert first.outcomes[Outcome.DELIVERED.value] + first.outcomes[Outcome.WITHHELD.value] == 1
+    assert (
+        first.outcomes[AuditDecision.DELIVERED.value] + first.outcomes[AuditDecision.WITHHELD.value]
+        == 1
+    )
 
     def resend(at: dt.datetime, offset: int) -> str:
         out = proc.process([world.record(value, offset=offset)], at)

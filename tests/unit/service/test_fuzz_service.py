@@ -96,7 +96,7 @@ def process(world: World, value: bytes | None, key: bytes | None) -> None:
     record = IngressRecord(world.naming.topic(INGRESS, "MX"), 0, 0, key, value)
     out = proc.process([record], NOW)
     assert sum(out.outcomes.values()) == 1
-    assert ("reject", "INTERNAL_ERROR") not in out.decisions, "the processor caught a bug"
+    assert ("REJECTED", "INTERNAL_ERROR") not in out.decisions, "the processor caught a bug"
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,9 @@ def test_a_field_unknown_to_the_policy_never_reaches_a_recipient(
     out = _process(world, registry, policies, published)
 
     assert out.outcomes.get("REJECTED", 0) == 0 and out.deliveries
-    assert out.decisions[("share", REENCODED)] > 0, out.decisions  # rules sharing it unchanged
+    assert out.decisions[("TRANSFORMED", REENCODED)] > 0, (
+        out.decisions
+    )  # rules sharing it unchanged
     latest = registry.latest("puente.CaseNotice")
     for _, _, value in out.deliveries:
         delivery = Delivery.decode(registry, value)
@@ -113,7 +115,7 @@ def test_a_share_of_the_current_version_is_the_published_bytes(
     del notice["issuing_agency"]  # written under the newest version, which has no such field
     published = _encode_as(registry, registry.latest("puente.CaseNotice").version, notice)
     out = _process(world, registry, policies, published)
-    assert out.decisions[("share", "")] > 0 and not out.decisions[("share", REENCODED)]
+    assert out.decisions[("DELIVERED", "")] > 0 and not out.decisions[("TRANSFORMED", REENCODED)]
     shared = [
         Delivery.decode(registry, v).payload
         for _, _, v in out.deliveries
