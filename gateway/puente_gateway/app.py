@@ -24,7 +24,7 @@ from starlette.routing import Route
 from puente import __version__
 from puente.codec.errors import FieldProblem
 from puente.codec.registry import Registry
-from puente.config import Settings
+from puente.config import GatewaySettings, Settings
 from puente.errors import ConfigError
 from puente.logs import get_logger
 from puente.members import load_members
@@ -40,7 +40,6 @@ from puente_gateway.once import Once
 from puente_gateway.openapi import TITLE, build_openapi
 from puente_gateway.pool import Admission, Limits, ReaderPool
 from puente_gateway.ratelimit import FailureLimiter, RateLimiter
-from puente_gateway.settings import GatewaySettings
 from puente_gateway.shared import SharedState
 
 log = get_logger("gateway")
@@ -66,7 +65,7 @@ def create_app(
     kafka: GatewayKafka | None = None,
 ) -> FastAPI:
     """The gateway app for one process. Raises ConfigError for missing files or settings."""
-    gw = gateway or GatewaySettings()
+    gw = gateway or settings.gateway
     registry = registry or Registry.load(settings.schemas_dir)
     for name in gw.notice_types:
         if name not in registry.names():
@@ -96,7 +95,7 @@ def create_app(
     if gw.require_signed_receipts and not trust_source.anchors:
         raise ConfigError(
             "signed receipts are required, but the gateway has no trust anchors to verify them",
-            hint="set PUENTE_GATEWAY_TRUST_ANCHORS_FILE",
+            hint="set PUENTE_GATEWAY__TRUST_ANCHORS_FILE",
         )
     ctx = GatewayContext(
         gw=gw,

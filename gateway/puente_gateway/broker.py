@@ -26,14 +26,13 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from puente.config import Settings
+from puente.config import GatewaySettings, Settings
 from puente.kafka.clients import KafkaAuthError, KafkaUnavailable, consumer, producer, start
 from puente.kafka.connection import KafkaEndpoint, credential, resolve_endpoint
 from puente.logs import get_logger
 from puente.secrets import Credential
 from puente.topics import Naming
 from puente_gateway.errors import Unavailable
-from puente_gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:
     from puente_gateway.pool import ReaderPool

@@ -12,13 +12,13 @@ from puente.codec.errors import SchemaError
 from puente.codec.jsonconv import to_json
 from puente.codec.registry import Registry
 from puente.codec.wire import decode, header_fingerprint
+from puente.config import GatewaySettings
 from puente.topics import Naming, TopicKind
 from puente_gateway.auth import Authenticator, Caller
 from puente_gateway.broker import GatewayKafka
 from puente_gateway.metrics import GatewayMetrics
 from puente_gateway.once import Once
 from puente_gateway.pool import ReaderPool
-from puente_gateway.settings import GatewaySettings
 from puente_gateway.shared import SharedState
 
 if TYPE_CHECKING:

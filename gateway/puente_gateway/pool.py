@@ -85,7 +85,7 @@ class Admission:
                 f"max_readers {limits.total} leaves no shared reader after the reserves "
                 f"({limits.reserve_per_state} per state x {len(self.members)} states + "
                 f"{limits.internal} for the gateway)",
-                hint="raise PUENTE_GATEWAY_MAX_READERS or lower _READER_RESERVE_PER_STATE",
+                hint="raise PUENTE_GATEWAY__MAX_READERS or lower _READER_RESERVE_PER_STATE",
             )
         self.shared_in_use = 0
         self.internal_in_use = 0

@@ -16,12 +16,11 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from puente.config import Settings
+from puente.config import GatewaySettings, Settings
 from puente.errors import ConfigError
 from puente_gateway.app import create_app
 from puente_gateway.context import GatewayContext
 from puente_gateway.protocol import protocol_class
-from puente_gateway.settings import GatewaySettings
 
 
 def uvicorn_config(app: FastAPI, gw: GatewaySettings, **overrides: Any) -> uvicorn.Config:
@@ -49,11 +48,11 @@ def uvicorn_config(app: FastAPI, gw: GatewaySettings, **overrides: Any) -> uvico
     }
     if gw.tls_cert is not None or gw.tls_key is not None:
         if gw.tls_cert is None or gw.tls_key is None:
-            raise ConfigError("set both PUENTE_GATEWAY_TLS_CERT and PUENTE_GATEWAY_TLS_KEY")
+            raise ConfigError("set both PUENTE_GATEWAY__TLS_CERT and PUENTE_GATEWAY__TLS_KEY")
         kwargs |= {"ssl_certfile": str(gw.tls_cert), "ssl_keyfile": str(gw.tls_key)}
     if gw.tls_client_ca is not None:
         if "ssl_certfile" not in kwargs:
-            raise ConfigError("client certificates need TLS: set PUENTE_GATEWAY_TLS_CERT/_KEY")
+            raise ConfigError("client certificates need TLS: set PUENTE_GATEWAY__TLS_CERT/_KEY")
         kwargs |= {
             "ssl_ca_certs": str(gw.tls_client_ca),
             "ssl_cert_reqs": ssl.CERT_REQUIRED

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from puente.codec.registry import Registry
-from puente.config import Settings
+from puente.config import GatewaySettings, Settings
 from puente.evidence.errors import EvidenceError, TrustListError
 from puente.evidence.keys import PublicKey
 from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
@@ -37,7 +37,6 @@ from puente_gateway.broker import GatewayKafka
 from puente_gateway.clock import now_ms
 from puente_gateway.errors import Unavailable
 from puente_gateway.openapi import error_responses
-from puente_gateway.settings import GatewaySettings
 
 log = get_logger("gateway.trust")
 router = APIRouter(tags=["evidence"])

@@ -222,9 +222,9 @@ def run_variant(
         "PUENTE_SECRETS_DIR": str(tenant.secrets.directory),
         "PUENTE_KAFKA_BOOTSTRAP": kafka.endpoint.bootstrap,
         "PUENTE_KAFKA_TOPIC_PREFIX": tenant.naming.prefix,
-        "PUENTE_GATEWAY_RATE_PER_S": "1000000",
-        "PUENTE_GATEWAY_RATE_BURST": "1000000",
-        "PUENTE_GATEWAY_AUTH_FAIL_BURST": "1000000",
+        "PUENTE_GATEWAY__RATE_PER_S": "1000000",
+        "PUENTE_GATEWAY__RATE_BURST": "1000000",
+        "PUENTE_GATEWAY__AUTH_FAIL_BURST": "1000000",
         "PUENTE_LOG_FORMAT": "json",
         "PUENTE_LOG_LEVEL": "warning",
     }

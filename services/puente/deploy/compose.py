@@ -211,10 +211,10 @@ def compose_document(principals: list[str]) -> dict[str, Any]:
         c.GATEWAY_COMMAND,
         environment=_base_env()
         | {
-            "PUENTE_GATEWAY_HOST": "0.0.0.0",  # noqa: S104 - the container's published port
-            "PUENTE_GATEWAY_PORT": str(c.GATEWAY_PORT),
-            "PUENTE_GATEWAY_TLS_CERT": f"{c.SECRETS_MOUNT}/{c.GATEWAY_TLS_CERT}",
-            "PUENTE_GATEWAY_TLS_KEY": f"{c.SECRETS_MOUNT}/{c.GATEWAY_TLS_KEY}",
+            "PUENTE_GATEWAY__HOST": "0.0.0.0",  # noqa: S104 - the container's published port
+            "PUENTE_GATEWAY__PORT": str(c.GATEWAY_PORT),
+            "PUENTE_GATEWAY__TLS_CERT": f"{c.SECRETS_MOUNT}/{c.GATEWAY_TLS_CERT}",
+            "PUENTE_GATEWAY__TLS_KEY": f"{c.SECRETS_MOUNT}/{c.GATEWAY_TLS_KEY}",
         },
         secrets=[
             _principal_secret(gateway_principal),

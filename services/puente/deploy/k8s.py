@@ -565,10 +565,10 @@ def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
         "args": list(c.GATEWAY_COMMAND[1:]),
         "env": _env(
             {
-                "PUENTE_GATEWAY_HOST": "0.0.0.0",  # noqa: S104 - the pod's own address
-                "PUENTE_GATEWAY_PORT": str(c.GATEWAY_PORT),
-                "PUENTE_GATEWAY_TLS_CERT": "/var/run/puente/tls/tls.crt",
-                "PUENTE_GATEWAY_TLS_KEY": "/var/run/puente/tls/tls.key",
+                "PUENTE_GATEWAY__HOST": "0.0.0.0",  # noqa: S104 - the pod's own address
+                "PUENTE_GATEWAY__PORT": str(c.GATEWAY_PORT),
+                "PUENTE_GATEWAY__TLS_CERT": "/var/run/puente/tls/tls.crt",
+                "PUENTE_GATEWAY__TLS_KEY": "/var/run/puente/tls/tls.key",
             }
         ),
         "ports": [{"name": "https", "containerPort": c.GATEWAY_PORT, "protocol": "TCP"}],

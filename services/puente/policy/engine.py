@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from puente.notices import NOTICE_SHORT_NAMES
 from puente.policy.cel import Condition
 from puente.policy.errors import (
     PolicyError,
@@ -50,7 +51,7 @@ RECIPIENT_DOES_NOT_ACCEPT = "RECIPIENT_DOES_NOT_ACCEPT"
 PURPOSE_NOT_PERMITTED = "PURPOSE_NOT_PERMITTED"
 RULE_ERROR = "RULE_ERROR"
 
-NOTICE_TYPES = ("CaseNotice", "ConsularNotification")
+NOTICE_TYPES = NOTICE_SHORT_NAMES  # policies name the types by their short names
 _NAMESPACE = "puente."
 
 

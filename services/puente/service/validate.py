@@ -17,8 +17,8 @@ from puente.codec.errors import DecodeError
 from puente.codec.registry import Registry
 from puente.codec.wire import decode, header_fingerprint
 from puente.errors import PuenteError
+from puente.notices import NOTICE_TYPES
 
-NOTICE_TYPES = ("puente.CaseNotice", "puente.ConsularNotification")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 # Stable reason codes of notice-level refusals (docs/policy-service.md explains each).

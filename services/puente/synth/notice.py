@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-CASE_NOTICE = "puente.CaseNotice"
-CONSULAR_NOTIFICATION = "puente.ConsularNotification"
+from puente.notices import CASE_NOTICE, CONSULAR_NOTIFICATION
+
+__all__ = ["CASE_NOTICE", "CONSULAR_NOTIFICATION", "DELIVERY_RECEIPT", "Notice"]
+
 DELIVERY_RECEIPT = "puente.DeliveryReceipt"
 
 

@@ -12,11 +12,10 @@ import pytest
 from fastapi import FastAPI
 
 from puente.codec.registry import Registry
-from puente.config import Settings
+from puente.config import GatewaySettings, Settings
 from puente.evidence.trust import TRUST_LIST_KEY
 from puente.topics import TRUST
 from puente_gateway.app import create_app
-from puente_gateway.settings import GatewaySettings
 from puente_gateway.tokens import TokenRecord
 from tests.harness import KafkaHarness, Tenant
 from tests.integration.gateway.support import (

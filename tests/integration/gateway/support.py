@@ -22,6 +22,7 @@ from fastapi import FastAPI
 
 from puente.codec.jsonconv import to_json
 from puente.codec.registry import Registry
+from puente.config import GatewaySettings
 from puente.evidence.delivery import (
     Delivery,
     DeliveryDecision,
@@ -37,7 +38,6 @@ from puente.synth.generator import Generator
 from puente_gateway.clock import now_ms
 from puente_gateway.context import GatewayContext
 from puente_gateway.server import uvicorn_config
-from puente_gateway.settings import GatewaySettings
 from puente_gateway.tokens import TokenRecord, new_token, revoked
 from tests.harness import Tenant
 

@@ -18,12 +18,12 @@ import pytest
 
 from puente.codec.jsonconv import to_json
 from puente.codec.wire import decode, encode
+from puente.config import GatewaySettings
 from puente.evidence.trust import TrustList, Usage, member_holder
 from puente.evidence.verify import DELIVERY_RECEIPT, Verifier, sign_receipt
 from puente.synth.generator import Generator
 from puente_gateway.app import create_app
 from puente_gateway.clock import now_ms
-from puente_gateway.settings import GatewaySettings
 from tests.harness import KafkaHarness
 from tests.integration.gateway.support import issue_token, serving
 from tests.integration.service.support import Deployment, deploy, now_stamped, running

@@ -31,11 +31,11 @@ from hypothesis import strategies as st
 
 from puente.codec.jsonconv import to_json
 from puente.codec.registry import Registry
+from puente.config import GatewaySettings
 from puente.evidence.trust import TRUST_LIST_KEY
 from puente.evidence.verify import DELIVERY_RECEIPT
 from puente.topics import DELIVER, TRUST
 from puente_gateway.app import create_app
-from puente_gateway.settings import GatewaySettings
 from tests.harness import KafkaHarness, Tenant
 from tests.integration.gateway.support import (
     Keys,
@@ -411,7 +411,7 @@ def test_a_gateway_process_stays_small_under_a_flood_of_megabyte_tokens(
         "PUENTE_SECRETS_DIR": str(hostile.tenant.secrets.directory),
         "PUENTE_KAFKA_BOOTSTRAP": kafka.endpoint.bootstrap,
         "PUENTE_KAFKA_TOPIC_PREFIX": hostile.tenant.naming.prefix,
-        "PUENTE_GATEWAY_AUTH_FAIL_BURST": "1000000",
+        "PUENTE_GATEWAY__AUTH_FAIL_BURST": "1000000",
         "PUENTE_LOG_LEVEL": "warning",
     }
     cmd = [sys.executable, "-m", "puente_gateway", "serve", "--port", str(port)]

@@ -14,12 +14,11 @@ import httpx
 import pytest
 
 from puente.codec.registry import Registry
-from puente.config import Settings
+from puente.config import GatewaySettings, Settings
 from puente.evidence.trust import TRUST_LIST_KEY
 from puente.members import load_members
 from puente.topics import TRUST
 from puente_gateway.app import create_app
-from puente_gateway.settings import GatewaySettings
 from tests.harness import KafkaHarness, Tenant
 from tests.integration.gateway.support import (
     Keys,

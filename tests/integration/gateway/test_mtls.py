@@ -14,8 +14,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from puente.codec.registry import Registry
+from puente.config import GatewaySettings
 from puente_gateway.app import create_app
-from puente_gateway.settings import GatewaySettings
 from tests.harness import KafkaHarness, Tenant
 from tests.integration.gateway.support import issue_token, notice_json, serving, wait_until
 from tests.pki import CA, Issued, agency

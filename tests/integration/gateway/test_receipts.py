@@ -12,11 +12,11 @@ import pytest
 
 from puente.codec.jsonconv import to_json
 from puente.codec.wire import decode, encode
+from puente.config import GatewaySettings
 from puente.errors import ConfigError
 from puente.evidence.verify import DELIVERY_RECEIPT, sign_receipt
 from puente.topics import RECEIPTS
 from puente_gateway.app import create_app
-from puente_gateway.settings import GatewaySettings
 from tests.harness import KafkaHarness
 from tests.integration.gateway.conftest import Gateway
 from tests.integration.gateway.support import (

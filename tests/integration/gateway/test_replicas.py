@@ -15,9 +15,9 @@ import pytest
 from fastapi import FastAPI
 
 from puente.codec.registry import Registry
+from puente.config import GatewaySettings
 from puente.topics import INGRESS
 from puente_gateway.app import create_app
-from puente_gateway.settings import GatewaySettings
 from tests.harness import KafkaHarness, Tenant
 from tests.integration.gateway.support import (
     context_of,

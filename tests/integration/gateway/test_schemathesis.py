@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from puente.config import GatewaySettings
 from puente_gateway.app import create_app
-from puente_gateway.settings import GatewaySettings
 from tests.harness import KafkaHarness, Tenant
 from tests.integration.gateway.support import Keys, issue_token, serving
 

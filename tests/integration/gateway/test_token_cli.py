@@ -16,7 +16,6 @@ import pytest
 
 from puente.config import get_settings
 from puente_gateway.app import create_app
-from puente_gateway.settings import GatewaySettings
 from tests.harness import KafkaHarness, Tenant
 from tests.integration.gateway.support import context_of, serving, wait_until
 
@@ -44,7 +43,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_create_list_revoke_reach_a_running_gateway(tenant: Tenant) -> None:
-    gw = GatewaySettings()
+    gw = get_settings().gateway
     server = create_app(get_settings(), gw)
     with serving(server, gw) as url:
         tokens = context_of(server).shared.tokens

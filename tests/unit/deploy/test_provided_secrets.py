@@ -111,9 +111,9 @@ def start_policy_service(c: Container) -> None:
 def start_gateway(c: Container) -> None:
     from puente_gateway.app import create_app
     from puente_gateway.server import uvicorn_config
-    from puente_gateway.settings import GatewaySettings
 
-    settings, gw = Settings(), GatewaySettings()
+    settings = Settings()
+    gw = settings.gateway
     app = create_app(settings, gw)
     uvicorn_config(app, gw).load()  # reads the TLS certificate and key
     principal = Naming(settings.kafka.topic_prefix).service_principal("gateway")

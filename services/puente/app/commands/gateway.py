@@ -25,7 +25,6 @@ from puente.errors import PuenteError
 from puente.members import load_members
 from puente_gateway.broker import GatewayKafka
 from puente_gateway.clock import iso_ms, now_ms
-from puente_gateway.settings import GatewaySettings
 from puente_gateway.shared import SharedState
 from puente_gateway.tokens import TokenError, TokenRecord, new_token, revoked
 
@@ -50,7 +49,7 @@ def _with_tokens(work: Callable[[SharedState], Awaitable[T]]) -> T:
     """Run ``work`` on the token table read to its end, with a producer to change it."""
 
     async def run() -> T:
-        gw = GatewaySettings()
+        gw = get_settings().gateway
         kafka = GatewayKafka(get_settings(), gw)
         state = SharedState(
             kafka,
@@ -94,7 +93,7 @@ def _row(r: TokenRecord, now: int) -> dict[str, object]:
 
 def _notice_types(names: list[str]) -> list[str]:
     settings = get_settings()
-    allowed = GatewaySettings().notice_types
+    allowed = get_settings().gateway.notice_types
     registry = Registry.load(settings.schemas_dir)
     out = []
     for item in names:
@@ -236,5 +235,6 @@ def serve_command(
             "required" if client_cert == "required" else "optional"
         )
         updates["client_cert"] = mode
-    gw = GatewaySettings().model_copy(update={k: v for k, v in updates.items() if v is not None})
+    given = {k: v for k, v in updates.items() if v is not None}
+    gw = get_settings().gateway.model_copy(update=given)
     serve(get_settings(), gw)
