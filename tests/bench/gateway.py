@@ -269,7 +269,7 @@ def baseline_env(env: dict[str, str], pythonpath: str) -> dict[str, str]:
 
 def create_token(env: dict[str, str], state: str, agency: str) -> str:
     """A new agency token, made with ``puente gateway token create`` (as an operator would)."""
-    cmd = [sys.executable, "-m", "puente_gateway", "token", "create"]
+    cmd = [sys.executable, "-m", "puente", "gateway", "token", "create"]
     cmd += ["--state", state, "--agency", agency, "--json"]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     token: str = orjson.loads(out)["token"]
@@ -320,7 +320,7 @@ def main() -> None:
             f"-d{args.duration}s x {args.runs} runs (medians)"
         )
         gw_port = _free_port()
-        gw_cmd = [sys.executable, "-m", "puente_gateway", "serve", "--port", str(gw_port)]
+        gw_cmd = [sys.executable, "-m", "puente", "gateway", "serve", "--port", str(gw_port)]
         if args.profile:
             profiler = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", str(args.profile)]
             gw_cmd = [*profiler, *gw_cmd[1:]]
@@ -334,7 +334,15 @@ def main() -> None:
             base["PUENTE_STATE_DIR"] = str(work / "state-baseline")
             base_token = create_token(base, "MX", "benchmark agency (baseline)")
             base_port = _free_port()
-            base_cmd = [sys.executable, "-m", "puente_gateway", "serve", "--port", str(base_port)]
+            base_cmd = [
+                sys.executable,
+                "-m",
+                "puente",
+                "gateway",
+                "serve",
+                "--port",
+                str(base_port),
+            ]
             name = f"POST ({args.baseline[:10]})"
             servers[name] = (
                 subprocess.Popen(base_cmd, env=base, stderr=log, stdout=log),

@@ -5,7 +5,7 @@ current code and, in the same run, a baseline revision.
     .venv/bin/python -m tests.bench.hostile [--baseline REV] [--tokens 300] [--streams 100]
                                             [--fuzz 2000] [--pages 20]
 
-Each variant runs as its own ``python -m puente_gateway serve`` process on the harness's broker
+Each variant runs as its own ``python -m puente gateway serve`` process on the harness's broker
 (``PUENTE_KAFKA_BOOTSTRAP`` or the local one), its tokens made by its own ``token create``. The
 baseline's ``gateway/`` is taken from git (``git archive REV gateway``) and put first on
 PYTHONPATH, with that revision's ``services/`` (so a fix in the codec counts as a change).
@@ -99,7 +99,7 @@ def _free_port() -> int:
 def gateway(env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
     """A gateway process; yields its URL and pid once /readyz answers 200."""
     port = _free_port()
-    cmd = [sys.executable, "-m", "puente_gateway", "serve", "--port", str(port)]
+    cmd = [sys.executable, "-m", "puente", "gateway", "serve", "--port", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
         url = f"http://127.0.0.1:{port}"

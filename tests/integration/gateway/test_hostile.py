@@ -414,7 +414,7 @@ def test_a_gateway_process_stays_small_under_a_flood_of_megabyte_tokens(
         "PUENTE_GATEWAY__AUTH_FAIL_BURST": "1000000",
         "PUENTE_LOG_LEVEL": "warning",
     }
-    cmd = [sys.executable, "-m", "puente_gateway", "serve", "--port", str(port)]
+    cmd = [sys.executable, "-m", "puente", "gateway", "serve", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

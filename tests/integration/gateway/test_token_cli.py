@@ -37,8 +37,8 @@ def tenant(
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m puente_gateway token ...`` with the test's environment."""
-    cmd = [sys.executable, "-m", "puente_gateway", "token", *args]
+    """``puente gateway token ...`` (as ``python -m puente``) with the test's environment."""
+    cmd = [sys.executable, "-m", "puente", "gateway", "token", *args]
     return subprocess.run(cmd, env=dict(os.environ), capture_output=True, text=True, timeout=120)
 
 
