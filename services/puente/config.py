@@ -75,7 +75,7 @@ def max_checkpoint_wait_s(interval_s: float = CHECKPOINT_INTERVAL_S) -> float:
 
 
 class PolicyServiceSettings(BaseModel):
-    """The policy service (``puente serve policy``)."""
+    """How a node processes (``puente serve node``): batching, signing, checkpoints."""
 
     signing_mode: Literal["batch", "each"] = Field(
         default="batch", description="one Ed25519 signature per batch, or per delivery"
@@ -93,11 +93,16 @@ class PolicyServiceSettings(BaseModel):
     reload_interval_s: float = Field(default=2.0, gt=0, description="policy-set change check")
     metrics_port: int = Field(default=9464, ge=0, description="Prometheus port; 0 = off")
     max_notice_bytes: int = Field(default=256 * 1024, ge=1024)
-    signing_key_file: Path | None = Field(
+    keys_dir: Path | None = Field(
         default=None,
-        description="the service's Ed25519 key (.skey, mode 0600) issued by the operator; unset: "
-        "the embedded default makes and keeps its own keys in <state>/keys",
+        description="the node's key store: its node:CC signing and encryption keys (private "
+        "parts 0600), provisioned by its state; unset: the embedded default's <state>/keys",
     )
+    seal: bool = Field(
+        default=True,
+        description="seal deliveries to their recipients (off only to measure what sealing costs)",
+    )
+    trust_refresh_s: float = Field(default=10.0, gt=0, description="trust-list refresh period")
 
 
 class GatewaySettings(BaseModel):

@@ -147,3 +147,17 @@ class Naming:
 
     def transactional_id_prefix(self, service: str) -> str:
         return f"{self.prefix}.svc.{service}."
+
+    # --- each member state's node (the federation) -------------------------------------------
+
+    def node_principal(self, member: str) -> str:
+        """The Kafka principal of member ``member``'s node: ``<prefix>-node-cc``."""
+        return f"{self.prefix}-node-{member.lower()}"
+
+    def node_group(self, member: str) -> str:
+        """The consumer group of ``member``'s node instances: ``<prefix>.node.CC``."""
+        return f"{self.prefix}.node.{member}"
+
+    def node_transactional_id_prefix(self, member: str) -> str:
+        """The prefix of ``member``'s node's transactional ids (one per ingress partition)."""
+        return f"{self.prefix}.node.{member}."

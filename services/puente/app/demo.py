@@ -15,6 +15,7 @@ Every run adds new notices; the broker keeps running between runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import sys
@@ -147,49 +148,65 @@ def demo(
 
 
 async def _exchange(rt: Runtime, extra: int, seed: int) -> bool:
-    from puente.evidence.trustsource import TrustTracker
+    settings, naming, members = rt.settings, rt.naming, rt.members
 
-    settings, naming, members, registry = rt.settings, rt.naming, rt.members, rt.registry
-
-    console.rule("[bold]3. Keys, the signed trust list, the policy service")
+    console.rule("[bold]3. Keys, the signed trust list, a node per state")
     evidence = ensure_evidence(settings, members)
     operator = rt.service_credential("operator")
     await publish_trust_list(rt.endpoint, operator, naming, evidence.trust_list)
     trust = evidence.open_trust_list()
+    floor = trust.floor_digest.hex() if trust.floor_digest else "-"
     console.print(
-        f"trust list serial {trust.serial}: {len(trust.entries)} keys, expires "
-        f"{dt.datetime.fromtimestamp(trust.expires_at / 1000, dt.UTC):%Y-%m-%d}; "
-        f"policy service key {evidence.service_key.key_id}"
+        f"trust list serial {trust.serial}: {len(trust.entries)} signing and "
+        f"{len(trust.encryption_entries)} encryption keys, pinned floor {floor[:16]}…, expires "
+        f"{dt.datetime.fromtimestamp(trust.expires_at / 1000, dt.UTC):%Y-%m-%d}"
     )
-    service = rt.policy_service(instance="policy-demo", key=evidence.service_key)
     stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
-    try:
-        await asyncio.wait_for(service.ready.wait(), 120)
-        console.print(
-            f"policy service running, policy set {service.policies.current.version[:19]}…"
-        )
-
-        console.rule("[bold]4. Agencies publish notices")
-        published = await _publish(rt, members, extra, seed)
-        expected = await _wait_processed(rt, published)
-
-        console.rule("[bold]5. Partner states receive, verify and acknowledge")
-        tracker = TrustTracker.with_list(evidence.trust_list, evidence.anchors, registry)
-        received = await _receive(rt, members, tracker, evidence, published)
-        _show_stories(published, expected, received)
-        _show_partners(members, received)
-        bad = sum(1 for rows in received.values() for r in rows if not r["verified"])
-
-        console.rule("[bold]6. What was withheld and why")
-        await _show_withheld(rt, published, expected)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 120)
+    t0 = time.monotonic()
+    async with contextlib.AsyncExitStack() as stack:
+        nodes = []
+        for code in members:
+            node, reader = rt.node(code, instance="demo")
+            await stack.enter_async_context(reader)
+            nodes.append(node)
+        tasks = [asyncio.create_task(n.run(stop)) for n in nodes]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(n.ready.wait() for n in nodes)), 300)
+            console.print(
+                f"{len(nodes)} nodes running in this process (each its state's principal, "
+                f"key and consumer group), all processing {time.monotonic() - t0:.1f} s after "
+                f"start; policy set {nodes[0].policies.current.version[:19]}…"
+            )
+            bad = await _exchange_with_nodes(rt, evidence, members, extra, seed)
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 120)
 
     console.rule("[bold]7. The auditor replays the signed log")
     verdict = _audit(rt, evidence.anchors)
     return verdict and bad == 0
+
+
+async def _exchange_with_nodes(
+    rt: Runtime, evidence: Any, members: tuple[str, ...], extra: int, seed: int
+) -> int:
+    """Steps 4 to 6, while the nodes run; the number of deliveries that did not verify."""
+    from puente.evidence.trustsource import TrustTracker
+
+    tracker = TrustTracker.with_list(evidence.trust_list, evidence.anchors, rt.registry)
+    console.rule("[bold]4. Agencies publish notices, sealed to their own state's node")
+    published = await _publish(rt, members, extra, seed, tracker)
+    expected = await _wait_processed(rt, published)
+
+    console.rule("[bold]5. Partner states receive, verify, open and acknowledge")
+    received = await _receive(rt, members, tracker, evidence, published)
+    _show_stories(published, expected, received)
+    _show_partners(members, received)
+    bad = sum(1 for rows in received.values() for r in rows if not r["verified"])
+
+    console.rule("[bold]6. What was withheld and why")
+    await _show_withheld(rt, published, expected)
+    return bad
 
 
 async def _publish(
@@ -197,10 +214,13 @@ async def _publish(
     members: tuple[str, ...],
     extra: int,
     seed: int,
+    trust: Any,
 ) -> list[Published]:
     naming, registry = rt.naming, rt.registry
     from puente.codec.wire import encode
+    from puente.evidence._time import now_ms
     from puente.kafka.clients import producer, start
+    from puente.publisher.core import seal_for_node
     from puente.synth.generator import Generator
     from puente.synth.notice import Notice
     from puente.topics import INGRESS
@@ -216,7 +236,11 @@ async def _publish(
             record["event_time"] = now - dt.timedelta(minutes=30)
         topic_state = origin or record["origin"]
         item = Published(topic_state, record["notice_id"], label)
-        batches[topic_state].append((item, encode(registry, notice.name, record)))
+        plain = encode(registry, notice.name, record)
+        # Sealed by the publishing state's agency to its own node (the spoofed one too: GT's
+        # node opens it and sees a notice claiming MX as its origin).
+        sealed = seal_for_node(trust.verifier().trust_list, topic_state, plain, at=now_ms())
+        batches[topic_state].append((item, sealed))
         return item
 
     for story in STORIES:
@@ -313,6 +337,7 @@ async def _receive(
             registry=registry,
             trust=trust,
             receipt_key=evidence.store.current(member_holder(member), usage=Usage.RECEIPT, at=now),
+            keys=evidence.store.keyring(member_holder(member)),
             name="demo",
         )
         rows = []

@@ -11,6 +11,7 @@ part (``puente keys import``); this module never needs a member's private key.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from puente.evidence.trust import (
     TrustList,
     Usage,
     member_holder,
-    service_holder,
+    node_holder,
 )
 from puente.kafka.clients import producer, start
 from puente.kafka.connection import KafkaEndpoint
@@ -41,12 +42,16 @@ _DAY_MS = 86_400_000
 
 @dataclass(frozen=True)
 class Evidence:
-    """The keys and trust material of one deployment."""
+    """The keys and trust material of one (embedded) deployment."""
 
     store: KeyStore
-    service_key: SigningKey
     anchors: tuple[PublicKey, ...]  # who may sign trust lists
     trust_list: bytes  # the signed note
+
+    def node_key(self, member: str, at: int | None = None) -> SigningKey:
+        """Member ``member``'s node signing key valid at ``at`` (default: now)."""
+        at = at if at is not None else int(time.time() * 1000)
+        return self.store.current(node_holder(member), usage=Usage.DELIVERY, at=at)
 
     def open_trust_list(self, now_ms: int | None = None) -> TrustList:
         return TrustList.open(
@@ -58,26 +63,43 @@ def _has_key(store: KeyStore, holder: str, usage: Usage, at: int) -> bool:
     for meta in store.key_metas():
         if meta.holder != holder or usage.value not in meta.usages:
             continue
-        if meta.entry(store.public(meta)).status_at(at) == "valid":
+        if meta.is_encryption:
+            if meta.encryption_entry(store.encryption_public(meta)).status_at(at) == "valid":
+                return True
+        elif meta.entry(store.public(meta)).status_at(at) == "valid":
             return True
     return False
 
 
-def ensure_evidence(settings: Settings, members: Sequence[str]) -> Evidence:
-    """Create whatever is missing; re-sign the trust list when keys changed or it nears expiry."""
+def ensure_evidence(
+    settings: Settings, members: Sequence[str], *, floor_digest: bytes | None = None
+) -> Evidence:
+    """Create whatever is missing — the operator's root key; per member state its node's
+    signing and encryption keys and its own receipt-signing and encryption keys — and re-sign
+    the trust list (pinning the regional floor: ``floor_digest``, by default the SHA-256 of the
+    policies' ``regional.yaml``) when keys or the floor changed or it nears expiry.
+
+    This is the embedded default, where one operator holds every key in ``<state>/keys``; in a
+    federation each state makes its own private keys and hands in only the public parts
+    (``puente keys import``)."""
     store = KeyStore(settings.keys_dir)
     now = int(time.time() * 1000)
+    floor = floor_digest if floor_digest is not None else regional_floor_digest(settings)
     changed = False
     if not _has_key(store, ROOT_HOLDER, Usage.TRUST_LIST, now):
         store.generate(ROOT_HOLDER, valid_from=now)
         changed = True
-    if not _has_key(store, service_holder(), Usage.DELIVERY, now):
-        store.generate(service_holder(), valid_from=now)
-        changed = True
     for code in members:
-        if not _has_key(store, member_holder(code), Usage.RECEIPT, now):
-            store.generate(member_holder(code), valid_from=now)
-            changed = True
+        for holder, signing_usage in (
+            (node_holder(code), Usage.DELIVERY),
+            (member_holder(code), Usage.RECEIPT),
+        ):
+            if not _has_key(store, holder, signing_usage, now):
+                store.generate(holder, valid_from=now)
+                changed = True
+            if not _has_key(store, holder, Usage.ENCRYPTION, now):
+                store.generate_encryption(holder, valid_from=now)
+                changed = True
     root = store.current(ROOT_HOLDER, usage=Usage.TRUST_LIST, at=now)
     anchors = tuple(store.public(m) for m in store.key_metas() if m.holder == ROOT_HOLDER)
     path = store.root / TRUST_LIST_FILE
@@ -87,14 +109,23 @@ def ensure_evidence(settings: Settings, members: Sequence[str]) -> Evidence:
             current = TrustList.open(path.read_bytes(), list(anchors), now=now, strict=False)
         except TrustListError:  # malformed: issue a new one
             current = None
-    if current is None or current.problems or current.expires_at - now < 7 * _DAY_MS:
+    stale = current is None or current.problems or current.expires_at - now < 7 * _DAY_MS
+    if stale or current is None or current.floor_digest != floor:
         serial = (current.serial + 1) if current else int(now // 1000)
         unsigned = store.trust_list(
-            serial=serial, issued_at=now, expires_at=now + TRUST_LIST_DAYS * _DAY_MS
+            serial=serial,
+            issued_at=now,
+            expires_at=now + TRUST_LIST_DAYS * _DAY_MS,
+            floor_digest=floor,
         )
         path.write_bytes(unsigned.sign(root))
-    service_key = store.current(service_holder(), usage=Usage.DELIVERY, at=now)
-    return Evidence(store, service_key, anchors, path.read_bytes())
+    return Evidence(store, anchors, path.read_bytes())
+
+
+def regional_floor_digest(settings: Settings) -> bytes:
+    """The SHA-256 of the policies' ``regional.yaml``: the floor a federation pins (anyone can
+    compute it with ``sha256sum policies/regional.yaml``)."""
+    return hashlib.sha256((settings.policies_dir / "regional.yaml").read_bytes()).digest()
 
 
 async def publish_trust_list(

@@ -9,6 +9,7 @@ Nothing here creates a key: that is the operator's set-up (:mod:`puente.app.oper
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,17 +17,18 @@ from pathlib import Path
 from puente.codec.registry import Registry
 from puente.config import Settings, get_settings
 from puente.errors import ConfigError
-from puente.evidence.keys import PublicKey, SigningKey, read_private_key
+from puente.evidence.keys import PublicKey, SigningKey
 from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
-from puente.evidence.trust import ROOT_HOLDER, Usage, service_holder
+from puente.evidence.trust import ROOT_HOLDER, Usage
 from puente.evidence.trustsource import Fetch, TrustTracker, file_fetch, read_anchors
 from puente.kafka.connection import KafkaEndpoint, admin_credential, credential, resolve_endpoint
 from puente.kafka.trustfeed import TrustTopicReader
 from puente.members import load_members
 from puente.policy.store import PolicyStore
 from puente.secrets import Credential
+from puente.service.nodekeys import StoreKeys
 from puente.service.secret import pseudonym_secret
-from puente.service.worker import PolicyService, ServiceConfig
+from puente.service.worker import Node, ServiceConfig
 from puente.topics import Naming
 
 
@@ -76,6 +78,10 @@ class Runtime:
     def service_credential(self, role: str) -> Credential:
         """A Puente service's principal (``policy``, ``gateway``, ``auditor``, ``operator``…)."""
         return self.credential(self.naming.service_principal(role))
+
+    def node_credential(self, member: str) -> Credential:
+        """Member state ``member``'s node principal."""
+        return self.credential(self.naming.node_principal(member))
 
     def admin_credential(self) -> Credential:
         """The cluster administrator (provisioning only)."""
@@ -149,35 +155,42 @@ class Runtime:
 
         return self.keys.current(member_holder(member), usage=Usage.RECEIPT, at=at)
 
-    # --- the policy service -----------------------------------------------------------------
+    # --- the nodes -------------------------------------------------------------------------
 
-    def service_key(self, at: int) -> SigningKey:
-        """The policy service's signing key: the operator-issued file when configured
-        (``PUENTE_POLICY__SIGNING_KEY_FILE``), else the embedded default's current key."""
-        path = self.settings.policy.signing_key_file
-        if path is not None:
-            return read_private_key(path)
-        return self.keys.current(service_holder(), usage=Usage.DELIVERY, at=at)
+    def node_keys(self, member: str) -> StoreKeys:
+        """Member ``member``'s node keys: its own key store (``PUENTE_POLICY__KEYS_DIR``, as its
+        state provisioned it), else the embedded default's."""
+        return StoreKeys(KeyStore(self.settings.policy.keys_dir or self.settings.keys_dir), member)
 
     def policy_store(self) -> PolicyStore:
-        """The policies, with the service's pseudonymisation secret."""
+        """The policies, with the node's pseudonymisation secret."""
         return PolicyStore(
             self.settings.policies_dir,
             self.settings.schemas_dir,
             secret=pseudonym_secret(self.settings),
         )
 
-    def policy_service(
-        self, *, instance: str, key: SigningKey, mode: str | None = None
-    ) -> PolicyService:
-        """One instance of the policy service, wired from the settings."""
-        return PolicyService(
+    def node(
+        self, member: str, *, instance: str, mode: str | None = None, seal: bool | None = None
+    ) -> tuple[Node, TrustTopicReader]:
+        """One instance of member ``member``'s node, wired from the settings, and the trust
+        topic reader it follows the trust list with (close it when the node stops)."""
+        cred = self.node_credential(member)
+        tracker, topic, fetches = self.trust_tracker(cred)
+        config = ServiceConfig.from_settings(self.settings.policy, mode=mode)
+        if seal is not None:
+            config = dataclasses.replace(config, seal=seal)
+        node = Node(
+            origin=member,
             endpoint=self.endpoint,
-            credential=self.service_credential("policy"),
+            credential=cred,
             naming=self.naming,
             registry=self.registry,
             policies=self.policy_store(),
-            key=key,
-            config=ServiceConfig.from_settings(self.settings.policy, mode=mode),
-            instance=instance,
+            keys=self.node_keys(member),
+            trust=tracker,
+            trust_sources=tuple(fetches),
+            config=config,
+            instance=f"{instance}-{member}",
         )
+        return node, topic

@@ -64,7 +64,9 @@ class DeliveryDecision:
 
 @dataclass(frozen=True, kw_only=True)
 class DeliveryStatement(AvroRecord):
-    """What the policy service attests about one delivery (times in Unix ms)."""
+    """What the origin's node attests about one delivery (times in Unix ms). When the delivery
+    is sealed to its recipient, ``sealed_*`` describe the envelope the Delivery carries and
+    ``payload_*`` the plaintext notice inside it."""
 
     AVRO_NAME: ClassVar[str] = DELIVERY_STATEMENT
 
@@ -84,12 +86,25 @@ class DeliveryStatement(AvroRecord):
     signed_at: int
     audit_log_id: str
     audit_leaf_index: int
+    sealed_sha256: bytes | None = None
+    sealed_size: int | None = None
+    sealed_key_id: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.payload_fingerprint) != 8:
             raise MalformedError("payload_fingerprint must be 8 bytes")
         if len(self.payload_sha256) != 32 or len(self.original_sha256) != 32:
             raise MalformedError("payload and original digests must be 32 bytes")
+        sealed = (self.sealed_sha256, self.sealed_size, self.sealed_key_id)
+        if any(x is None for x in sealed) and any(x is not None for x in sealed):
+            raise MalformedError("a sealed delivery names its envelope's digest, size and key")
+        if self.sealed_sha256 is not None and len(self.sealed_sha256) != 32:
+            raise MalformedError("sealed_sha256 must be 32 bytes")
+
+    @property
+    def sealed(self) -> bool:
+        """True when the delivery's payload is an envelope sealed to the recipient."""
+        return self.sealed_sha256 is not None
 
     @classmethod
     def for_payload(
@@ -116,6 +131,9 @@ class DeliveryStatement(AvroRecord):
             "payload_fingerprint": self.payload_fingerprint,
             "payload_sha256": self.payload_sha256,
             "payload_size": self.payload_size,
+            "sealed_sha256": self.sealed_sha256,
+            "sealed_size": self.sealed_size,
+            "sealed_key_id": self.sealed_key_id,
             "original_sha256": self.original_sha256,
             "decision": {
                 "action": d.action.value,
@@ -163,6 +181,9 @@ class DeliveryStatement(AvroRecord):
             signed_at=from_datetime(r["signed_at"]),
             audit_log_id=r["audit_log_id"],
             audit_leaf_index=r["audit_leaf_index"],
+            sealed_sha256=r.get("sealed_sha256"),
+            sealed_size=r.get("sealed_size"),
+            sealed_key_id=r.get("sealed_key_id"),
         )
 
 

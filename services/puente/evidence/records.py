@@ -55,12 +55,20 @@ class AuditRecord(AvroRecord):
     delivered_sha256: bytes | None = None
     delivery_id: str | None = None
     delivery_digest: bytes | None = None
+    floor_digest: bytes | None = None
+    policy_digest: bytes | None = None
     log_id: str = ""
     leaf_index: int = -1
     previous_leaf_hash: bytes | None = None
 
     def __post_init__(self) -> None:
-        for name in ("original_sha256", "delivered_sha256", "delivery_digest"):
+        for name in (
+            "original_sha256",
+            "delivered_sha256",
+            "delivery_digest",
+            "floor_digest",
+            "policy_digest",
+        ):
             value = getattr(self, name)
             if value is not None and len(value) != _DIGEST:
                 raise MalformedError(f"audit record {name} must be 32 bytes")
@@ -100,6 +108,8 @@ class AuditRecord(AvroRecord):
             "delivered_sha256": self.delivered_sha256,
             "delivery_id": self.delivery_id,
             "delivery_digest": self.delivery_digest,
+            "floor_digest": self.floor_digest,
+            "policy_digest": self.policy_digest,
         }
 
     @classmethod
@@ -127,4 +137,6 @@ class AuditRecord(AvroRecord):
             delivered_sha256=d["delivered_sha256"],
             delivery_id=d["delivery_id"],
             delivery_digest=d["delivery_digest"],
+            floor_digest=d.get("floor_digest"),
+            policy_digest=d.get("policy_digest"),
         )

@@ -30,6 +30,7 @@ from puente.evidence.delivery import (
     DeliveryStatement,
     SignatureProof,
 )
+from puente.evidence.enckeys import KeyRing
 from puente.evidence.errors import (
     EvidenceError,
     MalformedError,
@@ -42,6 +43,7 @@ from puente.evidence.log import audit_log_state
 from puente.evidence.merkle.hasher import leaf_hash
 from puente.evidence.merkle.proof import verify_inclusion
 from puente.evidence.note import Note
+from puente.evidence.seal import open_delivery
 from puente.evidence.trust import KeyEntry, TrustList, Usage, member_holder, node_holder
 
 RECEIPT_CONTEXT = b"puente/delivery-receipt/v1\x00"
@@ -52,7 +54,8 @@ _NOTE_CACHE = 4096
 
 @dataclass(frozen=True)
 class VerifiedDelivery:
-    """A delivery that verified: its statement, payload, and how it was proven."""
+    """A delivery that verified: its statement, the payload it carries (the sealed envelope
+    when ``statement.sealed``: open it with :func:`open_verified`), and how it was proven."""
 
     statement: DeliveryStatement
     payload: bytes
@@ -60,6 +63,11 @@ class VerifiedDelivery:
     key_ids: tuple[str, ...]
     time_ms: int
     digest: bytes
+
+    @property
+    def sealed(self) -> bool:
+        """True when :attr:`payload` is an envelope sealed to the recipient."""
+        return self.statement.sealed
 
 
 @dataclass(frozen=True)
@@ -204,11 +212,19 @@ class Verifier:
                 f"the delivery's statement does not decode: {exc}", reason="DELIVERY_MALFORMED"
             ) from None
         payload = delivery.payload
-        if (
-            sha256(payload).digest() != st.payload_sha256
-            or len(payload) != st.payload_size
-            or header_fingerprint(payload) != st.payload_fingerprint
-        ):
+        if st.sealed:
+            # What was sent is checked here, by anyone; what is inside, by the recipient who
+            # opens it (open_verified checks the plaintext against payload_sha256).
+            carried_ok = (
+                sha256(payload).digest() == st.sealed_sha256 and len(payload) == st.sealed_size
+            )
+        else:
+            carried_ok = (
+                sha256(payload).digest() == st.payload_sha256
+                and len(payload) == st.payload_size
+                and header_fingerprint(payload) == st.payload_fingerprint
+            )
+        if not carried_ok:
             raise EvidenceError(
                 "the payload is not the one the statement signs for", reason="PAYLOAD_MISMATCH"
             )
@@ -277,6 +293,30 @@ class Verifier:
             usage=Usage.RECEIPT,
             holders=[member_holder(rec["recipient"])],
         )
+
+
+def open_verified(verified: VerifiedDelivery, keys: KeyRing) -> bytes:
+    """The notice inside a verified delivery: the payload itself when in clear, else the
+    sealed envelope opened with the recipient's key ring and checked against the signed
+    statement's plaintext digest, size and fingerprint. Raises :class:`SealError`
+    (``SEAL_*``) or :class:`EvidenceError` (``PAYLOAD_MISMATCH``)."""
+    st = verified.statement
+    if not st.sealed:
+        return verified.payload
+    opened = open_delivery(
+        verified.payload,
+        keys=keys,
+        notice_id=st.notice_id,
+        recipient=st.recipient,
+        delivery_id=st.delivery_id,
+        payload_fingerprint=st.payload_fingerprint,
+    )
+    plain = opened.plaintext
+    if sha256(plain).digest() != st.payload_sha256 or len(plain) != st.payload_size:
+        raise EvidenceError(
+            "the sealed notice is not the one the statement signs for", reason="PAYLOAD_MISMATCH"
+        )
+    return plain
 
 
 def sign_receipt(key: SigningKey, receipt: bytes) -> bytes:

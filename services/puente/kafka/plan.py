@@ -7,6 +7,10 @@ Member state CC (principal ``<prefix>-cc``) may:
 - write its own ingress and receipts topics;
 - read its own deliver and rejected topics, with consumer groups under ``<prefix>.CC.``;
 - read the checkpoints and trust topics (public evidence without personal data, needed to verify).
+CC's node (principal ``<prefix>-node-cc``) may read only ``ingress.CC``; write every state's
+deliver topic, its own ``rejected.CC``, ``audit.CC`` and ``state.CC`` (reading back the last
+two on take-over) and the checkpoints topic; read the trust topic; with consumer groups under
+``<prefix>.node.CC`` and transactional ids under ``<prefix>.node.CC.`` (see ``node_acls``).
 Services get what their role needs and nothing more (see ``SERVICE_GRANTS``).
 """
 
@@ -106,17 +110,6 @@ _W = (Operation.WRITE, Operation.DESCRIBE)
 _RW = (Operation.READ, Operation.WRITE, Operation.DESCRIBE)
 
 SERVICE_GRANTS: dict[str, tuple[tuple[TopicKind, tuple[Operation, ...]], ...]] = {
-    # The policy service consumes every ingress topic and writes deliveries, rejections, the
-    # audit log, its changelog and checkpoints, in transactions.
-    "policy": (
-        (INGRESS, _R),
-        (DELIVER, _W),
-        (REJECTED, _W),
-        (AUDIT, _RW),
-        (STATE, _RW),
-        (CHECKPOINTS, _RW),
-        (TRUST, _R),
-    ),
     # The gateway publishes for agencies that authenticated to it and reads their deliveries;
     # its replicas share their tokens and first answers through its own two topics.
     "gateway": (
@@ -136,7 +129,6 @@ SERVICE_GRANTS: dict[str, tuple[tuple[TopicKind, tuple[Operation, ...]], ...]] =
     # The operator publishes the signed trust list (and nothing else).
     "operator": ((TRUST, _RW),),
 }
-SERVICES_WITH_TRANSACTIONS = frozenset({"policy"})
 
 
 def _topic_grants(
@@ -164,6 +156,25 @@ def member_acls(naming: Naming, member: str) -> list[Acl]:
     return acls
 
 
+def node_acls(naming: Naming, member: str) -> list[Acl]:
+    """The least-privilege ACLs of member ``member``'s node principal."""
+    p = naming.node_principal(member)
+    acls = []
+    for kind, ops in ((INGRESS, _R), (REJECTED, _W), (AUDIT, _RW), (STATE, _RW)):
+        topic = naming.topic(kind, member)
+        acls += [Acl(p, Resource.TOPIC, topic, Pattern.LITERAL, op) for op in ops]
+    acls += _topic_grants(p, naming, DELIVER, _W)  # to every recipient, present and future
+    acls += _topic_grants(p, naming, CHECKPOINTS, _RW)
+    acls += _topic_grants(p, naming, TRUST, _R)
+    acls.append(Acl(p, Resource.GROUP, naming.node_group(member), Pattern.PREFIXED, Operation.READ))
+    tx = naming.node_transactional_id_prefix(member)
+    acls += [
+        Acl(p, Resource.TRANSACTIONAL_ID, tx, Pattern.PREFIXED, op)
+        for op in (Operation.WRITE, Operation.DESCRIBE)
+    ]
+    return acls
+
+
 def service_acls(naming: Naming, service: str) -> list[Acl]:
     """The least-privilege ACLs of one service principal."""
     p = naming.service_principal(service)
@@ -173,12 +184,6 @@ def service_acls(naming: Naming, service: str) -> list[Acl]:
     acls.append(
         Acl(p, Resource.GROUP, naming.service_group(service), Pattern.PREFIXED, Operation.READ)
     )
-    if service in SERVICES_WITH_TRANSACTIONS:
-        tx = naming.transactional_id_prefix(service)
-        acls += [
-            Acl(p, Resource.TRANSACTIONAL_ID, tx, Pattern.PREFIXED, op)
-            for op in (Operation.WRITE, Operation.DESCRIBE)
-        ]
     return acls
 
 
@@ -193,6 +198,7 @@ def build_plan(
     replication = min(3, brokers)
     min_isr = 2 if brokers >= 3 else None
     principals = [Principal(naming.member_principal(m), "member", m) for m in members]
+    principals += [Principal(naming.node_principal(m), "node", m) for m in members]
     principals += [Principal(naming.service_principal(s), s) for s in SERVICE_GRANTS]
     topics = []
     for kind in ALL_KINDS:
@@ -219,5 +225,6 @@ def build_plan(
                 )
             )
     acls = [a for m in members for a in member_acls(naming, m)]
+    acls += [a for m in members for a in node_acls(naming, m)]
     acls += [a for s in SERVICE_GRANTS for a in service_acls(naming, s)]
     return Plan(tuple(principals), tuple(topics), tuple(sorted(set(acls))))

@@ -185,6 +185,18 @@ _SHARE_TRANSFORMED = Action.SHARE_TRANSFORMED.value
 _EMPTY_SHARE: tuple[Any, ...] = ((), None, None, None, (), ())
 
 
+class Digests(NamedTuple):
+    """The SHA-256 of the files a policy set was loaded from that the federation cares about:
+    the regional file (its floor is pinned in the trust list) and each member's own rules."""
+
+    floor: bytes
+    states: dict[str, bytes]
+
+    def policy(self, origin: str) -> bytes:
+        """The digest of ``origin``'s own policy file (empty if it has none)."""
+        return self.states.get(origin, b"")
+
+
 class PolicySet:
     """A loaded, validated, compiled policy set. Immutable; safe to share between threads.
 
@@ -204,8 +216,10 @@ class PolicySet:
         rules: tuple[CompiledRule, ...],
         files: tuple[str, ...],
         warnings: tuple[str, ...] = (),
+        digests: Digests | None = None,
     ) -> None:
         self.version = version
+        self.digests = digests or Digests(b"", {})
         self.members = members
         self.groups = groups
         self.floor = floor

@@ -16,12 +16,13 @@ Every input ends in exactly one outcome, and the audit log says which:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -35,14 +36,17 @@ from puente.evidence.delivery import (
     DeliverySigner,
     DeliveryStatement,
 )
-from puente.evidence.keys import SigningKey
+from puente.evidence.enckeys import EncryptionPublicKey, KeyRing
+from puente.evidence.errors import SealError
 from puente.evidence.log import AuditLog, LogState
 from puente.evidence.records import AuditDecision
+from puente.evidence.seal import open_notice, seal_delivery
 from puente.logs import get_logger
 from puente.policy.engine import RULE_ERROR, Decision, PolicySet
 from puente.policy.model import Action
 from puente.policy.store import PolicyStore
 from puente.service.dedupe import SeenIds
+from puente.service.nodekeys import NodeKeys, Sealer
 from puente.service.validate import (
     DUPLICATE_NOTICE,
     INTERNAL_ERROR,
@@ -58,6 +62,7 @@ from puente.topics import DELIVER, Naming
 log = get_logger("policy.processor")
 
 REJECTION = "puente.Rejection"
+RECIPIENT_KEY_MISSING = "RECIPIENT_KEY_MISSING"  # no valid encryption key to seal to
 # Rejection.severity: something was refused, or the origin is only warned.
 REFUSED = "REFUSED"
 WARNING = "WARNING"
@@ -126,7 +131,8 @@ class PartitionProcessor:
         naming: Naming,
         registry: Registry,
         policies: PolicyStore,
-        key: SigningKey,
+        keys: NodeKeys,
+        sealer: Sealer | None = None,
         log_state: LogState | None = None,
         seen: SeenIds | None = None,
         mode: SigningMode = SigningMode.BATCH,
@@ -141,7 +147,9 @@ class PartitionProcessor:
         self.naming = naming
         self.registry = registry
         self.policies = policies
-        self.key = key
+        self.keys = keys
+        self.sealer = sealer  # None: deliveries in clear (benchmarks of sealing's cost)
+        self.key = keys.signing_key(0)
         self.mode = mode
         self.limits = limits or Limits()
         self.checkpoint_every = checkpoint_every
@@ -155,7 +163,7 @@ class PartitionProcessor:
             )
         # Taken as is (a restored set of a million ids is not copied).
         self.seen = seen if seen is not None else SeenIds(self.limits.dedupe_horizon_ms)
-        self._signer = DeliverySigner(key, registry)
+        self._signer = DeliverySigner(self.key, registry)
         # When the log was last checkpointed (the restored state says; a new log: never).
         self._last_checkpoint_ms = (log_state.checkpoint_time or 0) if log_state else 0
         self._snapshot: tuple[LogState, int] | None = None
@@ -209,6 +217,9 @@ class PartitionProcessor:
         policy = self.policies.current
         out.policy_version = policy.version
         now_ms = int(now.timestamp() * 1000)
+        key = self.keys.signing_key(now_ms)  # a rotated key signs from the next batch on
+        if key is not self.key:
+            self.key, self._signer = key, DeliverySigner(key, self.registry)
         pending: list[_Pending] = []
         first_leaf = self.log.size
         for rec in records:
@@ -239,6 +250,13 @@ class PartitionProcessor:
     ) -> None:
         original = hashlib.sha256(rec.value or b"").digest()
         try:
+            ring = self.keys.ingress_keys()
+            if ring is not None:
+                # The agency sealed the notice to this node: from here on the processor works
+                # on the opened notice, and its digest is the notice's (a new seal of the same
+                # notice is a duplicate, not another notice).
+                rec = replace(rec, value=_open_ingress(rec, ring, self.origin))
+                original = hashlib.sha256(rec.value or b"").digest()
             valid = validate(
                 self.registry,
                 rec.value,
@@ -313,10 +331,22 @@ class PartitionProcessor:
                 "legal_bases": d.legal_bases,
                 "policy_set_version": policy.version,
                 "reason_code": ",".join(d.reasons) or None,
+                "floor_digest": policy.digests.floor or None,
+                "policy_digest": policy.digests.policy(self.origin) or None,
             }
+            if d.shared and self.sealer is not None:
+                try:
+                    to = self.sealer.recipient_key(d.recipient, now_ms)
+                except PuenteError:  # no usable key: the delivery cannot be sealed
+                    d = _unsealable(d)
+                    record["reason_code"] = ",".join(d.reasons)
+                else:
+                    delivered = True
+                    self._deliver(rec, valid, d, original, now_ms, record, out, pending, to)
+                    continue
             if d.shared:
                 delivered = True
-                self._deliver(rec, valid, d, original, now_ms, record, out, pending)
+                self._deliver(rec, valid, d, original, now_ms, record, out, pending, None)
             else:
                 _, leaf = self.log.append_new(
                     self.registry, decision=AuditDecision.WITHHELD, **record
@@ -353,6 +383,7 @@ class PartitionProcessor:
         record: dict[str, Any],
         out: BatchOutput,
         pending: list[_Pending],
+        to: EncryptionPublicKey | None,
     ) -> None:
         assert d.payload is not None
         # Every payload is encoded from what the policy evaluated: the notice decoded into the
@@ -393,6 +424,24 @@ class PartitionProcessor:
             audit_log_id=self.log.log_id,
             audit_leaf_index=self.log.size,
         )
+        carried = payload
+        if to is not None:
+            # Sealed to the recipient: only it can read the notice; the statement commits to
+            # both the notice inside and the envelope carried, so anyone can check the latter.
+            sealed = seal_delivery(
+                payload,
+                to=to,
+                notice_id=valid.notice_id,
+                recipient=d.recipient,
+                delivery_id=delivery_id,
+            )
+            carried = sealed.envelope
+            statement = dataclasses.replace(
+                statement,
+                sealed_sha256=sealed.sealed_sha256,
+                sealed_size=len(sealed.envelope),
+                sealed_key_id=sealed.key_id,
+            )
         encoded = statement.encode(self.registry)
         digest = hashlib.sha256(STATEMENT_CONTEXT + encoded).digest()
         _, leaf = self.log.append_new(
@@ -407,7 +456,7 @@ class PartitionProcessor:
         decided = AuditDecision.TRANSFORMED if transformed else AuditDecision.DELIVERED
         out.decisions[(decided, REENCODED if transformed and d.action == Action.SHARE else "")] += 1
         topic = self.naming.topic(DELIVER, d.recipient)
-        pending.append(_Pending(topic, valid.notice_id.encode(), statement, encoded, payload))
+        pending.append(_Pending(topic, valid.notice_id.encode(), statement, encoded, carried))
 
     def _as_evaluated(self, valid: ValidNotice) -> bytes:
         """The notice as the policy evaluated it, encoded (once per notice, for every share)."""
@@ -564,6 +613,33 @@ class PartitionProcessor:
             },
         )
         return (notice_id or ident).encode(), value
+
+
+def _open_ingress(rec: IngressRecord, ring: KeyRing, origin: str) -> bytes:
+    """The notice an agency sealed to this node; a Refusal with the seal's reason code when
+    the record is not sealed (NOT_SEALED) or not to this node, or does not open."""
+    if not rec.value:
+        return rec.value or b""  # validate() names an empty record
+    try:
+        return open_notice(rec.value, keys=ring, origin=origin).plaintext
+    except SealError as exc:
+        raise Refusal(exc.reason, _SEAL_MESSAGES.get(exc.reason, exc.message)) from None
+
+
+_SEAL_MESSAGES = {
+    "NOT_SEALED": "the record is not sealed to this state's node: seal each notice to the node's "
+    "encryption key (the trust list's enc line of node:<your state>) before publishing",
+    "SEAL_WRONG_RECIPIENT": "the record is sealed to another key than this node's: seal it to "
+    "the current encryption key of node:<your state> in the trust list",
+    "SEAL_KEY_UNKNOWN": "the record is sealed to a key this node does not hold (rotated away, or "
+    "never its own): seal it again to the node's current key",
+}
+
+
+def _unsealable(d: Decision) -> Decision:
+    """A share that cannot be sealed (the recipient has no valid encryption key in the trust
+    list) is withheld: nothing goes out in clear."""
+    return d._replace(action=Action.WITHHOLD, payload=None, reasons=(RECIPIENT_KEY_MISSING,))
 
 
 def _duplicate(valid: ValidNotice, same_bytes: bool) -> Refusal:

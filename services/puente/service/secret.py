@@ -24,13 +24,13 @@ def pseudonym_secret(settings: Settings) -> bytes:
     ``<secrets dir>/policy-pseudonym.key``.
 
     Every replica must use the same secret, or one person gets different pseudonyms depending on
-    which replica decided. So a configured deployment (``signing_key_file`` set) only reads the
+    which replica decided. So a configured deployment (``keys_dir`` set) only reads the
     file its secret store provides (``puente deploy compose secrets``, ``puente deploy k8s
     secrets``) and refuses to start without it; only the embedded default, whose single process
     owns its state directory, generates it on first use (0600).
     """
     path = settings.secrets_dir / PSEUDONYM_SECRET_FILE
-    configured = settings.policy.signing_key_file is not None
+    configured = settings.policy.keys_dir is not None
     if not path.is_file():
         if configured:
             raise ConfigError(

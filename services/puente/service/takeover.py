@@ -217,7 +217,7 @@ def partition_producer(
     return producer(
         endpoint,
         credential,
-        transactional_id=naming.transactional_id_prefix("policy") + f"{origin}.{partition}",
+        transactional_id=naming.node_transactional_id_prefix(origin) + str(partition),
         client_id=client_id,
         max_batch_size=1024 * 1024,
         linger_ms=2,

@@ -1,9 +1,14 @@
-"""The policy service on Kafka: exactly-once consume → process → produce, per input partition.
+"""A member state's node on Kafka: exactly-once consume → process → produce, per input partition.
 
-One consumer group (``<prefix>.svc.policy``) reads every member's ingress topic, read_committed.
-One transaction per processed batch covers the consumed offsets and everything produced for
-them — deliveries, audit records, checkpoint, rejections and the partition's state (dedupe ids,
-audit-log state) in ``<prefix>.state.<ORIGIN>``.
+Each member state CC runs its own node (``puente serve node --as CC``): its own principal
+(``<prefix>-node-cc``), its own consumer group (``<prefix>.node.CC``) reading only
+``<prefix>.ingress.CC``, read_committed, and its own transactional ids. It opens what CC's
+agencies sealed to its node key, decides under CC's policy and the regional floor pinned in the
+trust list, seals each delivery to its recipient and signs with CC's node key. One transaction
+per processed batch covers the consumed offsets and everything produced for them — deliveries,
+audit records, checkpoint, rejections and the partition's state (dedupe ids, audit-log state) in
+``<prefix>.state.CC``. Several instances of one node share its partitions; one process may host
+the nodes of several states (:func:`run_nodes`, the embedded default hosts all twenty).
 
 This module is the loop: poll, process each partition's batch, commit it, checkpoint idle logs,
 reload policies. Its rooms: ``takeover.py`` (owning partitions: fence, restore, position, give
@@ -17,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,15 +32,18 @@ from aiokafka.structs import ConsumerRecord
 
 from puente.codec.registry import Registry
 from puente.config import CHECKPOINT_EVERY, CHECKPOINT_INTERVAL_S, PolicyServiceSettings
-from puente.evidence.keys import SigningKey
+from puente.errors import ConfigError, PuenteError
+from puente.evidence.trustsource import Fetch, TrustTracker, follow
 from puente.kafka.clients import consumer, start
 from puente.kafka.connection import KafkaEndpoint
 from puente.logs import get_logger
+from puente.policy.engine import PolicySet
 from puente.policy.store import PolicyStore
 from puente.secrets import Credential
 from puente.service import metrics
 from puente.service.changelog import Changelog, PartitionState
 from puente.service.commit import Step
+from puente.service.nodekeys import NodeKeys, TrustSealer
 from puente.service.outbox import Outbox
 from puente.service.processor import BatchOutput, IngressRecord, PartitionProcessor, SigningMode
 from puente.service.takeover import Listener, Owned, TakeOver
@@ -56,6 +63,8 @@ class ServiceConfig:
     checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S
     reload_interval_s: float = 2.0
     takeover_wait_s: float = 30.0  # at shutdown: how long take-overs in flight may finish
+    trust_refresh_s: float = 10.0  # how often the trust list (keys, pinned floor) is re-read
+    seal: bool = True  # seal deliveries to their recipients (off only to measure its cost)
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -69,34 +78,44 @@ class ServiceConfig:
             checkpoint_every=cfg.checkpoint_every,
             checkpoint_interval_s=cfg.checkpoint_interval_s,
             reload_interval_s=cfg.reload_interval_s,
+            trust_refresh_s=cfg.trust_refresh_s,
+            seal=cfg.seal,
             limits=Limits(max_bytes=cfg.max_notice_bytes),
         )
 
 
-class PolicyService:
-    """One instance of the policy service. Run several; they share the partitions."""
+class Node:
+    """One instance of member state ``origin``'s node. Run several; they share its partitions."""
 
     def __init__(
         self,
         *,
+        origin: str,
         endpoint: KafkaEndpoint,
         credential: Credential,
         naming: Naming,
         registry: Registry,
         policies: PolicyStore,
-        key: SigningKey,
+        keys: NodeKeys,
+        trust: TrustTracker,
+        trust_sources: tuple[Fetch, ...] = (),
         config: ServiceConfig | None = None,
-        instance: str = "policy",
+        instance: str = "node",
     ) -> None:
+        """``trust``: the trust list the node follows (recipients' encryption keys, the pinned
+        floor), refreshed every ``config.trust_refresh_s`` from ``trust_sources``."""
+        self.origin = origin
         self.endpoint = endpoint
         self.cred = credential
         self.naming = naming
         self.registry = registry
         self.policies = policies
-        self.key = key
+        self.keys = keys
+        self.trust = trust
+        self.trust_sources = trust_sources
         self.config = config or ServiceConfig()
         self.instance = instance
-        self.group = naming.service_group("policy")
+        self.group = naming.node_group(origin)
         self.outbox = Outbox(naming, self.group)
         self._lock = asyncio.Lock()  # one batch, or one ownership change, at a time
         self._consumer: AIOKafkaConsumer | None = None
@@ -113,8 +132,54 @@ class PolicyService:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Process until ``stop`` is set; then finish the current batch and leave cleanly."""
+        """Process until ``stop`` is set; then finish the current batch and leave cleanly.
+
+        Refuses to start (ConfigError) without a valid trust list, or under a regional floor
+        other than the one the trust list pins."""
+        if self.trust_sources:
+            await self.trust.refresh(self.trust_sources)
         self._reload(force=True)
+        self.check_floor()
+        following = asyncio.create_task(
+            follow(
+                self.trust,
+                self.trust_sources,
+                interval_s=self.config.trust_refresh_s,
+                stop=stop,
+            )
+        )
+        try:
+            await self._run(stop)
+        finally:
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
+
+    def _pinned_floor(self, candidate: PolicySet) -> None:
+        """A new policy set is taken only under the floor the trust list pins."""
+        self.trust.verifier().trust_list.check_floor(candidate.digests.floor)
+
+    def check_floor(self) -> None:
+        """The floor of the policies in force must be the one the trust list pins."""
+        floor = self.policies.current.digests.floor
+        try:
+            tl = self.trust.verifier().trust_list
+        except PuenteError as exc:
+            raise ConfigError(
+                f"node {self.origin} has no valid trust list ({exc.reason})",
+                hint="publish a signed trust list (puente keys trust-list …) or give its file",
+                reason=exc.reason,
+            ) from None
+        try:
+            tl.check_floor(floor)
+        except PuenteError as exc:
+            raise ConfigError(
+                f"node {self.origin} refuses to decide under regional floor "
+                f"{floor.hex()[:16]}…: {exc.message}",
+                hint="every node runs the floor the trust list pins (its `floor` line)",
+                reason=exc.reason,
+            ) from None
+
+    async def _run(self, stop: asyncio.Event) -> None:
         reader = consumer(self.endpoint, self.cred, client_id=f"{self.instance}-restore")
         self._changelog = Changelog(
             reader,
@@ -144,8 +209,9 @@ class PolicyService:
             processor=self._processor,
             checkpoint=self._checkpoint_all,
         )
-        pattern = f"^{re.escape(self.naming.topic_stem_prefix(INGRESS))}[A-Z]{{2}}$"
-        self._consumer.subscribe(pattern=pattern, listener=Listener(self._takeover))
+        self._consumer.subscribe(
+            [self.naming.topic(INGRESS, self.origin)], listener=Listener(self._takeover)
+        )
         await start(self._consumer, self.endpoint, self.cred)
         log.info("policy.started", instance=self.instance, group=self.group)
         try:
@@ -190,7 +256,8 @@ class PolicyService:
             naming=self.naming,
             registry=self.registry,
             policies=self.policies,
-            key=self.key,
+            keys=self.keys,
+            sealer=TrustSealer(self.trust) if self.config.seal else None,
             log_state=state.log_state,
             seen=state.seen,
             mode=self.config.mode,
@@ -206,7 +273,7 @@ class PolicyService:
         if not force and now - self._last_reload < self.config.reload_interval_s:
             return
         self._last_reload = now
-        result = self.policies.reload()
+        result = self.policies.reload(self._pinned_floor)
         if result.error is not None:
             metrics.POLICY_RELOADS.labels("refused").inc()
             log.error(

@@ -14,7 +14,7 @@ from puente.service.secret import PSEUDONYM_SECRET_FILE, pseudonym_secret
 
 
 def _settings(tmp_path: Path, *, configured: bool) -> Settings:
-    policy = {"signing_key_file": tmp_path / "puente-policy.skey"} if configured else {}
+    policy = {"keys_dir": tmp_path / "keys"} if configured else {}
     return Settings(state_dir=tmp_path / "state", secrets_dir=tmp_path / "secrets", policy=policy)  # type: ignore[arg-type]
 
 

@@ -1,47 +1,67 @@
-"""``puente serve policy``: run one instance of the policy service."""
+"""``puente serve node --as CC``: run member state CC's node (or several states' nodes, or
+``--all`` of them for the embedded default, in one process)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from typing import Annotated
 
 import typer
 
 from puente.app.runtime import Runtime
-from puente.evidence._time import now_ms
 
 app = typer.Typer(help="Run Puente's services.", no_args_is_help=True)
 
 
 @app.command()
-def policy(
+def node(
+    members: Annotated[
+        list[str] | None,
+        typer.Option("--as", help="the member state whose node this is (repeatable)"),
+    ] = None,
+    all_members: Annotated[
+        bool, typer.Option("--all", help="host every member state's node (embedded default)")
+    ] = False,
     instance: Annotated[
         str, typer.Option(help="a name for this instance (logs, client ids)")
-    ] = "policy-1",
+    ] = "node-1",
     mode: Annotated[str | None, typer.Option(help="signing mode: batch or each")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Prometheus port (0: off)")] = None,
 ) -> None:
-    """Consume every ingress topic; decide, transform, sign and deliver, exactly once.
+    """Consume the state's ingress topic; open what its agencies sealed; decide under its policy
+    and the pinned regional floor; seal each delivery to its recipient; sign with its node key;
+    deliver exactly once.
 
-    SIGTERM or Ctrl-C: the current batch finishes, a checkpoint is written, the instance leaves.
+    Each state's node is its own Kafka principal with its own consumer group; instances of one
+    node share its partitions. SIGTERM or Ctrl-C: the current batch finishes, every log is
+    checkpointed, the instance leaves.
     """
     from prometheus_client import start_http_server
 
     runtime = Runtime.from_settings()
-    settings = runtime.settings
-    port = settings.policy.metrics_port if metrics_port is None else metrics_port
+    codes = list(runtime.members) if all_members else [m.upper() for m in members or []]
+    if not codes:
+        raise typer.BadParameter("give --as CC (repeatable) or --all", param_hint="--as")
+    unknown = sorted(set(codes) - set(runtime.members))
+    if unknown:
+        raise typer.BadParameter(f"not member states: {', '.join(unknown)}", param_hint="--as")
+    port = runtime.settings.policy.metrics_port if metrics_port is None else metrics_port
     if port:
         start_http_server(port, addr="127.0.0.1")
-    service = runtime.policy_service(
-        instance=instance, key=runtime.service_key(now_ms()), mode=mode
-    )
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await service.run(stop)
+        async with contextlib.AsyncExitStack() as stack:
+            nodes = []
+            for code in codes:
+                n, reader = runtime.node(code, instance=instance, mode=mode)
+                await stack.enter_async_context(reader)
+                nodes.append(n)
+            await asyncio.gather(*(n.run(stop) for n in nodes))
 
     asyncio.run(main())

@@ -22,6 +22,7 @@ from puente.errors import ConfigError
 from puente.evidence._time import now_ms
 from puente.evidence.errors import EvidenceError
 from puente.evidence.keys import PublicKey, SigningKey
+from puente.evidence.trust import member_holder
 from puente.subscriber.core import Subscriber
 from puente.subscriber.jsonlines import to_json, write_raw
 
@@ -106,6 +107,7 @@ async def _run(
         trust_sources=fetches,
         trust_refresh_s=trust_refresh,
         receipt_key=key,
+        keys=runtime.keys.keyring(member_holder(member)),
     )
     async with topic, sub:
         async for received in sub.stream(idle_timeout_s=idle):

@@ -30,6 +30,7 @@ from puente.policy.loader._plan import plan
 from puente.policy.loader._problems import Problems, what
 from puente.policy.loader._read import (
     current_version,
+    file_digests,
     notice_schemas,
     policy_version,
     read,
@@ -85,4 +86,5 @@ def _load(root: Path, schemas: dict[str, dict[str, Any]], problems: Problems) ->
         version=policy_version(sources.raw),
         files=tuple(sorted(name for name, _ in sources.raw)),
         warnings=problems.warnings(),
+        digests=file_digests(sources),
     )

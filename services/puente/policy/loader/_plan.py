@@ -9,13 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 from puente.policy.cel import Condition
-from puente.policy.engine import NOTICE_TYPES, CompiledRule, Plan, PolicySet
+from puente.policy.engine import NOTICE_TYPES, CompiledRule, Digests, Plan, PolicySet
 from puente.policy.loader._validate import Validated
 from puente.policy.model import Action
 
 
 def plan(
-    v: Validated, *, version: str, files: tuple[str, ...], warnings: tuple[str, ...]
+    v: Validated,
+    *,
+    version: str,
+    files: tuple[str, ...],
+    warnings: tuple[str, ...],
+    digests: Digests | None = None,
 ) -> PolicySet:
     """The policy set of ``v``, under ``version`` (the hash of ``files``), keeping ``warnings``."""
     plans: dict[tuple[str, str, str], Plan] = {}
@@ -59,6 +64,7 @@ def plan(
         rules=all_rules,
         files=files,
         warnings=warnings,
+        digests=digests or Digests(b"", {}),
     )
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from puente.codec.registry import Registry
 from puente.errors import PuenteError
 from puente.members import MEMBERS_FILE, load_members
-from puente.policy.engine import NOTICE_TYPES
+from puente.policy.engine import NOTICE_TYPES, Digests
 from puente.policy.loader._problems import Problems, what
 from puente.policy.model import RegionalFile, StateFile
 from puente.policy.yamlsrc import LMap, YamlSourceError, key_line, line_of, load_yaml
@@ -64,6 +64,14 @@ def current_version(policies_dir: Path) -> str | None:
         )
     except OSError:
         return None
+
+
+def file_digests(sources: Sources) -> Digests:
+    """SHA-256 of the regional file (the floor the federation pins in its trust list) and of
+    each member's own file (its national rules), from the bytes read."""
+    raw = dict(sources.raw)
+    states = {code: hashlib.sha256(raw[src.name]).digest() for code, src in sources.states.items()}
+    return Digests(hashlib.sha256(raw[REGIONAL_FILE]).digest(), states)
 
 
 @dataclass(frozen=True, slots=True)
