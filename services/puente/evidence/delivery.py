@@ -339,8 +339,12 @@ class DeliveryBatch:
         ]
 
 
-def _check_binding(statement: DeliveryStatement, payload: bytes) -> None:
-    if statement.payload_sha256 != sha256(payload).digest() or statement.payload_size != len(
-        payload
-    ):
+def _check_binding(statement: DeliveryStatement, carried: bytes) -> None:
+    """The statement binds what the delivery carries: the sealed envelope (its digest and size)
+    when sealed, else the payload itself."""
+    if statement.sealed:
+        digest, size = statement.sealed_sha256, statement.sealed_size
+    else:
+        digest, size = statement.payload_sha256, statement.payload_size
+    if digest != sha256(carried).digest() or size != len(carried):
         raise EvidenceError("the statement does not bind this payload (digest or size differ)")

@@ -72,10 +72,20 @@ def test_services_hold_least_privilege() -> None:
     gateway = _grants(plan.acls, "puente-svc-gateway")
     assert ("READ", "TOPIC", "puente.ingress.*") not in gateway
     assert not any(rt == "TRANSACTIONAL_ID" for _, rt, _ in gateway)
-    policy = _grants(plan.acls, "puente-svc-policy")
-    assert ("WRITE", "TRANSACTIONAL_ID", "puente.svc.policy.*") in policy
-    assert ("WRITE", "TOPIC", "puente.ingress.*") not in policy
-    assert ("WRITE", "TOPIC", "puente.trust") not in policy
+    assert not _grants(plan.acls, "puente-svc-policy")  # no hub: a node per state
+    mx = _grants(plan.acls, "puente-node-mx")
+    assert ("READ", "TOPIC", "puente.ingress.MX") in mx
+    assert not any("ingress" in name for op, _, name in mx if name != "puente.ingress.MX")
+    assert not any(op == "WRITE" and "ingress" in name for op, _, name in mx)
+    assert ("WRITE", "TOPIC", "puente.deliver.*") in mx
+    assert ("WRITE", "TOPIC", "puente.audit.MX") in mx and (
+        "WRITE",
+        "TOPIC",
+        "puente.audit.*",
+    ) not in mx
+    assert ("WRITE", "TOPIC", "puente.trust") not in mx
+    assert ("WRITE", "TRANSACTIONAL_ID", "puente.node.MX.*") in mx
+    assert ("READ", "GROUP", "puente.node.MX*") in mx
     operator = _grants(plan.acls, "puente-svc-operator")
     assert ("WRITE", "TOPIC", "puente.trust") in operator
     assert len([g for g in operator if g[0] == "WRITE"]) == 1
@@ -127,12 +137,15 @@ def test_adding_a_member_adds_only_its_own_items() -> None:
     before = build_plan(N, ["AR", "MX"], partitions=2, brokers=1)
     after = build_plan(N, ["AR", "MX", "US"], partitions=2, brokers=1)
     new_acls = set(after.acls) - set(before.acls)
-    assert new_acls and all(a.principal == "puente-us" for a in new_acls)
+    assert new_acls and {a.principal for a in new_acls} == {"puente-us", "puente-node-us"}
     new_topics = {t.name for t in after.topics} - {t.name for t in before.topics}
     assert new_topics == {
         f"puente.{s}.US" for s in ("ingress", "deliver", "rejected", "receipts", "audit", "state")
     }
-    assert {p.name for p in after.principals} - {p.name for p in before.principals} == {"puente-us"}
+    assert {p.name for p in after.principals} - {p.name for p in before.principals} == {
+        "puente-us",
+        "puente-node-us",
+    }
 
 
 def test_acls_sort_stably() -> None:
