@@ -81,6 +81,10 @@ class Tenant:
     def service(self, name: str) -> Credential:
         return self.secrets.require(self.naming.service_principal(name))
 
+    def node(self, code: str) -> Credential:
+        """Member ``code``'s node principal."""
+        return self.secrets.require(self.naming.node_principal(code))
+
 
 @dataclass
 class KafkaHarness:

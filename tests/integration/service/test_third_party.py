@@ -55,7 +55,7 @@ async def test_raw_deliveries_verify_outside_puente_and_kafka_tools_read_them(
         gen.scenario("dual-national-arrest", origin="MX", nationalities=(RECIPIENT, "HN"))
         for _ in range(3)
     ]
-    async with running(dep.service()):
+    async with running(dep.nodes("MX")):
         await publish(dep, "MX", [encoded(dep, n) for n in notices])
         topic = dep.tenant.topic(DELIVER, RECIPIENT)
         on_kafka = await read_topic(dep, topic, RECIPIENT, expect=3, timeout_s=120)
