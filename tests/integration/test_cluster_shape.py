@@ -283,9 +283,9 @@ async def test_producers_use_acks_all_and_idempotence(tenant: Tenant) -> None:
         assert p._txn_manager.producer_id >= 0  # the brokers assigned a producer id
     finally:
         await p.stop()
-    # The policy service reads ingress; a read_committed consumer as that service sees the record.
-    svc = tenant.service("policy")
-    group = f"{tenant.naming.service_group('policy')}.shape"
+    # MX's node reads MX's ingress; a read_committed consumer as that node sees the record.
+    svc = tenant.node("MX")
+    group = f"{tenant.naming.node_group('MX')}.shape"
     c = consumer(tenant.endpoint, svc, topic, group_id=group)
     await start(c, tenant.endpoint, svc)
     try:

@@ -111,7 +111,8 @@ def _notices(dep: Deployment, n: int) -> dict[str, list[tuple[bytes, bytes]]]:
         name = "puente.CaseNotice" if "crime_types" in base else "puente.ConsularNotification"
         record = now_stamped(Notice(name, base))
         record["notice_id"] = str(uuid.UUID(int=random.getrandbits(128), version=4))
-        out[origin].append((record["notice_id"].encode(), encode(dep.registry, name, record)))
+        sealed = dep.seal(origin, encode(dep.registry, name, record))  # as its agencies do
+        out[origin].append((record["notice_id"].encode(), sealed))
     return out
 
 
