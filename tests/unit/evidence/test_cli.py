@@ -71,8 +71,8 @@ def test_keys_and_trust_list(tmp_path: Path) -> None:
     assert e_old.valid_until is not None and e_old.revoked_since is not None
     current = store.current("service:policy", usage=Usage.DELIVERY, at=tl2.issued_at + 1)
     assert current.key_id != old.key_id
-    out = runner.invoke(keys_app, ["trust-list", "show", "--anchor", str(mx_vkey), "--dir", d])
-    assert out.exit_code == 1  # a member key is no trust anchor
+    shown = runner.invoke(keys_app, ["trust-list", "show", "--anchor", str(mx_vkey), "--dir", d])
+    assert shown.exit_code == 1  # a member key is no trust anchor
     listing = ok(keys_app, "list", "--dir", d)
     assert old.key_id in listing
 
