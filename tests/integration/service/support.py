@@ -126,8 +126,9 @@ def now_stamped(notice: Notice, now: dt.datetime | None = None) -> dict[str, Any
 
 async def publish(
     dep: Deployment, origin: str, values: Iterable[tuple[bytes, bytes | None]]
-) -> int:
-    """Produce (key, value) pairs to ``origin``'s ingress topic as ``origin``; returns the count."""
+) -> list[tuple[int, int]]:
+    """Produce (key, value) pairs to ``origin``'s ingress topic as ``origin``; returns where each
+    landed, as (partition, offset) in the order given."""
     cred = dep.tenant.member(origin)
     p = producer(dep.tenant.endpoint, cred, linger_ms=5)
     await start(p, dep.tenant.endpoint, cred)
