@@ -29,9 +29,9 @@ from puente.kafka.broker_config import (
     render_properties,
 )
 from puente.kafka.clients import consumer, producer, start
+from puente.kafka.clusterinfo import ClusterInfo
 from puente.kafka.connection import KafkaEndpoint
 from puente.kafka.local import (
-    ClusterInfo,
     LocalCluster,
     java_argfile,
     kafka_coordinates,

@@ -9,12 +9,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from puente.config import Settings
 from puente.kafka.broker_config import BROKER_USER
-from puente.kafka.local import LocalCluster, LocalKafkaError
+from puente.kafka.clusterinfo import LocalKafkaError
+from puente.kafka.local import LocalCluster
 from puente.maven import MavenError, fetch_jars
 from puente.secrets import SecretStore
 from tests.harness import free_base_port
@@ -74,10 +76,10 @@ def test_no_password_on_any_command_line(
     local user can read in /proc/<pid>/cmdline."""
     started: list[list[str]] = []
 
-    class Recording(subprocess.Popen):  # type: ignore[type-arg]
-        def __init__(self, args: list[str], *rest: object, **kwargs: object) -> None:
+    class Recording(subprocess.Popen[Any]):
+        def __init__(self, args: list[str], *rest: Any, **kwargs: Any) -> None:
             started.append([str(a) for a in args])
-            super().__init__(args, *rest, **kwargs)  # type: ignore[arg-type]
+            super().__init__(args, *rest, **kwargs)
 
     monkeypatch.setattr(subprocess, "Popen", Recording)
     info = cluster.up()
