@@ -19,7 +19,7 @@ from puente.kafka.clusterinfo import LocalKafkaError
 from puente.kafka.local import LocalCluster
 from puente.maven import MavenError, fetch_jars
 from puente.secrets import SecretStore
-from tests.harness import free_base_port
+from tests.harness import free_base_port, settings_with
 
 pytestmark = pytest.mark.kafka
 REPO = Path(__file__).resolve().parents[2]
@@ -28,10 +28,10 @@ BOUND_S = 180.0  # no fault may take longer than this to report (never a hang)
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
+    return settings_with(
         state_dir=tmp_path / "state",
         cache_dir=Settings().cache_dir,
-        local={"client_port": free_base_port(), "start_timeout_s": 60},  # type: ignore[arg-type]
+        local={"client_port": free_base_port(), "start_timeout_s": 60},
     )
 
 
