@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from puente.app.commands.audit import audit_app
@@ -26,8 +27,8 @@ from .conftest import T0, World
 runner = CliRunner()
 
 
-def ok(app: object, *args: str) -> str:
-    res = runner.invoke(app, list(args))  # type: ignore[arg-type]
+def ok(app: typer.Typer, *args: str) -> str:
+    res = runner.invoke(app, list(args))
     assert res.exit_code == 0, res.output + repr(res.exception)
     return res.output
 
