@@ -36,6 +36,15 @@ from puente.secrets import Credential, SecretStore
 from puente.topics import Naming, TopicKind
 
 
+def settings_with(**values: object) -> Settings:
+    """Settings as a Puente process reads them, with ``values`` on top. A section given as a dict
+    (``kafka={...}``, ``local={...}``) is merged with that section's values from the environment
+    (``PUENTE_KAFKA__SECURITY_PROTOCOL``, ...) and the config file, as pydantic-settings does."""
+    # pydantic-settings validates (and merges) a dict for a nested section; the __init__ signature
+    # pydantic declares for type checkers admits only the section's model.
+    return Settings(**values)  # type: ignore[arg-type]
+
+
 def free_base_port(span: int = 30) -> int:
     """A base port with ``span`` free ports after it (loopback)."""
     for _ in range(200):
@@ -118,7 +127,7 @@ class KafkaHarness:
             },
         }
         values |= overrides
-        return Settings(**values)  # type: ignore[arg-type]
+        return settings_with(**values)
 
 
 @contextmanager
@@ -139,12 +148,12 @@ def kafka_harness(brokers: int = 1) -> Iterator[KafkaHarness]:
             with _testcontainers_kafka(workdir) as harness:
                 yield harness
         else:
-            settings = Settings(
+            local = settings_with(
                 state_dir=workdir,
                 cache_dir=Settings().cache_dir,
-                local={"client_port": free_base_port(10 * brokers)},  # type: ignore[arg-type]
+                local={"client_port": free_base_port(10 * brokers)},
             )
-            cluster = LocalCluster(settings, brokers=brokers)
+            cluster = LocalCluster(local, brokers=brokers)
             info = cluster.up()
             try:
                 yield KafkaHarness(

@@ -211,7 +211,10 @@ def _k8s_sources(tmp: Path) -> tuple[dict[str, dict[str, str]], dict[str, dict[s
 def _write(
     root: Path, files: dict[str, str], items: list[dict[str, Any]] | None, mode: int
 ) -> None:
-    for item in items if items is not None else [{"key": x, "path": x} for x in files]:
+    entries: list[dict[str, Any]] = (
+        [{"key": x, "path": x} for x in files] if items is None else items
+    )
+    for item in entries:
         path = root / item["path"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(files[item["key"]])  # KeyError: the manifest names a key nobody makes
