@@ -46,9 +46,12 @@ def settings_with(**values: object) -> Settings:
 
 
 def free_base_port(span: int = 30) -> int:
-    """A base port with ``span`` free ports after it (loopback)."""
+    """A base port with ``span`` free ports after it (loopback), below the kernel's ephemeral
+    range: outgoing connections (every Kafka client) take ports from that range, and one could
+    take a broker's port between this check and the broker binding it."""
+    low, high = 20000, min(60000, _ephemeral_start()) - span
     for _ in range(200):
-        base = random.randrange(20000, 60000 - span)
+        base = random.randrange(low, high)
         ok = True
         for port in range(base, base + span):
             with socket.socket() as s:
@@ -60,6 +63,14 @@ def free_base_port(span: int = 30) -> int:
         if ok:
             return base
     raise RuntimeError("no free port range on loopback")
+
+
+def _ephemeral_start() -> int:
+    """The first port of the kernel's ephemeral range (Linux; 32768 where it cannot be read)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def docker_available() -> bool:
