@@ -31,6 +31,48 @@ class AuditDecision(StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True)
+class DeliveryDeadlines:
+    """The clocks a consular delivery runs under (Avro ``DeliveryDeadlines``, times in Unix ms):
+    by when the recipient must receive it and acknowledge it. Recorded in the delivery's audit
+    record, so the signed log proves which clock each recipient was held to."""
+
+    type: str  # <notice type>/<event>, e.g. ConsularNotification/DEATH
+    receive_by: int | None = None
+    acknowledge_by: int | None = None
+    deadline_ids: tuple[str, ...] = ()
+    legal_bases: tuple[str, ...] = ()
+
+    def to_avro(self) -> dict[str, Any]:
+        """The record as the Avro codec takes it."""
+        return {
+            "type": self.type,
+            "receive_by": _opt_datetime(self.receive_by),
+            "acknowledge_by": _opt_datetime(self.acknowledge_by),
+            "deadline_ids": list(self.deadline_ids),
+            "legal_bases": list(self.legal_bases),
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> DeliveryDeadlines:
+        """The inverse of :meth:`to_avro`."""
+        return cls(
+            type=d["type"],
+            receive_by=_opt_ms(d["receive_by"]),
+            acknowledge_by=_opt_ms(d["acknowledge_by"]),
+            deadline_ids=tuple(d["deadline_ids"]),
+            legal_bases=tuple(d["legal_bases"]),
+        )
+
+
+def _opt_datetime(ms: int | None) -> Any:
+    return None if ms is None else to_datetime(ms)
+
+
+def _opt_ms(value: Any) -> int | None:
+    return None if value is None else from_datetime(value)
+
+
+@dataclass(frozen=True, kw_only=True)
 class AuditRecord(AvroRecord):
     """One audit-log record. Position fields (``log_id``, ``leaf_index``,
     ``previous_leaf_hash``) are filled by :meth:`puente.evidence.log.AuditLog.append_record`."""
@@ -57,6 +99,7 @@ class AuditRecord(AvroRecord):
     delivery_digest: bytes | None = None
     floor_digest: bytes | None = None
     policy_digest: bytes | None = None
+    deadlines: DeliveryDeadlines | None = None
     log_id: str = ""
     leaf_index: int = -1
     previous_leaf_hash: bytes | None = None
@@ -83,6 +126,8 @@ class AuditRecord(AvroRecord):
             raise MalformedError("a REJECTED record has no recipient")
         if self.decision is not AuditDecision.REJECTED and self.recipient is None:
             raise MalformedError(f"a {self.decision.value} record names its recipient")
+        if self.deadlines is not None and not sent:
+            raise MalformedError("only a DELIVERED or TRANSFORMED record has deadlines")
 
     def to_avro(self) -> dict[str, Any]:
         """The record as the Avro codec takes it."""
@@ -110,6 +155,7 @@ class AuditRecord(AvroRecord):
             "delivery_digest": self.delivery_digest,
             "floor_digest": self.floor_digest,
             "policy_digest": self.policy_digest,
+            "deadlines": None if self.deadlines is None else self.deadlines.to_avro(),
         }
 
     @classmethod
@@ -139,4 +185,7 @@ class AuditRecord(AvroRecord):
             delivery_digest=d["delivery_digest"],
             floor_digest=d.get("floor_digest"),
             policy_digest=d.get("policy_digest"),
+            deadlines=None
+            if d.get("deadlines") is None
+            else DeliveryDeadlines.from_avro(d["deadlines"]),
         )

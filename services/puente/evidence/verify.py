@@ -20,8 +20,7 @@ from typing import Literal
 
 from puente.codec.errors import DecodeError
 from puente.codec.registry import Registry
-from puente.codec.wire import decode, header_fingerprint
-from puente.evidence._time import from_datetime
+from puente.codec.wire import header_fingerprint
 from puente.evidence.checkpoint import Checkpoint
 from puente.evidence.delivery import (
     BATCH_ORIGIN_PREFIX,
@@ -43,11 +42,13 @@ from puente.evidence.log import audit_log_state
 from puente.evidence.merkle.hasher import leaf_hash
 from puente.evidence.merkle.proof import verify_inclusion
 from puente.evidence.note import Note
+from puente.evidence.overdue import OVERDUE_CONTEXT, OverdueReport, SignedOverdueReport
+from puente.evidence.receipt import DELIVERY_RECEIPT as DELIVERY_RECEIPT  # its home: receipt.py
+from puente.evidence.receipt import Receipt
 from puente.evidence.seal import open_delivery
 from puente.evidence.trust import KeyEntry, TrustList, Usage, member_holder, node_holder
 
 RECEIPT_CONTEXT = b"puente/delivery-receipt/v1\x00"
-DELIVERY_RECEIPT = "puente.DeliveryReceipt"
 SERVICE_HOLDER_PREFIX = "service:"
 _NOTE_CACHE = 4096
 
@@ -277,22 +278,52 @@ class Verifier:
         """Verify a member's signature over a ``puente.DeliveryReceipt`` (single-object bytes).
 
         The key must belong to the receipt's recipient state, have usage ``receipt`` and be
-        valid at the receipt's ``received_at``.
-        """
+        valid at the receipt's own time (:attr:`Receipt.time`: the acknowledgment time on an
+        acknowledgment, ``received_at`` on a machine receipt)."""
+        return self.verify_signed_receipt(receipt, key_id=key_id, signature=signature)[1]
+
+    def verify_signed_receipt(
+        self, receipt: bytes, *, key_id: str, signature: bytes
+    ) -> tuple[Receipt, KeyEntry]:
+        """:meth:`verify_receipt`, returning the decoded receipt with the key that signed it.
+        Raises ``RECEIPT_MALFORMED`` (not a DeliveryReceipt), ``SIGNATURE_INVALID`` or a
+        ``KEY_*`` reason (unknown key, another holder than ``member:<recipient>``, not valid
+        at the receipt's time, not a receipt key)."""
         try:
-            rec = decode(self._registry, receipt, reader=DELIVERY_RECEIPT)
-        except DecodeError as exc:
+            rec = Receipt.decode(self._registry, receipt)
+        except (DecodeError, MalformedError, ValueError, KeyError) as exc:
             raise MalformedError(
                 f"not a delivery receipt: {exc}", reason="RECEIPT_MALFORMED"
             ) from None
         entry = self.trust_list.entry(key_id)
         entry.key.verify(signature, RECEIPT_CONTEXT + receipt)
-        return self.trust_list.check(
+        entry = self.trust_list.check(
             entry,
-            at=from_datetime(rec["received_at"]),
+            at=rec.time,
             usage=Usage.RECEIPT,
-            holders=[member_holder(rec["recipient"])],
+            holders=[member_holder(rec.recipient)],
         )
+        return rec, entry
+
+    # --- overdue reports --------------------------------------------------------------------
+
+    def verify_overdue_report(self, data: bytes) -> OverdueReport:
+        """Verify a ``puente.SignedOverdueReport``: the origin's node key (``node:<origin>``,
+        usage ``delivery``: what a node sends) signed the report, valid at its
+        ``reported_at``. Returns the report; raises ``OVERDUE_REPORT_MALFORMED``,
+        ``SIGNATURE_INVALID`` or a ``KEY_*`` reason."""
+        try:
+            signed = SignedOverdueReport.decode(self._registry, data)
+            report = OverdueReport.decode(self._registry, signed.report)
+        except (DecodeError, MalformedError, ValueError, KeyError) as exc:
+            raise MalformedError(
+                f"not a signed overdue report: {exc}", reason="OVERDUE_REPORT_MALFORMED"
+            ) from None
+        entry = self.trust_list.entry(signed.key_id)
+        entry.key.verify(signed.signature, OVERDUE_CONTEXT + signed.report)
+        self.trust_list.check(entry, at=report.reported_at, usage=Usage.DELIVERY)
+        check_evidence_signer(entry, state=report.origin, allow_service=False)
+        return report
 
 
 def open_verified(verified: VerifiedDelivery, keys: KeyRing) -> bytes:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 RULE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
 REASON = r"^[A-Z][A-Z0-9_]{2,63}$"
 STATE = r"^[A-Z]{2}$"
+DURATION = r"^[1-9][0-9]{0,4}[mhd]$"  # minutes, hours or days: 90m, 72h, 7d
 ALL = "ALL"
 
 
@@ -99,6 +100,38 @@ class Acceptance(_Strict):
     legal_basis: str = ""
 
 
+class DeadlineAnchor(StrEnum):
+    """A time in the notice that caps a deadline."""
+
+    DEPARTURE = "departure"  # a return's first scheduled departure (return_details.itinerary)
+
+
+class StateDeadline(_Strict):
+    """A state's own deadline: it shortens the regional one for the notices the state sends."""
+
+    id: str = Field(pattern=RULE_ID)
+    description: str = ""
+    type: str
+    events: tuple[str, ...] = Field(
+        default=(), description="the notice type's events it covers; none: every event"
+    )
+    receive: str | None = Field(
+        default=None, pattern=DURATION, description="time to receive (a signed machine receipt)"
+    )
+    acknowledge: str | None = Field(
+        default=None, pattern=DURATION, description="time to acknowledge (a consular officer)"
+    )
+    legal_basis: str = ""
+
+
+class Deadline(StateDeadline):
+    """A regional deadline: how long the recipient has to receive and to acknowledge a notice
+    of this type and event, counted from the decision, and the time in the notice that caps
+    both (``before``), if any."""
+
+    before: DeadlineAnchor | None = None
+
+
 class StateFile(_Strict):
     """policies/states/CC.yaml."""
 
@@ -108,6 +141,7 @@ class StateFile(_Strict):
     mandatory_consular_notification: tuple[str, ...] = ()
     accepts: tuple[Acceptance, ...] = ()
     rules: tuple[Rule, ...] = ()
+    deadlines: tuple[StateDeadline, ...] = ()
 
 
 class Group(_Strict):
@@ -136,3 +170,4 @@ class RegionalFile(_Strict):
     purposes: Purposes
     floor: tuple[FloorEntry, ...]
     rules: tuple[Rule, ...] = ()
+    deadlines: tuple[Deadline, ...] = ()

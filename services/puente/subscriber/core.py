@@ -36,14 +36,10 @@ from puente.errors import PuenteError
 from puente.evidence.enckeys import KeyRing
 from puente.evidence.errors import TrustListError
 from puente.evidence.keys import SigningKey
+from puente.evidence.receipt import DELIVERY_RECEIPT
 from puente.evidence.trust import member_holder
 from puente.evidence.trustsource import Fetch, TrustTracker, follow
-from puente.evidence.verify import (
-    DELIVERY_RECEIPT,
-    VerifiedDelivery,
-    open_verified,
-    sign_receipt,
-)
+from puente.evidence.verify import VerifiedDelivery, open_verified, sign_receipt
 from puente.kafka.clients import consumer, producer, start
 from puente.kafka.connection import KafkaEndpoint
 from puente.logs import get_logger
