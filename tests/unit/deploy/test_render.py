@@ -40,18 +40,25 @@ def _policies_with(tmp_path: Path, extra: str) -> Path:
 
 
 def test_a_new_member_changes_exactly_its_resources(tmp_path: Path) -> None:
-    """Adding a member to members.yaml adds its topics, user and policy item, nothing else."""
+    """Adding a member to members.yaml adds its topics, users, node and policy item, nothing
+    else."""
     before = rendered()
     after = rendered(_policies_with(tmp_path, "ZZ"))
-    assert set(before) == set(after)
+    assert set(after) - set(before) == {K8S_DIR / "30-node-zz.yaml"}  # ZZ's own node
+    assert set(before) <= set(after)
     changed = {p for p in before if before[p] != after[p]}
+    # Every Puente pod mounts the policies ConfigMap with an item per state (states/ZZ.yaml).
+    pods = {p for p in before if p.name.startswith("30-node-")} | {K8S_DIR / "31-gateway.yaml"}
     assert changed == {
-        COMPOSE_DIR / "compose.yaml",  # the provisioning job mounts ZZ's credential
+        COMPOSE_DIR / "compose.yaml",  # ZZ's node; the provisioning job mounts its credentials
         K8S_DIR / "20-topics.yaml",
         K8S_DIR / "21-users.yaml",
-        K8S_DIR / "30-policy-service.yaml",  # the policies ConfigMap item states/ZZ.yaml
-        K8S_DIR / "31-gateway.yaml",
+        K8S_DIR / "kustomization.yaml",  # lists 30-node-zz.yaml
+        *pods,
     }
+    for path in pods:
+        removed = set(before[path].splitlines()) - set(after[path].splitlines())
+        assert not removed, path  # only lines added
     topics = [d for d in yaml.safe_load_all(after[K8S_DIR / "20-topics.yaml"]) if d]
     new = {d["spec"]["topicName"] for d in topics} - {
         d["spec"]["topicName"] for d in yaml.safe_load_all(before[K8S_DIR / "20-topics.yaml"]) if d
@@ -62,7 +69,9 @@ def test_a_new_member_changes_exactly_its_resources(tmp_path: Path) -> None:
     users = [
         d["metadata"]["name"] for d in yaml.safe_load_all(after[K8S_DIR / "21-users.yaml"]) if d
     ]
-    assert "puente-zz" in users
+    assert {"puente-zz", "puente-node-zz"} <= set(users)
+    compose = yaml.safe_load(after[COMPOSE_DIR / "compose.yaml"])
+    assert compose["services"]["node-zz"]["command"][-2:] == ["--as", "ZZ"]
 
 
 def test_drift_is_reported(tmp_path: Path) -> None:
