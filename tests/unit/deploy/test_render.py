@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -135,3 +136,35 @@ def test_compose_secrets_command_keeps_existing_files(tmp_path: Path, owner: str
     assert (target / "admin.json").is_file()
     second = runner.invoke(app, args)
     assert "0 secret file(s) created" in second.output
+
+
+def _rendered_environments() -> dict[str, dict[str, str]]:
+    """Every container's environment in the committed Compose file and Deployments."""
+    compose = yaml.safe_load((REPO / COMPOSE_DIR / "compose.yaml").read_text())
+    out = {f"compose/{n}": s.get("environment", {}) for n, s in compose["services"].items()}
+    for path in sorted((REPO / K8S_DIR).glob("3*.yaml")):
+        for d in yaml.safe_load_all(path.read_text()):
+            if d and d["kind"] == "Deployment":
+                pod = d["spec"]["template"]["spec"]
+                for c in [*pod.get("initContainers", []), *pod["containers"]]:
+                    env = {e["name"]: e["value"] for e in c.get("env", [])}
+                    out[f"k8s/{d['metadata']['name']}/{c['name']}"] = env
+    return out
+
+
+def test_every_variable_a_render_sets_is_a_setting() -> None:
+    """A misspelt PUENTE_ variable would be ignored silently (pydantic-settings drops unknown
+    names): each one names a field of puente.config.Settings (or one of its short aliases)."""
+    from pydantic import BaseModel
+
+    from puente.config import _SHORT_ALIASES, Settings
+
+    names = {n for env in _rendered_environments().values() for n in env if "PUENTE_" in n}
+    assert {"PUENTE_POLICY__KEYS_DIR", "PUENTE_POLICY__METRICS_HOST"} <= names
+    for name in names - set(_SHORT_ALIASES):
+        model: Any = Settings
+        for part in name.removeprefix("PUENTE_").lower().split("__"):
+            assert model is not None and part in model.model_fields, name
+            annotation = model.model_fields[part].annotation
+            nested = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            model = annotation if nested else None
