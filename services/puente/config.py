@@ -229,6 +229,24 @@ class GatewaySettings(BaseModel):
     require_signed_receipts: bool = False
 
 
+class ReceiptsSettings(BaseModel):
+    """How a state's receipt tracker runs (``puente serve receipts``; ``PUENTE_RECEIPTS__*``)."""
+
+    poll_s: float = Field(
+        default=0.2, gt=0, le=5, description="longest wait for input (bounds an escalation's delay)"
+    )
+    max_batch: int = Field(default=2000, ge=1, description="records read per turn")
+    clock_scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="run the tracker's clock this many times faster than real time (demos: a "
+        "24-hour deadline passes in seconds); 1 in production",
+    )
+    metrics_port: int = Field(default=9465, ge=0, description="Prometheus port; 0 = off")
+    metrics_host: str = Field(default="127.0.0.1", description="address the metrics bind")
+    trust_refresh_s: float = Field(default=10.0, gt=0, description="trust-list refresh period")
+
+
 class Settings(BaseSettings):
     """Every setting a Puente process reads."""
 
@@ -252,6 +270,7 @@ class Settings(BaseSettings):
     local: LocalBrokerSettings = Field(default_factory=LocalBrokerSettings)
     policy: PolicyServiceSettings = Field(default_factory=PolicyServiceSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    receipts: ReceiptsSettings = Field(default_factory=ReceiptsSettings)
 
     @property
     def keys_dir(self) -> Path:

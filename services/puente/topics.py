@@ -53,7 +53,13 @@ REJECTED = TopicKind(
     "rejected", Scope.MEMBER, 30 * DAY_MS, description="a member's refused notices, with reasons"
 )
 RECEIPTS = TopicKind(
-    "receipts", Scope.MEMBER, 3 * 365 * DAY_MS, description="a member's signed delivery receipts"
+    "receipts",
+    Scope.MEMBER,
+    3 * 365 * DAY_MS,
+    description="a member's signed delivery receipts and acknowledgments",
+    # The broker stamps each receipt's arrival: the receipt tracker judges deadlines by that
+    # time, which the recipient cannot set (docs/receipts.md).
+    extra={"message.timestamp.type": "LogAppendTime"},
 )
 AUDIT = TopicKind(
     "audit",
@@ -70,6 +76,39 @@ STATE = TopicKind(
     # Compaction cleans closed segments only: roll them hourly (or at 64 MiB) so that a take-over
     # reads the live keys and about an hour of writes, not a week of superseded log states.
     extra={"segment.ms": str(60 * 60 * 1000), "segment.bytes": str(64 * 1024 * 1024)},
+)
+# The receipt tracker's tracks: compacted (the newest state of each delivery wins) and deleted
+# after TRACK_RETENTION_MS, so that a restart reads a bounded topic (docs/receipts.md).
+TRACK_RETENTION_MS = 400 * DAY_MS
+_TRACKS = {
+    "cleanup.policy": "compact,delete",
+    "segment.ms": str(60 * 60 * 1000),
+    "segment.bytes": str(64 * 1024 * 1024),
+}
+TRACKER = TopicKind(
+    "tracker",
+    Scope.MEMBER,
+    TRACK_RETENTION_MS,
+    compacted=True,
+    description="the receipt tracker's state of the deliveries a member's node sent "
+    "(ids, types, states, times)",
+    extra=_TRACKS,
+)
+DUE = TopicKind(
+    "due",
+    Scope.MEMBER,
+    TRACK_RETENTION_MS,
+    compacted=True,
+    description="the deliveries a member received and what is due from it, as their origins' "
+    "receipt trackers track them",
+    extra=_TRACKS,
+)
+OVERDUE = TopicKind(
+    "overdue",
+    Scope.MEMBER,
+    3 * 365 * DAY_MS,
+    description="signed overdue reports: escalations to a member as origin, reminders to it as "
+    "recipient",
 )
 CHECKPOINTS = TopicKind(
     "checkpoints", Scope.GLOBAL, FOREVER, description="signed C2SP checkpoints of every audit log"
@@ -102,6 +141,9 @@ ALL_KINDS: tuple[TopicKind, ...] = (
     RECEIPTS,
     AUDIT,
     STATE,
+    TRACKER,
+    DUE,
+    OVERDUE,
     CHECKPOINTS,
     TRUST,
     GATEWAY_TOKENS,
@@ -161,3 +203,14 @@ class Naming:
     def node_transactional_id_prefix(self, member: str) -> str:
         """The prefix of ``member``'s node's transactional ids (one per ingress partition)."""
         return f"{self.prefix}.node.{member}."
+
+    # --- each member state's receipt tracker ---------------------------------------------------
+
+    def tracker_principal(self, member: str) -> str:
+        """The Kafka principal of ``member``'s receipt tracker: ``<prefix>-tracker-cc``."""
+        return f"{self.prefix}-tracker-{member.lower()}"
+
+    def tracker_group(self, member: str) -> str:
+        """The consumer group (its committed positions) of ``member``'s receipt tracker, and
+        its transactional id: ``<prefix>.tracker.CC``."""
+        return f"{self.prefix}.tracker.{member}"

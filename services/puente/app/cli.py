@@ -25,7 +25,17 @@ app = typer.Typer(
 
 def _mount() -> None:
     from puente.app import demo
-    from puente.app.commands import audit, deploy, gateway, kafka, keys, policy, schemas, serve
+    from puente.app.commands import (
+        audit,
+        deploy,
+        gateway,
+        kafka,
+        keys,
+        policy,
+        receipts,
+        schemas,
+        serve,
+    )
     from puente.app.commands.publish import publish
     from puente.app.commands.subscribe import subscribe
     from puente.kafka import auditsource
@@ -37,6 +47,7 @@ def _mount() -> None:
     app.add_typer(audit.app, name="audit")
     auditsource.register()  # `puente audit verify kafka:` reads the live topics
     app.add_typer(serve.app, name="serve")
+    app.add_typer(receipts.app, name="receipts")
     app.add_typer(deploy.app, name="deploy")
     app.command(name="subscribe")(subscribe)
     app.command(name="publish")(publish)

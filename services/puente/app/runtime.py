@@ -25,6 +25,8 @@ from puente.kafka.connection import KafkaEndpoint, admin_credential, credential,
 from puente.kafka.trustfeed import TrustTopicReader
 from puente.members import load_members
 from puente.policy.store import PolicyStore
+from puente.receipts.clock import Clock, clock
+from puente.receipts.tracker import ReceiptTracker, TrackerConfig
 from puente.secrets import Credential
 from puente.service.nodekeys import StoreKeys
 from puente.service.secret import pseudonym_secret
@@ -82,6 +84,10 @@ class Runtime:
     def node_credential(self, member: str) -> Credential:
         """Member state ``member``'s node principal."""
         return self.credential(self.naming.node_principal(member))
+
+    def tracker_credential(self, member: str) -> Credential:
+        """Member state ``member``'s receipt tracker principal."""
+        return self.credential(self.naming.tracker_principal(member))
 
     def admin_credential(self) -> Credential:
         """The cluster administrator (provisioning only)."""
@@ -194,3 +200,37 @@ class Runtime:
             instance=f"{instance}-{member}",
         )
         return node, topic
+
+    # --- the receipt trackers --------------------------------------------------------------
+
+    def tracker(
+        self, member: str, *, instance: str, clock_: Clock | None = None
+    ) -> tuple[ReceiptTracker, TrustTopicReader]:
+        """Member ``member``'s receipt tracker, wired from the settings (its clock sped up by
+        ``receipts.clock_scale`` unless ``clock_`` is given), and the trust topic reader it
+        verifies receipts with (close it when the tracker stops). It signs overdue reports
+        with the state's node keys (:meth:`node_keys`)."""
+        cfg = self.settings.receipts
+        cred = self.tracker_credential(member)
+        tracker, topic, fetches = self.trust_tracker(cred)
+        return (
+            ReceiptTracker(
+                origin=member,
+                endpoint=self.endpoint,
+                credential=cred,
+                naming=self.naming,
+                registry=self.registry,
+                members=self.members,
+                keys=self.node_keys(member),
+                trust=tracker,
+                trust_sources=tuple(fetches),
+                clock=clock_ or clock(cfg.clock_scale),
+                config=TrackerConfig(
+                    poll_s=cfg.poll_s,
+                    max_batch=cfg.max_batch,
+                    trust_refresh_s=cfg.trust_refresh_s,
+                ),
+                instance=f"{instance}-{member}",
+            ),
+            topic,
+        )

@@ -16,6 +16,7 @@ class AvroRecord:
     """
 
     AVRO_NAME: ClassVar[str]
+    __slots__ = ()  # a subclass with slots keeps its instances small (the tracker's tracks)
 
     def to_avro(self) -> dict[str, Any]:
         """The record as the Avro codec takes it."""

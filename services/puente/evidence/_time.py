@@ -46,3 +46,13 @@ def to_datetime(ms: int) -> datetime:
 def from_datetime(value: datetime) -> int:
     """Unix milliseconds of an aware datetime (what the Avro codec gives for timestamps)."""
     return (value - _EPOCH) // timedelta(milliseconds=1)
+
+
+def to_datetime_or_none(ms: int | None) -> datetime | None:
+    """:func:`to_datetime` of an optional time (an Avro ``["null", timestamp-millis]``)."""
+    return None if ms is None else to_datetime(ms)
+
+
+def from_datetime_or_none(value: datetime | None) -> int | None:
+    """:func:`from_datetime` of an optional time."""
+    return None if value is None else from_datetime(value)

@@ -19,7 +19,12 @@ from typing import Any, ClassVar
 
 from puente.codec.registry import Registry
 from puente.evidence._avro import AvroRecord
-from puente.evidence._time import from_datetime, to_datetime
+from puente.evidence._time import (
+    from_datetime,
+    from_datetime_or_none,
+    to_datetime,
+    to_datetime_or_none,
+)
 from puente.evidence.keys import SigningKey
 
 OVERDUE_REPORT = "puente.OverdueReport"
@@ -81,7 +86,7 @@ class OverdueReport(AvroRecord):
             "missed": self.missed.value,
             "deadline": to_datetime(self.deadline),
             "decided_at": to_datetime(self.decided_at),
-            "received_at": None if self.received_at is None else to_datetime(self.received_at),
+            "received_at": to_datetime_or_none(self.received_at),
             "reported_at": to_datetime(self.reported_at),
             "deadline_ids": list(self.deadline_ids),
             "legal_bases": list(self.legal_bases),
@@ -92,7 +97,6 @@ class OverdueReport(AvroRecord):
     @classmethod
     def from_avro(cls, d: dict[str, Any]) -> OverdueReport:
         """The inverse of :meth:`to_avro`."""
-        received = d["received_at"]
         return cls(
             report_id=d["report_id"],
             kind=OverdueKind(d["kind"]),
@@ -106,7 +110,7 @@ class OverdueReport(AvroRecord):
             missed=MissedDeadline(d["missed"]),
             deadline=from_datetime(d["deadline"]),
             decided_at=from_datetime(d["decided_at"]),
-            received_at=None if received is None else from_datetime(received),
+            received_at=from_datetime_or_none(d["received_at"]),
             reported_at=from_datetime(d["reported_at"]),
             deadline_ids=tuple(d["deadline_ids"]),
             legal_bases=tuple(d["legal_bases"]),

@@ -143,9 +143,10 @@ def receipt_problems(record: dict[str, Any] | Receipt) -> list[tuple[str, str]]:
     as the codec or the JSON converter give it) or a :class:`Receipt`.
 
     The rules: the recipient is a state code; the digest is 64 lowercase hex digits; ids are
-    UUIDs; an acknowledgment that DECLINES gives a reason from :data:`DECLINE_REASONS`, one
-    that ACKNOWLEDGES gives none; a case reference is 1-64 characters of letters, digits and
-    ``. _ / -`` (an id, never a name); the officer cannot answer before the delivery arrived.
+    UUIDs; an acknowledgment answers a VERIFIED delivery; one that DECLINES gives a reason from
+    :data:`DECLINE_REASONS`, one that ACKNOWLEDGES gives none; a case reference is 1-64
+    characters of letters, digits and ``. _ / -`` (an id, never a name); the officer cannot
+    answer before the delivery arrived.
     """
     rec = record if isinstance(record, Receipt) else Receipt.from_avro(record)
     out: list[tuple[str, str]] = []
@@ -159,6 +160,8 @@ def receipt_problems(record: dict[str, Any] | Receipt) -> list[tuple[str, str]]:
     ack = rec.acknowledgment
     if ack is None:
         return out
+    if rec.status is not ReceiptStatus.VERIFIED:
+        out.append(("status", "an acknowledgment answers a delivery that verified (VERIFIED)"))
     if ack.decision is AcknowledgmentDecision.DECLINED:
         if ack.reason_code not in DECLINE_REASONS:
             out.append(

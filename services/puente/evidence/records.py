@@ -12,7 +12,12 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from puente.evidence._avro import AvroRecord
-from puente.evidence._time import from_datetime, to_datetime
+from puente.evidence._time import (
+    from_datetime,
+    from_datetime_or_none,
+    to_datetime,
+    to_datetime_or_none,
+)
 from puente.evidence.errors import MalformedError
 
 AUDIT_RECORD = "puente.AuditRecord"
@@ -46,8 +51,8 @@ class DeliveryDeadlines:
         """The record as the Avro codec takes it."""
         return {
             "type": self.type,
-            "receive_by": _opt_datetime(self.receive_by),
-            "acknowledge_by": _opt_datetime(self.acknowledge_by),
+            "receive_by": to_datetime_or_none(self.receive_by),
+            "acknowledge_by": to_datetime_or_none(self.acknowledge_by),
             "deadline_ids": list(self.deadline_ids),
             "legal_bases": list(self.legal_bases),
         }
@@ -57,19 +62,11 @@ class DeliveryDeadlines:
         """The inverse of :meth:`to_avro`."""
         return cls(
             type=d["type"],
-            receive_by=_opt_ms(d["receive_by"]),
-            acknowledge_by=_opt_ms(d["acknowledge_by"]),
+            receive_by=from_datetime_or_none(d["receive_by"]),
+            acknowledge_by=from_datetime_or_none(d["acknowledge_by"]),
             deadline_ids=tuple(d["deadline_ids"]),
             legal_bases=tuple(d["legal_bases"]),
         )
-
-
-def _opt_datetime(ms: int | None) -> Any:
-    return None if ms is None else to_datetime(ms)
-
-
-def _opt_ms(value: Any) -> int | None:
-    return None if value is None else from_datetime(value)
 
 
 @dataclass(frozen=True, kw_only=True)

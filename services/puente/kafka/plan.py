@@ -6,11 +6,17 @@ cluster; deploy/k8s renders the same plan as Strimzi KafkaTopic and KafkaUser re
 Member state CC (principal ``<prefix>-cc``) may:
 - write its own ingress and receipts topics;
 - read its own deliver and rejected topics, with consumer groups under ``<prefix>.CC.``;
+- read what the receipt trackers say about its pairs: ``tracker.CC`` (what it sent), ``due.CC``
+  (what it received) and ``overdue.CC`` (escalations and reminders addressed to it);
 - read the checkpoints and trust topics (public evidence without personal data, needed to verify).
 CC's node (principal ``<prefix>-node-cc``) may read only ``ingress.CC``; write every state's
 deliver topic, its own ``rejected.CC``, ``audit.CC`` and ``state.CC`` (reading back the last
 two on take-over) and the checkpoints topic; read the trust topic; with consumer groups under
 ``<prefix>.node.CC`` and transactional ids under ``<prefix>.node.CC.`` (see ``node_acls``).
+CC's receipt tracker is a third principal, ``<prefix>-tracker-cc`` (see ``tracker_acls``): it
+reads ``audit.CC`` and every state's receipts topic, keeps its state in ``tracker.CC``, writes
+the recipients' ``due`` and everyone's ``overdue`` topics, under the group and transactional id
+``<prefix>.tracker.CC``.
 Services get what their role needs and nothing more (see ``SERVICE_GRANTS``).
 """
 
@@ -25,12 +31,15 @@ from puente.topics import (
     AUDIT,
     CHECKPOINTS,
     DELIVER,
+    DUE,
     GATEWAY_ANSWERS,
     GATEWAY_TOKENS,
     INGRESS,
+    OVERDUE,
     RECEIPTS,
     REJECTED,
     STATE,
+    TRACKER,
     TRUST,
     Naming,
     Scope,
@@ -110,13 +119,16 @@ _W = (Operation.WRITE, Operation.DESCRIBE)
 _RW = (Operation.READ, Operation.WRITE, Operation.DESCRIBE)
 
 SERVICE_GRANTS: dict[str, tuple[tuple[TopicKind, tuple[Operation, ...]], ...]] = {
-    # The gateway publishes for agencies that authenticated to it and reads their deliveries;
-    # its replicas share their tokens and first answers through its own two topics.
+    # The gateway publishes for agencies that authenticated to it and reads their deliveries
+    # and their pairs' receipt status; its replicas share their tokens and first answers
+    # through its own two topics.
     "gateway": (
         (INGRESS, _W),
         (RECEIPTS, _W),
         (DELIVER, _R),
         (REJECTED, _R),
+        (TRACKER, _R),
+        (DUE, _R),
         (CHECKPOINTS, _R),
         (TRUST, _R),
         (GATEWAY_TOKENS, _RW),
@@ -124,8 +136,6 @@ SERVICE_GRANTS: dict[str, tuple[tuple[TopicKind, tuple[Operation, ...]], ...]] =
     ),
     # Auditors replay the log; they never see payloads.
     "auditor": ((AUDIT, _R), (CHECKPOINTS, _R), (TRUST, _R)),
-    # The receipt tracker matches receipts against the decisions in the audit log.
-    "receipts": ((RECEIPTS, _R), (AUDIT, _R), (TRUST, _R)),
     # The operator publishes the signed trust list (and nothing else).
     "operator": ((TRUST, _RW),),
 }
@@ -145,7 +155,15 @@ def member_acls(naming: Naming, member: str) -> list[Acl]:
     """The least-privilege ACLs of one member state's principal."""
     p = naming.member_principal(member)
     acls = []
-    for kind, ops in ((INGRESS, _W), (RECEIPTS, _W), (DELIVER, _R), (REJECTED, _R)):
+    for kind, ops in (
+        (INGRESS, _W),
+        (RECEIPTS, _W),
+        (DELIVER, _R),
+        (REJECTED, _R),
+        (TRACKER, _R),
+        (DUE, _R),
+        (OVERDUE, _R),
+    ):
         topic = naming.topic(kind, member)
         acls += [Acl(p, Resource.TOPIC, topic, Pattern.LITERAL, op) for op in ops]
     for kind in (CHECKPOINTS, TRUST):
@@ -175,6 +193,32 @@ def node_acls(naming: Naming, member: str) -> list[Acl]:
     return acls
 
 
+def tracker_acls(naming: Naming, member: str) -> list[Acl]:
+    """The least-privilege ACLs of member ``member``'s receipt tracker principal.
+
+    Per state, like its node (one principal per state rather than one ``svc-receipts`` for
+    all): it reads only its own state's audit log, and what it writes as that state — its
+    tracks, the reports it signs with that state's node key — no other state's tracker can.
+    Receipts name no origin a topic could be chosen by, so it reads every state's receipts
+    topic (ids, digests and times; no personal data) and keeps only those of its deliveries."""
+    p = naming.tracker_principal(member)
+    acls = []
+    for kind, ops in ((AUDIT, _R), (TRACKER, _RW)):
+        topic = naming.topic(kind, member)
+        acls += [Acl(p, Resource.TOPIC, topic, Pattern.LITERAL, op) for op in ops]
+    acls += _topic_grants(p, naming, RECEIPTS, _R)  # every recipient's, present and future
+    acls += _topic_grants(p, naming, DUE, _W)  # its deliveries' state, for their recipients
+    acls += _topic_grants(p, naming, OVERDUE, _W)  # escalations and reminders
+    acls += _topic_grants(p, naming, TRUST, _R)
+    group = naming.tracker_group(member)
+    acls.append(Acl(p, Resource.GROUP, group, Pattern.LITERAL, Operation.READ))
+    acls += [
+        Acl(p, Resource.TRANSACTIONAL_ID, group, Pattern.LITERAL, op)
+        for op in (Operation.WRITE, Operation.DESCRIBE)
+    ]
+    return acls
+
+
 def service_acls(naming: Naming, service: str) -> list[Acl]:
     """The least-privilege ACLs of one service principal."""
     p = naming.service_principal(service)
@@ -199,6 +243,7 @@ def build_plan(
     min_isr = 2 if brokers >= 3 else None
     principals = [Principal(naming.member_principal(m), "member", m) for m in members]
     principals += [Principal(naming.node_principal(m), "node", m) for m in members]
+    principals += [Principal(naming.tracker_principal(m), "tracker", m) for m in members]
     principals += [Principal(naming.service_principal(s), s) for s in SERVICE_GRANTS]
     topics = []
     for kind in ALL_KINDS:
@@ -226,5 +271,6 @@ def build_plan(
             )
     acls = [a for m in members for a in member_acls(naming, m)]
     acls += [a for m in members for a in node_acls(naming, m)]
+    acls += [a for m in members for a in tracker_acls(naming, m)]
     acls += [a for s in SERVICE_GRANTS for a in service_acls(naming, s)]
     return Plan(tuple(principals), tuple(topics), tuple(sorted(set(acls))))

@@ -1,11 +1,12 @@
-"""Deadlines: "without delay" as a clock (policies/SEMANTICS.md, "Deadlines").
+"""Deadlines: "without delay" as a clock (policies/SEMANTICS.md §11, docs/receipts.md).
 
 The regional file sets, per notice type and event, how long a recipient state has to *receive* a
 delivery (its software verifies it and signs a machine receipt) and to *acknowledge* it (a
 consular officer takes the case or declines it), counted from the origin's decision, and
 optionally a time in the notice that caps both (a return's departure). A state's own file may
-shorten a deadline for the notices it sends, never lengthen it: the loader refuses a longer
-one, and :meth:`DeadlineTable.clocks` takes the shorter of the two whatever it is given.
+shorten a deadline for the notices it sends, never lengthen it nor start a clock the region
+does not run: the loader refuses either, and :meth:`DeadlineTable.deadlines` takes the shorter
+of the two whatever it is given.
 
 Pure: the table is built by the policy loader, asked by the node's processor for each delivery,
 and its answer is recorded in the delivery's audit record.
@@ -42,8 +43,8 @@ class DeadlineEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class Clocks:
-    """The deadlines of one delivery (Unix ms), and where they come from."""
+class Deadlines:
+    """The deadlines of one delivery (Unix ms), and the entries they come from."""
 
     type: str  # <notice type>/<event>, or the notice type when it has no event
     receive_by: int | None
@@ -68,21 +69,28 @@ class DeadlineTable:
     def __bool__(self) -> bool:
         return bool(self.regional)
 
-    def clocks(
+    def entry(self, notice_type: str, event: str) -> DeadlineEntry | None:
+        """The regional entry covering (``notice_type``, ``event``), if any."""
+        t = short_name(notice_type)
+        return self.regional.get((t, event)) or self.regional.get((t, ANY_EVENT))
+
+    def deadlines(
         self, notice_type: str, notice: Mapping[str, Any], origin: str, decided_at: int
-    ) -> Clocks | None:
+    ) -> Deadlines | None:
         """The deadlines of a delivery of ``notice`` (a decoded record of ``notice_type``)
         decided at ``decided_at`` by ``origin``'s node; None when no deadline applies."""
         t = short_name(notice_type)
-        event = notice.get("event")
-        event = event if isinstance(event, str) else ANY_EVENT
-        base = self.regional.get((t, event)) or self.regional.get((t, ANY_EVENT))
+        raw = notice.get("event")
+        event = raw if isinstance(raw, str) else ANY_EVENT
+        base = self.entry(t, event)
         if base is None:
             return None
         own = self.states.get((origin, t, event)) or self.states.get((origin, t, ANY_EVENT))
-        # A state shortens the region's clocks; it cannot start one the region does not run.
-        receive = _shorter(base.receive_ms, own.receive_ms if own else None, cap=True)
-        acknowledge = _shorter(base.acknowledge_ms, own.acknowledge_ms if own else None, cap=True)
+        # A state shortens the region's clocks; it cannot start one the region does not run
+        # (the departure, when the region caps by it, is a clock that always runs).
+        cap = not base.before_departure
+        receive = _shorter(base.receive_ms, own.receive_ms if own else None, cap=cap)
+        acknowledge = _shorter(base.acknowledge_ms, own.acknowledge_ms if own else None, cap=cap)
         receive_by = None if receive is None else decided_at + receive
         acknowledge_by = None if acknowledge is None else decided_at + acknowledge
         if base.before_departure:
@@ -91,7 +99,7 @@ class DeadlineTable:
                 receive_by = _shorter(receive_by, departure)
                 acknowledge_by = _shorter(acknowledge_by, departure)
         entries = (base,) if own is None else (base, own)
-        return Clocks(
+        return Deadlines(
             type=f"{t}/{event}" if event else t,
             receive_by=receive_by,
             acknowledge_by=acknowledge_by,

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from puente.notices import NOTICE_SHORT_NAMES
 from puente.policy.cel import Condition
+from puente.policy.deadlines import DeadlineTable
 from puente.policy.errors import (
     PolicyError,
     UnknownNoticeTypeError,
@@ -217,9 +218,11 @@ class PolicySet:
         files: tuple[str, ...],
         warnings: tuple[str, ...] = (),
         digests: Digests | None = None,
+        deadlines: DeadlineTable | None = None,
     ) -> None:
         self.version = version
         self.digests = digests or Digests(b"", {})
+        self.deadlines = deadlines if deadlines is not None else DeadlineTable()
         self.members = members
         self.groups = groups
         self.floor = floor

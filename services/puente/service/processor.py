@@ -40,7 +40,7 @@ from puente.evidence.enckeys import EncryptionPublicKey, KeyRing
 from puente.evidence.errors import SealError
 from puente.evidence.keys import SigningKey
 from puente.evidence.log import AuditLog, LogState
-from puente.evidence.records import AuditDecision
+from puente.evidence.records import AuditDecision, DeliveryDeadlines
 from puente.evidence.seal import open_notice, seal_delivery
 from puente.logs import get_logger
 from puente.policy.engine import RULE_ERROR, Decision, PolicySet
@@ -314,6 +314,7 @@ class PartitionProcessor:
         pending: list[_Pending],
     ) -> AuditDecision:
         delivered = False
+        deadlines = _deadlines(policy, valid, self.origin, now_ms)
         for d in decisions:
             if d.recipient == self.origin:
                 continue
@@ -343,11 +344,15 @@ class PartitionProcessor:
                     record["reason_code"] = ",".join(d.reasons)
                 else:
                     delivered = True
-                    self._deliver(rec, valid, d, original, now_ms, record, out, pending, to)
+                    self._deliver(
+                        rec, valid, d, original, now_ms, record, out, pending, to, deadlines
+                    )
                     continue
             if d.shared:
                 delivered = True
-                self._deliver(rec, valid, d, original, now_ms, record, out, pending, None)
+                self._deliver(
+                    rec, valid, d, original, now_ms, record, out, pending, None, deadlines
+                )
             else:
                 _, leaf = self.log.append_new(
                     self.registry, decision=AuditDecision.WITHHELD, **record
@@ -385,6 +390,7 @@ class PartitionProcessor:
         out: BatchOutput,
         pending: list[_Pending],
         to: EncryptionPublicKey | None,
+        deadlines: DeliveryDeadlines | None,
     ) -> None:
         assert d.payload is not None
         # Every payload is encoded from what the policy evaluated: the notice decoded into the
@@ -451,6 +457,7 @@ class PartitionProcessor:
             delivered_sha256=statement.payload_sha256,
             delivery_id=delivery_id,
             delivery_digest=digest,
+            deadlines=deadlines,
             **record,
         )
         out.audit.append(leaf)
@@ -617,6 +624,23 @@ class PartitionProcessor:
             },
         )
         return (notice_id or ident).encode(), value
+
+
+def _deadlines(
+    policy: PolicySet, valid: ValidNotice, origin: str, now_ms: int
+) -> DeliveryDeadlines | None:
+    """The clocks every delivery of ``valid`` runs under (policies/SEMANTICS.md §11), as its
+    audit record keeps them; None when no deadline applies (a case notice)."""
+    found = policy.deadlines.deadlines(valid.notice_type, valid.notice, origin, now_ms)
+    if found is None:
+        return None
+    return DeliveryDeadlines(
+        type=found.type,
+        receive_by=found.receive_by,
+        acknowledge_by=found.acknowledge_by,
+        deadline_ids=found.deadline_ids,
+        legal_bases=found.legal_bases,
+    )
 
 
 def _open_ingress(rec: IngressRecord, ring: KeyRing, origin: str) -> bytes:

@@ -1,29 +1,75 @@
 """``puente serve node --as CC``: run member state CC's node (or several states' nodes, or
-``--all`` of them for the embedded default, in one process)."""
+``--all`` of them for the embedded default, in one process); ``puente serve receipts --as CC``:
+its receipt tracker, the same way."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Protocol
 
 import typer
 
 from puente.app.runtime import Runtime
+from puente.kafka.trustfeed import TrustTopicReader
 
 app = typer.Typer(help="Run Puente's services.", no_args_is_help=True)
 
 
+class Runner(Protocol):
+    """A service that runs until ``stop`` is set (a node, a tracker)."""
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+MembersOption = Annotated[
+    list[str] | None,
+    typer.Option("--as", help="the member state whose node or tracker this is (repeatable)"),
+]
+AllOption = Annotated[
+    bool, typer.Option("--all", help="every member state's (the embedded default)")
+]
+
+
+def _states(runtime: Runtime, members: list[str] | None, all_members: bool) -> list[str]:
+    """The member states named by ``--as`` (or ``--all``), checked against the member list."""
+    codes = list(runtime.members) if all_members else [m.upper() for m in members or []]
+    if not codes:
+        raise typer.BadParameter("give --as CC (repeatable) or --all", param_hint="--as")
+    unknown = sorted(set(codes) - set(runtime.members))
+    if unknown:
+        raise typer.BadParameter(f"not member states: {', '.join(unknown)}", param_hint="--as")
+    return codes
+
+
+def _until_signalled(
+    codes: list[str], build: Callable[[str], tuple[Runner, TrustTopicReader]]
+) -> None:
+    """Run what ``build`` makes for each state (``run(stop)``, with the trust topic reader it
+    follows the trust list with) until SIGTERM or Ctrl-C."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with contextlib.AsyncExitStack() as stack:
+            runners = []
+            for code in codes:
+                runner, reader = build(code)
+                await stack.enter_async_context(reader)
+                runners.append(runner)
+            await asyncio.gather(*(r.run(stop) for r in runners))
+
+    asyncio.run(main())
+
+
 @app.command()
 def node(
-    members: Annotated[
-        list[str] | None,
-        typer.Option("--as", help="the member state whose node this is (repeatable)"),
-    ] = None,
-    all_members: Annotated[
-        bool, typer.Option("--all", help="host every member state's node (embedded default)")
-    ] = False,
+    members: MembersOption = None,
+    all_members: AllOption = False,
     instance: Annotated[
         str, typer.Option(help="a name for this instance (logs, client ids)")
     ] = "node-1",
@@ -41,27 +87,39 @@ def node(
     from prometheus_client import start_http_server
 
     runtime = Runtime.from_settings()
-    codes = list(runtime.members) if all_members else [m.upper() for m in members or []]
-    if not codes:
-        raise typer.BadParameter("give --as CC (repeatable) or --all", param_hint="--as")
-    unknown = sorted(set(codes) - set(runtime.members))
-    if unknown:
-        raise typer.BadParameter(f"not member states: {', '.join(unknown)}", param_hint="--as")
+    codes = _states(runtime, members, all_members)
     port = runtime.settings.policy.metrics_port if metrics_port is None else metrics_port
     if port:
         start_http_server(port, addr=runtime.settings.policy.metrics_host)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        async with contextlib.AsyncExitStack() as stack:
-            nodes = []
-            for code in codes:
-                n, reader = runtime.node(code, instance=instance, mode=mode)
-                await stack.enter_async_context(reader)
-                nodes.append(n)
-            await asyncio.gather(*(n.run(stop) for n in nodes))
+    _until_signalled(codes, lambda code: runtime.node(code, instance=instance, mode=mode))
 
-    asyncio.run(main())
+
+@app.command()
+def receipts(
+    members: MembersOption = None,
+    all_members: AllOption = False,
+    instance: Annotated[
+        str, typer.Option(help="a name for this instance (logs, client ids)")
+    ] = "tracker-1",
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus port (0: off)")] = None,
+) -> None:
+    """Track the deliveries the state's node sent: join its audit log with the receipts its
+    recipients sign, verify each receipt (signature, recipient; fails closed), keep each
+    delivery's state (delivered, received, acknowledged, declined, overdue) and escalate a
+    deadline that passes: a signed report to the state, a reminder to the recipient, once.
+
+    One tracker per state, its own Kafka principal; a second instance fences the first. Its
+    state is in tracker.<CC>; a restart resumes exactly where the last transaction left it.
+    PUENTE_RECEIPTS__CLOCK_SCALE speeds its clock up (demos only).
+    """
+    from prometheus_client import start_http_server
+
+    runtime = Runtime.from_settings()
+    codes = _states(runtime, members, all_members)
+    cfg = runtime.settings.receipts
+    port = cfg.metrics_port if metrics_port is None else metrics_port
+    if port:
+        start_http_server(port, addr=cfg.metrics_host)
+
+    _until_signalled(codes, lambda code: runtime.tracker(code, instance=instance))

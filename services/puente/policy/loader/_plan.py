@@ -65,6 +65,7 @@ def plan(
         files=files,
         warnings=warnings,
         digests=digests or Digests(b"", {}),
+        deadlines=v.deadlines,
     )
 
 

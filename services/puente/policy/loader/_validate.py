@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from puente.policy.cel import Condition, compile_condition
+from puente.policy.deadlines import DeadlineTable
 from puente.policy.engine import (
     NOTICE_TYPES,
     CompiledAcceptance,
@@ -25,6 +26,7 @@ from puente.policy.engine import (
     FloorCitation,
 )
 from puente.policy.errors import CelCompileError
+from puente.policy.loader._deadlines import check_deadlines
 from puente.policy.loader._problems import Problems, what
 from puente.policy.loader._read import Source, Sources
 from puente.policy.model import (
@@ -86,6 +88,7 @@ class Validated:
     state_rules: dict[str, list[CompiledRule]]
     acceptances: dict[tuple[str, str], CompiledAcceptance]
     mandatory: dict[str, tuple[str, ...]]
+    deadlines: DeadlineTable
 
 
 def validate(sources: Sources, schemas: dict[str, dict[str, Any]], problems: Problems) -> Validated:
@@ -191,6 +194,7 @@ class _Validator:
             self.check_acceptances(code, src, ctx, acceptances)
 
         self.check_shadowing(regional_rules, state_rules)
+        deadlines = check_deadlines(sources, self.schemas, self.problems, ctx.seen)
         return Validated(
             members=members,
             groups=groups,
@@ -200,6 +204,7 @@ class _Validator:
             state_rules=state_rules,
             acceptances=acceptances,
             mandatory=mandatory,
+            deadlines=deadlines,
         )
 
     # -------------------------------------------------------------- the regional file
