@@ -105,6 +105,10 @@ class Tenant:
         """Member ``code``'s node principal."""
         return self.secrets.require(self.naming.node_principal(code))
 
+    def tracker(self, code: str) -> Credential:
+        """Member ``code``'s receipt tracker principal."""
+        return self.secrets.require(self.naming.tracker_principal(code))
+
 
 @dataclass
 class KafkaHarness:

@@ -121,7 +121,8 @@ class ReceiptTracker:
         self.ready = asyncio.Event()  # restored and caught up with its inputs once
         # A pending escalation check: the inputs' end offsets sampled at a time of the clock.
         self._check: tuple[dict[TopicPartition, int], int] | None = None
-        self.commits = 0  # transactions committed (tests wait on it)
+        self.commits = 0  # transactions committed
+        self.turns = 0  # turns of the loop (each a poll, and a deadline check when one is due)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -239,6 +240,7 @@ class ReceiptTracker:
                 await self._commit(prod, turn)
             if not self.ready.is_set() and await self._caught_up(c, every):
                 self.ready.set()
+            self.turns += 1
 
     def _deliveries(
         self, tp: TopicPartition, messages: list[ConsumerRecord[bytes, bytes]], turn: _Turn

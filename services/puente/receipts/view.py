@@ -30,10 +30,12 @@ def status_topics(naming: Naming, states: Iterable[str]) -> list[str]:
 
 async def topic_partitions(c: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
     """Every partition of ``topics`` (from the cluster's metadata, as ``c`` may see it)."""
-    await c.topics()  # a metadata request: what the principal may describe, as it is now
+    # One metadata request: what the principal may describe, as it is now (aiokafka's public
+    # partitions_for_topic only knows topics the consumer already tracks).
+    cluster = await c._client.fetch_all_metadata()
     out = []
     for topic in topics:
-        parts = c.partitions_for_topic(topic)
+        parts = cluster.partitions_for_topic(topic)
         if not parts:
             raise PuenteError(
                 f"topic {topic} does not exist or this principal may not read it",

@@ -588,7 +588,7 @@ class Generator:
     def delivery_receipt(
         self, notice_id: str | None = None, recipient: str | None = None, **overrides: Any
     ) -> dict[str, Any]:
-        """A DeliveryReceipt for a (random, unless given) notice."""
+        """A machine DeliveryReceipt for a (random, unless given) notice."""
         rng = self.rng
         verified = rng.random() < 0.97
         record = {
@@ -602,6 +602,7 @@ class Generator:
             "log_index": rng.randint(0, 5_000_000) if rng.random() < 0.8 else None,
             "status": "VERIFIED" if verified else "VERIFICATION_FAILED",
             "received_at": self.instant(),
+            "acknowledgment": None,  # a machine receipt (an officer's answer sets it)
         }
         record.update(overrides)
         return record

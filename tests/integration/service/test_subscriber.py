@@ -66,8 +66,9 @@ async def test_subscriber_verifies_acknowledges_and_flags_forgeries(dep: Deploym
 
     # Every delivery got a signed receipt that verifies against the trust list.
     verifier = dep.verifier()
-    c = consumer(dep.tenant.endpoint, dep.tenant.service("receipts"))
-    await start(c, dep.tenant.endpoint, dep.tenant.service("receipts"))
+    # Read as a receipt tracker (every state's tracker reads every receipts topic).
+    c = consumer(dep.tenant.endpoint, dep.tenant.tracker("MX"))
+    await start(c, dep.tenant.endpoint, dep.tenant.tracker("MX"))
     try:
         tp = TopicPartition(dep.tenant.topic(RECEIPTS, member), 0)
         c.assign([tp])

@@ -173,13 +173,15 @@ def receipt(reg: Registry, **fields: Any) -> bytes:
 
 
 def test_invalid_enum_index_including_negative(reg: Registry) -> None:
-    # DeliveryReceipt ends with status (enum) then received_at (long): rewrite the enum byte.
+    # DeliveryReceipt ends with status (enum), received_at (long) and acknowledgment (a union,
+    # null here: one byte 0x00): rewrite the enum byte.
     data = receipt(reg, log_id=None, log_index=None)
     received = encode(
         reg, "puente.DeliveryReceipt", Generator(5).delivery_receipt(log_id=None, log_index=None)
     )
     assert data == received
-    status_at = len(data) - len(_varint_tail(data)) - 1
+    assert data[-1] == 0x00  # the acknowledgment's null branch
+    status_at = len(data) - 1 - len(_varint_tail(data[:-1])) - 1
     for bad in (0x01, 0x06, 0x7E):  # zig-zag -1, 3, 63
         mutated = data[:status_at] + bytes([bad]) + data[status_at + 1 :]
         with pytest.raises(DecodeError) as err:

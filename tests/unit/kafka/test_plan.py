@@ -16,6 +16,17 @@ from puente.topics import (
 
 N = Naming("puente")
 MEMBERS = ["AR", "MX", "US"]
+STEMS = (
+    "ingress",
+    "deliver",
+    "rejected",
+    "receipts",
+    "audit",
+    "state",
+    "tracker",
+    "due",
+    "overdue",
+)
 
 
 def _grants(acls: list[Acl] | tuple[Acl, ...], principal: str) -> set[tuple[str, str, str]]:
@@ -40,6 +51,12 @@ def test_member_acls_are_exactly_its_own_topics_and_group() -> None:
         ("DESCRIBE", "TOPIC", "puente.deliver.MX"),
         ("READ", "TOPIC", "puente.rejected.MX"),
         ("DESCRIBE", "TOPIC", "puente.rejected.MX"),
+        ("READ", "TOPIC", "puente.tracker.MX"),  # the deliveries MX sent, as its tracker sees
+        ("DESCRIBE", "TOPIC", "puente.tracker.MX"),
+        ("READ", "TOPIC", "puente.due.MX"),  # the ones MX received
+        ("DESCRIBE", "TOPIC", "puente.due.MX"),
+        ("READ", "TOPIC", "puente.overdue.MX"),  # escalations and reminders for MX
+        ("DESCRIBE", "TOPIC", "puente.overdue.MX"),
         ("READ", "TOPIC", "puente.checkpoints"),
         ("DESCRIBE", "TOPIC", "puente.checkpoints"),
         ("READ", "TOPIC", "puente.trust"),
@@ -86,16 +103,54 @@ def test_services_hold_least_privilege() -> None:
     assert ("WRITE", "TOPIC", "puente.trust") not in mx
     assert ("WRITE", "TRANSACTIONAL_ID", "puente.node.MX.*") in mx
     assert ("READ", "GROUP", "puente.node.MX*") in mx
+    assert gateway >= {("READ", "TOPIC", "puente.tracker.*"), ("READ", "TOPIC", "puente.due.*")}
+    assert not _grants(plan.acls, "puente-svc-receipts")  # a tracker per state instead
     operator = _grants(plan.acls, "puente-svc-operator")
     assert ("WRITE", "TOPIC", "puente.trust") in operator
     assert len([g for g in operator if g[0] == "WRITE"]) == 1
+
+
+def test_a_state_s_tracker_reads_its_own_audit_log_and_writes_as_that_state_only() -> None:
+    plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
+    assert _grants(plan.acls, "puente-tracker-mx") == {
+        ("READ", "TOPIC", "puente.audit.MX"),  # MX's deliveries and their deadlines
+        ("DESCRIBE", "TOPIC", "puente.audit.MX"),
+        ("READ", "TOPIC", "puente.receipts.*"),  # receipts name no origin to pick a topic by
+        ("DESCRIBE", "TOPIC", "puente.receipts.*"),
+        ("READ", "TOPIC", "puente.tracker.MX"),  # its own state, read back on restart
+        ("WRITE", "TOPIC", "puente.tracker.MX"),
+        ("DESCRIBE", "TOPIC", "puente.tracker.MX"),
+        ("WRITE", "TOPIC", "puente.due.*"),  # each recipient's view of its deliveries
+        ("DESCRIBE", "TOPIC", "puente.due.*"),
+        ("WRITE", "TOPIC", "puente.overdue.*"),  # escalations to MX, reminders to recipients
+        ("DESCRIBE", "TOPIC", "puente.overdue.*"),
+        ("READ", "TOPIC", "puente.trust"),
+        ("DESCRIBE", "TOPIC", "puente.trust"),
+        ("READ", "GROUP", "puente.tracker.MX"),
+        ("WRITE", "TRANSACTIONAL_ID", "puente.tracker.MX"),
+        ("DESCRIBE", "TRANSACTIONAL_ID", "puente.tracker.MX"),
+    }
+    # Nobody else writes a state's tracker topic (its state is read back from it).
+    writers = {
+        a.principal
+        for a in plan.acls
+        if a.operation is Operation.WRITE and a.name in ("puente.tracker.MX", "puente.tracker.")
+    }
+    assert writers == {"puente-tracker-mx"}
+
+
+def test_receipts_are_stamped_by_the_broker() -> None:
+    plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
+    names = {t.name: t for t in plan.topics}
+    assert names["puente.receipts.MX"].configs["message.timestamp.type"] == "LogAppendTime"
+    assert names["puente.tracker.MX"].configs["cleanup.policy"] == "compact,delete"
 
 
 def test_topics_per_member_and_global_with_retention() -> None:
     plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
     names = {t.name: t for t in plan.topics}
     for m in MEMBERS:
-        for stem in ("ingress", "deliver", "rejected", "receipts", "audit", "state"):
+        for stem in STEMS:
             assert f"puente.{stem}.{m}" in names
     assert names[N.topic(AUDIT, "MX")].configs["retention.ms"] == "-1"
     assert names[N.topic(CHECKPOINTS)].configs["retention.ms"] == "-1"
@@ -137,15 +192,13 @@ def test_adding_a_member_adds_only_its_own_items() -> None:
     before = build_plan(N, ["AR", "MX"], partitions=2, brokers=1)
     after = build_plan(N, ["AR", "MX", "US"], partitions=2, brokers=1)
     new_acls = set(after.acls) - set(before.acls)
-    assert new_acls and {a.principal for a in new_acls} == {"puente-us", "puente-node-us"}
+    new_principals = {"puente-us", "puente-node-us", "puente-tracker-us"}
+    assert new_acls and {a.principal for a in new_acls} == new_principals
     new_topics = {t.name for t in after.topics} - {t.name for t in before.topics}
-    assert new_topics == {
-        f"puente.{s}.US" for s in ("ingress", "deliver", "rejected", "receipts", "audit", "state")
-    }
-    assert {p.name for p in after.principals} - {p.name for p in before.principals} == {
-        "puente-us",
-        "puente-node-us",
-    }
+    assert new_topics == {f"puente.{s}.US" for s in STEMS}
+    assert {p.name for p in after.principals} - {p.name for p in before.principals} == (
+        new_principals
+    )
 
 
 def test_acls_sort_stably() -> None:

@@ -262,7 +262,10 @@ def _field_names(schema: dict[str, Any]) -> set[str]:
 
 
 def _duration(ms: int) -> str:
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000)):
-        if ms % size == 0:
-            return f"{ms // size}{unit}"
-    return f"{ms} ms"
+    """A duration as a policy file writes it (24h stays 24h; 7d stays 7d)."""
+    day, hour = 86_400_000, 3_600_000
+    if ms % day == 0 and ms >= 2 * day:
+        return f"{ms // day}d"
+    if ms % hour == 0:
+        return f"{ms // hour}h"
+    return f"{ms // 60_000}m"
