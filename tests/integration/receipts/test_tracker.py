@@ -136,7 +136,8 @@ async def test_a_restart_mid_way_resumes_exactly_where_it_was(dep: Deployment) -
             TrackState.ACKNOWLEDGED,
             TrackState.OVERDUE,
         }
-        assert track_of(t, c).received_at is not None  # committed before the cancel
+        # Committed before the cancel, or read again by this instance: counted once either way.
+        assert track_of(t, c).received_at is not None
     escalations = await reports(dep, "MX")
     assert sorted(r.delivery_id for r in escalations) == sorted(
         [b.record.delivery_id or "", c.record.delivery_id or ""]
