@@ -6,8 +6,10 @@
 4. agencies of several states publish notices — named cases that show the protection floor and
    the consular rules at work, then a mix of synthetic notices, a spoofed one and a re-sent one;
 5. every partner state receives, verifies and acknowledges what it may see;
-6. what was withheld and why, as the origins are told;
-7. the auditor replays the signed log from Kafka and gives its verdict.
+6. every consular notification has a clock: a consular officer acknowledges one in time, another
+   goes overdue and is escalated (each state's receipt tracker, its clock sped up);
+7. what was withheld and why, as the origins are told;
+8. the auditor replays the signed log from Kafka and gives its verdict.
 
 Every run adds new notices; the broker keeps running between runs.
 """
@@ -117,9 +119,20 @@ class Published:
     label: str
 
 
+DEMO_CLOCK_SCALE = 14_400.0
+"""The receipt trackers' clock in the demo: four hours a second, so that a 72-hour deadline
+passes in under 20 seconds."""
+
+
 def demo(
     notices: int = typer.Option(200, help="synthetic notices to publish besides the named cases"),
     seed: int | None = typer.Option(None, help="synthetic-data seed (default: the clock)"),
+    clock_scale: float = typer.Option(
+        DEMO_CLOCK_SCALE,
+        min=1.0,
+        help="how many times faster than real time the receipt trackers' clock runs (deadlines "
+        "are hours; PUENTE_RECEIPTS__CLOCK_SCALE does the same for puente serve receipts)",
+    ),
 ) -> None:
     """Run the exchange end to end on a local Kafka broker and show what happened."""
     from puente.app.commands.kafka import print_plan, up
@@ -139,7 +152,9 @@ def demo(
         f"{len(plan.principals)} principals, {len(plan.topics)} topics, {len(plan.acls)} ACLs"
     )
     rt = Runtime.from_settings(settings)
-    ok = asyncio.run(_exchange(rt, notices, seed if seed is not None else int(time.time())))
+    ok = asyncio.run(
+        _exchange(rt, notices, seed if seed is not None else int(time.time()), clock_scale)
+    )
     console.print(
         "The broker keeps running; stop it with `.venv/bin/puente kafka down`.", style="dim"
     )
@@ -147,7 +162,7 @@ def demo(
         raise typer.Exit(1)
 
 
-async def _exchange(rt: Runtime, extra: int, seed: int) -> bool:
+async def _exchange(rt: Runtime, extra: int, seed: int, clock_scale: float) -> bool:
     settings, naming, members = rt.settings, rt.naming, rt.members
 
     console.rule("[bold]3. Keys, the signed trust list, a node per state")
@@ -177,20 +192,25 @@ async def _exchange(rt: Runtime, extra: int, seed: int) -> bool:
                 f"key and consumer group), all processing {time.monotonic() - t0:.1f} s after "
                 f"start; policy set {nodes[0].policies.current.version[:19]}…"
             )
-            bad = await _exchange_with_nodes(rt, evidence, members, extra, seed)
+            bad = await _exchange_with_nodes(rt, evidence, members, extra, seed, clock_scale)
         finally:
             stop.set()
             await asyncio.wait_for(asyncio.gather(*tasks), 120)
 
-    console.rule("[bold]7. The auditor replays the signed log")
+    console.rule("[bold]8. The auditor replays the signed log")
     verdict = _audit(rt, evidence.anchors)
     return verdict and bad == 0
 
 
 async def _exchange_with_nodes(
-    rt: Runtime, evidence: Any, members: tuple[str, ...], extra: int, seed: int
+    rt: Runtime,
+    evidence: Any,
+    members: tuple[str, ...],
+    extra: int,
+    seed: int,
+    clock_scale: float,
 ) -> int:
-    """Steps 4 to 6, while the nodes run; the number of deliveries that did not verify."""
+    """Steps 4 to 7, while the nodes run; the number of deliveries that did not verify."""
     from puente.evidence.trustsource import TrustTracker
 
     tracker = TrustTracker.with_list(evidence.trust_list, evidence.anchors, rt.registry)
@@ -204,7 +224,10 @@ async def _exchange_with_nodes(
     _show_partners(members, received)
     bad = sum(1 for rows in received.values() for r in rows if not r["verified"])
 
-    console.rule("[bold]6. What was withheld and why")
+    console.rule("[bold]6. Every consular notification has a clock")
+    await _deadlines(rt, evidence, members, published, received, clock_scale)
+
+    console.rule("[bold]7. What was withheld and why")
     await _show_withheld(rt, published, expected)
     return bad
 
@@ -233,7 +256,15 @@ async def _publish(
         record = dict(notice.record)
         record["created_at"] = now - dt.timedelta(minutes=2)
         if "event_time" in record:
-            record["event_time"] = now - dt.timedelta(minutes=30)
+            moved = now - dt.timedelta(minutes=30) - record["event_time"]
+            record["event_time"] += moved
+            details = record.get("return_details")
+            if details:  # a return leaves as long after the event as the generator said
+                legs = [
+                    leg | {"departure_at": leg["departure_at"] + moved}
+                    for leg in details["itinerary"]
+                ]
+                record["return_details"] = details | {"itinerary": legs}
         topic_state = origin or record["origin"]
         item = Published(topic_state, record["notice_id"], label)
         plain = encode(registry, notice.name, record)
@@ -407,6 +438,179 @@ def _show_partners(members: tuple[str, ...], received: dict[str, list[dict[str, 
         "proof) and acknowledged with a signed DeliveryReceipt on the partner's receipts topic.",
         style="dim",
     )
+
+
+async def _deadlines(
+    rt: Runtime,
+    evidence: Any,
+    members: tuple[str, ...],
+    published: list[Published],
+    received: dict[str, list[dict[str, Any]]],
+    clock_scale: float,
+) -> None:
+    """Step 6: GT's consular officer acknowledges the death notification at once; nobody
+    answers the arrest notified to HN. Every state's receipt tracker runs, its clock
+    ``clock_scale`` times faster than real time, until the arrest's 72-hour deadline has passed
+    and US's tracker has escalated it: a signed report to the US, a reminder to HN."""
+    from puente.evidence._time import format_ms, now_ms
+    from puente.evidence.trust import Usage, member_holder
+    from puente.receipts.answer import acknowledgment, send_receipt
+    from puente.receipts.clock import ScaledClock
+    from puente.receipts.report import report
+    from puente.receipts.track import TrackState
+
+    def row(story: str, recipient: str) -> dict[str, Any] | None:
+        item = next(p for p in published if p.label == story)
+        return next(
+            (r for r in received.get(recipient, []) if r.get("notice_id") == item.notice_id),
+            None,
+        )
+
+    answered, ignored = row("death", "GT"), row("dual-national-arrest", "HN")
+    if answered is None or ignored is None:
+        console.print("[red]the death (GT) or the arrest (HN) notification was not received")
+        return
+    now = now_ms()
+    officer = acknowledgment(
+        recipient="GT",
+        notice_id=answered["notice_id"],
+        delivery_digest=bytes.fromhex(answered["digest"]),
+        log_id=answered["audit"]["log_id"],
+        log_index=answered["audit"]["leaf_index"],
+        now=now,
+        case_reference="GT-CONS-2026/0412",
+    )
+    await send_receipt(
+        endpoint=rt.endpoint,
+        credential=rt.member_credential("GT"),
+        naming=rt.naming,
+        registry=rt.registry,
+        key=evidence.store.current(member_holder("GT"), usage=Usage.RECEIPT, at=now),
+        receipt=officer,
+    )
+    console.print(
+        "A Guatemalan consular officer takes the case of the death in Mexico (ACKNOWLEDGED, "
+        f"case {officer.acknowledgment.case_reference if officer.acknowledgment else '-'}), "
+        "signed with GT's receipt key. Nobody answers the arrest notified to Honduras."
+    )
+    watched = {
+        "MX": bytes.fromhex(answered["digest"]),
+        "US": bytes.fromhex(ignored["digest"]),
+    }
+    stop = asyncio.Event()
+    async with contextlib.AsyncExitStack() as stack:
+        trackers = {}
+        for code in members:
+            t, reader = rt.tracker(code, instance="demo", clock_=ScaledClock(clock_scale))
+            await stack.enter_async_context(reader)
+            trackers[code] = t
+        tasks = [asyncio.create_task(t.run(stop)) for t in trackers.values()]
+
+        def state(origin: str) -> TrackState | None:
+            track = trackers[origin].book.tracks.get(watched[origin])
+            return None if track is None else track.state
+
+        escalations: list[Any] = []
+        try:
+            with console.status(
+                f"20 receipt trackers, their clock {clock_scale:g} times real time, wait for "
+                "the deadlines…"
+            ):
+                deadline = time.monotonic() + 180
+                while time.monotonic() < deadline:
+                    if state("MX") is TrackState.ACKNOWLEDGED and state("US") is TrackState.OVERDUE:
+                        escalations = await _reports(rt, evidence, "US", ignored["delivery_id"])
+                        if escalations:
+                            break
+                    await asyncio.sleep(0.5)
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 120)
+        books = {code: list(t.book) for code, t in trackers.items()}
+    mine = {p.notice_id for p in published}
+    tracks = [tr for book in books.values() for tr in book if tr.notice_id in mine]
+    table = Table(
+        "notification",
+        "pair",
+        "acknowledge by",
+        "state",
+        "answered / escalated",
+        title="Two consular notifications and their clocks",
+    )
+    for label, origin, digest in (
+        ("death", "MX", watched["MX"]),
+        ("dual-national-arrest", "US", watched["US"]),
+    ):
+        tr = next((t for t in books[origin] if t.delivery_digest == digest), None)
+        if tr is None:
+            continue
+        when = tr.answered_at if tr.answered_at is not None else tr.escalated_at
+        table.add_row(
+            f"{label} ({tr.type})",
+            f"{tr.origin}→{tr.recipient}",
+            format_ms(tr.acknowledge_by),
+            tr.state.value + (f" (missed {tr.missed.value})" if tr.missed else ""),
+            format_ms(when) + (" [tracker's clock]" if tr.escalated_at is not None else ""),
+        )
+    console.print(table)
+    for r in escalations:
+        console.print(
+            f"[bold]{r.kind.value}[/] to {r.addressee}, signed by {r.origin}'s node key "
+            f"(verified): delivery {r.delivery_id} to {r.recipient} missed its "
+            f"{r.missed.value} deadline {format_ms(r.deadline)} — {'; '.join(r.legal_bases)}"
+        )
+    summary = Table(
+        "origin",
+        "recipient",
+        "deliveries",
+        "received",
+        "acknowledged",
+        "overdue",
+        title="Receipts of this run's consular notifications, per pair (puente receipts status)",
+    )
+    for r in report([t for t in tracks if t.type.startswith("ConsularNotification")], "all"):
+        summary.add_row(
+            r["origin"],
+            r["recipient"],
+            str(r["deliveries"]),
+            str(r["received"]),
+            str(r["acknowledged"]),
+            str(r["overdue"]),
+        )
+    console.print(summary)
+    console.print(
+        "Every partner's software signed a machine receipt in step 5; only GT's officer "
+        "answered, so every other consular notification of this run went overdue on the sped-up "
+        "clock and was escalated once: a signed report to its origin, a reminder to its "
+        "recipient (overdue.<STATE>). Ids, types, states and times only.",
+        style="dim",
+    )
+
+
+async def _reports(rt: Runtime, evidence: Any, state: str, delivery_id: str) -> list[Any]:
+    """The verified overdue reports about ``delivery_id`` on ``state``'s overdue topic and on its
+    recipient's, read as each state's own principal."""
+    from puente.evidence.verify import Verifier
+    from puente.kafka.clients import consumer, start
+    from puente.receipts.view import read_to_end, topic_partitions
+    from puente.topics import OVERDUE
+
+    verifier = Verifier(trust_list=evidence.open_trust_list(), registry=rt.registry)
+    found = []
+    for who in (state, "HN"):
+        cred = rt.member_credential(who)
+        c = consumer(rt.endpoint, cred)
+        await start(c, rt.endpoint, cred)
+        try:
+            tps = await topic_partitions(c, [rt.naming.topic(OVERDUE, who)])
+            records = await read_to_end(c, tps)
+        finally:
+            await c.stop()
+        for _, value, _ in records.values():
+            report = verifier.verify_overdue_report(value or b"")
+            if report.delivery_id == delivery_id:
+                found.append(report)
+    return found
 
 
 async def _show_withheld(

@@ -323,7 +323,7 @@ class ReceiptTracker:
         if verdict.track is not None:
             turn.changed[verdict.track.delivery_digest] = verdict.track
             metrics.ACCEPTED.labels(self.origin, state, verdict.kind).inc()
-            log.info(
+            log.debug(
                 "receipts.accepted",
                 origin=self.origin,
                 recipient=state,

@@ -12,7 +12,6 @@ operator reads every state's ``tracker`` topic.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Annotated, Any
 
 import orjson
@@ -23,20 +22,14 @@ from puente.app.commands._common import err, out
 from puente.app.runtime import Runtime
 from puente.errors import PuenteError
 from puente.evidence._time import format_ms, now_ms
-from puente.evidence.receipt import (
-    DECLINE_REASONS,
-    Acknowledgment,
-    AcknowledgmentDecision,
-    Receipt,
-    check_receipt,
-)
-from puente.evidence.verify import sign_receipt
-from puente.kafka.clients import consumer, producer, start
+from puente.evidence.receipt import DECLINE_REASONS
+from puente.kafka.clients import consumer, start
+from puente.receipts.answer import acknowledgment, send_receipt
 from puente.receipts.report import PERIODS, Period, Show, status_document
 from puente.receipts.track import ANSWERED, RECEIPT_DUPLICATE, RECEIPT_UNKNOWN_DELIVERY, Track
 from puente.receipts.view import read_tracks, status_topics
 from puente.secrets import Credential
-from puente.topics import DUE, RECEIPT_KEY_ID_HEADER, RECEIPT_SIGNATURE_HEADER, RECEIPTS, TRACKER
+from puente.topics import DUE, TRACKER
 
 app = typer.Typer(
     help="Receipts: a consular officer's acknowledgment; the status of deliveries and deadlines.",
@@ -100,65 +93,40 @@ def ack(
             reason=RECEIPT_DUPLICATE,
         )
     now = now_ms()
-    receipt = check_receipt(
-        Receipt(
-            receipt_id=str(uuid.uuid4()),
-            notice_id=track.notice_id,
-            recipient=code,
-            delivery_digest=track.delivery_digest.hex(),
-            log_id=track.audit_log_id,
-            log_index=track.audit_leaf_index,
-            received_at=min(track.received_at or now, now),
-            acknowledgment=Acknowledgment(
-                decision=AcknowledgmentDecision.DECLINED
-                if decline
-                else AcknowledgmentDecision.ACKNOWLEDGED,
-                acknowledged_at=now,
-                reason_code=decline,
-                case_reference=case_reference,
-            ),
+    receipt = acknowledgment(
+        recipient=code,
+        notice_id=track.notice_id,
+        delivery_digest=track.delivery_digest,
+        log_id=track.audit_log_id,
+        log_index=track.audit_leaf_index,
+        now=now,
+        received_at=track.received_at,
+        decline=decline,
+        case_reference=case_reference,
+    )
+    sent = asyncio.run(
+        send_receipt(
+            endpoint=runtime.endpoint,
+            credential=cred,
+            naming=runtime.naming,
+            registry=runtime.registry,
+            key=runtime.receipt_key(code, now),
+            receipt=receipt,
         )
     )
-    sent = asyncio.run(_send(runtime, code, cred, receipt, now))
-    out.print_json(orjson.dumps(sent).decode())
-
-
-async def _send(
-    runtime: Runtime, code: str, cred: Credential, receipt: Receipt, now: int
-) -> dict[str, Any]:
-    key = runtime.receipt_key(code, now)
-    data = receipt.encode(runtime.registry)
-    signature = sign_receipt(key, data)
-    topic = runtime.naming.topic(RECEIPTS, code)
-    p = producer(runtime.endpoint, cred)
-    await start(p, runtime.endpoint, cred)
-    try:
-        md = await p.send_and_wait(
-            topic,
-            data,
-            key=receipt.notice_id.encode(),
-            headers=[
-                (RECEIPT_KEY_ID_HEADER, key.key_id.encode()),
-                (RECEIPT_SIGNATURE_HEADER, signature),
-            ],
-        )
-    finally:
-        await p.stop()
     ack_ = receipt.acknowledgment
     assert ack_ is not None
-    return {
+    answer = {
         "receipt_id": receipt.receipt_id,
+        "delivery_id": track.delivery_id,
         "notice_id": receipt.notice_id,
         "recipient": code,
         "decision": ack_.decision.value,
         "reason_code": ack_.reason_code,
         "case_reference": ack_.case_reference,
         "acknowledged_at": format_ms(ack_.acknowledged_at),
-        "key_id": key.key_id,
-        "topic": topic,
-        "partition": md.partition,
-        "offset": md.offset,
     }
+    out.print_json(orjson.dumps(answer | sent).decode())
 
 
 @app.command()
