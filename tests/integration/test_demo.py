@@ -45,6 +45,10 @@ def test_demo_runs_the_whole_mission(kafka: KafkaHarness, tmp_path: Path) -> Non
     assert "FLOOR_ASYLUM_CONFIDENTIALITY" in text  # the asylum seeker never reached JM
     assert "ORIGIN_MISMATCH" in text and "DUPLICATE_NOTICE" in text
     assert "✓ verified" in text
+    # Step 6: one consular notification acknowledged in time, one overdue and escalated.
+    assert "│ ACKNOWLEDGED " in text and "│ OVERDUE" in text
+    assert "ESCALATION to US, signed by US's node key (verified)" in text
+    assert "REMINDER to HN" in text
     reports = tmp_path / "state" / "reports"
     assert (reports / "audit.json").is_file() and (reports / "audit.txt").is_file()
 
