@@ -245,6 +245,13 @@ class ReceiptsSettings(BaseModel):
     metrics_port: int = Field(default=9465, ge=0, description="Prometheus port; 0 = off")
     metrics_host: str = Field(default="127.0.0.1", description="address the metrics bind")
     trust_refresh_s: float = Field(default=10.0, gt=0, description="trust-list refresh period")
+    keep_closed_days: int = Field(
+        default=30,
+        ge=1,
+        le=400,
+        description="days a delivery no deadline runs for any more stays in the tracker's "
+        "memory after its decision (a receipt for one forgotten is RECEIPT_UNKNOWN_DELIVERY)",
+    )
 
 
 class Settings(BaseSettings):

@@ -229,6 +229,7 @@ class Runtime:
                     poll_s=cfg.poll_s,
                     max_batch=cfg.max_batch,
                     trust_refresh_s=cfg.trust_refresh_s,
+                    keep_closed_ms=cfg.keep_closed_days * 86_400_000,
                 ),
                 instance=f"{instance}-{member}",
             ),

@@ -12,7 +12,9 @@ file.
 
 Each member state's node is its own service (``node-cc``: ``puente serve node --as CC``), never
 one process hosting several: each holds only its own state's credential, key store and
-pseudonymisation secret, and restarts, scales and rotates keys on its own.
+pseudonymisation secret, and restarts, scales and rotates keys on its own. Beside it runs the
+state's receipt tracker (``tracker-cc``: ``puente serve receipts --as CC``), its own principal,
+reading the node's key store to sign overdue reports as the state's node.
 
 Every secret is a file under ``deploy/compose/secrets/`` (``puente deploy compose secrets``
 creates them; they are git-ignored), mounted with Compose ``secrets:`` or, for a key store (a
@@ -177,6 +179,11 @@ def node_service_name(member: str) -> str:
     return f"node-{member.lower()}"
 
 
+def tracker_service_name(member: str) -> str:
+    """The Compose service of state ``member``'s receipt tracker: ``tracker-cc``."""
+    return f"tracker-{member.lower()}"
+
+
 def _secrets_path(*parts: str) -> str:
     """A path under ./secrets/ as the Compose file (in deploy/compose/) names it."""
     return "./" + "/".join(("secrets", *parts))
@@ -219,6 +226,33 @@ def _state_node(naming: Naming, member: str, depends_on: dict[str, Any]) -> dict
     )
 
 
+def _state_tracker(naming: Naming, member: str, depends_on: dict[str, Any]) -> dict[str, Any]:
+    """State ``member``'s receipt tracker: its own credential; the state's node key store, read
+    only, to sign its overdue reports as the state's node."""
+    keys = _secrets_path(NODES_DIR, member, NODE_KEYS_SUBDIR)
+    return _puente_service(
+        c.tracker_command(member),
+        environment=_base_env()
+        | {
+            c.ENV_TRACKER_METRICS_PORT: str(c.TRACKER_METRICS_PORT),
+            c.ENV_TRACKER_METRICS_HOST: "0.0.0.0",  # noqa: S104 - the container's own network
+            c.ENV_NODE_KEYS_DIR: c.NODE_KEYS_DIR,
+        },
+        secrets=[_principal_secret(naming.tracker_principal(member))],
+        volumes=[_POLICIES, f"{keys}:{c.NODE_KEYS_DIR}:ro", _TRUST],
+        depends_on=depends_on,
+        # SIGTERM: the turn in flight (one Kafka transaction) finishes before the process exits.
+        stop_signal="SIGTERM",
+        stop_grace_period="30s",
+        restart="unless-stopped",
+        healthcheck=_http_check(f"http://127.0.0.1:{c.TRACKER_METRICS_PORT}/metrics"),
+        deploy={
+            "replicas": c.TRACKER_REPLICAS,
+            "resources": {"limits": {"cpus": "0.25", "memory": "512m"}},
+        },
+    )
+
+
 _POLICIES = f"../../policies:{c.POLICIES_MOUNT}:ro"
 # Public trust material (trust anchors, the signed trust list), where Puente looks for it.
 _TRUST = f"{_secrets_path(TRUST_PUBLIC_DIR)}:{c.TRUST_MOUNT}:ro"
@@ -243,6 +277,9 @@ def compose_document(inputs: c.DeployInputs) -> dict[str, Any]:
     )
     for member in inputs.members:
         services[node_service_name(member)] = _state_node(
+            inputs.naming, member, depends_on=kafka_up | provisioned
+        )
+        services[tracker_service_name(member)] = _state_tracker(
             inputs.naming, member, depends_on=kafka_up | provisioned
         )
     services["gateway"] = _puente_service(

@@ -1,9 +1,10 @@
 """What the deployment files assume about Puente's processes, in one place.
 
-The processes run as ``puente serve node --as CC`` (one node per member state),
-``puente gateway serve`` and ``puente kafka provision`` and read ``PUENTE_*`` settings
-(:mod:`puente.config`; ``tests/unit/deploy`` checks that every variable a render sets is one of
-them). When the services rename a setting, change it here and re-render.
+The processes run as ``puente serve node --as CC`` (one node per member state), ``puente serve
+receipts --as CC`` (its receipt tracker), ``puente gateway serve`` and ``puente kafka provision``
+and read ``PUENTE_*`` settings (:mod:`puente.config`; ``tests/unit/deploy`` checks that every
+variable a render sets is one of them). When the services rename a setting, change it here
+and re-render.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ RUN_UID = 1000
 
 # --- processes -----------------------------------------------------------------------------------
 NODE_COMMAND = ("puente", "serve", "node")
+TRACKER_COMMAND = ("puente", "serve", "receipts")
 GATEWAY_COMMAND = ("puente", "gateway", "serve")
 PROVISION_COMMAND = ("puente", "kafka", "provision")
 # Instances of one state's node share its ingress partitions (4: up to 4 instances). On one
@@ -38,16 +40,24 @@ PROVISION_COMMAND = ("puente", "kafka", "provision")
 NODE_REPLICAS_COMPOSE = 1
 NODE_REPLICAS_K8S = 2
 GATEWAY_REPLICAS = 2
+# One receipt tracker per state: a second instance fences the first (one transactional id per
+# state), so a restart replaces it rather than running two.
+TRACKER_REPLICAS = 1
 
 # Ports. The gateway serves its API, /healthz, /readyz and /metrics over TLS on one port.
 GATEWAY_PORT = 8443
 NODE_METRICS_PORT = 9464
+TRACKER_METRICS_PORT = 9465
 KAFKA_CLIENT_PORT = 9092
 
 # Settings of a node (puente.config.PolicyServiceSettings) the deployment sets.
 ENV_NODE_METRICS_PORT = "PUENTE_POLICY__METRICS_PORT"
 ENV_NODE_METRICS_HOST = "PUENTE_POLICY__METRICS_HOST"
 ENV_NODE_KEYS_DIR = "PUENTE_POLICY__KEYS_DIR"
+# Settings of a receipt tracker (puente.config.ReceiptsSettings); it signs its overdue reports
+# with its state's node key, from the same key store (ENV_NODE_KEYS_DIR).
+ENV_TRACKER_METRICS_PORT = "PUENTE_RECEIPTS__METRICS_PORT"
+ENV_TRACKER_METRICS_HOST = "PUENTE_RECEIPTS__METRICS_HOST"
 
 # In-container paths.
 SECRETS_MOUNT = "/run/secrets"  # Compose mounts every secret here
@@ -91,6 +101,11 @@ def repo_root() -> Path:
 def node_command(member: str) -> tuple[str, ...]:
     """State ``member``'s node: ``puente serve node --as CC``."""
     return (*NODE_COMMAND, "--as", member)
+
+
+def tracker_command(member: str) -> tuple[str, ...]:
+    """State ``member``'s receipt tracker: ``puente serve receipts --as CC``."""
+    return (*TRACKER_COMMAND, "--as", member)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from one source:
   Secret the operator creates (``puente deploy k8s secrets``);
 - ``30-node-cc.yaml``, one per member state: everything state CC's node runs (ServiceAccount,
   Deployment with probes, resources and security context, PodDisruptionBudget, metrics Service,
-  NetworkPolicy), so that one file is what a state's operator reviews or takes away;
+  NetworkPolicy) and the same for its receipt tracker (one instance, no budget), so that one
+  file is what a state's operator reviews or takes away;
 - ``31-gateway.yaml``: the same for the gateway;
 - ``40-network-policies.yaml``: default-deny ingress for the namespace;
 - ``kustomization.yaml``: the list, for ``kubectl apply -k deploy/k8s``.
@@ -537,34 +538,35 @@ def _network_policy(app: App, ingress: list[dict[str, Any]]) -> dict[str, Any]:
 KEYS_SOURCE_DIR = "/var/run/puente/keys-src"
 
 
-def state_node(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
-    """State ``member``'s node (``puente serve node --as CC``): its own ServiceAccount,
-    credential, key store and pseudonymisation secret; ≥ 2 instances sharing its ingress
-    partitions in its own consumer group; metrics scrapes its only way in."""
-    app = node_app(member)
-    principal = inputs.naming.node_principal(member)
+def _keyed_process(
+    inputs: c.DeployInputs,
+    app: App,
+    *,
+    principal: str,
+    command: tuple[str, ...],
+    env: dict[str, str],
+    metrics_port: int,
+    replicas: int,
+    resources: dict[str, Any],
+    grace_s: int,
+    also: tuple[tuple[str, str], ...] = (),
+    recreate: bool = False,
+) -> list[dict[str, Any]]:
+    """A state's process that holds its node's key store: its own ServiceAccount and
+    credential, the keys copied 0600 into a memory volume, metrics scrapes its only way in."""
     probe = {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 10}
-    command = c.node_command(member)
     container = {
-        "name": "node",
+        "name": app.component,
         "image": c.PUENTE_IMAGE,
         "imagePullPolicy": "IfNotPresent",
         "command": [command[0]],
         "args": list(command[1:]),
-        "env": _env(
-            {
-                c.ENV_NODE_METRICS_PORT: str(c.NODE_METRICS_PORT),
-                c.ENV_NODE_METRICS_HOST: "0.0.0.0",  # noqa: S104 - the pod's own address
-                c.ENV_NODE_KEYS_DIR: c.NODE_KEYS_DIR,
-            }
-        ),
-        "ports": [{"name": "metrics", "containerPort": c.NODE_METRICS_PORT, "protocol": "TCP"}],
+        "env": _env(env | {c.ENV_NODE_KEYS_DIR: c.NODE_KEYS_DIR}),
+        "ports": [{"name": "metrics", "containerPort": metrics_port, "protocol": "TCP"}],
         "startupProbe": probe | {"failureThreshold": 30},
         "livenessProbe": probe | {"failureThreshold": 3, "timeoutSeconds": 3},
         "readinessProbe": probe | {"failureThreshold": 2, "timeoutSeconds": 3},
-        # One state's share of the exchange; memory grows with the notice ids its partitions
-        # accepted within the dedupe horizon (deploy/README.md, "Sizing").
-        "resources": _resources("100m", "256Mi", "1Gi"),
+        "resources": resources,
         "securityContext": _CONTAINER_SECURITY,
         "volumeMounts": [
             *_common_mounts(),
@@ -586,45 +588,87 @@ def state_node(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
             {"name": "keys", "mountPath": c.NODE_KEYS_DIR},
         ],
     }
+    node = inputs.naming.node_principal(app.member or "")
     volumes = [
-        # The node's pseudonymisation secret sits in its secrets directory, one for its instances.
-        *_common_volumes(
-            principal,
-            inputs.members,
-            also=((node_pseudonym_secret_name(principal), c.NODE_PSEUDONYM_FILE),),
-        ),
+        *_common_volumes(principal, inputs.members, also=also),
         {
             "name": "keys-src",
-            "secret": {"secretName": node_keys_secret_name(principal), "defaultMode": 0o440},
+            "secret": {"secretName": node_keys_secret_name(node), "defaultMode": 0o440},
         },
         {"name": "keys", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
     ]
     deployment = _deployment(
         app,
-        replicas=c.NODE_REPLICAS_K8S,
-        annotations={
-            "prometheus.io/scrape": "true",
-            "prometheus.io/port": str(c.NODE_METRICS_PORT),
-        },
-        # SIGTERM: the current batch (one transaction) finishes, then the process exits.
-        grace_s=60,
+        replicas=replicas,
+        annotations={"prometheus.io/scrape": "true", "prometheus.io/port": str(metrics_port)},
+        grace_s=grace_s,
         containers=[container],
         init_containers=[copy_keys],
         volumes=volumes,
     )
+    if recreate:
+        deployment["spec"]["strategy"] = {"type": "Recreate"}
     # Headless: Prometheus scrapes every pod, nothing load-balances to them.
-    service = _service(app, f"{app.name}-metrics", "metrics", c.NODE_METRICS_PORT)
+    service = _service(app, f"{app.name}-metrics", "metrics", metrics_port)
     service["spec"]["clusterIP"] = "None"
-    metrics_only = [
-        {"from": [_MONITORING], "ports": [{"protocol": "TCP", "port": c.NODE_METRICS_PORT}]}
-    ]
-    return [
-        _service_account(app),
-        deployment,
-        _pdb(app),
-        service,
-        _network_policy(app, metrics_only),
-    ]
+    metrics_only = [{"from": [_MONITORING], "ports": [{"protocol": "TCP", "port": metrics_port}]}]
+    docs = [_service_account(app), deployment]
+    if replicas > 1:
+        docs.append(_pdb(app))
+    return [*docs, service, _network_policy(app, metrics_only)]
+
+
+def state_node(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
+    """State ``member``'s node (``puente serve node --as CC``): its own ServiceAccount,
+    credential, key store and pseudonymisation secret; ≥ 2 instances sharing its ingress
+    partitions in its own consumer group; metrics scrapes its only way in."""
+    principal = inputs.naming.node_principal(member)
+    return _keyed_process(
+        inputs,
+        node_app(member),
+        principal=principal,
+        command=c.node_command(member),
+        env={
+            c.ENV_NODE_METRICS_PORT: str(c.NODE_METRICS_PORT),
+            c.ENV_NODE_METRICS_HOST: "0.0.0.0",  # noqa: S104 - the pod's own address
+        },
+        metrics_port=c.NODE_METRICS_PORT,
+        replicas=c.NODE_REPLICAS_K8S,
+        # One state's share of the exchange; memory grows with the notice ids its partitions
+        # accepted within the dedupe horizon (deploy/README.md, "Sizing").
+        resources=_resources("100m", "256Mi", "1Gi"),
+        # SIGTERM: the current batch (one transaction) finishes, then the process exits.
+        grace_s=60,
+        # The node's pseudonymisation secret sits in its secrets directory, one for its instances.
+        also=((node_pseudonym_secret_name(principal), c.NODE_PSEUDONYM_FILE),),
+    )
+
+
+def tracker_app(member: str) -> App:
+    """State ``member``'s receipt tracker: ``puente-tracker-cc``."""
+    return App(f"puente-tracker-{member.lower()}", "tracker", member)
+
+
+def state_tracker(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
+    """State ``member``'s receipt tracker (``puente serve receipts --as CC``): its own
+    ServiceAccount and credential; the state's node key store, which signs its overdue reports;
+    one instance (a second would fence the first), replaced rather than rolled."""
+    return _keyed_process(
+        inputs,
+        tracker_app(member),
+        principal=inputs.naming.tracker_principal(member),
+        command=c.tracker_command(member),
+        env={
+            c.ENV_TRACKER_METRICS_PORT: str(c.TRACKER_METRICS_PORT),
+            c.ENV_TRACKER_METRICS_HOST: "0.0.0.0",  # noqa: S104 - the pod's own address
+        },
+        metrics_port=c.TRACKER_METRICS_PORT,
+        replicas=c.TRACKER_REPLICAS,
+        # The open deliveries of one state (docs/receipts.md, "Figures").
+        resources=_resources("50m", "128Mi", "512Mi"),
+        grace_s=30,
+        recreate=True,
+    )
 
 
 def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
@@ -715,7 +759,7 @@ def k8s_files(inputs: c.DeployInputs) -> dict[Path, str]:
         "10-kafka.yaml": kafka_cluster(),
         "20-topics.yaml": [kafka_topic(t) for t in inputs.plan.topics],
         "21-users.yaml": kafka_users(inputs),
-        **{node_file(m): state_node(inputs, m) for m in inputs.members},
+        **{node_file(m): state_node(inputs, m) + state_tracker(inputs, m) for m in inputs.members},
         "31-gateway.yaml": gateway(inputs),
         "40-network-policies.yaml": [default_deny()],
     }

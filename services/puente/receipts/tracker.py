@@ -58,7 +58,6 @@ from puente.topics import (
     RECEIPT_KEY_ID_HEADER,
     RECEIPT_SIGNATURE_HEADER,
     RECEIPTS,
-    TRACK_RETENTION_MS,
     TRACKER,
     Naming,
 )
@@ -74,6 +73,11 @@ class TrackerConfig:
     max_batch: int = 2000  # records per poll
     trust_refresh_s: float = 10.0
     retry_s: float = 2.0  # after a failed transaction, before restoring and resuming
+    # How long a delivery no deadline runs for any more (answered, overdue and escalated, or
+    # without deadlines) stays in memory after its decision, for late duplicates and replays
+    # to be recognised; the tracker topic keeps it for TRACK_RETENTION_MS either way.
+    keep_closed_ms: int = 30 * 86_400_000
+    forget_every: int = 3000  # turns between two sweeps of the closed ones (10 min at 0.2 s)
 
 
 class TrackerFenced(PuenteError):
@@ -192,7 +196,7 @@ class ReceiptTracker:
         self.book = TrackBook(self.origin, self.registry)
         self._check = None
         self.book.restore(tracks)
-        self.book.forget_closed(self.clock() - TRACK_RETENTION_MS)
+        self.book.forget_closed(self.clock() - self.config.keep_closed_ms)
         self._publish_gauges()
         log.info(
             "receipts.restored",
@@ -241,6 +245,8 @@ class ReceiptTracker:
             if not self.ready.is_set() and await self._caught_up(c, every):
                 self.ready.set()
             self.turns += 1
+            if self.turns % self.config.forget_every == 0:
+                self.book.forget_closed(self.clock() - self.config.keep_closed_ms)
 
     def _deliveries(
         self, tp: TopicPartition, messages: list[ConsumerRecord[bytes, bytes]], turn: _Turn

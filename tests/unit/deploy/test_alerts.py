@@ -108,6 +108,16 @@ def test_policy_service_metrics_exist(rules: list[dict[str, Any]]) -> None:
     _assert_exported(rules, "puente_policy", families)
 
 
+def test_receipt_tracker_metrics_exist(rules: list[dict[str, Any]]) -> None:
+    """The receipt trackers' metric names in the rules are ones they really export."""
+    from prometheus_client import REGISTRY
+
+    import puente.receipts.metrics  # noqa: F401 - registers them
+
+    families = {f.name: f.type for f in REGISTRY.collect()}
+    _assert_exported(rules, "puente_receipts", families)
+
+
 def test_the_guide_documents_every_puente_metric_the_rules_use(rules: list[dict[str, Any]]) -> None:
     guide = GUIDE.read_text()
     used = {m for r in rules for m in METRIC.findall(r["expr"]) if m.startswith("puente_")}

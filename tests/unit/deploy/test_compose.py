@@ -75,8 +75,20 @@ def test_three_kafka_nodes_a_node_per_state_and_the_puente_services(
 ) -> None:
     services = compose["services"]
     nodes = {f"node-{m.lower()}": m for m in inputs.members}
-    assert len(nodes) == 20
-    assert set(services) == {"kafka-1", "kafka-2", "kafka-3", "provision", "gateway", *nodes}
+    trackers = {f"tracker-{m.lower()}": m for m in inputs.members}
+    assert len(nodes) == len(trackers) == 20
+    assert set(services) == {
+        *("kafka-1", "kafka-2", "kafka-3", "provision", "gateway"),
+        *nodes,
+        *trackers,
+    }
+    for name, member in trackers.items():
+        tracker = services[name]
+        assert tracker["command"] == list(contract.tracker_command(member))
+        assert tracker["deploy"]["replicas"] == contract.TRACKER_REPLICAS == 1
+        # Its own credential; its state's node keys, read-only, to sign overdue reports.
+        assert [s["source"] for s in tracker["secrets"]] == [f"puente-tracker-{member.lower()}"]
+        assert f"./secrets/nodes/{member}/keys:{contract.NODE_KEYS_DIR}:ro" in tracker["volumes"]
     for i in (1, 2, 3):
         node = services[f"kafka-{i}"]
         assert node["image"] == contract.KAFKA_IMAGE
@@ -105,7 +117,7 @@ def test_three_kafka_nodes_a_node_per_state_and_the_puente_services(
     assert "$" not in provision[2]  # Compose would interpolate it
     assert services["provision"]["restart"] == "no"
     # Start order: Kafka healthy, then provisioning completes, then the services.
-    for name in ("gateway", *nodes):
+    for name in ("gateway", *nodes, *trackers):
         deps = services[name]["depends_on"]
         assert deps["provision"]["condition"] == "service_completed_successfully"
     for name in ("provision", "gateway", *nodes):

@@ -131,8 +131,8 @@ def test_a_kafkatopic_per_planned_topic(
 ) -> None:
     topics = {d["spec"]["topicName"]: d for d in _by_kind(manifests, "KafkaTopic")}
     assert set(topics) == {t.name for t in inputs.plan.topics}
-    # Per member: six kinds; global: checkpoints, trust, gateway-tokens, gateway-answers.
-    assert len(topics) == 6 * len(inputs.members) + 4
+    # Per member: nine kinds; global: checkpoints, trust, gateway-tokens, gateway-answers.
+    assert len(topics) == 9 * len(inputs.members) + 4
     for t in inputs.plan.topics:
         spec = topics[t.name]["spec"]
         assert spec["partitions"] == t.partitions
@@ -218,9 +218,14 @@ def _deployment(manifests: list[dict[str, Any]], name: str) -> dict[str, Any]:
 
 def test_a_deployment_and_a_file_per_state(manifests: list[dict[str, Any]]) -> None:
     names = {d["metadata"]["name"] for d in _by_kind(manifests, "Deployment")}
-    assert names == {"puente-gateway", *(f"puente-node-{m.lower()}" for m in MEMBERS)}
+    assert names == {
+        "puente-gateway",
+        *(f"puente-node-{m.lower()}" for m in MEMBERS),
+        *(f"puente-tracker-{m.lower()}" for m in MEMBERS),
+    }
     for member in MEMBERS:
-        # Everything one state's node runs is in its own file (what its operator reviews).
+        # Everything one state's node and tracker run is in its own file (what its operator
+        # reviews).
         docs = _docs(K8S / f"30-node-{member.lower()}.yaml")
         assert {d["kind"] for d in docs} == {
             "ServiceAccount",
@@ -319,6 +324,44 @@ def test_node_shape(
     assert "install -m 0600" in init["command"][-1]
     keys = {v["name"]: v for v in pod["volumes"]}["keys"]
     assert keys["emptyDir"]["medium"] == "Memory"
+
+
+@pytest.mark.parametrize("member", MEMBERS)
+def test_tracker_shape(
+    manifests: list[dict[str, Any]], inputs: contract.DeployInputs, member: str
+) -> None:
+    d = _deployment(manifests, f"puente-tracker-{member.lower()}")
+    # One instance, replaced rather than rolled: a second one would fence the first.
+    assert d["spec"]["replicas"] == contract.TRACKER_REPLICAS == 1
+    assert d["spec"]["strategy"] == {"type": "Recreate"}
+    pod = d["spec"]["template"]["spec"]
+    (main,) = pod["containers"]
+    assert [main["command"][0], *main["args"]] == list(contract.tracker_command(member))
+    env = {e["name"]: e["value"] for e in main["env"]}
+    assert env[contract.ENV_TRACKER_METRICS_PORT] == str(contract.TRACKER_METRICS_PORT)
+    assert env[contract.ENV_NODE_KEYS_DIR] == contract.NODE_KEYS_DIR
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert main[probe]["httpGet"]["port"] == "metrics"
+    assert main["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["serviceAccountName"] == f"puente-tracker-{member.lower()}"
+    # Its own credential, its state's node keys (it signs as the node), Strimzi's CA: no more.
+    secrets = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v} | {
+        s["secret"]["name"]
+        for v in pod["volumes"]
+        if "projected" in v
+        for s in v["projected"]["sources"]
+    }
+    assert secrets == {
+        password_secret_name(inputs.naming.tracker_principal(member)),
+        node_keys_secret_name(inputs.naming.node_principal(member)),
+        k.CLUSTER_CA_SECRET,
+    }
+    budgets = [
+        p
+        for p in _by_kind(manifests, "PodDisruptionBudget")
+        if p["metadata"]["name"] == d["metadata"]["name"]
+    ]
+    assert budgets == []  # one instance: a budget would block every node drain
 
 
 def test_every_reference_resolves(

@@ -163,6 +163,29 @@ def start_node(member: str) -> Callable[[Container], None]:
     return start
 
 
+def start_tracker(member: str) -> Callable[[Container], None]:
+    """State ``member``'s receipt tracker, built as ``puente serve receipts --as CC`` builds it:
+    its own Kafka credential, the trust list from the mounted file, and the node key its
+    overdue reports are signed with, which the trust list names as node:CC's."""
+
+    def start(c: Container) -> None:
+        from puente.app.runtime import Runtime
+
+        runtime = Runtime.from_settings(Settings())
+        tracker, topic = runtime.tracker(member, instance="walk")
+        assert tracker.cred.username == runtime.naming.tracker_principal(member)
+        tracker.endpoint.aiokafka_kwargs(tracker.cred)  # the Kafka TLS context, when configured
+        files = [fetch for fetch in tracker.trust_sources if fetch != topic.newest]
+        assert asyncio.run(tracker.trust.refresh(files)), "no trust list taken from the files"
+        now = now_ms()
+        signing = tracker.keys.signing_key(now)
+        assert tracker.trust.verifier().trust_list.entry(signing.key_id).holder == node_holder(
+            member
+        )
+
+    return start
+
+
 def start_gateway(c: Container) -> None:
     from puente_gateway.app import create_app
     from puente_gateway.server import uvicorn_config
@@ -254,6 +277,7 @@ COMPOSE_STARTS: dict[str, Callable[[Container], None]] = {
     "gateway": start_gateway,
     **{f"kafka-{i}": start_kafka_node for i in (1, 2, 3)},
     **{f"node-{m.lower()}": start_node(m) for m in INPUTS.members},
+    **{f"tracker-{m.lower()}": start_tracker(m) for m in INPUTS.members},
 }
 
 
@@ -346,6 +370,7 @@ def k8s_containers(tmp: Path, generated: Path) -> dict[str, Container]:
 K8S_STARTS: dict[str, Callable[[Container], None]] = {
     "puente-gateway": start_gateway,
     **{f"puente-node-{m.lower()}": start_node(m) for m in INPUTS.members},
+    **{f"puente-tracker-{m.lower()}": start_tracker(m) for m in INPUTS.members},
 }
 
 
@@ -370,6 +395,7 @@ def test_every_service_starts_on_what_the_render_provides(
     starts = COMPOSE_STARTS if deployment == "compose" else K8S_STARTS
     assert set(containers) == set(starts)  # every service of the render is walked
     assert len([n for n in containers if "node-" in n]) == len(INPUTS.members) == 20
+    assert len([n for n in containers if "tracker-" in n]) == 20
     for name, c in containers.items():
         walk(c, starts[name], service_env)
 
