@@ -324,14 +324,33 @@ class TrackBook:
         shared with the other tracks instead of copied: a million tracks hold a few hundred
         distinct ones."""
         s = self._strings
+        shared = (
+            s.setdefault(track.origin, track.origin),
+            s.setdefault(track.recipient, track.recipient),
+            s.setdefault(track.type, track.type),
+            s.setdefault(track.audit_log_id, track.audit_log_id),
+            s.setdefault(track.deadline_ids, track.deadline_ids),
+            s.setdefault(track.legal_bases, track.legal_bases),
+        )
+        mine = (
+            track.origin,
+            track.recipient,
+            track.type,
+            track.audit_log_id,
+            track.deadline_ids,
+            track.legal_bases,
+        )
+        if all(a is b for a, b in zip(shared, mine, strict=True)):
+            return track  # moved from a track already shared
+        origin, recipient, type_, log_id, ids, bases = shared
         return replace(
             track,
-            origin=s.setdefault(track.origin, track.origin),
-            recipient=s.setdefault(track.recipient, track.recipient),
-            type=s.setdefault(track.type, track.type),
-            audit_log_id=s.setdefault(track.audit_log_id, track.audit_log_id),
-            deadline_ids=s.setdefault(track.deadline_ids, track.deadline_ids),
-            legal_bases=s.setdefault(track.legal_bases, track.legal_bases),
+            origin=origin,
+            recipient=recipient,
+            type=type_,
+            audit_log_id=log_id,
+            deadline_ids=ids,
+            legal_bases=bases,
         )
 
     def deliver(self, record: AuditRecord) -> Track | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,6 +52,7 @@ from puente.receipts.track import (
 from puente.receipts.view import decode_tracks, read_to_end, topic_partitions
 from puente.secrets import Credential
 from puente.service.nodekeys import NodeKeys
+from puente.service.outbox import Batches, default_partition, send_batches
 from puente.topics import (
     AUDIT,
     DUE,
@@ -125,6 +127,7 @@ class ReceiptTracker:
         self.ready = asyncio.Event()  # restored and caught up with its inputs once
         # A pending escalation check: the inputs' end offsets sampled at a time of the clock.
         self._check: tuple[dict[TopicPartition, int], int] | None = None
+        self._partitions: dict[str, list[int]] = {}  # topic -> its partitions (metadata)
         self.commits = 0  # transactions committed
         self.turns = 0  # turns of the loop (each a poll, and a deadline check when one is due)
 
@@ -393,15 +396,7 @@ class ReceiptTracker:
         """The turn's tracks, reports and read positions, in one transaction."""
         try:
             await prod.begin_transaction()
-            sends = []
-            for t in turn.changed.values():
-                key, value = t.delivery_id.encode(), t.encode(self.registry)
-                sends.append(await prod.send(self.naming.topic(TRACKER, t.origin), value, key=key))
-                sends.append(await prod.send(self.naming.topic(DUE, t.recipient), value, key=key))
-            for addressee, delivery_id, value in turn.reports:
-                topic = self.naming.topic(OVERDUE, addressee)
-                sends.append(await prod.send(topic, value, key=delivery_id.encode()))
-            await asyncio.gather(*sends)
+            await send_batches(prod, await self._batches(prod, turn))
             if turn.consumed:
                 offsets = {tp: OffsetAndMetadata(o, "") for tp, o in turn.consumed.items()}
                 await prod.send_offsets_to_transaction(offsets, self.group)
@@ -430,6 +425,30 @@ class ReceiptTracker:
                 missed=esc.missed.value,
             )
         self._publish_gauges()
+
+    async def _batches(self, prod: AIOKafkaProducer, turn: _Turn) -> Batches:
+        """The turn's records by (topic, partition): each track to the origin's tracker topic
+        and the recipient's due topic, each report to its addressee's overdue topic, all keyed
+        by delivery id (Kafka's default partition of the key: compaction keeps one per key)."""
+        batches: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
+        placed: dict[tuple[int, bytes], int] = {}  # (partition count, key) -> partition
+
+        async def put(topic: str, key: bytes, value: bytes) -> None:
+            parts = self._partitions.get(topic)
+            if parts is None:
+                parts = self._partitions[topic] = sorted(await prod.partitions_for(topic))
+            partition = placed.get((len(parts), key))
+            if partition is None:
+                partition = placed[(len(parts), key)] = default_partition(key, parts)
+            batches[(topic, partition)].append((key, value))
+
+        for t in turn.changed.values():
+            key, value = t.delivery_id.encode(), t.encode(self.registry)
+            await put(self.naming.topic(TRACKER, t.origin), key, value)
+            await put(self.naming.topic(DUE, t.recipient), key, value)
+        for addressee, delivery_id, value in turn.reports:
+            await put(self.naming.topic(OVERDUE, addressee), delivery_id.encode(), value)
+        return batches
 
     def _publish_gauges(self) -> None:
         metrics.TRACKED.labels(self.origin).set(len(self.book))
