@@ -370,8 +370,8 @@ class TrackBook:
         """Judge one receipt: its verdict, the track moved (and recorded) when accepted.
 
         Checks, in order, failing closed at the first that fails: it decodes; it is this
-        origin's (its log id names this origin, or it names one of its deliveries); it names
-        a delivery this origin sent; it keeps the receipt rules; it is signed, by a receipt
+        origin's (its log id names this origin, or it names none); it keeps the receipt
+        rules; it names a delivery this origin sent; it is signed, by a receipt
         key of the state it names, valid at its time; that state is the one whose receipts
         topic it came on and the one the delivery went to; it names the delivery's notice;
         its own time is plausible; it is not a receipt already counted; and the delivery's
@@ -383,11 +383,10 @@ class TrackBook:
         named = audit_log_state(rec.log_id) if rec.log_id else None
         if named is not None and named != self.origin:
             return NOT_OURS  # a delivery of another origin: its tracker judges it
-        try:
-            digest = bytes.fromhex(rec.delivery_digest)
-        except ValueError:
-            digest = b""
-        track = self.tracks.get(digest)
+        problems = receipt_problems(rec)
+        if problems:
+            return _refuse(RECEIPT_MALFORMED, "; ".join(f"{p}: {m}" for p, m in problems), rec)
+        track = self.tracks.get(bytes.fromhex(rec.delivery_digest))
         if track is None:
             return _refuse(
                 RECEIPT_UNKNOWN_DELIVERY,
