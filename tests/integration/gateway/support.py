@@ -1,18 +1,21 @@
 """Helpers for the gateway tests: a real uvicorn server in a thread, tokens issued through its
-shared state, keys and a trust list valid now, notices in their JSON form, and Kafka probes
-(end offsets, records)."""
+shared state, a federation's keys and a trust list valid now, deliveries as a node makes them,
+notices in their JSON form, Kafka probes (end offsets, records), and a whole federation with
+real nodes for the end-to-end tests."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import hashlib
+import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -20,26 +23,43 @@ import uvicorn
 from aiokafka import TopicPartition
 from fastapi import FastAPI
 
+from puente.app.operator import (
+    Evidence,
+    ensure_evidence,
+    publish_trust_list,
+    regional_floor_digest,
+)
 from puente.codec.jsonconv import to_json
 from puente.codec.registry import Registry
-from puente.config import GatewaySettings
+from puente.codec.wire import encode
+from puente.config import GatewaySettings, Settings
 from puente.evidence.delivery import (
     Delivery,
     DeliveryDecision,
     DeliverySigner,
     DeliveryStatement,
 )
-from puente.evidence.keys import SigningKey
+from puente.evidence.enckeys import KeyRing
+from puente.evidence.keys import SigningKey, ensure_private_dir
+from puente.evidence.keystore import KeyStore
 from puente.evidence.records import AuditDecision
-from puente.evidence.trust import KeyEntry, TrustList, Usage, member_holder, service_holder
+from puente.evidence.seal import seal_delivery, sealing_key
+from puente.evidence.trust import ROOT_HOLDER, TrustList, member_holder, node_holder
+from puente.evidence.trustsource import TrustTracker
 from puente.kafka.clients import consumer, producer, start
+from puente.members import load_members
+from puente.policy.store import PolicyStore
 from puente.secrets import Credential
+from puente.service.nodekeys import FixedKeys
+from puente.service.processor import SigningMode
+from puente.service.worker import Node, ServiceConfig
 from puente.synth.generator import Generator
+from puente.synth.notice import Notice
 from puente_gateway.clock import now_ms
 from puente_gateway.context import GatewayContext
 from puente_gateway.server import uvicorn_config
 from puente_gateway.tokens import TokenRecord, new_token, revoked
-from tests.harness import Tenant
+from tests.harness import KafkaHarness, Tenant
 
 DAY = 86_400_000
 T = TypeVar("T")
@@ -132,42 +152,75 @@ def wait_until(check: Callable[[], bool], *, timeout_s: float = 30, what: str = 
 
 @dataclass
 class Keys:
-    """An operator root, the policy service's key, member receipt keys, and a signed list."""
+    """A federation's keys in one key store, as the embedded default keeps them: the operator's
+    root, and per member state its node's signing and encryption keys and its own
+    receipt-signing and encryption keys; and a trust list of them all, signed by the root, that
+    pins the regional floor."""
 
+    store: KeyStore
     root: SigningKey
-    service: SigningKey
-    members: dict[str, SigningKey]
+    nodes: dict[str, SigningKey]  # state -> its node's signing key
+    members: dict[str, SigningKey]  # state -> its receipt-signing key
+    floor: bytes
     trust_bytes: bytes
+    anchors: Path  # the root's verifier key, as a gateway's trust_anchors_file
 
     @classmethod
-    def make(cls, members: tuple[str, ...]) -> Keys:
-        root = SigningKey.generate("puente.operator/root")
-        service = SigningKey.generate("puente.svc/policy")
-        keys = {m: SigningKey.generate(f"puente.member/{m}") for m in members}
-        return cls(root, service, keys, _signed_list(1, root, service, keys))
+    def make(cls, members: tuple[str, ...], directory: Path) -> Keys:
+        """The keys of ``members`` in a new key store at ``directory`` (its anchors file
+        beside it)."""
+        store = KeyStore(directory)
+        since = now_ms() - DAY
+        root, _ = store.generate(ROOT_HOLDER, valid_from=since)
+        nodes = {m: store.generate(node_holder(m), valid_from=since)[0] for m in members}
+        receipts = {m: store.generate(member_holder(m), valid_from=since)[0] for m in members}
+        for m in members:
+            store.generate_encryption(node_holder(m), valid_from=since)
+            store.generate_encryption(member_holder(m), valid_from=since)
+        floor = regional_floor_digest(Settings())
+        anchors = directory.with_name(directory.name + "-anchors.vkey")
+        anchors.write_text(root.public.vkey + "\n")
+        keys = cls(store, root, nodes, receipts, floor, b"", anchors)
+        keys.trust_bytes = keys.relisted(1)
+        return keys
+
+    def gateway(self, **settings: Any) -> GatewaySettings:
+        """Gateway settings that follow this federation's trust list (its anchors) and hold
+        every state's keys, as on the embedded default; ``settings`` add to them."""
+        values = {"trust_anchors_file": self.anchors, "keys_dir": self.store.root} | settings
+        return GatewaySettings(**values)
 
     def relisted(self, serial: int) -> bytes:
-        """The same keys in a newer trust list, signed by the same root."""
-        return _signed_list(serial, self.root, self.service, self.members)
+        """The key store's keys in a trust list of ``serial``, valid now, signed by the root."""
+        now = now_ms()
+        unsigned = self.store.trust_list(
+            serial=serial, issued_at=now - DAY, expires_at=now + 30 * DAY, floor_digest=self.floor
+        )
+        return unsigned.sign(self.root)
+
+    def trust_list(self) -> TrustList:
+        """The signed trust list, opened with the root as anchor."""
+        return TrustList.open(self.trust_bytes, [self.root.public], now=now_ms())
+
+    def ring(self, state: str) -> KeyRing:
+        """``state``'s member encryption keys: what opens the deliveries sealed to it."""
+        return self.store.keyring(member_holder(state))
+
+    def store_of(self, state: str, directory: Path) -> Path:
+        """A key store holding only ``state``'s member encryption keys, as its own gateway
+        would (copied from the federation's)."""
+        ensure_private_dir(directory)
+        stem = member_holder(state).replace(":", "-") + "-"
+        for meta in self.store.key_metas():
+            if meta.holder == member_holder(state) and meta.is_encryption:
+                for path in self.store.root.glob(f"{stem}{meta.key_id}.*"):
+                    shutil.copy2(path, directory / path.name)
+        return directory
 
 
-def _signed_list(
-    serial: int, root: SigningKey, service: SigningKey, members: dict[str, SigningKey]
-) -> bytes:
-    now = now_ms()
-    entries = [
-        KeyEntry(
-            service.public,
-            service_holder(),
-            frozenset({Usage.DELIVERY, Usage.CHECKPOINT}),
-            now - DAY,
-        ),
-        *(
-            KeyEntry(k.public, member_holder(m), frozenset({Usage.RECEIPT}), now - DAY)
-            for m, k in members.items()
-        ),
-    ]
-    return TrustList(serial, now - DAY, now + 30 * DAY, tuple(entries)).sign(root)
+def node_credential(tenant: Tenant, state: str) -> Credential:
+    """State ``state``'s node principal (it reads ``ingress.<state>`` and writes deliveries)."""
+    return tenant.secrets.require(tenant.naming.node_principal(state))
 
 
 def notice_json(
@@ -242,21 +295,30 @@ def signed_delivery(
     recipient: str,
     origin: str = "MX",
     consular: bool = False,
+    sealed_to: str | None = None,
 ) -> tuple[Delivery, bytes]:
-    """A delivery as the policy service signs it (per-delivery mode) and its encoding."""
+    """A delivery as ``origin``'s node makes it (per-delivery mode): the notice sealed to
+    ``sealed_to``'s member encryption key (by default the recipient's, as a node does), signed
+    with the node's key; and its encoding."""
     gen = Generator(uuid.uuid4().int % 2**32)
     name = "puente.ConsularNotification" if consular else "puente.CaseNotice"
     record = (
         gen.consular_notification(origin=origin) if consular else gen.case_notice(origin=origin)
     )
-    from puente.codec.wire import encode
-
     payload = encode(registry, name, record)
     now = now_ms()
+    delivery_id = str(uuid.uuid4())
+    sealed = seal_delivery(
+        payload,
+        to=sealing_key(keys.trust_list(), member_holder(sealed_to or recipient), at=now),
+        notice_id=record["notice_id"],
+        recipient=recipient,
+        delivery_id=delivery_id,
+    )
     statement = DeliveryStatement.for_payload(
         payload,
         payload_schema=name,
-        delivery_id=str(uuid.uuid4()),
+        delivery_id=delivery_id,
         notice_id=record["notice_id"],
         origin=origin,
         recipient=recipient,
@@ -274,8 +336,11 @@ def signed_delivery(
         signed_at=now,
         audit_log_id=f"puente.audit/{origin}/0",
         audit_leaf_index=0,
+        sealed_sha256=sealed.sealed_sha256,
+        sealed_size=len(sealed.envelope),
+        sealed_key_id=sealed.key_id,
     )
-    delivery = DeliverySigner(keys.service, registry).sign(statement, payload)
+    delivery = DeliverySigner(keys.nodes[origin], registry).sign(statement, sealed.envelope)
     return delivery, delivery.encode(registry)
 
 
@@ -295,10 +360,12 @@ async def produce(
         await p.stop()
 
 
-async def end_offsets(tenant: Tenant, topic: str, *, reader: str = "policy") -> dict[int, int]:
-    """Per-partition end offsets of ``topic``, read as service ``reader`` (the policy service
-    reads every ingress topic; the receipt tracker every receipts topic)."""
-    cred = tenant.service(reader)
+async def end_offsets(tenant: Tenant, topic: str, *, reader: str = "node") -> dict[int, int]:
+    """Per-partition end offsets of ``topic``, read as service ``reader``, or with ``node`` as
+    the node of the topic's state (a node reads its state's ingress topic; the receipt tracker
+    every receipts topic)."""
+    state = topic.rsplit(".", 1)[1]
+    cred = node_credential(tenant, state) if reader == "node" else tenant.service(reader)
     c = consumer(tenant.endpoint, cred)
     await start(c, tenant.endpoint, cred)
     try:
@@ -333,3 +400,71 @@ async def read_records(
 def run(coro: Any) -> Any:
     """Run a coroutine from a synchronous test."""
     return asyncio.run(coro)
+
+
+@dataclass
+class Federation:
+    """Every member state provisioned under a fresh prefix, with the operator's set-up of the
+    embedded default (every key in ``<state>/keys``, the trust list signed — pinning the
+    regional floor — and published on the trust topic), as ``puente demo`` makes it."""
+
+    tenant: Tenant
+    settings: Settings
+    registry: Registry
+    evidence: Evidence
+
+    def node(self, origin: str, *, instance: str = "gateway-test") -> Node:
+        """An instance of ``origin``'s node, with its own principal and its keys from the
+        embedded default's key store."""
+        return Node(
+            origin=origin,
+            endpoint=self.tenant.endpoint,
+            credential=node_credential(self.tenant, origin),
+            naming=self.tenant.naming,
+            registry=self.registry,
+            policies=PolicyStore(
+                self.settings.policies_dir, self.settings.schemas_dir, secret=b"p" * 32
+            ),
+            keys=FixedKeys(
+                self.evidence.node_key(origin), self.evidence.store.keyring(node_holder(origin))
+            ),
+            trust=TrustTracker.with_list(
+                self.evidence.trust_list, self.evidence.anchors, self.registry
+            ),
+            config=ServiceConfig(mode=SigningMode.BATCH),
+            instance=instance,
+        )
+
+
+async def federation(kafka: KafkaHarness) -> Federation:
+    """A fresh :class:`Federation` on the session's broker."""
+    members = load_members(Settings().policies_dir).codes
+    tenant = kafka.provision(members, partitions=2)
+    settings = kafka.settings_for(tenant)
+    evidence = ensure_evidence(settings, members)
+    operator = tenant.service("operator")
+    await publish_trust_list(tenant.endpoint, operator, tenant.naming, evidence.trust_list)
+    return Federation(tenant, settings, Registry.load(settings.schemas_dir), evidence)
+
+
+@asynccontextmanager
+async def running(node: Node) -> AsyncIterator[Node]:
+    """``node`` processing (ready: it owns its partitions) until the block ends."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(node.run(stop))
+    try:
+        await asyncio.wait_for(node.ready.wait(), 60)
+        yield node
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
+def now_stamped(notice: Notice) -> dict[str, Any]:
+    """A synthetic notice dated now (the generator dates notices in 2025; nodes check age)."""
+    now = dt.datetime.now(dt.UTC)
+    record = dict(notice.record)
+    record["created_at"] = now - dt.timedelta(minutes=1)
+    if "event_time" in record:
+        record["event_time"] = now - dt.timedelta(minutes=5)
+    return record
