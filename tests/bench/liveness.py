@@ -41,7 +41,9 @@ async def run(idle_s: float, interval_s: float, bursts: int, per_burst: int) -> 
     with kafka_harness() as kafka:
         dep = await deploy(kafka, partitions=2)
         gen = Generator(31)
-        async with running(dep.service("liveness", checkpoint_interval_s=interval_s)):
+        async with running(
+            dep.nodes(*ORIGINS, instance="liveness", checkpoint_interval_s=interval_s)
+        ):
             for b in range(bursts):
                 ends: dict[tuple[str, int], int] = {}
                 for origin in ORIGINS:

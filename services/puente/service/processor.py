@@ -38,6 +38,7 @@ from puente.evidence.delivery import (
 )
 from puente.evidence.enckeys import EncryptionPublicKey, KeyRing
 from puente.evidence.errors import SealError
+from puente.evidence.keys import SigningKey
 from puente.evidence.log import AuditLog, LogState
 from puente.evidence.records import AuditDecision
 from puente.evidence.seal import open_notice, seal_delivery
@@ -149,7 +150,7 @@ class PartitionProcessor:
         self.policies = policies
         self.keys = keys
         self.sealer = sealer  # None: deliveries in clear (benchmarks of sealing's cost)
-        self.key = keys.signing_key(0)
+        self.key: SigningKey | None = None  # chosen at each batch, for that batch's time
         self.mode = mode
         self.limits = limits or Limits()
         self.checkpoint_every = checkpoint_every
@@ -163,7 +164,7 @@ class PartitionProcessor:
             )
         # Taken as is (a restored set of a million ids is not copied).
         self.seen = seen if seen is not None else SeenIds(self.limits.dedupe_horizon_ms)
-        self._signer = DeliverySigner(self.key, registry)
+        self._signer: DeliverySigner | None = None
         # When the log was last checkpointed (the restored state says; a new log: never).
         self._last_checkpoint_ms = (log_state.checkpoint_time or 0) if log_state else 0
         self._snapshot: tuple[LogState, int] | None = None
@@ -218,21 +219,21 @@ class PartitionProcessor:
         out.policy_version = policy.version
         now_ms = int(now.timestamp() * 1000)
         key = self.keys.signing_key(now_ms)  # a rotated key signs from the next batch on
-        if key is not self.key:
+        if key is not self.key or self._signer is None:
             self.key, self._signer = key, DeliverySigner(key, self.registry)
         pending: list[_Pending] = []
         first_leaf = self.log.size
         for rec in records:
             self._one(rec, now, now_ms, policy, out, pending)
             out.next_offset = rec.offset + 1
-        self._seal(pending, out, now_ms, first_leaf)
+        self._seal(pending, out, now_ms, first_leaf, key)
         # The batch's accepted ids (one chunk record) and tombstones for ids past the horizon.
         out.state.extend(self.seen.end(now_ms))
         due = self.checkpoint_due(now_ms) or (
             force_checkpoint and self.log.size > self.log.checkpoint_size
         )
         if due:
-            cp = self.log.checkpoint(self.key, time_ms=now_ms)
+            cp = self.log.checkpoint(key, time_ms=now_ms)
             self._last_checkpoint_ms = now_ms
             out.checkpoints.append((self.log.log_id.encode(), cp.encode(self.registry)))
         if records or due:
@@ -466,18 +467,21 @@ class PartitionProcessor:
             self._evaluated = cached
         return cached[1]
 
-    def _seal(self, pending: list[_Pending], out: BatchOutput, now_ms: int, first: int) -> None:
+    def _seal(
+        self, pending: list[_Pending], out: BatchOutput, now_ms: int, first: int, key: SigningKey
+    ) -> None:
         if not pending:
             return
         if self.mode is SigningMode.EACH:
             for p in pending:
+                assert self._signer is not None  # set by process() for this batch's key
                 delivery = self._signer.sign(p.statement, p.payload, encoded=p.encoded)
                 out.deliveries.append((p.topic, p.key, delivery.encode(self.registry)))
             return
         batch = DeliveryBatch(self.registry, f"{self.log.log_id}/{first}")
         for p in pending:
             batch.add(p.statement, p.payload, encoded=p.encoded)
-        for p, delivery in zip(pending, batch.seal(self.key, time_ms=now_ms), strict=True):
+        for p, delivery in zip(pending, batch.seal(key, time_ms=now_ms), strict=True):
             out.deliveries.append((p.topic, p.key, delivery.encode(self.registry)))
 
     def _rejected(

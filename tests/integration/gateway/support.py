@@ -184,11 +184,12 @@ class Keys:
         keys.trust_bytes = keys.relisted(1)
         return keys
 
-    def gateway(self, **settings: Any) -> GatewaySettings:
+    def gateway(self, base: GatewaySettings | None = None, **settings: Any) -> GatewaySettings:
         """Gateway settings that follow this federation's trust list (its anchors) and hold
-        every state's keys, as on the embedded default; ``settings`` add to them."""
-        values = {"trust_anchors_file": self.anchors, "keys_dir": self.store.root} | settings
-        return GatewaySettings(**values)
+        every state's keys, as on the embedded default; ``base`` and ``settings`` add to them."""
+        values = base.model_dump(exclude_unset=True) if base is not None else {}
+        values |= {"trust_anchors_file": self.anchors, "keys_dir": self.store.root} | settings
+        return GatewaySettings.model_validate(values)
 
     def relisted(self, serial: int) -> bytes:
         """The key store's keys in a trust list of ``serial``, valid now, signed by the root."""
@@ -397,7 +398,7 @@ async def read_records(
         await c.stop()
 
 
-def run(coro: Any) -> Any:
+def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine from a synchronous test."""
     return asyncio.run(coro)
 
