@@ -12,9 +12,10 @@ names the states it serves, and a caller of any other state is refused
 looked at. On the embedded default one gateway
 serves every member state from the one key store of ``<state>/keys``.
 
-Keys rotate while the gateway runs: a state's key ring is re-read every :data:`KEYS_RELOAD_S`,
-and it keeps every key whose private part is still in the store, so what was sealed to a
-rotated key still opens.
+Keys rotate while the gateway runs: a state's key ring is re-read every ``keys_reload_s``, and
+it keeps every key whose private part is still in the store, so what was sealed to a rotated
+key still opens. (A node's own key ring, :class:`puente.service.nodekeys.StoreKeys`, is re-read
+the same way; this one is ``member:CC``'s, the recipient's side.)
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from puente.evidence.trust import member_holder
 from puente.logs import get_logger
 
 log = get_logger("gateway.edge")
-KEYS_RELOAD_S = 5.0  # how often a state's key ring is re-read (a rotated key opens after this)
 
 
 class Edge:
@@ -41,7 +41,7 @@ class Edge:
         states: Iterable[str],
         store: KeyStore,
         *,
-        reload_s: float = KEYS_RELOAD_S,
+        reload_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.states = frozenset(states)
@@ -63,7 +63,7 @@ class Edge:
                 hint=f"member states: {', '.join(members)}",
             )
         store = KeyStore(gw.keys_dir or settings.keys_dir)
-        edge = cls(gw.states or members, store)
+        edge = cls(gw.states or members, store, reload_s=gw.keys_reload_s)
         for state in gw.states:
             if not edge.keyring(state).keys:
                 raise ConfigError(

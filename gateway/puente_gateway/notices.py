@@ -44,12 +44,9 @@ REPLAY_HEADER = "Idempotent-Replay"
 
 
 def origin_headers(caller: Caller) -> list[tuple[str, bytes]]:
-    """Kafka headers saying who sent a record through the gateway (ids and names only)."""
-    return [
-        ("puente.via", b"gateway"),
-        ("puente.caller", caller.id.encode()),
-        ("puente.agency", caller.agency.encode()),
-    ]
+    """Kafka headers saying who sent a record through the gateway: ids only (the caller's
+    token id or certificate digest; its agency's name stays with the token, off the topic)."""
+    return [("puente.via", b"gateway"), ("puente.caller", caller.id.encode())]
 
 
 def parse_envelope(ctx: GatewayContext, caller: Caller, body: Any) -> tuple[str, dict[str, Any]]:

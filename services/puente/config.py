@@ -239,6 +239,11 @@ class GatewaySettings(BaseModel):
         "of the states it serves, to open their deliveries; unset: the embedded default's "
         "<state>/keys",
     )
+    keys_reload_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="how often the key store is re-read (a rotated key opens after this)",
+    )
 
 
 class Settings(BaseSettings):

@@ -1,7 +1,7 @@
 """Helpers for the gateway tests: a real uvicorn server in a thread, tokens issued through its
-shared state, a federation's keys and a trust list valid now, deliveries as a node makes them,
-notices in their JSON form, Kafka probes (end offsets, records), and a whole federation with
-real nodes for the end-to-end tests."""
+shared state, a federation's keys and a trust list valid now, a state's own key store for its
+gateway, deliveries as a node makes them, notices in their JSON form, and Kafka probes (end
+offsets, records). The end-to-end tests run real nodes with tests.integration.service.support."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Coroutine, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,9 +24,6 @@ from aiokafka import TopicPartition
 from fastapi import FastAPI
 
 from puente.app.operator import (
-    Evidence,
-    ensure_evidence,
-    publish_trust_list,
     regional_floor_digest,
 )
 from puente.codec.jsonconv import to_json
@@ -40,26 +37,19 @@ from puente.evidence.delivery import (
     DeliveryStatement,
 )
 from puente.evidence.enckeys import KeyRing
-from puente.evidence.keys import SigningKey, ensure_private_dir
+from puente.evidence.keys import PublicKey, SigningKey, ensure_private_dir
 from puente.evidence.keystore import KeyStore
 from puente.evidence.records import AuditDecision
 from puente.evidence.seal import seal_delivery, sealing_key
 from puente.evidence.trust import ROOT_HOLDER, TrustList, member_holder, node_holder
-from puente.evidence.trustsource import TrustTracker
 from puente.kafka.clients import consumer, producer, start
-from puente.members import load_members
-from puente.policy.store import PolicyStore
 from puente.secrets import Credential
-from puente.service.nodekeys import FixedKeys
-from puente.service.processor import SigningMode
-from puente.service.worker import Node, ServiceConfig
 from puente.synth.generator import Generator
-from puente.synth.notice import Notice
 from puente_gateway.clock import now_ms
 from puente_gateway.context import GatewayContext
 from puente_gateway.server import uvicorn_config
 from puente_gateway.tokens import TokenRecord, new_token, revoked
-from tests.harness import KafkaHarness, Tenant
+from tests.harness import Tenant
 
 DAY = 86_400_000
 T = TypeVar("T")
@@ -178,13 +168,12 @@ class Keys:
             store.generate_encryption(node_holder(m), valid_from=since)
             store.generate_encryption(member_holder(m), valid_from=since)
         floor = regional_floor_digest(Settings())
-        anchors = directory.with_name(directory.name + "-anchors.vkey")
-        anchors.write_text(root.public.vkey + "\n")
+        anchors = anchors_file([root.public], directory.with_name(directory.name + "-anchors.vkey"))
         keys = cls(store, root, nodes, receipts, floor, b"", anchors)
         keys.trust_bytes = keys.relisted(1)
         return keys
 
-    def gateway(self, base: GatewaySettings | None = None, **settings: Any) -> GatewaySettings:
+    def gateway(self, base: GatewaySettings | None = None, /, **settings: Any) -> GatewaySettings:
         """Gateway settings that follow this federation's trust list (its anchors) and hold
         every state's keys, as on the embedded default; ``base`` and ``settings`` add to them."""
         values = base.model_dump(exclude_unset=True) if base is not None else {}
@@ -210,18 +199,26 @@ class Keys:
     def store_of(self, state: str, directory: Path) -> Path:
         """A key store holding only ``state``'s member encryption keys, as its own gateway
         would (copied from the federation's)."""
-        ensure_private_dir(directory)
-        stem = member_holder(state).replace(":", "-") + "-"
-        for meta in self.store.key_metas():
-            if meta.holder == member_holder(state) and meta.is_encryption:
-                for path in self.store.root.glob(f"{stem}{meta.key_id}.*"):
-                    shutil.copy2(path, directory / path.name)
-        return directory
+        return copy_member_keys(self.store, state, directory)
 
 
-def node_credential(tenant: Tenant, state: str) -> Credential:
-    """State ``state``'s node principal (it reads ``ingress.<state>`` and writes deliveries)."""
-    return tenant.secrets.require(tenant.naming.node_principal(state))
+def copy_member_keys(store: KeyStore, state: str, directory: Path) -> Path:
+    """Copy ``state``'s member encryption keys (private parts, descriptions, public parts) from
+    ``store`` into the key store at ``directory``: what ``state``'s own gateway holds. Keys
+    already there are overwritten, others kept (a second call adds a rotated key)."""
+    ensure_private_dir(directory)
+    stem = member_holder(state).replace(":", "-") + "-"
+    for meta in store.key_metas():
+        if meta.holder == member_holder(state) and meta.is_encryption:
+            for path in store.root.glob(f"{stem}{meta.key_id}.*"):
+                shutil.copy2(path, directory / path.name)
+    return directory
+
+
+def anchors_file(anchors: Iterable[PublicKey], path: Path) -> Path:
+    """The operator's root verifier keys, one per line, as a gateway's ``trust_anchors_file``."""
+    path.write_text("".join(k.vkey + "\n" for k in anchors))
+    return path
 
 
 def notice_json(
@@ -366,7 +363,7 @@ async def end_offsets(tenant: Tenant, topic: str, *, reader: str = "node") -> di
     the node of the topic's state (a node reads its state's ingress topic; the receipt tracker
     every receipts topic)."""
     state = topic.rsplit(".", 1)[1]
-    cred = node_credential(tenant, state) if reader == "node" else tenant.service(reader)
+    cred = tenant.node(state) if reader == "node" else tenant.service(reader)
     c = consumer(tenant.endpoint, cred)
     await start(c, tenant.endpoint, cred)
     try:
@@ -401,71 +398,3 @@ async def read_records(
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine from a synchronous test."""
     return asyncio.run(coro)
-
-
-@dataclass
-class Federation:
-    """Every member state provisioned under a fresh prefix, with the operator's set-up of the
-    embedded default (every key in ``<state>/keys``, the trust list signed — pinning the
-    regional floor — and published on the trust topic), as ``puente demo`` makes it."""
-
-    tenant: Tenant
-    settings: Settings
-    registry: Registry
-    evidence: Evidence
-
-    def node(self, origin: str, *, instance: str = "gateway-test") -> Node:
-        """An instance of ``origin``'s node, with its own principal and its keys from the
-        embedded default's key store."""
-        return Node(
-            origin=origin,
-            endpoint=self.tenant.endpoint,
-            credential=node_credential(self.tenant, origin),
-            naming=self.tenant.naming,
-            registry=self.registry,
-            policies=PolicyStore(
-                self.settings.policies_dir, self.settings.schemas_dir, secret=b"p" * 32
-            ),
-            keys=FixedKeys(
-                self.evidence.node_key(origin), self.evidence.store.keyring(node_holder(origin))
-            ),
-            trust=TrustTracker.with_list(
-                self.evidence.trust_list, self.evidence.anchors, self.registry
-            ),
-            config=ServiceConfig(mode=SigningMode.BATCH),
-            instance=instance,
-        )
-
-
-async def federation(kafka: KafkaHarness) -> Federation:
-    """A fresh :class:`Federation` on the session's broker."""
-    members = load_members(Settings().policies_dir).codes
-    tenant = kafka.provision(members, partitions=2)
-    settings = kafka.settings_for(tenant)
-    evidence = ensure_evidence(settings, members)
-    operator = tenant.service("operator")
-    await publish_trust_list(tenant.endpoint, operator, tenant.naming, evidence.trust_list)
-    return Federation(tenant, settings, Registry.load(settings.schemas_dir), evidence)
-
-
-@asynccontextmanager
-async def running(node: Node) -> AsyncIterator[Node]:
-    """``node`` processing (ready: it owns its partitions) until the block ends."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(node.run(stop))
-    try:
-        await asyncio.wait_for(node.ready.wait(), 60)
-        yield node
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
-
-
-def now_stamped(notice: Notice) -> dict[str, Any]:
-    """A synthetic notice dated now (the generator dates notices in 2025; nodes check age)."""
-    now = dt.datetime.now(dt.UTC)
-    record = dict(notice.record)
-    record["created_at"] = now - dt.timedelta(minutes=1)
-    if "event_time" in record:
-        record["event_time"] = now - dt.timedelta(minutes=5)
-    return record

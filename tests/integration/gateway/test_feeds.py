@@ -24,7 +24,6 @@ from puente_gateway.clock import now_ms
 from tests.harness import Tenant
 from tests.integration.gateway.conftest import Gateway
 from tests.integration.gateway.support import (
-    node_credential,
     notice_json,
     produce,
     run,
@@ -38,7 +37,7 @@ async def _transactional(
     tenant: Tenant, topic: str, committed: list[bytes], aborted: list[bytes], *, node: str = "MX"
 ) -> None:
     """Write like state ``node``'s node: one committed and one aborted transaction."""
-    cred = node_credential(tenant, node)
+    cred = tenant.node(node)
     tx = producer(
         tenant.endpoint,
         cred,
@@ -183,12 +182,8 @@ def test_a_delivery_sealed_to_another_state_is_never_shown_opened(gateway: Gatew
     sealed_to_mx = signed_delivery(registry, keys, recipient="GT", sealed_to="MX")[1]
     for_gt = signed_delivery(registry, keys, recipient="GT")[1]
     topic = gateway.tenant.topic(DELIVER, "GT")
-    run(
-        produce(
-            gateway.tenant, node_credential(gateway.tenant, "MX"), topic, [sealed_to_mx, for_gt]
-        )
-    )
-    run(produce(gateway.tenant, node_credential(gateway.tenant, "US"), topic, [for_mx]))
+    run(produce(gateway.tenant, gateway.tenant.node("MX"), topic, [sealed_to_mx, for_gt]))
+    run(produce(gateway.tenant, gateway.tenant.node("US"), topic, [for_mx]))
     with gateway.client(gateway.token("GT")) as c:
         by_raw = {
             base64.b64decode(i["delivery"]): i
@@ -240,7 +235,7 @@ def test_long_poll_returns_when_a_delivery_arrives(gateway: Gateway) -> None:
             lambda: run(
                 produce(
                     gateway.tenant,
-                    node_credential(gateway.tenant, "MX"),
+                    gateway.tenant.node("MX"),
                     gateway.tenant.topic(DELIVER, "US"),
                     [raw],
                 )
@@ -318,7 +313,7 @@ def test_sse_streams_and_resumes_from_last_event_id(
             # A new delivery arrives while the stream is open.
             _, raw = signed_delivery(gateway.registry, gateway.keys, recipient="GT")
             topic = gateway.tenant.topic(DELIVER, "GT")
-            run(produce(gateway.tenant, node_credential(gateway.tenant, "MX"), topic, [raw]))
+            run(produce(gateway.tenant, gateway.tenant.node("MX"), topic, [raw]))
             live, _ = _events(lines, 1)
         assert sorted(_where(orjson.loads(e["data"]) for e in rest)) == sorted(_where(items[2:]))
         assert base64.b64decode(orjson.loads(live[0]["data"])["delivery"]) == raw
@@ -452,7 +447,7 @@ def test_rejections_stream_as_events(gateway: Gateway) -> None:
     run(
         produce(
             gateway.tenant,
-            node_credential(gateway.tenant, "US"),
+            gateway.tenant.node("US"),
             gateway.tenant.topic(REJECTED, "US"),
             [good],
         )

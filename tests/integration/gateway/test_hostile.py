@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 
 from puente.codec.jsonconv import to_json
 from puente.codec.registry import Registry
+from puente.config import GatewaySettings
 from puente.evidence.trust import TRUST_LIST_KEY
 from puente.evidence.verify import DELIVERY_RECEIPT
 from puente.topics import DELIVER, TRUST
@@ -41,7 +42,6 @@ from tests.integration.gateway.support import (
     close_streams,
     context_of,
     issue_token,
-    node_credential,
     notice_json,
     open_streams,
     produce,
@@ -305,7 +305,7 @@ def test_pages_reuse_readers_and_stay_within_their_byte_budget(hostile: Hostile)
     run(
         produce(
             hostile.tenant,
-            node_credential(hostile.tenant, "MX"),
+            hostile.tenant.node("MX"),
             hostile.tenant.topic(DELIVER, "GT"),
             big,
         )

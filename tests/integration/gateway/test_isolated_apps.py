@@ -27,7 +27,6 @@ from tests.integration.gateway.support import (
     Keys,
     end_offsets,
     issue_token,
-    node_credential,
     notice_json,
     produce,
     run,
@@ -260,7 +259,7 @@ def test_a_states_own_gateway_serves_its_state_only_with_its_keys_only(
     registry = Registry.load(settings.schemas_dir)
     _, delivery = signed_delivery(registry, keys, recipient="GT")
     topic = gw_tenant.topic(DELIVER, "GT")
-    run(produce(gw_tenant, node_credential(gw_tenant, "MX"), topic, [delivery]))
+    run(produce(gw_tenant, gw_tenant.node("MX"), topic, [delivery]))
     own = keys.store_of("GT", tmp_path / "gt-keys")
     with gateway_with(settings, keys, states=("GT",), keys_dir=own) as (url, auth):
         with httpx.Client(base_url=url, headers={"Authorization": auth["GT"]}, timeout=30) as gt:

@@ -21,7 +21,6 @@ from puente_gateway.clock import now_ms
 from tests.integration.gateway.conftest import Gateway
 from tests.integration.gateway.support import (
     end_offsets,
-    node_credential,
     notice_json,
     read_records,
     run,
@@ -55,7 +54,7 @@ def test_notice_is_produced_after_ack_and_decodes_to_what_was_sent(gateway: Gate
     [rec] = run(
         read_records(
             gateway.tenant,
-            node_credential(gateway.tenant, "MX"),
+            gateway.tenant.node("MX"),
             body["topic"],
             body["partition"],
             body["offset"],
