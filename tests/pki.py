@@ -44,7 +44,9 @@ class CA:
         self.path = directory / f"{name}.pem"
         self.path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, file: str, attrs: list[x509.NameAttribute], *, server: bool = False) -> Issued:
+    def issue(
+        self, file: str, attrs: list[x509.NameAttribute[str]], *, server: bool = False
+    ) -> Issued:
         """A certificate (and its key) for ``attrs``, written as ``<file>.pem``/``.key``."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
@@ -100,7 +102,7 @@ class CA:
         return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 
-def agency(cn: str, org: str, country: str) -> list[x509.NameAttribute]:
+def agency(cn: str, org: str, country: str) -> list[x509.NameAttribute[str]]:
     """The subject attributes of an agency's client certificate."""
     return [
         x509.NameAttribute(NameOID.COUNTRY_NAME, country),

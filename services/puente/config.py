@@ -92,6 +92,11 @@ class PolicyServiceSettings(BaseModel):
     )
     reload_interval_s: float = Field(default=2.0, gt=0, description="policy-set change check")
     metrics_port: int = Field(default=9464, ge=0, description="Prometheus port; 0 = off")
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="address the metrics endpoint binds (0.0.0.0 in a container, so that probes "
+        "and Prometheus reach it)",
+    )
     max_notice_bytes: int = Field(default=256 * 1024, ge=1024)
     keys_dir: Path | None = Field(
         default=None,

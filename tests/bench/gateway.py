@@ -118,16 +118,27 @@ class Result:
     cpu_s: float
 
 
+def _found(pattern: str, out: str) -> str:
+    """The first group of ``pattern`` in wrk's output; a ValueError showing the output if absent."""
+    m = re.search(pattern, out)
+    if m is None:
+        raise ValueError(f"no {pattern!r} in wrk's output:\n{out}")
+    return m.group(1)
+
+
 def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if m is None:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    value, unit = m.groups()
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
 def _parse(out: str) -> tuple[float, float, float, int, int]:
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(_found(r"Requests/sec:\s+([\d.]+)", out))
+    p50 = _ms(_found(r"\s50%\s+(\S+)", out))
+    p99 = _ms(_found(r"\s99%\s+(\S+)", out))
+    requests = int(_found(r"(\d+) requests in", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sockets = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out

@@ -333,16 +333,16 @@ def _index(fan: Fanout, registry: Registry, origin: str, part: int, out: BatchOu
         notice_id = AuditRecord.decode(registry, value).notice_id
         assert notice_id is not None
         add(notice_id.encode(), OutRecord("audit", audit_topic, None, value))
-    for key, state in out.state:
-        if key == STATE_LOG_KEY and state is not None:
-            fan.log_state[(origin, part)] = state
+    for key, stored in out.state:
+        if key == STATE_LOG_KEY and stored is not None:
+            fan.log_state[(origin, part)] = stored
             fan.kinds["log_state"] += 1
-            fan.bytes_by_kind["log_state"] += len(state)
-        elif key.startswith(CHUNK_PREFIX) and state is not None:
-            for entry in decode_chunk(state):
+            fan.bytes_by_kind["log_state"] += len(stored)
+        elif key.startswith(CHUNK_PREFIX) and stored is not None:
+            for entry in decode_chunk(stored):
                 fan.dedupe[entry[0].encode()] = entry
             fan.kinds["state"] += 1
-            fan.bytes_by_kind["state"] += len(state)
+            fan.bytes_by_kind["state"] += len(stored)
     for key, value in out.rejections:
         add(key, OutRecord("rejections", _REF.topic(REJECTED, origin), key, value))
     for key, value in out.checkpoints:
@@ -493,6 +493,7 @@ def _output_size(out: BatchOutput) -> tuple[int, int]:
     records = len(out.deliveries) + len(out.audit) + len(out.state)
     records += len(out.checkpoints) + len(out.rejections)
     size = sum(len(v) for _, _, v in out.deliveries) + sum(len(v) for v in out.audit)
+    # A state record may be a tombstone (a pruned dedupe chunk): no value, no bytes.
     size += sum(len(v or b"") for _, v in out.state) + sum(len(v) for _, v in out.checkpoints)
     size += sum(len(v) for _, v in out.rejections)
     return records, size
@@ -559,6 +560,8 @@ class TimedNode(Node):
                         stats.process_s += wall
                         stats.process_cpu_s += cpu
 
+        # The service builds its processors: this one's batches are timed by shadowing the
+        # method on the instance, which mypy refuses for any method.
         proc.process = timed  # type: ignore[method-assign]
         return proc
 
@@ -876,7 +879,7 @@ class PassThrough:
         st.out_bytes += size
 
 
-class _PassListener(ConsumerRebalanceListener):  # type: ignore[misc]
+class _PassListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka has no types
     def __init__(self, pt: PassThrough) -> None:
         self.pt = pt
 
@@ -1398,7 +1401,7 @@ def _context_of(frame: Any, context: str) -> str:
 
 def profile_stages(session: Any) -> dict[str, float]:
     """Seconds per stage from a pyinstrument session (wall-clock samples of the loop thread)."""
-    totals: Counter[str] = Counter()
+    totals: defaultdict[str, float] = defaultdict(float)
     root = session.root_frame(trim_stem=False)
     if root is None:
         return {}
@@ -1414,7 +1417,12 @@ def profile_stages(session: Any) -> dict[str, float]:
         # children twice, as they are visited too).
         totals[context] += frame.time - sum(child.time for child in frame.children)
         stack.extend((child, frame, context) for child in frame.children)
-    return dict(totals.most_common())
+    return _largest_first(totals)
+
+
+def _largest_first(totals: dict[str, float]) -> dict[str, float]:
+    """``totals`` by value, largest first (as ``Counter.most_common``, for seconds)."""
+    return dict(sorted(totals.items(), key=lambda kv: kv[1], reverse=True))
 
 
 # --- offline: CPU per stage -----------------------------------------------------------------------
@@ -1582,8 +1590,7 @@ def stage_breakdown(
     with patched(targets):
         total, _ = _process_all(registry, policies, fed, work, now, sealed=sealed)
     n = sum(len(r) for _, _, r in work)
-    ranked = sorted(clock.totals.items(), key=lambda kv: -kv[1])
-    stages = {k: v / n * 1e6 for k, v in ranked}
+    stages = {k: v / n * 1e6 for k, v in _largest_first(clock.totals).items()}
     return stages | {"total": total / n * 1e6}
 
 

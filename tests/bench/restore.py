@@ -32,6 +32,7 @@ import random
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 
 from puente.codec.registry import Registry
 from puente.config import Settings
@@ -119,11 +120,11 @@ def snapshot_costs(ids: list[tuple[str, bytes]], runs: int) -> dict[str, float]:
         seen.add(i, d, int(time.time() * 1000), n)
     seen.end(int(time.time() * 1000))
 
-    def median(once: object) -> float:
+    def median(once: Callable[[], object]) -> float:
         times = []
         for _ in range(runs):
             t0 = time.perf_counter()
-            once()  # type: ignore[operator]
+            once()
             times.append(time.perf_counter() - t0)
         return statistics.median(times)
 

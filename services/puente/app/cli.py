@@ -26,6 +26,7 @@ app = typer.Typer(
 def _mount() -> None:
     from puente.app import demo
     from puente.app.commands import audit, deploy, gateway, kafka, keys, policy, schemas, serve
+    from puente.app.commands.publish import publish
     from puente.app.commands.subscribe import subscribe
     from puente.kafka import auditsource
 
@@ -38,6 +39,7 @@ def _mount() -> None:
     app.add_typer(serve.app, name="serve")
     app.add_typer(deploy.app, name="deploy")
     app.command(name="subscribe")(subscribe)
+    app.command(name="publish")(publish)
     app.add_typer(gateway.app, name="gateway")
     demo.register(app)
 

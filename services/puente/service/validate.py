@@ -21,7 +21,7 @@ from puente.notices import NOTICE_TYPES
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
-# Stable reason codes of notice-level refusals (docs/policy-service.md explains each).
+# Stable reason codes of notice-level refusals (docs/node.md explains each).
 EMPTY_RECORD = "EMPTY_RECORD"
 TOO_LARGE = "TOO_LARGE"
 NOT_A_NOTICE = "NOT_A_NOTICE"

@@ -42,6 +42,7 @@ def _adult(requested: bool | None = None, **facts: Any) -> dict[str, Any]:
     person: dict[str, Any] = {
         "protection_status": "NONE",
         "fear_of_return_expressed": False,
+        "feared_states": [],  # no fear named either: the person's facts agree with each other
         "minor": False,
         **facts,
     }

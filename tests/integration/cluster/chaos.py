@@ -95,7 +95,7 @@ class Probe:
             by_group: dict[str, list[KTP]] = {}
             for tp in tps:
                 by_group.setdefault(group_of(tp.topic), []).append(tp)
-            committed = {}
+            committed: dict[KTP, Any] = {}
             for g, members in by_group.items():
                 committed |= admin.list_group_offsets({g: members}).get(g, {})
         out = {}

@@ -78,9 +78,9 @@ class Gateway:
         """Revoke a token."""
         return revoke_token(self.app, self.url, token_id)
 
-    def client(self, token: str | None = None, **kwargs: object) -> httpx.Client:
+    def client(self, token: str | None = None, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
 
 
 @pytest.fixture(scope="session")

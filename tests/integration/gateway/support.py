@@ -330,6 +330,6 @@ async def read_records(
         await c.stop()
 
 
-def run(coro: Any) -> Any:
+def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine from a synchronous test."""
     return asyncio.run(coro)

@@ -58,7 +58,7 @@ async def test_post_deliver_stream_verify_receipt(dep: Deployment, tmp_path: Pat
     gw = GatewaySettings(sse_heartbeat_s=0.5)
     app = create_app(dep.settings, gw, registry=dep.registry)
     notice = Generator(42).scenario("requested-arrest", origin="MX", nationality="CO")
-    body = {
+    body: dict[str, Any] = {
         "type": "ConsularNotification",
         "notice": to_json(dep.registry, notice.name, now_stamped(notice)),
     }

@@ -152,7 +152,8 @@ def test_only_agencies_of_every_type_get_an_undecodable_delivery(gateway: Gatewa
 
 def _pages_end(gateway: Gateway, state: str) -> str:
     with gateway.client(gateway.token(state)) as c:
-        return [p for p in _pages(c, "/v1/deliveries", limit=100)][-1]["next_cursor"]
+        end: str = [p for p in _pages(c, "/v1/deliveries", limit=100)][-1]["next_cursor"]
+    return end
 
 
 def test_a_state_never_sees_another_states_deliveries(

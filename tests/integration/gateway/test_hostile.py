@@ -55,19 +55,19 @@ from tests.jsonfuzz import mutations
 pytestmark = pytest.mark.kafka
 SSE = {"Accept": "text/event-stream"}
 _ADDRESSES = (f"127.0.0.{i}" for i in itertools.count(2))
-LIMITS = {
-    "head_timeout_s": 1.0,
-    "body_timeout_s": 1.0,
-    "auth_fail_burst": 5,
-    "auth_fail_per_s": 0.5,
-    "max_streams_per_caller": 2,
-    "max_streams_per_state": 4,
-    "max_page_bytes": 64 * 1024,
-    "rate_per_s": 10_000,
-    "rate_burst": 10_000,
-    "trust_refresh_s": 0.5,
-    "sse_heartbeat_s": 0.5,
-}
+LIMITS = GatewaySettings(
+    head_timeout_s=1.0,
+    body_timeout_s=1.0,
+    auth_fail_burst=5,
+    auth_fail_per_s=0.5,
+    max_streams_per_caller=2,
+    max_streams_per_state=4,
+    max_page_bytes=64 * 1024,
+    rate_per_s=10_000,
+    rate_burst=10_000,
+    trust_refresh_s=0.5,
+    sse_heartbeat_s=0.5,
+)
 
 
 @dataclass
@@ -113,7 +113,7 @@ def hostile(kafka: KafkaHarness, tmp_path_factory: pytest.TempPathFactory) -> It
     anchors = tmp_path_factory.mktemp("hostile") / "anchors.vkey"
     anchors.write_text(keys.root.public.vkey + "\n")
     settings_ = kafka.settings_for(tenant)
-    gw = GatewaySettings(trust_anchors_file=anchors, **LIMITS)  # type: ignore[arg-type]
+    gw = LIMITS.model_copy(update={"trust_anchors_file": anchors})
     app = create_app(settings_, gw)
     with serving(app, gw) as url:
         yield Hostile(url, app, tenant, keys, Registry.load(settings_.schemas_dir))
@@ -278,7 +278,7 @@ async def test_one_member_with_a_hundred_streams_starves_no_one(hostile: Hostile
     gt = hostile.token("GT")
     answers, opened = await open_streams(hostile.url, mx, 100)
     try:
-        assert [a for a in answers if a[0] == 200] == [(200, "")] * LIMITS["max_streams_per_state"]
+        assert [a for a in answers if a[0] == 200] == [(200, "")] * LIMITS.max_streams_per_state
         assert set(answers) == {(200, ""), (429, "TOO_MANY_STREAMS")}
         async with httpx.AsyncClient(
             base_url=hostile.url, headers={"Authorization": f"Bearer {gt}"}, timeout=30
@@ -327,7 +327,7 @@ def test_pages_reuse_readers_and_stay_within_their_byte_budget(hostile: Hostile)
             cursor = page["next_cursor"]
     assert pool.opened - opened <= 1  # twenty pages, at most one new SCRAM login
     assert len(items) == len(big)
-    budget = LIMITS["max_page_bytes"]
+    budget = LIMITS.max_page_bytes
     assert all(size <= budget + 40_002 for size in sizes)  # the budget and at most one record
     assert max(sizes) > 0 and len([s for s in sizes if s]) >= 3  # so it took several pages
 

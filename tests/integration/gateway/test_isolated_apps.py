@@ -46,7 +46,11 @@ def gateway_with(settings: Settings, **gw: Any) -> Iterator[tuple[str, dict[str,
 def _stream_status(url: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
     """The status of an event-stream request (and the body when it is an error)."""
     with httpx.Client(timeout=30) as c, c.stream("GET", url, headers=headers | SSE) as r:
-        return r.status_code, ({} if r.status_code == 200 else r.read() and r.json())
+        if r.status_code == 200:
+            return r.status_code, {}
+        r.read()
+        body: dict[str, Any] = r.json()
+        return r.status_code, body
 
 
 def _closed_port() -> int:
@@ -70,12 +74,13 @@ def test_kafka_unreachable_is_503_with_retry_after_and_bounded(
     with serving(app, gw, ready=False) as url:
         with httpx.Client(base_url=url, headers={"Authorization": well_formed}, timeout=30) as c:
             notice = notice_json(Registry.load(dead.schemas_dir), "MX")
-            for method, path, kw in (
+            requests: list[tuple[str, str, dict[str, Any]]] = [
                 ("POST", "/v1/notices", {"json": {"type": "CaseNotice", "notice": notice}}),
                 ("GET", "/v1/deliveries", {}),
                 ("GET", "/v1/schemas", {}),
                 ("GET", "/readyz", {}),
-            ):
+            ]
+            for method, path, kw in requests:
                 t0 = time.monotonic()
                 r = c.request(method, path, **kw)
                 assert r.status_code == 503, (path, r.text)

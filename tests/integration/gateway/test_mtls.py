@@ -6,12 +6,14 @@ import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from fastapi import FastAPI
 
 from puente.codec.registry import Registry
 from puente.config import GatewaySettings
@@ -65,16 +67,16 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TLSWorld:
     return TLSWorld(ca, server, mx_police, mx_consular, unmapped, stranger, clients)
 
 
-def _client(url: str, tls: TLSWorld, who: Issued | None, **kw: object) -> httpx.Client:
+def _client(url: str, tls: TLSWorld, who: Issued | None, **kw: Any) -> httpx.Client:
     ctx = ssl.create_default_context(cafile=str(tls.ca.path))
     if who is not None:
         ctx.load_cert_chain(str(who.cert), str(who.key))
-    return httpx.Client(base_url=url, verify=ctx, timeout=30, **kw)  # type: ignore[arg-type]
+    return httpx.Client(base_url=url, verify=ctx, timeout=30, **kw)
 
 
 def _server(
     kafka: KafkaHarness, tenant: Tenant, tls: TLSWorld, mode: str, **extra: object
-) -> tuple[object, GatewaySettings]:
+) -> tuple[FastAPI, GatewaySettings]:
     settings = kafka.settings_for(tenant)
     values: dict[str, object] = {
         "tls_cert": tls.server.cert,
@@ -83,14 +85,14 @@ def _server(
         "client_cert": mode,
         "mtls_clients": tls.clients,
     }
-    gw = GatewaySettings(**(values | extra))  # type: ignore[arg-type]
+    gw = GatewaySettings.model_validate(values | extra)
     return create_app(settings, gw), gw
 
 
 @pytest.fixture(scope="module")
 def required_url(kafka: KafkaHarness, gw_tenant: Tenant, tls: TLSWorld) -> Iterator[str]:
     app, gw = _server(kafka, gw_tenant, tls, "required")
-    with serving(app, gw) as url:  # type: ignore[arg-type]
+    with serving(app, gw) as url:
         yield url
 
 
@@ -148,8 +150,8 @@ def test_optional_client_certificates_let_token_callers_in(
     kafka: KafkaHarness, gw_tenant: Tenant, tls: TLSWorld, tmp_path: Path
 ) -> None:
     app, gw = _server(kafka, gw_tenant, tls, "optional")
-    with serving(app, gw) as url:  # type: ignore[arg-type]
-        _, token = issue_token(app, url, "GT", agency="token agency")  # type: ignore[arg-type]
+    with serving(app, gw) as url:
+        _, token = issue_token(app, url, "GT", agency="token agency")
         with _client(url, tls, None, headers={"Authorization": f"Bearer {token}"}) as c:
             assert c.get("/v1/schemas").status_code == 200
         with _client(url, tls, None) as c:
@@ -168,7 +170,7 @@ def test_revoked_certificates_are_refused_and_the_files_are_re_read_while_servin
     app, gw = _server(
         kafka, gw_tenant, tls, "required", mtls_clients=clients, client_crl=crl, mtls_reload_s=0.1
     )
-    with serving(app, gw) as url:  # type: ignore[arg-type]
+    with serving(app, gw) as url:
         with _client(url, tls, tls.mx_consular) as c:
             r = c.get("/v1/schemas")
             assert r.status_code == 401 and r.json()["reason"] == "AUTH_INVALID"

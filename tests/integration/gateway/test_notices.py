@@ -73,7 +73,7 @@ def test_consular_notification_by_full_type_name(gateway: Gateway) -> None:
 
 def test_retry_returns_the_first_answer_and_produces_nothing(gateway: Gateway) -> None:
     token = gateway.token("MX")
-    body = {"type": "CaseNotice", "notice": notice_json(gateway.registry, "MX")}
+    body: dict[str, Any] = {"type": "CaseNotice", "notice": notice_json(gateway.registry, "MX")}
     first = _post(gateway, token, body)
     assert first.status_code == 202
     before = _ingress(gateway, "MX")

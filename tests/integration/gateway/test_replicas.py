@@ -123,7 +123,7 @@ def test_a_retry_on_the_other_replica_gets_the_first_answer_and_produces_nothing
     a, b = world.replicas
     record, token = issue_token(a.app, a.url, "MX")
     b.sync()
-    body = {"type": "CaseNotice", "notice": notice_json(world.registry, "MX")}
+    body: dict[str, Any] = {"type": "CaseNotice", "notice": notice_json(world.registry, "MX")}
     topic = world.tenant.topic(INGRESS, "MX")
     first = a.post(token, body)
     assert first.status_code == 202, first.text

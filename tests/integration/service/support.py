@@ -213,9 +213,14 @@ async def read_topic(
     idle_s: float = 3.0,
     expect: int | None = None,
     timeout_s: float = 60.0,
+    as_node: str | None = None,
 ) -> list[tuple[bytes | None, bytes]]:
-    """Every committed record of ``topic`` (read_committed) as a member or as the auditor."""
-    cred = dep.tenant.member(cred_member) if cred_member else dep.tenant.service("auditor")
+    """Every committed record of ``topic`` (read_committed) as a member, a node (``as_node``)
+    or the auditor."""
+    if as_node is not None:
+        cred = dep.tenant.node(as_node)
+    else:
+        cred = dep.tenant.member(cred_member) if cred_member else dep.tenant.service("auditor")
     c = consumer(dep.tenant.endpoint, cred)
     await start(c, dep.tenant.endpoint, cred)
     out: list[tuple[bytes | None, bytes]] = []

@@ -55,7 +55,7 @@ async def test_subscriber_verifies_acknowledges_and_flags_forgeries(dep: Deploym
             async for r in sub.stream(idle_timeout_s=10):
                 got.append(r)
                 if len(got) == 1:
-                    await _forge(dep, member, r.verified and r.verified.statement.notice_id)
+                    await _forge(dep, member)
                 if len(got) >= 2 and not got[-1].ok:
                     break
     good = [r for r in got if r.ok]
@@ -91,7 +91,7 @@ async def test_subscriber_verifies_acknowledges_and_flags_forgeries(dep: Deploym
     assert statuses.count("VERIFICATION_FAILED") == 1
 
 
-async def _forge(dep: Deployment, member: str, _notice_id: str | None) -> None:
+async def _forge(dep: Deployment, member: str) -> None:
     """Copy the member's first delivery with a different payload into its deliver topic."""
     c = consumer(dep.tenant.endpoint, dep.tenant.member(member))
     await start(c, dep.tenant.endpoint, dep.tenant.member(member))

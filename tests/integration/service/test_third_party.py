@@ -170,7 +170,9 @@ def _librdkafka_values(dep: Deployment, topic: str) -> list[bytes]:
         while len(values) < 3 and time.monotonic() < deadline:
             msg = c.poll(1.0)
             if msg is not None and msg.error() is None:
-                values.append(msg.value())
+                value = msg.value()
+                assert value is not None, "a delivery without a value"
+                values.append(value)
         return sorted(values)
     finally:
         c.close()

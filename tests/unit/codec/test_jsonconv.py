@@ -18,7 +18,7 @@ CONS = "puente.ConsularNotification"
 def test_round_trip_through_json_text(reg: Registry) -> None:
     gen = Generator(21)
     records = [(n, gen.sample(n, reg.latest(n).parsed)) for n in reg.names() for _ in range(5)]
-    records += [tuple(gen.scenario(s)) for s in SCENARIOS]  # type: ignore[misc]
+    records += [(n.name, n.record) for n in map(gen.scenario, SCENARIOS)]
     for name, record in records:
         text = orjson.dumps(to_json(reg, name, record))
         back = from_json(reg, name, orjson.loads(text))

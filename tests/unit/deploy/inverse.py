@@ -7,6 +7,7 @@ from typing import Any
 
 from puente.deploy import contract as c
 from puente.deploy.k8s import OPERATIONS, PATTERN_TYPES, RESOURCE_TYPES
+from puente.deploy.material import NODES_DIR
 from puente.kafka.broker_config import ADMIN_USER
 from puente.kafka.plan import Acl
 
@@ -29,14 +30,14 @@ def plan_acls(principal: str, rules: list[dict[str, Any]]) -> set[Acl]:
     }
 
 
-def secret_file_names(principals: list[str]) -> list[str]:
-    """Every file the Compose file expects in deploy/compose/secrets/."""
+def secret_file_names(inputs: c.DeployInputs) -> list[str]:
+    """Every file the Compose file mounts as a Compose secret from deploy/compose/secrets/ (the
+    key stores and the public trust material are folders, bind-mounted)."""
     return [
         c.BROKER_SECRET_FILE,
         f"{ADMIN_USER}.json",
-        *(f"{p}.json" for p in principals),
-        c.SIGNING_KEY_FILE,
-        c.POLICY_PSEUDONYM_FILE,
+        *(f"{p.name}.json" for p in inputs.plan.principals),
+        *(f"{NODES_DIR}/{m}/{c.NODE_PSEUDONYM_FILE}" for m in inputs.members),
         c.GATEWAY_TLS_CERT,
         c.GATEWAY_TLS_KEY,
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -25,12 +26,12 @@ from .conftest import DAY, T0, World
 AUDIT_MX = "puente.audit.MX"
 
 
-def run(world: World, exp: Exported, tmp_path: Path, **opts: object) -> AuditReport:
-    path = exp.write(tmp_path / "export.pxp", cut=int(opts.pop("cut", 0)))  # type: ignore[call-overload]
+def run(world: World, exp: Exported, tmp_path: Path, **opts: Any) -> AuditReport:
+    path = exp.write(tmp_path / "export.pxp", cut=int(opts.pop("cut", 0)))
     auditor = Auditor(
         registry=world.registry,
         anchors=[world.root.public],
-        options=AuditOptions(**{"now": T0 + DAY, **opts}),  # type: ignore[arg-type]
+        options=AuditOptions(**{"now": T0 + DAY, **opts}),
     )
     return auditor.run(ExportFile(path))
 
@@ -72,9 +73,9 @@ def test_a_clean_log_verifies(world: World, tmp_path: Path) -> None:
     assert orjson.loads(report.to_json())["verdict"] == "VERIFIED"
 
 
-def rewrite(world: World, data: bytes, **changes: object) -> bytes:
+def rewrite(world: World, data: bytes, **changes: Any) -> bytes:
     rec = AuditRecord.decode(world.registry, data)
-    return replace(rec, **changes).encode(world.registry)  # type: ignore[arg-type]
+    return replace(rec, **changes).encode(world.registry)
 
 
 def test_altered_record_is_located(world: World, log200: Exported, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from puente.app.commands.audit import audit_app
@@ -26,8 +27,8 @@ from .conftest import T0, World
 runner = CliRunner()
 
 
-def ok(app: object, *args: str) -> str:
-    res = runner.invoke(app, list(args))  # type: ignore[arg-type]
+def ok(app: typer.Typer, *args: str) -> str:
+    res = runner.invoke(app, list(args))
     assert res.exit_code == 0, res.output + repr(res.exception)
     return res.output
 
@@ -71,8 +72,8 @@ def test_keys_and_trust_list(tmp_path: Path) -> None:
     assert e_old.valid_until is not None and e_old.revoked_since is not None
     current = store.current("service:policy", usage=Usage.DELIVERY, at=tl2.issued_at + 1)
     assert current.key_id != old.key_id
-    out = runner.invoke(keys_app, ["trust-list", "show", "--anchor", str(mx_vkey), "--dir", d])
-    assert out.exit_code == 1  # a member key is no trust anchor
+    shown = runner.invoke(keys_app, ["trust-list", "show", "--anchor", str(mx_vkey), "--dir", d])
+    assert shown.exit_code == 1  # a member key is no trust anchor
     listing = ok(keys_app, "list", "--dir", d)
     assert old.key_id in listing
 

@@ -4,8 +4,10 @@ the envelope's layout, what each binding refuses, and encryption-key rotation an
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from hashlib import sha256
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
@@ -57,20 +59,20 @@ def seal_gt(key: EncryptionKey, payload: bytes = PAYLOAD) -> bytes:
     ).envelope
 
 
-def open_gt(envelope: bytes, keys: KeyRing, **override: object) -> bytes:
-    args: dict[str, object] = {
+def open_gt(envelope: bytes, keys: KeyRing, **override: Any) -> bytes:
+    args: dict[str, Any] = {
         "notice_id": NOTICE_ID,
         "recipient": "GT",
         "delivery_id": DELIVERY_ID,
         "payload_fingerprint": FP,
     }
     args.update(override)
-    return open_delivery(envelope, keys=keys, **args).plaintext  # type: ignore[arg-type]
+    return open_delivery(envelope, keys=keys, **args).plaintext
 
 
-def reason(call: object, *args: object, **kwargs: object) -> str:
+def reason(call: Callable[..., object], *args: Any, **kwargs: Any) -> str:
     with pytest.raises(SealError) as exc:
-        call(*args, **kwargs)  # type: ignore[operator]
+        call(*args, **kwargs)
     return exc.value.reason
 
 

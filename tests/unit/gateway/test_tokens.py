@@ -133,7 +133,8 @@ def test_the_table_finds_a_token_by_digest_and_keeps_the_newest_record() -> None
     assert table.lookup(new_token(state="MX", agency="A")[1].encode()) is None  # not applied
     assert len(table) == 3
     table.apply(revoked(a, now=T0 + 3))
-    assert table.lookup(token_a.encode()).status(T0 + 3) == "revoked"  # type: ignore[union-attr]
+    found = table.lookup(token_a.encode())
+    assert found is not None and found.status(T0 + 3) == "revoked"
     assert table.get(b.id) == b and table.lookup(token_b.encode()) == b
     assert [r.id for r in table.list()] == [a.id, b.id, c.id]
     assert [r.id for r in table.list(state="MX")] == [a.id, c.id]

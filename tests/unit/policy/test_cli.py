@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -16,7 +17,7 @@ runner = CliRunner()
 DIRS = ["--policies", str(POLICIES), "--schemas", str(SCHEMAS)]
 
 
-def _write(tmp_path: Path, name: str, notice: object) -> Path:
+def _write(tmp_path: Path, name: str, notice: dict[str, Any]) -> Path:
     path = tmp_path / name
     path.write_text(json.dumps(to_json(notice)))
     return path

@@ -13,7 +13,7 @@ import pytest
 from puente.policy.errors import PolicyLoadError
 from puente.policy.loader import _validate, collect_problems, load_policy_set
 from puente.policy.model import Transform
-from puente.policy.transforms import CheckedTransform
+from puente.policy.transforms import CheckedTransform, check_transform
 from tests.unit.policy.conftest import FIXTURES, POLICIES, SCHEMAS
 
 BROKEN = sorted(p.name for p in (FIXTURES / "broken").iterdir() if p.is_dir())
@@ -106,7 +106,7 @@ def test_each_transformation_is_checked_once_per_notice_type(
     """Rules repeat transformations (the shipped set lists a dozen distinct ones in forty rules):
     each is checked against a schema once, and rules listing the same ones share one applier."""
     calls: Counter[tuple[str, Transform]] = Counter()
-    real = _validate.check_transform
+    real = check_transform
 
     def counting(schema: dict[str, Any], tr: Transform) -> CheckedTransform:
         calls[(schema["name"], tr)] += 1

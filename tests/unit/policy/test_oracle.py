@@ -27,6 +27,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import celpy
     from celpy import celtypes
+    from celpy.evaluation import CELEvalError
 
 SCHEMA = {
     t: json.loads((SCHEMAS / t / "v1.avsc").read_text())
@@ -211,7 +212,7 @@ def _oracle(pair: _Pair, activation: dict[str, Any]) -> object:
             result = pair.program.evaluate(activation)
     except Exception:  # cel-python raises CELEvalError, and at times TypeError or ValueError
         return "error"
-    if isinstance(result, celpy.CELEvalError):
+    if isinstance(result, CELEvalError):
         return "error"
     return bool(result)
 

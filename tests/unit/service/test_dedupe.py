@@ -157,7 +157,9 @@ def test_a_large_batch_is_split_into_chunks_under_the_record_limit() -> None:
 
 def test_records_of_one_id_each_are_read_and_expire_conservatively() -> None:
     """Changelogs written before chunks: ``n/<id>`` → digest, no created_at."""
-    legacy = [(LEGACY_PREFIX + _id(i).encode(), _digest(i)) for i in range(3)]
+    legacy: list[tuple[bytes, bytes | None]] = [
+        (LEGACY_PREFIX + _id(i).encode(), _digest(i)) for i in range(3)
+    ]
     legacy.append((LEGACY_PREFIX + _id(2).encode(), None))  # tombstoned already
     seen = _replay(legacy, at_ms=T0)
     assert dict(seen.items()) == {_id(0): _digest(0), _id(1): _digest(1)}

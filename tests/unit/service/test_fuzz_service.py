@@ -28,8 +28,9 @@ from hypothesis import strategies as st
 
 from puente.codec.errors import EncodeError
 from puente.codec.wire import encode
+from puente.notices import NOTICE_TYPES
 from puente.service.processor import IngressRecord
-from puente.service.validate import NOTICE_TYPES, Limits, Refusal, ValidNotice, validate
+from puente.service.validate import Limits, Refusal, ValidNotice, validate
 from puente.synth.generator import Generator
 from puente.topics import INGRESS
 from tests.unit.service.conftest import NOW, World

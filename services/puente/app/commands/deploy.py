@@ -97,7 +97,9 @@ def compose_secrets_cmd(
     ] = None,
     policies_dir: PoliciesOpt = None,
 ) -> None:
-    """Create every secret file the Compose file mounts (existing files are kept)."""
+    """Create every secret file the Compose file mounts (existing files are kept): credentials,
+    each node's key store and pseudonymisation secret, and a trust list of the nodes' keys
+    signed by the operator's root key in <dir>/trust (re-signed when its keys changed)."""
     from puente.deploy.material import compose_secrets
 
     compose_dir = c.repo_root() / "deploy" / "compose"
@@ -105,12 +107,14 @@ def compose_secrets_cmd(
     inputs = c.deploy_inputs(policies_dir or c.repo_root() / "policies")
     created = compose_secrets(
         target,
-        [p.name for p in inputs.plan.principals],
+        inputs,
         # Compose reads .env beside compose.yaml: deploy/compose/.env for the default folder.
         env_file=target.parent / ".env",
         owner=_owner(owner),
     )
-    typer.echo(f"{len(created)} secret file(s) created in {target} (existing ones kept)")
+    typer.echo(
+        f"{len(created)} secret file(s) created or signed anew in {target} (existing ones kept)"
+    )
     typer.echo(f"next: docker compose -f {compose_dir / 'compose.yaml'} up -d")
 
 
@@ -124,20 +128,24 @@ def k8s_secrets_cmd(
     ] = None,
     policies_dir: PoliciesOpt = None,
 ) -> None:
-    """Write Secret manifests (0600 file) for every principal's password and the signing key."""
+    """Write Secret manifests (0600 file) for every principal's password and every node's key
+    store and pseudonymisation secret, and the public puente-trust ConfigMap (trust anchors and
+    the trust list of the nodes' keys, signed by the operator's root key in <secrets-dir>/trust)."""
     from puente.deploy.k8s import NAMESPACE
-    from puente.deploy.material import k8s_secret_manifests
+    from puente.deploy.material import k8s_secret_manifests, k8s_trust_configmap
     from puente.deploy.render import yaml_stream
-    from puente.kafka.broker_config import ADMIN_USER
     from puente.secrets import write_private
 
     inputs = c.deploy_inputs(policies_dir or c.repo_root() / "policies")
-    principals = [ADMIN_USER, *(p.name for p in inputs.plan.principals)]
-    docs = k8s_secret_manifests(secrets_dir, principals, namespace=NAMESPACE)
+    docs = k8s_secret_manifests(secrets_dir, inputs, namespace=NAMESPACE)
+    docs.append(k8s_trust_configmap(secrets_dir, namespace=NAMESPACE))
     target = out or secrets_dir / "k8s-secrets.yaml"
-    header = "# Secrets for deploy/k8s: apply with kubectl, never commit.\n"
+    header = "# Secrets and the trust ConfigMap for deploy/k8s: kubectl apply, never commit.\n"
     write_private(target, yaml_stream(docs, header=header).encode())
-    typer.echo(f"wrote {len(docs)} Secret(s) to {target}; apply: kubectl apply -f {target}")
+    typer.echo(
+        f"wrote {len(docs) - 1} Secret(s) and ConfigMap puente-trust to {target}; "
+        f"apply: kubectl apply -f {target}"
+    )
 
 
 @k8s_app.command("policies")

@@ -49,7 +49,7 @@ def node(
         raise typer.BadParameter(f"not member states: {', '.join(unknown)}", param_hint="--as")
     port = runtime.settings.policy.metrics_port if metrics_port is None else metrics_port
     if port:
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=runtime.settings.policy.metrics_host)
 
     async def main() -> None:
         stop = asyncio.Event()
