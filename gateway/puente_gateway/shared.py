@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -208,15 +208,13 @@ class SharedState:
         interval_s: float,
         max_entries: int = 250_000,
         tokens_only: bool = False,
-        states: Iterable[str] | None = None,
     ) -> None:
-        """``states``: whose shared state to follow (default: every state ``kafka`` serves)."""
         self.kafka = kafka
         self.tokens = TokenTable()
         self.ledger = Ledger(ttl_s=ttl_s, max_entries=max_entries)
         self.max_lag_s = max_lag_s
         naming = kafka.naming
-        states = sorted(kafka.states if states is None else states)
+        states = sorted(kafka.states)  # every state it serves, each as its own gateway
         self.tokens_topics = {s: naming.topic(GATEWAY_TOKENS, s) for s in states}
         self.answers_topics = {s: naming.topic(GATEWAY_ANSWERS, s) for s in states}
         self.followers: dict[str, Follower] = {}
