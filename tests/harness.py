@@ -105,6 +105,10 @@ class Tenant:
         """Member ``code``'s node principal."""
         return self.secrets.require(self.naming.node_principal(code))
 
+    def gateway(self, code: str) -> Credential:
+        """Member ``code``'s gateway principal."""
+        return self.secrets.require(self.naming.gateway_principal(code))
+
 
 @dataclass
 class KafkaHarness:

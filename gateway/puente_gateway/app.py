@@ -9,7 +9,7 @@ lifespan follows the shared state (tokens, first answers) and closes the Kafka c
 from __future__ import annotations
 
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,10 +28,11 @@ from puente.config import GatewaySettings, Settings
 from puente.errors import ConfigError
 from puente.logs import get_logger
 from puente.members import load_members
+from puente.secrets import Credential
 from puente.topics import Naming
 from puente_gateway import catalog, feeds, health, notices, receipts, trust  # modules
 from puente_gateway.auth import Authenticator, AuthMiddleware
-from puente_gateway.broker import GatewayKafka
+from puente_gateway.broker import GatewayKafka, gateway_credentials
 from puente_gateway.context import GatewayContext
 from puente_gateway.edge import Edge
 from puente_gateway.errors import GatewayError, NotFound, Unprocessable
@@ -64,8 +65,12 @@ def create_app(
     *,
     registry: Registry | None = None,
     kafka: GatewayKafka | None = None,
+    credentials: Mapping[str, Credential] | None = None,
 ) -> FastAPI:
-    """The gateway app for one process. Raises ConfigError for missing files or settings."""
+    """The gateway app for one process. Raises ConfigError for missing files or settings.
+
+    ``credentials``: the Kafka credential of each state's gateway it serves (by default read
+    from the secrets directory); ignored when ``kafka`` is given."""
     gw = gateway or settings.gateway
     registry = registry or Registry.load(settings.schemas_dir)
     for name in gw.notice_types:
@@ -73,7 +78,12 @@ def create_app(
             raise ConfigError(f"notice type {name} has no schema in {settings.schemas_dir}")
     members = load_members(settings.policies_dir).codes
     metrics = GatewayMetrics()
-    kafka = kafka or GatewayKafka(settings, gw)
+    edge = Edge.from_settings(settings, gw, members)
+    if kafka is None:
+        creds = (
+            credentials if credentials is not None else gateway_credentials(settings, edge.states)
+        )
+        kafka = GatewayKafka(settings, gw, creds)
     shared = SharedState(
         kafka,
         ttl_s=gw.idempotency_ttl_s,
@@ -81,11 +91,10 @@ def create_app(
         interval_s=gw.state_sync_s,
         max_entries=gw.ledger_max_entries,
     )
-    metrics.state_lag.set_function(shared.follower.lag_s)
+    metrics.state_lag.set_function(shared.lag_s)
     metrics.ledger_entries.set_function(lambda: len(shared.ledger))
     readers = ReaderPool(kafka, _admission(gw, members), metrics, max_idle=gw.max_idle_readers)
     kafka.readers = readers
-    edge = Edge.from_settings(settings, gw, members)
     authenticator = Authenticator(
         shared.tokens,
         current=shared.current,

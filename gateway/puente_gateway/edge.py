@@ -33,6 +33,19 @@ from puente.logs import get_logger
 log = get_logger("gateway.edge")
 
 
+def served_states(gw: GatewaySettings, members: Iterable[str]) -> tuple[str, ...]:
+    """The states ``gw`` makes a gateway the edge of: ``states``, else every member state (the
+    embedded default). Raises ConfigError for a state that is not a member."""
+    members = tuple(members)
+    unknown = [s for s in gw.states if s not in members]
+    if unknown:
+        raise ConfigError(
+            f"PUENTE_GATEWAY__STATES names {', '.join(unknown)}, not member states",
+            hint=f"member states: {', '.join(members)}",
+        )
+    return tuple(gw.states) or members
+
+
 class Edge:
     """The states a gateway serves and their member key rings (re-read every ``reload_s``)."""
 
@@ -55,15 +68,8 @@ class Edge:
         """The edge ``gw`` configures. Raises ConfigError for a state that is not a member, or
         (when ``states`` is set, as in production) one whose encryption keys the key store
         does not hold: such a gateway could open none of that state's deliveries."""
-        members = tuple(members)
-        unknown = [s for s in gw.states if s not in members]
-        if unknown:
-            raise ConfigError(
-                f"PUENTE_GATEWAY__STATES names {', '.join(unknown)}, not member states",
-                hint=f"member states: {', '.join(members)}",
-            )
         store = KeyStore(gw.keys_dir or settings.keys_dir)
-        edge = cls(gw.states or members, store, reload_s=gw.keys_reload_s)
+        edge = cls(served_states(gw, members), store, reload_s=gw.keys_reload_s)
         for state in gw.states:
             if not edge.keyring(state).keys:
                 raise ConfigError(

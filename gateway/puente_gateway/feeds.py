@@ -39,7 +39,7 @@ from puente.evidence.verify import Verifier, open_verified
 from puente.topics import DELIVER, REJECTED, TopicKind
 from puente_gateway.auth import Caller, caller_of
 from puente_gateway.body import JSON_TYPE
-from puente_gateway.clock import iso_ms, now_ms
+from puente_gateway.clock import iso_ms
 from puente_gateway.context import GatewayContext, b64, context, json_of
 from puente_gateway.cursor import MAX_CURSOR, Kind, decode_cursor
 from puente_gateway.errors import GatewayError
@@ -138,7 +138,7 @@ async def render_rejection(
     if caller.restricted:
         notice_id = item["rejection"].get("notice_id")
         entry = (
-            ctx.shared.ledger.get(f"notice:{notice_id}", now_ms=now_ms())
+            ctx.shared.answer(caller.state, f"notice:{notice_id}")
             if isinstance(notice_id, str)
             else None
         )

@@ -77,18 +77,19 @@ CHECKPOINTS = TopicKind(
 TRUST = TopicKind(
     "trust", Scope.GLOBAL, FOREVER, compacted=True, description="the signed trust list"
 )
+# Each state's gateway keeps its own: one state's gateway can neither read nor write another's.
 GATEWAY_TOKENS = TopicKind(
     "gateway-tokens",
-    Scope.GLOBAL,
+    Scope.MEMBER,
     FOREVER,
     compacted=True,
-    description="the gateway's agency tokens (SHA-256 digests only) and their revocations",
+    description="a state's gateway's agency tokens (SHA-256 digests only) and their revocations",
 )
 GATEWAY_ANSWERS = TopicKind(
     "gateway-answers",
-    Scope.GLOBAL,
+    Scope.MEMBER,
     7 * DAY_MS,
-    description="the gateway's first answer to each notice and receipt id, for retries",
+    description="a state's gateway's first answer to each notice and receipt id, for retries",
 )
 
 # Record headers (the only metadata outside a record's value; a receipt's signature travels so).
@@ -161,3 +162,9 @@ class Naming:
     def node_transactional_id_prefix(self, member: str) -> str:
         """The prefix of ``member``'s node's transactional ids (one per ingress partition)."""
         return f"{self.prefix}.node.{member}."
+
+    # --- each member state's gateway (its edge) ----------------------------------------------
+
+    def gateway_principal(self, member: str) -> str:
+        """The Kafka principal of member ``member``'s gateway: ``<prefix>-gateway-cc``."""
+        return f"{self.prefix}-gateway-{member.lower()}"

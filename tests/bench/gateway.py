@@ -244,6 +244,9 @@ def _env(kafka: KafkaHarness, tenant: Tenant, work: Path) -> dict[str, str]:
     asyncio.run(produce(tenant, operator, trust, [keys.trust_bytes], key=TRUST_LIST_KEY))
     return os.environ | {
         "PUENTE_GATEWAY__TRUST_ANCHORS_FILE": str(keys.anchors),
+        # MX's own gateway: MX's member keys, connecting as MX's gateway principal.
+        "PUENTE_GATEWAY__STATES": '["MX"]',
+        "PUENTE_GATEWAY__KEYS_DIR": str(keys.store.root),
         "PUENTE_STATE_DIR": str(work / "state"),
         "PUENTE_SECRETS_DIR": str(tenant.secrets.directory),
         "PUENTE_KAFKA_BOOTSTRAP": kafka.endpoint.bootstrap,

@@ -229,6 +229,9 @@ def run_variant(
         # The gateway seals notices to the trust list's node keys: it follows the list with
         # the operator's anchors (published on the trust topic above).
         "PUENTE_GATEWAY__TRUST_ANCHORS_FILE": str(keys.anchors),
+        # The tenant's two states, each as its own gateway principal, with their keys.
+        "PUENTE_GATEWAY__STATES": '["MX", "GT"]',
+        "PUENTE_GATEWAY__KEYS_DIR": str(keys.store.root),
         "PUENTE_LOG_FORMAT": "json",
         "PUENTE_LOG_LEVEL": "warning",
     }

@@ -30,6 +30,7 @@ from puente.service.nodekeys import StoreKeys
 from puente.service.secret import pseudonym_secret
 from puente.service.worker import Node, ServiceConfig
 from puente.topics import Naming
+from puente_gateway.edge import served_states
 
 
 @dataclass
@@ -82,6 +83,21 @@ class Runtime:
     def node_credential(self, member: str) -> Credential:
         """Member state ``member``'s node principal."""
         return self.credential(self.naming.node_principal(member))
+
+    def gateway_credential(self, member: str) -> Credential:
+        """Member state ``member``'s gateway principal (its edge)."""
+        return self.credential(self.naming.gateway_principal(member))
+
+    def gateway_credentials(self) -> dict[str, Credential]:
+        """The gateway credential of each state this process's gateway serves
+        (:attr:`gateway_states`)."""
+        return {s: self.gateway_credential(s) for s in self.gateway_states}
+
+    @property
+    def gateway_states(self) -> tuple[str, ...]:
+        """The states this process's gateway serves: ``PUENTE_GATEWAY__STATES``, else every
+        member state (the embedded default). ConfigError for a state that is not a member."""
+        return served_states(self.settings.gateway, self.members)
 
     def admin_credential(self) -> Credential:
         """The cluster administrator (provisioning only)."""

@@ -256,7 +256,7 @@ def _state_gateway(
             "PUENTE_GATEWAY__TLS_KEY": f"{c.SECRETS_MOUNT}/{c.GATEWAY_TLS_KEY}",
         },
         secrets=[
-            _principal_secret(inputs.naming.service_principal("gateway")),
+            _principal_secret(inputs.naming.gateway_principal(member)),
             _secret("gateway-tls-cert", c.GATEWAY_TLS_CERT),
             _secret("gateway-tls-key", c.GATEWAY_TLS_KEY),
         ],

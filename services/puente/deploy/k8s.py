@@ -654,7 +654,7 @@ def state_gateway(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
     state's key). TLS on one port for the API, health and metrics. Stateless on disk: its
     replicas share tokens and first answers through Kafka (puente_gateway.shared)."""
     app = gateway_app(member)
-    principal = inputs.naming.service_principal("gateway")
+    principal = inputs.naming.gateway_principal(member)
 
     def probe(path: str, failures: int) -> dict[str, Any]:
         return {

@@ -11,6 +11,10 @@ CC's node (principal ``<prefix>-node-cc``) may read only ``ingress.CC``; write e
 deliver topic, its own ``rejected.CC``, ``audit.CC`` and ``state.CC`` (reading back the last
 two on take-over) and the checkpoints topic; read the trust topic; with consumer groups under
 ``<prefix>.node.CC`` and transactional ids under ``<prefix>.node.CC.`` (see ``node_acls``).
+CC's gateway (principal ``<prefix>-gateway-cc``, its edge) may write ``ingress.CC`` and
+``receipts.CC``, read ``deliver.CC`` and ``rejected.CC``, read and write its own
+``gateway-tokens.CC`` and ``gateway-answers.CC``, and read the trust topic; it uses no consumer
+group and no transactional id (see ``gateway_acls``).
 Services get what their role needs and nothing more (see ``SERVICE_GRANTS``).
 """
 
@@ -110,18 +114,6 @@ _W = (Operation.WRITE, Operation.DESCRIBE)
 _RW = (Operation.READ, Operation.WRITE, Operation.DESCRIBE)
 
 SERVICE_GRANTS: dict[str, tuple[tuple[TopicKind, tuple[Operation, ...]], ...]] = {
-    # The gateway publishes for agencies that authenticated to it and reads their deliveries;
-    # its replicas share their tokens and first answers through its own two topics.
-    "gateway": (
-        (INGRESS, _W),
-        (RECEIPTS, _W),
-        (DELIVER, _R),
-        (REJECTED, _R),
-        (CHECKPOINTS, _R),
-        (TRUST, _R),
-        (GATEWAY_TOKENS, _RW),
-        (GATEWAY_ANSWERS, _RW),
-    ),
     # Auditors replay the log; they never see payloads.
     "auditor": ((AUDIT, _R), (CHECKPOINTS, _R), (TRUST, _R)),
     # The receipt tracker matches receipts against the decisions in the audit log.
@@ -175,6 +167,31 @@ def node_acls(naming: Naming, member: str) -> list[Acl]:
     return acls
 
 
+# What a state's gateway does with its own state's topics: it publishes for the agencies that
+# authenticated to it and reads their deliveries and rejections (read_committed, assign(), no
+# group); its replicas share their tokens and first answers through the state's own two topics.
+GATEWAY_GRANTS: tuple[tuple[TopicKind, tuple[Operation, ...]], ...] = (
+    (INGRESS, _W),
+    (RECEIPTS, _W),
+    (DELIVER, _R),
+    (REJECTED, _R),
+    (GATEWAY_TOKENS, _RW),
+    (GATEWAY_ANSWERS, _RW),
+)
+
+
+def gateway_acls(naming: Naming, member: str) -> list[Acl]:
+    """The least-privilege ACLs of member ``member``'s gateway principal: its own state's
+    topics only, and the trust list it seals and verifies with."""
+    p = naming.gateway_principal(member)
+    acls = []
+    for kind, ops in GATEWAY_GRANTS:
+        topic = naming.topic(kind, member)
+        acls += [Acl(p, Resource.TOPIC, topic, Pattern.LITERAL, op) for op in ops]
+    acls += _topic_grants(p, naming, TRUST, _R)
+    return acls
+
+
 def service_acls(naming: Naming, service: str) -> list[Acl]:
     """The least-privilege ACLs of one service principal."""
     p = naming.service_principal(service)
@@ -199,6 +216,7 @@ def build_plan(
     min_isr = 2 if brokers >= 3 else None
     principals = [Principal(naming.member_principal(m), "member", m) for m in members]
     principals += [Principal(naming.node_principal(m), "node", m) for m in members]
+    principals += [Principal(naming.gateway_principal(m), "gateway", m) for m in members]
     principals += [Principal(naming.service_principal(s), s) for s in SERVICE_GRANTS]
     topics = []
     for kind in ALL_KINDS:
@@ -226,5 +244,6 @@ def build_plan(
             )
     acls = [a for m in members for a in member_acls(naming, m)]
     acls += [a for m in members for a in node_acls(naming, m)]
+    acls += [a for m in members for a in gateway_acls(naming, m)]
     acls += [a for s in SERVICE_GRANTS for a in service_acls(naming, s)]
     return Plan(tuple(principals), tuple(topics), tuple(sorted(set(acls))))

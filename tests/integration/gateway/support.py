@@ -96,7 +96,12 @@ def context_of(app: FastAPI) -> GatewayContext:
 
 def on_server(url: str, coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on the event loop of the server at ``url`` (from the test's thread)."""
-    return asyncio.run_coroutine_threadsafe(coro, _LOOPS[url]).result(timeout=60)
+    return asyncio.run_coroutine_threadsafe(coro, loop_of(url)).result(timeout=60)
+
+
+def loop_of(url: str) -> asyncio.AbstractEventLoop:
+    """The event loop of the server at ``url``."""
+    return _LOOPS[url]
 
 
 def issue_token(
@@ -174,10 +179,15 @@ class Keys:
         return keys
 
     def gateway(self, base: GatewaySettings | None = None, /, **settings: Any) -> GatewaySettings:
-        """Gateway settings that follow this federation's trust list (its anchors) and hold
-        every state's keys, as on the embedded default; ``base`` and ``settings`` add to them."""
+        """Gateway settings that follow this federation's trust list (its anchors), serve
+        every state of the federation and hold every state's keys, as the embedded default
+        does for every member; ``base`` and ``settings`` add to them."""
         values = base.model_dump(exclude_unset=True) if base is not None else {}
-        values |= {"trust_anchors_file": self.anchors, "keys_dir": self.store.root} | settings
+        values |= {
+            "trust_anchors_file": self.anchors,
+            "keys_dir": self.store.root,
+            "states": tuple(self.nodes),
+        } | settings
         return GatewaySettings.model_validate(values)
 
     def relisted(self, serial: int) -> bytes:

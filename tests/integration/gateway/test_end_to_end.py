@@ -1,13 +1,15 @@
 """End to end through the member states' own gateways and a real node, on the node model.
 
 Each gateway is its state's edge, as in production: it serves its own state only
-(``PUENTE_GATEWAY__STATES``) and holds only its own state's member encryption keys
-(``PUENTE_GATEWAY__KEYS_DIR``). A Mexican police agency reports, over HTTP at Mexico's gateway,
-the arrest of a Colombian national who asked for consular notification; the gateway seals it to
-Mexico's node, the only one that can read it on Kafka; Mexico's node decides and seals the
-delivery to Colombia; the Colombian consulate reads it opened from Colombia's gateway's event
-stream, verifies the bytes against the signed trust list the gateway serves, and sends a signed
-receipt back. Nowhere else does it open. Keys rotate under the running gateways and node.
+(``PUENTE_GATEWAY__STATES``), holds only its own state's member encryption keys
+(``PUENTE_GATEWAY__KEYS_DIR``) and connects to Kafka as its own state's gateway principal
+(``<prefix>-gateway-cc``), which reaches that state's topics only. A Mexican police agency
+reports, over HTTP at Mexico's gateway, the arrest of a Colombian national who asked for
+consular notification; the gateway seals it to Mexico's node, the only one that can read it on
+Kafka; Mexico's node decides and seals the delivery to Colombia; the Colombian consulate reads
+it opened from Colombia's gateway's event stream, verifies the bytes against the signed trust
+list the gateway serves, and sends a signed receipt back. Nowhere else does it open. Keys
+rotate under the running gateways and node.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from tests.integration.gateway.support import (
     copy_member_keys,
     end_offsets,
     issue_token,
+    loop_of,
     produce,
     serving,
 )
@@ -89,9 +92,16 @@ class StateGateway:
         return httpx.AsyncClient(base_url=self.url, headers=auth, timeout=60)
 
     def knows(self, token: str) -> bool:
-        """Whether this gateway's shared state holds ``token`` (tokens issued at another
-        gateway of the deployment reach it through the token topic)."""
+        """Whether this gateway's shared state holds ``token``."""
         return context_of(self.app).shared.tokens.lookup(token.encode()) is not None
+
+    async def synced(self) -> None:
+        """Return once this gateway has read every record of its state's shared topics that
+        was acknowledged before the call (what a replica of it would know)."""
+        shared = context_of(self.app).shared
+        await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(shared.sync(), loop_of(self.url))
+        )
 
 
 @dataclass
@@ -294,6 +304,9 @@ async def test_a_posted_notice_is_sealed_on_kafka_and_opens_only_at_its_recipien
 ) -> None:
     dep = world.dep
     mx, co, gt = (world.gateways[s] for s in ("MX", "CO", "GT"))
+    for g in (mx, co, gt):  # each as its own state's gateway principal, and no other
+        principals = {s: k.cred.username for s, k in context_of(g.app).kafka.states.items()}
+        assert principals == {g.state: dep.tenant.naming.gateway_principal(g.state)}
     body = world.arrest(8)  # shared with CO unchanged (DELIVERED)
     notice_id = body["notice"]["notice_id"]
     async with mx.client(mx.token(agency=POLICE)) as publisher:
@@ -326,12 +339,14 @@ async def test_a_posted_notice_is_sealed_on_kafka_and_opens_only_at_its_recipien
     delivery = base64.b64decode(item["delivery"])
     assert not [v for v in values if v.encode() in delivery]  # sealed on deliver.CO too
 
-    # Nowhere else does it open. MX's gateway does not serve CO's agencies (and holds no key
-    # of CO's)...
-    await until(lambda: mx.knows(consulate), what="MX's gateway to learn the CO token")
+    # Nowhere else does it open. MX's gateway does not serve CO's agencies: it cannot even
+    # read CO's token topic, so once it has read everything of its own it still does not know
+    # CO's token; and it holds no key of CO's...
+    await mx.synced()
+    assert not mx.knows(consulate)
     async with mx.client(consulate) as elsewhere:
         refused = await elsewhere.get("/v1/deliveries")
-    assert (refused.status_code, refused.json()["reason"]) == (403, "STATE_NOT_SERVED")
+    assert (refused.status_code, refused.json()["reason"]) == (401, "AUTH_INVALID")
     assert context_of(mx.app).edge.keyring("CO").keys == ()
     # ...GT's key does not open it...
     verified = dep.verifier().verify_delivery(delivery, recipient="CO")
@@ -350,11 +365,13 @@ async def test_a_posted_notice_is_sealed_on_kafka_and_opens_only_at_its_recipien
 
 
 async def test_mexicos_gateway_refuses_a_guatemalan_caller(world: World) -> None:
-    """A valid token of GT (issued at GT's gateway) is refused on every route of MX's gateway,
-    before its request is looked at, and nothing it sends is produced."""
+    """A valid token of GT (issued at GT's gateway, on GT's own token topic, which MX's
+    gateway principal cannot read) is unknown on every route of MX's gateway, and nothing it
+    sends is produced."""
     dep, mx, gt = world.dep, world.gateways["MX"], world.gateways["GT"]
     token = gt.token(agency="Policía Nacional Civil")
-    await until(lambda: mx.knows(token), what="MX's gateway to learn the GT token")
+    await mx.synced()
+    assert not mx.knows(token)
     ingress = [dep.tenant.topic(INGRESS, s) for s in ("MX", "GT")]
     before = [await end_offsets(dep.tenant, t) for t in ingress]
     notice = Generator(5).scenario("requested-arrest", origin="GT", nationality="MX")
@@ -369,7 +386,7 @@ async def test_mexicos_gateway_refuses_a_guatemalan_caller(world: World) -> None
             await c.get("/v1/schemas"),
         ]
     for r in answers:
-        assert (r.status_code, r.json()["reason"]) == (403, "STATE_NOT_SERVED"), r.text
+        assert (r.status_code, r.json()["reason"]) == (401, "AUTH_INVALID"), r.text
     assert [await end_offsets(dep.tenant, t) for t in ingress] == before
     async with gt.client(token) as c:  # at its own state's gateway it is served
         assert (await c.get("/v1/schemas")).status_code == 200

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import secrets
 import socket
@@ -411,6 +412,9 @@ def test_a_gateway_process_stays_small_under_a_flood_of_megabyte_tokens(
         "PUENTE_KAFKA_TOPIC_PREFIX": hostile.tenant.naming.prefix,
         "PUENTE_GATEWAY__AUTH_FAIL_BURST": "1000000",
         "PUENTE_GATEWAY__TRUST_ANCHORS_FILE": str(hostile.keys.anchors),
+        # The tenant's states, each as its own gateway principal, with their keys.
+        "PUENTE_GATEWAY__STATES": json.dumps(hostile.tenant.members),
+        "PUENTE_GATEWAY__KEYS_DIR": str(hostile.keys.store.root),
         "PUENTE_LOG_LEVEL": "warning",
     }
     cmd = [sys.executable, "-m", "puente", "gateway", "serve", "--port", str(port)]

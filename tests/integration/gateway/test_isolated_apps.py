@@ -23,6 +23,7 @@ from puente.topics import DELIVER, INGRESS, TRUST
 from puente_gateway.app import create_app
 from puente_gateway.clock import now_ms
 from tests.harness import KafkaHarness, Tenant
+from tests.integration.gateway.conftest import Gateway
 from tests.integration.gateway.support import (
     Keys,
     end_offsets,
@@ -41,11 +42,12 @@ SSE = {"Accept": "text/event-stream"}
 @contextmanager
 def gateway_with(settings: Settings, keys: Keys, **gw: Any) -> Iterator[tuple[str, dict[str, str]]]:
     """A server for ``settings`` following ``keys``' trust list; yields its URL and one bearer
-    header per state MX and GT."""
+    header per state MX and GT it serves (a token is issued at its own state's gateway)."""
     gws = keys.gateway(**gw)
     app = create_app(settings, gws)
     with serving(app, gws) as url:
-        tokens = {s: issue_token(app, url, s, agency=f"agency {s}")[1] for s in ("MX", "GT")}
+        served = [s for s in ("MX", "GT") if s in gws.states]
+        tokens = {s: issue_token(app, url, s, agency=f"agency {s}")[1] for s in served}
         yield url, {s: f"Bearer {t}" for s, t in tokens.items()}
 
 
@@ -250,11 +252,14 @@ def test_the_gateway_follows_the_trust_list_and_never_rolls_back(
 
 
 def test_a_states_own_gateway_serves_its_state_only_with_its_keys_only(
-    kafka: KafkaHarness, gw_tenant: Tenant, keys: Keys, tmp_path: Path
+    kafka: KafkaHarness, gw_tenant: Tenant, keys: Keys, gateway: Gateway, tmp_path: Path
 ) -> None:
-    """Production's shape: GT's gateway holds only GT's member keys (``keys_dir``) and serves
-    GT only (``states``): GT's agencies read their deliveries opened; a valid token of another
-    state is refused on every route, and nothing it sends is produced."""
+    """Production's shape: GT's gateway holds only GT's member keys (``keys_dir``), serves GT
+    only (``states``) and connects as GT's gateway principal only: GT's agencies read their
+    deliveries opened; a valid token of another state, issued before it started, is unknown
+    to it (it cannot read that state's token topic) on every route, and nothing it sends is
+    produced."""
+    mx_token = gateway.token("MX")  # at a gateway that serves MX: on MX's own token topic
     settings = kafka.settings_for(gw_tenant)
     registry = Registry.load(settings.schemas_dir)
     _, delivery = signed_delivery(registry, keys, recipient="GT")
@@ -274,14 +279,16 @@ def test_a_states_own_gateway_serves_its_state_only_with_its_keys_only(
         mine = next(i for i in items if base64.b64decode(i["delivery"]) == delivery)
         assert mine["notice"]["origin"] == "MX" and "error" not in mine
         before = run(end_offsets(gw_tenant, gw_tenant.topic(INGRESS, "MX")))
-        with httpx.Client(base_url=url, headers={"Authorization": auth["MX"]}, timeout=30) as mx:
+        assert set(auth) == {"GT"}
+        mx_auth = {"Authorization": f"Bearer {mx_token}"}
+        with httpx.Client(base_url=url, headers=mx_auth, timeout=30) as mx:
             notice = notice_json(registry, "MX")
             for r in (
                 mx.post("/v1/notices", json={"type": "CaseNotice", "notice": notice}),
                 mx.get("/v1/deliveries"),
                 mx.get("/v1/trust-list"),
             ):
-                assert (r.status_code, r.json()["reason"]) == (403, "STATE_NOT_SERVED")
+                assert (r.status_code, r.json()["reason"]) == (401, "AUTH_INVALID"), r.text
         assert run(end_offsets(gw_tenant, gw_tenant.topic(INGRESS, "MX"))) == before
     # A gateway for a state whose keys it does not hold, or for a non-member, does not start.
     for wrong in ({"states": ("MX",), "keys_dir": own}, {"states": ("ZZ",)}):

@@ -140,16 +140,29 @@ def test_same_notice_id_with_other_content_is_a_conflict(gateway: Gateway) -> No
     assert _ingress(gateway, "MX") == before
 
 
-def test_another_state_reusing_a_notice_id_is_a_conflict(gateway: Gateway) -> None:
-    mx = notice_json(gateway.registry, "MX")
-    assert (
-        _post(gateway, gateway.token("MX"), {"type": "CaseNotice", "notice": mx}).status_code == 202
-    )
-    gt = notice_json(gateway.registry, "GT")
-    gt["notice_id"] = mx["notice_id"]
-    r = _post(gateway, gateway.token("GT"), {"type": "CaseNotice", "notice": gt})
-    assert r.status_code == 409
-    assert r.json()["reason"] == "NOTICE_ID_REUSED"
+def test_a_notice_id_belongs_to_its_state(gateway: Gateway) -> None:
+    """Each state's gateway keeps its own first answers (its own topic, which only its own
+    principal reaches): the same notice id from another state is that state's own notice, on
+    its own ingress, and each state's retry gets its own first answer back."""
+    mx_token, gt_token = gateway.token("MX"), gateway.token("GT")
+    mx_notice = notice_json(gateway.registry, "MX")
+    mx = {"type": "CaseNotice", "notice": mx_notice}
+    gt_notice = notice_json(gateway.registry, "GT")
+    gt_notice["notice_id"] = mx_notice["notice_id"]
+    gt = {"type": "CaseNotice", "notice": gt_notice}
+    first_mx = _post(gateway, mx_token, mx)
+    assert first_mx.status_code == 202
+    before = _ingress(gateway, "GT")
+    first_gt = _post(gateway, gt_token, gt)
+    assert first_gt.status_code == 202 and "Idempotent-Replay" not in first_gt.headers
+    assert first_gt.json()["origin"] == "GT"
+    assert first_gt.json()["topic"] == gateway.tenant.topic(INGRESS, "GT")
+    after = _ingress(gateway, "GT")
+    assert sum(after.values()) - sum(before.values()) == 1
+    for token, body, first in ((mx_token, mx, first_mx), (gt_token, gt, first_gt)):
+        again = _post(gateway, token, body)
+        assert again.headers["Idempotent-Replay"] == "true"
+        assert again.json() == first.json()
 
 
 # --- refusals: status, reason, and nothing produced ------------------------------------------

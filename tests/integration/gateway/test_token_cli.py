@@ -30,6 +30,9 @@ def tenant(
     keys = Keys.make(("MX", "GT"), tmp_path / "federation-keys")
     monkeypatch.setenv("PUENTE_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("PUENTE_GATEWAY__TRUST_ANCHORS_FILE", str(keys.anchors))
+    # A gateway of the tenant's two states: it connects as each one's gateway principal.
+    monkeypatch.setenv("PUENTE_GATEWAY__STATES", '["MX", "GT"]')
+    monkeypatch.setenv("PUENTE_GATEWAY__KEYS_DIR", str(keys.store.root))
     monkeypatch.setenv("PUENTE_SECRETS_DIR", str(tenant.secrets.directory))
     monkeypatch.setenv("PUENTE_KAFKA_BOOTSTRAP", kafka.endpoint.bootstrap)
     monkeypatch.setenv("PUENTE_KAFKA_TOPIC_PREFIX", tenant.naming.prefix)

@@ -132,8 +132,9 @@ def test_a_kafkatopic_per_planned_topic(
 ) -> None:
     topics = {d["spec"]["topicName"]: d for d in _by_kind(manifests, "KafkaTopic")}
     assert set(topics) == {t.name for t in inputs.plan.topics}
-    # Per member: six kinds; global: checkpoints, trust, gateway-tokens, gateway-answers.
-    assert len(topics) == 6 * len(inputs.members) + 4
+    # Per member: eight kinds (six and its gateway's tokens and answers); global: checkpoints,
+    # trust.
+    assert len(topics) == 8 * len(inputs.members) + 2
     for t in inputs.plan.topics:
         spec = topics[t.name]["spec"]
         assert spec["partitions"] == t.partitions
@@ -180,7 +181,13 @@ def test_a_kafkauser_per_principal_with_exactly_the_plans_acls(
             if r["resource"]["type"] == "topic" and "Read" in r["operations"]
         }
         assert {n for n in read if ".ingress." in n} == {f"puente.ingress.{member}"}
+        # So is its gateway; every topic it may touch is its own state's, or the trust list.
+        gateway = users[inputs.naming.gateway_principal(member)]
+        assert gateway["metadata"]["labels"]["puente.io/member"] == member
+        touched = {r["resource"]["name"] for r in gateway["spec"]["authorization"]["acls"]}
+        assert {n for n in touched if not n.endswith(f".{member}")} == {"puente.trust"}
     assert not [u for u in users if u.endswith("-svc-policy")]  # the hub is gone
+    assert not [u for u in users if u.endswith("-svc-gateway")]  # no gateway of every state
 
 
 def test_kafka_cluster_matches_the_local_broker_settings(manifests: list[dict[str, Any]]) -> None:
@@ -352,7 +359,7 @@ def test_gateway_shape(
     assert env[contract.ENV_GATEWAY_KEYS_DIR] == contract.GATEWAY_KEYS_DIR
     secrets = _mounted_secrets(pod)
     assert secrets == {
-        password_secret_name(inputs.naming.service_principal("gateway")),
+        password_secret_name(inputs.naming.gateway_principal(member)),
         gateway_keys_secret_name(member),
         k.gateway_tls_secret(member),
         k.CLUSTER_CA_SECRET,

@@ -47,7 +47,7 @@ from puente.evidence.keystore import TRUST_LIST_FILE
 from puente.evidence.trust import member_holder, node_holder
 from puente.evidence.trustsource import file_fetch
 from puente.kafka.broker_config import ADMIN_USER
-from puente.kafka.connection import admin_credential, credential, resolve_endpoint
+from puente.kafka.connection import admin_credential, resolve_endpoint
 from puente.secrets import SecretStore
 from puente.topics import Naming
 
@@ -172,19 +172,24 @@ def start_gateway(member: str) -> Callable[[Container], None]:
     state are sealed to."""
 
     def start(c: Container) -> None:
+        from puente.app.runtime import Runtime
         from puente_gateway.app import create_app
         from puente_gateway.context import GatewayContext
         from puente_gateway.server import uvicorn_config
 
-        settings = Settings()
-        gw = settings.gateway
-        app = create_app(settings, gw)  # refuses a state whose member keys it does not hold
+        runtime = Runtime.from_settings(Settings())
+        settings, gw = runtime.settings, runtime.settings.gateway
+        # Its own state's gateway credential, and no other: it connects as <prefix>-gateway-cc.
+        credentials = runtime.gateway_credentials()
+        principal = Naming(settings.kafka.topic_prefix).gateway_principal(member)
+        assert {s: cred.username for s, cred in credentials.items()} == {member: principal}
+        # refuses a state whose member keys it does not hold
+        app = create_app(settings, gw, credentials=credentials)
         uvicorn_config(app, gw).load()  # reads the TLS certificate and key
-        principal = Naming(settings.kafka.topic_prefix).service_principal("gateway")
-        resolve_endpoint(settings).aiokafka_kwargs(credential(settings, principal))
+        resolve_endpoint(settings).aiokafka_kwargs(credentials[member])
         ctx = app.state.ctx
         assert isinstance(ctx, GatewayContext)
-        assert ctx.edge.states == {member}
+        assert ctx.edge.states == {member} and set(ctx.kafka.states) == {member}
         tracker = ctx.trust.tracker
         assert asyncio.run(tracker.refresh([file_fetch(ctx.trust.file)])), "no trust list"
         sealed_to = tracker.verifier().trust_list.encryption_key(member_holder(member), at=now_ms())

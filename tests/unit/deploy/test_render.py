@@ -65,13 +65,12 @@ def test_a_new_member_changes_exactly_its_resources(tmp_path: Path) -> None:
     new = {d["spec"]["topicName"] for d in topics} - {
         d["spec"]["topicName"] for d in yaml.safe_load_all(before[K8S_DIR / "20-topics.yaml"]) if d
     }
-    assert new == {
-        f"puente.{k}.ZZ" for k in ("ingress", "deliver", "rejected", "receipts", "audit", "state")
-    }
+    kinds = ("ingress", "deliver", "rejected", "receipts", "audit", "state")
+    assert new == {f"puente.{k}.ZZ" for k in (*kinds, "gateway-tokens", "gateway-answers")}
     users = [
         d["metadata"]["name"] for d in yaml.safe_load_all(after[K8S_DIR / "21-users.yaml"]) if d
     ]
-    assert {"puente-zz", "puente-node-zz"} <= set(users)
+    assert {"puente-zz", "puente-node-zz", "puente-gateway-zz"} <= set(users)
     compose = yaml.safe_load(after[COMPOSE_DIR / "compose.yaml"])
     assert compose["services"]["node-zz"]["command"][-2:] == ["--as", "ZZ"]
 

@@ -30,16 +30,21 @@ def _grants(acls: list[Acl] | tuple[Acl, ...], principal: str) -> set[tuple[str,
     }
 
 
+# What a member state and its gateway both do with MX's topics: publish, acknowledge, read.
+MX_EDGE = {
+    ("WRITE", "TOPIC", "puente.ingress.MX"),
+    ("DESCRIBE", "TOPIC", "puente.ingress.MX"),
+    ("WRITE", "TOPIC", "puente.receipts.MX"),
+    ("DESCRIBE", "TOPIC", "puente.receipts.MX"),
+    ("READ", "TOPIC", "puente.deliver.MX"),
+    ("DESCRIBE", "TOPIC", "puente.deliver.MX"),
+    ("READ", "TOPIC", "puente.rejected.MX"),
+    ("DESCRIBE", "TOPIC", "puente.rejected.MX"),
+}
+
+
 def test_member_acls_are_exactly_its_own_topics_and_group() -> None:
-    assert _grants(member_acls(N, "MX"), "puente-mx") == {
-        ("WRITE", "TOPIC", "puente.ingress.MX"),
-        ("DESCRIBE", "TOPIC", "puente.ingress.MX"),
-        ("WRITE", "TOPIC", "puente.receipts.MX"),
-        ("DESCRIBE", "TOPIC", "puente.receipts.MX"),
-        ("READ", "TOPIC", "puente.deliver.MX"),
-        ("DESCRIBE", "TOPIC", "puente.deliver.MX"),
-        ("READ", "TOPIC", "puente.rejected.MX"),
-        ("DESCRIBE", "TOPIC", "puente.rejected.MX"),
+    assert _grants(member_acls(N, "MX"), "puente-mx") == MX_EDGE | {
         ("READ", "TOPIC", "puente.checkpoints"),
         ("DESCRIBE", "TOPIC", "puente.checkpoints"),
         ("READ", "TOPIC", "puente.trust"),
@@ -69,9 +74,7 @@ def test_services_hold_least_privilege() -> None:
     assert not any(op == "WRITE" for op, _, _ in auditor)
     assert ("READ", "TOPIC", "puente.audit.*") in auditor
     assert not any("deliver" in name or "ingress" in name for _, _, name in auditor)
-    gateway = _grants(plan.acls, "puente-svc-gateway")
-    assert ("READ", "TOPIC", "puente.ingress.*") not in gateway
-    assert not any(rt == "TRANSACTIONAL_ID" for _, rt, _ in gateway)
+    assert not _grants(plan.acls, "puente-svc-gateway")  # a gateway per state
     assert not _grants(plan.acls, "puente-svc-policy")  # no hub: a node per state
     mx = _grants(plan.acls, "puente-node-mx")
     assert ("READ", "TOPIC", "puente.ingress.MX") in mx
@@ -105,26 +108,47 @@ def test_topics_per_member_and_global_with_retention() -> None:
     assert "min.insync.replicas" not in names[N.topic(INGRESS, "MX")].configs
 
 
-def test_only_the_gateway_reaches_its_shared_state() -> None:
+def test_a_states_gateway_holds_exactly_its_own_states_edge() -> None:
+    plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
+    assert {p.name: (p.role, p.member) for p in plan.principals if p.role == "gateway"} == {
+        f"puente-gateway-{m.lower()}": ("gateway", m) for m in MEMBERS
+    }
+    # No consumer group (it reads with assign()), no transactional id, no other state's topic.
+    assert _grants(plan.acls, "puente-gateway-mx") == MX_EDGE | {
+        ("READ", "TOPIC", "puente.gateway-tokens.MX"),
+        ("WRITE", "TOPIC", "puente.gateway-tokens.MX"),
+        ("DESCRIBE", "TOPIC", "puente.gateway-tokens.MX"),
+        ("READ", "TOPIC", "puente.gateway-answers.MX"),
+        ("WRITE", "TOPIC", "puente.gateway-answers.MX"),
+        ("DESCRIBE", "TOPIC", "puente.gateway-answers.MX"),
+        ("READ", "TOPIC", "puente.trust"),
+        ("DESCRIBE", "TOPIC", "puente.trust"),
+    }
+
+
+def test_only_a_states_gateway_reaches_its_shared_state() -> None:
     plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
     names = {t.name: t for t in plan.topics}
-    assert names[N.topic(GATEWAY_TOKENS)].configs["cleanup.policy"] == "compact"
-    assert names[N.topic(GATEWAY_TOKENS)].configs["retention.ms"] == "-1"
-    assert names[N.topic(GATEWAY_ANSWERS)].configs["retention.ms"] == str(7 * 86_400_000)
-    for kind in (GATEWAY_TOKENS, GATEWAY_ANSWERS):
-        topic = N.topic(kind)
-        covering = [
-            a
-            for a in plan.acls
-            if a.resource is Resource.TOPIC
-            and (a.name == topic or (a.pattern is Pattern.PREFIXED and topic.startswith(a.name)))
-        ]
-        assert {a.principal for a in covering} == {N.service_principal("gateway")}
-        assert {a.operation for a in covering} == {
-            Operation.READ,
-            Operation.WRITE,
-            Operation.DESCRIBE,
-        }
+    for m in MEMBERS:
+        assert names[N.topic(GATEWAY_TOKENS, m)].configs["cleanup.policy"] == "compact"
+        assert names[N.topic(GATEWAY_TOKENS, m)].configs["retention.ms"] == "-1"
+        assert names[N.topic(GATEWAY_ANSWERS, m)].configs["retention.ms"] == str(7 * 86_400_000)
+        for kind in (GATEWAY_TOKENS, GATEWAY_ANSWERS):
+            topic = N.topic(kind, m)
+            covering = [
+                a
+                for a in plan.acls
+                if a.resource is Resource.TOPIC
+                and (
+                    a.name == topic or (a.pattern is Pattern.PREFIXED and topic.startswith(a.name))
+                )
+            ]
+            assert {a.principal for a in covering} == {N.gateway_principal(m)}
+            assert {a.operation for a in covering} == {
+                Operation.READ,
+                Operation.WRITE,
+                Operation.DESCRIBE,
+            }
 
 
 def test_three_brokers_mean_replication_three_and_min_isr_two() -> None:
@@ -137,15 +161,12 @@ def test_adding_a_member_adds_only_its_own_items() -> None:
     before = build_plan(N, ["AR", "MX"], partitions=2, brokers=1)
     after = build_plan(N, ["AR", "MX", "US"], partitions=2, brokers=1)
     new_acls = set(after.acls) - set(before.acls)
-    assert new_acls and {a.principal for a in new_acls} == {"puente-us", "puente-node-us"}
+    us = {"puente-us", "puente-node-us", "puente-gateway-us"}
+    assert new_acls and {a.principal for a in new_acls} == us
     new_topics = {t.name for t in after.topics} - {t.name for t in before.topics}
-    assert new_topics == {
-        f"puente.{s}.US" for s in ("ingress", "deliver", "rejected", "receipts", "audit", "state")
-    }
-    assert {p.name for p in after.principals} - {p.name for p in before.principals} == {
-        "puente-us",
-        "puente-node-us",
-    }
+    stems = ("ingress", "deliver", "rejected", "receipts", "audit", "state")
+    assert new_topics == {f"puente.{s}.US" for s in (*stems, "gateway-tokens", "gateway-answers")}
+    assert {p.name for p in after.principals} - {p.name for p in before.principals} == us
 
 
 def test_acls_sort_stably() -> None:
