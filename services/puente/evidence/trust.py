@@ -51,6 +51,7 @@ class Usage(StrEnum):
     RECEIPT = "receipt"  # delivery receipts (member states)
     NOTICE = "notice"  # notices at ingress (member states; optional)
     TRUST_LIST = "trust-list"  # trust lists (operator)
+    EARLY_WARNING = "early-warning"  # aggregates (origin) and early warnings (evaluator)
 
 
 def member_holder(code: str) -> str:

@@ -6,7 +6,9 @@ cluster; deploy/k8s renders the same plan as Strimzi KafkaTopic and KafkaUser re
 Member state CC (principal ``<prefix>-cc``) may:
 - write its own ingress and receipts topics;
 - read its own deliver and rejected topics, with consumer groups under ``<prefix>.CC.``;
-- read the checkpoints and trust topics (public evidence without personal data, needed to verify).
+- read the checkpoints and trust topics (public evidence without personal data, needed to verify);
+- read the early-warning topics: every member's aggregates (counts without identity, so that it
+  can recompute any warning) and the warnings (docs/early-warning.md).
 Services get what their role needs and nothing more (see ``SERVICE_GRANTS``).
 """
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from puente.topics import (
+    AGGREGATES,
     ALL_KINDS,
     AUDIT,
     CHECKPOINTS,
@@ -26,6 +29,7 @@ from puente.topics import (
     REJECTED,
     STATE,
     TRUST,
+    WARNINGS,
     Naming,
     Scope,
     TopicKind,
@@ -114,6 +118,7 @@ SERVICE_GRANTS: dict[str, tuple[tuple[TopicKind, tuple[Operation, ...]], ...]] =
         (STATE, _RW),
         (CHECKPOINTS, _RW),
         (TRUST, _R),
+        (AGGREGATES, _W),  # each origin's signed aggregates (tomorrow: the origin's node)
     ),
     # The gateway publishes for agencies that authenticated to it and reads their deliveries.
     "gateway": (
@@ -130,6 +135,8 @@ SERVICE_GRANTS: dict[str, tuple[tuple[TopicKind, tuple[Operation, ...]], ...]] =
     "receipts": ((RECEIPTS, _R), (AUDIT, _R), (TRUST, _R)),
     # The operator publishes the signed trust list (and nothing else).
     "operator": ((TRUST, _RW),),
+    # The early-warning evaluator reads the aggregates and publishes warnings (nothing else).
+    "warnings": ((AGGREGATES, _R), (WARNINGS, _RW), (TRUST, _R)),
 }
 SERVICES_WITH_TRANSACTIONS = frozenset({"policy"})
 
@@ -151,7 +158,7 @@ def member_acls(naming: Naming, member: str) -> list[Acl]:
     for kind, ops in ((INGRESS, _W), (RECEIPTS, _W), (DELIVER, _R), (REJECTED, _R)):
         topic = naming.topic(kind, member)
         acls += [Acl(p, Resource.TOPIC, topic, Pattern.LITERAL, op) for op in ops]
-    for kind in (CHECKPOINTS, TRUST):
+    for kind in (CHECKPOINTS, TRUST, AGGREGATES, WARNINGS):
         acls += _topic_grants(p, naming, kind, _R)
     acls.append(
         Acl(p, Resource.GROUP, naming.member_group_prefix(member), Pattern.PREFIXED, Operation.READ)
@@ -208,7 +215,7 @@ def build_plan(
                 Topic(
                     naming.topic(kind),
                     kind,
-                    1 if kind is TRUST else partitions,
+                    1 if kind in (TRUST, AGGREGATES, WARNINGS) else partitions,
                     replication,
                     kind.configs(min_insync_replicas=min_isr),
                 )
