@@ -32,6 +32,7 @@ def _mount() -> None:
     from puente.policy.cli import app as policy_app
     from puente.service.cli import app as serve_app
     from puente.subscriber.cli import subscribe
+    from puente.warnings.cli import mount as mount_warnings
     from puente_gateway.cli import app as gateway_app
 
     app.add_typer(kafka_app, name="kafka")
@@ -44,6 +45,7 @@ def _mount() -> None:
     app.add_typer(deploy_app, name="deploy")
     app.command(name="subscribe")(subscribe)
     app.add_typer(gateway_app, name="gateway")
+    mount_warnings(app, serve_app)  # `puente warnings …` and `puente serve warnings`
     demo.register(app)
 
 

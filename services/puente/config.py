@@ -99,6 +99,19 @@ class PolicyServiceSettings(BaseModel):
     )
 
 
+class WarningsSettings(BaseModel):
+    """Early warning (docs/early-warning.md): the keys of usage ``early-warning``. Unset on the
+    embedded default, which makes and keeps its own in <state>/keys."""
+
+    aggregate_key_file: Path | None = Field(
+        default=None,
+        description="the key the policy service signs each origin's aggregates with (.skey, 0600)",
+    )
+    signing_key_file: Path | None = Field(
+        default=None, description="the evaluator's key for early warnings (.skey, 0600)"
+    )
+
+
 class Settings(BaseSettings):
     """Every setting a Puente process reads."""
 
@@ -121,6 +134,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     local: LocalBrokerSettings = Field(default_factory=LocalBrokerSettings)
     policy: PolicyServiceSettings = Field(default_factory=PolicyServiceSettings)
+    warnings: WarningsSettings = Field(default_factory=WarningsSettings)
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

@@ -194,6 +194,11 @@ def adult_cutoff(day: dt.date) -> dt.date:
     under 18 that day (the 18th birthday itself included). One date comparison per person;
     cached, since a stream of notices spans few days."""
     key = day.year * 10000 + day.month * 100 + day.day
+    if day.year <= ADULT_AGE + 1:
+        # The calendar's first years (a fuzzed or mistyped date): the cutoff would precede
+        # 1 January of year 1. Nobody can be born before it, so nobody counts as an adult
+        # (only someone born that very day is not protected).
+        return dt.date.min
     try:
         born = day.replace(year=day.year - ADULT_AGE)
     except ValueError:  # 29 February, ADULT_AGE years back in a common year

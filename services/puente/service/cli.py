@@ -20,6 +20,7 @@ def build_service(settings: Settings, *, instance: str, mode: str | None = None)
     from puente.kafka.connection import credential, resolve_endpoint
     from puente.members import load_members
     from puente.policy.store import PolicyStore
+    from puente.service.aggregates import Aggregation
     from puente.service.setup import ensure_evidence, pseudonym_secret
     from puente.service.worker import PolicyService, ServiceConfig
     from puente.topics import Naming
@@ -31,17 +32,19 @@ def build_service(settings: Settings, *, instance: str, mode: str | None = None)
         key = read_private_key(cfg.signing_key_file)
     else:
         key = ensure_evidence(settings, load_members(settings.policies_dir).codes).service_key
+    registry = Registry.load(settings.schemas_dir)
     return PolicyService(
         endpoint=resolve_endpoint(settings),
         credential=credential(settings, naming.service_principal("policy")),
         naming=naming,
-        registry=Registry.load(settings.schemas_dir),
+        registry=registry,
         policies=PolicyStore(
             settings.policies_dir, settings.schemas_dir, secret=pseudonym_secret(settings)
         ),
         key=key,
         config=ServiceConfig.from_settings(cfg, mode=mode),
         instance=instance,
+        aggregation=Aggregation.from_settings(settings, registry),  # early warning
     )
 
 

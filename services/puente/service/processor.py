@@ -42,6 +42,7 @@ from puente.evidence.records import Decision as AuditDecision
 from puente.logs import get_logger
 from puente.policy.engine import RULE_ERROR, Decision, PolicySet
 from puente.policy.store import PolicyStore
+from puente.service.aggregates import AggregateFeed, AggregateRecord
 from puente.service.dedupe import SeenIds
 from puente.service.validate import (
     DUPLICATE_NOTICE,
@@ -102,6 +103,7 @@ class BatchOutput:
     checkpoints: list[tuple[bytes, bytes]] = field(default_factory=list)
     rejections: list[tuple[bytes, bytes]] = field(default_factory=list)
     state: list[tuple[bytes, bytes | None]] = field(default_factory=list)  # None: a tombstone
+    aggregates: list[AggregateRecord] = field(default_factory=list)  # early warning
     outcomes: Counter[str] = field(default_factory=Counter)
     decisions: Counter[tuple[str, str]] = field(default_factory=Counter)  # (action, reason)
     policy_version: str | None = None
@@ -138,6 +140,7 @@ class PartitionProcessor:
         limits: Limits | None = None,
         checkpoint_every: int = 1000,
         checkpoint_interval_ms: int = 10_000,
+        aggregates: AggregateFeed | None = None,
     ) -> None:
         from puente.evidence.log import audit_log_id
 
@@ -165,6 +168,8 @@ class PartitionProcessor:
         self._last_checkpoint_ms = (log_state.checkpoint_time or 0) if log_state else 0
         self._snapshot: tuple[LogState, int] | None = None
         self._evaluated: tuple[ValidNotice, bytes] | None = None  # see _as_evaluated
+        # Early warning: counts of this partition's accepted notices (service/aggregates.py).
+        self.aggregates = aggregates
 
     @property
     def log_id(self) -> str:
@@ -176,6 +181,8 @@ class PartitionProcessor:
         # The log's compact state is small; the seen ids keep a journal of the batch instead.
         self._snapshot = (self.log.state(), self._last_checkpoint_ms)
         self.seen.begin()
+        if self.aggregates is not None:
+            self.aggregates.begin()
 
     def rollback(self) -> None:
         """Forget the last batch (its transaction was aborted): back to the state before it."""
@@ -184,6 +191,8 @@ class PartitionProcessor:
         state, last_cp = self._snapshot
         self.log = AuditLog.from_state(state)
         self.seen.rollback()
+        if self.aggregates is not None:
+            self.aggregates.rollback()
         self._last_checkpoint_ms = last_cp
         self._snapshot = None
 
@@ -198,6 +207,10 @@ class PartitionProcessor:
         return new >= self.checkpoint_every or (
             new > 0 and now_ms - self._last_checkpoint_ms >= self.checkpoint_interval_ms
         )
+
+    def windows_due(self, now_ms: int) -> bool:
+        """True when an early-warning window of this partition can be published."""
+        return self.aggregates is not None and self.aggregates.due(now_ms)
 
     # --- processing --------------------------------------------------------------------------
 
@@ -222,6 +235,9 @@ class PartitionProcessor:
         self._seal(pending, out, now_ms, first_leaf)
         # The batch's accepted ids (one chunk record) and tombstones for ids past the horizon.
         out.state.extend(self.seen.end(now_ms))
+        if self.aggregates is not None:  # closed windows, signed; the counts' state
+            state, out.aggregates = self.aggregates.end(now_ms)
+            out.state.extend(state)
         due = self.checkpoint_due(now_ms) or (
             force_checkpoint and self.log.size > self.log.checkpoint_size
         )
@@ -268,6 +284,8 @@ class PartitionProcessor:
                 ) from exc
             outcome = self._decided(rec, valid, decisions, original, now_ms, policy, out, pending)
             self.seen.add(valid.notice_id, original, valid.created_at_ms, rec.offset)
+            if self.aggregates is not None:
+                self.aggregates.feed(valid.notice, valid.notice_type, now_ms)
         except Refusal as refusal:
             self._rejected(rec, refusal, original, now_ms, policy.version, out)
             outcome = Outcome.REJECTED

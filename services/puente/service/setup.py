@@ -1,6 +1,7 @@
 """What a Puente deployment needs before the policy service signs anything, made idempotently:
 an operator root key (the trust anchor), the policy service's key, one receipt key per member
-state, a signed trust list, and the pseudonymisation secret.
+state, the early-warning keys (aggregates, evaluator), a signed trust list, and the
+pseudonymisation secret.
 
 On the embedded default every key lives in ``<state>/keys`` (private parts 0600). In a real
 deployment a member state keeps its own private key and the operator imports only its public
@@ -75,6 +76,11 @@ def ensure_evidence(settings: Settings, members: Sequence[str]) -> Evidence:
     for code in members:
         if not _has_key(store, member_holder(code), Usage.RECEIPT, now):
             store.generate(member_holder(code), valid_from=now)
+            changed = True
+    # Early warning: aggregates (signed today by the policy service) and the evaluator's warnings.
+    for holder in (service_holder(), service_holder("warnings")):
+        if not _has_key(store, holder, Usage.EARLY_WARNING, now):
+            store.generate(holder, valid_from=now, usages=(Usage.EARLY_WARNING,))
             changed = True
     root = store.current(ROOT_HOLDER, usage=Usage.TRUST_LIST, at=now)
     anchors = tuple(store.public(m) for m in store.key_metas() if m.holder == ROOT_HOLDER)

@@ -47,6 +47,7 @@ from puente.logs import get_logger
 from puente.policy.store import PolicyStore
 from puente.secrets import Credential
 from puente.service import metrics
+from puente.service.aggregates import Aggregation
 from puente.service.dedupe import SeenIds
 from puente.service.processor import (
     STATE_LOG_KEY,
@@ -56,7 +57,7 @@ from puente.service.processor import (
     SigningMode,
 )
 from puente.service.validate import Limits
-from puente.topics import AUDIT, CHECKPOINTS, INGRESS, REJECTED, STATE, Naming
+from puente.topics import AGGREGATES, AUDIT, CHECKPOINTS, INGRESS, REJECTED, STATE, Naming
 
 log = get_logger("policy.service")
 _PARTITIONER = DefaultPartitioner()
@@ -115,6 +116,7 @@ class PolicyService:
         key: SigningKey,
         config: ServiceConfig | None = None,
         instance: str = "policy",
+        aggregation: Aggregation | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.cred = credential
@@ -124,6 +126,7 @@ class PolicyService:
         self.key = key
         self.config = config or ServiceConfig()
         self.instance = instance
+        self.aggregation = aggregation  # early warning (service/aggregates.py); None: off
         self.group = naming.service_group("policy")
         self._owned: dict[TopicPartition, _Owned] = {}
         self._taking: dict[TopicPartition, int] = {}  # partitions being taken over -> generation
@@ -293,6 +296,10 @@ class PolicyService:
     def _processor(
         self, origin: str, tp: TopicPartition, log_state: LogState | None, seen: SeenIds
     ) -> PartitionProcessor:
+        feed = None
+        if self.aggregation is not None and self._consumer is not None:
+            shards = len(self._consumer.partitions_for_topic(tp.topic) or ())
+            feed = self.aggregation.feed_for(origin, tp.partition, shards)
         return PartitionProcessor(
             origin=origin,
             partition=tp.partition,
@@ -306,6 +313,7 @@ class PolicyService:
             limits=self.config.limits,
             checkpoint_every=self.config.checkpoint_every,
             checkpoint_interval_ms=int(self.config.checkpoint_interval_s * 1000),
+            aggregates=feed,
         )
 
     async def revoke(self, partitions: Iterable[TopicPartition]) -> None:
@@ -352,7 +360,9 @@ class PolicyService:
                     key = msg.key or b""
                     if key == STATE_LOG_KEY and msg.value is not None:
                         log_state = LogState.decode(self.registry, msg.value)
-                    else:
+                    elif self.aggregation is None or not self.aggregation.restored(
+                        *tps[tp], key, msg.value
+                    ):
                         seen.restore(key, msg.value, msg.timestamp)
                 out[tps[tp]] = (log_state, seen)
             for tp in list(remaining):
@@ -500,6 +510,9 @@ class PolicyService:
                     builder = p.create_batch()
                     builder.append(key=key, value=value, timestamp=None)
             sends.append(await p.send_batch(builder, topic, partition=partition))
+        for akey, avalue, headers in out.aggregates:  # early warning: one partition, in order
+            topic = self.naming.topic(AGGREGATES)
+            sends.append(await p.send(topic, avalue, key=akey, headers=headers, partition=0))
         if sends:
             await asyncio.gather(*sends)
 
@@ -532,9 +545,10 @@ class PolicyService:
         work = []
         for owned in list(self._owned.values() if owned_logs is None else owned_logs):
             proc = owned.processor
-            if proc.log.size == proc.log.checkpoint_size:
+            windows = proc.windows_due(now_ms)  # early-warning windows to publish, even if idle
+            if proc.log.size == proc.log.checkpoint_size and not windows:
                 continue  # nothing new since the last checkpoint
-            if only_due and not proc.checkpoint_due(now_ms):
+            if only_due and not windows and not proc.checkpoint_due(now_ms):
                 continue
             out = proc.process([], ts, force_checkpoint=True)
             work.append(self._commit(owned, out, first_offset=None))

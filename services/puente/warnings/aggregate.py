@@ -39,6 +39,12 @@ class AggregateError(PuenteError):
     reason = "AGGREGATE_ERROR"
 
 
+class AggregateRefused(PuenteError):
+    """A published aggregate a reader will not use (its reason says why)."""
+
+    reason = "AGGREGATE_REFUSED"
+
+
 def table_to_avro(t: Table) -> dict[str, Any]:
     return {
         "notice_type": t.notice_type,
@@ -108,6 +114,29 @@ class Aggregate(AvroRecord):
             k=d["k"],
             cells=tuple((tuple(c["key"]), c["count"]) for c in d["cells"]),
         )
+
+
+def check_published(a: Aggregate, min_k: int) -> None:
+    """What any reader can check in an aggregate beyond its signature: a coherent shape, k at
+    least ``min_k`` (the trigger set's), and no cell under k. :class:`AggregateRefused` if not:
+    ``AGGREGATE_MALFORMED``, ``AGGREGATE_K_TOO_SMALL`` or ``AGGREGATE_CELL_TOO_SMALL``."""
+
+    def refuse(reason: str, message: str) -> AggregateRefused:
+        return AggregateRefused(
+            f"aggregate of {a.origin} for window {a.window_start}: {message}", reason=reason
+        )
+
+    if not 0 <= a.shard < a.shards:
+        raise refuse("AGGREGATE_MALFORMED", f"shard {a.shard} of {a.shards}")
+    if a.window_start % a.table.window_ms:
+        raise refuse("AGGREGATE_MALFORMED", "the window is not aligned on its length")
+    if a.k < min_k:
+        raise refuse("AGGREGATE_K_TOO_SMALL", f"k={a.k} is below the triggers' k={min_k}")
+    keys = [key for key, _ in a.cells]
+    if keys != sorted(set(keys)) or any(len(key) != len(a.table.by) for key in keys):
+        raise refuse("AGGREGATE_MALFORMED", "cells are not unique, sorted keys of the table")
+    if any(n < a.k for _, n in a.cells):
+        raise refuse("AGGREGATE_CELL_TOO_SMALL", f"a published cell is under k={a.k}")
 
 
 @dataclass(frozen=True)

@@ -23,67 +23,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from puente.errors import PuenteError
 from puente.evidence._avro import AvroRecord
 from puente.evidence._time import from_datetime, to_datetime
-from puente.warnings.aggregate import Aggregate
-from puente.warnings.signing import Signature, digest
+from puente.warnings.aggregate import AggregateRefused
+from puente.warnings.signing import SignedAggregate, digest
 from puente.warnings.tables import Dimension, Key, Table
 from puente.warnings.triggers import Level, Measure, Trigger, TriggerSet
 
 EARLY_WARNING = "puente.EarlyWarning"
 _NS = uuid.UUID("0b5a4d1e-7c3f-4e21-9d7a-2f6c1e8b9a40")
 STARTED, CHANGED, ENDED = "STARTED", "CHANGED", "ENDED"
-
-
-class AggregateRefused(PuenteError):
-    """An aggregate the evaluator will not use (its reason says why)."""
-
-    reason = "AGGREGATE_REFUSED"
-
-
-@dataclass(frozen=True)
-class SignedAggregate:
-    """An aggregate whose signature verified: the record, its bytes and its signature."""
-
-    aggregate: Aggregate
-    body: bytes
-    signature: Signature
-
-    def ref(self) -> dict[str, Any]:
-        """How a warning names it (``puente.AggregateRef``)."""
-        a = self.aggregate
-        return {
-            "origin": a.origin,
-            "shard": a.shard,
-            "window_start": to_datetime(a.window_start),
-            "sha256": digest(self.body),
-            "key_id": self.signature.key_id,
-            "signed_at": to_datetime(self.signature.signed_at),
-            "signature": self.signature.signature,
-        }
-
-
-def check_aggregate(a: Aggregate, triggers: TriggerSet) -> None:
-    """What any reader can check in an aggregate beyond its signature: a coherent shape, k at
-    least the trigger set's, and no published cell under k. :class:`AggregateRefused` if not."""
-
-    def refuse(reason: str, message: str) -> AggregateRefused:
-        return AggregateRefused(
-            f"aggregate of {a.origin} for {a.window_start}: {message}", reason=reason
-        )
-
-    if not 0 <= a.shard < a.shards:
-        raise refuse("AGGREGATE_MALFORMED", f"shard {a.shard} of {a.shards}")
-    if a.window_start % a.table.window_ms:
-        raise refuse("AGGREGATE_MALFORMED", "the window is not aligned on its length")
-    if a.k < triggers.k:
-        raise refuse("AGGREGATE_K_TOO_SMALL", f"k={a.k} is below the triggers' k={triggers.k}")
-    keys = [key for key, _ in a.cells]
-    if keys != sorted(set(keys)) or any(len(key) != len(a.table.by) for key in keys):
-        raise refuse("AGGREGATE_MALFORMED", "cells are not unique, sorted keys of the table")
-    if any(n < a.k for _, n in a.cells):
-        raise refuse("AGGREGATE_CELL_TOO_SMALL", f"a published cell is under k={a.k}")
 
 
 @dataclass(frozen=True)

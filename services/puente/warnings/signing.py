@@ -19,11 +19,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
+from typing import Any
 
-from puente.evidence.errors import MalformedError
+from puente.codec.errors import DecodeError
+from puente.codec.registry import Registry
+from puente.evidence._time import to_datetime
+from puente.evidence.errors import EvidenceError, MalformedError
 from puente.evidence.keys import SigningKey
 from puente.evidence.trust import KeyEntry, TrustList, Usage, member_holder, service_holder
 from puente.topics import SIGNATURE_HEADER, SIGNATURE_KEY_ID_HEADER, SIGNATURE_SIGNED_AT_HEADER
+from puente.warnings.aggregate import Aggregate, check_published
 
 AGGREGATE_CONTEXT = b"puente/aggregate/v1\x00"
 WARNING_CONTEXT = b"puente/early-warning/v1\x00"
@@ -110,3 +115,55 @@ def verify(
 def digest(body: bytes) -> bytes:
     """SHA-256 of a record's value: how a warning names an aggregate it used."""
     return sha256(body).digest()
+
+
+@dataclass(frozen=True)
+class SignedAggregate:
+    """An aggregate whose signature verified: the record, its bytes and its signature."""
+
+    aggregate: Aggregate
+    body: bytes
+    signature: Signature
+
+    def ref(self) -> dict[str, Any]:
+        """How a warning names it (``puente.AggregateRef``)."""
+        a = self.aggregate
+        return {
+            "origin": a.origin,
+            "shard": a.shard,
+            "window_start": to_datetime(a.window_start),
+            "sha256": digest(self.body),
+            "key_id": self.signature.key_id,
+            "signed_at": to_datetime(self.signature.signed_at),
+            "signature": self.signature.signature,
+        }
+
+
+def open_aggregate(
+    trust_list: TrustList,
+    registry: Registry,
+    body: bytes,
+    headers: Iterable[tuple[str, bytes]] | None,
+    *,
+    min_k: int,
+) -> SignedAggregate:
+    """Verify and decode an aggregate as read from the aggregates topic.
+
+    Raises with a reason code: ``SIGNATURE_MISSING``, ``AGGREGATE_MALFORMED`` (bytes that are not
+    an aggregate), a key or signature reason of :func:`verify` (a forged or altered aggregate is
+    ``SIGNATURE_INVALID``; one signed by another state's key ``KEY_WRONG_HOLDER``),
+    ``AGGREGATE_SIGNED_EARLY`` (signed before its window ended: it cannot hold the whole window)
+    or a reason of :func:`~puente.warnings.aggregate.check_published`."""
+    sig = Signature.from_headers(headers)
+    try:
+        aggregate = Aggregate.decode(registry, body)
+    except (DecodeError, ValueError, KeyError) as exc:
+        raise MalformedError(f"not an aggregate: {exc}", reason="AGGREGATE_MALFORMED") from None
+    verify(trust_list, AGGREGATE_CONTEXT, body, sig, holders=aggregate_signers(aggregate.origin))
+    if sig.signed_at < aggregate.window_end:
+        raise EvidenceError(
+            f"the aggregate of {aggregate.origin} is signed before its window ends",
+            reason="AGGREGATE_SIGNED_EARLY",
+        )
+    check_published(aggregate, min_k)
+    return SignedAggregate(aggregate, body, sig)

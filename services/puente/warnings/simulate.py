@@ -30,8 +30,8 @@ from puente.codec.registry import Registry
 from puente.evidence.keys import SigningKey
 from puente.evidence.trust import KeyEntry, TrustList, Usage, member_holder
 from puente.warnings.aggregate import Aggregate, Aggregator, publish
-from puente.warnings.evaluator import EarlyWarning, Evaluator, SignedAggregate, check_aggregate
-from puente.warnings.signing import AGGREGATE_CONTEXT, aggregate_signers, sign, verify
+from puente.warnings.evaluator import EarlyWarning, Evaluator
+from puente.warnings.signing import AGGREGATE_CONTEXT, open_aggregate, sign
 from puente.warnings.triggers import TriggerSet
 
 CONTRACT = "puente.warnings.simulate/v1"
@@ -142,10 +142,8 @@ def simulate(
             break
         body = p.aggregate.encode(registry)
         sig = sign(keys[p.origin], AGGREGATE_CONTEXT, body, signed_at=p.at)
-        verify(trust, AGGREGATE_CONTEXT, body, sig, holders=aggregate_signers(p.origin))
-        decoded = Aggregate.decode(registry, body)
-        check_aggregate(decoded, triggers)
-        for w in evaluator.add(SignedAggregate(decoded, body, sig)):
+        signed = open_aggregate(trust, registry, body, sig.headers(), min_k=triggers.k)
+        for w in evaluator.add(signed):
             warnings.append((p.at, w))
     return _report(
         triggers,

@@ -124,11 +124,12 @@ def test_a_kafkatopic_per_planned_topic(
 ) -> None:
     topics = {d["spec"]["topicName"]: d for d in _by_kind(manifests, "KafkaTopic")}
     assert set(topics) == {t.name for t in inputs.plan.topics}
-    assert len(topics) == 6 * len(inputs.members) + 2
+    assert len(topics) == 6 * len(inputs.members) + 4  # checkpoints, trust, aggregates, warnings
+    single = {"puente.trust", "puente.aggregates", "puente.warnings"}
     for t in inputs.plan.topics:
         spec = topics[t.name]["spec"]
         assert spec["partitions"] == t.partitions
-        assert t.partitions == (1 if t.name == "puente.trust" else contract.PARTITIONS)
+        assert t.partitions == (1 if t.name in single else contract.PARTITIONS)
         assert spec["replicas"] == t.replication == 3
         assert {key: str(v) for key, v in spec["config"].items()} == {
             key: str(k.typed(v)) for key, v in t.configs.items()

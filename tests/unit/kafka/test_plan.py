@@ -35,6 +35,10 @@ def test_member_acls_are_exactly_its_own_topics_and_group() -> None:
         ("DESCRIBE", "TOPIC", "puente.checkpoints"),
         ("READ", "TOPIC", "puente.trust"),
         ("DESCRIBE", "TOPIC", "puente.trust"),
+        ("READ", "TOPIC", "puente.aggregates"),
+        ("DESCRIBE", "TOPIC", "puente.aggregates"),
+        ("READ", "TOPIC", "puente.warnings"),
+        ("DESCRIBE", "TOPIC", "puente.warnings"),
         ("READ", "GROUP", "puente.MX.*"),
     }
 
@@ -70,6 +74,36 @@ def test_services_hold_least_privilege() -> None:
     operator = _grants(plan.acls, "puente-svc-operator")
     assert ("WRITE", "TOPIC", "puente.trust") in operator
     assert len([g for g in operator if g[0] == "WRITE"]) == 1
+
+
+def test_early_warning_grants() -> None:
+    """Aggregates are written by the policy service (tomorrow: each origin's node) and read by
+    the evaluator and every member; warnings are written by the evaluator, read by every member;
+    both topics have one partition (one order for every evaluator)."""
+    plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
+    writers = {
+        (a.principal, a.name)
+        for a in plan.acls
+        if a.operation is Operation.WRITE and a.name in ("puente.aggregates", "puente.warnings")
+    }
+    assert writers == {
+        ("puente-svc-policy", "puente.aggregates"),
+        ("puente-svc-warnings", "puente.warnings"),
+    }
+    warnings = _grants(plan.acls, "puente-svc-warnings")
+    assert {(op, name) for op, rt, name in warnings if rt == "TOPIC" and op != "DESCRIBE"} == {
+        ("READ", "puente.aggregates"),
+        ("READ", "puente.warnings"),
+        ("WRITE", "puente.warnings"),
+        ("READ", "puente.trust"),
+    }
+    for m in MEMBERS:
+        grants = _grants(plan.acls, N.member_principal(m))
+        assert ("READ", "TOPIC", "puente.warnings") in grants
+        assert ("READ", "TOPIC", "puente.aggregates") in grants
+    names = {t.name: t for t in plan.topics}
+    assert names["puente.aggregates"].partitions == names["puente.warnings"].partitions == 1
+    assert names["puente.aggregates"].configs["retention.ms"] == "-1"
 
 
 def test_topics_per_member_and_global_with_retention() -> None:

@@ -398,3 +398,13 @@ def test_the_age_cutoff_matches_the_definition_on_every_day() -> None:
         assert not day <= birthday_18(cutoff), day  # an adult
         assert day <= birthday_18(cutoff + dt.timedelta(days=1)), day  # a minor
         day += dt.timedelta(days=1)
+
+
+def test_the_age_cutoff_of_the_calendars_first_years_protects_everyone() -> None:
+    """A day in years 1-19 (a fuzzed or mistyped event time) has no representable cutoff: the
+    computation once stepped below 1 January of year 1 (OverflowError, an INTERNAL_ERROR)."""
+    for day in (dt.date(1, 1, 1), dt.date(18, 2, 28), dt.date(19, 1, 1), dt.date(19, 12, 31)):
+        cutoff = adult_cutoff(day)
+        assert cutoff == dt.date.min
+        assert dt.date(1, 1, 2) > cutoff  # anyone but the calendar's first day is a minor
+    assert adult_cutoff(dt.date(20, 1, 1)) == dt.date(1, 12, 31)  # as for any later year
