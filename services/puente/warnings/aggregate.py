@@ -198,13 +198,14 @@ class Aggregator:
     # --- counting ------------------------------------------------------------------------------
 
     def _start(self, table: Table, now_ms: int) -> int:
-        """The first open window of ``table`` (on first use: the one holding now - lateness,
-        the oldest that may still be counted)."""
+        """The first open window of ``table``. On first use of the aggregator every table
+        starts with the window holding now - lateness (the oldest that may still be counted)."""
         nxt = self._next.get(table)
         if nxt is None:
-            nxt = table.window_of(now_ms - self.lateness_ms)
-            self._next[table] = nxt
+            for t in self.tables:
+                self._next.setdefault(t, t.window_of(now_ms - self.lateness_ms))
             self.dirty = True
+            nxt = self._next[table]
         return nxt
 
     def feed(self, notice: Mapping[str, Any], notice_type: str, now_ms: int) -> int:

@@ -398,10 +398,16 @@ class _Loader:
         self, c: Counts, window: int, where: tuple[Any, ...], data: Any, ctx: _Context
     ) -> Table | None:
         f = TRIGGERS_FILE
-        line = line_of(data, where)
+
+        def line(*key: str | int) -> int:
+            return line_of(data, (*where, *key))
+
         if c.type not in NOTICE_TYPES:
             self.error(
-                f, line, "TRIGGER_UNKNOWN_TYPE", f"{c.type!r} is not {' or '.join(NOTICE_TYPES)}"
+                f,
+                line("type"),
+                "TRIGGER_UNKNOWN_TYPE",
+                f"{c.type!r} is not {' or '.join(NOTICE_TYPES)}",
             )
             return None
         ok = True
@@ -411,30 +417,33 @@ class _Loader:
         ):
             if values and c.type != owner:
                 self.error(
-                    f, line, "TRIGGER_FILTER_NOT_OF_TYPE", f"{name} filters only {owner} counts"
+                    f,
+                    line(name),
+                    "TRIGGER_FILTER_NOT_OF_TYPE",
+                    f"{name} filters only {owner} counts",
                 )
                 ok = False
             for v in values:
                 if v not in allowed:
                     code = "TRIGGER_UNKNOWN_EVENT" if name == "events" else "TRIGGER_UNKNOWN_CRIME"
-                    self.error(f, line, code, f"unknown {name[:-1].replace('_', ' ')} {v!r}")
+                    self.error(f, line(name), code, f"unknown {name[:-1].replace('_', ' ')} {v!r}")
                     ok = False
         if c.unaccompanied_minor is not None and c.type != CONSULAR:
             self.error(
                 f,
-                line,
+                line("unaccompanied_minor"),
                 "TRIGGER_FILTER_NOT_OF_TYPE",
                 f"unaccompanied_minor filters only {CONSULAR} counts",
             )
             ok = False
         dims: list[Dimension] = []
-        for name in c.by:
+        for i, name in enumerate(c.by):
             try:
                 d = Dimension(name)
             except ValueError:
                 self.error(
                     f,
-                    line,
+                    line("by", i),
                     "TRIGGER_UNKNOWN_DIMENSION",
                     f"{name!r} is not one of {', '.join(d.value for d in DIMENSIONS)}",
                 )
@@ -443,7 +452,7 @@ class _Loader:
             if d not in TYPE_DIMENSIONS[c.type] or d in dims:
                 self.error(
                     f,
-                    line,
+                    line("by", i),
                     "TRIGGER_DIMENSION_NOT_OF_TYPE",
                     f"{c.type} counts cannot be split by {name} (or it is listed twice)",
                 )
@@ -474,7 +483,7 @@ class _Loader:
             for b in tables[i + 1 :]:
                 if not could_overlap(a, b):
                     continue
-                where = lines.get(first[b], 1)
+                where = max(lines.get(first[a], 1), lines.get(first[b], 1))  # the later one
                 if a.window_ms != b.window_ms:
                     self.error(
                         TRIGGERS_FILE,

@@ -212,7 +212,7 @@ Atoms = Mapping[str, tuple[frozenset[str], ...]]
 """A cell's predicate: per attribute, the sets its value must meet (see :func:`implies`)."""
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Table:
     """One count an origin publishes per window (see the module docstring)."""
 
@@ -223,6 +223,7 @@ class Table:
     minor: bool | None = None  # None: minors and adults
     unaccompanied_minor: bool | None = None  # None: either
     by: tuple[Dimension, ...] = ()  # canonical order (DIMENSIONS)
+    _id: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.notice_type not in NOTICE_TYPES:
@@ -237,10 +238,17 @@ class Table:
             raise ValueError("dimensions must be unique and in canonical order")
         if not set(self.by) <= TYPE_DIMENSIONS[self.notice_type]:
             raise ValueError(f"{self.notice_type} has no dimension among {self.by}")
+        object.__setattr__(self, "_id", self._identity())
+
+    def __lt__(self, other: Table) -> bool:  # tables sort by identity, for stable output
+        return self._id < other._id
 
     @property
     def id(self) -> str:
         """A stable, readable identity: what the table counts, split by what, over what."""
+        return self._id
+
+    def _identity(self) -> str:
         parts = [self.notice_type]
         if self.events:
             parts.append("event=" + ",".join(self.events))
