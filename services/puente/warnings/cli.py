@@ -97,16 +97,19 @@ def list_warnings(
 ) -> None:
     """Every warning on the warnings topic, its signature checked against the trust list, and
     which are in force."""
-    doc = asyncio.run(_list(get_settings(), member, anchor or []))
+    doc = asyncio.run(read_warnings(get_settings(), member, anchor or []))
     if trigger is not None:
-        doc["warnings"] = [w for w in doc["warnings"] if w["trigger_id"] == trigger]
-        doc["active"] = [w for w in doc["active"] if w["trigger_id"] == trigger]
+        doc["warnings"] = [w for w in doc["warnings"] if w.get("trigger_id") == trigger]
+        doc["active"] = [w for w in doc["active"] if w.get("trigger_id") == trigger]
     if active:
         doc["warnings"] = doc["active"]
     if as_json:
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
     for w in doc["warnings"]:
+        if "status" not in w:  # a record that is not an EarlyWarning
+            typer.echo(f"offset {w['offset']}: not a warning ({w['reason']})")
+            continue
         subject = ", ".join(f"{k}={v}" for k, v in w["subject"].items())
         mark = "" if w["verified"] else f"  UNVERIFIED ({w['reason']})"
         typer.echo(
@@ -123,7 +126,11 @@ def _iso(ms: int) -> str:
     return format_ms(ms)[:16]
 
 
-async def _list(settings: Settings, member: str | None, anchors: list[str]) -> dict[str, Any]:
+async def read_warnings(
+    settings: Settings, member: str | None, anchors: list[str]
+) -> dict[str, Any]:
+    """The ``puente.warnings.list/v1`` document: every warning on the topic (the first copy of
+    each id), its signature checked, and the episodes in force."""
     from aiokafka import TopicPartition
 
     from puente.codec.registry import Registry

@@ -1,0 +1,278 @@
+"""Early warning end to end on the real broker: the policy service counts accepted notices and
+publishes signed aggregates (small cells suppressed), ``puente serve warnings`` evaluates them.
+
+Windows are seconds long here (a test trigger set); the surge's notices carry an event time in a
+window the test chooses, so "the right window" is decided by the data, not by timing. Waits are
+for conditions (what the services have published), never for a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+
+from puente.codec.wire import encode
+from puente.evidence.trust import Usage, service_holder
+from puente.evidence.trustsource import TrustTracker
+from puente.kafka.clients import consumer, producer, start
+from puente.kafka.trustfeed import TrustTopicReader
+from puente.service.aggregates import Aggregation
+from puente.synth.generator import CONSULAR_NOTIFICATION, Generator
+from puente.topics import AGGREGATES, WARNINGS
+from puente.warnings.aggregate import Aggregate
+from puente.warnings.cli import read_warnings
+from puente.warnings.evaluator import EarlyWarning, recompute
+from puente.warnings.loader import load_triggers
+from puente.warnings.privacy import disclosure_problems
+from puente.warnings.service import WarningsService
+from puente.warnings.signing import Signature, digest, open_aggregate
+from puente.warnings.tables import Key, Table
+from puente.warnings.triggers import TriggerSet
+from tests.harness import KafkaHarness
+from tests.integration.service.support import REPO, Deployment, deploy, publish, running
+
+pytestmark = pytest.mark.kafka
+
+WINDOW_S = 4
+STATES = ("GT", "MX", "US")
+TRIGGERS = f"""
+version: 1
+illustrative: true
+k: 5
+lateness: {WINDOW_S}s
+grace: 1
+triggers:
+  - id: test.detentions
+    description: detentions of one nationality in three states, three times their baseline
+    purposes: [HUMANITARIAN_ASSISTANCE]
+    legal_basis: Los Angeles Declaration (2022), coordinated emergency response
+    counts: {{type: ConsularNotification, events: [DETENTION], by: [nationality]}}
+    over: [{", ".join(STATES)}]
+    window: {WINDOW_S}s
+    baseline: {2 * WINDOW_S}s
+    threshold: {{ratio: 3, min_count: 30}}
+    clear_after: 1
+    notify: [ALL]
+  - id: test.deaths
+    description: deaths in one area
+    purposes: [HUMANITARIAN_ASSISTANCE]
+    legal_basis: Los Angeles Declaration (2022), coordinated emergency response
+    counts: {{type: ConsularNotification, events: [DEATH], by: [place]}}
+    over: [{", ".join(STATES)}]
+    window: {WINDOW_S}s
+    baseline: {2 * WINDOW_S}s
+    threshold: {{ratio: 2, min_count: 5}}
+    notify: [ALL]
+"""
+
+
+def _policies(tmp: Path) -> Path:
+    d = tmp / "policies"
+    shutil.copytree(REPO / "policies", d)
+    (d / "triggers.yaml").write_text(TRIGGERS, encoding="utf-8")
+    return d
+
+
+def _detentions(
+    dep: Deployment, gen: Generator, origin: str, nationality: str, at: dt.datetime, n: int
+) -> list[tuple[bytes, bytes]]:
+    """``n`` detentions of ``nationality`` by ``origin`` at ``at`` (key, value)."""
+    out = []
+    for _ in range(n):
+        record = gen.consular_notification(origin, "DETENTION", nationalities=[nationality])
+        record["event_time"] = record["created_at"] = at
+        record["person"]["informed_of_rights_at"] = at
+        value = encode(dep.registry, CONSULAR_NOTIFICATION, record)
+        out.append((record["notice_id"].encode(), value))
+    return out
+
+
+async def _wait(what: str, ok: Callable[[], bool], timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ok():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await asyncio.sleep(0.2)
+
+
+async def _read(dep: Deployment, kind: Any, member: str = "MX") -> list[Any]:
+    """Every committed record of a one-partition topic, read as a member (which may)."""
+    cred = dep.tenant.member(member)
+    c = consumer(dep.tenant.endpoint, cred)
+    await start(c, dep.tenant.endpoint, cred)
+    try:
+        tp = TopicPartition(dep.tenant.topic(kind), 0)
+        c.assign([tp])
+        await c.seek_to_beginning(tp)
+        end = (await c.end_offsets([tp]))[tp]
+        out: list[Any] = []
+        while await c.position(tp) < end:
+            out += (await c.getmany(tp, timeout_ms=500)).get(tp, [])
+        return out
+    finally:
+        await c.stop()
+
+
+@contextlib.asynccontextmanager
+async def _evaluating(dep: Deployment, triggers: TriggerSet) -> AsyncIterator[WarningsService]:
+    cred = dep.tenant.service("warnings")
+    store = dep.evidence.store
+    key = store.current(service_holder("warnings"), usage=Usage.EARLY_WARNING, at=_now())
+    reader = TrustTopicReader(dep.tenant.endpoint, cred, dep.tenant.naming, timeout_s=15)
+    service = WarningsService(
+        endpoint=dep.tenant.endpoint,
+        credential=cred,
+        naming=dep.tenant.naming,
+        registry=dep.registry,
+        triggers=triggers,
+        key=key,
+        trust=TrustTracker(list(dep.evidence.anchors), dep.registry),
+        trust_sources=[reader.newest],
+        trust_refresh_s=5,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        yield service
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+        await reader.close()
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def _window_start(ms: int) -> int:
+    return ms - ms % (WINDOW_S * 1000)
+
+
+async def test_early_warning_end_to_end(kafka: KafkaHarness, tmp_path: Path) -> None:
+    dep = await deploy(kafka, partitions=2)
+    policies = _policies(tmp_path)
+    triggers = load_triggers(policies, dep.settings.schemas_dir)
+    agg_key = dep.evidence.store.current(service_holder(), usage=Usage.EARLY_WARNING, at=_now())
+    policy = dep.service()
+    policy.aggregation = Aggregation(triggers, agg_key, dep.registry)
+    gen = Generator(19)
+
+    async with running(policy), _evaluating(dep, triggers) as ev:
+        # The background: small cells (CO in GT, HN in US) and 14 HT detentions in MX.
+        now = dt.datetime.now(dt.UTC)
+        await publish(dep, "GT", _detentions(dep, gen, "GT", "CO", now, 2))
+        await publish(dep, "US", _detentions(dep, gen, "US", "HN", now, 3))
+        await publish(dep, "MX", _detentions(dep, gen, "MX", "HT", now, 14))
+        # Evaluation starts once two windows of history exist.
+        await _wait("a first evaluation", lambda: ev.evaluator.evaluated >= 2)
+        assert ev.published == []  # the background alone set nothing off
+
+        # The surge: 15 VE detentions in each state, in the current window.
+        surge_at = dt.datetime.now(dt.UTC)
+        surge_window = _window_start(int(surge_at.timestamp() * 1000))
+        for state in STATES:
+            await publish(dep, state, _detentions(dep, gen, state, "VE", surge_at, 15))
+        await publish(dep, "MX", _detentions(dep, gen, "MX", "HT", surge_at, 14))
+        await _wait(
+            "the warning and its end",
+            lambda: [w.status for w in ev.published] == ["STARTED", "ENDED"],
+        )
+
+    started, ended = ev.published
+    assert started.trigger_id == ended.trigger_id == "test.detentions"  # never test.deaths
+    assert started.subject == (("nationality", "VE"),)
+    assert started.window_start == surge_window  # the right window: the surge's
+    assert started.missing == ()
+    assert (
+        ended.window_start == surge_window + WINDOW_S * 1000
+        and ended.episode_id == started.episode_id
+    )
+
+    # Small cells never left the node: every published cell is >= k, and each window's cells
+    # keep the guarantee; the background's small cells (2 CO in GT, 3 HN in US) are nowhere.
+    records = await _read(dep, AGGREGATES)
+    verifier_list = dep.verifier().trust_list
+    signed = [
+        open_aggregate(verifier_list, dep.registry, r.value, r.headers, min_k=triggers.k)
+        for r in records
+    ]
+    groups: dict[tuple[str, int, int], dict[Table, dict[Key, int]]] = defaultdict(dict)
+    for sa in signed:
+        a = sa.aggregate
+        assert a.k == 5 and all(n >= 5 for _, n in a.cells)
+        assert a.shards == 2 and a.origin in STATES
+        groups[(a.origin, a.shard, a.window_start)][a.table] = dict(a.cells)
+    assert all(disclosure_problems(cells, 5) == [] for cells in groups.values())
+    keys = {key for sa in signed for key, _ in sa.aggregate.cells}
+    # The warning's value is what the shards published for VE in its window: 45 notices, less
+    # what a shard suppressed (each ingress partition counts apart: docs/early-warning.md).
+    ve = sum(
+        n
+        for sa in signed
+        if sa.aggregate.window_start == surge_window
+        for key, n in sa.aggregate.cells
+        if key == ("VE",)
+    )
+    assert started.value == ve and 30 <= ve <= 45
+    assert ("VE",) in keys and ("CO",) not in keys and ("HN",) not in keys
+
+    # Anyone recomputes the same bytes from the aggregates topic.
+    warnings = await _read(dep, WARNINGS)
+    assert [r.value for r in warnings] == [
+        w.encode(dep.registry) for w in recompute(triggers, signed)
+    ]
+    for r in warnings:  # signed by the evaluator
+        assert Signature.from_headers(r.headers).key_id == ev.key.key_id
+
+    # What `puente warnings list --as MX --json` prints: both records, verified, none in force.
+    doc = await read_warnings(dep.settings, "MX", [])
+    assert doc["contract"] == "puente.warnings.list/v1"
+    assert [(w["status"], w["verified"], w["signed_by"]) for w in doc["warnings"]] == [
+        ("STARTED", True, "service:warnings"),
+        ("ENDED", True, "service:warnings"),
+    ]
+    assert doc["warnings"][0]["subject"] == {"nationality": "VE"} and doc["active"] == []
+    assert all(
+        ref["sha256"] in {digest(sa.body) for sa in signed}
+        for r in warnings
+        for ref in EarlyWarning.decode(dep.registry, r.value).inputs
+    )
+
+
+async def test_a_forged_aggregate_is_refused(kafka: KafkaHarness, tmp_path: Path) -> None:
+    dep = await deploy(kafka, partitions=1)
+    triggers = load_triggers(_policies(tmp_path), dep.settings.schemas_dir)
+    agg_key = dep.evidence.store.current(service_holder(), usage=Usage.EARLY_WARNING, at=_now())
+    policy = dep.service()
+    policy.aggregation = Aggregation(triggers, agg_key, dep.registry)
+    async with running(policy), _evaluating(dep, triggers) as ev:
+        await _wait("a first aggregate", lambda: ev.read >= 1)
+        real = (await _read(dep, AGGREGATES))[0]
+        genuine = Aggregate.decode(dep.registry, real.value)
+        forged = dataclasses.replace(genuine, cells=((("VE",), 999),)).encode(dep.registry)
+        cred = dep.tenant.service("policy")  # the only principal that may write aggregates
+        p = producer(dep.tenant.endpoint, cred)
+        await start(p, dep.tenant.endpoint, cred)
+        try:
+            topic = dep.tenant.topic(AGGREGATES)
+            await p.send_and_wait(topic, forged, headers=list(real.headers), partition=0)
+            await p.send_and_wait(topic, forged, partition=0)  # no signature at all
+        finally:
+            await p.stop()
+        await _wait(
+            "both refusals",
+            lambda: ev.refused["SIGNATURE_INVALID"] == 1 and ev.refused["SIGNATURE_MISSING"] == 1,
+        )
+    forged_digest = digest(forged)
+    assert not any(r["sha256"] == forged_digest for w in ev.published for r in w.inputs)
