@@ -88,6 +88,10 @@ class WarningsService:
             self.refused[exc.reason] += 1
             log.warning("warnings.aggregate_refused", reason=exc.reason, error=exc.message)
             return []
+        except Exception as exc:  # a bug must not stop every warning: skip, alert, go on
+            self.refused["EVALUATOR_ERROR"] += 1
+            log.error("warnings.evaluator_error", error=type(exc).__name__)
+            return []
 
     async def run(self, stop: asyncio.Event) -> None:
         """Evaluate until ``stop`` is set."""
@@ -115,10 +119,16 @@ class WarningsService:
                     continue
                 batch = await reader.getmany(tp, timeout_ms=300, max_records=500)
                 for record in batch.get(tp, []):
-                    self.read += 1
                     if record.value is None:
+                        self.read += 1
                         continue
-                    for w in self.handle(record.value, record.headers):
+                    try:
+                        found = self.handle(record.value, record.headers)
+                    except TrustListError:  # the list expired meanwhile: read it again later
+                        reader.seek(tp, record.offset)
+                        break
+                    self.read += 1
+                    for w in found:
                         await self._publish(prod, w)
                 if not self.caught_up.is_set() and await reader.position(tp) >= end:
                     self.caught_up.set()
