@@ -12,7 +12,10 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import shutil
+import signal
+import sys
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -248,6 +251,49 @@ async def test_early_warning_end_to_end(kafka: KafkaHarness, tmp_path: Path) -> 
         for r in warnings
         for ref in EarlyWarning.decode(dep.registry, r.value).inputs
     )
+
+    await _restart_publishes_nothing_twice(dep, policies, tmp_path)
+
+
+async def _restart_publishes_nothing_twice(dep: Deployment, policies: Path, tmp: Path) -> None:
+    """`puente serve warnings` (a process) replays every aggregate, derives the same warnings and
+    publishes none again; `puente warnings list --json` prints them once."""
+    env = dep.env(PUENTE_POLICIES_DIR=str(policies))
+    log = tmp / "serve-warnings.log"
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "puente",
+            "serve",
+            "warnings",
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=out,
+        )
+        try:
+            await _wait(
+                "the evaluator process to catch up",
+                lambda: b"warnings.caught_up" in log.read_bytes(),
+            )
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 60) == 0, log.read_text()
+    assert b"warnings.published" not in log.read_bytes()
+    assert len(await _read(dep, WARNINGS)) == 2
+    listed = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "puente", "warnings", "list", "--json"),
+        *("--as", "US", "--trigger", "test.detentions"),
+        env=env,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    stdout, _ = await asyncio.wait_for(listed.communicate(), 120)
+    assert listed.returncode == 0
+    doc = json.loads(stdout)
+    assert [w["status"] for w in doc["warnings"]] == ["STARTED", "ENDED"]
+    assert all(w["verified"] for w in doc["warnings"])
 
 
 async def test_a_forged_aggregate_is_refused(kafka: KafkaHarness, tmp_path: Path) -> None:
