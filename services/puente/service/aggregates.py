@@ -68,6 +68,7 @@ class AggregateFeed:
         self.shard = shard
         self.shards = shards
         self.failed = 0
+        self._late_logged = 0
 
     def begin(self) -> None:
         self.aggregator.begin()
@@ -91,6 +92,14 @@ class AggregateFeed:
         """The closed windows' signed aggregates, and the state record if it changed."""
         out: list[AggregateRecord] = []
         origin = self.aggregator.origin
+        if self.aggregator.late > self._late_logged:  # counted nowhere: say so
+            log.warning(
+                "aggregates.late_notices",
+                origin=origin,
+                shard=self.shard,
+                late=self.aggregator.late - self._late_logged,
+            )
+            self._late_logged = self.aggregator.late
         for closed in self.aggregator.close(now_ms):
             try:
                 for a in publish(
@@ -126,28 +135,32 @@ class Aggregation:
     @classmethod
     def from_settings(cls, settings: Settings, registry: Registry) -> Aggregation | None:
         """From the policy directory's triggers and the aggregate key; None (aggregation off,
-        logged) when there are no triggers or no key."""
+        logged) when there are no triggers, when they do not load, or when there is no key:
+        early warning never keeps the exchange from starting."""
+        from puente.errors import PuenteError
         from puente.evidence.keys import read_private_key
         from puente.evidence.keystore import KeyStore
         from puente.evidence.trust import Usage, service_holder
         from puente.service.setup import keys_dir
         from puente.warnings.loader import load_triggers
 
-        triggers = load_triggers(settings.policies_dir, settings.schemas_dir)
+        try:
+            triggers = load_triggers(settings.policies_dir, settings.schemas_dir)
+            path = settings.warnings.aggregate_key_file
+            if path is not None:
+                key = read_private_key(path)
+            elif settings.policy.signing_key_file is None:  # the embedded default keeps its keys
+                store = KeyStore(keys_dir(settings))
+                now = int(time.time() * 1000)
+                key = store.current(service_holder(), usage=Usage.EARLY_WARNING, at=now)
+            else:
+                log.warning("aggregates.off", reason="set PUENTE_WARNINGS__AGGREGATE_KEY_FILE")
+                return None
+        except PuenteError as exc:
+            log.error("aggregates.off", reason=exc.reason, error=exc.message)
+            return None
         if not triggers.triggers:
             log.info("aggregates.off", reason="no triggers")
-            return None
-        path = settings.warnings.aggregate_key_file
-        if path is not None:
-            key = read_private_key(path)
-        elif settings.policy.signing_key_file is None:  # the embedded default keeps its keys
-            store = KeyStore(keys_dir(settings))
-            now = int(time.time() * 1000)
-            key = store.current(service_holder(), usage=Usage.EARLY_WARNING, at=now)
-        else:
-            log.warning(
-                "aggregates.off", reason="no aggregate key (PUENTE_WARNINGS__AGGREGATE_KEY_FILE)"
-            )
             return None
         log.info("aggregates.on", triggers=len(triggers.triggers), version=triggers.version)
         return cls(triggers, key, registry)

@@ -4,6 +4,8 @@ publishes closed windows with the batch, and forgets a batch whose transaction a
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from pathlib import Path
 
 from puente.evidence.keys import SigningKey
 from puente.evidence.trust import KeyEntry, TrustList, Usage, service_holder
@@ -86,3 +88,17 @@ def test_an_aborted_batch_is_not_counted(world: World, gen: Generator) -> None:
         if a.table.events == ("DETENTION",) and a.window_start <= NOW_MS - HOUR < a.window_end
     ]
     assert cells == [((("VE",), 5),)]
+
+
+def test_early_warning_never_keeps_the_service_from_starting(tmp_path: Path) -> None:
+    """Broken triggers, or no aggregate key: aggregation is off (logged), the service runs."""
+    from puente.codec.registry import Registry
+    from puente.config import Settings
+
+    policies = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", policies)
+    registry = Registry.load(ROOT / "schemas")
+    no_keys = Settings(policies_dir=policies, state_dir=tmp_path / "state")
+    assert Aggregation.from_settings(no_keys, registry) is None  # no key in the store
+    (policies / "triggers.yaml").write_text("version: 1\nillustrative: true\ntriggers: [1]\n")
+    assert Aggregation.from_settings(no_keys, registry) is None  # triggers do not load
