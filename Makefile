@@ -30,6 +30,7 @@ lint: setup
 	$(BIN)/ruff check services gateway tests
 	$(BIN)/ruff format --check services gateway tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 unit: setup
 	$(BIN)/pytest tests/unit

@@ -36,10 +36,22 @@ from puente.secrets import Credential, SecretStore
 from puente.topics import Naming, TopicKind
 
 
+def settings_with(**values: object) -> Settings:
+    """Settings as a Puente process reads them, with ``values`` on top. A section given as a dict
+    (``kafka={...}``, ``local={...}``) is merged with that section's values from the environment
+    (``PUENTE_KAFKA__SECURITY_PROTOCOL``, ...) and the config file, as pydantic-settings does."""
+    # pydantic-settings validates (and merges) a dict for a nested section; the __init__ signature
+    # pydantic declares for type checkers admits only the section's model.
+    return Settings(**values)  # type: ignore[arg-type]
+
+
 def free_base_port(span: int = 30) -> int:
-    """A base port with ``span`` free ports after it (loopback)."""
+    """A base port with ``span`` free ports after it (loopback), below the kernel's ephemeral
+    range: outgoing connections (every Kafka client) take ports from that range, and one could
+    take a broker's port between this check and the broker binding it."""
+    low, high = 20000, min(60000, _ephemeral_start()) - span
     for _ in range(200):
-        base = random.randrange(20000, 60000 - span)
+        base = random.randrange(low, high)
         ok = True
         for port in range(base, base + span):
             with socket.socket() as s:
@@ -51,6 +63,14 @@ def free_base_port(span: int = 30) -> int:
         if ok:
             return base
     raise RuntimeError("no free port range on loopback")
+
+
+def _ephemeral_start() -> int:
+    """The first port of the kernel's ephemeral range (Linux; 32768 where it cannot be read)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def docker_available() -> bool:
@@ -80,6 +100,10 @@ class Tenant:
 
     def service(self, name: str) -> Credential:
         return self.secrets.require(self.naming.service_principal(name))
+
+    def node(self, code: str) -> Credential:
+        """Member ``code``'s node principal."""
+        return self.secrets.require(self.naming.node_principal(code))
 
 
 @dataclass
@@ -114,7 +138,7 @@ class KafkaHarness:
             },
         }
         values |= overrides
-        return Settings(**values)  # type: ignore[arg-type]
+        return settings_with(**values)
 
 
 @contextmanager
@@ -135,12 +159,12 @@ def kafka_harness(brokers: int = 1) -> Iterator[KafkaHarness]:
             with _testcontainers_kafka(workdir) as harness:
                 yield harness
         else:
-            settings = Settings(
+            local = settings_with(
                 state_dir=workdir,
                 cache_dir=Settings().cache_dir,
-                local={"client_port": free_base_port(10 * brokers)},  # type: ignore[arg-type]
+                local={"client_port": free_base_port(10 * brokers)},
             )
-            cluster = LocalCluster(settings, brokers=brokers)
+            cluster = LocalCluster(local, brokers=brokers)
             info = cluster.up()
             try:
                 yield KafkaHarness(

@@ -2,7 +2,8 @@
 
 Middleware, outermost first: metrics (every request, by route template and status), then
 authentication and rate limiting for ``/v1`` (before routing and before any body is read), then
-FastAPI's routing and exception handling. Every refusal is an :class:`ErrorBody`.
+FastAPI's routing and exception handling. Every refusal is an :class:`ErrorBody`. The app's
+lifespan follows the shared state (tokens, first answers) and closes the Kafka clients.
 """
 
 from __future__ import annotations
@@ -23,23 +24,23 @@ from starlette.routing import Route
 from puente import __version__
 from puente.codec.errors import FieldProblem
 from puente.codec.registry import Registry
-from puente.config import Settings
+from puente.config import GatewaySettings, Settings
 from puente.errors import ConfigError
 from puente.logs import get_logger
 from puente.members import load_members
 from puente.topics import Naming
-from puente_gateway import catalog, feeds, health, notices, receipts, trust
-from puente_gateway.auth import Authenticator, AuthMiddleware, load_clients
+from puente_gateway import catalog, feeds, health, notices, receipts, trust  # modules
+from puente_gateway.auth import Authenticator, AuthMiddleware
 from puente_gateway.broker import GatewayKafka
 from puente_gateway.context import GatewayContext
 from puente_gateway.errors import GatewayError, NotFound, Unprocessable
-from puente_gateway.ledger import LEDGER_FILE, Ledger
 from puente_gateway.metrics import GatewayMetrics, MetricsMiddleware
+from puente_gateway.mtls import ClientCertificates
 from puente_gateway.once import Once
 from puente_gateway.openapi import TITLE, build_openapi
-from puente_gateway.ratelimit import RateLimiter
-from puente_gateway.settings import GatewaySettings
-from puente_gateway.tokens import TOKENS_FILE, TokenStore
+from puente_gateway.pool import Admission, Limits, ReaderPool
+from puente_gateway.ratelimit import FailureLimiter, RateLimiter
+from puente_gateway.shared import SharedState
 
 log = get_logger("gateway")
 # The gateway exports Prometheus metrics; FastAPI's OpenTelemetry hooks would only add a
@@ -64,45 +65,61 @@ def create_app(
     kafka: GatewayKafka | None = None,
 ) -> FastAPI:
     """The gateway app for one process. Raises ConfigError for missing files or settings."""
-    gw = gateway or GatewaySettings()
+    gw = gateway or settings.gateway
     registry = registry or Registry.load(settings.schemas_dir)
     for name in gw.notice_types:
         if name not in registry.names():
             raise ConfigError(f"notice type {name} has no schema in {settings.schemas_dir}")
     members = load_members(settings.policies_dir).codes
-    data_dir = gw.ledger_dir(settings)
-    tokens = TokenStore(data_dir / TOKENS_FILE)
-    ledger = Ledger(data_dir / LEDGER_FILE, ttl_s=gw.idempotency_ttl_s)
     metrics = GatewayMetrics()
     kafka = kafka or GatewayKafka(settings, gw)
-    authenticator = Authenticator(
-        tokens,
-        members=members,
-        notice_types=gw.notice_types,
-        clients=load_clients(gw.mtls_clients) if gw.mtls_clients else None,
-        cache_s=gw.auth_cache_s,
+    shared = SharedState(
+        kafka,
+        ttl_s=gw.idempotency_ttl_s,
+        max_lag_s=gw.state_max_lag_s,
+        interval_s=gw.state_sync_s,
+        max_entries=gw.ledger_max_entries,
     )
+    metrics.state_lag.set_function(shared.follower.lag_s)
+    metrics.ledger_entries.set_function(lambda: len(shared.ledger))
+    readers = ReaderPool(kafka, _admission(gw, members), metrics, max_idle=gw.max_idle_readers)
+    kafka.readers = readers
+    authenticator = Authenticator(
+        shared.tokens,
+        current=shared.current,
+        members=members,
+        clients=_client_certificates(gw),
+        retry_after_s=gw.retry_after_s,
+    )
+    trust_source = trust.TrustSource(kafka, gw, registry, settings)
+    if gw.require_signed_receipts and not trust_source.anchors:
+        raise ConfigError(
+            "signed receipts are required, but the gateway has no trust anchors to verify them",
+            hint="set PUENTE_GATEWAY__TRUST_ANCHORS_FILE",
+        )
     ctx = GatewayContext(
         gw=gw,
         naming=Naming(settings.kafka.topic_prefix),
         registry=registry,
         kafka=kafka,
-        ledger=ledger,
+        shared=shared,
+        readers=readers,
         authenticator=authenticator,
         metrics=metrics,
-        once=Once(ledger, metrics),
-        trust=trust.TrustSource(kafka, gw, registry, settings),
+        once=Once(shared, metrics),
+        trust=trust_source,
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         log.info("gateway started", prefix=ctx.naming.prefix, members=len(members))
+        shared.start()
         try:
             yield
         finally:
+            await shared.stop()
+            await readers.close()
             await kafka.close()
-            ledger.close()
-            tokens.close()
             log.info("gateway stopped")
 
     app = FastAPI(
@@ -135,12 +152,41 @@ def create_app(
         AuthMiddleware,
         authenticator=authenticator,
         limiter=RateLimiter(gw.rate_per_s, gw.rate_burst),
+        failures=FailureLimiter(
+            gw.auth_fail_per_s, gw.auth_fail_burst, max_addresses=gw.auth_fail_addresses
+        ),
         metrics=metrics,
     )
     # The routers' own routes: included without a prefix, their templates are the paths.
     templates = [*app.router.routes, *(r for router in routers for r in router.routes)]
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=templates)
     return app
+
+
+def _admission(gw: GatewaySettings, members: tuple[str, ...]) -> Admission:
+    limits = Limits(
+        total=gw.max_readers,
+        reserve_per_state=gw.reader_reserve_per_state,
+        streams_per_caller=gw.max_streams_per_caller,
+        streams_per_state=gw.max_streams_per_state,
+        pages_per_caller=gw.max_pages_per_caller,
+        pages_per_state=gw.max_pages_per_state,
+    )
+    return Admission(limits, members, retry_after_s=gw.retry_after_s)
+
+
+def _client_certificates(gw: GatewaySettings) -> ClientCertificates | None:
+    if gw.mtls_clients is None:
+        if gw.client_crl is not None:
+            raise ConfigError("a client revocation list needs a client map (mtls_clients)")
+        return None
+    return ClientCertificates(
+        gw.mtls_clients,
+        crl=gw.client_crl,
+        ca=gw.tls_client_ca,
+        reload_s=gw.mtls_reload_s,
+        retry_after_s=gw.retry_after_s,
+    )
 
 
 def _install_handlers(app: FastAPI, metrics: GatewayMetrics) -> None:

@@ -3,32 +3,43 @@
 Authentication runs as ASGI middleware in front of every ``/v1`` path, before routing and
 before the body is read, so an unauthenticated caller learns nothing — not whether a path or a
 schema exists, not how large a body may be — and is refused without costing a body read.
-Token callers are identified by their token id, certificate callers by ``cert:`` and a digest
-of their subject (a subject may carry a person's name; logs carry the digest only).
+Nothing an unauthenticated caller sends is kept: a bearer value that is not exactly a Puente
+token (``pgw_`` + 43 base64url characters) is refused before it is hashed or looked up, tokens
+are found by their SHA-256 in the shared token table (puente_gateway.shared), and failed
+attempts are counted per client address in a bounded table (429 ``AUTH_RATE_LIMITED`` beyond
+the budget, before any lookup). Token callers are identified by their token id, certificate
+callers by ``cert:`` and a digest of their subject (a subject may carry a person's name; logs
+carry the digest only).
 """
 
 from __future__ import annotations
 
-import hashlib
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, Field, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from puente.errors import ConfigError
 from puente.logs import get_logger
 from puente_gateway.clock import now_ms
-from puente_gateway.errors import GatewayError, RateLimited, Unauthenticated
+from puente_gateway.errors import GatewayError, RateLimited, Unauthenticated, Unavailable
 from puente_gateway.metrics import GatewayMetrics
-from puente_gateway.ratelimit import RateLimiter
-from puente_gateway.tokens import TokenRecord, TokenStore
+from puente_gateway.mtls import ClientCertificates, subject_id
+from puente_gateway.ratelimit import FailureLimiter, RateLimiter, address_key
+from puente_gateway.tokens import TokenTable, well_formed
 
 log = get_logger("gateway.auth")
+# "Bearer " and a token, with room for stray blanks; a longer value is refused unread.
+_MAX_AUTHORIZATION = 96
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """What identifies a client certificate: its subject, serial and issuer."""
+
+    subject: str
+    serial: int | None
+    issuer: str | None
 
 
 @dataclass(frozen=True)
@@ -40,79 +51,40 @@ class Caller:
     agency: str
     types: frozenset[str] = field(default_factory=frozenset)  # empty: every notice type
     method: Literal["token", "mtls"] = "token"
+    certificate: Certificate | None = None
 
     def may_use(self, full_name: str) -> bool:
         """Whether this agency may publish (and read) notices of record ``full_name``."""
         return not self.types or full_name in self.types
 
-
-class ClientEntry(BaseModel, frozen=True):
-    """One client certificate subject and the agency it stands for."""
-
-    subject: str = Field(description="RFC 4514 subject as cryptography renders it")
-    state: str = Field(pattern=r"^[A-Z]{2}$")
-    agency: str = Field(min_length=1)
-    types: tuple[str, ...] = ()
-
-
-class _ClientFile(BaseModel, frozen=True):
-    clients: tuple[ClientEntry, ...] = ()
-
-
-def load_clients(path: Path) -> dict[str, ClientEntry]:
-    """Read the YAML map of client-certificate subjects (``clients: [{subject, state, ...}]``)."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        parsed = _ClientFile.model_validate(raw)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"client certificate map not found: {path}") from exc
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(f"{path}: invalid client certificate map: {exc}") from exc
-    out: dict[str, ClientEntry] = {}
-    for entry in parsed.clients:
-        if entry.subject in out:
-            raise ConfigError(f"{path}: subject {entry.subject!r} is listed twice")
-        out[entry.subject] = entry
-    return out
-
-
-def _subject_id(subject: str) -> str:
-    return "cert:" + hashlib.sha256(subject.encode("utf-8")).hexdigest()[:16]
+    @property
+    def restricted(self) -> bool:
+        """Whether the agency is limited to some notice types."""
+        return bool(self.types)
 
 
 class Authenticator:
     """Resolves a request's credentials to a :class:`Caller`, or raises :class:`Unauthenticated`.
 
-    Token lookups are cached for ``cache_s`` seconds (a revocation by the CLI, another process,
-    takes effect within that delay); expiry is checked on every request.
+    Tokens are looked up in the shared token table; ``current()`` says whether this replica
+    knows that table to be current (within the bound on revocations), and token callers get
+    ``503`` while it is not. Expiry is checked on every request.
     """
 
     def __init__(
         self,
-        tokens: TokenStore,
+        tokens: TokenTable,
         *,
+        current: Callable[[], bool],
         members: Iterable[str],
-        notice_types: Iterable[str],
-        clients: dict[str, ClientEntry] | None = None,
-        cache_s: float = 2.0,
+        clients: ClientCertificates | None = None,
+        retry_after_s: int = 5,
     ) -> None:
         self.tokens = tokens
+        self.current = current
         self.members = frozenset(members)
-        self.notice_types = frozenset(notice_types)
-        self.clients = clients or {}
-        self.cache_s = cache_s
-        self._cache: dict[str, tuple[TokenRecord | None, float]] = {}
-
-    def _record(self, token: str) -> TokenRecord | None:
-        now = time.monotonic()
-        hit = self._cache.get(token)
-        if hit is not None and now - hit[1] < self.cache_s:
-            return hit[0]
-        record = self.tokens.lookup(token)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[token] = (record, now)
-        return record
+        self.clients = clients
+        self.retry_after_s = retry_after_s
 
     def authenticate(self, scope: Scope) -> Caller:
         """The caller of an HTTP request scope."""
@@ -123,20 +95,23 @@ class Authenticator:
                 break
         if auth is not None:
             return self._from_token(auth)
-        subject = _client_subject(scope)
-        if subject is not None:
-            return self._from_cert(subject)
+        cert = _client_certificate(scope)
+        if cert is not None:
+            return self._from_cert(cert)
         raise Unauthenticated("authentication required", reason="AUTH_REQUIRED")
 
     def _from_token(self, header: bytes) -> Caller:
+        if len(header) > _MAX_AUTHORIZATION:
+            raise Unauthenticated("invalid token")
         scheme, _, value = header.partition(b" ")
         if scheme.lower() != b"bearer" or not value.strip():
             raise Unauthenticated("use 'Authorization: Bearer <token>'")
-        try:
-            token = value.strip().decode("ascii")
-        except UnicodeDecodeError:
-            raise Unauthenticated("invalid token") from None
-        record = self._record(token)
+        token = value.strip()
+        if not well_formed(token):
+            raise Unauthenticated("invalid token")
+        if not self.current():
+            raise self._not_current()
+        record = self.tokens.lookup(token)
         if record is None:
             raise Unauthenticated("invalid token")
         status = record.status(now_ms())
@@ -146,29 +121,50 @@ class Authenticator:
             raise Unauthenticated("invalid token")
         return Caller(record.id, record.state, record.agency, frozenset(record.types), "token")
 
-    def _from_cert(self, subject: str) -> Caller:
-        entry = self.clients.get(subject)
-        if entry is None or entry.state not in self.members:
-            log.info("client certificate not mapped", caller=_subject_id(subject))
+    def _not_current(self) -> Unavailable:
+        return Unavailable(
+            "the gateway cannot confirm its token list is current; retry later",
+            retry_after_s=self.retry_after_s,
+        )
+
+    def _from_cert(self, cert: Certificate) -> Caller:
+        if self.clients is None:
+            log.info("client certificate without a client map", caller=subject_id(cert.subject))
+            raise Unauthenticated("client certificate not registered")
+        entry = self.clients.resolve(cert.subject, serial=cert.serial, issuer=cert.issuer)
+        if entry.state not in self.members:
+            log.info("client certificate of a non-member", caller=subject_id(cert.subject))
             raise Unauthenticated("client certificate not registered")
         types = frozenset(t if "." in t else f"puente.{t}" for t in entry.types)
-        return Caller(_subject_id(subject), entry.state, entry.agency, types, "mtls")
+        return Caller(subject_id(cert.subject), entry.state, entry.agency, types, "mtls", cert)
 
-    def still_valid(self, caller: Caller) -> bool:
-        """Whether a caller authenticated earlier may go on (long streams re-check this)."""
-        if caller.method == "mtls":
-            return True
+    def recheck(self, caller: Caller) -> None:
+        """Raise what a new request with the same credentials would get now (401, or 503 when
+        this replica cannot tell); long event streams call this to decide whether to go on."""
+        if caller.certificate is not None:
+            self._from_cert(caller.certificate)
+            return
+        if not self.current():
+            raise self._not_current()
         record = self.tokens.get(caller.id)
-        return record is not None and record.status(now_ms()) == "active"
+        if record is None or record.status(now_ms()) != "active":
+            raise Unauthenticated("credentials no longer valid")
 
 
-def _client_subject(scope: Scope) -> str | None:
+def _client_certificate(scope: Scope) -> Certificate | None:
     ext: dict[str, Any] = scope.get("extensions") or {}
     tls = ext.get("tls")
     if not tls:
         return None
     name = tls.get("client_cert_name")
-    return name if isinstance(name, str) and name else None
+    if not isinstance(name, str) or not name:
+        return None
+    serial, issuer = tls.get("client_cert_serial"), tls.get("client_cert_issuer")
+    return Certificate(
+        name,
+        serial if isinstance(serial, int) else None,
+        issuer if isinstance(issuer, str) else None,
+    )
 
 
 def caller_of(scope: Scope) -> Caller:
@@ -190,11 +186,13 @@ class AuthMiddleware:
         *,
         authenticator: Authenticator,
         limiter: RateLimiter,
+        failures: FailureLimiter,
         metrics: GatewayMetrics,
     ) -> None:
         self.app = app
         self.authenticator = authenticator
         self.limiter = limiter
+        self.failures = failures
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -204,8 +202,21 @@ class AuthMiddleware:
         ):
             await self.app(scope, receive, send)
             return
+        client = scope.get("client")
+        address = address_key(client[0]) if client else "unknown"
         try:
-            caller = self.authenticator.authenticate(scope)
+            blocked = self.failures.blocked(address)
+            if blocked is not None:
+                raise RateLimited(
+                    blocked,
+                    reason="AUTH_RATE_LIMITED",
+                    message=f"too many failed authentications; retry in {blocked} s",
+                )
+            try:
+                caller = self.authenticator.authenticate(scope)
+            except Unauthenticated:
+                self.failures.failed(address)
+                raise
             wait = self.limiter.take(caller.id)
             if wait is not None:
                 log.info("rate limited", caller=caller.id, state=caller.state)

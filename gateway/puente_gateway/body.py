@@ -1,13 +1,15 @@
-"""Reading a JSON request body: media type first, then size, counted while it arrives."""
+"""Reading a JSON request body: media type first, then size, counted while it arrives, and
+time: a body still arriving after ``timeout_s`` is refused (408) and its connection closed."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 
-from puente_gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from puente_gateway.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 
 JSON_TYPE = "application/json"
 
@@ -29,8 +31,8 @@ def check_json_type(request: Request) -> None:
             raise UnsupportedMediaType("JSON bodies must be UTF-8")
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The parsed JSON body; 415, 413 (before reading past ``limit`` bytes) or 400."""
+async def read_json(request: Request, limit: int, *, timeout_s: float) -> Any:
+    """The parsed JSON body; 415, 413 (before reading past ``limit`` bytes), 408 or 400."""
     check_json_type(request)
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -38,8 +40,18 @@ async def read_json(request: Request, limit: int) -> Any:
             raise BadRequest("invalid Content-Length", reason="MALFORMED_REQUEST")
         if int(declared) > limit:
             raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    try:
+        async with asyncio.timeout(timeout_s):
+            body = await _read(request, limit, framed=declared is not None)
+    except TimeoutError:
+        raise RequestTimeout(f"the body took longer than {timeout_s:g} s to arrive") from None
+    return _parse(body)
+
+
+async def _read(request: Request, limit: int, *, framed: bool) -> bytes:
+    if framed:
         # The server frames the body by Content-Length: it cannot exceed what was declared.
-        return _parse(await request.body())
+        return await request.body()
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -48,7 +60,7 @@ async def read_json(request: Request, limit: int) -> Any:
             # Chunked uploads declare no length: stop at the first byte over the limit.
             raise PayloadTooLarge(f"the body is larger than {limit} bytes")
         chunks.append(chunk)
-    return _parse(b"".join(chunks))
+    return b"".join(chunks)
 
 
 def _parse(body: bytes) -> Any:

@@ -1,4 +1,4 @@
-"""The gateway's Kafka edge: one shared producer as ``<prefix>-svc-gateway``, readers on demand.
+"""The gateway's Kafka edge: one shared producer as ``<prefix>-svc-gateway``, and consumers.
 
 The producer is idempotent with ``acks=all`` (puente.kafka.clients) and is started lazily, so the
 gateway starts and answers ``/healthz`` while Kafka is down; every request that needs Kafka then
@@ -6,30 +6,36 @@ gets a 503 with ``Retry-After`` within bounded time and nothing is acknowledged.
 connect, requests are refused for ``kafka_cooldown_s`` without a new attempt, so a dead broker
 does not turn every request into a connection attempt.
 
-Readers are plain consumers with ``assign()`` and no consumer group (nothing is committed: the
-client's cursor is the only position), ``read_committed``, at most ``max_readers`` at a time.
+Consumers are plain ``read_committed`` consumers with ``assign()`` and no consumer group
+(nothing is committed: a client's cursor is the only position). Feeds take them from the
+reader pool (puente_gateway.pool), which reuses them; the shared state follows its topics with
+one of its own (puente_gateway.shared). Where partitions begin and end is asked of one more
+consumer that never fetches (:meth:`GatewayKafka.offsets`): a broker answers the requests of a
+connection in order, so asking a reader whose long-poll fetch is pending waits for that fetch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from puente.config import Settings
+from puente.config import GatewaySettings, Settings
 from puente.kafka.clients import KafkaAuthError, KafkaUnavailable, consumer, producer, start
 from puente.kafka.connection import KafkaEndpoint, credential, resolve_endpoint
 from puente.logs import get_logger
 from puente.secrets import Credential
 from puente.topics import Naming
 from puente_gateway.errors import Unavailable
-from puente_gateway.settings import GatewaySettings
+
+if TYPE_CHECKING:
+    from puente_gateway.pool import ReaderPool
 
 log = get_logger("gateway.kafka")
 SERVICE = "gateway"
@@ -56,8 +62,9 @@ class GatewayKafka:
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._failed_at = -1e9
-        self._readers = asyncio.Semaphore(gateway.max_readers)
-        self.open_readers = 0
+        self._offsets: AIOKafkaConsumer | None = None
+        self._offsets_lock = asyncio.Lock()
+        self.readers: ReaderPool | None = None  # set by the app (puente_gateway.pool)
 
     def unavailable(self, message: str, reason: str = "KAFKA_UNAVAILABLE") -> Unavailable:
         """A 503 with this gateway's Retry-After."""
@@ -135,28 +142,48 @@ class GatewayKafka:
                 f"Kafka metadata request failed ({type(exc).__name__})"
             ) from None
 
-    @asynccontextmanager
-    async def reader(self) -> AsyncIterator[AIOKafkaConsumer]:
-        """A started read_committed consumer without a group; BUSY (503) when all are in use."""
-        if self._readers.locked():
-            raise self.unavailable("too many open readers; retry later", reason="BUSY")
-        async with self._readers:
-            c = consumer(self.endpoint, self.cred, group_id=None)
-            try:
-                await asyncio.wait_for(
-                    start(c, self.endpoint, self.cred), timeout=self.gw.produce_timeout_s
-                )
-            except (KafkaUnavailable, KafkaAuthError, KafkaError, OSError, TimeoutError) as exc:
-                log.warning("kafka reader failed to start", error=type(exc).__name__)
-                await c.stop()
-                raise self.unavailable("Kafka is not reachable; retry later") from None
-            self.open_readers += 1
-            try:
-                yield c
-            finally:
-                self.open_readers -= 1
-                await c.stop()
+    async def consumer(self) -> AIOKafkaConsumer:
+        """A started read_committed consumer without a group; Unavailable (503) if Kafka cannot
+        be reached now. Its fetches are bounded so that many open readers stay small."""
+        c = consumer(
+            self.endpoint,
+            self.cred,
+            group_id=None,
+            fetch_max_bytes=self.gw.reader_fetch_bytes,
+            max_partition_fetch_bytes=self.gw.reader_fetch_bytes,
+            # A broker answers a connection's requests in order: a short long-poll lets a
+            # reused reader's next request (a seek's fetch, offsets) wait at most this long.
+            fetch_max_wait_ms=self.gw.reader_fetch_wait_ms,
+        )
+        try:
+            await asyncio.wait_for(
+                start(c, self.endpoint, self.cred), timeout=self.gw.produce_timeout_s
+            )
+        except (KafkaUnavailable, KafkaAuthError, KafkaError, OSError, TimeoutError) as exc:
+            log.warning("kafka reader failed to start", error=type(exc).__name__)
+            await c.stop()
+            raise self.unavailable("Kafka is not reachable; retry later") from None
+        return c
+
+    async def offsets(self) -> AIOKafkaConsumer:
+        """The consumer to ask for beginning and end offsets: started once, never assigned, so
+        it never has a fetch pending; Unavailable (503) if it cannot be started now."""
+        if self._offsets is None:
+            async with self._offsets_lock:
+                if self._offsets is None:
+                    self._offsets = await self.consumer()
+        return self._offsets
+
+    def reader(self) -> AbstractAsyncContextManager[AIOKafkaConsumer]:
+        """A reader for the gateway's own reads (the trust list), from the readers reserved for
+        them, so that members' pages and streams can never leave the gateway without one."""
+        if self.readers is None:
+            raise RuntimeError("no reader pool: the app sets GatewayKafka.readers")
+        return self.readers.internal()
 
     async def close(self) -> None:
-        """Flush and stop the producer."""
+        """Flush and stop the producer; stop the offsets consumer."""
         await self._reset()
+        offsets, self._offsets = self._offsets, None
+        if offsets is not None:
+            await offsets.stop()

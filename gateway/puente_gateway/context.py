@@ -11,14 +11,15 @@ from starlette.requests import Request
 from puente.codec.errors import SchemaError
 from puente.codec.jsonconv import to_json
 from puente.codec.registry import Registry
-from puente.codec.wire import decode
+from puente.codec.wire import decode, header_fingerprint
+from puente.config import GatewaySettings
 from puente.topics import Naming, TopicKind
 from puente_gateway.auth import Authenticator, Caller
 from puente_gateway.broker import GatewayKafka
-from puente_gateway.ledger import Ledger
 from puente_gateway.metrics import GatewayMetrics
 from puente_gateway.once import Once
-from puente_gateway.settings import GatewaySettings
+from puente_gateway.pool import ReaderPool
+from puente_gateway.shared import SharedState
 
 if TYPE_CHECKING:
     from puente_gateway.trust import TrustSource
@@ -32,7 +33,8 @@ class GatewayContext:
     naming: Naming
     registry: Registry
     kafka: GatewayKafka
-    ledger: Ledger
+    shared: SharedState
+    readers: ReaderPool
     authenticator: Authenticator
     metrics: GatewayMetrics
     once: Once
@@ -66,6 +68,7 @@ def b64(data: bytes) -> str:
 def json_of(registry: Registry, data: bytes) -> tuple[str, dict[str, Any]]:
     """Decode single-object bytes with their writer schema: (full name, natural JSON form)."""
     record = decode(registry, data)
-    sv = registry.by_fingerprint(data[2:10])
+    header = header_fingerprint(data)
+    sv = registry.by_fingerprint(header) if header is not None else None
     assert sv is not None  # decode found it
     return sv.full_name, to_json(registry, sv.full_name, record, version=sv.version)

@@ -6,33 +6,44 @@ Every refusal has the same body, described once in the OpenAPI document::
 
 Reason codes (stable; used in bodies, metrics and tests):
 
-=====  ===========================  =========================================================
-401    AUTH_REQUIRED                no bearer token and no client certificate
-401    AUTH_INVALID                 unknown, revoked or expired token; unmapped certificate
-403    ORIGIN_MISMATCH              the notice's origin is not the caller's state
-403    NOTICE_TYPE_FORBIDDEN        the caller's agency may not publish this notice type
-403    RECIPIENT_MISMATCH           a receipt for another state
-400    MALFORMED_JSON               the body is not JSON (or not UTF-8)
-400    CURSOR_INVALID               a cursor (or Last-Event-ID) the gateway did not issue
-404    NOT_FOUND                    no such route or schema
+=====  ===============================  =====================================================
+401    AUTH_REQUIRED                    no bearer token and no client certificate
+401    AUTH_INVALID                     not a well-formed token; unknown, revoked or expired
+                                        token; unmapped or revoked certificate
+403    ORIGIN_MISMATCH                  the notice's origin is not the caller's state
+403    NOTICE_TYPE_FORBIDDEN            the caller's agency may not publish this notice type
+403    RECIPIENT_MISMATCH               a receipt for another state
+400    MALFORMED_JSON                   the body is not JSON (or not UTF-8)
+400    CURSOR_INVALID                   a cursor (or Last-Event-ID) the gateway did not issue
+404    NOT_FOUND                        no such route or schema
 405    METHOD_NOT_ALLOWED
-406    NOT_ACCEPTABLE               an Accept header none of the endpoint's types satisfy
-409    NOTICE_ID_CONFLICT           the notice id was already used for another notice
-409    RECEIPT_ID_CONFLICT          the receipt id was already used for another receipt
-413    BODY_TOO_LARGE               more bytes than ``max_body_bytes`` (checked while reading)
-415    UNSUPPORTED_MEDIA_TYPE       not ``application/json``
-422    ENVELOPE_INVALID             the request's own fields are wrong (``problems``)
-422    UNKNOWN_NOTICE_TYPE          ``type`` names no notice type
-422    INVALID_NOTICE               the notice does not fit its Avro schema (``problems``)
-422    INVALID_RECEIPT              the receipt does not fit its schema (``problems``)
-422    RECEIPT_SIGNATURE_INVALID    the receipt's signature does not verify (or is missing)
-422    REQUEST_INVALID              a query parameter or header is invalid (``problems``)
-429    RATE_LIMITED                 the caller's token bucket is empty (``Retry-After``)
-503    KAFKA_UNAVAILABLE            Kafka did not acknowledge in time (``Retry-After``)
-503    TRUST_LIST_UNAVAILABLE       no signed trust list is published yet
-503    BUSY                         too many concurrent readers (``Retry-After``)
-500    INTERNAL_ERROR               a bug; the log has the details (never the body)
-=====  ===========================  =========================================================
+406    NOT_ACCEPTABLE                   an Accept header none of the endpoint's types satisfy
+408    HEAD_TIMEOUT                     the request line and headers took too long to arrive
+408    BODY_TIMEOUT                     the body took longer than ``body_timeout_s``
+409    NOTICE_ID_REUSED                 the notice id was already used for another notice
+409    RECEIPT_ID_REUSED                the receipt id was already used for another receipt
+413    BODY_TOO_LARGE                   more bytes than ``max_body_bytes`` (checked while reading)
+414    URL_TOO_LONG                     a request line over ``max_url_bytes``
+415    UNSUPPORTED_MEDIA_TYPE           not ``application/json``
+422    ENVELOPE_INVALID                 the request's own fields are wrong (``problems``)
+422    UNKNOWN_NOTICE_TYPE              ``type`` names no notice type
+422    INVALID_NOTICE                   the notice does not fit its Avro schema (``problems``)
+422    INVALID_RECEIPT                  the receipt does not fit its schema (``problems``)
+422    RECEIPT_SIGNATURE_INVALID        the receipt's signature does not verify (or is missing)
+422    REQUEST_INVALID                  a query parameter or header is invalid (``problems``)
+429    RATE_LIMITED                     the caller's token bucket is empty (``Retry-After``)
+429    AUTH_RATE_LIMITED                too many failed authentications from the client's
+                                        address (``Retry-After``)
+429    TOO_MANY_STREAMS                 the caller or its state holds its limit of event streams
+429    TOO_MANY_READS                   the caller or its state holds its limit of pages
+431    HEADERS_TOO_LARGE                request line and headers over ``max_head_bytes``
+503    KAFKA_UNAVAILABLE                Kafka did not acknowledge in time, or the shared
+                                        token state is not known to be current (``Retry-After``)
+503    TRUST_LIST_UNAVAILABLE           no signed trust list is available (to serve or to verify)
+503    CLIENT_CERTIFICATES_UNAVAILABLE  the client map or revocation list cannot be used
+503    BUSY                             every shared reader is in use (``Retry-After``)
+500    INTERNAL_ERROR                   a bug; the log has the details (never the body)
+=====  ===============================  =====================================================
 """
 
 from __future__ import annotations
@@ -138,6 +149,13 @@ class Conflict(GatewayError):
     reason = "CONFLICT"
 
 
+class RequestTimeout(GatewayError):
+    """408: the request did not arrive in time; the connection is closed."""
+
+    status = 408
+    reason = "BODY_TIMEOUT"
+
+
 class PayloadTooLarge(GatewayError):
     """413: the body is over the limit (found before it was all read)."""
 
@@ -165,9 +183,12 @@ class RateLimited(GatewayError):
     status = 429
     reason = "RATE_LIMITED"
 
-    def __init__(self, retry_after_s: int) -> None:
+    def __init__(
+        self, retry_after_s: int, *, reason: str | None = None, message: str | None = None
+    ) -> None:
         super().__init__(
-            f"rate limit exceeded; retry in {retry_after_s} s",
+            message or f"rate limit exceeded; retry in {retry_after_s} s",
+            reason=reason,
             headers={"Retry-After": str(retry_after_s)},
         )
 

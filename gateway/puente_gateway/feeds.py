@@ -4,8 +4,13 @@ with ``Last-Event-ID``).
 
 A delivery item carries the record bytes verbatim (``delivery``, base64: the puente.Delivery
 the recipient verifies) and, beside them, the verification material and a decoded view of the
-statement and notice for convenience; only the bytes are evidence. An agency limited to some
-notice types does not see deliveries of other types (the cursor still moves past them).
+statement and notice for convenience; only the bytes are evidence.
+
+An agency limited to some notice types sees only what is known to be of its types (the cursor
+still moves past the rest): a delivery whose statement does not decode, so whose type is
+unknown, is given raw only to agencies of every type; a rejection is shown to a limited agency
+only when the gateway's ledger holds the notice it is about (published through the gateway
+within the idempotency TTL) and that notice is of one of its types.
 """
 
 from __future__ import annotations
@@ -25,10 +30,10 @@ from puente.evidence.errors import MalformedError
 from puente.topics import DELIVER, REJECTED, TopicKind
 from puente_gateway.auth import Caller, caller_of
 from puente_gateway.body import JSON_TYPE
-from puente_gateway.clock import iso_ms
+from puente_gateway.clock import iso_ms, now_ms
 from puente_gateway.context import GatewayContext, b64, context, json_of
 from puente_gateway.cursor import MAX_CURSOR, Kind, decode_cursor
-from puente_gateway.errors import GatewayError, Unauthenticated
+from puente_gateway.errors import GatewayError
 from puente_gateway.models import DeliveryPage, RejectionPage
 from puente_gateway.openapi import error_responses
 from puente_gateway.reader import Record, TopicReader
@@ -60,6 +65,8 @@ def render_delivery(ctx: GatewayContext, caller: Caller, rec: Record) -> dict[st
                 f"the statement is a {statement_type}", reason="DELIVERY_MALFORMED"
             )
     except (DecodeError, EncodeError, MalformedError) as exc:
+        if caller.restricted:
+            return None  # its type is unknown: never shown to an agency limited to some types
         item["error"] = {"reason": exc.reason, "message": exc.message}
         return item
     notice_type = statement["payload_schema"]
@@ -94,13 +101,26 @@ def render_delivery(ctx: GatewayContext, caller: Caller, rec: Record) -> dict[st
     return item
 
 
-def render_rejection(ctx: GatewayContext, caller: Caller, rec: Record) -> dict[str, Any]:
-    """A rejection item: the record decoded with its own writer schema, and its raw bytes."""
+def render_rejection(ctx: GatewayContext, caller: Caller, rec: Record) -> dict[str, Any] | None:
+    """A rejection item: the record decoded with its own writer schema, and its raw bytes; None
+    when the caller's agency may not see it."""
     item = _base(rec) | {"raw": b64(rec.value)}
     try:
         item["record_type"], item["rejection"] = json_of(ctx.registry, rec.value)
     except (DecodeError, EncodeError) as exc:
+        if caller.restricted:
+            return None
         item["error"] = {"reason": exc.reason, "message": exc.message}
+        return item
+    if caller.restricted:
+        notice_id = item["rejection"].get("notice_id")
+        entry = (
+            ctx.shared.ledger.get(f"notice:{notice_id}", now_ms=now_ms())
+            if isinstance(notice_id, str)
+            else None
+        )
+        if entry is None or entry.notice_type is None or not caller.may_use(entry.notice_type):
+            return None
     return item
 
 
@@ -121,10 +141,17 @@ async def serve_feed(
     caller = caller_of(request.scope)
     # EventSource reconnects to the same URL and says where it was in Last-Event-ID.
     wanted = decode_cursor(kind, last_event_id if last_event_id is not None else cursor)
-    reader = TopicReader(ctx.kafka, ctx.topic(topic_kind, caller), kind)
+    reader = TopicReader(
+        ctx.readers, ctx.topic(topic_kind, caller), kind, caller=caller.id, state=caller.state
+    )
     if wants_events(request):
         return await _stream(ctx, caller, reader, wanted, render, event_name)
-    page = await reader.page(wanted, limit=limit, wait_s=min(wait, ctx.gw.wait_max_s))
+    page = await reader.page(
+        wanted,
+        limit=limit,
+        wait_s=min(wait, ctx.gw.wait_max_s),
+        max_bytes=ctx.gw.max_page_bytes,
+    )
     items = [item for rec in page.records if (item := render(ctx, caller, rec)) is not None]
     body = {
         "items": items,
@@ -154,9 +181,7 @@ async def _stream(
             async for rec in records:
                 if time.monotonic() - checked >= ctx.gw.sse_recheck_s:
                     checked = time.monotonic()
-                    if not ctx.authenticator.still_valid(caller):
-                        yield event("error", Unauthenticated("credentials no longer valid").body())
-                        return
+                    ctx.authenticator.recheck(caller)  # its refusal ends the stream
                 if rec is None:
                     yield HEARTBEAT
                     continue

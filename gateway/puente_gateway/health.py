@@ -1,6 +1,6 @@
-"""``/healthz`` (the process answers), ``/readyz`` (Kafka answers a bounded metadata request)
-and ``/metrics`` (Prometheus text format). None of them needs credentials; expose them to the
-orchestrator and the scraper only."""
+"""``/healthz`` (the process answers), ``/readyz`` (Kafka answers a bounded metadata request
+and the shared state is current) and ``/metrics`` (Prometheus text format). None of them needs
+credentials; expose them to the orchestrator and the scraper only."""
 
 from __future__ import annotations
 
@@ -30,8 +30,12 @@ async def healthz() -> Response:
     responses={200: {"model": Status}, **error_responses(503)},
 )
 async def readyz(request: Request) -> Response:
-    """200 when Kafka answered a metadata request within ``ready_timeout_s``, else 503."""
-    await context(request).kafka.ready()
+    """200 when Kafka answered a metadata request within ``ready_timeout_s`` and the shared
+    state (tokens, first answers) is known to be current, else 503."""
+    ctx = context(request)
+    await ctx.kafka.ready()
+    if not ctx.shared.current():
+        raise ctx.kafka.unavailable("the shared state is not loaded or not current")
     return Response(b'{"status":"ready"}', media_type=JSON_TYPE)
 
 

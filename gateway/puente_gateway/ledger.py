@@ -1,133 +1,137 @@
-"""The idempotency ledger: which notice (and receipt) ids this gateway already had acknowledged.
+"""The idempotency ledger: the first answer the gateway gave for each notice (and receipt) id.
 
-One SQLite file (``notices.sqlite3``) in the gateway's data directory, in WAL mode with
-``synchronous=NORMAL``: an entry is made after Kafka acknowledged the record and before the
-client gets its 202, so a retry (even after a restart) gets the first answer back and nothing is
-produced again. Entries are held in memory and written in one transaction every
-``flush_interval_s`` (50 ms) or ``flush_rows`` entries, whichever comes first — one commit per
-request would cost more than the rest of the request. Rows are kept ``ttl_s`` (default 7 days,
-the ingress retention) and then purged.
+An entry is written to the gateway-answers topic after Kafka acknowledged the notice and before
+the client gets its 202, so a retry — on this replica or another, after a restart too — gets
+the first answer back and nothing is produced again. Every replica follows the topic
+(puente_gateway.shared) into this in-memory :class:`Ledger`, which is pure (no I/O).
 
-What it does not cover (docs/gateway.md): several replicas each keep their own ledger, and a
-crash between the acknowledgement and the flush of its row (at most 50 ms), or a 503 after a
-timed-out send that Kafka did take, lets a retry produce the notice again. These only ever
-duplicate, never lose, and the policy service drops a re-sent notice id, so each notice is still
-delivered once.
+Entries live ``ttl_s`` (default 7 days, the topic's retention and the ingress retention): older
+ones are ignored and purged. At most ``max_entries`` are held (about 800 bytes each, measured;
+the oldest are forgotten first), so memory is bounded whatever the rate: a retry of a notice
+forgotten that way is produced again, and the policy service drops it as a re-sent notice id.
+When two replicas
+answered the same id at the same time (both produced; the policy service drops the second
+notice), the entry at the lower offset is the first answer everywhere, whatever order a
+replica learnt them in.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sqlite3
-import time
+import sys
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS accepted (
-    key         TEXT PRIMARY KEY,   -- 'notice:<uuid>' or 'receipt:<uuid>'
-    state       TEXT NOT NULL,
-    digest      BLOB NOT NULL,      -- SHA-256 of the encoded record
-    body        BLOB NOT NULL,      -- the JSON answer the first request got
-    created_ms  INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS accepted_created ON accepted (created_ms);
-"""
-_PURGE_EVERY_S = 300.0
-LEDGER_FILE = "notices.sqlite3"
+import orjson
+
+_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """A remembered acknowledgement."""
 
     state: str
-    digest: bytes
-    body: bytes
+    digest: bytes  # SHA-256 of what was produced (with a receipt's signature)
+    body: bytes  # the JSON answer the first request got
+    created_ms: int
+    notice_type: str | None = None  # for notices: the record's full name
+
+    def value(self) -> bytes:
+        """Its Kafka record value (JSON, the answer embedded as it was sent)."""
+        return orjson.dumps(
+            {
+                "v": _VERSION,
+                "state": self.state,
+                "digest": self.digest.hex(),
+                "type": self.notice_type,
+                "created_ms": self.created_ms,
+                "answer": orjson.Fragment(self.body),
+            }
+        )
+
+    @classmethod
+    def from_value(cls, data: bytes) -> Entry:
+        """The entry in a Kafka value; ValueError when it is not one."""
+        try:
+            raw: Any = orjson.loads(data)
+            state, kind, created = raw["state"], raw["type"], raw["created_ms"]
+            entry = cls(
+                state=state,
+                digest=bytes.fromhex(raw["digest"]),
+                body=orjson.dumps(raw["answer"]),
+                created_ms=created,
+                notice_type=kind,
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a ledger entry ({type(exc).__name__})") from None
+        if (
+            raw.get("v") != _VERSION
+            or not isinstance(state, str)
+            or not isinstance(created, int)
+            or not (kind is None or isinstance(kind, str))
+            or not isinstance(raw["answer"], dict)
+            or len(entry.digest) != 32
+        ):
+            raise ValueError("not a ledger entry of this version")
+        return entry
+
+
+def _compact(entry: Entry) -> Entry:
+    """``entry`` as it is worth keeping for days: orjson's output carries a 4 KiB buffer behind
+    a few hundred bytes (measured: 4 KiB of RSS per answer held), and every entry of one state or
+    type can share one string."""
+    return Entry(
+        sys.intern(entry.state),
+        entry.digest,
+        bytes(memoryview(entry.body)),
+        entry.created_ms,
+        None if entry.notice_type is None else sys.intern(entry.notice_type),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    entry: Entry
+    position: tuple[int, int]  # (partition, offset) in the answers topic
 
 
 class Ledger:
-    """Acknowledged ids, their record digests and first answers."""
+    """First answers by key (``notice:<id>``, ``receipt:<id>``), for ``ttl_s`` seconds."""
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        ttl_s: int,
-        flush_interval_s: float = 0.05,
-        flush_rows: int = 512,
-    ) -> None:
-        self.path = path
+    def __init__(self, *, ttl_s: int, max_entries: int = 250_000) -> None:
         self.ttl_ms = ttl_s * 1000
-        self.flush_interval_s = flush_interval_s
-        self.flush_rows = flush_rows
-        self._pending: dict[str, tuple[Entry, int]] = {}
-        self._flush_scheduled = False
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not path.exists():
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL: a commit survives a process crash; only an OS crash may lose the last few,
-        # which at worst lets a retry produce a duplicate that the policy service drops.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
-        self._last_purge = time.monotonic()
+        self.max_entries = max_entries
+        # Insertion order is roughly time order: purging pops from the front.
+        self._entries: dict[str, _Held] = {}
 
-    def close(self) -> None:
-        """Write what is pending and close the database."""
-        self.flush()
-        self._db.close()
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def get(self, key: str, *, now_ms: int) -> Entry | None:
         """The entry for ``key`` if it is younger than the TTL."""
-        pending = self._pending.get(key)
-        if pending is not None:
-            return pending[0] if pending[1] > now_ms - self.ttl_ms else None
-        row = self._db.execute(
-            "SELECT state, digest, body FROM accepted WHERE key = ? AND created_ms > ?",
-            (key, now_ms - self.ttl_ms),
-        ).fetchone()
-        return None if row is None else Entry(row[0], bytes(row[1]), bytes(row[2]))
+        held = self._entries.get(key)
+        if held is None or held.entry.created_ms <= now_ms - self.ttl_ms:
+            return None
+        return held.entry
 
-    def put(self, key: str, entry: Entry, *, now_ms: int) -> None:
-        """Remember ``key`` (replacing an expired row of the same key); written by the next
-        flush, and visible to :meth:`get` at once."""
-        self._pending[key] = (entry, now_ms)
-        if len(self._pending) >= self.flush_rows:
-            self.flush()
-        elif not self._flush_scheduled:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.flush()  # no event loop (tools, tests): write through
-                return
-            self._flush_scheduled = True
-            loop.call_later(self.flush_interval_s, self.flush)
-
-    def flush(self) -> None:
-        """Write every pending entry in one transaction."""
-        self._flush_scheduled = False
-        if not self._pending:
+    def apply(self, key: str, entry: Entry, position: tuple[int, int], *, now_ms: int) -> None:
+        """Take ``entry``, read (or written) at ``position``; the lowest position wins."""
+        if entry.created_ms <= now_ms - self.ttl_ms:
             return
-        rows = [(k, e.state, e.digest, e.body, t) for k, (e, t) in self._pending.items()]
-        self._db.execute("BEGIN")
-        try:
-            self._db.executemany("INSERT OR REPLACE INTO accepted VALUES (?, ?, ?, ?, ?)", rows)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-        self._pending.clear()
-        if time.monotonic() - self._last_purge > _PURGE_EVERY_S:
-            self.purge(now_ms=max(t for *_, t in rows))
+        held = self._entries.get(key)
+        if held is None or position < held.position:
+            self._entries[key] = _Held(_compact(entry), position)
+            while len(self._entries) > self.max_entries:
+                del self._entries[next(iter(self._entries))]
 
     def purge(self, *, now_ms: int) -> int:
-        """Delete rows older than the TTL; returns how many."""
-        self._last_purge = time.monotonic()
-        cur = self._db.execute(
-            "DELETE FROM accepted WHERE created_ms <= ?", (now_ms - self.ttl_ms,)
-        )
-        return cur.rowcount
+        """Forget entries older than the TTL (from the oldest inserted); returns how many."""
+        cutoff = now_ms - self.ttl_ms
+        gone = 0
+        while self._entries:
+            key = next(iter(self._entries))
+            if self._entries[key].entry.created_ms > cutoff:
+                break
+            del self._entries[key]
+            gone += 1
+        return gone

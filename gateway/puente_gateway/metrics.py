@@ -1,11 +1,13 @@
 """Prometheus metrics of one gateway app (its own registry, so tests can run several apps).
 
 Names: ``puente_gateway_requests_total{route,method,status}``,
-``puente_gateway_request_seconds{route}``, ``puente_gateway_notices_produced_total{state,type}``,
-``puente_gateway_receipts_produced_total{state}``, ``puente_gateway_rejections_total{reason}``
+``puente_gateway_request_seconds{route}``, ``puente_gateway_notices_produced_total{origin,type}``,
+``puente_gateway_receipts_produced_total{recipient}``, ``puente_gateway_rejections_total{reason}``
 (requests the gateway refused, by reason code), ``puente_gateway_idempotent_replays_total``,
-``puente_gateway_readers`` (open Kafka readers). Routes are templates (``/v1/schemas/{name}``),
-never raw paths, so label sets stay bounded.
+``puente_gateway_readers`` (Kafka readers held by pages, streams and the gateway),
+``puente_gateway_state_lag_seconds`` (since the shared state was last confirmed current) and
+``puente_gateway_ledger_entries`` (first answers held in memory). Routes are templates
+(``/v1/schemas/{name}``), never raw paths, so label sets stay bounded.
 """
 
 from __future__ import annotations
@@ -39,14 +41,14 @@ class GatewayMetrics:
         )
         self.notices = Counter(
             "puente_gateway_notices_produced",
-            "notices acknowledged by Kafka",
-            ["state", "type"],
+            "notices acknowledged by Kafka, by origin state and notice type",
+            ["origin", "type"],
             registry=r,
         )
         self.receipts = Counter(
             "puente_gateway_receipts_produced",
-            "delivery receipts acknowledged by Kafka",
-            ["state"],
+            "delivery receipts acknowledged by Kafka, by recipient state",
+            ["recipient"],
             registry=r,
         )
         self.rejections = Counter(
@@ -60,7 +62,15 @@ class GatewayMetrics:
             "retried POSTs answered from the ledger without producing",
             registry=r,
         )
-        self.readers = Gauge("puente_gateway_readers", "open Kafka readers", registry=r)
+        self.readers = Gauge("puente_gateway_readers", "Kafka readers held", registry=r)
+        self.state_lag = Gauge(
+            "puente_gateway_state_lag_seconds",
+            "seconds since the shared state (tokens, first answers) was confirmed current",
+            registry=r,
+        )
+        self.ledger_entries = Gauge(
+            "puente_gateway_ledger_entries", "first answers held in memory", registry=r
+        )
         # Child lookups by label values cost more than the increments; keep them.
         self._children: dict[tuple[object, ...], Any] = {}
 
@@ -75,9 +85,9 @@ class GatewayMetrics:
         """Count one refusal."""
         self._child(self.rejections, reason).inc()
 
-    def produced(self, state: str, notice_type: str) -> None:
+    def produced(self, origin: str, notice_type: str) -> None:
         """Count one acknowledged notice."""
-        self._child(self.notices, state, notice_type).inc()
+        self._child(self.notices, origin, notice_type).inc()
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one finished request."""

@@ -137,7 +137,7 @@ async def publish(ctx: GatewayContext, caller: Caller, body: Any) -> tuple[bytes
         log.info("notice id reused", notice_id=notice_id, state=caller.state, caller=caller.id)
         return Conflict(
             "this notice id was already used for another notice; give a new notice a new id",
-            reason="NOTICE_ID_CONFLICT",
+            reason="NOTICE_ID_REUSED",
         )
 
     return await ctx.once.produce(
@@ -146,6 +146,7 @@ async def publish(ctx: GatewayContext, caller: Caller, body: Any) -> tuple[bytes
         digest=digest,
         conflict=conflict,
         produce=produce,
+        notice_type=full,
     )
 
 
@@ -156,7 +157,7 @@ async def publish(ctx: GatewayContext, caller: Caller, body: Any) -> tuple[bytes
     response_model=None,
     responses={
         202: {"model": NoticeAccepted, "description": "Kafka acknowledged the notice"},
-        **error_responses(400, 403, 409, 413, 415, 422, 503),
+        **error_responses(400, 403, 408, 409, 413, 415, 422, 503),
     },
     openapi_extra={"requestBody": json_body("NoticeSubmission")},
 )
@@ -169,7 +170,7 @@ async def post_notice(request: Request) -> Response:
     """
     ctx = context(request)
     caller = caller_of(request.scope)
-    body = await read_json(request, ctx.gw.max_body_bytes)
+    body = await read_json(request, ctx.gw.max_body_bytes, timeout_s=ctx.gw.body_timeout_s)
     answer, replay = await publish(ctx, caller, body)
     headers = {REPLAY_HEADER: "true"} if replay else None
     return Response(answer, status_code=202, media_type=JSON_TYPE, headers=headers)

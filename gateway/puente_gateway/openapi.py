@@ -3,7 +3,8 @@
 Handlers read their bodies themselves (size limit, media type, precise errors), so the request
 schemas come from here: notices and receipts as JSON Schemas derived from the Avro schemas
 (puente_gateway.jsonschema). Authentication runs in middleware, so the security schemes and the
-401/429 answers of every ``/v1`` operation are added here too.
+401/429/503 answers of every ``/v1`` operation are added here too, and the HTTP protocol's
+408/414/431 of every operation.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ _DESCRIPTIONS = {
     401: "Authentication failed (reason AUTH_REQUIRED or AUTH_INVALID)",
     403: "Authenticated, but not allowed (ORIGIN_MISMATCH, NOTICE_TYPE_FORBIDDEN, ...)",
     404: "No such resource",
+    408: "The request or its body did not arrive in time (HEAD_TIMEOUT, BODY_TIMEOUT)",
     409: "The id was already used for something else",
     413: "Body over the configured limit",
+    414: "Request line too long (URL_TOO_LONG)",
     415: "Body is not application/json",
     422: "Invalid content; `problems` names each field",
-    429: "Rate limit exceeded",
+    429: "Rate limit exceeded (RATE_LIMITED, AUTH_RATE_LIMITED, TOO_MANY_STREAMS, TOO_MANY_READS)",
+    431: "Request headers too large (HEADERS_TOO_LARGE)",
     503: "Kafka (or the trust list) unavailable; nothing was acknowledged",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
@@ -161,9 +165,13 @@ def build_openapi(
     }
     for path, operations in doc["paths"].items():
         for op in operations.values():
+            # The HTTP protocol bounds every request's head, whatever its path.
+            for status in (408, 414, 431):
+                op["responses"].setdefault(str(status), _error_entry(status))
             if path.startswith("/v1/"):
                 op["security"] = SECURITY
-                for status in (401, 429):
+                # Refusals of the authentication middleware, before any handler runs.
+                for status in (401, 429, 503):
                     op["responses"].setdefault(str(status), _error_entry(status))
             else:
                 op["security"] = []

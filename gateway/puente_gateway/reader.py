@@ -4,7 +4,9 @@ Positions are tracked per partition as "the next offset the client has not been 
 record's cursor is that map right after the record, so resuming from any item's cursor (or an
 SSE ``Last-Event-ID``) gives every later record exactly once. Offsets a cursor names but the
 topic no longer holds (retention) start at the partition's first offset; the page then says
-``gap: true``.
+``gap: true``. A page holds at most ``max_bytes`` of record values (and at least one record),
+so its size does not depend on how large the records are. Readers come from the pool
+(puente_gateway.pool), as the caller's page or stream, and go back to it for reuse.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from puente_gateway.broker import GatewayKafka
 from puente_gateway.cursor import Kind, encode_cursor
+from puente_gateway.pool import ReaderPool, ReadKind
 
 # After the last record of a partition comes a transaction marker that read_committed readers
 # never see; the consumer steps over it only after one more fetch. A page waits at most this
@@ -62,12 +64,15 @@ class _Positions:
 
 
 class TopicReader:
-    """Reads ``topic`` as the gateway, starting from per-partition offsets."""
+    """Reads ``topic`` for one caller, starting from per-partition offsets."""
 
-    def __init__(self, kafka: GatewayKafka, topic: str, kind: Kind) -> None:
-        self.kafka = kafka
+    def __init__(self, pool: ReaderPool, topic: str, kind: Kind, *, caller: str, state: str):
+        self.pool = pool
+        self.kafka = pool.kafka
         self.topic = topic
         self.kind = kind
+        self.caller = caller
+        self.state = state
 
     async def _open(
         self, c: AIOKafkaConsumer, wanted: Mapping[int, int]
@@ -75,8 +80,9 @@ class TopicReader:
         parts = await self.kafka.partitions(self.topic)
         tps = [TopicPartition(self.topic, p) for p in parts]
         c.assign(tps)
-        begin = await c.beginning_offsets(tps)
-        end = await c.end_offsets(tps)
+        offsets = await self.kafka.offsets()
+        begin = await offsets.beginning_offsets(tps)
+        end = await offsets.end_offsets(tps)
         start: dict[int, int] = {}
         gap = False
         for tp in tps:
@@ -88,22 +94,31 @@ class TopicReader:
             start[tp.partition] = pos
         return tps, start, end, gap
 
-    async def page(self, wanted: Mapping[int, int], *, limit: int, wait_s: float) -> Page:
-        """Up to ``limit`` records after ``wanted``; waits up to ``wait_s`` for the first one."""
-        async with self.kafka.reader() as c:
+    async def page(
+        self, wanted: Mapping[int, int], *, limit: int, wait_s: float, max_bytes: int
+    ) -> Page:
+        """Up to ``limit`` records (and ``max_bytes``) after ``wanted``; waits up to ``wait_s``
+        for the first one."""
+        async with self.pool.reader(ReadKind.PAGE, self.caller, self.state) as c:
             try:
-                return await self._page(c, wanted, limit, wait_s)
+                return await self._page(c, wanted, limit, wait_s, max_bytes)
             except KafkaError as exc:
                 raise self.kafka.unavailable(f"reading failed ({type(exc).__name__})") from None
 
     async def _page(
-        self, c: AIOKafkaConsumer, wanted: Mapping[int, int], limit: int, wait_s: float
+        self,
+        c: AIOKafkaConsumer,
+        wanted: Mapping[int, int],
+        limit: int,
+        wait_s: float,
+        max_bytes: int,
     ) -> Page:
         tps, start, end, gap = await self._open(c, wanted)
         pos = _Positions(self.kind, start)
         records: list[Record] = []
+        size = 0
         begun = time.monotonic()
-        while len(records) < limit:
+        while len(records) < limit and size < max_bytes:
             caught_up = all(pos.next[tp.partition] >= end[tp] for tp in tps)
             elapsed = time.monotonic() - begun
             if caught_up and (records or elapsed >= wait_s):
@@ -116,11 +131,14 @@ class TopicReader:
             )
             for tp, recs in batch.items():
                 for r in recs:
+                    if size >= max_bytes or tp.topic != self.topic:
+                        break
                     records.append(_record(r, pos.advance(tp.partition, r.offset)))
+                    size += len(r.value or b"")
             await self._step_over_markers(c, tps, pos, batch)
             if caught_up and not batch:
                 # Long-poll: nothing yet; later records raise the end offsets.
-                end = await c.end_offsets(tps)
+                end = await (await self.kafka.offsets()).end_offsets(tps)
         caught_up = all(pos.next[tp.partition] >= end[tp] for tp in tps)
         return Page(records, pos.cursor(), caught_up, gap)
 
@@ -144,7 +162,7 @@ class TopicReader:
     ) -> AsyncGenerator[Record | None, None]:
         """Every record after ``wanted``, for ever; ``None`` once the reader is open, then after
         each ``idle_s`` of silence."""
-        async with self.kafka.reader() as c:
+        async with self.pool.reader(ReadKind.STREAM, self.caller, self.state) as c:
             try:
                 _, start, _, _ = await self._open(c, wanted)
                 pos = _Positions(self.kind, start)
@@ -154,6 +172,8 @@ class TopicReader:
                     if not batch:
                         yield None
                     for tp, recs in batch.items():
+                        if tp.topic != self.topic:
+                            continue  # a reused reader never hands over another topic's records
                         for r in recs:
                             yield _record(r, pos.advance(tp.partition, r.offset))
             except KafkaError as exc:
@@ -161,5 +181,5 @@ class TopicReader:
 
 
 def _record(r: Any, cursor: str) -> Record:
-    # aiokafka's ConsumerRecord (untyped).
-    return Record(r.partition, r.offset, r.timestamp, r.key, r.value, cursor)
+    # aiokafka's ConsumerRecord (untyped); a tombstone's value is None.
+    return Record(r.partition, r.offset, r.timestamp, r.key, r.value or b"", cursor)

@@ -7,7 +7,9 @@ single-object bytes a signature covers), optionally with ``"signature": {"key_id
 gateway holds the trust anchors it verifies the signature (a bad one is a 422); either way the
 signature travels with the record in the Kafka headers the evidence layer defines
 (``puente.topics.RECEIPT_KEY_ID_HEADER`` and ``RECEIPT_SIGNATURE_HEADER``) for the
-receipt tracker, which verifies it itself.
+receipt tracker, which verifies it itself. With ``require_signed_receipts`` the gateway fails
+closed: a receipt whose signature it cannot verify now (no valid trust list) is a 503
+``TRUST_LIST_UNAVAILABLE``, never accepted on the shape of its signature.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from puente_gateway.auth import Caller, caller_of
 from puente_gateway.body import JSON_TYPE, read_json
 from puente_gateway.clock import iso_ms, now_ms
 from puente_gateway.context import GatewayContext, context
-from puente_gateway.errors import Conflict, Forbidden, Unprocessable, problems_at
+from puente_gateway.errors import Conflict, Forbidden, Unavailable, Unprocessable, problems_at
 from puente_gateway.models import ReceiptAccepted
 from puente_gateway.notices import REPLAY_HEADER, origin_headers
 from puente_gateway.openapi import error_responses, json_body
@@ -165,7 +167,7 @@ async def submit(ctx: GatewayContext, caller: Caller, body: Any) -> tuple[bytes,
 
     def conflict() -> Conflict:
         return Conflict(
-            "this receipt id was already used for another receipt", reason="RECEIPT_ID_CONFLICT"
+            "this receipt id was already used for another receipt", reason="RECEIPT_ID_REUSED"
         )
 
     return await ctx.once.produce(
@@ -186,6 +188,12 @@ async def _verify(ctx: GatewayContext, value: bytes, signature: tuple[str, bytes
         return False
     verifier = await ctx.trust.verifier()
     if verifier is None:
+        if ctx.gw.require_signed_receipts:
+            raise Unavailable(
+                "no valid trust list to verify the receipt's signature with; retry later",
+                retry_after_s=ctx.gw.retry_after_s,
+                reason="TRUST_LIST_UNAVAILABLE",
+            )
         return False
     try:
         verifier.verify_receipt(value, key_id=signature[0], signature=signature[1])
@@ -204,7 +212,7 @@ async def _verify(ctx: GatewayContext, value: bytes, signature: tuple[str, bytes
     response_model=None,
     responses={
         202: {"model": ReceiptAccepted, "description": "Kafka acknowledged the receipt"},
-        **error_responses(400, 403, 409, 413, 415, 422, 503),
+        **error_responses(400, 403, 408, 409, 413, 415, 422, 503),
     },
     openapi_extra={"requestBody": json_body("ReceiptSubmission")},
 )
@@ -212,7 +220,7 @@ async def post_receipt(request: Request) -> Response:
     """Send a DeliveryReceipt for the caller's state (idempotent on ``receipt_id``)."""
     ctx = context(request)
     caller = caller_of(request.scope)
-    body = await read_json(request, ctx.gw.max_body_bytes)
+    body = await read_json(request, ctx.gw.max_body_bytes, timeout_s=ctx.gw.body_timeout_s)
     answer, replay = await submit(ctx, caller, body)
     headers = {REPLAY_HEADER: "true"} if replay else None
     return Response(answer, status_code=202, media_type=JSON_TYPE, headers=headers)

@@ -1,8 +1,11 @@
 """Serving the app with uvicorn: one worker, TLS and client certificates when configured.
 
-With ``tls_client_ca`` set, uvicorn asks for a client certificate (``required`` by default, or
-``optional`` so that token callers need none) and checks it against that CA; the subject then
-reaches the app through the ASGI TLS extension (puente_gateway.tls).
+Always with the gateway's own HTTP protocol (puente_gateway.protocol), which bounds request
+heads in size and time before the app runs. With ``tls_client_ca`` set, uvicorn asks for a
+client certificate (``required`` by default, or ``optional`` so that token callers need none)
+and checks it against that CA; the subject, serial and issuer then reach the app through the
+ASGI TLS extension. With ``trusted_proxies`` set, the client address (which failed
+authentications are counted by) is taken from those proxies' ``X-Forwarded-For``.
 """
 
 from __future__ import annotations
@@ -13,21 +16,31 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from puente.config import Settings
+from puente.config import GatewaySettings, Settings
 from puente.errors import ConfigError
 from puente_gateway.app import create_app
-from puente_gateway.settings import GatewaySettings
-from puente_gateway.tls import TLSHttpToolsProtocol
+from puente_gateway.context import GatewayContext
+from puente_gateway.protocol import protocol_class
 
 
 def uvicorn_config(app: FastAPI, gw: GatewaySettings, **overrides: Any) -> uvicorn.Config:
     """The uvicorn configuration of ``app`` under ``gw``'s address and TLS settings."""
+    ctx = getattr(app.state, "ctx", None)
     kwargs: dict[str, Any] = {
         "host": gw.host,
         "port": gw.port,
         "log_config": None,  # structlog owns logging; uvicorn's access log would repeat it
         "access_log": False,
-        "proxy_headers": False,  # client addresses are not used for anything; trust none
+        "http": protocol_class(
+            max_head_bytes=gw.max_head_bytes,
+            max_url_bytes=gw.max_url_bytes,
+            head_timeout_s=gw.head_timeout_s,
+            metrics=ctx.metrics if isinstance(ctx, GatewayContext) else None,
+        ),
+        # The client address counts failed authentications: believe X-Forwarded-For only
+        # from the proxies named.
+        "proxy_headers": bool(gw.trusted_proxies),
+        "forwarded_allow_ips": list(gw.trusted_proxies) or None,
         "lifespan": "on",
         "server_header": False,
         # Event streams never end by themselves: bound how long a shutdown waits for them.
@@ -35,17 +48,16 @@ def uvicorn_config(app: FastAPI, gw: GatewaySettings, **overrides: Any) -> uvico
     }
     if gw.tls_cert is not None or gw.tls_key is not None:
         if gw.tls_cert is None or gw.tls_key is None:
-            raise ConfigError("set both PUENTE_GATEWAY_TLS_CERT and PUENTE_GATEWAY_TLS_KEY")
+            raise ConfigError("set both PUENTE_GATEWAY__TLS_CERT and PUENTE_GATEWAY__TLS_KEY")
         kwargs |= {"ssl_certfile": str(gw.tls_cert), "ssl_keyfile": str(gw.tls_key)}
     if gw.tls_client_ca is not None:
         if "ssl_certfile" not in kwargs:
-            raise ConfigError("client certificates need TLS: set PUENTE_GATEWAY_TLS_CERT/_KEY")
+            raise ConfigError("client certificates need TLS: set PUENTE_GATEWAY__TLS_CERT/_KEY")
         kwargs |= {
             "ssl_ca_certs": str(gw.tls_client_ca),
             "ssl_cert_reqs": ssl.CERT_REQUIRED
             if gw.client_cert == "required"
             else ssl.CERT_OPTIONAL,
-            "http": TLSHttpToolsProtocol,
         }
     kwargs |= overrides
     return uvicorn.Config(app, **kwargs)

@@ -1,42 +1,35 @@
 """Bearer tokens of agencies: created once, stored hashed, revocable, expiring.
 
 A token is ``pgw_`` followed by 43 base64url characters (256 random bits). Only its SHA-256
-is stored. A slow password hash (argon2, scrypt) protects *guessable* secrets; a 256-bit random
-token cannot be guessed, so one SHA-256 is as strong and lets the gateway find the token by an
-indexed lookup of its digest instead of trying every row. The ``pgw_`` prefix lets secret
-scanners recognise a leaked token.
+is kept. A slow password hash (argon2, scrypt) protects *guessable* secrets; a 256-bit random
+token cannot be guessed, so one SHA-256 is as strong and lets the gateway find the token by its
+digest instead of trying every record. The ``pgw_`` prefix lets secret scanners recognise a
+leaked token, and the fixed form lets the gateway refuse anything else before any lookup.
 
-Rows live in a SQLite file (``tokens.sqlite3``, mode 0600) that the CLI writes and the gateway
-reads; rotation is "create a new token, hand it over, revoke the old one".
+Records live in the compacted gateway-tokens topic (puente_gateway.shared), one per token id:
+a revocation is a newer record under the same key. :class:`TokenTable` is the in-memory view
+every replica builds from that topic; it is pure (no I/O) so its rules are tested alone.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
+import re
 import secrets
-import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
 
 from puente.errors import PuenteError
 from puente_gateway.clock import now_ms
 
 TOKEN_PREFIX = "pgw_"  # noqa: S105 - a public marker, not a secret
-TOKENS_FILE = "tokens.sqlite3"
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tokens (
-    id          TEXT PRIMARY KEY,
-    digest      BLOB NOT NULL UNIQUE,
-    state       TEXT NOT NULL,
-    agency      TEXT NOT NULL,
-    types       TEXT NOT NULL,      -- comma-separated full names; '' = every notice type
-    created_ms  INTEGER NOT NULL,
-    expires_ms  INTEGER,
-    revoked_ms  INTEGER
-);
-"""
+TOKEN_LENGTH = len(TOKEN_PREFIX) + 43  # 32 random bytes in unpadded base64url
+_TOKEN = re.compile(rb"pgw_[A-Za-z0-9_-]{43}")
+_ID = re.compile(r"[0-9a-f]{16}")
+_VERSION = 1
 
 
 class TokenError(PuenteError):
@@ -45,11 +38,22 @@ class TokenError(PuenteError):
     reason = "TOKEN_ERROR"
 
 
-@dataclass(frozen=True)
+def well_formed(token: bytes) -> bool:
+    """Whether ``token`` has the exact form of a Puente token (checked before any lookup)."""
+    return len(token) == TOKEN_LENGTH and _TOKEN.fullmatch(token) is not None
+
+
+def digest(token: bytes) -> bytes:
+    """SHA-256 of a token's text."""
+    return hashlib.sha256(token).digest()
+
+
+@dataclass(frozen=True, slots=True)
 class TokenRecord:
-    """What the ledger knows about one token (never the token itself)."""
+    """What the gateway knows about one token (never the token itself)."""
 
     id: str
+    digest: bytes
     state: str
     agency: str
     types: tuple[str, ...]  # empty: every notice type
@@ -65,109 +69,135 @@ class TokenRecord:
             return "expired"
         return "active"
 
+    def key(self) -> bytes:
+        """Its Kafka record key (one per token id: compaction keeps the newest)."""
+        return b"token:" + self.id.encode("ascii")
 
-def digest(token: str) -> bytes:
-    """SHA-256 of a token's text."""
-    return hashlib.sha256(token.encode("utf-8")).digest()
-
-
-class TokenStore:
-    """The token ledger: one SQLite file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        new = not path.exists()
-        if new:
-            # Created 0600 before SQLite opens it: hashes are not secrets, but who holds which
-            # agency's token is nobody else's business.
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        """Close the database."""
-        self._db.close()
-
-    def create(
-        self,
-        *,
-        state: str,
-        agency: str,
-        types: Iterable[str] = (),
-        expires_ms: int | None = None,
-        now: int | None = None,
-    ) -> tuple[TokenRecord, str]:
-        """A new token for ``agency`` of ``state``: its record and its text (shown only once)."""
-        if not agency.strip():
-            raise TokenError("an agency name is required")
-        created = now_ms() if now is None else now
-        if expires_ms is not None and expires_ms <= created:
-            raise TokenError("the token would expire before it is created")
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        record = TokenRecord(
-            id=secrets.token_hex(8),
-            state=state,
-            agency=agency.strip(),
-            types=tuple(sorted(set(types))),
-            created_ms=created,
-            expires_ms=expires_ms,
-            revoked_ms=None,
+    def value(self) -> bytes:
+        """Its Kafka record value (JSON)."""
+        return orjson.dumps(
+            {
+                "v": _VERSION,
+                "id": self.id,
+                "digest": self.digest.hex(),
+                "state": self.state,
+                "agency": self.agency,
+                "types": list(self.types),
+                "created_ms": self.created_ms,
+                "expires_ms": self.expires_ms,
+                "revoked_ms": self.revoked_ms,
+            }
         )
-        self._db.execute(
-            "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-            (
-                record.id,
-                digest(token),
-                record.state,
-                record.agency,
-                ",".join(record.types),
-                record.created_ms,
-                record.expires_ms,
-            ),
-        )
-        return record, token
 
-    def revoke(self, token_id: str, *, now: int | None = None) -> TokenRecord:
-        """Revoke a token from now on (idempotent: a revoked token keeps its first time)."""
-        when = now_ms() if now is None else now
-        self._db.execute(
-            "UPDATE tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
-            (when, token_id),
-        )
-        record = self.get(token_id)
-        if record is None:
-            raise TokenError(f"no token with id {token_id}")
+    @classmethod
+    def from_value(cls, data: bytes) -> TokenRecord:
+        """The record in a Kafka value; ValueError when it is not one."""
+        try:
+            raw: Any = orjson.loads(data)
+            record = cls(
+                id=_text(raw["id"]),
+                digest=bytes.fromhex(_text(raw["digest"])),
+                state=_text(raw["state"]),
+                agency=_text(raw["agency"]),
+                types=tuple(_text(t) for t in _list(raw["types"])),
+                created_ms=_int(raw["created_ms"]),
+                expires_ms=_opt_int(raw["expires_ms"]),
+                revoked_ms=_opt_int(raw["revoked_ms"]),
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"not a token record ({type(exc).__name__})") from None
+        if raw.get("v") != _VERSION or not _ID.fullmatch(record.id) or len(record.digest) != 32:
+            raise ValueError("not a token record of this version")
         return record
+
+
+def _text(v: object) -> str:
+    if not isinstance(v, str):
+        raise TypeError("expected a string")
+    return v
+
+
+def _list(v: object) -> list[object]:
+    if not isinstance(v, list):
+        raise TypeError("expected a list")
+    return v
+
+
+def _int(v: object) -> int:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise TypeError("expected an integer")
+    return v
+
+
+def _opt_int(v: object) -> int | None:
+    return None if v is None else _int(v)
+
+
+def new_token(
+    *,
+    state: str,
+    agency: str,
+    types: Iterable[str] = (),
+    expires_ms: int | None = None,
+    now: int | None = None,
+) -> tuple[TokenRecord, str]:
+    """A new token for ``agency`` of ``state``: its record and its text (shown only once)."""
+    if not agency.strip():
+        raise TokenError("an agency name is required")
+    created = now_ms() if now is None else now
+    if expires_ms is not None and expires_ms <= created:
+        raise TokenError("the token would expire before it is created")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    record = TokenRecord(
+        id=secrets.token_hex(8),
+        digest=digest(token.encode("ascii")),
+        state=state,
+        agency=agency.strip(),
+        types=tuple(sorted(set(types))),
+        created_ms=created,
+        expires_ms=expires_ms,
+        revoked_ms=None,
+    )
+    return record, token
+
+
+def revoked(record: TokenRecord, *, now: int | None = None) -> TokenRecord:
+    """``record`` revoked from ``now`` on; a revoked record keeps its first revocation time."""
+    if record.revoked_ms is not None:
+        return record
+    return replace(record, revoked_ms=now_ms() if now is None else now)
+
+
+class TokenTable:
+    """Every token record, by id and by digest; the newest record of an id wins."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, TokenRecord] = {}
+        self._by_digest: dict[bytes, TokenRecord] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def apply(self, record: TokenRecord) -> None:
+        """Take ``record`` as the newest state of its token id."""
+        old = self._by_id.get(record.id)
+        if old is not None and old.digest != record.digest:
+            self._by_digest.pop(old.digest, None)
+        self._by_id[record.id] = record
+        self._by_digest[record.digest] = record
 
     def get(self, token_id: str) -> TokenRecord | None:
         """The record of one token id."""
-        row = self._db.execute(_SELECT + " WHERE id = ?", (token_id,)).fetchone()
-        return None if row is None else _record(row)
+        return self._by_id.get(token_id)
 
-    def lookup(self, token: str) -> TokenRecord | None:
-        """The record of a presented token (any status), or None if it is unknown."""
-        if not token.startswith(TOKEN_PREFIX):
+    def lookup(self, token: bytes) -> TokenRecord | None:
+        """The record of a presented token (any status), or None; only well-formed tokens are
+        hashed and looked up."""
+        if not well_formed(token):
             return None
-        row = self._db.execute(_SELECT + " WHERE digest = ?", (digest(token),)).fetchone()
-        return None if row is None else _record(row)
+        return self._by_digest.get(digest(token))
 
     def list(self, *, state: str | None = None) -> list[TokenRecord]:
         """Every token (optionally one state's), oldest first."""
-        if state is None:
-            rows = self._db.execute(_SELECT + " ORDER BY created_ms, id")
-        else:
-            rows = self._db.execute(_SELECT + " WHERE state = ? ORDER BY created_ms, id", (state,))
-        return [_record(r) for r in rows]
-
-
-_SELECT = "SELECT id, state, agency, types, created_ms, expires_ms, revoked_ms FROM tokens"
-
-
-def _record(row: tuple[str, str, str, str, int, int | None, int | None]) -> TokenRecord:
-    tid, state, agency, types, created, expires, revoked = row
-    return TokenRecord(
-        tid, state, agency, tuple(t for t in types.split(",") if t), created, expires, revoked
-    )
+        rows = (r for r in self._by_id.values() if state is None or r.state == state)
+        return sorted(rows, key=lambda r: (r.created_ms, r.id))

@@ -3,10 +3,10 @@
 Source: the newest record under key ``trust-list`` of the trust topic (the operator publishes
 the signed note there; the topic is compacted), else ``trust_list_file``, else the embedded
 deployment's ``<state_dir>/keys/trust-list.note``. The bytes are served verbatim — the client
-verifies them with the trust anchors it holds out of band; the gateway only checks that they
-parse as a trust list, for the ``serial`` header. To verify receipt signatures the gateway opens
-the list with the anchors of ``trust_anchors_file`` or, on the embedded deployment, of the local
-key store's ``operator:root`` keys; without anchors, signatures are forwarded unverified.
+verifies them with the trust anchors it holds out of band. With anchors (``trust_anchors_file``
+or, on the embedded deployment, the local key store's ``operator:root`` keys) the gateway follows
+the list as every long-running verifier does (:class:`TrustSource`) and verifies receipt
+signatures with it; without anchors, signatures are forwarded unverified.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
@@ -24,21 +23,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from puente.codec.registry import Registry
-from puente.config import Settings
-from puente.evidence.errors import EvidenceError
+from puente.config import GatewaySettings, Settings
+from puente.evidence.errors import EvidenceError, TrustListError
 from puente.evidence.keys import PublicKey
-from puente.evidence.keystore import KeyStore
+from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
 from puente.evidence.note import Note
-from puente.evidence.trust import TRUST_LIST_KEY, TrustList
+from puente.evidence.trust import ROOT_HOLDER, TRUST_LIST_KEY, TrustList
+from puente.evidence.trustsource import TrustTracker, file_fetch, read_anchors
 from puente.evidence.verify import Verifier
 from puente.logs import get_logger
-from puente.service.setup import ROOT_HOLDER, TRUST_LIST_FILE, keys_dir
 from puente.topics import TRUST
 from puente_gateway.broker import GatewayKafka
 from puente_gateway.clock import now_ms
 from puente_gateway.errors import Unavailable
 from puente_gateway.openapi import error_responses
-from puente_gateway.settings import GatewaySettings
 
 log = get_logger("gateway.trust")
 router = APIRouter(tags=["evidence"])
@@ -63,22 +61,25 @@ def parse(data: bytes) -> Published | None:
     return Published(data, tl.serial, tl.expires_at)
 
 
-def read_anchors(path: Path) -> list[PublicKey]:
-    """Verifier keys, one per line (``#`` comments allowed)."""
-    lines = path.read_text(encoding="ascii").splitlines()
-    return [PublicKey.from_vkey(x) for x in lines if x.strip() and not x.startswith("#")]
-
-
 def local_anchors(settings: Settings) -> list[PublicKey]:
     """The embedded deployment's trust anchors: the local key store's operator root keys."""
-    store = KeyStore(keys_dir(settings))
+    store = KeyStore(settings.keys_dir)
     if not store.root.is_dir():
         return []
     return [store.public(m) for m in store.key_metas() if m.holder == ROOT_HOLDER]
 
 
 class TrustSource:
-    """The current signed trust list, refreshed every ``trust_refresh_s``."""
+    """The trust list the gateway serves and verifies receipts with, refreshed every
+    ``trust_refresh_s`` from the trust topic, then the file.
+
+    With trust anchors, a :class:`~puente.evidence.trustsource.TrustTracker` decides: only an
+    anchored, unexpired list whose serial is not lower than the highest seen is taken (an older
+    list re-published is refused and logged; a revoked key stops verifying within one refresh),
+    and expiry is checked at every verification. Without anchors the newest parseable list is
+    served for clients to verify themselves, still never one with a lower serial than already
+    served.
+    """
 
     def __init__(
         self, kafka: GatewayKafka, gw: GatewaySettings, registry: Registry, settings: Settings
@@ -86,30 +87,51 @@ class TrustSource:
         self.kafka = kafka
         self.gw = gw
         self.registry = registry
-        self.file = gw.trust_list_file or keys_dir(settings) / TRUST_LIST_FILE
+        self.file = gw.trust_list_file or settings.keys_dir / TRUST_LIST_FILE
         self.anchors = (
             read_anchors(gw.trust_anchors_file)
             if gw.trust_anchors_file
             else local_anchors(settings)
         )
+        self.tracker = TrustTracker(self.anchors, registry, clock=now_ms) if self.anchors else None
         self._current: Published | None = None
         self._fetched = -1e9
         self._lock = asyncio.Lock()
-        self._verifier: tuple[bytes, Verifier] | None = None
 
     async def current(self) -> Published | None:
-        """The newest published trust list (topic first, then the file), or None."""
+        """The trust list in force (refreshed when older than ``trust_refresh_s``), or None."""
         if time.monotonic() - self._fetched < self.gw.trust_refresh_s:
             return self._current
         async with self._lock:
             if time.monotonic() - self._fetched >= self.gw.trust_refresh_s:
-                found = await self._from_topic() or self._from_file()
-                if found is not None:
-                    self._current = found
+                await self._refresh()
                 self._fetched = time.monotonic()
         return self._current
 
-    async def _from_topic(self) -> Published | None:
+    async def _refresh(self) -> None:
+        fetches = [self._from_topic, file_fetch(self.file)]
+        if self.tracker is not None:
+            await self.tracker.refresh(fetches)
+            data = self.tracker.current_bytes
+            self._current = parse(data) if data is not None else None
+            return
+        for fetch in fetches:
+            data = await fetch()
+            found = parse(data) if data is not None else None
+            if found is None:
+                continue
+            if self._current is not None and found.serial < self._current.serial:
+                log.warning(
+                    "trust_list.refused",
+                    reason="TRUST_LIST_ROLLBACK",
+                    serial=found.serial,
+                    current=self._current.serial,
+                )
+            else:
+                self._current = found
+            return
+
+    async def _from_topic(self) -> bytes | None:
         topic = self.kafka.naming.topic(TRUST)
         try:
             async with self.kafka.reader() as c:
@@ -131,38 +153,20 @@ class TrustSource:
         except (Unavailable, KafkaError) as exc:
             log.warning("trust topic unreadable", error=type(exc).__name__)
             return None
-        found = parse(last) if last else None
-        if last and found is None:
-            log.warning("newest trust-topic record is not a signed trust list", topic=topic)
-        return found
-
-    def _from_file(self) -> Published | None:
-        path = self.file
-        if not path.is_file():
-            return None
-        found = parse(path.read_bytes())
-        if found is None:
-            log.warning("trust list file is not a signed trust list", path=str(path))
-        return found
+        return last
 
     async def verifier(self) -> Verifier | None:
-        """A Verifier over the current list opened with the anchors; None without anchors or
-        when no valid list is available (then signatures are forwarded unverified)."""
-        if not self.anchors:
+        """A Verifier over the list in force, checked unexpired now; None without anchors or
+        when no valid list is available (the receipts route then fails closed or forwards,
+        as configured)."""
+        if self.tracker is None:
             return None
-        published = await self.current()
-        if published is None:
-            return None
-        if self._verifier is not None and self._verifier[0] == published.data:
-            return self._verifier[1]
+        await self.current()
         try:
-            tl = TrustList.open(published.data, self.anchors, now=now_ms())
-        except EvidenceError as exc:
-            log.warning("trust list does not verify", reason=exc.reason)
+            return self.tracker.verifier()
+        except TrustListError as exc:
+            log.warning("trust list unusable", reason=exc.reason)
             return None
-        v = Verifier(trust_list=tl, registry=self.registry)
-        self._verifier = (published.data, v)
-        return v
 
 
 @router.get(

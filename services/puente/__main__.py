@@ -1,5 +1,5 @@
 """``python -m puente`` is the ``puente`` command."""
 
-from puente.cli import main
+from puente.app.cli import main
 
 main()

@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from puente.notices import NOTICE_TYPES
 from puente.resources import data_dir, project_root
 
 
@@ -74,7 +75,7 @@ def max_checkpoint_wait_s(interval_s: float = CHECKPOINT_INTERVAL_S) -> float:
 
 
 class PolicyServiceSettings(BaseModel):
-    """The policy service (``puente serve policy``)."""
+    """How a node processes (``puente serve node``): batching, signing, checkpoints."""
 
     signing_mode: Literal["batch", "each"] = Field(
         default="batch", description="one Ed25519 signature per batch, or per delivery"
@@ -91,25 +92,153 @@ class PolicyServiceSettings(BaseModel):
     )
     reload_interval_s: float = Field(default=2.0, gt=0, description="policy-set change check")
     metrics_port: int = Field(default=9464, ge=0, description="Prometheus port; 0 = off")
-    max_notice_bytes: int = Field(default=256 * 1024, ge=1024)
-    signing_key_file: Path | None = Field(
-        default=None,
-        description="the service's Ed25519 key (.skey, mode 0600) issued by the operator; unset: "
-        "the embedded default makes and keeps its own keys in <state>/keys",
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="address the metrics endpoint binds (0.0.0.0 in a container, so that probes "
+        "and Prometheus reach it)",
     )
+    max_notice_bytes: int = Field(default=256 * 1024, ge=1024)
+    keys_dir: Path | None = Field(
+        default=None,
+        description="the node's key store: its node:CC signing and encryption keys (private "
+        "parts 0600), provisioned by its state; unset: the embedded default's <state>/keys",
+    )
+    seal: bool = Field(
+        default=True,
+        description="seal deliveries to their recipients (off only to measure what sealing costs)",
+    )
+    trust_refresh_s: float = Field(default=10.0, gt=0, description="trust-list refresh period")
+
+
+class GatewaySettings(BaseModel):
+    """Settings of the HTTP gateway (``PUENTE_GATEWAY__<FIELD>``, ``[gateway]`` in the TOML file).
+
+    Everything shared with other Puente processes (Kafka, state directory, schemas, members)
+    stays in :class:`Settings`; this model holds what is particular to the HTTP front door.
+    Defaults suit one replica on the embedded broker. The gateway keeps nothing on a local disk:
+    its tokens and idempotency ledger live in Kafka (puente_gateway.shared).
+    """
+
+    host: str = Field(default="127.0.0.1", description="address uvicorn binds")
+    port: int = Field(default=8780, ge=0, le=65535)
+    notice_types: tuple[str, ...] = Field(
+        default=NOTICE_TYPES, description="record full names agencies may publish"
+    )
+    # Ingress topics take 1 MiB records; a notice is a few KiB. 256 KiB leaves room for the
+    # largest real notice while bounding what one request can make the process hold.
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=1024 * 1024)
+    # Before authentication nothing may be unbounded: the HTTP parser refuses a head (request
+    # line and headers) over these sizes, or one not complete in time, before the app sees it.
+    max_head_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="request line + headers (431 beyond)"
+    )
+    max_url_bytes: int = Field(default=8 * 1024, ge=256, description="request line (414 beyond)")
+    head_timeout_s: float = Field(
+        default=10.0, gt=0, description="time to send the request line and headers (408)"
+    )
+    body_timeout_s: float = Field(default=30.0, gt=0, description="time to send a body (408)")
+    auth_fail_burst: int = Field(
+        default=10, ge=1, description="failed authentications per client address before 429"
+    )
+    auth_fail_per_s: float = Field(
+        default=0.2, gt=0, description="failed authentications per second an address regains"
+    )
+    auth_fail_addresses: int = Field(
+        default=10_000, ge=1, description="client addresses the failure limiter remembers"
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(),
+        description="addresses of reverse proxies whose X-Forwarded-For gives the client address",
+    )
+    rate_per_s: float = Field(default=20.0, gt=0, description="sustained requests/s per caller")
+    rate_burst: int = Field(default=40, ge=1, description="bucket size per caller")
+    produce_timeout_s: float = Field(default=10.0, gt=0)
+    # aiokafka keeps one request in flight per partition (idempotence), so what a round trip
+    # carries bounds throughput: 16 KiB (its default) is ~20 notices; 256 KiB stays well under
+    # the topics' 1 MiB max.message.bytes.
+    max_batch_bytes: int = Field(default=256 * 1024, ge=16 * 1024, le=1024 * 1024)
+    retry_after_s: int = Field(default=5, ge=1, description="Retry-After sent with 503")
+    kafka_cooldown_s: float = Field(
+        default=1.0, ge=0, description="after a failed connect, answer 503 without retrying"
+    )
+    ready_timeout_s: float = Field(default=3.0, gt=0, description="bound of /readyz's probe")
+    idempotency_ttl_s: int = Field(
+        default=7 * 24 * 3600, ge=60, description="how long a notice id is remembered"
+    )
+    ledger_max_entries: int = Field(
+        default=250_000,
+        ge=1000,
+        description="first answers held in memory at most (about 800 bytes each)",
+    )
+    wait_max_s: float = Field(
+        default=30.0, ge=0, le=30, description="longest long-poll a page request may get"
+    )
+    sse_heartbeat_s: float = Field(default=15.0, gt=0)
+    sse_recheck_s: float = Field(
+        default=30.0, gt=0, description="how often a stream re-checks its caller's credentials"
+    )
+    max_readers: int = Field(default=64, ge=1, description="concurrent Kafka readers (pages+SSE)")
+    reader_reserve_per_state: int = Field(
+        default=1, ge=0, description="readers only a state's pages may use"
+    )
+    max_streams_per_caller: int = Field(default=2, ge=1)
+    max_streams_per_state: int = Field(default=4, ge=1)
+    max_pages_per_caller: int = Field(default=2, ge=1, description="concurrent pages")
+    max_pages_per_state: int = Field(default=4, ge=1, description="concurrent pages")
+    max_page_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024, description="record bytes per page (at least one record)"
+    )
+    reader_fetch_bytes: int = Field(
+        default=1024 * 1024, ge=64 * 1024, description="most bytes one reader fetches at once"
+    )
+    max_idle_readers: int = Field(default=8, ge=0, description="started readers kept for reuse")
+    reader_fetch_wait_ms: int = Field(
+        default=100, ge=1, le=500, description="longest a reader's fetch waits at the broker"
+    )
+    state_sync_s: float = Field(
+        default=1.0, gt=0, description="how often a replica confirms its shared state is current"
+    )
+    state_max_lag_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="longest a replica serves token callers without confirming its shared state "
+        "(the bound on a revocation taking effect)",
+    )
+    mtls_clients: Path | None = Field(
+        default=None, description="YAML file mapping client-certificate subjects to agencies"
+    )
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = Field(default=None, description="CA bundle for client certs")
+    client_cert: Literal["required", "optional"] = "required"
+    client_crl: Path | None = Field(
+        default=None, description="PEM revocation list(s) of the client CA; re-read when changed"
+    )
+    mtls_reload_s: float = Field(
+        default=5.0, gt=0, description="how often the client map and CRL files are checked"
+    )
+    trust_list_file: Path | None = Field(
+        default=None, description="signed trust list served when the trust topic has none"
+    )
+    trust_anchors_file: Path | None = Field(
+        default=None,
+        description="verifier keys (one per line) of the trust-list signers; enables receipt "
+        "signature checks",
+    )
+    trust_refresh_s: float = Field(default=60.0, gt=0)
+    require_signed_receipts: bool = False
 
 
 class WarningsSettings(BaseModel):
-    """Early warning (docs/early-warning.md): the keys of usage ``early-warning``. Unset on the
-    embedded default, which makes and keeps its own in <state>/keys."""
+    """The early-warning evaluator (``puente serve warnings``, docs/early-warning.md). Each
+    state's node signs its own aggregates with its node key (``PUENTE_POLICY__KEYS_DIR``)."""
 
-    aggregate_key_file: Path | None = Field(
+    keys_dir: Path | None = Field(
         default=None,
-        description="the key the policy service signs each origin's aggregates with (.skey, 0600)",
+        description="the evaluator's key store: its service:warnings key of usage early-warning "
+        "(private part 0600); unset: the embedded default's <state>/keys",
     )
-    signing_key_file: Path | None = Field(
-        default=None, description="the evaluator's key for early warnings (.skey, 0600)"
-    )
+    trust_refresh_s: float = Field(default=30.0, gt=0, description="trust-list refresh period")
 
 
 class Settings(BaseSettings):
@@ -134,7 +263,13 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     local: LocalBrokerSettings = Field(default_factory=LocalBrokerSettings)
     policy: PolicyServiceSettings = Field(default_factory=PolicyServiceSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     warnings: WarningsSettings = Field(default_factory=WarningsSettings)
+
+    @property
+    def keys_dir(self) -> Path:
+        """The embedded default's key store (``<state>/keys``)."""
+        return self.state_dir / "keys"
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

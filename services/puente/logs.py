@@ -2,7 +2,7 @@
 
 JSON lines when stderr is not a terminal, readable colours when it is. Events carry ids
 (notice id, member code, topic, partition) and never personal data: call sites log ids only,
-and the ``_drop_payloads`` processor removes any key named like a payload as a second line
+and the ``drop_payloads`` processor removes any key named like a payload as a second line
 of defence.
 """
 
@@ -18,9 +18,10 @@ import structlog
 _PAYLOAD_KEYS = frozenset({"payload", "notice", "person", "persons", "body", "value", "record"})
 
 
-def _drop_payloads(
+def drop_payloads(
     _logger: Any, _name: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
+    """A structlog processor: replace the value of any payload-named key by ``<redacted>``."""
     for key in _PAYLOAD_KEYS.intersection(event):
         event[key] = "<redacted>"
     return event
@@ -42,7 +43,7 @@ def configure_logging(
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _drop_payloads,
+            drop_payloads,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             renderer,

@@ -77,8 +77,23 @@ CHECKPOINTS = TopicKind(
 TRUST = TopicKind(
     "trust", Scope.GLOBAL, FOREVER, compacted=True, description="the signed trust list"
 )
+GATEWAY_TOKENS = TopicKind(
+    "gateway-tokens",
+    Scope.GLOBAL,
+    FOREVER,
+    compacted=True,
+    description="the gateway's agency tokens (SHA-256 digests only) and their revocations",
+)
+GATEWAY_ANSWERS = TopicKind(
+    "gateway-answers",
+    Scope.GLOBAL,
+    7 * DAY_MS,
+    description="the gateway's first answer to each notice and receipt id, for retries",
+)
 # Early warning (docs/early-warning.md). One partition each: the evaluator reads the aggregates
 # in one total order, which is what makes its output the same for every member who recomputes it.
+# Every state's node writes the one aggregates topic, keyed by its origin; an aggregate counts only
+# under its origin's node key (puente.warnings.signing), which no other node holds.
 AGGREGATES = TopicKind(
     "aggregates",
     Scope.GLOBAL,
@@ -108,6 +123,8 @@ ALL_KINDS: tuple[TopicKind, ...] = (
     STATE,
     CHECKPOINTS,
     TRUST,
+    GATEWAY_TOKENS,
+    GATEWAY_ANSWERS,
     AGGREGATES,
     WARNINGS,
 )
@@ -151,3 +168,17 @@ class Naming:
 
     def transactional_id_prefix(self, service: str) -> str:
         return f"{self.prefix}.svc.{service}."
+
+    # --- each member state's node (the federation) -------------------------------------------
+
+    def node_principal(self, member: str) -> str:
+        """The Kafka principal of member ``member``'s node: ``<prefix>-node-cc``."""
+        return f"{self.prefix}-node-{member.lower()}"
+
+    def node_group(self, member: str) -> str:
+        """The consumer group of ``member``'s node instances: ``<prefix>.node.CC``."""
+        return f"{self.prefix}.node.{member}"
+
+    def node_transactional_id_prefix(self, member: str) -> str:
+        """The prefix of ``member``'s node's transactional ids (one per ingress partition)."""
+        return f"{self.prefix}.node.{member}."

@@ -57,7 +57,8 @@ from puente.config import Settings
 from puente.kafka.admin import admin_client
 from puente.policy.store import PolicyStore
 from puente.service.processor import BatchOutput, SigningMode
-from puente.service.worker import ServiceConfig, _Owned
+from puente.service.takeover import Owned
+from puente.service.worker import ServiceConfig
 from tests.bench import pipeline
 from tests.harness import KafkaHarness, kafka_harness
 from tests.integration.cluster.chaos import Probe, busiest_leader, ingress_topics, tenant_topics
@@ -215,7 +216,7 @@ class WatchedService(pipeline.TimedService):
         await super()._process(batches)
 
     async def _commit(
-        self, owned: _Owned, out: BatchOutput, *, first_offset: int | None
+        self, owned: Owned, out: BatchOutput, *, first_offset: int | None
     ) -> BatchOutput | None:
         began = self._batch_began
         done = await super()._commit(owned, out, first_offset=first_offset)

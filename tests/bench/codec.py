@@ -65,9 +65,15 @@ def main() -> None:
         def fa_read(b: bytes, parsed: Any = parsed) -> object:
             return fastavro.schemaless_reader(io.BytesIO(b), parsed, None)
 
-        ours_enc = rate(lambda r, name=name: encode(reg, name, r), records, args.runs)
+        def ours_write(r: Any, name: str = name) -> bytes:
+            return encode(reg, name, r)
+
+        def ours_read(f: bytes, name: str = name) -> object:
+            return decode(reg, f, name)
+
+        ours_enc = rate(ours_write, records, args.runs)
         base_enc = rate(fa_write, records, args.runs)
-        ours_dec = rate(lambda f, name=name: decode(reg, f, name), frames, args.runs)
+        ours_dec = rate(ours_read, frames, args.runs)
         base_dec = rate(fa_read, bodies, args.runs)
         size = int(statistics.median(len(f) for f in frames))
         short = name.split(".")[-1]

@@ -3,7 +3,7 @@ framework (FastAPI on uvicorn, one worker, same loop and HTTP parser) that does 
 same run.
 
     .venv/bin/python -m tests.bench.gateway [--runs 3] [--duration 15] [--connections 50]
-                                            [--profile FILE]
+                                            [--profile FILE] [--baseline REV]
 
 Load comes from ``wrk`` (C, epoll; one thread is far from being the bottleneck at these rates)
 with a Lua script that POSTs a realistic CaseNotice with a fresh notice id per request, so every
@@ -15,13 +15,14 @@ Kafka is the test harness's broker (``PUENTE_KAFKA_BOOTSTRAP`` or the local one 
 Central jars), so broker, server and load generator share the machine, as in the targets of
 ../shared/design/performance.md. ``--profile FILE`` runs the gateway under pyinstrument and
 writes its text report to FILE (the figures of that run are slower and only indicative).
+``--baseline REV`` also measures the gateway of git revision REV (its ``gateway/`` and
+``services/``, extracted with ``git archive``), in the same run, as one more row.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import os
 import platform
 import re
@@ -31,6 +32,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import uuid
@@ -49,11 +51,11 @@ from puente.codec.registry import Registry
 from puente.synth import Generator
 from puente.topics import INGRESS
 from puente_gateway.app import NO_TELEMETRY
-from puente_gateway.tokens import TOKENS_FILE, TokenStore
 from tests.harness import KafkaHarness, Tenant, kafka_harness
 from tests.integration.gateway.support import end_offsets
 
 PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
+REPO = Path(__file__).resolve().parents[2]
 
 bare = FastAPI()
 
@@ -116,16 +118,27 @@ class Result:
     cpu_s: float
 
 
+def _found(pattern: str, out: str) -> str:
+    """The first group of ``pattern`` in wrk's output; a ValueError showing the output if absent."""
+    m = re.search(pattern, out)
+    if m is None:
+        raise ValueError(f"no {pattern!r} in wrk's output:\n{out}")
+    return m.group(1)
+
+
 def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if m is None:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    value, unit = m.groups()
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
 def _parse(out: str) -> tuple[float, float, float, int, int]:
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(_found(r"Requests/sec:\s+([\d.]+)", out))
+    p50 = _ms(_found(r"\s50%\s+(\S+)", out))
+    p99 = _ms(_found(r"\s99%\s+(\S+)", out))
+    requests = int(_found(r"(\d+) requests in", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sockets = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
@@ -205,13 +218,13 @@ def _notice_body(registry: Registry) -> bytes:
     )
 
 
-def _script(work: Path, body: bytes, token: str) -> Path:
+def _script(work: Path, body: bytes, token: str, name: str = "post.lua") -> Path:
     text = (
         LUA.replace("BODY", body.decode())
         .replace("TOKEN", token)
         .replace("ID_BASE", str(uuid.uuid4().int % 60000))
     )
-    path = work / "post.lua"
+    path = work / name
     path.write_text(text)
     return path
 
@@ -222,12 +235,56 @@ def _env(kafka: KafkaHarness, tenant: Tenant, work: Path) -> dict[str, str]:
         "PUENTE_SECRETS_DIR": str(tenant.secrets.directory),
         "PUENTE_KAFKA_BOOTSTRAP": kafka.endpoint.bootstrap,
         "PUENTE_KAFKA_TOPIC_PREFIX": tenant.naming.prefix,
-        "PUENTE_GATEWAY_DATA_DIR": str(work / "gateway"),
-        "PUENTE_GATEWAY_RATE_PER_S": "1000000",
-        "PUENTE_GATEWAY_RATE_BURST": "1000000",
+        "PUENTE_GATEWAY__RATE_PER_S": "1000000",
+        "PUENTE_GATEWAY__RATE_BURST": "1000000",
         "PUENTE_LOG_FORMAT": "json",
         "PUENTE_LOG_LEVEL": "info",
     }
+
+
+def machine() -> str:
+    """Python, CPU model, cores and the load average now: the context of a measurement."""
+    cpu = next(
+        (
+            x.split(":", 1)[1].strip()
+            for x in Path("/proc/cpuinfo").read_text().splitlines()
+            if x.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    py = f"{platform.python_implementation()} {platform.python_version()}"
+    return f"{py}, {cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+
+
+def baseline_source(rev: str, into: Path) -> str:
+    """``gateway/`` and ``services/`` of git revision ``rev``, extracted under ``into``: the
+    PYTHONPATH that runs that revision's gateway (with this checkout's schemas and policies)."""
+    archive = into / "baseline.tar"
+    with archive.open("wb") as fh:
+        cmd = ["git", "archive", rev, "gateway", "services"]
+        subprocess.run(cmd, cwd=REPO, stdout=fh, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    return os.pathsep.join(str(into / d) for d in ("gateway", "services"))
+
+
+def baseline_env(env: dict[str, str], pythonpath: str) -> dict[str, str]:
+    """``env`` for a process that runs the extracted baseline."""
+    return env | {
+        "PYTHONPATH": os.pathsep.join([pythonpath, env.get("PYTHONPATH", "")]),
+        # An extracted baseline is not a checkout: point it at this one's data.
+        "PUENTE_SCHEMAS_DIR": str(REPO / "schemas"),
+        "PUENTE_POLICIES_DIR": str(REPO / "policies"),
+    }
+
+
+def create_token(env: dict[str, str], state: str, agency: str) -> str:
+    """A new agency token, made with ``puente gateway token create`` (as an operator would)."""
+    cmd = [sys.executable, "-m", "puente", "gateway", "token", "create"]
+    cmd += ["--state", state, "--agency", agency, "--json"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    token: str = orjson.loads(out)["token"]
+    return token
 
 
 def _report(name: str, runs: list[Result]) -> Result:
@@ -254,29 +311,19 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15, help="seconds per run")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--profile", type=Path, help="pyinstrument text report of the gateway")
+    parser.add_argument("--baseline", help="also measure the gateway of this git revision")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit(
             "wrk is not installed: `apt-get install wrk` (Debian/Ubuntu) or `brew install wrk`"
         )
     work = Path(tempfile.mkdtemp(prefix="puente-bench-gw-"))
-    cpu = next(
-        (
-            x.split(":", 1)[1].strip()
-            for x in Path("/proc/cpuinfo").read_text().splitlines()
-            if x.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    py = f"{platform.python_implementation()} {platform.python_version()}"
-    print(f"{py}, {cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    print(machine())
     with kafka_harness() as kafka:
         tenant = kafka.provision(["MX"], partitions=2)
         env = _env(kafka, tenant, work)
         registry = Registry.load(Path(__file__).resolve().parents[2] / "schemas")
-        store = TokenStore(work / "gateway" / TOKENS_FILE)
-        _, token = store.create(state="MX", agency="benchmark agency")
-        store.close()
+        token = create_token(env, "MX", "benchmark agency")
         body = _notice_body(registry)
         script = _script(work, body, token)
         print(
@@ -284,14 +331,35 @@ def main() -> None:
             f"-d{args.duration}s x {args.runs} runs (medians)"
         )
         gw_port = _free_port()
-        gw_cmd = [sys.executable, "-m", "puente_gateway", "serve", "--port", str(gw_port)]
+        gw_cmd = [sys.executable, "-m", "puente", "gateway", "serve", "--port", str(gw_port)]
         if args.profile:
             profiler = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", str(args.profile)]
             gw_cmd = [*profiler, *gw_cmd[1:]]
         log = (work / "gateway.log").open("wb")
+        scripts: dict[str, Path] = {}
         servers = {
             "POST /v1/notices": (subprocess.Popen(gw_cmd, env=env, stderr=log, stdout=log), gw_port)
         }
+        if args.baseline:
+            base = baseline_env(env, baseline_source(args.baseline, work))
+            base["PUENTE_STATE_DIR"] = str(work / "state-baseline")
+            base_token = create_token(base, "MX", "benchmark agency (baseline)")
+            base_port = _free_port()
+            base_cmd = [
+                sys.executable,
+                "-m",
+                "puente",
+                "gateway",
+                "serve",
+                "--port",
+                str(base_port),
+            ]
+            name = f"POST ({args.baseline[:10]})"
+            servers[name] = (
+                subprocess.Popen(base_cmd, env=base, stderr=log, stdout=log),
+                base_port,
+            )
+            scripts = {name: _script(work, body, base_token, "post-baseline.lua")}
         for name, target in (
             ("bare FastAPI route", "bare"),
             ("bare Starlette route", "bare_lean"),
@@ -307,14 +375,20 @@ def main() -> None:
                 _wait_ready(f"http://127.0.0.1:{port}", proc, ready)
             topic = tenant.topic(INGRESS, "MX")
             before = sum(asyncio.run(end_offsets(tenant, topic)).values())
-            run = functools.partial(wrk, script=script, connections=args.connections)
+
+            def run(name: str, url: str, *, duration: int, pid: int) -> Result:
+                lua = scripts.get(name, script)
+                return wrk(
+                    url, script=lua, connections=args.connections, duration=duration, pid=pid
+                )
+
             # Warm every server (connections, caches, the producer's metadata), then alternate.
-            for proc, port in servers.values():
-                run(f"http://127.0.0.1:{port}", duration=3, pid=proc.pid)
+            for name, (proc, port) in servers.items():
+                run(name, f"http://127.0.0.1:{port}", duration=3, pid=proc.pid)
             for _ in range(args.runs):
                 for name, (proc, port) in servers.items():
                     url = f"http://127.0.0.1:{port}"
-                    results[name].append(run(url, duration=args.duration, pid=proc.pid))
+                    results[name].append(run(name, url, duration=args.duration, pid=proc.pid))
             produced = sum(asyncio.run(end_offsets(tenant, topic)).values()) - before
         finally:
             for proc, _ in servers.values():
@@ -329,7 +403,9 @@ def main() -> None:
             if name != "POST /v1/notices"
         )
         print(f"gateway throughput: {ratios}; targets: >= 2,000 req/s, p99 <= 50 ms")
-        accepted = sum(r.requests for r in results["POST /v1/notices"]) - g.errors
+        accepted = sum(
+            r.requests for name, runs in results.items() if name.startswith("POST") for r in runs
+        ) - sum(m.errors for name, m in med.items() if name.startswith("POST"))
         print(
             f"records produced to {topic} during the measured and warm-up runs: {produced:,} "
             f"(measured runs answered {accepted:,} requests with 202)"

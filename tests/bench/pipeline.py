@@ -17,9 +17,9 @@ What it measures (``--runs`` alternating runs, medians; a fresh tenant per run):
    equal the ingress end offsets.
 2. **Pass-through**: the same inputs, pre-loaded the same way, consumed by the same kind of
    consumer (group subscription, read_committed, ``max_poll_records`` = ``max_batch``) and
-   produced with one transactional producer per input partition, one transaction per polled
-   partition batch with ``send_offsets_to_transaction``, records appended with the same
-   ``create_batch``/``send_batch`` calls as the service. What it produces for each input is the
+   produced with the service's own transactional producers (one per input partition) and
+   outbox (``puente.service.outbox``: one transaction per polled partition batch, with
+   ``send_offsets_to_transaction``). What it produces for each input is the
    output the service's own processor made for that notice (computed offline before the runs):
    the same number of records of the same sizes to the same topics and partitions (deliveries,
    audit records) plus, per transaction, one log-state record, one dedupe chunk of its accepted
@@ -61,13 +61,12 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
-from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+from aiokafka.structs import ConsumerRecord
 
 from puente.codec.registry import Registry
 from puente.codec.wire import encode
@@ -76,6 +75,7 @@ from puente.evidence.records import AuditRecord
 from puente.kafka.clients import consumer, producer, start
 from puente.policy.store import PolicyStore
 from puente.service.dedupe import CHUNK_PREFIX, decode_chunk, encode_chunk
+from puente.service.outbox import Outbox, default_partition
 from puente.service.processor import (
     STATE_LOG_KEY,
     BatchOutput,
@@ -83,16 +83,17 @@ from puente.service.processor import (
     PartitionProcessor,
     SigningMode,
 )
-from puente.service.worker import PolicyService, ServiceConfig, _Owned
-from puente.synth.generator import CASE_NOTICE, Generator
-from puente.topics import AUDIT, CHECKPOINTS, INGRESS, REJECTED, STATE, Naming
+from puente.service.takeover import Owned, partition_producer
+from puente.service.worker import PolicyService, ServiceConfig
+from puente.synth.generator import Generator
+from puente.synth.notice import CASE_NOTICE
+from puente.topics import AUDIT, INGRESS, REJECTED, Naming
 from tests.harness import KafkaHarness, Tenant, kafka_harness
 
 REPO = Path(__file__).resolve().parents[2]
 PAD_TO = 1024
 KAFKA_TOOLS = "org.apache.kafka:kafka-tools"
 PSEUDONYM_SECRET = b"p" * 32  # as the integration tests' service
-_PARTITIONER = DefaultPartitioner()
 _REF = Naming("t" + "0" * 10)  # same length as a harness tenant prefix: same record sizes
 
 
@@ -159,8 +160,7 @@ def make_notices(
 
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition the default partitioner (aiokafka's and Java's murmur2) picks."""
-    parts = list(range(partitions))
-    return int(_PARTITIONER(key, parts, parts))
+    return default_partition(key, list(range(partitions)))
 
 
 # --- the fan-out, computed once by the service's own processor (offline) ----------------------
@@ -168,10 +168,11 @@ def partition_of(key: bytes, partitions: int) -> int:
 
 @dataclass(frozen=True)
 class OutRecord:
-    """One output record; ``partition`` None means the input's partition (audit, state)."""
+    """One output record of a notice: a delivery (to ``topic``), an audit record or a rejection
+    (to the origin's audit or rejected topic, on the input's partition or by key)."""
 
+    kind: str  # deliveries, audit, rejections
     topic: str  # under the reference prefix; renamed per tenant
-    partition: int | None
     key: bytes | None
     value: bytes
 
@@ -233,7 +234,7 @@ def compute_fanout(
         fan.processor_seconds += time.perf_counter() - t0
         fan.processor_cpu_seconds += time.process_time() - c0
         fan.notices += len(records)
-        _index(fan, registry, origin, part, out, partitions)
+        _index(fan, registry, origin, part, out)
     return fan
 
 
@@ -258,35 +259,33 @@ def _processor(
     )
 
 
-def _index(
-    fan: Fanout, registry: Registry, origin: str, part: int, out: BatchOutput, partitions: int
-) -> None:
+def _index(fan: Fanout, registry: Registry, origin: str, part: int, out: BatchOutput) -> None:
     fan.outcomes.update(out.outcomes)
 
-    def add(notice: bytes, kind: str, rec: OutRecord) -> None:
+    def add(notice: bytes, rec: OutRecord) -> None:
         fan.per_notice.setdefault(notice, []).append(rec)
-        fan.kinds[kind] += 1
-        fan.bytes_by_kind[kind] += len(rec.value)
+        fan.kinds[rec.kind] += 1
+        fan.bytes_by_kind[rec.kind] += len(rec.value)
 
     for topic, key, value in out.deliveries:
-        add(key, "deliveries", OutRecord(topic, partition_of(key, partitions), key, value))
+        add(key, OutRecord("deliveries", topic, key, value))
     audit_topic = _REF.topic(AUDIT, origin)
     for value in out.audit:
         notice_id = AuditRecord.decode(registry, value).notice_id
         assert notice_id is not None
-        add(notice_id.encode(), "audit", OutRecord(audit_topic, None, None, value))
-    for key, value in out.state:
-        if key == STATE_LOG_KEY and value is not None:
-            fan.log_state[(origin, part)] = value
+        add(notice_id.encode(), OutRecord("audit", audit_topic, None, value))
+    for key, stored in out.state:
+        if key == STATE_LOG_KEY and stored is not None:
+            fan.log_state[(origin, part)] = stored
             fan.kinds["log_state"] += 1
-            fan.bytes_by_kind["log_state"] += len(value)
-        elif key.startswith(CHUNK_PREFIX) and value is not None:
-            for entry in decode_chunk(value):
+            fan.bytes_by_kind["log_state"] += len(stored)
+        elif key.startswith(CHUNK_PREFIX) and stored is not None:
+            for entry in decode_chunk(stored):
                 fan.dedupe[entry[0].encode()] = entry
             fan.kinds["state"] += 1
-            fan.bytes_by_kind["state"] += len(value)
+            fan.bytes_by_kind["state"] += len(stored)
     for key, value in out.rejections:
-        add(key, "rejections", OutRecord(_REF.topic(REJECTED, origin), None, key, value))
+        add(key, OutRecord("rejections", _REF.topic(REJECTED, origin), key, value))
     for key, value in out.checkpoints:
         fan.checkpoint[(origin, part)] = (key, value)
         fan.kinds["checkpoints"] += 1
@@ -402,7 +401,8 @@ def _output_size(out: BatchOutput) -> tuple[int, int]:
     records = len(out.deliveries) + len(out.audit) + len(out.state)
     records += len(out.checkpoints) + len(out.rejections)
     size = sum(len(v) for _, _, v in out.deliveries) + sum(len(v) for v in out.audit)
-    size += sum(len(v) for _, v in out.state) + sum(len(v) for _, v in out.checkpoints)
+    # A state record may be a tombstone (a pruned dedupe chunk): no value, no bytes.
+    size += sum(len(v or b"") for _, v in out.state) + sum(len(v) for _, v in out.checkpoints)
     size += sum(len(v) for _, v in out.rejections)
     return records, size
 
@@ -433,6 +433,8 @@ class TimedService(PolicyService):
             finally:
                 stats.process_s += time.perf_counter() - t0
 
+        # The service builds its processors: this one's batches are timed by shadowing the
+        # method on the instance, which mypy refuses for any method.
         proc.process = timed  # type: ignore[method-assign]
         return proc
 
@@ -464,7 +466,7 @@ class TimedService(PolicyService):
                         self.trace[m.key] = (wall0, wall1)
 
     async def _commit(
-        self, owned: _Owned, out: BatchOutput, *, first_offset: int | None
+        self, owned: Owned, out: BatchOutput, *, first_offset: int | None
     ) -> BatchOutput | None:
         done = await super()._commit(owned, out, first_offset=first_offset)
         st = self.stats
@@ -528,7 +530,8 @@ async def pipeline_run(
 
 
 class PassThrough:
-    """Consume -> produce of a precomputed fan-out, shaped like the service's worker."""
+    """Consume -> produce of a precomputed fan-out, shaped like the service's worker: its
+    producers (one per input partition) and its outbox, without the processor."""
 
     def __init__(self, tenant: Tenant, fan: Fanout, *, max_batch: int, checkpoint_every: int):
         self.tenant = tenant
@@ -539,22 +542,16 @@ class PassThrough:
         self.group = self.naming.service_group("policy")
         self.stats = RunStats()
         self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
+        self.outbox = Outbox(self.naming, self.group)
         self._since_cp: Counter[TopicPartition] = Counter()
         rename = self._rename
         self.dedupe = fan.dedupe
         self.per_notice = {
-            k: [(rename(r.topic), r.partition, r.key, r.value) for r in recs]
+            k: [replace(r, topic=rename(r.topic)) for r in recs]
             for k, recs in fan.per_notice.items()
         }
-        self.log_state = {
-            (rename(_REF.topic(STATE, o)), p): v for (o, p), v in fan.log_state.items()
-        }
-        cp_topic = self.naming.topic(CHECKPOINTS)
-        parts = next(t.partitions for t in tenant.plan.topics if t.name == cp_topic)
-        self.checkpoint = {
-            (o, p): (cp_topic, partition_of(k, parts), k, v)
-            for (o, p), (k, v) in fan.checkpoint.items()
-        }
+        self.log_state = fan.log_state
+        self.checkpoint = fan.checkpoint
         self._consumer: AIOKafkaConsumer | None = None
         self._lock = asyncio.Lock()
         # The next offset to process per partition. Fetching starts while the rebalance
@@ -571,14 +568,13 @@ class PassThrough:
         made = {}
         for tp in new:
             origin = self.naming.member_of(tp.topic, INGRESS)
-            txn = self.naming.transactional_id_prefix("policy") + f"{origin}.{tp.partition}"
-            made[tp] = producer(
+            made[tp] = partition_producer(
                 self.tenant.endpoint,
                 self.cred,
-                transactional_id=txn,
+                self.naming,
+                origin,
+                tp.partition,
                 client_id=f"passthrough-{origin}-{tp.partition}",
-                max_batch_size=1024 * 1024,
-                linger_ms=2,
             )
         async with self._lock:
             await asyncio.gather(
@@ -644,67 +640,49 @@ class PassThrough:
         return st
 
     async def _commit(self, tp: TopicPartition, msgs: list[ConsumerRecord[bytes, bytes]]) -> None:
-        p = self.producers[tp]
+        """What the service would commit for ``msgs``, from the precomputed fan-out, through
+        the service's outbox."""
         origin = self.naming.member_of(tp.topic, INGRESS)
-        groups: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = defaultdict(list)
-        st = self.stats
-        audit = deliveries = size = 0
+        out = BatchOutput(next_offset=msgs[-1].offset + 1, origin=origin)
         for m in msgs:
-            for topic, part, key, value in self.per_notice[m.key or b""]:
-                groups[(topic, tp.partition if part is None else part)].append((key, value))
-                size += len(value)
-                if part is None and key is None:
-                    audit += 1
-                elif part is not None:
-                    deliveries += 1
-        state_topic = self.naming.topic(STATE, origin)
-        log_state = self.log_state[(state_topic, tp.partition)]
-        groups[(state_topic, tp.partition)].append((STATE_LOG_KEY, log_state))
-        size += len(log_state)
+            for rec in self.per_notice[m.key or b""]:
+                if rec.kind == "audit":
+                    out.audit.append(rec.value)
+                else:
+                    assert rec.key is not None
+                    if rec.kind == "deliveries":
+                        out.deliveries.append((rec.topic, rec.key, rec.value))
+                    else:
+                        out.rejections.append((rec.key, rec.value))
+        out.state.append((STATE_LOG_KEY, self.log_state[(origin, tp.partition)]))
         accepted = [self.dedupe[m.key] for m in msgs if m.key in self.dedupe]
         if accepted:  # one dedupe chunk per transaction, as the service writes per batch
-            chunk = encode_chunk(accepted)
             key = CHUNK_PREFIX + str(msgs[0].offset).encode()
-            groups[(state_topic, tp.partition)].append((key, chunk))
-            size += len(chunk)
-        records = sum(len(v) for v in groups.values())
-        self._since_cp[tp] += audit
+            out.state.append((key, encode_chunk(accepted)))
+        self._since_cp[tp] += len(out.audit)
         if self._since_cp[tp] >= self.checkpoint_every:
             self._since_cp[tp] = 0
-            cp_topic, cp_part, cp_key, cp_value = self.checkpoint[(origin, tp.partition)]
-            groups[(cp_topic, cp_part)].append((cp_key, cp_value))
-            records += 1
-            size += len(cp_value)
-        await p.begin_transaction()
+            out.checkpoints.append(self.checkpoint[(origin, tp.partition)])
+        p = self.producers[tp]
         try:
-            sends = []
-            for (topic, partition), items in groups.items():
-                builder = p.create_batch()
-                for key, value in items:
-                    if builder.append(key=key, value=value, timestamp=None) is None:
-                        sends.append(await p.send_batch(builder, topic, partition=partition))
-                        builder = p.create_batch()
-                        builder.append(key=key, value=value, timestamp=None)
-                sends.append(await p.send_batch(builder, topic, partition=partition))
-            await asyncio.gather(*sends)
-            await p.send_offsets_to_transaction(
-                {tp: OffsetAndMetadata(msgs[-1].offset + 1, "")}, self.group
-            )
-            await p.commit_transaction()
+            await self.outbox.commit(p, tp, origin, out)
         except BaseException:
             with contextlib.suppress(Exception):
                 await p.abort_transaction()
             raise
-        self.next[tp] = msgs[-1].offset + 1
+        assert out.next_offset is not None
+        self.next[tp] = out.next_offset
+        records, size = _output_size(out)
+        st = self.stats
         st.transactions += 1
         st.inputs += len(msgs)
-        st.audit += audit
-        st.deliveries += deliveries
+        st.audit += len(out.audit)
+        st.deliveries += len(out.deliveries)
         st.records += records
         st.out_bytes += size
 
 
-class _PassListener(ConsumerRebalanceListener):  # type: ignore[misc]
+class _PassListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka has no types
     def __init__(self, pt: PassThrough) -> None:
         self.pt = pt
 
@@ -869,10 +847,10 @@ def _child_context() -> tuple[Settings, Naming, Registry, Any]:
 
 async def subscriber_child(members: Sequence[str]) -> None:
     """Run one Subscriber per member; print a line per verified delivery with its time."""
+    from puente.app.operator import ensure_evidence
     from puente.evidence.trustsource import TrustTracker
     from puente.kafka.connection import credential
     from puente.members import load_members
-    from puente.service.setup import ensure_evidence
     from puente.subscriber.core import Subscriber
 
     settings, naming, registry, endpoint = _child_context()
@@ -1148,7 +1126,7 @@ _STAGES: list[tuple[str | None, str, str, str]] = [
     ("Delivery", "encode", "evidence/_avro.py", "delivery envelope encode"),
     ("AuditLog", "checkpoint", "evidence/log.py", "checkpoint signing"),
     ("LogState", "encode", "evidence/_avro.py", "log state encode"),
-    (None, "_partition_for", "service/worker.py", "worker: partition per delivery (murmur2)"),
+    (None, "partition_for", "service/outbox.py", "outbox: partition per record (murmur2)"),
     (None, "replace", "dataclasses.py", "records: dataclasses.replace (re-validates)"),
     ("AuditRecord", "__init__", "<string>", "records: construct + validate"),
     ("DeliveryStatement", "__init__", "<string>", "records: construct + validate"),
@@ -1176,10 +1154,11 @@ def _context_of(frame: Any, context: str) -> str:
     path = frame.file_path or ""
     if frame.class_name == "PartitionProcessor" and frame.function == "process":
         return "processor: other (records, replace, uuid, hashing)"
-    if frame.function == "_commit" and path.endswith("service/worker.py"):
-        return "worker: transaction calls"
-    if frame.function == "_produce" and path.endswith("service/worker.py"):
-        return "worker: build produce batches"
+    if path.endswith("service/outbox.py"):
+        if frame.function == "commit":
+            return "outbox: transaction calls"
+        if frame.function in ("batches", "send_batches"):
+            return "outbox: build produce batches"
     if "aiokafka/producer" in path or "aiokafka/record" in path:
         return "aiokafka producer (sender, batches)" if context == "other" else context
     if "aiokafka/conn" in path or "aiokafka/protocol" in path or "aiokafka/client" in path:
@@ -1191,7 +1170,7 @@ def _context_of(frame: Any, context: str) -> str:
 
 def profile_stages(session: Any) -> dict[str, float]:
     """Seconds per stage from a pyinstrument session (wall-clock samples of the loop thread)."""
-    totals: Counter[str] = Counter()
+    totals: defaultdict[str, float] = defaultdict(float)
     root = session.root_frame(trim_stem=False)
     if root is None:
         return {}
@@ -1207,7 +1186,12 @@ def profile_stages(session: Any) -> dict[str, float]:
         # children twice, as they are visited too).
         totals[context] += frame.time - sum(child.time for child in frame.children)
         stack.extend((child, frame, context) for child in frame.children)
-    return dict(totals.most_common())
+    return _largest_first(totals)
+
+
+def _largest_first(totals: dict[str, float]) -> dict[str, float]:
+    """``totals`` by value, largest first (as ``Counter.most_common``, for seconds)."""
+    return dict(sorted(totals.items(), key=lambda kv: kv[1], reverse=True))
 
 
 # --- offline: CPU per stage -----------------------------------------------------------------------
@@ -1217,7 +1201,7 @@ class StageClock:
     """Exclusive CPU time (this thread) per named function, by wrapping the functions."""
 
     def __init__(self) -> None:
-        self.totals: Counter[str] = Counter()
+        self.totals: defaultdict[str, float] = defaultdict(float)
         self._stack: list[float] = []
 
     def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -1335,7 +1319,7 @@ def stage_breakdown(
     with patched(targets):
         _process_all(registry, policies, key, work, now)
     n = sum(len(r) for _, _, r in work)
-    return {k: v / n * 1e6 for k, v in clock.totals.most_common()}
+    return {k: v / n * 1e6 for k, v in _largest_first(clock.totals).items()}
 
 
 # --- report ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ accepted notice ids (plus the audit log's state) in each of two formats, each in
 - **chunks**: what the service writes now — one ``d/<offset>`` record per batch of ``--batch``
   ids (:class:`~puente.service.dedupe.SeenIds`), ids created over the last two years.
 
-Each run starts a restore consumer and times ``PolicyService._restore`` — what a take-over does
+Each run starts a restore consumer and times ``Changelog.restore`` — what a take-over does
 between fencing and seeking — reading the changelog to its end; the ids restored are checked.
 Runs alternate between the formats; medians of ``--runs``; wall time and this process's CPU time.
 
@@ -31,15 +31,17 @@ import random
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 
 from puente.codec.registry import Registry
 from puente.config import Settings
 from puente.evidence.log import AuditLog, audit_log_id
 from puente.kafka.clients import consumer, producer, start
+from puente.service.changelog import Changelog
 from puente.service.dedupe import LEGACY_PREFIX, SeenIds
+from puente.service.outbox import send_batches
 from puente.service.processor import STATE_LOG_KEY
 from puente.service.validate import Limits
-from puente.service.worker import PolicyService
 from puente.topics import STATE
 from tests.harness import KafkaHarness, Tenant, kafka_harness
 
@@ -84,39 +86,26 @@ async def write_changelog(
     try:
         log = AuditLog(audit_log_id(ORIGIN, 0, topic_prefix=tenant.naming.prefix))
         items = [*records, (STATE_LOG_KEY, log.state().encode(registry))]
-        sends = []
-        builder = p.create_batch()
-        for key, value in items:
-            if builder.append(key=key, value=value, timestamp=None) is None:
-                sends.append(await p.send_batch(builder, topic, partition=0))
-                builder = p.create_batch()
-                builder.append(key=key, value=value, timestamp=None)
-        sends.append(await p.send_batch(builder, topic, partition=0))
-        await asyncio.gather(*sends)
+        await send_batches(p, {(topic, 0): items})
     finally:
         await p.stop()
 
 
 async def restore_once(tenant: Tenant, registry: Registry, expect: int) -> tuple[float, float]:
     """One take-over's restore of state.MX[0]: (wall seconds, CPU seconds)."""
-    service = PolicyService(
-        endpoint=tenant.endpoint,
-        credential=tenant.service("policy"),
-        naming=tenant.naming,
-        registry=registry,
-        policies=None,  # type: ignore[arg-type]  # a restore reads no policy
-        key=None,  # type: ignore[arg-type]  # and signs nothing
-    )
     cred = tenant.service("policy")
-    service._restorer = consumer(tenant.endpoint, cred, client_id="bench-restore")
-    await start(service._restorer, tenant.endpoint, cred)
+    reader = consumer(tenant.endpoint, cred, client_id="bench-restore")
+    changelog = Changelog(
+        reader, naming=tenant.naming, registry=registry, dedupe_horizon_ms=HORIZON
+    )
+    await start(reader, tenant.endpoint, cred)
     try:
         t0, c0 = time.perf_counter(), time.process_time()
-        states = await service._restore([(ORIGIN, 0)])
+        states = await changelog.restore([(ORIGIN, 0)])
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     finally:
-        await service._restorer.stop()
-    _, seen = states[(ORIGIN, 0)]
+        await reader.stop()
+    seen = states[(ORIGIN, 0)].seen
     assert len(seen) == expect, (len(seen), expect)
     return wall, cpu
 
@@ -130,11 +119,11 @@ def snapshot_costs(ids: list[tuple[str, bytes]], runs: int) -> dict[str, float]:
         seen.add(i, d, int(time.time() * 1000), n)
     seen.end(int(time.time() * 1000))
 
-    def median(once: object) -> float:
+    def median(once: Callable[[], object]) -> float:
         times = []
         for _ in range(runs):
             t0 = time.perf_counter()
-            once()  # type: ignore[operator]
+            once()
             times.append(time.perf_counter() - t0)
         return statistics.median(times)
 

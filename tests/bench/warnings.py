@@ -34,7 +34,7 @@ from pathlib import Path
 
 from puente.codec.registry import Registry
 from puente.evidence.keys import SigningKey
-from puente.evidence.trust import KeyEntry, TrustList, Usage, member_holder
+from puente.evidence.trust import KeyEntry, TrustList, Usage, node_holder
 from puente.members import load_members
 from puente.resources import project_root
 from puente.warnings.aggregate import Aggregate
@@ -88,7 +88,7 @@ def make_input(
         0,
         1 << 50,
         tuple(
-            KeyEntry(k.public, member_holder(m), frozenset({Usage.EARLY_WARNING}), 0)
+            KeyEntry(k.public, node_holder(m), frozenset({Usage.EARLY_WARNING}), 0)
             for m, k in keys.items()
         ),
     )

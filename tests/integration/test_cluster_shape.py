@@ -29,9 +29,9 @@ from puente.kafka.broker_config import (
     render_properties,
 )
 from puente.kafka.clients import consumer, producer, start
+from puente.kafka.clusterinfo import ClusterInfo
 from puente.kafka.connection import KafkaEndpoint
 from puente.kafka.local import (
-    ClusterInfo,
     LocalCluster,
     java_argfile,
     kafka_coordinates,
@@ -40,7 +40,7 @@ from puente.kafka.local import (
 from puente.maven import classpath, fetch_jars
 from puente.secrets import Credential, new_password, write_private
 from puente.topics import INGRESS
-from tests.harness import KafkaHarness, Tenant, free_base_port
+from tests.harness import KafkaHarness, Tenant, free_base_port, settings_with
 
 pytestmark = pytest.mark.kafka
 NODES = 3
@@ -157,10 +157,10 @@ def test_compose_node_configuration_forms_a_secure_quorum(tmp_path: Path) -> Non
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCluster, ClusterInfo]]:
     """A 3-node local cluster in its own state directory, on free loopback ports."""
-    settings = Settings(
+    settings = settings_with(
         state_dir=tmp_path_factory.mktemp("cluster3"),
         cache_dir=Settings().cache_dir,
-        local={"client_port": free_base_port(10 * NODES), "start_timeout_s": 150},  # type: ignore[arg-type]
+        local={"client_port": free_base_port(10 * NODES), "start_timeout_s": 150},
     )
     local = LocalCluster(settings, brokers=NODES)
     t0 = time.monotonic()
@@ -283,9 +283,9 @@ async def test_producers_use_acks_all_and_idempotence(tenant: Tenant) -> None:
         assert p._txn_manager.producer_id >= 0  # the brokers assigned a producer id
     finally:
         await p.stop()
-    # The policy service reads ingress; a read_committed consumer as that service sees the record.
-    svc = tenant.service("policy")
-    group = f"{tenant.naming.service_group('policy')}.shape"
+    # MX's node reads MX's ingress; a read_committed consumer as that node sees the record.
+    svc = tenant.node("MX")
+    group = f"{tenant.naming.node_group('MX')}.shape"
     c = consumer(tenant.endpoint, svc, topic, group_id=group)
     await start(c, tenant.endpoint, svc)
     try:

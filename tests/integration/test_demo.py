@@ -1,4 +1,7 @@
-"""README's main command, `puente demo`, runs end to end and ends with a verified audit."""
+"""README's main command, `puente demo`, runs end to end and ends with a verified audit; and
+nothing identifying is on Kafka in clear: every record of every topic, read as the cluster's
+administrator (aborted transactions too), holds none of the persons' names, document numbers
+or dates of birth — which only the keys of the states concerned reveal."""
 
 from __future__ import annotations
 
@@ -44,3 +47,81 @@ def test_demo_runs_the_whole_mission(kafka: KafkaHarness, tmp_path: Path) -> Non
     assert "✓ verified" in text
     reports = tmp_path / "state" / "reports"
     assert (reports / "audit.json").is_file() and (reports / "audit.txt").is_file()
+
+    records = _every_record(kafka, prefix)
+    secrets = _identifying_values(records, tmp_path / "state" / "keys")
+    assert len(secrets) > 50, "the demo's persons were not found by opening the envelopes"
+    leaks = {value for value in secrets for data in records.raw if value.encode("utf-8") in data}
+    assert not leaks, f"in clear on Kafka: {sorted(leaks)[:10]}"
+
+
+class Records:
+    """Every record under a prefix: (topic, key, value, header values) and their raw bytes."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, bytes | None, bytes | None]] = []
+        self.raw: list[bytes] = []
+
+
+def _every_record(kafka: KafkaHarness, prefix: str) -> Records:
+    """Read every partition of every topic of ``prefix`` from its start, read_uncommitted (so
+    records of aborted transactions too), as the administrator."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    out = Records()
+    c = KafkaConsumer(
+        **kafka.endpoint.kafka_python_kwargs(kafka.admin),
+        isolation_level="read_uncommitted",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    try:
+        topics = sorted(t for t in c.topics() if t.startswith(prefix + "."))
+        assert topics
+        for topic in topics:
+            tps = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic) or ()]
+            c.assign(tps)
+            c.seek_to_beginning(*tps)
+            ends = c.end_offsets(tps)
+            while any(c.position(tp) < ends[tp] for tp in tps):
+                for batch in c.poll(timeout_ms=1000).values():
+                    for r in batch:
+                        out.items.append((topic, r.key, r.value))
+                        out.raw += [r.key or b"", r.value or b""]
+                        out.raw += [v for _, v in r.headers or () if v]
+    finally:
+        c.close()
+    return out
+
+
+def _identifying_values(records: Records, keys_dir: Path) -> set[str]:
+    """Names, document numbers and dates of birth of every person in the demo's notices, found
+    by opening, with the states' own keys, the notices sealed on the ingress topics."""
+    from puente.codec.registry import Registry
+    from puente.codec.wire import decode
+    from puente.config import Settings
+    from puente.evidence.keystore import KeyStore
+    from puente.evidence.seal import is_sealed, open_notice
+    from puente.evidence.trust import node_holder
+
+    registry = Registry.load(Settings().schemas_dir)
+    store = KeyStore(keys_dir)
+    found: set[str] = set()
+    for topic, _, value in records.items:
+        if ".ingress." not in topic or not value or not is_sealed(value):
+            continue
+        origin = topic.rsplit(".", 1)[1]
+        notice = decode(
+            registry,
+            open_notice(value, keys=store.keyring(node_holder(origin)), origin=origin).plaintext,
+        )
+        people = notice.get("persons") or [notice.get("person") or {}]
+        for p in people:
+            full = f"{p.get('given_names', '')} {p.get('family_names', '')}".strip()
+            found |= {v for v in (full, p.get("family_names") or "") if len(v) >= 8}
+            if p.get("date_of_birth"):
+                found.add(str(p["date_of_birth"]))
+            found |= {
+                d["number"] for d in p.get("identity_documents") or () if len(d["number"]) >= 6
+            }
+    return found

@@ -37,9 +37,9 @@ async def test_produce_and_consume_over_scram(tenant: Tenant) -> None:
         sent = await p.send_and_wait(topic, b"notice-bytes", key=b"k1")
     finally:
         await p.stop()
-    # The policy service is the reader of ingress topics.
-    c = consumer(tenant.endpoint, tenant.service("policy"))
-    await start(c, tenant.endpoint, tenant.service("policy"))
+    # MX's node is the reader of MX's ingress topic.
+    c = consumer(tenant.endpoint, tenant.node("MX"))
+    await start(c, tenant.endpoint, tenant.node("MX"))
     try:
         tp = TopicPartition(topic, sent.partition)
         c.assign([tp])
@@ -53,11 +53,11 @@ async def test_produce_and_consume_over_scram(tenant: Tenant) -> None:
 
 async def test_transaction_invisible_until_commit(tenant: Tenant) -> None:
     topic = tenant.topic(DELIVER, "GT")
-    policy = tenant.service("policy")
+    policy = tenant.node("MX")
     tx = producer(
         tenant.endpoint,
         policy,
-        transactional_id=tenant.naming.transactional_id_prefix("policy") + "test-0",
+        transactional_id=tenant.naming.node_transactional_id_prefix("MX") + "test-0",
     )
     await start(tx, tenant.endpoint, policy)
     reader = consumer(tenant.endpoint, tenant.member("GT"), isolation_level="read_committed")
@@ -84,11 +84,11 @@ async def test_transaction_invisible_until_commit(tenant: Tenant) -> None:
 
 async def test_aborted_transaction_never_visible(tenant: Tenant) -> None:
     topic = tenant.topic(DELIVER, "GT")
-    policy = tenant.service("policy")
+    policy = tenant.node("MX")
     tx = producer(
         tenant.endpoint,
         policy,
-        transactional_id=tenant.naming.transactional_id_prefix("policy") + "test-1",
+        transactional_id=tenant.naming.node_transactional_id_prefix("MX") + "test-1",
     )
     await start(tx, tenant.endpoint, policy)
     marker = uuid.uuid4().bytes
@@ -193,16 +193,33 @@ async def test_member_cannot_use_another_members_consumer_group(tenant: Tenant) 
     assert time.monotonic() - t0 < FAST_S
 
 
-async def test_member_cannot_open_policy_transactions(tenant: Tenant) -> None:
-    cred = tenant.member("GT")
+@pytest.mark.parametrize("who", ["member", "node"])
+async def test_no_one_else_can_open_a_nodes_transactions(tenant: Tenant, who: str) -> None:
+    """Neither a member state nor another state's node can take MX's node's transactional ids
+    (which would fence it, or write its audit log)."""
+    cred = tenant.member("GT") if who == "member" else tenant.node("GT")
     p = producer(
         tenant.endpoint,
         cred,
-        transactional_id=tenant.naming.transactional_id_prefix("policy") + "hijack",
+        transactional_id=tenant.naming.node_transactional_id_prefix("MX") + "hijack",
     )
     with pytest.raises(TransactionalIdAuthorizationFailed):
         await asyncio.wait_for(p.start(), FAST_S)
     await p.stop()
+
+
+async def test_a_node_cannot_read_another_states_ingress(tenant: Tenant) -> None:
+    """GT's node reads GT's notices only: MX's ingress (sealed anyway) is refused to it, even in
+    a consumer group its ACLs allow."""
+    cred = tenant.node("GT")
+    group = tenant.naming.node_group("GT") + ".test"
+    c = consumer(tenant.endpoint, cred, tenant.topic(INGRESS, "MX"), group_id=group)
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            await start(c, tenant.endpoint, cred)
+            await c.getmany(timeout_ms=int(FAST_S * 1000))
+    finally:
+        await c.stop()
 
 
 async def test_wrong_password_is_refused_fast(tenant: Tenant) -> None:

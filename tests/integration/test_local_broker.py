@@ -9,15 +9,17 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from puente.config import Settings
 from puente.kafka.broker_config import BROKER_USER
-from puente.kafka.local import LocalCluster, LocalKafkaError
+from puente.kafka.clusterinfo import LocalKafkaError
+from puente.kafka.local import LocalCluster
 from puente.maven import MavenError, fetch_jars
 from puente.secrets import SecretStore
-from tests.harness import free_base_port
+from tests.harness import free_base_port, settings_with
 
 pytestmark = pytest.mark.kafka
 REPO = Path(__file__).resolve().parents[2]
@@ -26,10 +28,10 @@ BOUND_S = 180.0  # no fault may take longer than this to report (never a hang)
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
+    return settings_with(
         state_dir=tmp_path / "state",
         cache_dir=Settings().cache_dir,
-        local={"client_port": free_base_port(), "start_timeout_s": 60},  # type: ignore[arg-type]
+        local={"client_port": free_base_port(), "start_timeout_s": 60},
     )
 
 
@@ -74,10 +76,10 @@ def test_no_password_on_any_command_line(
     local user can read in /proc/<pid>/cmdline."""
     started: list[list[str]] = []
 
-    class Recording(subprocess.Popen):  # type: ignore[type-arg]
-        def __init__(self, args: list[str], *rest: object, **kwargs: object) -> None:
+    class Recording(subprocess.Popen[Any]):
+        def __init__(self, args: list[str], *rest: Any, **kwargs: Any) -> None:
             started.append([str(a) for a in args])
-            super().__init__(args, *rest, **kwargs)  # type: ignore[arg-type]
+            super().__init__(args, *rest, **kwargs)
 
     monkeypatch.setattr(subprocess, "Popen", Recording)
     info = cluster.up()

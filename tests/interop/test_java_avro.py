@@ -46,7 +46,7 @@ def test_java_decodes_puente_bytes_and_puente_decodes_java_bytes(java_libs: Path
     cases = [
         (n, gen.sample(n, reg.latest(n).parsed)) for n in reg.names() for _ in range(PER_SCHEMA)
     ]
-    cases += [tuple(gen.scenario(s)) for s in SCENARIOS]  # type: ignore[misc]
+    cases += [(n.name, n.record) for n in map(gen.scenario, SCENARIOS)]
     encoded = [encode(reg, name, record) for name, record in cases]
     schema_files = [str(sv.path) for sv in reg]
     proc = subprocess.run(

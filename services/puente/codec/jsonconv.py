@@ -216,7 +216,12 @@ class _Builder:
                         )
                     )
                     return v
-                when = when.astimezone(dt.UTC)
+                try:
+                    when = when.astimezone(dt.UTC)
+                except OverflowError:
+                    # e.g. 0001-01-01T00:00:00+01:00: a valid text, but before year 1 in UTC.
+                    problems.append(FieldProblem(path, f"timestamp out of range in UTC: {v!r:.40}"))
+                    return v
                 return when if micros else when.replace(microsecond=when.microsecond // 1000 * 1000)
 
             return conv

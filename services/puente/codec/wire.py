@@ -43,6 +43,14 @@ def encode(reg: Registry, name: str, record: dict[str, Any]) -> bytes:
     return bytes(out)
 
 
+def header_fingerprint(data: bytes) -> bytes | None:
+    """The 8 fingerprint bytes of a single-object header (as written: little-endian), or None
+    when ``data`` does not start with one. The one place the header is taken apart."""
+    if len(data) < HEADER_SIZE or data[:2] != MAGIC:
+        return None
+    return bytes(data[2:HEADER_SIZE])
+
+
 def fingerprint_of(data: bytes) -> int:
     """The writer fingerprint of single-object-encoded bytes; DecodeError if not framed."""
     _check_frame(data)

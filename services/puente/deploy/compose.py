@@ -1,15 +1,22 @@
-"""deploy/compose/: a 3-node Kafka (KRaft) cluster, provisioning, the policy service, the gateway.
+"""deploy/compose/: a 3-node Kafka (KRaft) cluster, provisioning, one node per member state, the
+gateway.
 
-Roles are combined (every node is broker and controller), as in ``puente kafka up --brokers 3``:
-three voters tolerate one node down, the nodes' ``server.properties`` come from the same
-:func:`~puente.kafka.broker_config.server_properties` as the local cluster (listeners, SASL,
-StandardAuthorizer, super users, RF 3 / min ISR 2), and a single host has no use for three more
-controller-only containers. Only what differs between loopback and containers is overridden here:
-host names, bind address, data directory, and the broker's own password, which is read from a
-Compose secret file through Kafka's FileConfigProvider instead of being written into the file.
+Roles are combined (every Kafka node is broker and controller), as in ``puente kafka up
+--brokers 3``: three voters tolerate one node down, the nodes' ``server.properties`` come from
+the same :func:`~puente.kafka.broker_config.server_properties` as the local cluster (listeners,
+SASL, StandardAuthorizer, super users, RF 3 / min ISR 2), and a single host has no use for three
+more controller-only containers. Only what differs between loopback and containers is overridden
+here: host names, bind address, data directory, and the broker's own password, which is read
+from a Compose secret file through Kafka's FileConfigProvider instead of being written into the
+file.
+
+Each member state's node is its own service (``node-cc``: ``puente serve node --as CC``), never
+one process hosting several: each holds only its own state's credential, key store and
+pseudonymisation secret, and restarts, scales and rotates keys on its own.
 
 Every secret is a file under ``deploy/compose/secrets/`` (``puente deploy compose secrets``
-creates them; they are git-ignored) mounted with Compose ``secrets:``; no password is inline.
+creates them; they are git-ignored), mounted with Compose ``secrets:`` or, for a key store (a
+folder whose file names carry key ids), bind-mounted read-only; no password is inline.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from puente.deploy import contract as c
+from puente.deploy.material import NODE_KEYS_SUBDIR, NODES_DIR, TRUST_PUBLIC_DIR
 from puente.deploy.render import GENERATED_BY, yaml_stream
 from puente.kafka.broker_config import (
     ADMIN_USER,
@@ -27,13 +35,14 @@ from puente.kafka.broker_config import (
     server_properties,
 )
 from puente.secrets import Credential
+from puente.topics import Naming
 
 COMPOSE_DIR = Path("deploy/compose")
-NODES = 3
+KAFKA_NODES = 3
 DATA_DIR = "/var/lib/kafka/data"
 NODE_CONFIG = "/etc/puente/server.properties"
 START_SCRIPT = "/etc/puente/start-kafka.sh"
-BOOTSTRAP = ",".join(f"kafka-{i}:{c.KAFKA_CLIENT_PORT}" for i in range(1, NODES + 1))
+BOOTSTRAP = ",".join(f"kafka-{i}:{c.KAFKA_CLIENT_PORT}" for i in range(1, KAFKA_NODES + 1))
 
 
 def container_ports(node_id: int) -> NodePorts:
@@ -78,7 +87,7 @@ def node_properties(
 
 def compose_node_files() -> dict[Path, str]:
     """deploy/compose/kafka/node-N.properties for the three containers."""
-    voters = [(f"kafka-{i}", container_ports(i)) for i in range(1, NODES + 1)]
+    voters = [(f"kafka-{i}", container_ports(i)) for i in range(1, KAFKA_NODES + 1)]
     files = {}
     for _, ports in voters:
         props = node_properties(
@@ -163,67 +172,97 @@ def _kafka_node(node_id: int) -> dict[str, Any]:
     }
 
 
-def compose_document(principals: list[str]) -> dict[str, Any]:
-    """The Compose file's content for the plan's ``principals`` (members and services)."""
-    kafka_up = {f"kafka-{i}": {"condition": "service_healthy"} for i in range(1, NODES + 1)}
+def node_service_name(member: str) -> str:
+    """The Compose service of state ``member``'s node: ``node-cc``."""
+    return f"node-{member.lower()}"
+
+
+def _secrets_path(*parts: str) -> str:
+    """A path under ./secrets/ as the Compose file (in deploy/compose/) names it."""
+    return "./" + "/".join(("secrets", *parts))
+
+
+def _state_node(naming: Naming, member: str, depends_on: dict[str, Any]) -> dict[str, Any]:
+    """State ``member``'s node: its credential, key store and pseudonymisation secret only."""
+    name = node_service_name(member)
+    keys = _secrets_path(NODES_DIR, member, NODE_KEYS_SUBDIR)
+    return _puente_service(
+        c.node_command(member),
+        environment=_base_env()
+        | {
+            c.ENV_NODE_METRICS_PORT: str(c.NODE_METRICS_PORT),
+            c.ENV_NODE_METRICS_HOST: "0.0.0.0",  # noqa: S104 - the container's own network
+            c.ENV_NODE_KEYS_DIR: c.NODE_KEYS_DIR,
+        },
+        secrets=[
+            _principal_secret(naming.node_principal(member)),
+            # One pseudonymisation secret for every instance of this node: stable pseudonyms.
+            _secret(f"{name}-pseudonym", c.NODE_PSEUDONYM_FILE),
+        ],
+        volumes=[
+            _POLICIES,
+            # Read live: a key file added to the state's folder (rotation) is used from its
+            # valid-from on, without a restart.
+            f"{keys}:{c.NODE_KEYS_DIR}:ro",
+            _TRUST,
+        ],
+        depends_on=depends_on,
+        # SIGTERM lets the current batch (one Kafka transaction) finish before the process exits.
+        stop_signal="SIGTERM",
+        stop_grace_period="60s",
+        restart="unless-stopped",
+        healthcheck=_http_check(f"http://127.0.0.1:{c.NODE_METRICS_PORT}/metrics"),
+        deploy={
+            "replicas": c.NODE_REPLICAS_COMPOSE,
+            "resources": {"limits": {"cpus": "0.5", "memory": "1g"}},
+        },
+    )
+
+
+_POLICIES = f"../../policies:{c.POLICIES_MOUNT}:ro"
+# Public trust material (trust anchors, the signed trust list), where Puente looks for it.
+_TRUST = f"{_secrets_path(TRUST_PUBLIC_DIR)}:{c.TRUST_MOUNT}:ro"
+
+
+def compose_document(inputs: c.DeployInputs) -> dict[str, Any]:
+    """The Compose file's content for the plan's principals and members' nodes."""
+    principals = [p.name for p in inputs.plan.principals]
+    kafka_up = {f"kafka-{i}": {"condition": "service_healthy"} for i in range(1, KAFKA_NODES + 1)}
     provisioned = {"provision": {"condition": "service_completed_successfully"}}
-    policies = f"../../policies:{c.POLICIES_MOUNT}:ro"
-    services: dict[str, Any] = {f"kafka-{i}": _kafka_node(i) for i in range(1, NODES + 1)}
+    services: dict[str, Any] = {f"kafka-{i}": _kafka_node(i) for i in range(1, KAFKA_NODES + 1)}
     services["provision"] = _puente_service(
         provision_command(),
         environment=_base_env(),
         # The admin creates each principal with the password pre-generated in its secret file.
         secrets=[_principal_secret(ADMIN_USER)] + [_principal_secret(p) for p in principals],
-        volumes=[policies],
+        volumes=[_POLICIES],
         depends_on=kafka_up,
         # Retried inside the container: Compose judges `service_completed_successfully` on the
         # first exit, so a restart policy would not help the services that wait for this job.
         restart="no",
     )
-    policy_principal = next(p for p in principals if p.endswith("-svc-policy"))
-    services["policy"] = _puente_service(
-        c.POLICY_COMMAND,
-        environment=_base_env()
-        | {
-            c.ENV_POLICY_METRICS_PORT: str(c.POLICY_METRICS_PORT),
-            c.ENV_POLICY_SIGNING_KEY: f"{c.SECRETS_MOUNT}/{c.SIGNING_KEY_FILE}",
-        },
-        secrets=[
-            _principal_secret(policy_principal),
-            _secret("policy-signing-key", c.SIGNING_KEY_FILE),
-            # One pseudonymisation secret for every replica: pseudonyms stay stable.
-            _secret("policy-pseudonym", c.POLICY_PSEUDONYM_FILE),
-        ],
-        volumes=[policies],
-        depends_on=kafka_up | provisioned,
-        # SIGTERM lets the current batch (one Kafka transaction) finish before the process exits.
-        stop_signal="SIGTERM",
-        stop_grace_period="60s",
-        restart="unless-stopped",
-        healthcheck=_http_check(f"http://127.0.0.1:{c.POLICY_METRICS_PORT}/metrics"),
-        deploy={
-            "replicas": c.POLICY_REPLICAS,
-            "resources": {"limits": {"cpus": "1.0", "memory": "1g"}},
-        },
-    )
-    gateway_principal = next(p for p in principals if p.endswith("-svc-gateway"))
+    for member in inputs.members:
+        services[node_service_name(member)] = _state_node(
+            inputs.naming, member, depends_on=kafka_up | provisioned
+        )
     services["gateway"] = _puente_service(
         c.GATEWAY_COMMAND,
         environment=_base_env()
         | {
-            "PUENTE_GATEWAY_HOST": "0.0.0.0",  # noqa: S104 - the container's published port
-            "PUENTE_GATEWAY_PORT": str(c.GATEWAY_PORT),
-            "PUENTE_GATEWAY_TLS_CERT": f"{c.SECRETS_MOUNT}/{c.GATEWAY_TLS_CERT}",
-            "PUENTE_GATEWAY_TLS_KEY": f"{c.SECRETS_MOUNT}/{c.GATEWAY_TLS_KEY}",
-            "PUENTE_GATEWAY_DATA_DIR": "/var/lib/puente/gateway",
+            "PUENTE_GATEWAY__HOST": "0.0.0.0",  # noqa: S104 - the container's published port
+            "PUENTE_GATEWAY__PORT": str(c.GATEWAY_PORT),
+            "PUENTE_GATEWAY__TLS_CERT": f"{c.SECRETS_MOUNT}/{c.GATEWAY_TLS_CERT}",
+            "PUENTE_GATEWAY__TLS_KEY": f"{c.SECRETS_MOUNT}/{c.GATEWAY_TLS_KEY}",
         },
         secrets=[
-            _principal_secret(gateway_principal),
+            _principal_secret(inputs.naming.service_principal("gateway")),
             _secret("gateway-tls-cert", c.GATEWAY_TLS_CERT),
             _secret("gateway-tls-key", c.GATEWAY_TLS_KEY),
         ],
         ports=[f"{c.GATEWAY_PORT}:{c.GATEWAY_PORT}"],
-        volumes=[policies, "gateway-data:/var/lib/puente/gateway"],
+        # Read-only, like the rest of its file system; the trust material lets it serve and
+        # follow the signed trust list when the trust topic has none.
+        volumes=[_POLICIES, _TRUST],
         depends_on=kafka_up | provisioned,
         stop_grace_period="30s",
         restart="unless-stopped",
@@ -231,22 +270,26 @@ def compose_document(principals: list[str]) -> dict[str, Any]:
         deploy={"resources": {"limits": {"cpus": "1.0", "memory": "512m"}}},
     )
     secrets: dict[str, Any] = {
-        "kafka-broker": {"file": f"./secrets/{c.BROKER_SECRET_FILE}"},
-        ADMIN_USER: {"file": f"./secrets/{ADMIN_USER}.json"},
+        "kafka-broker": {"file": _secrets_path(c.BROKER_SECRET_FILE)},
+        ADMIN_USER: {"file": _secrets_path(f"{ADMIN_USER}.json")},
     }
-    secrets |= {p: {"file": f"./secrets/{p}.json"} for p in principals}
+    secrets |= {p: {"file": _secrets_path(f"{p}.json")} for p in principals}
     secrets |= {
-        "policy-signing-key": {"file": f"./secrets/{c.SIGNING_KEY_FILE}"},
-        "policy-pseudonym": {"file": f"./secrets/{c.POLICY_PSEUDONYM_FILE}"},
-        "gateway-tls-cert": {"file": f"./secrets/{c.GATEWAY_TLS_CERT}"},
-        "gateway-tls-key": {"file": f"./secrets/{c.GATEWAY_TLS_KEY}"},
+        f"{node_service_name(m)}-pseudonym": {
+            "file": _secrets_path(NODES_DIR, m, c.NODE_PSEUDONYM_FILE)
+        }
+        for m in inputs.members
+    }
+    secrets |= {
+        "gateway-tls-cert": {"file": _secrets_path(c.GATEWAY_TLS_CERT)},
+        "gateway-tls-key": {"file": _secrets_path(c.GATEWAY_TLS_KEY)},
     }
     configs: dict[str, Any] = {
-        f"kafka-node-{i}": {"file": f"./kafka/node-{i}.properties"} for i in range(1, NODES + 1)
+        f"kafka-node-{i}": {"file": f"./kafka/node-{i}.properties"}
+        for i in range(1, KAFKA_NODES + 1)
     }
     configs["kafka-start"] = {"file": "./kafka/start-kafka.sh"}
-    volumes: dict[str, Any] = {f"kafka-{i}-data": {} for i in range(1, NODES + 1)}
-    volumes["gateway-data"] = {}
+    volumes: dict[str, Any] = {f"kafka-{i}-data": {} for i in range(1, KAFKA_NODES + 1)}
     return {
         "name": "puente",
         "services": services,
@@ -290,21 +333,7 @@ def _http_check(url: str) -> dict[str, Any]:
 
 def compose_files(inputs: c.DeployInputs) -> dict[Path, str]:
     """Every generated file under deploy/compose/."""
-    principals = [p.name for p in inputs.plan.principals]
     files = compose_node_files()
-    doc = compose_document(principals)
+    doc = compose_document(inputs)
     files[COMPOSE_DIR / "compose.yaml"] = yaml_stream([doc]).replace("---\n", "", 1)
     return files
-
-
-def secret_file_names(principals: list[str]) -> list[str]:
-    """Every file the Compose file expects in deploy/compose/secrets/."""
-    return [
-        c.BROKER_SECRET_FILE,
-        f"{ADMIN_USER}.json",
-        *(f"{p}.json" for p in principals),
-        c.SIGNING_KEY_FILE,
-        c.POLICY_PSEUDONYM_FILE,
-        c.GATEWAY_TLS_CERT,
-        c.GATEWAY_TLS_KEY,
-    ]

@@ -1,13 +1,14 @@
 """What the deployment files assume about Puente's processes, in one place.
 
-The services run as ``puente serve policy``, ``puente gateway serve`` and ``puente kafka provision``
-and read ``PUENTE_*`` settings (:mod:`puente.config`). The few names below that those commands
-do not define yet (the policy service's metrics port and signing key file) are assumptions of the
-deployment; when the services settle on other names, change them here and re-render.
+The processes run as ``puente serve node --as CC`` (one node per member state),
+``puente gateway serve`` and ``puente kafka provision`` and read ``PUENTE_*`` settings
+(:mod:`puente.config`; ``tests/unit/deploy`` checks that every variable a render sets is one of
+them). When the services rename a setting, change it here and re-render.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from puente.config import KafkaSettings, LocalBrokerSettings
 from puente.kafka.plan import Plan, build_plan
 from puente.members import load_members
 from puente.resources import project_root
-from puente.service.setup import PSEUDONYM_SECRET_FILE
+from puente.service.secret import PSEUDONYM_SECRET_FILE
 from puente.topics import Naming
 
 # --- images --------------------------------------------------------------------------------------
@@ -27,36 +28,48 @@ PUENTE_IMAGE = "puente:0.1.0"
 RUN_UID = 1000
 
 # --- processes -----------------------------------------------------------------------------------
-POLICY_COMMAND = ("puente", "serve", "policy")
+NODE_COMMAND = ("puente", "serve", "node")
 GATEWAY_COMMAND = ("puente", "gateway", "serve")
 PROVISION_COMMAND = ("puente", "kafka", "provision")
-POLICY_REPLICAS = 2
+# Instances of one state's node share its ingress partitions (4: up to 4 instances). On one
+# Compose host a second container guards against nothing a restart does not (a crashed
+# instance's partitions wait for its session timeout either way); Kubernetes spreads two over
+# machines.
+NODE_REPLICAS_COMPOSE = 1
+NODE_REPLICAS_K8S = 2
 GATEWAY_REPLICAS = 2
 
 # Ports. The gateway serves its API, /healthz, /readyz and /metrics over TLS on one port.
 GATEWAY_PORT = 8443
-POLICY_METRICS_PORT = 9464
+NODE_METRICS_PORT = 9464
 KAFKA_CLIENT_PORT = 9092
 
-# Environment variables the deployment sets that puente.config does not define (assumptions).
-ENV_POLICY_METRICS_PORT = "PUENTE_POLICY__METRICS_PORT"
-ENV_POLICY_SIGNING_KEY = "PUENTE_POLICY__SIGNING_KEY_FILE"
+# Settings of a node (puente.config.PolicyServiceSettings) the deployment sets.
+ENV_NODE_METRICS_PORT = "PUENTE_POLICY__METRICS_PORT"
+ENV_NODE_METRICS_HOST = "PUENTE_POLICY__METRICS_HOST"
+ENV_NODE_KEYS_DIR = "PUENTE_POLICY__KEYS_DIR"
 
 # In-container paths.
 SECRETS_MOUNT = "/run/secrets"  # Compose mounts every secret here
 K8S_SECRETS_DIR = "/var/run/puente/secrets"
-K8S_KEYS_DIR = "/var/run/puente/keys"
 POLICIES_MOUNT = "/etc/puente/policies"
 # Scratch only (a private tmpfs or emptyDir): services keep their state in Kafka.
 STATE_DIR = "/tmp/puente"  # noqa: S108
+# A node's key store (PUENTE_POLICY__KEYS_DIR): its node:CC signing and encryption keys, read
+# only (Compose bind-mounts the state's folder; in Kubernetes an init container copies the
+# Secret's files in, 0600 and owned by the process, as puente.evidence.keys demands).
+NODE_KEYS_DIR = "/var/run/puente/keys"
+# The public trust material, where a Puente process looks for the embedded default's key store
+# (<state dir>/keys): the operator's root verifier keys (the trust anchors, .vkey and .json as
+# puente.evidence.keystore reads them), the signed trust list (trust-list.note, read when the
+# trust topic has none) and the anchors one per line (trust-anchors.txt). No private key.
+TRUST_MOUNT = f"{STATE_DIR}/keys"
+TRUST_ANCHORS_FILE = "trust-anchors.txt"
 
-# Secret names that are not Kafka principals.
-SIGNING_KEY_NAME = "puente-policy"  # signed-note key name of the policy service's Ed25519 key
-SIGNING_KEY_FILE = f"{SIGNING_KEY_NAME}.skey"
-# The policy service reads its pseudonymisation secret from <secrets dir>/<this file>; every
-# replica must read the same one (puente.service.setup.pseudonym_secret never makes one when a
-# signing key file is configured).
-POLICY_PSEUDONYM_FILE = PSEUDONYM_SECRET_FILE
+# A node reads its pseudonymisation secret from <secrets dir>/<this file>; each state's node
+# has its own, and all its instances read the same one (puente.service.secret.pseudonym_secret
+# never makes one when a key store is configured).
+NODE_PSEUDONYM_FILE = PSEUDONYM_SECRET_FILE
 # The broker's PLAIN password, read by Kafka's FileConfigProvider (a file name, not a secret).
 BROKER_SECRET_FILE = "kafka-broker.properties"  # noqa: S105
 GATEWAY_TLS_CERT = "gateway-tls.crt"
@@ -75,13 +88,19 @@ def repo_root() -> Path:
     return root
 
 
+def node_command(member: str) -> tuple[str, ...]:
+    """State ``member``'s node: ``puente serve node --as CC``."""
+    return (*NODE_COMMAND, "--as", member)
+
+
 @dataclass(frozen=True)
 class DeployInputs:
-    """The sources every rendered file derives from."""
+    """The sources every rendered file (and every secrets folder) derives from."""
 
     naming: Naming
     members: tuple[str, ...]
     plan: Plan
+    floor_digest: bytes  # SHA-256 of regional.yaml: the floor the trust list pins
     partitions: int = PARTITIONS
     brokers: int = BROKERS
 
@@ -93,4 +112,6 @@ def deploy_inputs(
     naming = Naming(prefix)
     members = load_members(policies_dir).codes
     plan = build_plan(naming, members, partitions=partitions, brokers=BROKERS)
-    return DeployInputs(naming, members, plan, partitions, BROKERS)
+    # The policy loader's floor digest (PolicySet.digests.floor): the bytes of regional.yaml.
+    floor = hashlib.sha256((policies_dir / "regional.yaml").read_bytes()).digest()
+    return DeployInputs(naming, members, plan, floor, partitions, BROKERS)

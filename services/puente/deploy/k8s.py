@@ -10,23 +10,32 @@ from one source:
 - ``20-topics.yaml``: a KafkaTopic per topic of :func:`~puente.kafka.plan.build_plan`;
 - ``21-users.yaml``: a KafkaUser per principal with exactly the plan's ACLs, password from a
   Secret the operator creates (``puente deploy k8s secrets``);
-- ``30-policy-service.yaml`` / ``31-gateway.yaml``: ServiceAccount, Deployment (probes,
-  resources, security context), PodDisruptionBudget and Service of each Puente process;
-- ``40-network-policies.yaml``: default-deny ingress, then what each process needs;
+- ``30-node-cc.yaml``, one per member state: everything state CC's node runs (ServiceAccount,
+  Deployment with probes, resources and security context, PodDisruptionBudget, metrics Service,
+  NetworkPolicy), so that one file is what a state's operator reviews or takes away;
+- ``31-gateway.yaml``: the same for the gateway;
+- ``40-network-policies.yaml``: default-deny ingress for the namespace;
 - ``kustomization.yaml``: the list, for ``kubectl apply -k deploy/k8s``.
 
-Secrets (passwords, signing key, gateway TLS certificate, the policies ConfigMap) are referenced
-by name, never included.
+Secrets (passwords, each node's key store and pseudonymisation secret, the gateway's TLS
+certificate) and the operator's ConfigMaps (policies, public trust material) are referenced by
+name, never included.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from puente.deploy import contract as c
-from puente.deploy.material import PSEUDONYM_SECRET, SIGNING_KEY_SECRET, password_secret_name
+from puente.deploy.material import (
+    TRUST_CONFIGMAP,
+    node_keys_secret_name,
+    node_pseudonym_secret_name,
+    password_secret_name,
+)
 from puente.deploy.render import GENERATED_BY, to_yaml, yaml_stream
 from puente.kafka.broker_config import ADMIN_USER, node_ports, server_properties
 from puente.kafka.plan import Acl, Operation, Pattern, Principal, Resource, Topic
@@ -63,14 +72,14 @@ CLUSTER_CONFIG_KEYS = (
 )
 
 # Strimzi's ACL vocabulary.
-_RESOURCE = {
+RESOURCE_TYPES = {
     Resource.TOPIC: "topic",
     Resource.GROUP: "group",
     Resource.TRANSACTIONAL_ID: "transactionalId",
 }
-_PATTERN = {Pattern.LITERAL: "literal", Pattern.PREFIXED: "prefix"}
-_OPERATION = {Operation.READ: "Read", Operation.WRITE: "Write", Operation.DESCRIBE: "Describe"}
-_OPERATION_ORDER = list(_OPERATION.values())
+PATTERN_TYPES = {Pattern.LITERAL: "literal", Pattern.PREFIXED: "prefix"}
+OPERATIONS = {Operation.READ: "Read", Operation.WRITE: "Write", Operation.DESCRIBE: "Describe"}
+OPERATION_ORDER = list(OPERATIONS.values())
 
 
 def typed(value: str) -> int | bool | str:
@@ -231,7 +240,7 @@ def strimzi_acls(acls: list[Acl]) -> list[dict[str, Any]]:
     """The plan's ACL bindings as Strimzi ACL rules (one rule per resource pattern)."""
     grouped: dict[tuple[Resource, str, Pattern], set[str]] = defaultdict(set)
     for a in acls:
-        grouped[(a.resource, a.name, a.pattern)].add(_OPERATION[a.operation])
+        grouped[(a.resource, a.name, a.pattern)].add(OPERATIONS[a.operation])
     rules = []
     for (resource, name, pattern), ops in sorted(
         grouped.items(), key=lambda kv: (kv[0][0].value, kv[0][1], kv[0][2].value)
@@ -240,33 +249,15 @@ def strimzi_acls(acls: list[Acl]) -> list[dict[str, Any]]:
             {
                 "type": "allow",
                 "resource": {
-                    "type": _RESOURCE[resource],
+                    "type": RESOURCE_TYPES[resource],
                     "name": name,
-                    "patternType": _PATTERN[pattern],
+                    "patternType": PATTERN_TYPES[pattern],
                 },
-                "operations": sorted(ops, key=_OPERATION_ORDER.index),
+                "operations": sorted(ops, key=OPERATION_ORDER.index),
                 "host": "*",
             }
         )
     return rules
-
-
-def plan_acls(principal: str, rules: list[dict[str, Any]]) -> set[Acl]:
-    """The inverse of :func:`strimzi_acls` (tests check the round trip against the plan)."""
-    resource = {v: k for k, v in _RESOURCE.items()}
-    pattern = {v: k for k, v in _PATTERN.items()}
-    operation = {v: k for k, v in _OPERATION.items()}
-    return {
-        Acl(
-            principal,
-            resource[r["resource"]["type"]],
-            r["resource"]["name"],
-            pattern[r["resource"]["patternType"]],
-            operation[op],
-        )
-        for r in rules
-        for op in r["operations"]
-    }
 
 
 def kafka_user(principal: Principal | str, acls: list[Acl]) -> dict[str, Any]:
@@ -310,16 +301,44 @@ def kafka_users(inputs: c.DeployInputs) -> list[dict[str, Any]]:
 # --- Puente's own processes ----------------------------------------------------------------------
 
 
-def _labels(component: str) -> dict[str, str]:
-    return {
-        **PART_OF,
-        "app.kubernetes.io/name": f"puente-{component}",
-        "app.kubernetes.io/component": component,
-    }
+@dataclass(frozen=True)
+class App:
+    """One Puente process as Kubernetes knows it: the name of its ServiceAccount, Deployment,
+    PodDisruptionBudget and NetworkPolicy, its component, and for a node its member state."""
+
+    name: str
+    component: str
+    member: str | None = None
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Every label of its resources and pods."""
+        labels = {
+            **PART_OF,
+            "app.kubernetes.io/name": self.name,
+            "app.kubernetes.io/component": self.component,
+        }
+        if self.member:
+            labels["puente.io/member"] = self.member
+        return labels
+
+    @property
+    def selector(self) -> dict[str, str]:
+        """The label that selects its pods (and only its)."""
+        return {"app.kubernetes.io/name": self.name}
 
 
-def _selector(component: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": f"puente-{component}"}
+GATEWAY = App("puente-gateway", "gateway")
+
+
+def node_app(member: str) -> App:
+    """State ``member``'s node: ``puente-node-cc``."""
+    return App(f"puente-node-{member.lower()}", "node", member)
+
+
+def node_file(member: str) -> str:
+    """The file holding everything state ``member``'s node runs (hand it to its operator)."""
+    return f"30-node-{member.lower()}.yaml"
 
 
 def _env(extra: dict[str, str]) -> list[dict[str, Any]]:
@@ -390,8 +409,11 @@ def _common_volumes(
             },
         },
         # Not subPath-mounted: a changed ConfigMap reaches the pod (one atomic swap of the whole
-        # directory) and the policy service reloads it at a batch boundary.
+        # directory) and a node reloads it at a batch boundary.
         {"name": "policies", "configMap": {"name": POLICIES_CONFIGMAP, "items": items}},
+        # Public: the trust anchors and the signed trust list (`puente deploy k8s secrets`),
+        # followed the same way (a node and the gateway re-read the list while they run).
+        {"name": "trust", "configMap": {"name": TRUST_CONFIGMAP}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
     ]
 
@@ -402,43 +424,44 @@ def _common_mounts() -> list[dict[str, Any]]:
         {"name": "kafka-ca", "mountPath": "/var/run/puente/kafka-ca", "readOnly": True},
         {"name": "policies", "mountPath": c.POLICIES_MOUNT, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - the pod's own emptyDir
+        {"name": "trust", "mountPath": c.TRUST_MOUNT, "readOnly": True},
     ]
 
 
-def _service_account(component: str) -> dict[str, Any]:
+def _service_account(app: App) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": _meta(f"puente-{component}", **_labels(component)),
+        "metadata": _meta(app.name, **app.labels),
         # Puente never talks to the Kubernetes API.
         "automountServiceAccountToken": False,
     }
 
 
-def _pdb(component: str) -> dict[str, Any]:
+def _pdb(app: App) -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": _meta(f"puente-{component}", **_labels(component)),
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": _selector(component)}},
+        "metadata": _meta(app.name, **app.labels),
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": app.selector}},
     }
 
 
-def _service(component: str, name: str, port_name: str, port: int) -> dict[str, Any]:
+def _service(app: App, name: str, port_name: str, port: int) -> dict[str, Any]:
     """A Service in front of one Puente process's pods, on its named container port."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(name, **_labels(component)),
+        "metadata": _meta(name, **app.labels),
         "spec": {
-            "selector": _selector(component),
+            "selector": app.selector,
             "ports": [{"name": port_name, "port": port, "targetPort": port_name}],
         },
     }
 
 
 def _deployment(
-    component: str,
+    app: App,
     *,
     replicas: int,
     annotations: dict[str, str],
@@ -449,11 +472,11 @@ def _deployment(
 ) -> dict[str, Any]:
     """A Deployment of one Puente process, spread over nodes, one new pod at a time."""
     pod: dict[str, Any] = {
-        "serviceAccountName": f"puente-{component}",
+        "serviceAccountName": app.name,
         "automountServiceAccountToken": False,
         "securityContext": _pod_security(),
         "terminationGracePeriodSeconds": grace_s,
-        "topologySpreadConstraints": [_spread(_selector(component))],
+        "topologySpreadConstraints": [_spread(app.selector)],
     }
     if init_containers:
         pod["initContainers"] = init_containers
@@ -461,109 +484,153 @@ def _deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(f"puente-{component}", **_labels(component)),
+        "metadata": _meta(app.name, **app.labels),
         "spec": {
             "replicas": replicas,
-            "selector": {"matchLabels": _selector(component)},
-            # maxUnavailable 0: a policy-service handover is a rebalance with fencing, and the
-            # gateway keeps serving while a new pod becomes ready.
+            "selector": {"matchLabels": app.selector},
+            # maxUnavailable 0: a node's handover is a rebalance with fencing, and the gateway
+            # keeps serving while a new pod becomes ready.
             "strategy": {
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
             },
             "template": {
-                "metadata": {"labels": _labels(component), "annotations": annotations},
+                "metadata": {"labels": app.labels, "annotations": annotations},
                 "spec": pod,
             },
         },
     }
 
 
-def policy_service(inputs: c.DeployInputs) -> list[dict[str, Any]]:
-    """The policy service: ≥ 2 replicas of one consumer group over every ingress topic."""
-    component = "policy-service"
-    principal = inputs.naming.service_principal("policy")
+_DNS = {
+    "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+}
+_KAFKA = {
+    "to": [
+        {
+            "podSelector": {
+                "matchLabels": {"strimzi.io/cluster": CLUSTER, "strimzi.io/kind": "Kafka"}
+            }
+        }
+    ],
+    "ports": [{"protocol": "TCP", "port": c.KAFKA_CLIENT_PORT}],
+}
+_MONITORING = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+
+
+def _network_policy(app: App, ingress: list[dict[str, Any]]) -> dict[str, Any]:
+    """What may reach one Puente process (``ingress``), and that it reaches only Kafka and DNS."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(app.name, **app.labels),
+        "spec": {
+            "podSelector": {"matchLabels": app.selector},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": ingress,
+            "egress": [_KAFKA, _DNS],
+        },
+    }
+
+
+KEYS_SOURCE_DIR = "/var/run/puente/keys-src"
+
+
+def state_node(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
+    """State ``member``'s node (``puente serve node --as CC``): its own ServiceAccount,
+    credential, key store and pseudonymisation secret; ≥ 2 instances sharing its ingress
+    partitions in its own consumer group; metrics scrapes its only way in."""
+    app = node_app(member)
+    principal = inputs.naming.node_principal(member)
     probe = {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 10}
+    command = c.node_command(member)
     container = {
-        "name": "policy-service",
+        "name": "node",
         "image": c.PUENTE_IMAGE,
         "imagePullPolicy": "IfNotPresent",
-        "args": list(c.POLICY_COMMAND[1:]),
-        "command": [c.POLICY_COMMAND[0]],
+        "command": [command[0]],
+        "args": list(command[1:]),
         "env": _env(
             {
-                c.ENV_POLICY_METRICS_PORT: str(c.POLICY_METRICS_PORT),
-                c.ENV_POLICY_SIGNING_KEY: f"{c.K8S_KEYS_DIR}/{c.SIGNING_KEY_FILE}",
+                c.ENV_NODE_METRICS_PORT: str(c.NODE_METRICS_PORT),
+                c.ENV_NODE_METRICS_HOST: "0.0.0.0",  # noqa: S104 - the pod's own address
+                c.ENV_NODE_KEYS_DIR: c.NODE_KEYS_DIR,
             }
         ),
-        "ports": [{"name": "metrics", "containerPort": c.POLICY_METRICS_PORT, "protocol": "TCP"}],
+        "ports": [{"name": "metrics", "containerPort": c.NODE_METRICS_PORT, "protocol": "TCP"}],
         "startupProbe": probe | {"failureThreshold": 30},
         "livenessProbe": probe | {"failureThreshold": 3, "timeoutSeconds": 3},
         "readinessProbe": probe | {"failureThreshold": 2, "timeoutSeconds": 3},
-        "resources": _resources("500m", "512Mi", "1Gi"),
+        # One state's share of the exchange; memory grows with the notice ids its partitions
+        # accepted within the dedupe horizon (deploy/README.md, "Sizing").
+        "resources": _resources("100m", "256Mi", "1Gi"),
         "securityContext": _CONTAINER_SECURITY,
         "volumeMounts": [
             *_common_mounts(),
-            {"name": "keys", "mountPath": c.K8S_KEYS_DIR, "readOnly": True},
+            {"name": "keys", "mountPath": c.NODE_KEYS_DIR, "readOnly": True},
         ],
     }
-    # The key file must be 0600 and owned by the process (puente.evidence.keys refuses anything
-    # group-readable), which a Secret volume cannot express: copy it into a memory volume.
-    copy_key = {
-        "name": "signing-key",
+    # Private key files must be 0600 and owned by the process (puente.evidence.keys refuses
+    # anything group-readable), which a Secret volume cannot express: copy the key store's
+    # files (their names carry key ids, so all of them) into a memory volume.
+    copy_keys = {
+        "name": "keys",
         "image": c.PUENTE_IMAGE,
         "imagePullPolicy": "IfNotPresent",
-        "command": [
-            "install",
-            "-m",
-            "0600",
-            f"/var/run/puente/keys-src/{c.SIGNING_KEY_FILE}",
-            f"{c.K8S_KEYS_DIR}/{c.SIGNING_KEY_FILE}",
-        ],
+        "command": ["/bin/sh", "-c", f"install -m 0600 {KEYS_SOURCE_DIR}/* {c.NODE_KEYS_DIR}/"],
         "resources": _resources("10m", "16Mi", "32Mi"),
         "securityContext": _CONTAINER_SECURITY,
         "volumeMounts": [
-            {"name": "keys-src", "mountPath": "/var/run/puente/keys-src", "readOnly": True},
-            {"name": "keys", "mountPath": c.K8S_KEYS_DIR},
+            {"name": "keys-src", "mountPath": KEYS_SOURCE_DIR, "readOnly": True},
+            {"name": "keys", "mountPath": c.NODE_KEYS_DIR},
         ],
     }
     volumes = [
-        # The pseudonymisation secret sits in the secrets directory, one for every replica.
+        # The node's pseudonymisation secret sits in its secrets directory, one for its instances.
         *_common_volumes(
-            principal, inputs.members, also=((PSEUDONYM_SECRET, c.POLICY_PSEUDONYM_FILE),)
+            principal,
+            inputs.members,
+            also=((node_pseudonym_secret_name(principal), c.NODE_PSEUDONYM_FILE),),
         ),
         {
             "name": "keys-src",
-            "secret": {
-                "secretName": SIGNING_KEY_SECRET,
-                "items": [{"key": c.SIGNING_KEY_FILE, "path": c.SIGNING_KEY_FILE}],
-                "defaultMode": 0o440,
-            },
+            "secret": {"secretName": node_keys_secret_name(principal), "defaultMode": 0o440},
         },
         {"name": "keys", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
     ]
     deployment = _deployment(
-        component,
-        replicas=c.POLICY_REPLICAS,
+        app,
+        replicas=c.NODE_REPLICAS_K8S,
         annotations={
             "prometheus.io/scrape": "true",
-            "prometheus.io/port": str(c.POLICY_METRICS_PORT),
+            "prometheus.io/port": str(c.NODE_METRICS_PORT),
         },
         # SIGTERM: the current batch (one transaction) finishes, then the process exits.
         grace_s=60,
         containers=[container],
-        init_containers=[copy_key],
+        init_containers=[copy_keys],
         volumes=volumes,
     )
     # Headless: Prometheus scrapes every pod, nothing load-balances to them.
-    service = _service(component, f"puente-{component}-metrics", "metrics", c.POLICY_METRICS_PORT)
+    service = _service(app, f"{app.name}-metrics", "metrics", c.NODE_METRICS_PORT)
     service["spec"]["clusterIP"] = "None"
-    return [_service_account(component), deployment, _pdb(component), service]
+    metrics_only = [
+        {"from": [_MONITORING], "ports": [{"protocol": "TCP", "port": c.NODE_METRICS_PORT}]}
+    ]
+    return [
+        _service_account(app),
+        deployment,
+        _pdb(app),
+        service,
+        _network_policy(app, metrics_only),
+    ]
 
 
 def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
-    """The HTTP gateway: TLS on one port for the API, health and metrics."""
-    component = "gateway"
+    """The HTTP gateway: TLS on one port for the API, health and metrics. Stateless on disk:
+    its replicas share tokens and first answers through Kafka (puente_gateway.shared)."""
+    app = GATEWAY
     principal = inputs.naming.service_principal("gateway")
 
     def probe(path: str, failures: int) -> dict[str, Any]:
@@ -582,11 +649,10 @@ def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
         "args": list(c.GATEWAY_COMMAND[1:]),
         "env": _env(
             {
-                "PUENTE_GATEWAY_HOST": "0.0.0.0",  # noqa: S104 - the pod's own address
-                "PUENTE_GATEWAY_PORT": str(c.GATEWAY_PORT),
-                "PUENTE_GATEWAY_TLS_CERT": "/var/run/puente/tls/tls.crt",
-                "PUENTE_GATEWAY_TLS_KEY": "/var/run/puente/tls/tls.key",
-                "PUENTE_GATEWAY_DATA_DIR": "/var/lib/puente/gateway",
+                "PUENTE_GATEWAY__HOST": "0.0.0.0",  # noqa: S104 - the pod's own address
+                "PUENTE_GATEWAY__PORT": str(c.GATEWAY_PORT),
+                "PUENTE_GATEWAY__TLS_CERT": "/var/run/puente/tls/tls.crt",
+                "PUENTE_GATEWAY__TLS_KEY": "/var/run/puente/tls/tls.key",
             }
         ),
         "ports": [{"name": "https", "containerPort": c.GATEWAY_PORT, "protocol": "TCP"}],
@@ -599,16 +665,14 @@ def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
         "volumeMounts": [
             *_common_mounts(),
             {"name": "tls", "mountPath": "/var/run/puente/tls", "readOnly": True},
-            {"name": "data", "mountPath": "/var/lib/puente/gateway"},
         ],
     }
     volumes = [
         *_common_volumes(principal, inputs.members),
         {"name": "tls", "secret": {"secretName": GATEWAY_TLS_SECRET, "defaultMode": 0o440}},
-        {"name": "data", "emptyDir": {"sizeLimit": "1Gi"}},
     ]
     deployment = _deployment(
-        component,
+        app,
         replicas=c.GATEWAY_REPLICAS,
         annotations={
             "prometheus.io/scrape": "true",
@@ -620,79 +684,28 @@ def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
         init_containers=[],
         volumes=volumes,
     )
-    service = _service(component, f"puente-{component}", "https", c.GATEWAY_PORT)
+    service = _service(app, app.name, "https", c.GATEWAY_PORT)
     service["spec"]["type"] = "ClusterIP"
-    return [_service_account(component), deployment, _pdb(component), service]
+    # Agencies come from anywhere the Service is exposed to (an Ingress or load balancer).
+    anyone = [{"ports": [{"protocol": "TCP", "port": c.GATEWAY_PORT}]}]
+    return [
+        _service_account(app),
+        deployment,
+        _pdb(app),
+        service,
+        _network_policy(app, anyone),
+    ]
 
 
-def network_policies() -> list[dict[str, Any]]:
-    """Default-deny ingress for the namespace; then each Puente process's in- and outbound."""
-    dns = {
-        "to": [
-            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
-        ],
-        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-    }
-    kafka = {
-        "to": [
-            {
-                "podSelector": {
-                    "matchLabels": {"strimzi.io/cluster": CLUSTER, "strimzi.io/kind": "Kafka"}
-                }
-            }
-        ],
-        "ports": [{"protocol": "TCP", "port": c.KAFKA_CLIENT_PORT}],
-    }
-    monitoring = {
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
-    }
-    deny = {
+def default_deny() -> dict[str, Any]:
+    """Default-deny ingress for the namespace: each Puente process's own NetworkPolicy (in its
+    file) lets in what it serves; Strimzi adds its own for what Kafka's pods need."""
+    return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": _meta("puente-default-deny-ingress"),
-        # Strimzi adds its own policies that let in what Kafka's pods need.
         "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
     }
-    policy = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _meta("puente-policy-service", **_labels("policy-service")),
-        "spec": {
-            "podSelector": {"matchLabels": _selector("policy-service")},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [
-                {
-                    "from": [monitoring],
-                    "ports": [{"protocol": "TCP", "port": c.POLICY_METRICS_PORT}],
-                }
-            ],
-            "egress": [kafka, dns],
-        },
-    }
-    gw = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _meta("puente-gateway", **_labels("gateway")),
-        "spec": {
-            "podSelector": {"matchLabels": _selector("gateway")},
-            "policyTypes": ["Ingress", "Egress"],
-            # Agencies come from anywhere the Service is exposed to (an Ingress or load balancer).
-            "ingress": [{"ports": [{"protocol": "TCP", "port": c.GATEWAY_PORT}]}],
-            "egress": [kafka, dns],
-        },
-    }
-    return [deny, policy, gw]
-
-
-FILES = {
-    "00-namespace.yaml",
-    "10-kafka.yaml",
-    "20-topics.yaml",
-    "21-users.yaml",
-    "30-policy-service.yaml",
-    "31-gateway.yaml",
-    "40-network-policies.yaml",
-}
 
 
 def k8s_files(inputs: c.DeployInputs) -> dict[Path, str]:
@@ -702,9 +715,9 @@ def k8s_files(inputs: c.DeployInputs) -> dict[Path, str]:
         "10-kafka.yaml": kafka_cluster(),
         "20-topics.yaml": [kafka_topic(t) for t in inputs.plan.topics],
         "21-users.yaml": kafka_users(inputs),
-        "30-policy-service.yaml": policy_service(inputs),
+        **{node_file(m): state_node(inputs, m) for m in inputs.members},
         "31-gateway.yaml": gateway(inputs),
-        "40-network-policies.yaml": network_policies(),
+        "40-network-policies.yaml": [default_deny()],
     }
     files = {K8S_DIR / name: yaml_stream(d) for name, d in docs.items()}
     kustomization = {

@@ -1,31 +1,58 @@
 """Secret material for a deployment, generated locally and never committed.
 
-``compose_secrets`` fills ``deploy/compose/secrets/`` (git-ignored) with every file the Compose
-file mounts: each principal's SCRAM credential in :class:`~puente.secrets.SecretStore` format, the
-broker's PLAIN password as a properties file (Kafka's FileConfigProvider reads it), the policy
-service's Ed25519 signing key and pseudonymisation secret (one for every replica), and a
-self-signed TLS certificate for the gateway. It also writes
-``deploy/compose/.env`` with the KRaft cluster id. Existing files are kept: rotation is a
-deliberate act (delete the file, re-run, re-provision; see deploy/README.md).
+The operator's secrets folder (``deploy/compose/secrets/`` for Compose, git-ignored; any folder
+for Kubernetes) holds, all private files 0600::
 
-``k8s_secret_manifests`` turns a local secrets directory into Kubernetes Secret manifests, written
-to a 0600 file for ``kubectl apply`` (never printed).
+    admin.json, <principal>.json    every principal's SCRAM credential (SecretStore format),
+                                    one per member state and per node among them
+    kafka-broker.properties         the brokers' PLAIN password (Compose: FileConfigProvider)
+    gateway-tls.crt, .key           a self-signed certificate for the gateway (Compose)
+    nodes/CC/keys/                  state CC's node key store (puente.evidence.keystore): its
+                                    node:CC Ed25519 signing key (delivery, checkpoint) and
+                                    X25519 encryption key (agencies seal ingress to it)
+    nodes/CC/policy-pseudonym.key   CC's node's pseudonymisation secret (its own)
+    trust/                          the operator's key store (``puente keys --dir``): the
+                                    operator:root key, the public part of every node key (and
+                                    of every member key the operator imports), the signed trust
+                                    list pinning the regional floor
+    trust-public/                   what every node and gateway mounts: the root's verifier
+                                    keys and the signed trust list; nothing private
+
+Existing files are kept: rotation is a deliberate act (a new key file, then a new trust list;
+deploy/README.md). Each run copies the public part of every node key the trust store lacks and
+signs a new trust list when its keys or floor changed or it nears expiry.
+
+``k8s_secret_manifests`` turns the folder into Kubernetes Secret manifests (and
+``k8s_trust_configmap`` the public trust material into a ConfigMap), written to a 0600 file for
+``kubectl apply`` (never printed).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from puente.deploy import contract as c
 from puente.errors import ConfigError
-from puente.evidence.keys import SigningKey, write_private_key, write_public_key
+from puente.evidence._time import now_ms
+from puente.evidence.errors import UntrustedKeyError
+from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
+from puente.evidence.trust import ROOT_HOLDER, TrustList, Usage, node_holder
 from puente.kafka.broker_config import ADMIN_USER, BROKER_USER
 from puente.secrets import SecretStore, new_password, write_private
-from puente.service.setup import new_pseudonym_secret
+from puente.service.secret import new_pseudonym_secret
+
+NODES_DIR = "nodes"
+TRUST_DIR = "trust"
+TRUST_PUBLIC_DIR = "trust-public"
+NODE_KEYS_SUBDIR = "keys"
+TRUST_LIST_MS = 30 * 86_400_000  # a signed list is valid 30 days...
+RESIGN_WITHIN_MS = 7 * 86_400_000  # ...and is signed anew by the first run in its last 7
 
 
 def _random_cluster_id() -> str:
@@ -35,29 +62,153 @@ def _random_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def _ensure_signing_key(secrets_dir: Path) -> Path | None:
-    """The policy service's signing key (and its public half); the path when newly made."""
-    skey = secrets_dir / c.SIGNING_KEY_FILE
-    if skey.exists():
-        return None
-    key = SigningKey.generate(c.SIGNING_KEY_NAME)
-    write_private_key(key, skey)
-    write_public_key(key.public, secrets_dir / f"{c.SIGNING_KEY_NAME}.vkey")
-    return skey
+def node_dir(secrets_dir: Path, member: str) -> Path:
+    """State ``member``'s node's folder: its key store and its pseudonymisation secret."""
+    return secrets_dir / NODES_DIR / member
 
 
-def _ensure_pseudonym_secret(secrets_dir: Path) -> Path | None:
-    """The policy service's pseudonymisation secret, shared by its replicas; the path when new."""
-    path = secrets_dir / c.POLICY_PSEUDONYM_FILE
+def node_keys_dir(secrets_dir: Path, member: str) -> Path:
+    """State ``member``'s node key store (what ``PUENTE_POLICY__KEYS_DIR`` names)."""
+    return node_dir(secrets_dir, member) / NODE_KEYS_SUBDIR
+
+
+def _ensure_pseudonym_secret(path: Path) -> Path | None:
+    """A node's pseudonymisation secret, shared by its instances; the path when new."""
     if path.exists():
         return None
     write_private(path, new_pseudonym_secret())
     return path
 
 
+def _ensure_node_keys(store: KeyStore, member: str, now: int) -> bool:
+    """A signing key and an encryption key for ``node:<member>`` unless the store has one of
+    each kind already (a rotated or revoked one included: replacing keys is the state's act)."""
+    holder = node_holder(member)
+    kinds = {m.is_encryption for m in store.key_metas() if m.holder == holder}
+    if False not in kinds:
+        store.generate(holder, valid_from=now)
+    if True not in kinds:
+        store.generate_encryption(holder, valid_from=now)
+    return kinds != {False, True}
+
+
+def _import_node_keys(trust: KeyStore, node: KeyStore, member: str) -> bool:
+    """Copy the public part and description of every ``node:<member>`` key that the trust
+    store lacks. Keys it has are left as the operator keeps them (an end or a revocation the
+    operator set there is never undone from the node's copy)."""
+    holder = node_holder(member)
+    known = {m.key_id for m in trust.key_metas()}
+    new = [m for m in node.key_metas() if m.holder == holder and m.key_id not in known]
+    for meta in new:
+        if meta.is_encryption:
+            trust.import_encryption(
+                node.encryption_public(meta), holder, valid_from=meta.valid_from
+            )
+        else:
+            usages = [Usage(u) for u in meta.usages]
+            trust.import_public(
+                node.public(meta), holder, valid_from=meta.valid_from, usages=usages
+            )
+        trust.update(meta)  # with the end or revocation the state gave it
+    return bool(new)
+
+
+def _sign_trust_list(trust: KeyStore, floor: bytes, now: int) -> bool:
+    """Sign a new trust list of the trust store's keys, pinning ``floor``, unless the signed one
+    already says exactly that and is valid for a week more. True when signed anew."""
+    anchors = [trust.public(m) for m in trust.key_metas() if m.holder == ROOT_HOLDER]
+    wanted = trust.trust_list(
+        serial=0, issued_at=now, expires_at=now + TRUST_LIST_MS, floor_digest=floor
+    )
+    path = trust.root / TRUST_LIST_FILE
+    current = (
+        TrustList.open(path.read_bytes(), anchors, now=now, strict=False)
+        if path.is_file()
+        else None
+    )
+    if (
+        current is not None
+        and not current.problems
+        and current.expires_at - now >= RESIGN_WITHIN_MS
+        and (current.entries, current.encryption_entries, current.floor_digest)
+        == (wanted.entries, wanted.encryption_entries, wanted.floor_digest)
+    ):
+        return False
+    try:
+        root = trust.current(ROOT_HOLDER, usage=Usage.TRUST_LIST, at=now)
+    except UntrustedKeyError:
+        raise ConfigError(
+            f"the trust list in {trust.root} needs signing and no operator root key is there",
+            hint=f"puente keys trust-list build --dir {trust.root} --floor {floor.hex()} && "
+            f"puente keys trust-list sign --dir {trust.root} --key <root.skey>, then run again",
+        ) from None
+    # A first list's serial is the time, so a list made anew never goes below one issued before.
+    serial = current.serial + 1 if current is not None else now // 1000
+    path.write_bytes(replace(wanted, serial=serial).sign(root))
+    return True
+
+
+def trust_public_files(secrets_dir: Path) -> dict[str, bytes]:
+    """The public trust material every node and gateway reads from ``<state dir>/keys``: the
+    operator root's keys as the key store keeps them (``.vkey`` and ``.json``, which
+    ``Runtime.anchors`` reads), the same verifier keys one per line (``trust-anchors.txt``) and
+    the signed trust list (``trust-list.note``, read when the trust topic has none)."""
+    trust = secrets_dir / TRUST_DIR
+    stem = ROOT_HOLDER.replace(":", "-") + "-"  # the key store's file names: <holder>-<key id>
+    files = {
+        p.name: p.read_bytes()
+        for p in sorted(trust.iterdir())
+        if p.name.startswith(stem) and p.suffix in (".vkey", ".json")
+    }
+    files[c.TRUST_ANCHORS_FILE] = b"".join(v for n, v in files.items() if n.endswith(".vkey"))
+    files[TRUST_LIST_FILE] = (trust / TRUST_LIST_FILE).read_bytes()
+    return files
+
+
+def _write_trust_public(secrets_dir: Path) -> None:
+    """Bring ``trust-public/`` to :func:`trust_public_files`, in place (a Compose bind mount
+    follows the directory, not a replaced one)."""
+    target = secrets_dir / TRUST_PUBLIC_DIR
+    target.mkdir(mode=0o755, exist_ok=True)
+    files = trust_public_files(secrets_dir)
+    for path in target.iterdir():
+        if path.name not in files:
+            path.unlink()
+    for name, data in files.items():
+        path = target / name
+        if not path.is_file() or path.read_bytes() != data:
+            tmp = path.with_name(f".{name}.tmp")
+            tmp.write_bytes(data)
+            tmp.chmod(0o644)
+            tmp.replace(path)
+
+
+def node_material(secrets_dir: Path, inputs: c.DeployInputs) -> list[Path]:
+    """Every node's key store and pseudonymisation secret, the operator's trust store with a
+    signed trust list of their public parts, and the public trust material; the paths made or
+    signed anew (a node key store that got keys counts as one)."""
+    now = now_ms()
+    created: list[Path] = []
+    trust = KeyStore(secrets_dir / TRUST_DIR)
+    if not any(m.holder == ROOT_HOLDER for m in trust.key_metas()):
+        trust.generate(ROOT_HOLDER, valid_from=now)
+        created.append(trust.root)
+    for member in inputs.members:
+        store = KeyStore(node_keys_dir(secrets_dir, member))
+        if _ensure_node_keys(store, member, now):
+            created.append(store.root)
+        secret = _ensure_pseudonym_secret(node_dir(secrets_dir, member) / c.NODE_PSEUDONYM_FILE)
+        created += [secret] if secret else []
+        _import_node_keys(trust, store, member)
+    if _sign_trust_list(trust, inputs.floor_digest, now):
+        created.append(trust.root / TRUST_LIST_FILE)
+    _write_trust_public(secrets_dir)
+    return created
+
+
 def compose_secrets(
     secrets_dir: Path,
-    principals: list[str],
+    inputs: c.DeployInputs,
     *,
     env_file: Path | None = None,
     owner: tuple[int, int] | None = None,
@@ -65,7 +216,7 @@ def compose_secrets(
     """Create the missing secret files; returns the paths created (existing ones are kept)."""
     created: list[Path] = []
     store = SecretStore(secrets_dir)
-    for name in (ADMIN_USER, *principals):
+    for name in (ADMIN_USER, *(p.name for p in inputs.plan.principals)):
         _, new = store.get_or_create(name)
         if new:
             created.append(secrets_dir / f"{name}.json")
@@ -73,9 +224,7 @@ def compose_secrets(
     if not broker.exists():
         write_private(broker, f"username={BROKER_USER}\npassword={new_password()}\n".encode())
         created.append(broker)
-    created += [
-        p for p in (_ensure_signing_key(secrets_dir), _ensure_pseudonym_secret(secrets_dir)) if p
-    ]
+    created += node_material(secrets_dir, inputs)
     cert, key_file = secrets_dir / c.GATEWAY_TLS_CERT, secrets_dir / c.GATEWAY_TLS_KEY
     if not cert.exists() or not key_file.exists():
         cert_pem, key_pem = self_signed_certificate(["localhost", "gateway"], ["127.0.0.1"])
@@ -101,8 +250,8 @@ def _chown_tree(directory: Path, owner: tuple[int, int]) -> None:
     uid, gid = owner
     try:
         os.chown(directory, uid, gid)
-        for path in directory.iterdir():
-            os.chown(path, uid, gid)
+        for path in directory.rglob("*"):
+            os.chown(path, uid, gid, follow_symlinks=False)
     except PermissionError as exc:
         raise ConfigError(
             f"cannot give {directory} to uid {uid}: {exc.strerror}",
@@ -144,56 +293,79 @@ def self_signed_certificate(
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
+# --- Kubernetes ----------------------------------------------------------------------------------
+
+
 def password_secret_name(principal: str) -> str:
     """The Kubernetes Secret holding a principal's password (KafkaUser refers to it)."""
     return f"{principal}-password"
 
 
-SIGNING_KEY_SECRET = "puente-policy-signing-key"  # noqa: S105 - a Secret's name
-PSEUDONYM_SECRET = "puente-policy-pseudonym"  # noqa: S105 - a Secret's name
+def node_keys_secret_name(principal: str) -> str:
+    """The Secret holding a node's key store (every file of ``nodes/CC/keys/``)."""
+    return f"{principal}-keys"
+
+
+def node_pseudonym_secret_name(principal: str) -> str:
+    """The Secret holding a node's pseudonymisation secret."""
+    return f"{principal}-pseudonym"
+
+
+TRUST_CONFIGMAP = "puente-trust"
 
 
 def k8s_secret_manifests(
-    secrets_dir: Path, principals: list[str], *, namespace: str
+    secrets_dir: Path, inputs: c.DeployInputs, *, namespace: str
 ) -> list[dict[str, Any]]:
-    """Secret manifests for every principal's password and the policy service's signing key and
+    """Secret manifests for every principal's password and every node's key store and
     pseudonymisation secret.
 
-    Missing credentials, the signing key and the pseudonymisation secret are generated into
-    ``secrets_dir`` first (kept there: re-running renders the same Secrets), so the
-    operator keeps the passwords to hand to member states. Each principal's Secret carries the
-    password twice: as ``password`` (what Strimzi's KafkaUser reads) and as ``<principal>.json``
-    (what a Puente process reads from its secrets directory).
+    Missing credentials and node material are generated into ``secrets_dir`` first (kept there:
+    re-running renders the same Secrets), so the operator keeps the passwords to hand to member
+    states. Each principal's Secret carries the password twice: as ``password`` (what Strimzi's
+    KafkaUser reads) and as ``<principal>.json`` (what a Puente process reads from its secrets
+    directory). A node's key store Secret holds every file of its folder under its own name.
     """
-    import json
-
     store = SecretStore(secrets_dir)
     docs: list[dict[str, Any]] = []
-    for name in principals:
+    for name in (ADMIN_USER, *(p.name for p in inputs.plan.principals)):
         cred, _ = store.get_or_create(name)
         body = json.dumps({"username": cred.username, "password": cred.password})
         data = {"password": cred.password, f"{name}.json": body}
         docs.append(_secret_manifest(password_secret_name(name), namespace, data))
-    _ensure_signing_key(secrets_dir)
-    _ensure_pseudonym_secret(secrets_dir)
-    for name, file in (
-        (SIGNING_KEY_SECRET, c.SIGNING_KEY_FILE),
-        (PSEUDONYM_SECRET, c.POLICY_PSEUDONYM_FILE),
-    ):
-        data = {file: (secrets_dir / file).read_text(encoding="ascii")}
-        docs.append(_secret_manifest(name, namespace, data))
+    node_material(secrets_dir, inputs)
+    for member in inputs.members:
+        principal = inputs.naming.node_principal(member)
+        keys = sorted(p for p in node_keys_dir(secrets_dir, member).iterdir() if p.is_file())
+        data = {p.name: p.read_text(encoding="utf-8") for p in keys}
+        docs.append(_secret_manifest(node_keys_secret_name(principal), namespace, data))
+        secret = node_dir(secrets_dir, member) / c.NODE_PSEUDONYM_FILE
+        data = {c.NODE_PSEUDONYM_FILE: secret.read_text(encoding="ascii")}
+        docs.append(_secret_manifest(node_pseudonym_secret_name(principal), namespace, data))
     return docs
+
+
+def k8s_trust_configmap(secrets_dir: Path, *, namespace: str) -> dict[str, Any]:
+    """The ``puente-trust`` ConfigMap: :func:`trust_public_files` (public, made with the
+    Secrets; run :func:`k8s_secret_manifests` first)."""
+    data = {n: v.decode("utf-8") for n, v in trust_public_files(secrets_dir).items()}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(TRUST_CONFIGMAP, namespace),
+        "data": data,
+    }
+
+
+def _metadata(name: str, namespace: str) -> dict[str, Any]:
+    return {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/part-of": "puente"}}
 
 
 def _secret_manifest(name: str, namespace: str, data: dict[str, str]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {"app.kubernetes.io/part-of": "puente"},
-        },
+        "metadata": _metadata(name, namespace),
         "type": "Opaque",
         "stringData": data,
     }

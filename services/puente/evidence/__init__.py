@@ -1,6 +1,9 @@
 """Evidence: keys and the trust list, signed deliveries, the Merkle audit log, checkpoints, and
 the auditor. Pure objects; files only at the edges (key store, export files).
 
+There is no curated face: import from the module that defines a name (``puente.evidence.log``,
+``puente.evidence.verify``, ...), the one import path each name has.
+
 The policy service's calls, in order of use::
 
     keys = KeyStore(dir); key = keys.current("service:policy", usage=Usage.DELIVERY, at=now)
@@ -13,48 +16,14 @@ The policy service's calls, in order of use::
 
 and a subscriber's::
 
-    tl = TrustList.open(trust_list_bytes, [anchor], now=now)
-    Verifier(trust_list=tl, registry=registry).verify_delivery(value, recipient="GT")
+    trust = TrustTracker([anchor], registry)          # puente.evidence.trustsource
+    trust.offer(trust_list_bytes)                     # and refresh it while running
+    trust.verifier().verify_delivery(value, recipient="GT")
+
+Sealing (:mod:`puente.evidence.seal`; keys in :mod:`puente.evidence.enckeys`)::
+
+    to = sealing_key(tl, member_holder("GT"), at=now)             # from the trust list
+    sealed = seal_delivery(payload, to=to, notice_id=..., recipient="GT", delivery_id=...)
+    opened = open_delivery(sealed.envelope, keys=KeyStore(dir).keyring("member:GT"), ...)
+    seal_notice(notice, to=sealing_key(tl, node_holder("MX"), at=now), origin="MX")
 """
-
-from puente.evidence.checkpoint import Checkpoint
-from puente.evidence.delivery import (
-    Delivery,
-    DeliveryAction,
-    DeliveryBatch,
-    DeliveryDecision,
-    DeliverySigner,
-    DeliveryStatement,
-)
-from puente.evidence.keys import PublicKey, SigningKey
-from puente.evidence.keystore import KeyStore
-from puente.evidence.log import AuditLog, CheckpointRecord, LogState, audit_log_id
-from puente.evidence.records import AuditRecord, Decision
-from puente.evidence.trust import KeyEntry, TrustList, Usage
-from puente.evidence.verify import VerifiedCheckpoint, VerifiedDelivery, Verifier, sign_receipt
-
-__all__ = [
-    "AuditLog",
-    "AuditRecord",
-    "Checkpoint",
-    "CheckpointRecord",
-    "Decision",
-    "Delivery",
-    "DeliveryAction",
-    "DeliveryBatch",
-    "DeliveryDecision",
-    "DeliverySigner",
-    "DeliveryStatement",
-    "KeyEntry",
-    "KeyStore",
-    "LogState",
-    "PublicKey",
-    "SigningKey",
-    "TrustList",
-    "Usage",
-    "VerifiedCheckpoint",
-    "VerifiedDelivery",
-    "Verifier",
-    "audit_log_id",
-    "sign_receipt",
-]

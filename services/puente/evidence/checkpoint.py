@@ -26,24 +26,29 @@ from puente.evidence.note import Note, check_text
 TIME_EXTENSION = "puente-time-ms "
 
 
-def check_origin(origin: str) -> str:
+def check_log_origin(log_origin: str) -> str:
     """A log origin as Puente writes it: non-empty, no spaces, no ``+`` (C2SP's SHOULD)."""
-    if not origin or "+" in origin or any(ch.isspace() or ord(ch) < 0x20 for ch in origin):
-        raise MalformedError(f"invalid log origin {origin!r}: non-empty, no spaces, no '+'")
-    return origin
+    if (
+        not log_origin
+        or "+" in log_origin
+        or any(ch.isspace() or ord(ch) < 0x20 for ch in log_origin)
+    ):
+        raise MalformedError(f"invalid log origin {log_origin!r}: non-empty, no spaces, no '+'")
+    return log_origin
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A tree head: origin (log id), size, root hash, and extension lines."""
+    """A tree head: its C2SP origin line (``log_origin``: the log id, e.g. ``puente.audit/MX/0``
+    — not to be confused with a notice's origin *state*), size, root hash, extension lines."""
 
-    origin: str
+    log_origin: str
     size: int
     root: bytes
     extensions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.origin or "\n" in self.origin:
+        if not self.log_origin or "\n" in self.log_origin:
             raise MalformedError("checkpoint origin must be one non-empty line")
         if self.size < 0:
             raise MalformedError("checkpoint size is negative")
@@ -56,7 +61,7 @@ class Checkpoint:
     @classmethod
     def make(cls, origin: str, size: int, root: bytes, *, time_ms: int) -> Checkpoint:
         """A Puente checkpoint with its signing time in the ``puente-time-ms`` extension."""
-        return cls(check_origin(origin), size, root, (f"{TIME_EXTENSION}{time_ms}",))
+        return cls(check_log_origin(origin), size, root, (f"{TIME_EXTENSION}{time_ms}",))
 
     @property
     def time_ms(self) -> int | None:
@@ -69,7 +74,7 @@ class Checkpoint:
     def text(self) -> str:
         """The note text (what the log signs)."""
         root = base64.b64encode(self.root).decode()
-        lines = [self.origin, str(self.size), root, *self.extensions]
+        lines = [self.log_origin, str(self.size), root, *self.extensions]
         return "\n".join(lines) + "\n"
 
     @classmethod

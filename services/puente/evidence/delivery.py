@@ -18,18 +18,19 @@ accepts, whichever the mode.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from hashlib import sha256
 from typing import Any, ClassVar
 
 from puente.codec.registry import Registry
+from puente.codec.wire import header_fingerprint
 from puente.evidence._avro import AvroRecord
 from puente.evidence._time import from_datetime, to_datetime
-from puente.evidence.checkpoint import Checkpoint, check_origin
+from puente.evidence.checkpoint import Checkpoint, check_log_origin
 from puente.evidence.errors import EvidenceError, MalformedError
 from puente.evidence.keys import SigningKey
 from puente.evidence.merkle.hasher import leaf_hash
-from puente.evidence.merkle.proof import MerkleTree
+from puente.evidence.merkle.tree import MerkleTree
+from puente.evidence.records import AuditDecision
 
 STATEMENT_CONTEXT = b"puente/delivery-statement/v1\x00"
 BATCH_ORIGIN_PREFIX = "puente.batch/"
@@ -38,18 +39,15 @@ DELIVERY_STATEMENT = "puente.DeliveryStatement"
 HANDLING_CODES = frozenset({"H0", "H1", "H2", "H3"})
 
 
-class DeliveryAction(StrEnum):
-    """What the policy did for this recipient."""
-
-    DELIVERED = "DELIVERED"
-    TRANSFORMED = "TRANSFORMED"
+DELIVERY_ACTIONS = frozenset({AuditDecision.DELIVERED, AuditDecision.TRANSFORMED})
+"""The outcomes a delivery statement can name (Avro enum ``DeliveryAction``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class DeliveryDecision:
     """The decision summary a delivery carries."""
 
-    action: DeliveryAction
+    action: AuditDecision
     rule_ids: tuple[str, ...]
     legal_bases: tuple[str, ...]
     handling_code: str
@@ -58,13 +56,17 @@ class DeliveryDecision:
     retention_days: int | None = None
 
     def __post_init__(self) -> None:
+        if self.action not in DELIVERY_ACTIONS:
+            raise MalformedError(f"a delivery is DELIVERED or TRANSFORMED, not {self.action}")
         if self.handling_code not in HANDLING_CODES:
             raise MalformedError(f"handling code {self.handling_code!r} is not H0-H3")
 
 
 @dataclass(frozen=True, kw_only=True)
 class DeliveryStatement(AvroRecord):
-    """What the policy service attests about one delivery (times in Unix ms)."""
+    """What the origin's node attests about one delivery (times in Unix ms). When the delivery
+    is sealed to its recipient, ``sealed_*`` describe the envelope the Delivery carries and
+    ``payload_*`` the plaintext notice inside it."""
 
     AVRO_NAME: ClassVar[str] = DELIVERY_STATEMENT
 
@@ -84,12 +86,25 @@ class DeliveryStatement(AvroRecord):
     signed_at: int
     audit_log_id: str
     audit_leaf_index: int
+    sealed_sha256: bytes | None = None
+    sealed_size: int | None = None
+    sealed_key_id: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.payload_fingerprint) != 8:
             raise MalformedError("payload_fingerprint must be 8 bytes")
         if len(self.payload_sha256) != 32 or len(self.original_sha256) != 32:
             raise MalformedError("payload and original digests must be 32 bytes")
+        sealed = (self.sealed_sha256, self.sealed_size, self.sealed_key_id)
+        if any(x is None for x in sealed) and any(x is not None for x in sealed):
+            raise MalformedError("a sealed delivery names its envelope's digest, size and key")
+        if self.sealed_sha256 is not None and len(self.sealed_sha256) != 32:
+            raise MalformedError("sealed_sha256 must be 32 bytes")
+
+    @property
+    def sealed(self) -> bool:
+        """True when the delivery's payload is an envelope sealed to the recipient."""
+        return self.sealed_sha256 is not None
 
     @classmethod
     def for_payload(
@@ -98,7 +113,7 @@ class DeliveryStatement(AvroRecord):
         """A statement whose payload fields (fingerprint, digest, size) come from ``payload``."""
         return cls(
             payload_schema=payload_schema,
-            payload_fingerprint=payload[2:10],
+            payload_fingerprint=header_fingerprint(payload) or b"",
             payload_sha256=sha256(payload).digest(),
             payload_size=len(payload),
             **fields,
@@ -116,6 +131,9 @@ class DeliveryStatement(AvroRecord):
             "payload_fingerprint": self.payload_fingerprint,
             "payload_sha256": self.payload_sha256,
             "payload_size": self.payload_size,
+            "sealed_sha256": self.sealed_sha256,
+            "sealed_size": self.sealed_size,
+            "sealed_key_id": self.sealed_key_id,
             "original_sha256": self.original_sha256,
             "decision": {
                 "action": d.action.value,
@@ -149,7 +167,7 @@ class DeliveryStatement(AvroRecord):
             payload_size=r["payload_size"],
             original_sha256=r["original_sha256"],
             decision=DeliveryDecision(
-                action=DeliveryAction(d["action"]),
+                action=AuditDecision(d["action"]),
                 rule_ids=tuple(d["rule_ids"]),
                 legal_bases=tuple(d["legal_bases"]),
                 handling_code=d["handling_code"],
@@ -163,6 +181,9 @@ class DeliveryStatement(AvroRecord):
             signed_at=from_datetime(r["signed_at"]),
             audit_log_id=r["audit_log_id"],
             audit_leaf_index=r["audit_leaf_index"],
+            sealed_sha256=r.get("sealed_sha256"),
+            sealed_size=r.get("sealed_size"),
+            sealed_key_id=r.get("sealed_key_id"),
         )
 
 
@@ -276,7 +297,7 @@ class DeliveryBatch:
 
     def __init__(self, registry: Registry, batch_id: str) -> None:
         self._registry = registry
-        self._origin = check_origin(BATCH_ORIGIN_PREFIX + batch_id)
+        self._origin = check_log_origin(BATCH_ORIGIN_PREFIX + batch_id)
         self._items: list[tuple[bytes, bytes]] = []
         self._tree = MerkleTree()
         self._latest = 0
@@ -318,8 +339,12 @@ class DeliveryBatch:
         ]
 
 
-def _check_binding(statement: DeliveryStatement, payload: bytes) -> None:
-    if statement.payload_sha256 != sha256(payload).digest() or statement.payload_size != len(
-        payload
-    ):
+def _check_binding(statement: DeliveryStatement, carried: bytes) -> None:
+    """The statement binds what the delivery carries: the sealed envelope (its digest and size)
+    when sealed, else the payload itself."""
+    if statement.sealed:
+        digest, size = statement.sealed_sha256, statement.sealed_size
+    else:
+        digest, size = statement.payload_sha256, statement.payload_size
+    if digest != sha256(carried).digest() or size != len(carried):
         raise EvidenceError("the statement does not bind this payload (digest or size differ)")

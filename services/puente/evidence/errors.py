@@ -49,3 +49,23 @@ class KeyStoreError(EvidenceError):
     """A key file that is missing, unreadable, or readable by others than its owner."""
 
     reason = "KEY_STORE_ERROR"
+
+
+class SealError(EvidenceError):
+    """A sealed envelope that cannot be made or opened.
+
+    Reasons: ``NOT_SEALED`` (the bytes are not a sealed envelope: plaintext where a seal was
+    required), ``SEAL_MALFORMED`` (an envelope that does not parse), ``SEAL_WRONG_KIND`` (a
+    delivery envelope where a notice was expected, or the reverse), ``SEAL_WRONG_RECIPIENT``
+    (sealed for another holder than the key ring's), ``SEAL_KEY_UNKNOWN`` (sealed to a key the
+    key ring does not hold, or no key to seal to), ``SEAL_INVALID`` (decryption fails: altered
+    bytes, another binding, another key).
+    """
+
+    reason = "SEAL_INVALID"
+
+
+class FloorError(EvidenceError):
+    """A regional floor other than the one the trust list pins (or a list that pins none)."""
+
+    reason = "FLOOR_MISMATCH"

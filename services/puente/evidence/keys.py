@@ -19,6 +19,7 @@ import stat
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -45,12 +46,104 @@ def check_key_name(name: str) -> str:
     return name
 
 
-def _key_digest(name: str, raw_public: bytes) -> bytes:
-    return sha256(name.encode() + b"\n" + bytes([ALG_ED25519]) + raw_public).digest()
+def key_digest(name: str, alg: int, raw_public: bytes) -> bytes:
+    """``SHA-256(name || 0x0A || alg || raw public key)``: its first 4 bytes are the signed-note
+    key hash, its first 8 the key id. One construction for every kind of key (Ed25519 signing
+    keys, alg 0x01; X25519 encryption keys, alg 0x20), told apart by the algorithm byte."""
+    return sha256(name.encode() + b"\n" + bytes([alg]) + raw_public).digest()
+
+
+def encode_key_text(name: str, key_hash: bytes, alg: int, raw: bytes) -> str:
+    """``<name>+<hex key hash>+<base64(alg || raw)>``: the signed-note key text layout."""
+    return f"{name}+{key_hash.hex()}+{base64.b64encode(bytes([alg]) + raw).decode()}"
+
+
+def parse_key_text(text: str, *, alg: int, what: str) -> tuple[str, str, bytes]:
+    """Split a key text ``name+hash+base64(alg || 32 bytes)`` into (name, hex hash, raw bytes).
+
+    The caller builds the key and compares its own key hash with the returned one; ``what``
+    names the key kind in errors (``an Ed25519 key``, ``an X25519 key``).
+    """
+    parts = text.strip().split("+", 2)
+    if len(parts) != 3:
+        raise MalformedError("a key text is name+hash+base64")
+    name, hash_hex, blob = parts
+    raw = _b64decode(blob)
+    if len(raw) != 1 + PUBLIC_KEY_SIZE or raw[0] != alg:
+        raise MalformedError(f"key {name!r} is not {what}")
+    return name, hash_hex, raw[1:]
+
+
+def parse_private_key_text(text: str, *, alg: int, what: str) -> tuple[str, str, bytes]:
+    """Like :func:`parse_key_text` for ``PRIVATE+KEY+<name>+<hash>+<base64(alg || 32 bytes)>``."""
+    text = text.strip()
+    if not text.startswith(_PRIVATE_PREFIX):
+        raise MalformedError("a private key text starts with PRIVATE+KEY+")
+    return parse_key_text(text[len(_PRIVATE_PREFIX) :], alg=alg, what=what)
+
+
+def encode_private_key_text(name: str, key_hash: bytes, alg: int, raw: bytes) -> str:
+    """``PRIVATE+KEY+<name>+<hex key hash>+<base64(alg || raw)>``. Secret: only to a 0600 file."""
+    return _PRIVATE_PREFIX + encode_key_text(name, key_hash, alg, raw)
+
+
+class KeyDigestMixin:
+    """Key hash and key id from a key's digest (:func:`key_digest`), for every public key."""
+
+    _digest: bytes
+
+    @property
+    def key_hash(self) -> bytes:
+        """The 4-byte C2SP signed-note key hash."""
+        return self._digest[:KEY_HASH_SIZE]
+
+    @property
+    def key_id_bytes(self) -> bytes:
+        """The 8 bytes of the key id."""
+        return self._digest[:KEY_ID_BYTES]
+
+    @property
+    def key_id(self) -> str:
+        """Puente's key id: 16 lowercase hex digits (the note key hash is its first 8)."""
+        return self.key_id_bytes.hex()
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key_id(self) -> str: ...
+
+
+class PrivateKeyMixin:
+    """What every private key shows of itself: its name and key id, never its secret."""
+
+    __slots__ = ()
+    public: _Named
+
+    @property
+    def name(self) -> str:
+        """The key name."""
+        return self.public.name
+
+    @property
+    def key_id(self) -> str:
+        """The key id of its public key."""
+        return self.public.key_id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, key_id={self.key_id})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickling would copy the secret into caches, queues and crash dumps: refuse.
+        raise TypeError(f"{type(self).__name__} cannot be pickled")
 
 
 @dataclass(frozen=True)
-class PublicKey:
+class PublicKey(KeyDigestMixin):
     """A named Ed25519 public key."""
 
     name: str
@@ -64,36 +157,19 @@ class PublicKey:
         check_key_name(self.name)
         if len(self.raw) != PUBLIC_KEY_SIZE:
             raise MalformedError(f"Ed25519 public key of {len(self.raw)} bytes")
-        object.__setattr__(self, "_digest", _key_digest(self.name, self.raw))
+        object.__setattr__(self, "_digest", key_digest(self.name, ALG_ED25519, self.raw))
         object.__setattr__(self, "_key", Ed25519PublicKey.from_public_bytes(self.raw))
-
-    @property
-    def key_hash(self) -> bytes:
-        """The 4-byte C2SP signed-note key hash."""
-        return self._digest[:KEY_HASH_SIZE]
-
-    @property
-    def key_id(self) -> str:
-        """Puente's key id: 16 lowercase hex digits (the note key hash is its first 8)."""
-        return self._digest[:KEY_ID_BYTES].hex()
 
     @property
     def vkey(self) -> str:
         """The signed-note verifier key ``name+hash+base64(0x01||key)``."""
-        blob = base64.b64encode(bytes([ALG_ED25519]) + self.raw).decode()
-        return f"{self.name}+{self.key_hash.hex()}+{blob}"
+        return encode_key_text(self.name, self.key_hash, ALG_ED25519, self.raw)
 
     @classmethod
     def from_vkey(cls, vkey: str) -> PublicKey:
         """Parse a verifier key; its embedded hash must match the name and key."""
-        parts = vkey.strip().split("+", 2)
-        if len(parts) != 3:
-            raise MalformedError("a verifier key is name+hash+base64")
-        name, hash_hex, blob = parts
-        raw = _b64decode(blob)
-        if len(raw) != 1 + PUBLIC_KEY_SIZE or raw[0] != ALG_ED25519:
-            raise MalformedError(f"verifier key {name!r} is not an Ed25519 key")
-        key = cls(name, raw[1:])
+        name, hash_hex, raw = parse_key_text(vkey, alg=ALG_ED25519, what="an Ed25519 key")
+        key = cls(name, raw)
         if hash_hex != key.key_hash.hex():
             raise MalformedError(f"verifier key {name!r}: key hash does not match the key")
         return key
@@ -117,10 +193,11 @@ class PublicKey:
             raise SignatureError(f"signature does not verify with key {self.key_id}") from None
 
 
-class SigningKey:
+class SigningKey(PrivateKeyMixin):
     """A named Ed25519 private key. Its ``repr`` and ``str`` show the key id only."""
 
     __slots__ = ("_private", "public")
+    public: PublicKey
 
     def __init__(self, name: str, private: Ed25519PrivateKey) -> None:
         raw = private.public_key().public_bytes(
@@ -134,16 +211,6 @@ class SigningKey:
         """A fresh key from the operating system's CSPRNG."""
         return cls(name, Ed25519PrivateKey.generate())
 
-    @property
-    def name(self) -> str:
-        """The key name."""
-        return self.public.name
-
-    @property
-    def key_id(self) -> str:
-        """The key id (see :attr:`PublicKey.key_id`)."""
-        return self.public.key_id
-
     def sign(self, message: bytes) -> bytes:
         """An Ed25519 signature (64 bytes) over ``message``."""
         return self._private.sign(message)
@@ -155,35 +222,16 @@ class SigningKey:
             serialization.PrivateFormat.Raw,
             serialization.NoEncryption(),
         )
-        blob = base64.b64encode(bytes([ALG_ED25519]) + seed).decode()
-        return f"{_PRIVATE_PREFIX}{self.name}+{self.public.key_hash.hex()}+{blob}"
+        return encode_private_key_text(self.name, self.public.key_hash, ALG_ED25519, seed)
 
     @classmethod
     def from_skey(cls, skey: str) -> SigningKey:
         """Parse a signer key; its embedded hash must match the derived public key."""
-        text = skey.strip()
-        if not text.startswith(_PRIVATE_PREFIX):
-            raise MalformedError("a signer key starts with PRIVATE+KEY+")
-        parts = text[len(_PRIVATE_PREFIX) :].split("+", 2)
-        if len(parts) != 3:
-            raise MalformedError("a signer key is PRIVATE+KEY+name+hash+base64")
-        name, hash_hex, blob = parts
-        raw = _b64decode(blob)
-        if len(raw) != 1 + PUBLIC_KEY_SIZE or raw[0] != ALG_ED25519:
-            raise MalformedError("signer key is not an Ed25519 key")
-        key = cls(name, Ed25519PrivateKey.from_private_bytes(raw[1:]))
+        name, hash_hex, seed = parse_private_key_text(skey, alg=ALG_ED25519, what="an Ed25519 key")
+        key = cls(name, Ed25519PrivateKey.from_private_bytes(seed))
         if hash_hex != key.public.key_hash.hex():
             raise MalformedError("signer key: key hash does not match the key")
         return key
-
-    def __repr__(self) -> str:
-        return f"SigningKey(name={self.name!r}, key_id={self.key_id})"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> tuple[object, ...]:
-        # Pickling would copy the secret into caches, queues and crash dumps: refuse.
-        raise TypeError("SigningKey cannot be pickled")
 
 
 def _b64decode(text: str) -> bytes:
@@ -212,20 +260,20 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def write_private_key(key: SigningKey, path: Path) -> Path:
-    """Write ``key`` to a new file created 0600 (never overwrites an existing key)."""
+def write_secret_file(text: str, path: Path) -> Path:
+    """Write a private key text to a new file created 0600 (never overwrites a key)."""
     ensure_private_dir(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise KeyStoreError(f"refusing to overwrite key file {path}") from None
     with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(key.skey() + "\n")
+        fh.write(text + "\n")
     return path
 
 
-def read_private_key(path: Path) -> SigningKey:
-    """Read a signer key file; refuse it if group or others may read or write it."""
+def read_secret_file(path: Path) -> str:
+    """The text of a private key file; refused if group or others may read or write it."""
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
@@ -235,7 +283,17 @@ def read_private_key(path: Path) -> SigningKey:
             f"key file {path} has mode {mode:o}; private keys must be 0600",
             hint=f"chmod 600 {path}",
         )
-    return SigningKey.from_skey(path.read_text(encoding="ascii"))
+    return path.read_text(encoding="ascii")
+
+
+def write_private_key(key: SigningKey, path: Path) -> Path:
+    """Write ``key`` to a new file created 0600 (never overwrites an existing key)."""
+    return write_secret_file(key.skey(), path)
+
+
+def read_private_key(path: Path) -> SigningKey:
+    """Read a signer key file; refuse it if group or others may read or write it."""
+    return SigningKey.from_skey(read_secret_file(path))
 
 
 def write_public_key(key: PublicKey, path: Path) -> Path:

@@ -4,12 +4,18 @@ Layout (directory mode 0700)::
 
     <stem>.skey   the private key, signed-note signer encoding, mode 0600 (absent for a key
                   imported from its holder, e.g. a member state's receipt key)
-    <stem>.vkey   the public verifier key, one line
+    <stem>.vkey   the public verifier key, one line (signing keys)
+    <stem>.ekey   the public encryption key, one line (encryption keys)
     <stem>.pem    the public key as PEM, for openssl
     <stem>.json   what the trust list says about it: holder, usages, validity, revocation
 
 ``<stem>`` is ``<holder with ':' as '-'>-<key id>``. The trust list is built from the ``.json``
 files, so rotating or revoking a key is an edit there followed by a new, signed trust list.
+
+Encryption keys (X25519, usage ``encryption``, holders ``member:CC`` and ``node:CC``) live beside
+the signing keys and rotate and revoke the same way, separately from them. Their private parts
+stay until :meth:`KeyStore.delete_private` removes them, however old: what was sealed to a
+rotated or revoked key is still opened with it (:meth:`KeyStore.keyring`).
 """
 
 from __future__ import annotations
@@ -19,6 +25,16 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from puente.evidence.enckeys import (
+    ENCRYPTION_PUBLIC_SUFFIX,
+    EncryptionKey,
+    EncryptionPublicKey,
+    KeyRing,
+    read_encryption_key,
+    read_encryption_public,
+    write_encryption_key,
+    write_encryption_public,
+)
 from puente.evidence.errors import KeyStoreError, UntrustedKeyError
 from puente.evidence.keys import (
     PRIVATE_SUFFIX,
@@ -31,24 +47,42 @@ from puente.evidence.keys import (
     write_private_key,
     write_public_key,
 )
-from puente.evidence.trust import KeyEntry, TrustList, Usage, check_holder
+from puente.evidence.trust import (
+    ENCRYPTION_HOLDER_KINDS,
+    EncKeyEntry,
+    KeyEntry,
+    TrustList,
+    Usage,
+    check_holder,
+)
 from puente.logs import get_logger
 
 log = get_logger("evidence.keys")
 
+TRUST_LIST_FILE = "trust-list.note"
+"""The signed trust list, as ``puente keys trust-list sign`` writes it beside the keys."""
+
 DEFAULT_USAGES: dict[str, frozenset[Usage]] = {
     "service": frozenset({Usage.DELIVERY, Usage.CHECKPOINT}),
+    # A node signs its deliveries, checkpoints and early-warning aggregates with one key.
+    "node": frozenset({Usage.DELIVERY, Usage.CHECKPOINT, Usage.EARLY_WARNING}),
     "member": frozenset({Usage.RECEIPT, Usage.NOTICE}),
     "operator": frozenset({Usage.TRUST_LIST}),
 }
 
 
 def default_key_name(holder: str) -> str:
-    """``puente.svc/policy``, ``puente.member/MX``, ``puente.operator/root``."""
+    """``puente.svc/policy``, ``puente.node/MX``, ``puente.member/MX``, ``puente.operator/root``
+    (an encryption key of a holder takes the same name as its signing key: the algorithm byte
+    keeps their key ids apart)."""
     kind, _, who = check_holder(holder).partition(":")
-    return {"service": "puente.svc", "member": "puente.member", "operator": "puente.operator"}[
-        kind
-    ] + f"/{who}"
+    prefix = {
+        "service": "puente.svc",
+        "node": "puente.node",
+        "member": "puente.member",
+        "operator": "puente.operator",
+    }
+    return f"{prefix[kind]}/{who}"
 
 
 def holder_for(spec: str) -> str:
@@ -73,6 +107,17 @@ class KeyMeta:
     valid_from: int
     valid_until: int | None = None
     revoked_since: int | None = None
+
+    @property
+    def is_encryption(self) -> bool:
+        """An X25519 encryption key (usage ``encryption``), not an Ed25519 signing key."""
+        return Usage.ENCRYPTION.value in self.usages
+
+    def encryption_entry(self, public: EncryptionPublicKey) -> EncKeyEntry:
+        """The trust-list ``enc`` entry."""
+        return EncKeyEntry(
+            public, self.holder, self.valid_from, self.valid_until, self.revoked_since
+        )
 
     def entry(self, public: PublicKey) -> KeyEntry:
         """The trust-list entry."""
@@ -103,31 +148,58 @@ class KeyStore:
         usages: Iterable[Usage] | None = None,
         name: str | None = None,
     ) -> tuple[SigningKey, KeyMeta]:
-        """Create a key for ``holder``; the private part goes to a new 0600 file."""
+        """Create a signing key for ``holder``; the private part goes to a new 0600 file."""
         holder = check_holder(holder)
-        ensure_private_dir(self.root)
+        use = _signing_usages(holder, usages)
         key = SigningKey.generate(name or default_key_name(holder))
-        use = tuple(u.value for u in (usages or DEFAULT_USAGES[holder.partition(":")[0]]))
-        meta = KeyMeta(key.key_id, key.name, holder, use, valid_from)
         stem = self._stem(holder, key.key_id)
+        ensure_private_dir(self.root)
         write_private_key(key, stem.with_suffix(PRIVATE_SUFFIX))
         write_public_key(key.public, stem.with_suffix(PUBLIC_SUFFIX))
-        self._write_meta(stem, meta)
-        log.info("key generated", key_id=key.key_id, holder=holder)
-        return key, meta
+        return key, self._record(
+            KeyMeta(key.key_id, key.name, holder, use, valid_from), "generated"
+        )
 
     def import_public(
         self, public: PublicKey, holder: str, *, valid_from: int, usages: Iterable[Usage] | None
     ) -> KeyMeta:
         """Record a key whose private part stays with its holder (a member state's key)."""
         holder = check_holder(holder)
+        use = _signing_usages(holder, usages)
         ensure_private_dir(self.root)
-        use = tuple(u.value for u in (usages or DEFAULT_USAGES[holder.partition(":")[0]]))
-        meta = KeyMeta(public.key_id, public.name, holder, use, valid_from)
+        write_public_key(public, self._stem(holder, public.key_id).with_suffix(PUBLIC_SUFFIX))
+        return self._record(
+            KeyMeta(public.key_id, public.name, holder, use, valid_from), "imported"
+        )
+
+    def generate_encryption(
+        self, holder: str, *, valid_from: int, name: str | None = None
+    ) -> tuple[EncryptionKey, KeyMeta]:
+        """Create an X25519 encryption key for ``holder`` (``member:CC`` or ``node:CC``)."""
+        holder = _encryption_holder(holder)
+        key = EncryptionKey.generate(name or default_key_name(holder))
+        stem = self._stem(holder, key.key_id)
+        ensure_private_dir(self.root)
+        write_encryption_key(key, stem.with_suffix(PRIVATE_SUFFIX))
+        write_encryption_public(key.public, stem.with_suffix(ENCRYPTION_PUBLIC_SUFFIX))
+        meta = KeyMeta(key.key_id, key.name, holder, _ENCRYPTION, valid_from)
+        return key, self._record(meta, "generated")
+
+    def import_encryption(
+        self, public: EncryptionPublicKey, holder: str, *, valid_from: int
+    ) -> KeyMeta:
+        """Record an encryption key whose private part stays with its holder (a member
+        state's own key, generated on its side): what the trust list lets others seal to."""
+        holder = _encryption_holder(holder)
+        ensure_private_dir(self.root)
         stem = self._stem(holder, public.key_id)
-        write_public_key(public, stem.with_suffix(PUBLIC_SUFFIX))
-        self._write_meta(stem, meta)
-        log.info("key imported", key_id=public.key_id, holder=holder)
+        write_encryption_public(public, stem.with_suffix(ENCRYPTION_PUBLIC_SUFFIX))
+        meta = KeyMeta(public.key_id, public.name, holder, _ENCRYPTION, valid_from)
+        return self._record(meta, "imported")
+
+    def _record(self, meta: KeyMeta, what: str) -> KeyMeta:
+        self._write_meta(self._stem(meta.holder, meta.key_id), meta)
+        log.info(f"key {what}", key_id=meta.key_id, holder=meta.holder, usages=meta.usages)
         return meta
 
     def _write_meta(self, stem: Path, meta: KeyMeta) -> None:
@@ -162,6 +234,35 @@ class KeyStore:
         """The public key of ``meta``."""
         return read_public_key(self._stem(meta.holder, meta.key_id).with_suffix(PUBLIC_SUFFIX))
 
+    def encryption_public(self, meta: KeyMeta) -> EncryptionPublicKey:
+        """The public encryption key of ``meta``."""
+        path = self._stem(meta.holder, meta.key_id).with_suffix(ENCRYPTION_PUBLIC_SUFFIX)
+        return read_encryption_public(path)
+
+    def keyring(self, holder: str) -> KeyRing:
+        """Every encryption key of ``holder`` whose private part is here, newest first: current,
+        rotated and revoked alike (revocation stops sealing to a key, not reading what was
+        sealed to it before). Empty when this store holds none of its private keys."""
+        holder = _encryption_holder(holder)
+        keys = []
+        for meta in reversed(self.key_metas()):
+            path = self._stem(holder, meta.key_id).with_suffix(PRIVATE_SUFFIX)
+            if meta.holder == holder and meta.is_encryption and path.exists():
+                keys.append(read_encryption_key(path))
+        return KeyRing(holder, tuple(keys))
+
+    def delete_private(self, key_id: str) -> KeyMeta:
+        """Delete the private part of a key (what was sealed to it becomes unreadable here);
+        its description and public part stay, for the trust list's history."""
+        meta = self.meta(key_id)
+        path = self._stem(meta.holder, meta.key_id).with_suffix(PRIVATE_SUFFIX)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            raise KeyStoreError(f"no private key of {meta.key_id} in {self.root}") from None
+        log.info("private key deleted", key_id=meta.key_id, holder=meta.holder)
+        return meta
+
     def signing_key(self, meta: KeyMeta) -> SigningKey:
         """The private key of ``meta`` (refused unless its file is owner-only)."""
         return read_private_key(self._stem(meta.holder, meta.key_id).with_suffix(PRIVATE_SUFFIX))
@@ -170,6 +271,11 @@ class KeyStore:
         """The newest key of ``holder`` valid for ``usage`` at ``at`` whose private part is
         here: what the policy service signs with."""
         holder = check_holder(holder)
+        if usage is Usage.ENCRYPTION:
+            raise KeyStoreError(
+                "current() gives signing keys; encryption keys are chosen from the trust list",
+                hint="seal with puente.evidence.seal.sealing_key, open with KeyStore.keyring",
+            )
         for meta in reversed(self.key_metas()):
             if meta.holder != holder or usage.value not in meta.usages:
                 continue
@@ -187,18 +293,40 @@ class KeyStore:
     def rotate(
         self, holder: str, *, at: int, overlap_ms: int, usages: Iterable[Usage] | None = None
     ) -> tuple[SigningKey, list[KeyMeta]]:
-        """A new key for ``holder`` valid from ``at``; the holder's current keys end at
-        ``at + overlap_ms`` (in-flight evidence signed with them before then stays valid)."""
+        """A new signing key for ``holder`` valid from ``at``; the holder's current signing
+        keys end at ``at + overlap_ms`` (in-flight evidence signed with them before then stays
+        valid). Its encryption keys are left alone."""
         holder = check_holder(holder)
-        retired = []
-        for meta in self.key_metas():
-            if meta.holder == holder and meta.valid_until is None and meta.revoked_since is None:
-                retired.append(replace(meta, valid_until=at + overlap_ms))
+        retired = self._retiring(holder, encryption=False, until=at + overlap_ms)
         key, _ = self.generate(holder, valid_from=at, usages=usages)
+        return key, self._retire(retired, key.key_id)
+
+    def rotate_encryption(
+        self, holder: str, *, at: int, overlap_ms: int
+    ) -> tuple[EncryptionKey, list[KeyMeta]]:
+        """A new encryption key for ``holder`` valid from ``at``; its current encryption keys
+        end at ``at + overlap_ms`` (sealers then choose the new key) and keep their private
+        parts, so what was sealed to them stays readable."""
+        holder = _encryption_holder(holder)
+        retired = self._retiring(holder, encryption=True, until=at + overlap_ms)
+        key, _ = self.generate_encryption(holder, valid_from=at)
+        return key, self._retire(retired, key.key_id)
+
+    def _retiring(self, holder: str, *, encryption: bool, until: int) -> list[KeyMeta]:
+        return [
+            replace(m, valid_until=until)
+            for m in self.key_metas()
+            if m.holder == holder
+            and m.is_encryption == encryption
+            and m.valid_until is None
+            and m.revoked_since is None
+        ]
+
+    def _retire(self, retired: list[KeyMeta], new_key_id: str) -> list[KeyMeta]:
         for meta in retired:
             self.update(meta)
-        log.info("key rotated", holder=holder, key_id=key.key_id, retired=len(retired))
-        return key, retired
+        log.info("key rotated", key_id=new_key_id, retired=[m.key_id for m in retired])
+        return retired
 
     def revoke(self, key_id: str, *, since: int) -> KeyMeta:
         """Revoke a key from ``since`` on."""
@@ -207,11 +335,40 @@ class KeyStore:
         log.info("key revoked", key_id=meta.key_id, holder=meta.holder)
         return meta
 
-    def trust_list(self, *, serial: int, issued_at: int, expires_at: int) -> TrustList:
-        """The (unsigned) trust list of every non-operator key here."""
-        entries = tuple(
-            m.entry(self.public(m))
-            for m in self.key_metas()
-            if not m.holder.startswith("operator:")
+    def trust_list(
+        self, *, serial: int, issued_at: int, expires_at: int, floor_digest: bytes | None = None
+    ) -> TrustList:
+        """The (unsigned) trust list of every non-operator key here, signing keys on ``key``
+        lines and encryption keys on ``enc`` lines, pinning ``floor_digest`` if given."""
+        metas = [m for m in self.key_metas() if not m.holder.startswith("operator:")]
+        return TrustList(
+            serial,
+            issued_at,
+            expires_at,
+            tuple(m.entry(self.public(m)) for m in metas if not m.is_encryption),
+            tuple(m.encryption_entry(self.encryption_public(m)) for m in metas if m.is_encryption),
+            floor_digest,
         )
-        return TrustList(serial, issued_at, expires_at, entries)
+
+
+_ENCRYPTION = (Usage.ENCRYPTION.value,)
+
+
+def _signing_usages(holder: str, usages: Iterable[Usage] | None) -> tuple[str, ...]:
+    chosen = tuple(usages or DEFAULT_USAGES[holder.partition(":")[0]])
+    if Usage.ENCRYPTION in chosen:
+        raise KeyStoreError(
+            "usage encryption is an X25519 key's, not a signing key's",
+            hint="generate it with KeyStore.generate_encryption (puente keys generate "
+            "--usage encryption)",
+        )
+    return tuple(u.value for u in chosen)
+
+
+def _encryption_holder(holder: str) -> str:
+    if check_holder(holder).partition(":")[0] not in ENCRYPTION_HOLDER_KINDS:
+        raise KeyStoreError(
+            f"{holder} cannot hold an encryption key (member:CC and node:CC can)",
+            reason="KEY_WRONG_HOLDER",
+        )
+    return holder

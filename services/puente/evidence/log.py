@@ -16,12 +16,13 @@ from typing import Any, ClassVar
 from puente.codec.registry import Registry
 from puente.evidence._avro import AvroRecord
 from puente.evidence._time import from_datetime, to_datetime
-from puente.evidence.checkpoint import Checkpoint, check_origin, parse_signed_checkpoint
+from puente.evidence.checkpoint import Checkpoint, check_log_origin, parse_signed_checkpoint
 from puente.evidence.errors import EvidenceError, MalformedError
 from puente.evidence.keys import SigningKey
 from puente.evidence.merkle.compact import CompactRange
 from puente.evidence.merkle.hasher import HASH_SIZE, leaf_hash
-from puente.evidence.merkle.proof import consistency_proof, range_hasher_from_compact
+from puente.evidence.merkle.proof import consistency_proof
+from puente.evidence.merkle.tree import range_hasher_from_compact
 from puente.evidence.records import AuditRecord
 
 CHECKPOINT_RECORD = "puente.Checkpoint"
@@ -34,7 +35,17 @@ def audit_log_id(member: str, partition: int, *, topic_prefix: str = "puente") -
     ``topic_prefix`` is the deployment's topic prefix (``settings.kafka.topic_prefix``):
     ``puente.audit/MX/0`` for ``puente.audit.MX`` partition 0.
     """
-    return check_origin(f"{topic_prefix}.audit/{member}/{partition}")
+    return check_log_origin(f"{topic_prefix}.audit/{member}/{partition}")
+
+
+def audit_log_state(log_id: str) -> str | None:
+    """The member state whose audit log ``log_id`` is (``puente.audit/MX/0``: ``MX``), or
+    None when ``log_id`` is not an audit log id."""
+    prefix, sep, rest = log_id.rpartition(".audit/")
+    state, _, partition = rest.partition("/")
+    if not (prefix and sep and partition.isascii() and partition.isdigit()):
+        return None
+    return state if len(state) == 2 and state.isascii() and state.isupper() else None
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,7 @@ class CheckpointRecord(AvroRecord):
         cp = self.checkpoint
         cr = CompactRange.from_hashes(cp.size, self.compact_range)
         if cr.root() != cp.root:
-            raise MalformedError(f"compact range of {cp.origin}@{cp.size} misses the root")
+            raise MalformedError(f"compact range of {cp.log_origin}@{cp.size} misses the root")
         return cr
 
     def to_avro(self) -> dict[str, Any]:
@@ -131,7 +142,7 @@ class AuditLog:
 
     def __init__(self, log_id: str) -> None:
         """A new, empty log."""
-        self._log_id = check_origin(log_id)
+        self._log_id = check_log_origin(log_id)
         self._base = CompactRange()  # at the last checkpoint
         self._base_time: int | None = None
         self._range = CompactRange()  # now
@@ -280,7 +291,7 @@ class AuditLog:
         base = record.compact()
         if (last_leaf_hash is None) != (cp.size == 0):
             raise EvidenceError("a non-empty checkpoint needs the last leaf hash to resume")
-        log = cls(cp.origin)
+        log = cls(cp.log_origin)
         log._base = base
         log._base_time = cp.time_ms
         log._range = base.copy()

@@ -19,8 +19,10 @@ AUDIT_RECORD = "puente.AuditRecord"
 _DIGEST = 32
 
 
-class Decision(StrEnum):
-    """The outcome recorded for a (notice, recipient) pair, or for a refused notice."""
+class AuditDecision(StrEnum):
+    """The outcome recorded for a (notice, recipient) pair, or for a refused notice — the one
+    vocabulary of outcomes: audit records, delivery statements (DELIVERED, TRANSFORMED) and the
+    ``decision`` label of the policy service's metrics use it."""
 
     DELIVERED = "DELIVERED"
     TRANSFORMED = "TRANSFORMED"
@@ -40,7 +42,7 @@ class AuditRecord(AvroRecord):
     ingress_partition: int
     ingress_offset: int
     origin: str
-    decision: Decision
+    decision: AuditDecision
     original_sha256: bytes
     notice_id: str | None = None
     notice_schema: str | None = None
@@ -53,25 +55,33 @@ class AuditRecord(AvroRecord):
     delivered_sha256: bytes | None = None
     delivery_id: str | None = None
     delivery_digest: bytes | None = None
+    floor_digest: bytes | None = None
+    policy_digest: bytes | None = None
     log_id: str = ""
     leaf_index: int = -1
     previous_leaf_hash: bytes | None = None
 
     def __post_init__(self) -> None:
-        for name in ("original_sha256", "delivered_sha256", "delivery_digest"):
+        for name in (
+            "original_sha256",
+            "delivered_sha256",
+            "delivery_digest",
+            "floor_digest",
+            "policy_digest",
+        ):
             value = getattr(self, name)
             if value is not None and len(value) != _DIGEST:
                 raise MalformedError(f"audit record {name} must be 32 bytes")
         if self.schema_fingerprint is not None and len(self.schema_fingerprint) != 8:
             raise MalformedError("audit record schema_fingerprint must be 8 bytes")
-        sent = self.decision in (Decision.DELIVERED, Decision.TRANSFORMED)
+        sent = self.decision in (AuditDecision.DELIVERED, AuditDecision.TRANSFORMED)
         if sent != (self.delivered_sha256 is not None):
             raise MalformedError(
                 "delivered_sha256 is set exactly when the decision is DELIVERED or TRANSFORMED"
             )
-        if self.decision is Decision.REJECTED and self.recipient is not None:
+        if self.decision is AuditDecision.REJECTED and self.recipient is not None:
             raise MalformedError("a REJECTED record has no recipient")
-        if self.decision is not Decision.REJECTED and self.recipient is None:
+        if self.decision is not AuditDecision.REJECTED and self.recipient is None:
             raise MalformedError(f"a {self.decision.value} record names its recipient")
 
     def to_avro(self) -> dict[str, Any]:
@@ -98,6 +108,8 @@ class AuditRecord(AvroRecord):
             "delivered_sha256": self.delivered_sha256,
             "delivery_id": self.delivery_id,
             "delivery_digest": self.delivery_digest,
+            "floor_digest": self.floor_digest,
+            "policy_digest": self.policy_digest,
         }
 
     @classmethod
@@ -116,7 +128,7 @@ class AuditRecord(AvroRecord):
             schema_fingerprint=d["schema_fingerprint"],
             origin=d["origin"],
             recipient=d["recipient"],
-            decision=Decision(d["decision"]),
+            decision=AuditDecision(d["decision"]),
             reason_code=d["reason_code"],
             rule_ids=tuple(d["rule_ids"]),
             legal_bases=tuple(d["legal_bases"]),
@@ -125,4 +137,6 @@ class AuditRecord(AvroRecord):
             delivered_sha256=d["delivered_sha256"],
             delivery_id=d["delivery_id"],
             delivery_digest=d["delivery_digest"],
+            floor_digest=d.get("floor_digest"),
+            policy_digest=d.get("policy_digest"),
         )

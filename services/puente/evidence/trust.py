@@ -10,11 +10,21 @@ witness) can add a signature line without re-issuing it. The note text::
     serial 7
     issued-ms 1767225600000
     expires-ms 1769904000000
+    floor <hex SHA-256 of the regional floor>                         (optional)
     key <verifier key> <holder> <usages> <valid-from-ms> <valid-until-ms|-> <revoked-since-ms|->
     ...
+    enc <encryption key> <holder> <valid-from-ms> <valid-until-ms|-> <revoked-since-ms|->
+    ...
 
-``holder`` is ``service:<role>`` (the policy service), ``member:<CC>`` (a member state) or
-``operator:<name>``; ``usages`` is a comma-separated subset of :class:`Usage`, in that order.
+``holder`` is ``service:<role>`` (the policy service), ``node:<CC>`` (state CC's node, which
+signs CC's deliveries and checkpoints), ``member:<CC>`` (a member state) or ``operator:<name>``;
+``usages`` is a comma-separated subset of :class:`Usage`, in that order. ``key`` lines are
+Ed25519 signing keys; ``enc`` lines are X25519 encryption keys (:mod:`puente.evidence.enckeys`)
+of ``member:`` holders (deliveries are sealed to them) and ``node:`` holders (ingress notices
+are sealed to them). The ``floor`` line pins the regional floor every node must run under.
+A list without ``floor`` and ``enc`` lines is a list as Puente wrote them before: it parses
+and verifies unchanged. The text is canonical (the lines in this order, ``key`` lines before
+``enc`` lines): parsing and re-serialising gives the same bytes, or the list is refused.
 
 Validity is always judged at the time of the evidence: a key is valid at ``t`` when
 ``valid_from <= t``, ``t < valid_until`` (if set) and ``t < revoked_since`` (if set). Rotation
@@ -30,17 +40,29 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from puente.evidence.errors import MalformedError, SignatureError, TrustListError, UntrustedKeyError
+from puente.evidence.enckeys import EncryptionPublicKey
+from puente.evidence.errors import (
+    FloorError,
+    MalformedError,
+    SignatureError,
+    TrustListError,
+    UntrustedKeyError,
+)
 from puente.evidence.keys import PublicKey, SigningKey
 from puente.evidence.note import Note, NoteSignature, UnsignedNoteError, check_text
 
 TRUST_LIST_HEADER = "puente.trust-list"
+ROOT_HOLDER = "operator:root"
+"""The holder of the keys that sign trust lists (the trust anchors' private halves)."""
 TRUST_LIST_KEY = b"trust-list"
 """The Kafka record key of the trust list on the (compacted) trust topic: the newest value wins.
 The value is the signed note bytes, exactly as :meth:`TrustList.sign` returns them."""
 _HOLDER = re.compile(
-    r"^(member:[A-Z]{2}|service:[a-z][a-z0-9-]{0,30}|operator:[a-z][a-z0-9-]{0,30})$"
+    r"^(member:[A-Z]{2}|node:[A-Z]{2}|service:[a-z][a-z0-9-]{0,30}|operator:[a-z][a-z0-9-]{0,30})$"
 )
+ENCRYPTION_HOLDER_KINDS = ("member", "node")
+"""Who holds encryption keys: members (deliveries are sealed to them) and nodes (ingress)."""
+FLOOR_DIGEST_SIZE = 32
 
 
 class Usage(StrEnum):
@@ -51,12 +73,21 @@ class Usage(StrEnum):
     RECEIPT = "receipt"  # delivery receipts (member states)
     NOTICE = "notice"  # notices at ingress (member states; optional)
     TRUST_LIST = "trust-list"  # trust lists (operator)
-    EARLY_WARNING = "early-warning"  # aggregates (origin) and early warnings (evaluator)
+    EARLY_WARNING = "early-warning"  # aggregates (nodes) and early warnings (evaluator)
+    ENCRYPTION = "encryption"  # X25519 keys: implicit on `enc` lines, never on a `key` line
+
+
+SIGNING_USAGES = frozenset(Usage) - {Usage.ENCRYPTION}
 
 
 def member_holder(code: str) -> str:
     """The holder name of member state ``code``: ``member:MX``."""
     return check_holder(f"member:{code}")
+
+
+def node_holder(code: str) -> str:
+    """The holder name of state ``code``'s node: ``node:MX``."""
+    return check_holder(f"node:{code}")
 
 
 def service_holder(role: str = "policy") -> str:
@@ -67,8 +98,16 @@ def service_holder(role: str = "policy") -> str:
 def check_holder(holder: str) -> str:
     """A holder name, returned unchanged; :class:`MalformedError` if it is not one."""
     if not _HOLDER.match(holder):
-        raise MalformedError(f"invalid key holder {holder!r} (member:CC, service:role, operator:x)")
+        raise MalformedError(
+            f"invalid key holder {holder!r} (member:CC, node:CC, service:role, operator:x)"
+        )
     return holder
+
+
+def holder_state(holder: str) -> str | None:
+    """The state code of a ``member:CC`` or ``node:CC`` holder, else None."""
+    kind, _, who = holder.partition(":")
+    return who if kind in ("member", "node") else None
 
 
 def _opt(ms: int | None) -> str:
@@ -85,28 +124,24 @@ def _parse_opt_ms(text: str, what: str) -> int | None:
     return None if text == "-" else _parse_ms(text, what)
 
 
-@dataclass(frozen=True)
-class KeyEntry:
-    """One key in the trust list."""
+class _Validity:
+    """The validity period of a trust-list entry (both kinds of key share it)."""
 
-    key: PublicKey
+    key: PublicKey | EncryptionPublicKey
     holder: str
-    usages: frozenset[Usage]
     valid_from: int
-    valid_until: int | None = None
-    revoked_since: int | None = None
-
-    def __post_init__(self) -> None:
-        check_holder(self.holder)
-        if not self.usages:
-            raise MalformedError(f"key {self.key.key_id} has no usage")
-        if self.valid_until is not None and self.valid_until <= self.valid_from:
-            raise MalformedError(f"key {self.key.key_id}: valid-until is not after valid-from")
+    valid_until: int | None
+    revoked_since: int | None
 
     @property
     def key_id(self) -> str:
         """The key id."""
         return self.key.key_id
+
+    def _check_validity(self) -> None:
+        check_holder(self.holder)
+        if self.valid_until is not None and self.valid_until <= self.valid_from:
+            raise MalformedError(f"key {self.key_id}: valid-until is not after valid-from")
 
     def status_at(self, t: int) -> str:
         """``valid``, ``not-yet-valid``, ``expired`` or ``revoked`` at time ``t`` (ms)."""
@@ -118,13 +153,44 @@ class KeyEntry:
             return "expired"
         return "valid"
 
+    def _validity_fields(self) -> str:
+        return f"{self.valid_from} {_opt(self.valid_until)} {_opt(self.revoked_since)}"
+
+
+def _parse_validity(parts: Sequence[str]) -> tuple[int, int | None, int | None]:
+    from_s, until_s, revoked_s = parts
+    return (
+        _parse_ms(from_s, "valid-from"),
+        _parse_opt_ms(until_s, "valid-until"),
+        _parse_opt_ms(revoked_s, "revoked-since"),
+    )
+
+
+@dataclass(frozen=True)
+class KeyEntry(_Validity):
+    """One signing key in the trust list (a ``key`` line)."""
+
+    key: PublicKey
+    holder: str
+    usages: frozenset[Usage]
+    valid_from: int
+    valid_until: int | None = None
+    revoked_since: int | None = None
+
+    def __post_init__(self) -> None:
+        self._check_validity()
+        if not self.usages:
+            raise MalformedError(f"key {self.key.key_id} has no usage")
+        if Usage.ENCRYPTION in self.usages:
+            raise MalformedError(
+                f"key {self.key.key_id} is an Ed25519 signing key: it cannot have usage "
+                "encryption (encryption keys are X25519 keys on enc lines)"
+            )
+
     def line(self) -> str:
         """The entry's line in the trust-list text (no newline)."""
         usages = ",".join(u.value for u in Usage if u in self.usages)
-        return (
-            f"key {self.key.vkey} {self.holder} {usages} {self.valid_from} "
-            f"{_opt(self.valid_until)} {_opt(self.revoked_since)}"
-        )
+        return f"key {self.key.vkey} {self.holder} {usages} {self._validity_fields()}"
 
     @classmethod
     def from_line(cls, line: str) -> KeyEntry:
@@ -132,19 +198,44 @@ class KeyEntry:
         parts = line.split(" ")
         if len(parts) != 7 or parts[0] != "key":
             raise MalformedError(f"trust-list line is not a key entry: {line[:60]!r}")
-        _, vkey, holder, usages_s, from_s, until_s, revoked_s = parts
+        _, vkey, holder, usages_s, *validity = parts
         try:
             usages = frozenset(Usage(u) for u in usages_s.split(","))
         except ValueError:
             raise MalformedError(f"unknown key usage in {usages_s!r}") from None
-        return cls(
-            PublicKey.from_vkey(vkey),
-            holder,
-            usages,
-            _parse_ms(from_s, "valid-from"),
-            _parse_opt_ms(until_s, "valid-until"),
-            _parse_opt_ms(revoked_s, "revoked-since"),
-        )
+        return cls(PublicKey.from_vkey(vkey), holder, usages, *_parse_validity(validity))
+
+
+@dataclass(frozen=True)
+class EncKeyEntry(_Validity):
+    """One encryption key in the trust list (an ``enc`` line): what senders seal to."""
+
+    key: EncryptionPublicKey
+    holder: str
+    valid_from: int
+    valid_until: int | None = None
+    revoked_since: int | None = None
+
+    def __post_init__(self) -> None:
+        self._check_validity()
+        if self.holder.partition(":")[0] not in ENCRYPTION_HOLDER_KINDS:
+            raise MalformedError(
+                f"encryption key {self.key.key_id}: holder {self.holder} cannot hold one "
+                f"(only {', '.join(k + ':CC' for k in ENCRYPTION_HOLDER_KINDS)})"
+            )
+
+    def line(self) -> str:
+        """The entry's line in the trust-list text (no newline)."""
+        return f"enc {self.key.ekey} {self.holder} {self._validity_fields()}"
+
+    @classmethod
+    def from_line(cls, line: str) -> EncKeyEntry:
+        """Parse an ``enc`` line."""
+        parts = line.split(" ")
+        if len(parts) != 6 or parts[0] != "enc":
+            raise MalformedError(f"trust-list line is not an encryption key: {line[:60]!r}")
+        _, ekey, holder, *validity = parts
+        return cls(EncryptionPublicKey.from_ekey(ekey), holder, *_parse_validity(validity))
 
 
 @dataclass(frozen=True)
@@ -160,21 +251,30 @@ class TrustList:
     issued_at: int
     expires_at: int
     entries: tuple[KeyEntry, ...] = ()
+    encryption_entries: tuple[EncKeyEntry, ...] = ()
+    floor_digest: bytes | None = None
     signed_by: tuple[str, ...] = field(default=(), compare=False)
     problems: tuple[str, ...] = field(default=(), compare=False)
     _by_id: dict[str, KeyEntry] = field(init=False, repr=False, compare=False)
+    _enc_by_id: dict[str, EncKeyEntry] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.expires_at <= self.issued_at:
             raise MalformedError("trust list expires before it is issued")
         ids = [e.key_id for e in self.entries]
-        if len(set(ids)) != len(ids):
+        enc_ids = [e.key_id for e in self.encryption_entries]
+        if len(set(ids + enc_ids)) != len(ids) + len(enc_ids):
             raise MalformedError("trust list lists a key twice")
         notes = [(e.key.name, e.key.key_hash) for e in self.entries]
         if len(set(notes)) != len(notes):
             # Two keys with one (name, note key hash) would make note signatures ambiguous.
             raise MalformedError("two trust-list keys share a name and a note key hash")
+        if self.floor_digest is not None and len(self.floor_digest) != FLOOR_DIGEST_SIZE:
+            raise MalformedError(f"the floor digest is {len(self.floor_digest)} bytes, not 32")
         object.__setattr__(self, "_by_id", dict(zip(ids, self.entries, strict=True)))
+        object.__setattr__(
+            self, "_enc_by_id", dict(zip(enc_ids, self.encryption_entries, strict=True))
+        )
 
     # --- text and signatures -------------------------------------------------------------
 
@@ -185,7 +285,9 @@ class TrustList:
             f"serial {self.serial}",
             f"issued-ms {self.issued_at}",
             f"expires-ms {self.expires_at}",
+            *([] if self.floor_digest is None else [f"{FLOOR_LINE}{self.floor_digest.hex()}"]),
             *(e.line() for e in self.entries),
+            *(e.line() for e in self.encryption_entries),
         ]
         return "\n".join(lines) + "\n"
 
@@ -202,11 +304,19 @@ class TrustList:
             if key != name:
                 raise MalformedError(f"trust list: expected {name!r}, found {line[:40]!r}")
             fields[name] = _parse_ms(value, name)
+        rest = lines[4:]
+        floor = None
+        if rest and rest[0].startswith(FLOOR_LINE):
+            floor = _parse_floor(rest.pop(0)[len(FLOOR_LINE) :])
+        keys = [KeyEntry.from_line(x) for x in rest if not x.startswith(ENC_LINE)]
+        encs = [EncKeyEntry.from_line(x) for x in rest if x.startswith(ENC_LINE)]
         tl = cls(
             fields["serial"],
             fields["issued-ms"],
             fields["expires-ms"],
-            tuple(KeyEntry.from_line(line) for line in lines[4:]),
+            tuple(keys),
+            tuple(encs),
+            floor,
         )
         if tl.text() != text:
             raise MalformedError("trust list text is not canonical")
@@ -290,6 +400,51 @@ class TrustList:
         """Every entry (current and past) of ``holder``."""
         return [e for e in self.entries if e.holder == holder]
 
+    def node_keys(self, state: str, *, at: int | None = None) -> list[KeyEntry]:
+        """The signing keys of state ``state``'s node (``node:CC``), current and past; with
+        ``at``, only those valid then."""
+        found = self.entries_of(node_holder(state))
+        return found if at is None else [e for e in found if e.status_at(at) == "valid"]
+
+    def encryption_entry(self, key_id: str) -> EncKeyEntry:
+        """The encryption key ``key_id``; :class:`UntrustedKeyError` (``KEY_UNKNOWN``) if none."""
+        found = self._enc_by_id.get(key_id)
+        if found is not None:
+            return found
+        raise UntrustedKeyError(
+            f"encryption key {key_id} is not in the trust list", reason="KEY_UNKNOWN"
+        )
+
+    def encryption_key(self, holder: str, *, at: int) -> EncKeyEntry:
+        """The encryption key to seal to for ``holder`` at time ``at``: of its keys valid then
+        (not yet ended, not revoked), the one valid from the latest time (after a rotation,
+        the new key). :class:`UntrustedKeyError` (``KEY_UNKNOWN``) when it has none."""
+        valid = [
+            e for e in self.encryption_entries if e.holder == holder and e.status_at(at) == "valid"
+        ]
+        if not valid:
+            raise UntrustedKeyError(
+                f"{holder} has no encryption key valid at {at} in trust list {self.serial}",
+                reason="KEY_UNKNOWN",
+                hint="the holder generates one; the operator adds it to the trust list",
+            )
+        return max(valid, key=lambda e: e.valid_from)
+
+    def check_floor(self, digest: bytes) -> None:
+        """Refuse a regional floor other than the pinned one (:class:`FloorError`:
+        ``FLOOR_UNPINNED`` when the list pins none, ``FLOOR_MISMATCH`` when it pins another)."""
+        if self.floor_digest is None:
+            raise FloorError(
+                f"trust list {self.serial} pins no regional floor", reason="FLOOR_UNPINNED"
+            )
+        if digest != self.floor_digest:
+            raise FloorError(
+                f"the regional floor {digest.hex()[:16]}... is not the one trust list "
+                f"{self.serial} pins ({self.floor_digest.hex()[:16]}...)",
+                reason="FLOOR_MISMATCH",
+                hint="run under the agreed floor, or have the operator pin the new one",
+            )
+
     def check(
         self, entry: KeyEntry, *, at: int, usage: Usage, holders: Iterable[str] | None = None
     ) -> KeyEntry:
@@ -327,22 +482,53 @@ class TrustList:
 
     def reissued(self, *, issued_at: int, expires_at: int) -> TrustList:
         """The same entries under the next serial number and a new validity period."""
-        return TrustList(self.serial + 1, issued_at, expires_at, self.entries)
+        return replace(
+            self,
+            serial=self.serial + 1,
+            issued_at=issued_at,
+            expires_at=expires_at,
+            signed_by=(),
+            problems=(),
+        )
 
-    def with_entry(self, entry: KeyEntry) -> TrustList:
-        """Add a key, or replace the entry with the same key id."""
+    def with_entry(self, entry: KeyEntry | EncKeyEntry) -> TrustList:
+        """Add a key (signing or encryption), or replace the entry with the same key id."""
+        if isinstance(entry, EncKeyEntry):
+            kept_enc = tuple(e for e in self.encryption_entries if e.key_id != entry.key_id)
+            return replace(self, encryption_entries=(*kept_enc, entry), signed_by=(), problems=())
         kept = tuple(e for e in self.entries if e.key_id != entry.key_id)
         return replace(self, entries=(*kept, entry), signed_by=(), problems=())
 
+    def with_floor(self, digest: bytes) -> TrustList:
+        """Pin the regional floor whose SHA-256 is ``digest``."""
+        return replace(self, floor_digest=digest, signed_by=(), problems=())
+
+    def _any_entry(self, key_id: str) -> KeyEntry | EncKeyEntry:
+        if key_id in self._enc_by_id:
+            return self._enc_by_id[key_id]
+        return self.entry(key_id)
+
     def retire(self, key_id: str, *, until: int) -> TrustList:
-        """End a key's validity at ``until`` (rotation): earlier evidence still verifies."""
-        e = self.entry(key_id)
-        return self.with_entry(replace(e, valid_until=until))
+        """End a key's validity at ``until`` (rotation): earlier evidence still verifies, and
+        an encryption key is no longer chosen for sealing from then on."""
+        return self.with_entry(replace(self._any_entry(key_id), valid_until=until))
 
     def revoke(self, key_id: str, *, since: int) -> TrustList:
         """Revoke a key from ``since`` on (possibly in the past, from the suspected compromise)."""
-        e = self.entry(key_id)
-        return self.with_entry(replace(e, revoked_since=since))
+        return self.with_entry(replace(self._any_entry(key_id), revoked_since=since))
+
+
+FLOOR_LINE = "floor "
+ENC_LINE = "enc "
+
+
+def _parse_floor(text: str) -> bytes:
+    if len(text) != 2 * FLOOR_DIGEST_SIZE or text != text.lower():
+        raise MalformedError("floor: 64 lowercase hex digits expected")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise MalformedError("floor: 64 lowercase hex digits expected") from None
 
 
 _PROBLEM_TEXT = {

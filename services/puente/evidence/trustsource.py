@@ -78,6 +78,11 @@ class TrustTracker:
         """The list in force (it may have expired since; :meth:`verifier` checks)."""
         return self._list
 
+    @property
+    def current_bytes(self) -> bytes | None:
+        """The signed bytes of the list in force, as published."""
+        return self._data
+
     def offer(self, data: bytes) -> bool:
         """Take ``data`` as the current list if it is acceptable; True if it changed.
 

@@ -5,6 +5,10 @@ never a global, and every check raises a typed error with a stable reason code, 
 be "accepted by forgetting to look at a boolean". Verification is always at the evidence's own
 time: a delivery at its statement's ``signed_at`` (per-delivery mode) or its batch note's time
 (batch mode), a checkpoint at its ``puente-time-ms`` line.
+
+Who may sign a state's evidence is :func:`check_evidence_signer`: state CC's own node key
+(``node:CC``) for CC's deliveries, batch notes and audit checkpoints, or a Puente service key
+(``service:``), as before the federation.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Literal
 
 from puente.codec.errors import DecodeError
 from puente.codec.registry import Registry
-from puente.codec.wire import decode
+from puente.codec.wire import decode, header_fingerprint
 from puente.evidence._time import from_datetime
 from puente.evidence.checkpoint import Checkpoint
 from puente.evidence.delivery import (
@@ -26,6 +30,7 @@ from puente.evidence.delivery import (
     DeliveryStatement,
     SignatureProof,
 )
+from puente.evidence.enckeys import KeyRing
 from puente.evidence.errors import (
     EvidenceError,
     MalformedError,
@@ -34,10 +39,12 @@ from puente.evidence.errors import (
     UntrustedKeyError,
 )
 from puente.evidence.keys import SigningKey
+from puente.evidence.log import audit_log_state
 from puente.evidence.merkle.hasher import leaf_hash
 from puente.evidence.merkle.proof import verify_inclusion
 from puente.evidence.note import Note
-from puente.evidence.trust import KeyEntry, TrustList, Usage, member_holder
+from puente.evidence.seal import open_delivery
+from puente.evidence.trust import KeyEntry, TrustList, Usage, member_holder, node_holder
 
 RECEIPT_CONTEXT = b"puente/delivery-receipt/v1\x00"
 DELIVERY_RECEIPT = "puente.DeliveryReceipt"
@@ -47,7 +54,8 @@ _NOTE_CACHE = 4096
 
 @dataclass(frozen=True)
 class VerifiedDelivery:
-    """A delivery that verified: its statement, payload, and how it was proven."""
+    """A delivery that verified: its statement, the payload it carries (the sealed envelope
+    when ``statement.sealed``: open it with :func:`open_verified`), and how it was proven."""
 
     statement: DeliveryStatement
     payload: bytes
@@ -55,6 +63,11 @@ class VerifiedDelivery:
     key_ids: tuple[str, ...]
     time_ms: int
     digest: bytes
+
+    @property
+    def sealed(self) -> bool:
+        """True when :attr:`payload` is an envelope sealed to the recipient."""
+        return self.statement.sealed
 
 
 @dataclass(frozen=True)
@@ -90,12 +103,17 @@ class Verifier:
             )
         self.trust_list = trust_list
         self._registry = registry
-        self._notes: OrderedDict[tuple[bytes, Usage], VerifiedCheckpoint] = OrderedDict()
+        self._notes: OrderedDict[tuple[bytes, Usage, str | None], VerifiedCheckpoint] = (
+            OrderedDict()
+        )
 
     # --- notes and checkpoints --------------------------------------------------------------
 
-    def verify_note_signers(self, note: Note, *, usage: Usage, at: int) -> list[KeyEntry]:
-        """The trust-list entries whose signatures on ``note`` verify and are valid at ``at``.
+    def verify_note_signers(
+        self, note: Note, *, usage: Usage, at: int, state: str | None = None
+    ) -> list[KeyEntry]:
+        """The trust-list entries whose signatures on ``note`` verify and are valid at ``at``:
+        keys of a Puente service, or of state ``state``'s node (:func:`check_evidence_signer`).
 
         Signatures by keys not in the trust list are ignored (witnesses may cosign). Raises
         :class:`UntrustedKeyError` (``KEY_UNKNOWN`` when no signature is by a listed key, else
@@ -115,7 +133,7 @@ class Verifier:
             entry.key.verify(sig.signature, message)
             try:
                 tl.check(entry, at=at, usage=usage)
-                _check_service(entry)
+                check_evidence_signer(entry, state=state)
             except UntrustedKeyError as exc:
                 refusal = refusal or exc
                 continue
@@ -128,14 +146,21 @@ class Verifier:
         raise UntrustedKeyError("no signature is by a key in the trust list", reason="KEY_UNKNOWN")
 
     def verify_checkpoint(
-        self, data: bytes, *, origin: str | None = None, usage: Usage = Usage.CHECKPOINT
+        self,
+        data: bytes,
+        *,
+        log_origin: str | None = None,
+        usage: Usage = Usage.CHECKPOINT,
+        state: str | None = None,
     ) -> VerifiedCheckpoint:
         """Parse and verify a signed checkpoint (or, with ``usage=DELIVERY``, a batch note).
 
-        Raises :class:`MalformedError`, :class:`SignatureError` or :class:`UntrustedKeyError`;
-        ``CHECKPOINT_ORIGIN_MISMATCH`` when ``origin`` is given and differs.
+        ``state`` is the state whose node may have signed it; for an audit checkpoint it
+        defaults to the state its log id names (``puente.audit/MX/0``: MX). Raises
+        :class:`MalformedError`, :class:`SignatureError` or :class:`UntrustedKeyError`;
+        ``CHECKPOINT_ORIGIN_MISMATCH`` when ``log_origin`` (the log id) is given and differs.
         """
-        cached = self._notes.get((data, usage))
+        cached = self._notes.get((data, usage, state))
         if cached is None:
             note = Note.parse(data)
             cp = Checkpoint.from_text(note.text)
@@ -144,14 +169,17 @@ class Verifier:
                 raise MalformedError(
                     "checkpoint has no puente-time-ms line", reason="CHECKPOINT_NO_TIME"
                 )
-            entries = self.verify_note_signers(note, usage=usage, at=t)
+            signer_state = state
+            if signer_state is None and usage is Usage.CHECKPOINT:
+                signer_state = audit_log_state(cp.log_origin)
+            entries = self.verify_note_signers(note, usage=usage, at=t, state=signer_state)
             cached = VerifiedCheckpoint(cp, note, tuple(e.key_id for e in entries), t)
-            self._notes[(data, usage)] = cached
+            self._notes[(data, usage, state)] = cached
             if len(self._notes) > _NOTE_CACHE:
                 self._notes.popitem(last=False)
-        if origin is not None and cached.checkpoint.origin != origin:
+        if log_origin is not None and cached.checkpoint.log_origin != log_origin:
             raise EvidenceError(
-                f"checkpoint is for log {cached.checkpoint.origin!r}, not {origin!r}",
+                f"checkpoint is for log {cached.checkpoint.log_origin!r}, not {log_origin!r}",
                 reason="CHECKPOINT_ORIGIN_MISMATCH",
             )
         return cached
@@ -164,10 +192,10 @@ class Verifier:
         ``recipient`` is required: a delivery is only ever valid *for* someone, and one checked
         without saying for whom would accept another state's delivery replayed to you.
         Checks the envelope and statement decode, the payload is the one the statement binds,
-        the recipient is the statement's, and the proof: an Ed25519 signature by a
-        service key valid at ``signed_at``, or an inclusion proof into a batch note signed by
-        such a key at the note's time. Raises an :class:`EvidenceError` subclass whose
-        ``reason`` says what failed (``DELIVERY_MALFORMED``, ``PAYLOAD_MISMATCH``,
+        the recipient is the statement's, and the proof: an Ed25519 signature by the origin's
+        node key or a service key, valid at ``signed_at``, or an inclusion proof into a batch
+        note signed by such a key at the note's time. Raises an :class:`EvidenceError`
+        subclass whose ``reason`` says what failed (``DELIVERY_MALFORMED``, ``PAYLOAD_MISMATCH``,
         ``RECIPIENT_MISMATCH``, ``SIGNATURE_INVALID``, ``PROOF_INVALID``, ``KEY_*``, ...).
         """
         if not isinstance(delivery, Delivery):
@@ -184,11 +212,19 @@ class Verifier:
                 f"the delivery's statement does not decode: {exc}", reason="DELIVERY_MALFORMED"
             ) from None
         payload = delivery.payload
-        if (
-            sha256(payload).digest() != st.payload_sha256
-            or len(payload) != st.payload_size
-            or payload[2:10] != st.payload_fingerprint
-        ):
+        if st.sealed:
+            # What was sent is checked here, by anyone; what is inside, by the recipient who
+            # opens it (open_verified checks the plaintext against payload_sha256).
+            carried_ok = (
+                sha256(payload).digest() == st.sealed_sha256 and len(payload) == st.sealed_size
+            )
+        else:
+            carried_ok = (
+                sha256(payload).digest() == st.payload_sha256
+                and len(payload) == st.payload_size
+                and header_fingerprint(payload) == st.payload_fingerprint
+            )
+        if not carried_ok:
             raise EvidenceError(
                 "the payload is not the one the statement signs for", reason="PAYLOAD_MISMATCH"
             )
@@ -203,7 +239,7 @@ class Verifier:
             entry = self.trust_list.entry(proof.key_id)
             entry.key.verify(proof.signature, signed)
             self.trust_list.check(entry, at=st.signed_at, usage=Usage.DELIVERY)
-            _check_service(entry)
+            check_evidence_signer(entry, state=st.origin)
             return VerifiedDelivery(
                 st, payload, "signature", (entry.key_id,), st.signed_at, delivery.digest
             )
@@ -217,11 +253,11 @@ class Verifier:
         proof: BatchProof,
         digest: bytes,
     ) -> VerifiedDelivery:
-        vc = self.verify_checkpoint(proof.batch_note, usage=Usage.DELIVERY)
+        vc = self.verify_checkpoint(proof.batch_note, usage=Usage.DELIVERY, state=st.origin)
         cp = vc.checkpoint
-        if not cp.origin.startswith(BATCH_ORIGIN_PREFIX):
+        if not cp.log_origin.startswith(BATCH_ORIGIN_PREFIX):
             raise EvidenceError(
-                f"{cp.origin!r} is not a delivery batch note", reason="BATCH_ORIGIN_INVALID"
+                f"{cp.log_origin!r} is not a delivery batch note", reason="BATCH_ORIGIN_INVALID"
             )
         if st.signed_at > vc.time_ms:
             raise EvidenceError(
@@ -259,14 +295,54 @@ class Verifier:
         )
 
 
+def open_verified(verified: VerifiedDelivery, keys: KeyRing) -> bytes:
+    """The notice inside a verified delivery: the payload itself when in clear, else the
+    sealed envelope opened with the recipient's key ring and checked against the signed
+    statement's plaintext digest, size and fingerprint. Raises :class:`SealError`
+    (``SEAL_*``) or :class:`EvidenceError` (``PAYLOAD_MISMATCH``)."""
+    st = verified.statement
+    if not st.sealed:
+        return verified.payload
+    opened = open_delivery(
+        verified.payload,
+        keys=keys,
+        notice_id=st.notice_id,
+        recipient=st.recipient,
+        delivery_id=st.delivery_id,
+        payload_fingerprint=st.payload_fingerprint,
+    )
+    plain = opened.plaintext
+    if sha256(plain).digest() != st.payload_sha256 or len(plain) != st.payload_size:
+        raise EvidenceError(
+            "the sealed notice is not the one the statement signs for", reason="PAYLOAD_MISMATCH"
+        )
+    return plain
+
+
 def sign_receipt(key: SigningKey, receipt: bytes) -> bytes:
     """A member's Ed25519 signature over ``RECEIPT_CONTEXT || receipt`` (single-object bytes)."""
     return key.sign(RECEIPT_CONTEXT + receipt)
 
 
-def _check_service(entry: KeyEntry) -> None:
-    if not entry.holder.startswith(SERVICE_HOLDER_PREFIX):
-        raise UntrustedKeyError(
-            f"key {entry.key_id} belongs to {entry.holder}, not to a Puente service",
-            reason="KEY_WRONG_HOLDER",
-        )
+def check_evidence_signer(
+    entry: KeyEntry, *, state: str | None, allow_service: bool = True
+) -> KeyEntry:
+    """May ``entry``'s holder sign evidence (deliveries, batch notes, checkpoints) of ``state``?
+
+    Yes for ``node:<state>``, the state's own node; yes for a ``service:`` key while
+    ``allow_service`` (the single policy service of before the federation: evidence it signed
+    keeps verifying). Another state's node, a member or an operator key: ``KEY_WRONG_HOLDER``.
+    Usage and validity are :meth:`TrustList.check`'s; this only says whose key it must be.
+    """
+    if allow_service and entry.holder.startswith(SERVICE_HOLDER_PREFIX):
+        return entry
+    if state is not None and entry.holder == node_holder(state):
+        return entry
+    wanted = [node_holder(state)] if state is not None else []
+    if allow_service:
+        wanted.append("a Puente service")
+    raise UntrustedKeyError(
+        f"key {entry.key_id} belongs to {entry.holder}; evidence of "
+        f"{state or 'this log'} must be signed by {' or '.join(wanted) or 'its node'}",
+        reason="KEY_WRONG_HOLDER",
+    )

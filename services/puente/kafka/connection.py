@@ -15,6 +15,7 @@ from typing import Any
 from puente.config import Settings
 from puente.errors import ConfigError
 from puente.kafka.broker_config import ADMIN_USER
+from puente.kafka.clusterinfo import read_cluster_info
 from puente.secrets import Credential, SecretStore
 
 
@@ -80,9 +81,7 @@ def resolve_endpoint(settings: Settings) -> KafkaEndpoint:
             str(k.ssl_cafile) if k.ssl_cafile else None,
             k.request_timeout_s,
         )
-    from puente.kafka.local import LocalCluster
-
-    info = LocalCluster(settings).info()
+    info = read_cluster_info(settings)
     if info is None:
         raise ConfigError(
             "no Kafka configured and no local broker in the state directory",

@@ -14,7 +14,6 @@ Every wait is bounded; every failure is a :class:`LocalKafkaError` with a hint.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -23,11 +22,10 @@ import socket
 import subprocess
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from puente.config import Settings
-from puente.errors import PuenteError
 from puente.kafka.broker_config import (
     ADMIN_USER,
     BROKER_USER,
@@ -37,17 +35,20 @@ from puente.kafka.broker_config import (
     render_properties,
     server_properties,
 )
+from puente.kafka.clusterinfo import (
+    HOST,
+    ClusterInfo,
+    LocalKafkaError,
+    NodeInfo,
+    cluster_info_path,
+    read_cluster_info,
+)
 from puente.logs import get_logger
 from puente.maven import classpath, fetch_jars
 from puente.secrets import Credential, SecretStore, write_private
 
-HOST = "127.0.0.1"
 MIN_JAVA = 17
 log = get_logger("kafka.local")
-
-
-class LocalKafkaError(PuenteError):
-    reason = "LOCAL_KAFKA_FAILED"
 
 
 def kafka_coordinates(version: str) -> list[str]:
@@ -74,48 +75,6 @@ def java_major_version(java: str = "java") -> int:
         raise LocalKafkaError(f"cannot read the Java version from: {out.stderr.strip()[:200]}")
     major = int(match.group(1))
     return int(match.group(2) or 0) if major == 1 else major
-
-
-@dataclass
-class NodeInfo:
-    node_id: int
-    client_port: int
-    internal_port: int
-    controller_port: int
-    directory: str
-    pid: int | None = None
-
-
-@dataclass
-class ClusterInfo:
-    """What ``up`` started, persisted as cluster.json."""
-
-    version: str
-    cluster_id: str
-    nodes: list[NodeInfo]
-
-    @property
-    def bootstrap(self) -> str:
-        return ",".join(f"{HOST}:{n.client_port}" for n in self.nodes)
-
-    def ports(self) -> list[NodePorts]:
-        return [
-            NodePorts(n.node_id, n.client_port, n.internal_port, n.controller_port)
-            for n in self.nodes
-        ]
-
-    @classmethod
-    def load(cls, path: Path) -> ClusterInfo:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return cls(
-            version=raw["version"],
-            cluster_id=raw["cluster_id"],
-            nodes=[NodeInfo(**n) for n in raw["nodes"]],
-        )
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -187,7 +146,7 @@ class LocalCluster:
         self.settings = settings
         self.base_port = base_port or settings.local.client_port
         self.root = settings.state_dir / "kafka"
-        self.info_path = self.root / "cluster.json"
+        self.info_path = cluster_info_path(settings)
         self.secrets = SecretStore(settings.secrets_dir)
         if brokers is None:
             recorded = self.info() if self.info_path.is_file() else None
@@ -200,15 +159,7 @@ class LocalCluster:
     # --- queries -----------------------------------------------------------------------------
 
     def info(self) -> ClusterInfo | None:
-        if not self.info_path.is_file():
-            return None
-        try:
-            return ClusterInfo.load(self.info_path)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise LocalKafkaError(
-                f"{self.info_path} is corrupt ({exc})",
-                hint="run `puente kafka reset` to delete the local broker's state and start anew",
-            ) from exc
+        return read_cluster_info(self.settings)
 
     def status(self) -> list[NodeStatus]:
         info = self.info()

@@ -7,8 +7,16 @@ Member state CC (principal ``<prefix>-cc``) may:
 - write its own ingress and receipts topics;
 - read its own deliver and rejected topics, with consumer groups under ``<prefix>.CC.``;
 - read the checkpoints and trust topics (public evidence without personal data, needed to verify);
-- read the early-warning topics: every member's aggregates (counts without identity, so that it
+- read the early-warning topics: every state's aggregates (counts without identity, so that it
   can recompute any warning) and the warnings (docs/early-warning.md).
+CC's node (principal ``<prefix>-node-cc``) may read only ``ingress.CC``; write every state's
+deliver topic, its own ``rejected.CC``, ``audit.CC`` and ``state.CC`` (reading back the last
+two on take-over), the checkpoints topic and the aggregates topic; read the trust topic; with
+consumer groups under ``<prefix>.node.CC`` and transactional ids under ``<prefix>.node.CC.``
+(see ``node_acls``). The aggregates topic is one partition (one order for every evaluator), so
+every node writes the same topic: Kafka cannot limit a writer to its own keys, and an aggregate
+of CC counts only when signed by a key of ``node:CC`` in the trust list
+(``puente.warnings.signing``); another node's write is refused as ``KEY_WRONG_HOLDER``.
 Services get what their role needs and nothing more (see ``SERVICE_GRANTS``).
 """
 
@@ -24,6 +32,8 @@ from puente.topics import (
     AUDIT,
     CHECKPOINTS,
     DELIVER,
+    GATEWAY_ANSWERS,
+    GATEWAY_TOKENS,
     INGRESS,
     RECEIPTS,
     REJECTED,
@@ -108,19 +118,9 @@ _W = (Operation.WRITE, Operation.DESCRIBE)
 _RW = (Operation.READ, Operation.WRITE, Operation.DESCRIBE)
 
 SERVICE_GRANTS: dict[str, tuple[tuple[TopicKind, tuple[Operation, ...]], ...]] = {
-    # The policy service consumes every ingress topic and writes deliveries, rejections, the
-    # audit log, its changelog and checkpoints, in transactions.
-    "policy": (
-        (INGRESS, _R),
-        (DELIVER, _W),
-        (REJECTED, _W),
-        (AUDIT, _RW),
-        (STATE, _RW),
-        (CHECKPOINTS, _RW),
-        (TRUST, _R),
-        (AGGREGATES, _W),  # each origin's signed aggregates (tomorrow: the origin's node)
-    ),
-    # The gateway publishes for agencies that authenticated to it and reads their deliveries.
+    # The gateway publishes for agencies that authenticated to it and reads their deliveries
+    # (and the early warnings, which every member may read); its replicas share their tokens
+    # and first answers through its own two topics.
     "gateway": (
         (INGRESS, _W),
         (RECEIPTS, _W),
@@ -128,6 +128,9 @@ SERVICE_GRANTS: dict[str, tuple[tuple[TopicKind, tuple[Operation, ...]], ...]] =
         (REJECTED, _R),
         (CHECKPOINTS, _R),
         (TRUST, _R),
+        (WARNINGS, _R),
+        (GATEWAY_TOKENS, _RW),
+        (GATEWAY_ANSWERS, _RW),
     ),
     # Auditors replay the log; they never see payloads.
     "auditor": ((AUDIT, _R), (CHECKPOINTS, _R), (TRUST, _R)),
@@ -138,7 +141,6 @@ SERVICE_GRANTS: dict[str, tuple[tuple[TopicKind, tuple[Operation, ...]], ...]] =
     # The early-warning evaluator reads the aggregates and publishes warnings (nothing else).
     "warnings": ((AGGREGATES, _R), (WARNINGS, _RW), (TRUST, _R)),
 }
-SERVICES_WITH_TRANSACTIONS = frozenset({"policy"})
 
 
 def _topic_grants(
@@ -166,6 +168,27 @@ def member_acls(naming: Naming, member: str) -> list[Acl]:
     return acls
 
 
+def node_acls(naming: Naming, member: str) -> list[Acl]:
+    """The least-privilege ACLs of member ``member``'s node principal."""
+    p = naming.node_principal(member)
+    acls = []
+    for kind, ops in ((INGRESS, _R), (REJECTED, _W), (AUDIT, _RW), (STATE, _RW)):
+        topic = naming.topic(kind, member)
+        acls += [Acl(p, Resource.TOPIC, topic, Pattern.LITERAL, op) for op in ops]
+    acls += _topic_grants(p, naming, DELIVER, _W)  # to every recipient, present and future
+    acls += _topic_grants(p, naming, CHECKPOINTS, _RW)
+    acls += _topic_grants(p, naming, TRUST, _R)
+    # Its signed aggregates, in its batches' transactions (write only: it never reads others').
+    acls += _topic_grants(p, naming, AGGREGATES, _W)
+    acls.append(Acl(p, Resource.GROUP, naming.node_group(member), Pattern.PREFIXED, Operation.READ))
+    tx = naming.node_transactional_id_prefix(member)
+    acls += [
+        Acl(p, Resource.TRANSACTIONAL_ID, tx, Pattern.PREFIXED, op)
+        for op in (Operation.WRITE, Operation.DESCRIBE)
+    ]
+    return acls
+
+
 def service_acls(naming: Naming, service: str) -> list[Acl]:
     """The least-privilege ACLs of one service principal."""
     p = naming.service_principal(service)
@@ -175,12 +198,6 @@ def service_acls(naming: Naming, service: str) -> list[Acl]:
     acls.append(
         Acl(p, Resource.GROUP, naming.service_group(service), Pattern.PREFIXED, Operation.READ)
     )
-    if service in SERVICES_WITH_TRANSACTIONS:
-        tx = naming.transactional_id_prefix(service)
-        acls += [
-            Acl(p, Resource.TRANSACTIONAL_ID, tx, Pattern.PREFIXED, op)
-            for op in (Operation.WRITE, Operation.DESCRIBE)
-        ]
     return acls
 
 
@@ -195,6 +212,7 @@ def build_plan(
     replication = min(3, brokers)
     min_isr = 2 if brokers >= 3 else None
     principals = [Principal(naming.member_principal(m), "member", m) for m in members]
+    principals += [Principal(naming.node_principal(m), "node", m) for m in members]
     principals += [Principal(naming.service_principal(s), s) for s in SERVICE_GRANTS]
     topics = []
     for kind in ALL_KINDS:
@@ -221,5 +239,6 @@ def build_plan(
                 )
             )
     acls = [a for m in members for a in member_acls(naming, m)]
+    acls += [a for m in members for a in node_acls(naming, m)]
     acls += [a for s in SERVICE_GRANTS for a in service_acls(naming, s)]
     return Plan(tuple(principals), tuple(topics), tuple(sorted(set(acls))))

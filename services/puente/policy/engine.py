@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from puente.notices import NOTICE_SHORT_NAMES
 from puente.policy.cel import Condition
 from puente.policy.errors import (
     PolicyError,
@@ -50,7 +51,7 @@ RECIPIENT_DOES_NOT_ACCEPT = "RECIPIENT_DOES_NOT_ACCEPT"
 PURPOSE_NOT_PERMITTED = "PURPOSE_NOT_PERMITTED"
 RULE_ERROR = "RULE_ERROR"
 
-NOTICE_TYPES = ("CaseNotice", "ConsularNotification")
+NOTICE_TYPES = NOTICE_SHORT_NAMES  # policies name the types by their short names
 _NAMESPACE = "puente."
 
 
@@ -184,6 +185,18 @@ _SHARE_TRANSFORMED = Action.SHARE_TRANSFORMED.value
 _EMPTY_SHARE: tuple[Any, ...] = ((), None, None, None, (), ())
 
 
+class Digests(NamedTuple):
+    """The SHA-256 of the files a policy set was loaded from that the federation cares about:
+    the regional file (its floor is pinned in the trust list) and each member's own rules."""
+
+    floor: bytes
+    states: dict[str, bytes]
+
+    def policy(self, origin: str) -> bytes:
+        """The digest of ``origin``'s own policy file (empty if it has none)."""
+        return self.states.get(origin, b"")
+
+
 class PolicySet:
     """A loaded, validated, compiled policy set. Immutable; safe to share between threads.
 
@@ -203,8 +216,10 @@ class PolicySet:
         rules: tuple[CompiledRule, ...],
         files: tuple[str, ...],
         warnings: tuple[str, ...] = (),
+        digests: Digests | None = None,
     ) -> None:
         self.version = version
+        self.digests = digests or Digests(b"", {})
         self.members = members
         self.groups = groups
         self.floor = floor

@@ -128,14 +128,15 @@ def notice_facts(notice_type: str, notice: Mapping[str, Any]) -> NoticeFacts:
     protected: list[PersonFacts] = []
     warnings: list[FloorWarning] = []
     cutoff: dt.date | None = None  # born after it: under 18 on the notice's day
+    cutoff_known = False  # None is also an answer: nobody representable is 18 yet
     for i, p in enumerate(raw):
         flag = p.get("minor") is True
         born = p.get("date_of_birth")
         by_age: bool | None = None
         if born is not None and when is not None:
-            if cutoff is None:
-                cutoff = adult_cutoff(_utc_day(when))
-            by_age = born > cutoff
+            if not cutoff_known:
+                cutoff, cutoff_known = adult_cutoff(_utc_day(when)), True
+            by_age = cutoff is None or born > cutoff
             contradiction = by_age != flag or (unaccompanied and not by_age)
         else:
             contradiction = unaccompanied and not flag
@@ -189,25 +190,24 @@ def _utc_day(when: dt.date) -> dt.date:
 
 
 @functools.lru_cache(maxsize=256)
-def adult_cutoff(day: dt.date) -> dt.date:
+def adult_cutoff(day: dt.date) -> dt.date | None:
     """The latest date of birth that makes a person an adult on ``day``: anyone born after it is
     under 18 that day (the 18th birthday itself included). One date comparison per person;
-    cached, since a stream of notices spans few days."""
+    cached, since a stream of notices spans few days. None when no representable date of birth
+    (year 1 on) makes anyone 18 on ``day``: everyone is a minor, the protective answer."""
     key = day.year * 10000 + day.month * 100 + day.day
-    if day.year <= ADULT_AGE + 1:
-        # The calendar's first years (a fuzzed or mistyped date): the cutoff would precede
-        # 1 January of year 1. Nobody can be born before it, so nobody counts as an adult
-        # (only someone born that very day is not protected).
-        return dt.date.min
     try:
-        born = day.replace(year=day.year - ADULT_AGE)
-    except ValueError:  # 29 February, ADULT_AGE years back in a common year
-        born = day.replace(year=day.year - ADULT_AGE, day=28)
-    one = dt.timedelta(days=1)
-    while _adult_key(born) >= key:
-        born -= one
-    while _adult_key(born + one) < key:
-        born += one
+        try:
+            born = day.replace(year=day.year - ADULT_AGE)
+        except ValueError:  # 29 February, ADULT_AGE years back in a common year
+            born = day.replace(year=day.year - ADULT_AGE, day=28)
+        one = dt.timedelta(days=1)
+        while _adult_key(born) >= key:
+            born -= one
+        while _adult_key(born + one) < key:
+            born += one
+    except (ValueError, OverflowError):  # the cutoff would be before 0001-01-01
+        return None
     return born
 
 

@@ -8,7 +8,7 @@ caller can log it and count it in metrics, and keeps the last error for health e
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,14 +67,18 @@ class PolicyStore:
         """The error of the most recent refused reload (cleared by a successful one)."""
         return self._last_error
 
-    def reload(self) -> ReloadResult:
-        """Load the directory again; activate it only if it is valid and differs."""
+    def reload(self, accept: Callable[[PolicySet], None] | None = None) -> ReloadResult:
+        """Load the directory again; activate it only if it is valid, differs, and ``accept``
+        (if given) does not raise a :class:`PuenteError` for it (a node refuses a set whose
+        regional floor is not the one the trust list pins)."""
         with self._lock:
             old = self._current
             try:
                 if old is not None and current_version(self.policies_dir) == old.version:
                     return ReloadResult(old.version, False)  # unchanged: no parse, no compile
                 candidate = load_policy_set(self.policies_dir, self.schemas_dir)
+                if accept is not None and (old is None or old.version != candidate.version):
+                    accept(candidate)
             except PuenteError as exc:
                 self._last_error = exc
                 return ReloadResult(old.version if old else None, False, exc)

@@ -16,7 +16,7 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,9 @@ from puente.policy.model import Op, Transform
 
 Leaf = Callable[[Any, "Keys"], Any]
 Apply = Callable[[Mapping[str, Any], "Keys"], Mapping[str, Any]]
+Step = tuple[str, bool, bool]  # (field name, into array items, nullable record)
+# A trie of paths: field name → (into items, nullable, subtree or leaf function).
+_Tree = dict[str, tuple[bool, bool, Any]]
 
 _PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\])?)*$")
 MASK = "***"
@@ -145,6 +148,22 @@ def _describe(nullable: bool, t: Any) -> str:
     return ("nullable " if nullable else "") + k
 
 
+@dataclass(frozen=True, slots=True)
+class CheckedTransform:
+    """A transformation checked against one schema: the steps of its path and its leaf function,
+    ready to be merged with others by :func:`merge_transforms`."""
+
+    steps: tuple[Step, ...]
+    leaf: Leaf
+
+
+def check_transform(schema: dict[str, Any], tr: Transform) -> CheckedTransform:
+    """Check ``tr`` against the Avro record ``schema``; :class:`TransformError` if it does not
+    fit (the message names the field and why)."""
+    steps, leaf = _resolve_path(schema, tr)
+    return CheckedTransform(tuple(steps), leaf)
+
+
 def compile_transform(schema: dict[str, Any], tr: Transform) -> Apply:
     """Check ``tr`` against the Avro record ``schema`` and return its copy-on-write applier."""
     return compile_transforms(schema, (tr,))
@@ -153,15 +172,19 @@ def compile_transform(schema: dict[str, Any], tr: Transform) -> Apply:
 def compile_transforms(
     schema: dict[str, Any], trs: tuple[Transform, ...] | list[Transform]
 ) -> Apply:
-    """Check every transformation and merge them into one applier that copies each container on
-    their paths once, however many transformations touch it. They apply in the order listed:
-    when one path is a prefix of another (or the same), a new pass starts."""
+    """Check every transformation and merge them into one applier (:func:`merge_transforms`)."""
+    return merge_transforms([check_transform(schema, tr) for tr in trs])
+
+
+def merge_transforms(checked: Sequence[CheckedTransform]) -> Apply:
+    """Merge checked transformations into one applier that copies each container on their paths
+    once, however many transformations touch it. They apply in the order listed: when one path
+    is a prefix of another (or the same), a new pass starts."""
     passes: list[_Tree] = [{}]
-    for tr in trs:
-        steps, leaf = _resolve_path(schema, tr)
-        if not _insert(passes[-1], steps, leaf):
+    for c in checked:
+        if not _insert(passes[-1], c.steps, c.leaf):
             passes.append({})
-            _insert(passes[-1], steps, leaf)
+            _insert(passes[-1], c.steps, c.leaf)
     fns = [_record_fn(tree) for tree in passes]
     if len(fns) == 1:
         return fns[0]
@@ -174,12 +197,7 @@ def compile_transforms(
     return in_order
 
 
-Step = tuple[str, bool, bool]  # (field name, into array items, nullable record)
-# A trie of paths: field name → (into items, nullable, subtree or leaf function).
-_Tree = dict[str, tuple[bool, bool, Any]]
-
-
-def _insert(tree: _Tree, steps: list[Step], leaf: Leaf) -> bool:
+def _insert(tree: _Tree, steps: Sequence[Step], leaf: Leaf) -> bool:
     """Add a path to the trie; False if it collides with one already there."""
     name, into, nullable = steps[0]
     entry = tree.get(name)

@@ -137,3 +137,20 @@ def line_of(data: Any, loc: tuple[int | str, ...], default: int = 1) -> int:
         else:
             break
     return line
+
+
+def key_line(data: Any, key: str, default: int = 1) -> int:
+    """The line of ``key``'s value in the mapping ``data`` (of the key if the value has none, of
+    the mapping if the key is absent); ``default`` if ``data`` is not a mapping."""
+    if isinstance(data, LMap):
+        return data.value_lines.get(key, data.key_lines.get(key, data.line))
+    return default
+
+
+def item_line(data: Any, key: str, i: int) -> int:
+    """The line of item ``i`` of the sequence under ``key`` in ``data`` (:func:`key_line` if there
+    is no such item)."""
+    seq = data.get(key) if isinstance(data, LMap) else None
+    if isinstance(seq, LList) and i < len(seq.item_lines):
+        return seq.item_lines[i]
+    return key_line(data, key)

@@ -1,49 +1,77 @@
-"""The seam between today's policy service and early warning (docs/early-warning.md).
+"""The seam between a state's node and early warning (docs/early-warning.md §8).
 
-Aggregation needs the plaintext of accepted notices, which only the policy service sees today
-(tomorrow: each origin's node). So the service carries it, behind four call sites a node can take
-over unchanged:
+Aggregation needs the plaintext of accepted notices, which only the origin's own node sees. So
+each node counts its own notices, behind a few call sites:
 
 * ``PartitionProcessor._one`` feeds each accepted notice to its partition's
   :class:`AggregateFeed` (``feed``), after the dedupe has recorded it;
 * ``PartitionProcessor.process`` asks it, at the end of each batch, for the closed windows
-  (``end``): signed aggregates for the aggregates topic and its state record for the partition's
-  changelog, produced in the batch's transaction (``BatchOutput.aggregates`` / ``.state``);
-  ``begin``/``rollback`` follow the batch's transaction;
-* ``PolicyService._checkpoint_all`` also runs a partition whose windows are due without input
+  (``end``): aggregates signed with the node's key for the aggregates topic, and the counts'
+  state sealed to the node itself for the partition's changelog, both produced in the batch's
+  transaction (``BatchOutput.aggregates`` / ``.state``); ``begin``/``rollback`` follow the
+  batch's transaction;
+* ``Node._checkpoint_all`` also runs a partition whose windows are due without input
   (``PartitionProcessor.windows_due``), so that quiet partitions publish their empty windows;
-* ``PolicyService._restore`` hands the partition's state record (key ``aggregates``) back
-  (:meth:`Aggregation.restored`), and ``PolicyService._processor`` builds the feed with it
-  (:meth:`Aggregation.feed_for`).
+* ``Changelog`` reads the partition's state record back (key :data:`STATE_KEY`) and
+  ``Node._processor`` builds the feed from it (:meth:`Aggregation.feed`); ``Outbox`` writes the
+  aggregates to ``<prefix>.aggregates`` (partition 0, key the origin, the signature in headers).
 
-Each ingress partition is one **shard** of its origin's counts (an Aggregate says ``shard`` of
-``shards``), suppressed on its own: a node with one counter per origin loses less to suppression.
-The raw counts stay in the service's memory and in ``<prefix>.state.<ORIGIN>`` (which only the
-policy service reads); what leaves is :func:`puente.warnings.aggregate.publish` output, signed
-with a key of usage ``early-warning`` (holder ``service:policy`` today, ``member:CC`` tomorrow).
+Each ingress partition of the node is one **shard** of its origin's counts (an Aggregate says
+``shard`` of ``shards``), suppressed on its own: partitions are the node's unit of exactly-once
+processing and may be owned by different instances. The raw counts (small cells included) stay
+in the node: in its memory, and in ``<prefix>.state.<ORIGIN>`` sealed to the node's own
+encryption key (:class:`~puente.service.nodekeys.NodeVault`), so that neither the cluster's
+operators nor any other principal can read them. What leaves is
+:func:`puente.warnings.aggregate.publish` output, signed with the node's key of usage
+``early-warning`` (holder ``node:CC``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
 from puente.codec.registry import Registry
-from puente.config import Settings
 from puente.evidence.keys import SigningKey
 from puente.logs import get_logger
 from puente.warnings.aggregate import Aggregator, publish
 from puente.warnings.signing import AGGREGATE_CONTEXT, Headers, sign
 from puente.warnings.triggers import TriggerSet
 
-log = get_logger("policy.aggregates")
+log = get_logger("node.aggregates")
 
 STATE_KEY = b"aggregates"
 """The key of a partition's aggregation state in its changelog (``<prefix>.state.<ORIGIN>``)."""
 
 AggregateRecord = tuple[bytes, bytes, Headers]  # (key, value, signature headers)
+
+
+class AggregateKeys(Protocol):
+    """Where a node's aggregate-signing key comes from (any ``NodeKeys``)."""
+
+    def early_warning_key(self, at: int) -> SigningKey:
+        """The key of usage ``early-warning`` valid at ``at`` (Unix ms)."""
+        ...
+
+
+class StateVault(Protocol):
+    """Seals what a node keeps for itself (``NodeVault``)."""
+
+    def seal(self, state: bytes, *, name: str, at: int) -> bytes:
+        """``state`` sealed to the node; ``name`` is bound into the seal."""
+        ...
+
+    def open(self, sealed: bytes, *, name: str) -> bytes:
+        """What :meth:`seal` sealed under ``name``; raises if it does not open."""
+        ...
+
+
+def state_name(shard: int) -> str:
+    """The name a shard's state is sealed under (a state cannot be restored as another's)."""
+    return f"aggregates/{shard}"
 
 
 class AggregateFeed:
@@ -56,14 +84,16 @@ class AggregateFeed:
         aggregator: Aggregator,
         *,
         triggers: TriggerSet,
-        key: SigningKey,
+        keys: AggregateKeys,
+        vault: StateVault,
         registry: Registry,
         shard: int,
         shards: int,
     ) -> None:
         self.aggregator = aggregator
         self.triggers = triggers
-        self.key = key
+        self.keys = keys
+        self.vault = vault
         self.registry = registry
         self.shard = shard
         self.shards = shards
@@ -89,7 +119,7 @@ class AggregateFeed:
         return self.aggregator.due(now_ms)
 
     def end(self, now_ms: int) -> tuple[list[tuple[bytes, bytes | None]], list[AggregateRecord]]:
-        """The closed windows' signed aggregates, and the state record if it changed."""
+        """The closed windows' signed aggregates, and the sealed state record if it changed."""
         out: list[AggregateRecord] = []
         origin = self.aggregator.origin
         if self.aggregator.late > self._late_logged:  # counted nowhere: say so
@@ -102,11 +132,12 @@ class AggregateFeed:
             self._late_logged = self.aggregator.late
         for closed in self.aggregator.close(now_ms):
             try:
+                key = self.keys.early_warning_key(now_ms)
                 for a in publish(
                     closed, origin=origin, k=self.triggers.k, shard=self.shard, shards=self.shards
                 ):
                     body = a.encode(self.registry)
-                    sig = sign(self.key, AGGREGATE_CONTEXT, body, signed_at=now_ms)
+                    sig = sign(key, AGGREGATE_CONTEXT, body, signed_at=now_ms)
                     out.append((origin.encode(), body, sig.headers()))
             except Exception as exc:  # withheld, never leaked
                 self.failed += 1
@@ -119,89 +150,100 @@ class AggregateFeed:
                 )
         state: list[tuple[bytes, bytes | None]] = []
         if self.aggregator.dirty:
-            state.append((STATE_KEY, self.aggregator.state()))
+            try:
+                sealed = self.vault.seal(
+                    self.aggregator.state(), name=state_name(self.shard), at=now_ms
+                )
+                state.append((STATE_KEY, sealed))
+            except Exception as exc:  # never in clear: a take-over then starts these counts afresh
+                self.failed += 1
+                log.error(
+                    "aggregates.state_not_sealed",
+                    origin=origin,
+                    shard=self.shard,
+                    error=type(exc).__name__,
+                    reason=getattr(exc, "reason", None),
+                )
         return state, out
 
 
-@dataclass
+@dataclass(frozen=True)
 class Aggregation:
-    """What the policy service counts for early warning, and the states restored for it."""
+    """What one state's node counts for early warning, and how it signs and seals."""
 
+    origin: str
     triggers: TriggerSet
-    key: SigningKey
+    keys: AggregateKeys
+    vault: StateVault
     registry: Registry
-    _restored: dict[tuple[str, int], bytes] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: Settings, registry: Registry) -> Aggregation | None:
-        """From the policy directory's triggers and the aggregate key; None (aggregation off,
-        logged) when there are no triggers, when they do not load, or when there is no key:
-        early warning never keeps the exchange from starting."""
+    def load(
+        cls,
+        origin: str,
+        policies_dir: Path,
+        schemas_dir: Path,
+        *,
+        keys: AggregateKeys,
+        vault: StateVault,
+        registry: Registry,
+    ) -> Aggregation | None:
+        """From the policy directory's triggers; None (aggregation off, logged) when they do
+        not load, when no trigger reads from ``origin``, or when the node has no key of usage
+        ``early-warning``: early warning never keeps a node from starting."""
         from puente.errors import PuenteError
-        from puente.evidence.keys import read_private_key
-        from puente.evidence.keystore import KeyStore
-        from puente.evidence.trust import Usage, service_holder
-        from puente.service.setup import keys_dir
         from puente.warnings.loader import load_triggers
 
         try:
-            triggers = load_triggers(settings.policies_dir, settings.schemas_dir)
-            path = settings.warnings.aggregate_key_file
-            if path is not None:
-                key = read_private_key(path)
-            elif settings.policy.signing_key_file is None:  # the embedded default keeps its keys
-                store = KeyStore(keys_dir(settings))
-                now = int(time.time() * 1000)
-                key = store.current(service_holder(), usage=Usage.EARLY_WARNING, at=now)
-            else:
-                log.warning("aggregates.off", reason="set PUENTE_WARNINGS__AGGREGATE_KEY_FILE")
-                return None
+            triggers = load_triggers(policies_dir, schemas_dir)
+            keys.early_warning_key(int(time.time() * 1000))
         except PuenteError as exc:
-            log.error("aggregates.off", reason=exc.reason, error=exc.message)
+            log.error("aggregates.off", origin=origin, reason=exc.reason, error=exc.message)
             return None
-        if not triggers.triggers:
-            log.info("aggregates.off", reason="no triggers")
+        if not triggers.tables_for(origin):
+            log.info("aggregates.off", origin=origin, reason="no trigger reads from this state")
             return None
-        log.info("aggregates.on", triggers=len(triggers.triggers), version=triggers.version)
-        return cls(triggers, key, registry)
+        log.info(
+            "aggregates.on",
+            origin=origin,
+            triggers=len(triggers.triggers),
+            version=triggers.version,
+        )
+        return cls(origin, triggers, keys, vault, registry)
 
-    def restored(self, origin: str, partition: int, key: bytes, value: bytes | None) -> bool:
-        """Take a changelog record read at a take-over if it is the aggregation state."""
-        if key != STATE_KEY:
-            return False
-        if value is None:
-            self._restored.pop((origin, partition), None)
-        else:
-            self._restored[(origin, partition)] = value
-        return True
+    def feed(self, partition: int, shards: int, state: bytes | None) -> AggregateFeed:
+        """The feed of ingress partition ``partition`` (of ``shards``), from its sealed state
+        record if any (a state that does not open or that this version cannot read is logged
+        and started afresh: early warning never blocks a partition)."""
+        from puente.errors import PuenteError
 
-    def feed_for(self, origin: str, partition: int, shards: int) -> AggregateFeed:
-        """The feed of one ingress partition, from its restored state if any (a state this
-        version cannot read is logged and started afresh: early warning never blocks a
-        partition)."""
-        from puente.warnings.aggregate import AggregateError
+        tables = self.triggers.tables_for(self.origin)
 
-        tables = self.triggers.tables_for(origin)
-        state = self._restored.pop((origin, partition), None)
-
-        def make(state: bytes | None) -> Aggregator:
+        def make(raw: bytes | None) -> Aggregator:
             return Aggregator(
-                origin,
+                self.origin,
                 tables,
                 gazetteer=self.triggers.gazetteer,
                 lateness_ms=self.triggers.lateness_ms,
-                state=state,
+                state=raw,
             )
 
         try:
-            aggregator = make(state)
-        except AggregateError as exc:
-            log.error("aggregates.state_unreadable", origin=origin, reason=exc.reason)
+            raw = None if state is None else self.vault.open(state, name=state_name(partition))
+            aggregator = make(raw)
+        except PuenteError as exc:
+            log.error(
+                "aggregates.state_unreadable",
+                origin=self.origin,
+                shard=partition,
+                reason=exc.reason,
+            )
             aggregator = make(None)
         return AggregateFeed(
             aggregator,
             triggers=self.triggers,
-            key=self.key,
+            keys=self.keys,
+            vault=self.vault,
             registry=self.registry,
             shard=partition,
             shards=max(shards, partition + 1),

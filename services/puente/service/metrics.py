@@ -16,9 +16,9 @@ NOTICES = Counter(
 )
 DECISIONS = Counter(
     "puente_policy_decisions_total",
-    "Per-recipient decisions (share, share_transformed, withhold) and notice rejections "
-    "(reject), by reason code",
-    ["action", "reason"],
+    "Per-recipient decisions (DELIVERED, TRANSFORMED, WITHHELD) and notice rejections "
+    "(REJECTED), in the audit log's words, by reason code",
+    ["decision", "reason"],
 )
 TRANSACTIONS = Counter(
     "puente_policy_transactions_total",

@@ -16,12 +16,13 @@ Every input ends in exactly one outcome, and the audit log says which:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -30,20 +31,24 @@ from puente.codec.wire import encode
 from puente.errors import PuenteError
 from puente.evidence.delivery import (
     STATEMENT_CONTEXT,
-    DeliveryAction,
     DeliveryBatch,
     DeliveryDecision,
     DeliverySigner,
     DeliveryStatement,
 )
+from puente.evidence.enckeys import EncryptionPublicKey, KeyRing
+from puente.evidence.errors import SealError
 from puente.evidence.keys import SigningKey
 from puente.evidence.log import AuditLog, LogState
-from puente.evidence.records import Decision as AuditDecision
+from puente.evidence.records import AuditDecision
+from puente.evidence.seal import open_notice, seal_delivery
 from puente.logs import get_logger
 from puente.policy.engine import RULE_ERROR, Decision, PolicySet
+from puente.policy.model import Action
 from puente.policy.store import PolicyStore
 from puente.service.aggregates import AggregateFeed, AggregateRecord
 from puente.service.dedupe import SeenIds
+from puente.service.nodekeys import NodeKeys, Sealer
 from puente.service.validate import (
     DUPLICATE_NOTICE,
     INTERNAL_ERROR,
@@ -59,6 +64,7 @@ from puente.topics import DELIVER, Naming
 log = get_logger("policy.processor")
 
 REJECTION = "puente.Rejection"
+RECIPIENT_KEY_MISSING = "RECIPIENT_KEY_MISSING"  # no valid encryption key to seal to
 # Rejection.severity: something was refused, or the origin is only warned.
 REFUSED = "REFUSED"
 WARNING = "WARNING"
@@ -68,12 +74,6 @@ DEFAULT_HANDLING = "H2"
 # The decisions metric's reason for a share whose payload is not the published bytes.
 REENCODED = "REENCODED"
 _DELIVERY_NS = uuid.UUID("6f1d3a52-2b7e-4c1e-9a55-0c1d2e3f4a5b")
-
-
-class Outcome(StrEnum):
-    DELIVERED = "DELIVERED"
-    WITHHELD = "WITHHELD"
-    REJECTED = "REJECTED"
 
 
 class SigningMode(StrEnum):
@@ -105,7 +105,8 @@ class BatchOutput:
     state: list[tuple[bytes, bytes | None]] = field(default_factory=list)  # None: a tombstone
     aggregates: list[AggregateRecord] = field(default_factory=list)  # early warning
     outcomes: Counter[str] = field(default_factory=Counter)
-    decisions: Counter[tuple[str, str]] = field(default_factory=Counter)  # (action, reason)
+    # (AuditDecision, reason code): what the metrics count, in the audit log's words
+    decisions: Counter[tuple[str, str]] = field(default_factory=Counter)
     policy_version: str | None = None
     next_offset: int | None = None
     origin: str = ""
@@ -133,7 +134,8 @@ class PartitionProcessor:
         naming: Naming,
         registry: Registry,
         policies: PolicyStore,
-        key: SigningKey,
+        keys: NodeKeys,
+        sealer: Sealer | None = None,
         log_state: LogState | None = None,
         seen: SeenIds | None = None,
         mode: SigningMode = SigningMode.BATCH,
@@ -149,7 +151,9 @@ class PartitionProcessor:
         self.naming = naming
         self.registry = registry
         self.policies = policies
-        self.key = key
+        self.keys = keys
+        self.sealer = sealer  # None: deliveries in clear (benchmarks of sealing's cost)
+        self.key: SigningKey | None = None  # chosen at each batch, for that batch's time
         self.mode = mode
         self.limits = limits or Limits()
         self.checkpoint_every = checkpoint_every
@@ -163,7 +167,7 @@ class PartitionProcessor:
             )
         # Taken as is (a restored set of a million ids is not copied).
         self.seen = seen if seen is not None else SeenIds(self.limits.dedupe_horizon_ms)
-        self._signer = DeliverySigner(key, registry)
+        self._signer: DeliverySigner | None = None
         # When the log was last checkpointed (the restored state says; a new log: never).
         self._last_checkpoint_ms = (log_state.checkpoint_time or 0) if log_state else 0
         self._snapshot: tuple[LogState, int] | None = None
@@ -227,12 +231,15 @@ class PartitionProcessor:
         policy = self.policies.current
         out.policy_version = policy.version
         now_ms = int(now.timestamp() * 1000)
+        key = self.keys.signing_key(now_ms)  # a rotated key signs from the next batch on
+        if key is not self.key or self._signer is None:
+            self.key, self._signer = key, DeliverySigner(key, self.registry)
         pending: list[_Pending] = []
         first_leaf = self.log.size
         for rec in records:
             self._one(rec, now, now_ms, policy, out, pending)
             out.next_offset = rec.offset + 1
-        self._seal(pending, out, now_ms, first_leaf)
+        self._seal(pending, out, now_ms, first_leaf, key)
         # The batch's accepted ids (one chunk record) and tombstones for ids past the horizon.
         out.state.extend(self.seen.end(now_ms))
         if self.aggregates is not None:  # closed windows, signed; the counts' state
@@ -242,7 +249,7 @@ class PartitionProcessor:
             force_checkpoint and self.log.size > self.log.checkpoint_size
         )
         if due:
-            cp = self.log.checkpoint(self.key, time_ms=now_ms)
+            cp = self.log.checkpoint(key, time_ms=now_ms)
             self._last_checkpoint_ms = now_ms
             out.checkpoints.append((self.log.log_id.encode(), cp.encode(self.registry)))
         if records or due:
@@ -260,6 +267,13 @@ class PartitionProcessor:
     ) -> None:
         original = hashlib.sha256(rec.value or b"").digest()
         try:
+            ring = self.keys.ingress_keys()
+            if ring is not None:
+                # The agency sealed the notice to this node: from here on the processor works
+                # on the opened notice, and its digest is the notice's (a new seal of the same
+                # notice is a duplicate, not another notice).
+                rec = replace(rec, value=_open_ingress(rec, ring, self.origin))
+                original = hashlib.sha256(rec.value or b"").digest()
             valid = validate(
                 self.registry,
                 rec.value,
@@ -288,7 +302,7 @@ class PartitionProcessor:
                 self.aggregates.feed(valid.notice, valid.notice_type, now_ms)
         except Refusal as refusal:
             self._rejected(rec, refusal, original, now_ms, policy.version, out)
-            outcome = Outcome.REJECTED
+            outcome = AuditDecision.REJECTED
         except Exception as exc:  # a bug must not block the partition: refuse, keep going
             log.error(
                 "policy.internal_error",
@@ -303,7 +317,7 @@ class PartitionProcessor:
                 f"{rec.offset}); operators were alerted; re-send it later",
             )
             self._rejected(rec, internal, original, now_ms, policy.version, out)
-            outcome = Outcome.REJECTED
+            outcome = AuditDecision.REJECTED
         out.outcomes[outcome.value] += 1
 
     def _decided(
@@ -316,7 +330,7 @@ class PartitionProcessor:
         policy: PolicySet,
         out: BatchOutput,
         pending: list[_Pending],
-    ) -> Outcome:
+    ) -> AuditDecision:
         delivered = False
         for d in decisions:
             if d.recipient == self.origin:
@@ -336,16 +350,28 @@ class PartitionProcessor:
                 "legal_bases": d.legal_bases,
                 "policy_set_version": policy.version,
                 "reason_code": ",".join(d.reasons) or None,
+                "floor_digest": policy.digests.floor or None,
+                "policy_digest": policy.digests.policy(self.origin) or None,
             }
+            if d.shared and self.sealer is not None:
+                try:
+                    to = self.sealer.recipient_key(d.recipient, now_ms)
+                except PuenteError:  # no usable key: the delivery cannot be sealed
+                    d = _unsealable(d)
+                    record["reason_code"] = ",".join(d.reasons)
+                else:
+                    delivered = True
+                    self._deliver(rec, valid, d, original, now_ms, record, out, pending, to)
+                    continue
             if d.shared:
                 delivered = True
-                self._deliver(rec, valid, d, original, now_ms, record, out, pending)
+                self._deliver(rec, valid, d, original, now_ms, record, out, pending, None)
             else:
                 _, leaf = self.log.append_new(
                     self.registry, decision=AuditDecision.WITHHELD, **record
                 )
                 out.audit.append(leaf)
-                out.decisions[("withhold", d.reasons[0] if d.reasons else "")] += 1
+                out.decisions[(AuditDecision.WITHHELD, d.reasons[0] if d.reasons else "")] += 1
                 self._report_withheld(rec, valid, d, original, now_ms, out)
         for w in policy.floor_warnings(valid.notice, valid.notice_type):
             # Not a refusal: the notice was decided as usual; the origin should fix its record.
@@ -364,7 +390,7 @@ class PartitionProcessor:
                     severity=WARNING,
                 )
             )
-        return Outcome.DELIVERED if delivered else Outcome.WITHHELD
+        return AuditDecision.DELIVERED if delivered else AuditDecision.WITHHELD
 
     def _deliver(
         self,
@@ -376,6 +402,7 @@ class PartitionProcessor:
         record: dict[str, Any],
         out: BatchOutput,
         pending: list[_Pending],
+        to: EncryptionPublicKey | None,
     ) -> None:
         assert d.payload is not None
         # Every payload is encoded from what the policy evaluated: the notice decoded into the
@@ -384,14 +411,14 @@ class PartitionProcessor:
         # notice unchanged. Such a share is DELIVERED only when that encoding is the published
         # bytes exactly (delivered_sha256 == original_sha256 in the audit record); otherwise the
         # recipient does not get the origin's bytes, and the record says TRANSFORMED.
-        if d.action == "share":
+        if d.action == Action.SHARE:
             payload = self._as_evaluated(valid)
             transformed = payload != rec.value
         else:
             payload = encode(self.registry, valid.notice_type, dict(d.payload))
             transformed = True
         delivery_id = str(uuid.uuid5(_DELIVERY_NS, f"{valid.notice_id}/{d.recipient}"))
-        action = DeliveryAction.TRANSFORMED if transformed else DeliveryAction.DELIVERED
+        action = AuditDecision.TRANSFORMED if transformed else AuditDecision.DELIVERED
         statement = DeliveryStatement.for_payload(
             payload,
             payload_schema=valid.notice_type,
@@ -416,6 +443,24 @@ class PartitionProcessor:
             audit_log_id=self.log.log_id,
             audit_leaf_index=self.log.size,
         )
+        carried = payload
+        if to is not None:
+            # Sealed to the recipient: only it can read the notice; the statement commits to
+            # both the notice inside and the envelope carried, so anyone can check the latter.
+            sealed = seal_delivery(
+                payload,
+                to=to,
+                notice_id=valid.notice_id,
+                recipient=d.recipient,
+                delivery_id=delivery_id,
+            )
+            carried = sealed.envelope
+            statement = dataclasses.replace(
+                statement,
+                sealed_sha256=sealed.sealed_sha256,
+                sealed_size=len(sealed.envelope),
+                sealed_key_id=sealed.key_id,
+            )
         encoded = statement.encode(self.registry)
         digest = hashlib.sha256(STATEMENT_CONTEXT + encoded).digest()
         _, leaf = self.log.append_new(
@@ -427,9 +472,10 @@ class PartitionProcessor:
             **record,
         )
         out.audit.append(leaf)
-        out.decisions[(d.action, REENCODED if transformed and d.action == "share" else "")] += 1
+        decided = AuditDecision.TRANSFORMED if transformed else AuditDecision.DELIVERED
+        out.decisions[(decided, REENCODED if transformed and d.action == Action.SHARE else "")] += 1
         topic = self.naming.topic(DELIVER, d.recipient)
-        pending.append(_Pending(topic, valid.notice_id.encode(), statement, encoded, payload))
+        pending.append(_Pending(topic, valid.notice_id.encode(), statement, encoded, carried))
 
     def _as_evaluated(self, valid: ValidNotice) -> bytes:
         """The notice as the policy evaluated it, encoded (once per notice, for every share)."""
@@ -439,18 +485,21 @@ class PartitionProcessor:
             self._evaluated = cached
         return cached[1]
 
-    def _seal(self, pending: list[_Pending], out: BatchOutput, now_ms: int, first: int) -> None:
+    def _seal(
+        self, pending: list[_Pending], out: BatchOutput, now_ms: int, first: int, key: SigningKey
+    ) -> None:
         if not pending:
             return
         if self.mode is SigningMode.EACH:
             for p in pending:
+                assert self._signer is not None  # set by process() for this batch's key
                 delivery = self._signer.sign(p.statement, p.payload, encoded=p.encoded)
                 out.deliveries.append((p.topic, p.key, delivery.encode(self.registry)))
             return
         batch = DeliveryBatch(self.registry, f"{self.log.log_id}/{first}")
         for p in pending:
             batch.add(p.statement, p.payload, encoded=p.encoded)
-        for p, delivery in zip(pending, batch.seal(self.key, time_ms=now_ms), strict=True):
+        for p, delivery in zip(pending, batch.seal(key, time_ms=now_ms), strict=True):
             out.deliveries.append((p.topic, p.key, delivery.encode(self.registry)))
 
     def _rejected(
@@ -478,7 +527,7 @@ class PartitionProcessor:
             policy_set_version=policy_version,
         )
         out.audit.append(leaf)
-        out.decisions[("reject", refusal.reason)] += 1
+        out.decisions[(AuditDecision.REJECTED, refusal.reason)] += 1
         out.rejections.append(
             self._rejection(
                 rec,
@@ -586,6 +635,33 @@ class PartitionProcessor:
             },
         )
         return (notice_id or ident).encode(), value
+
+
+def _open_ingress(rec: IngressRecord, ring: KeyRing, origin: str) -> bytes:
+    """The notice an agency sealed to this node; a Refusal with the seal's reason code when
+    the record is not sealed (NOT_SEALED) or not to this node, or does not open."""
+    if not rec.value:
+        return rec.value or b""  # validate() names an empty record
+    try:
+        return open_notice(rec.value, keys=ring, origin=origin).plaintext
+    except SealError as exc:
+        raise Refusal(exc.reason, _SEAL_MESSAGES.get(exc.reason, exc.message)) from None
+
+
+_SEAL_MESSAGES = {
+    "NOT_SEALED": "the record is not sealed to this state's node: seal each notice to the node's "
+    "encryption key (the trust list's enc line of node:<your state>) before publishing",
+    "SEAL_WRONG_RECIPIENT": "the record is sealed to another key than this node's: seal it to "
+    "the current encryption key of node:<your state> in the trust list",
+    "SEAL_KEY_UNKNOWN": "the record is sealed to a key this node does not hold (rotated away, or "
+    "never its own): seal it again to the node's current key",
+}
+
+
+def _unsealable(d: Decision) -> Decision:
+    """A share that cannot be sealed (the recipient has no valid encryption key in the trust
+    list) is withheld: nothing goes out in clear."""
+    return d._replace(action=Action.WITHHOLD, payload=None, reasons=(RECIPIENT_KEY_MISSING,))
 
 
 def _duplicate(valid: ValidNotice, same_bytes: bool) -> Refusal:

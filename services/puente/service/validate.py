@@ -15,13 +15,13 @@ from typing import Any
 
 from puente.codec.errors import DecodeError
 from puente.codec.registry import Registry
-from puente.codec.wire import decode
+from puente.codec.wire import decode, header_fingerprint
 from puente.errors import PuenteError
+from puente.notices import NOTICE_TYPES
 
-NOTICE_TYPES = ("puente.CaseNotice", "puente.ConsularNotification")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
-# Stable reason codes of notice-level refusals (docs/policy-service.md explains each).
+# Stable reason codes of notice-level refusals (docs/node.md explains each).
 EMPTY_RECORD = "EMPTY_RECORD"
 TOO_LARGE = "TOO_LARGE"
 NOT_A_NOTICE = "NOT_A_NOTICE"
@@ -113,7 +113,7 @@ def validate(
             "split the case into several notices linked by related_notice_ids",
         )
     # An unknown fingerprint or a short header: decode() below names the problem.
-    header = value[2:10] if len(value) >= 10 else None
+    header = header_fingerprint(value)
     writer = registry.by_fingerprint(header) if header is not None else None
     if writer is not None and writer.full_name not in NOTICE_TYPES:
         raise Refusal(

@@ -1,16 +1,20 @@
-"""The policy service on Kafka: exactly-once consume → process → produce, per input partition.
+"""A member state's node on Kafka: exactly-once consume → process → produce, per input partition.
 
-One consumer group (``<prefix>.svc.policy``) reads every member's ingress topic, read_committed.
-aiokafka has no KIP-447, so each input partition gets its own transactional producer, with the
-transactional id ``<prefix>.svc.policy.<ORIGIN>.<partition>``: whoever owns a partition fences
-every earlier owner of it when its producer starts. One transaction per processed batch covers
-the consumed offsets and everything produced for them — deliveries, audit records, checkpoint,
-rejections and the partition's state (dedupe ids, audit-log state) in ``<prefix>.state.<ORIGIN>``.
+Each member state CC runs its own node (``puente serve node --as CC``): its own principal
+(``<prefix>-node-cc``), its own consumer group (``<prefix>.node.CC``) reading only
+``<prefix>.ingress.CC``, read_committed, and its own transactional ids. It opens what CC's
+agencies sealed to its node key, decides under CC's policy and the regional floor pinned in the
+trust list, seals each delivery to its recipient and signs with CC's node key. One transaction
+per processed batch covers the consumed offsets and everything produced for them — deliveries,
+audit records, checkpoint, rejections and the partition's state (dedupe ids, audit-log state) in
+``<prefix>.state.CC``. Several instances of one node share its partitions; one process may host
+the nodes of several states (:func:`run_nodes`, the embedded default hosts all twenty).
 
-On assignment the new owner fences, then restores the partition's state from its changelog
-(the compact Merkle state, never a replay of the log), then seeks to the committed offset. A
-failed transaction is aborted, the processor rolled back and the batch read again; a fenced
-producer means another instance owns the partition now, so it is dropped.
+This module is the loop: poll, process each partition's batch, commit it, checkpoint idle logs,
+reload policies. Its rooms: ``takeover.py`` (owning partitions: fence, restore, position, give
+up), ``changelog.py`` (a partition's state read back), ``outbox.py`` (a batch's output produced
+in one transaction) and ``commit.py`` (what a failed transaction leads to: retry, replace the
+producer, or release the partition).
 """
 
 from __future__ import annotations
@@ -18,49 +22,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import re
 import time
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import (
-    InvalidProducerEpoch,
-    InvalidProducerIdMapping,
-    InvalidTxnState,
-    KafkaError,
-    OutOfOrderSequenceNumber,
-    ProducerFenced,
-    UnknownProducerId,
-)
-from aiokafka.partitioner import DefaultPartitioner
-from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
 
 from puente.codec.registry import Registry
 from puente.config import CHECKPOINT_EVERY, CHECKPOINT_INTERVAL_S, PolicyServiceSettings
-from puente.evidence.keys import SigningKey
-from puente.evidence.log import LogState
-from puente.kafka.clients import consumer, producer, start
+from puente.errors import ConfigError, PuenteError
+from puente.evidence.trustsource import Fetch, TrustTracker, follow
+from puente.kafka.clients import consumer, start
 from puente.kafka.connection import KafkaEndpoint
 from puente.logs import get_logger
+from puente.policy.engine import PolicySet
 from puente.policy.store import PolicyStore
 from puente.secrets import Credential
 from puente.service import metrics
 from puente.service.aggregates import Aggregation
-from puente.service.dedupe import SeenIds
-from puente.service.processor import (
-    STATE_LOG_KEY,
-    BatchOutput,
-    IngressRecord,
-    PartitionProcessor,
-    SigningMode,
-)
+from puente.service.changelog import Changelog, PartitionState
+from puente.service.commit import Step
+from puente.service.nodekeys import NodeKeys, TrustSealer
+from puente.service.outbox import Outbox
+from puente.service.processor import BatchOutput, IngressRecord, PartitionProcessor, SigningMode
+from puente.service.takeover import Listener, Owned, TakeOver
 from puente.service.validate import Limits
-from puente.topics import AGGREGATES, AUDIT, CHECKPOINTS, INGRESS, REJECTED, STATE, Naming
+from puente.topics import INGRESS, Naming
 
 log = get_logger("policy.service")
-_PARTITIONER = DefaultPartitioner()
 
 
 @dataclass(frozen=True)
@@ -73,6 +64,8 @@ class ServiceConfig:
     checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S
     reload_interval_s: float = 2.0
     takeover_wait_s: float = 30.0  # at shutdown: how long take-overs in flight may finish
+    trust_refresh_s: float = 10.0  # how often the trust list (keys, pinned floor) is re-read
+    seal: bool = True  # seal deliveries to their recipients (off only to measure its cost)
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -86,67 +79,119 @@ class ServiceConfig:
             checkpoint_every=cfg.checkpoint_every,
             checkpoint_interval_s=cfg.checkpoint_interval_s,
             reload_interval_s=cfg.reload_interval_s,
+            trust_refresh_s=cfg.trust_refresh_s,
+            seal=cfg.seal,
             limits=Limits(max_bytes=cfg.max_notice_bytes),
         )
 
 
-@dataclass
-class _Owned:
-    """An input partition this instance owns, with its producer and processor."""
-
-    tp: TopicPartition
-    origin: str
-    producer: AIOKafkaProducer
-    processor: PartitionProcessor
-    next_offset: int | None = None  # the first offset not yet processed (None: from the start)
-    aborts: int = 0  # consecutive aborted transactions
-
-
-class PolicyService:
-    """One instance of the policy service. Run several; they share the partitions."""
+class Node:
+    """One instance of member state ``origin``'s node. Run several; they share its partitions."""
 
     def __init__(
         self,
         *,
+        origin: str,
         endpoint: KafkaEndpoint,
         credential: Credential,
         naming: Naming,
         registry: Registry,
         policies: PolicyStore,
-        key: SigningKey,
+        keys: NodeKeys,
+        trust: TrustTracker,
+        trust_sources: tuple[Fetch, ...] = (),
         config: ServiceConfig | None = None,
-        instance: str = "policy",
+        instance: str = "node",
         aggregation: Aggregation | None = None,
     ) -> None:
+        """``trust``: the trust list the node follows (recipients' encryption keys, the pinned
+        floor), refreshed every ``config.trust_refresh_s`` from ``trust_sources``.
+        ``aggregation``: early warning's counting (None: off)."""
+        self.origin = origin
         self.endpoint = endpoint
         self.cred = credential
         self.naming = naming
         self.registry = registry
         self.policies = policies
-        self.key = key
+        self.keys = keys
+        self.trust = trust
+        self.trust_sources = trust_sources
         self.config = config or ServiceConfig()
         self.instance = instance
-        self.aggregation = aggregation  # early warning (service/aggregates.py); None: off
-        self.group = naming.service_group("policy")
-        self._owned: dict[TopicPartition, _Owned] = {}
-        self._taking: dict[TopicPartition, int] = {}  # partitions being taken over -> generation
-        self._generation = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.aggregation = aggregation
+        self.group = naming.node_group(origin)
+        self.outbox = Outbox(naming, self.group)
         self._lock = asyncio.Lock()  # one batch, or one ownership change, at a time
-        self._restore_lock = asyncio.Lock()  # the restore consumer reads one set at a time
-        self._partition_cache: dict[tuple[int, bytes], int] = {}
         self._consumer: AIOKafkaConsumer | None = None
-        self._restorer: AIOKafkaConsumer | None = None
+        self._changelog: Changelog | None = None
+        self._takeover: TakeOver | None = None
         self._last_reload = 0.0
         self.ready = asyncio.Event()
+
+    @property
+    def owned(self) -> Mapping[TopicPartition, Owned]:
+        """The input partitions this instance owns now."""
+        return {} if self._takeover is None else self._takeover.owned
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Process until ``stop`` is set; then finish the current batch and leave cleanly."""
+        """Process until ``stop`` is set; then finish the current batch and leave cleanly.
+
+        Refuses to start (ConfigError) without a valid trust list, or under a regional floor
+        other than the one the trust list pins."""
+        if self.trust_sources:
+            await self.trust.refresh(self.trust_sources)
         self._reload(force=True)
-        self._restorer = consumer(self.endpoint, self.cred, client_id=f"{self.instance}-restore")
-        await start(self._restorer, self.endpoint, self.cred)
+        self.check_floor()
+        following = asyncio.create_task(
+            follow(
+                self.trust,
+                self.trust_sources,
+                interval_s=self.config.trust_refresh_s,
+                stop=stop,
+            )
+        )
+        try:
+            await self._run(stop)
+        finally:
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
+
+    def _pinned_floor(self, candidate: PolicySet) -> None:
+        """A new policy set is taken only under the floor the trust list pins."""
+        self.trust.verifier().trust_list.check_floor(candidate.digests.floor)
+
+    def check_floor(self) -> None:
+        """The floor of the policies in force must be the one the trust list pins."""
+        floor = self.policies.current.digests.floor
+        try:
+            tl = self.trust.verifier().trust_list
+        except PuenteError as exc:
+            raise ConfigError(
+                f"node {self.origin} has no valid trust list ({exc.reason})",
+                hint="publish a signed trust list (puente keys trust-list …) or give its file",
+                reason=exc.reason,
+            ) from None
+        try:
+            tl.check_floor(floor)
+        except PuenteError as exc:
+            raise ConfigError(
+                f"node {self.origin} refuses to decide under regional floor "
+                f"{floor.hex()[:16]}…: {exc.message}",
+                hint="every node runs the floor the trust list pins (its `floor` line)",
+                reason=exc.reason,
+            ) from None
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        reader = consumer(self.endpoint, self.cred, client_id=f"{self.instance}-restore")
+        self._changelog = Changelog(
+            reader,
+            naming=self.naming,
+            registry=self.registry,
+            dedupe_horizon_ms=self.config.limits.dedupe_horizon_ms,
+        )
+        await start(reader, self.endpoint, self.cred)
         self._consumer = consumer(
             self.endpoint,
             self.cred,
@@ -157,8 +202,20 @@ class PolicyService:
             session_timeout_ms=30_000,
             heartbeat_interval_ms=3_000,
         )
-        pattern = f"^{re.escape(self.naming.topic_stem_prefix(INGRESS))}[A-Z]{{2}}$"
-        self._consumer.subscribe(pattern=pattern, listener=_Listener(self))
+        self._takeover = TakeOver(
+            consumer=self._consumer,
+            changelog=self._changelog,
+            endpoint=self.endpoint,
+            credential=self.cred,
+            naming=self.naming,
+            instance=self.instance,
+            lock=self._lock,
+            processor=self._processor,
+            checkpoint=self._checkpoint_all,
+        )
+        self._consumer.subscribe(
+            [self.naming.topic(INGRESS, self.origin)], listener=Listener(self._takeover)
+        )
         await start(self._consumer, self.endpoint, self.cred)
         log.info("policy.started", instance=self.instance, group=self.group)
         try:
@@ -172,204 +229,51 @@ class PolicyService:
                         await self._process(batches)
                     await self._idle_checkpoints()
                     await self._observe_lag()
-                if self._owned:
+                if self.owned:
                     self.ready.set()
         finally:
-            await self._shutdown()
+            await self._shutdown(self._takeover)
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, takeover: TakeOver) -> None:
         """Leave nothing unsigned: let take-overs in flight finish (a partition restored from a
         killed owner may hold records without a checkpoint), then checkpoint every owned log
         with records waiting, and only then give the partitions up."""
-        pending = list(self._tasks)
-        if pending:
-            _, late = await asyncio.wait(pending, timeout=self.config.takeover_wait_s)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await takeover.settle(self.config.takeover_wait_s)
         async with self._lock:
             with contextlib.suppress(KafkaError):
                 await self._checkpoint_all()
-            for owned in list(self._owned.values()):
-                await self._release(owned)
+            for owned in list(takeover.owned.values()):
+                await takeover.release(owned)
         if self._consumer is not None:
             await self._consumer.stop()
-        if self._restorer is not None:
-            await self._restorer.stop()
+        if self._changelog is not None:
+            await self._changelog.reader.stop()
         log.info("policy.stopped", instance=self.instance)
 
-    # --- partition ownership -----------------------------------------------------------------
-
-    def assign(self, partitions: Iterable[TopicPartition]) -> None:
-        """The group gave us partitions: pause them and take them over in the background.
-
-        The rebalance callback must return quickly — no heartbeat is sent until it does, and a
-        take-over of dozens of partitions (a producer each, the changelogs) can outlast the
-        session on a loaded machine. The partitions stay paused until they are ready.
-        """
-        assert self._consumer is not None
-        new = [tp for tp in partitions if tp not in self._owned]
-        if not new:
-            return
-        self._generation += 1
-        for tp in new:
-            self._taking[tp] = self._generation
-        self._consumer.pause(*new)
-        task = asyncio.create_task(self._take_over(new, self._generation))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _take_over(self, new: list[TopicPartition], generation: int) -> None:
-        """Fence earlier owners, restore each partition's state, seek to its committed offset."""
-        assert self._consumer is not None
-        consumer_ = self._consumer
-        t0 = time.monotonic()
-        origins = {tp: self.naming.member_of(tp.topic, INGRESS) for tp in new}
-        producers = {tp: self._producer_for(origins[tp], tp.partition) for tp in new}
-        try:
-            # Starting a transactional producer runs init_transactions, which fences every
-            # earlier owner of the partition (and settles its open transaction) before we read.
-            await asyncio.gather(*(start(p, self.endpoint, self.cred) for p in producers.values()))
-            t_fenced = time.monotonic()
-            async with self._restore_lock:
-                states = await self._restore([(origins[tp], tp.partition) for tp in new])
-            t_restored = time.monotonic()
-            # Committed offsets are read after the fence too, so they match the restored state.
-            committed = await asyncio.gather(*(consumer_.committed(tp) for tp in new))
-            t_positioned = time.monotonic()
-        except asyncio.CancelledError:
-            await asyncio.gather(*(_stop_quietly(p) for p in producers.values()))
-            raise
-        except Exception as exc:
-            log.error("policy.takeover_failed", count=len(new), error=type(exc).__name__)
-            await asyncio.gather(*(_stop_quietly(p) for p in producers.values()))
-            self._request_rejoin()
-            return
-        taken = 0
-        async with self._lock:
-            for tp, offset in zip(new, committed, strict=True):
-                if self._taking.get(tp) != generation or tp not in consumer_.assignment():
-                    await _stop_quietly(producers[tp])  # revoked while we were taking it
-                    continue
-                del self._taking[tp]
-                log_state, seen = states[(origins[tp], tp.partition)]
-                processor = self._processor(origins[tp], tp, log_state, seen)
-                self._owned[tp] = _Owned(tp, origins[tp], producers[tp], processor, offset)
-                if offset is None:
-                    await consumer_.seek_to_beginning(tp)
-                else:
-                    consumer_.seek(tp, offset)
-                consumer_.resume(tp)
-                taken += 1
-            metrics.OWNED_PARTITIONS.set(len(self._owned))
-        log.info(
-            "policy.partitions_assigned",
-            count=taken,
-            owned=len(self._owned),
-            seconds=round(time.monotonic() - t0, 2),
-            fence_s=round(t_fenced - t0, 2),
-            restore_s=round(t_restored - t_fenced, 2),
-            offsets_s=round(t_positioned - t_restored, 2),
-        )
-
-    def _request_rejoin(self) -> None:
-        """Ask the group for a new assignment (after a fence or a failed take-over).
-
-        aiokafka has no public call for it; without one, a partition we gave up could stay
-        unowned until the next rebalance.
-        """
-        coordinator = getattr(self._consumer, "_coordinator", None)
-        if coordinator is not None:
-            coordinator.request_rejoin()
-
-    def _producer_for(self, origin: str, partition: int) -> AIOKafkaProducer:
-        txn_id = self.naming.transactional_id_prefix("policy") + f"{origin}.{partition}"
-        return producer(
-            self.endpoint,
-            self.cred,
-            transactional_id=txn_id,
-            client_id=f"{self.instance}-{origin}-{partition}",
-            max_batch_size=1024 * 1024,
-            linger_ms=2,
-        )
-
     def _processor(
-        self, origin: str, tp: TopicPartition, log_state: LogState | None, seen: SeenIds
+        self, origin: str, tp: TopicPartition, state: PartitionState
     ) -> PartitionProcessor:
+        """The processor of a partition taken over, from its restored state."""
         feed = None
         if self.aggregation is not None and self._consumer is not None:
             shards = len(self._consumer.partitions_for_topic(tp.topic) or ())
-            feed = self.aggregation.feed_for(origin, tp.partition, shards)
+            feed = self.aggregation.feed(tp.partition, shards, state.aggregates)
         return PartitionProcessor(
             origin=origin,
             partition=tp.partition,
             naming=self.naming,
             registry=self.registry,
             policies=self.policies,
-            key=self.key,
-            log_state=log_state,
-            seen=seen,
+            keys=self.keys,
+            sealer=TrustSealer(self.trust) if self.config.seal else None,
+            log_state=state.log_state,
+            seen=state.seen,
             mode=self.config.mode,
             limits=self.config.limits,
             checkpoint_every=self.config.checkpoint_every,
             checkpoint_interval_ms=int(self.config.checkpoint_interval_s * 1000),
             aggregates=feed,
         )
-
-    async def revoke(self, partitions: Iterable[TopicPartition]) -> None:
-        """Give partitions up at a batch boundary (the lock waits for the current batch),
-        each log checkpointed first: its next owner may get no input for hours."""
-        revoked = list(partitions)
-        for tp in revoked:
-            self._taking.pop(tp, None)  # a take-over in flight will let it go
-        async with self._lock:
-            mine = [self._owned[tp] for tp in revoked if tp in self._owned]
-            with contextlib.suppress(KafkaError):
-                await self._checkpoint_all(mine)
-            still = [owned for owned in mine if owned.tp in self._owned]  # not released on failure
-            await asyncio.gather(*(self._release(owned) for owned in still))
-            if mine:
-                log.info("policy.partitions_revoked", count=len(mine), owned=len(self._owned))
-            metrics.OWNED_PARTITIONS.set(len(self._owned))
-
-    async def _release(self, owned: _Owned) -> None:
-        self._owned.pop(owned.tp, None)
-        await _stop_quietly(owned.producer)
-        log.debug("policy.partition_released", topic=owned.tp.topic, partition=owned.tp.partition)
-
-    async def _restore(
-        self, partitions: list[tuple[str, int]]
-    ) -> dict[tuple[str, int], tuple[LogState | None, SeenIds]]:
-        """Read the partitions' changelogs to their ends (read_committed, after the fence): the
-        audit log's state, and the accepted notice ids (tombstoned ones forgotten)."""
-        assert self._restorer is not None
-        tps = {TopicPartition(self.naming.topic(STATE, o), p): (o, p) for o, p in partitions}
-        self._restorer.assign(list(tps))
-        await self._restorer.seek_to_beginning(*tps)
-        ends = await self._restorer.end_offsets(list(tps))
-        horizon = self.config.limits.dedupe_horizon_ms
-        out: dict[tuple[str, int], tuple[LogState | None, SeenIds]] = {
-            key: (None, SeenIds(horizon)) for key in tps.values()
-        }
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        while remaining:
-            got = await self._restorer.getmany(*remaining, timeout_ms=1000)
-            for tp, messages in got.items():
-                log_state, seen = out[tps[tp]]
-                for msg in messages:
-                    key = msg.key or b""
-                    if key == STATE_LOG_KEY and msg.value is not None:
-                        log_state = LogState.decode(self.registry, msg.value)
-                    elif self.aggregation is None or not self.aggregation.restored(
-                        *tps[tp], key, msg.value
-                    ):
-                        seen.restore(key, msg.value, msg.timestamp)
-                out[tps[tp]] = (log_state, seen)
-            for tp in list(remaining):
-                if await self._restorer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-        self._restorer.unsubscribe()
-        return out
 
     # --- processing --------------------------------------------------------------------------
 
@@ -378,7 +282,7 @@ class PolicyService:
         if not force and now - self._last_reload < self.config.reload_interval_s:
             return
         self._last_reload = now
-        result = self.policies.reload()
+        result = self.policies.reload(self._pinned_floor)
         if result.error is not None:
             metrics.POLICY_RELOADS.labels("refused").inc()
             log.error(
@@ -402,7 +306,7 @@ class PolicyService:
         now = dt.datetime.now(dt.UTC)
         commits = []
         for tp, messages in batches.items():
-            owned = self._owned.get(tp)
+            owned = self.owned.get(tp)
             if owned is None:
                 continue  # not ours, or still being taken over
             records = [
@@ -427,107 +331,55 @@ class PolicyService:
                 metrics.DECISIONS.labels(action, reason).inc(n)
 
     async def _commit(
-        self, owned: _Owned, out: BatchOutput, *, first_offset: int | None
+        self, owned: Owned, out: BatchOutput, *, first_offset: int | None
     ) -> BatchOutput | None:
-        """Produce ``out`` and the consumed offsets in one transaction.
-
-        On failure the transaction is aborted, the processor rolled back and the batch read
-        again. A fenced (or otherwise dead) producer means the partition may belong to another
-        instance now: it is released here and the group asked for a fresh assignment.
-        """
-        prod = owned.producer
+        """Produce ``out`` and the consumed offsets in one transaction; on failure, do what the
+        partition's commit policy says (``commit.py``) and return None."""
         try:
-            await prod.begin_transaction()
-            await self._produce(owned, out)
-            if out.next_offset is not None:
-                await prod.send_offsets_to_transaction(
-                    {owned.tp: OffsetAndMetadata(out.next_offset, "")}, self.group
-                )
-            await prod.commit_transaction()
+            owned.txn.begin()
+            await self.outbox.commit(owned.producer, owned.tp, owned.origin, out)
         except Exception as exc:
-            unusable = isinstance(exc, _PRODUCER_STATE_ERRORS) or not await _abort(prod)
-            owned.processor.rollback()
-            owned.aborts += 1
-            if unusable or owned.aborts >= MAX_ABORTS:
-                # Fenced, or a producer whose epoch or sequence state the brokers no longer
-                # accept (aiokafka, unlike the Java client, keeps such a producer "usable" and
-                # every retry fails the same way). Release the partition; taking it over again
-                # starts a new producer, whose init_transactions bumps the epoch and resets the
-                # sequences (or finds that another instance owns the partition now).
-                fenced = isinstance(exc, ProducerFenced)
-                metrics.TRANSACTIONS.labels("fenced" if fenced else "replaced").inc()
-                log.warning(
-                    "policy.fenced" if fenced else "policy.producer_replaced",
-                    topic=owned.tp.topic,
-                    partition=owned.tp.partition,
-                    error=type(exc).__name__,
-                    aborts=owned.aborts,
-                )
-                await self._release(owned)
-                self._request_rejoin()
-                return None
-            metrics.TRANSACTIONS.labels("aborted").inc()
-            log.error(
-                "policy.transaction_aborted",
-                topic=owned.tp.topic,
-                partition=owned.tp.partition,
-                error=type(exc).__name__,
-            )
-            if first_offset is not None and self._consumer is not None:
-                self._consumer.seek(owned.tp, first_offset)
-            await asyncio.sleep(0.5)
+            await self._failed(owned, exc, first_offset=first_offset)
             return None
+        owned.txn.committed()
         metrics.TRANSACTIONS.labels("committed").inc()
-        owned.aborts = 0
         if out.next_offset is not None:
             owned.next_offset = out.next_offset
         return out
 
-    async def _produce(self, owned: _Owned, out: BatchOutput) -> None:
-        p = owned.producer
-        part = owned.tp.partition
-        batches: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
-        for dtopic, dkey, dvalue in out.deliveries:
-            batches[(dtopic, await self._partition_for(p, dtopic, dkey))].append((dkey, dvalue))
-        audit_topic = self.naming.topic(AUDIT, owned.origin)
-        batches[(audit_topic, part)].extend((None, v) for v in out.audit)
-        state_topic = self.naming.topic(STATE, owned.origin)
-        batches[(state_topic, part)].extend(out.state)
-        for ckey, cvalue in out.checkpoints:
-            topic = self.naming.topic(CHECKPOINTS)
-            batches[(topic, await self._partition_for(p, topic, ckey))].append((ckey, cvalue))
-        for rkey, rvalue in out.rejections:
-            topic = self.naming.topic(REJECTED, owned.origin)
-            batches[(topic, await self._partition_for(p, topic, rkey))].append((rkey, rvalue))
-        sends = []
-        for (topic, partition), items in batches.items():
-            if not items:
-                continue
-            builder = p.create_batch()
-            for key, value in items:
-                if builder.append(key=key, value=value, timestamp=None) is None:
-                    sends.append(await p.send_batch(builder, topic, partition=partition))
-                    builder = p.create_batch()
-                    builder.append(key=key, value=value, timestamp=None)
-            sends.append(await p.send_batch(builder, topic, partition=partition))
-        for akey, avalue, headers in out.aggregates:  # early warning: one partition, in order
-            topic = self.naming.topic(AGGREGATES)
-            sends.append(await p.send(topic, avalue, key=akey, headers=headers, partition=0))
-        if sends:
-            await asyncio.gather(*sends)
-
-    async def _partition_for(self, p: AIOKafkaProducer, topic: str, key: bytes) -> int:
-        """Kafka's default partition for ``key`` (murmur2, as the Java client): the same key
-        goes to the same partition of every topic with as many partitions."""
-        partitions = sorted(await p.partitions_for(topic))
-        cache_key = (len(partitions), key)
-        found = self._partition_cache.get(cache_key)
-        if found is None:
-            found = int(_PARTITIONER(key, partitions, partitions))
-            if len(self._partition_cache) > 100_000:
-                self._partition_cache.clear()
-            self._partition_cache[cache_key] = found
-        return found
+    async def _failed(self, owned: Owned, exc: Exception, *, first_offset: int | None) -> None:
+        """A transaction failed: abort it if the producer can, roll the processor back, then
+        read the batch again (``first_offset``; None: a checkpoint, made again when due) or
+        give the partition up and ask the group for a fresh assignment."""
+        step = owned.txn.failed(exc)
+        if step is Step.ABORT:
+            step = owned.txn.aborted(ok=await _abort(owned.producer))
+        owned.processor.rollback()
+        tp = owned.tp
+        if step is Step.RETRY:
+            metrics.TRANSACTIONS.labels("aborted").inc()
+            log.error(
+                "policy.transaction_aborted",
+                topic=tp.topic,
+                partition=tp.partition,
+                error=type(exc).__name__,
+            )
+            if first_offset is not None and self._consumer is not None:
+                self._consumer.seek(tp, first_offset)
+            await asyncio.sleep(0.5)
+            return
+        fenced = step is Step.FENCED
+        metrics.TRANSACTIONS.labels("fenced" if fenced else "replaced").inc()
+        log.warning(
+            "policy.fenced" if fenced else "policy.producer_replaced",
+            topic=tp.topic,
+            partition=tp.partition,
+            error=type(exc).__name__,
+            aborts=owned.txn.aborts,
+        )
+        assert self._takeover is not None
+        await self._takeover.release(owned)
+        self._takeover.request_rejoin()
 
     async def _idle_checkpoints(self) -> None:
         """Checkpoint logs whose records have waited the checkpoint interval, even when no
@@ -536,18 +388,20 @@ class PolicyService:
         await self._checkpoint_all(only_due=True)
 
     async def _checkpoint_all(
-        self, owned_logs: Iterable[_Owned] | None = None, *, only_due: bool = False
+        self, owned_logs: Iterable[Owned] | None = None, *, only_due: bool = False
     ) -> None:
         """Sign a checkpoint for each given owned log (default: all) with records waiting;
-        with ``only_due``, only for those whose interval or record count has been reached."""
+        with ``only_due``, only for those whose interval or record count has been reached.
+        A partition whose early-warning windows are due is run too, input or not, so that quiet
+        partitions publish their (empty) windows."""
         ts = dt.datetime.now(dt.UTC)
         now_ms = int(ts.timestamp() * 1000)
         work = []
-        for owned in list(self._owned.values() if owned_logs is None else owned_logs):
+        for owned in list(self.owned.values() if owned_logs is None else owned_logs):
             proc = owned.processor
-            windows = proc.windows_due(now_ms)  # early-warning windows to publish, even if idle
+            windows = proc.windows_due(now_ms)
             if proc.log.size == proc.log.checkpoint_size and not windows:
-                continue  # nothing new since the last checkpoint
+                continue  # nothing new since the last checkpoint, no window to publish
             if only_due and not windows and not proc.checkpoint_due(now_ms):
                 continue
             out = proc.process([], ts, force_checkpoint=True)
@@ -557,30 +411,17 @@ class PolicyService:
     async def _observe_lag(self) -> None:
         assert self._consumer is not None
         now_ms = time.time() * 1000
-        for owned in list(self._owned.values()):
+        for owned in list(self.owned.values()):
             proc = owned.processor
             pending = proc.log.size > proc.log.checkpoint_size
             age = (now_ms - proc.last_checkpoint_ms) / 1000 if pending else 0.0
             metrics.CHECKPOINT_AGE.labels(proc.log_id).set(max(0.0, age))
-        for tp in list(self._owned):
+        for tp in list(self.owned):
             stable = self._consumer.last_stable_offset(tp)
             if stable is None:
                 continue  # nothing fetched yet for this partition
             position = await self._consumer.position(tp)
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, stable - position))
-
-
-# Errors after which a transactional producer cannot go on: its id, epoch or sequence numbers are
-# no longer what the brokers expect (e.g. OutOfOrderSequenceNumber after a leader failover).
-_PRODUCER_STATE_ERRORS = (
-    ProducerFenced,
-    OutOfOrderSequenceNumber,
-    UnknownProducerId,
-    InvalidProducerEpoch,
-    InvalidProducerIdMapping,
-    InvalidTxnState,
-)
-MAX_ABORTS = 3  # consecutive aborted transactions of one partition before its producer is replaced
 
 
 async def _abort(prod: AIOKafkaProducer) -> bool:
@@ -590,19 +431,3 @@ async def _abort(prod: AIOKafkaProducer) -> bool:
     except Exception:  # aiokafka raises assertion errors from a fatal state, not KafkaErrors
         return False
     return True
-
-
-async def _stop_quietly(prod: AIOKafkaProducer) -> None:
-    with contextlib.suppress(Exception):
-        await prod.stop()
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, service: PolicyService) -> None:
-        self.service = service
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.service.revoke(revoked)
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.service.assign(assigned)

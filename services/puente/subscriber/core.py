@@ -33,10 +33,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from puente.codec.registry import Registry
 from puente.codec.wire import decode, encode
 from puente.errors import PuenteError
+from puente.evidence.enckeys import KeyRing
 from puente.evidence.errors import TrustListError
 from puente.evidence.keys import SigningKey
+from puente.evidence.trust import member_holder
 from puente.evidence.trustsource import Fetch, TrustTracker, follow
-from puente.evidence.verify import DELIVERY_RECEIPT, VerifiedDelivery, sign_receipt
+from puente.evidence.verify import (
+    DELIVERY_RECEIPT,
+    VerifiedDelivery,
+    open_verified,
+    sign_receipt,
+)
 from puente.kafka.clients import consumer, producer, start
 from puente.kafka.connection import KafkaEndpoint
 from puente.logs import get_logger
@@ -78,6 +85,7 @@ class Subscriber:
         trust_sources: Sequence[Fetch] = (),
         trust_refresh_s: float = 30.0,
         receipt_key: SigningKey | None,
+        keys: KeyRing | None = None,
         name: str = "subscriber",
     ) -> None:
         """``trust``: the tracker deliveries are verified with; ``trust_sources``: where it is
@@ -91,6 +99,7 @@ class Subscriber:
         self.trust_sources = tuple(trust_sources)
         self.trust_refresh_s = trust_refresh_s
         self.receipt_key = receipt_key
+        self.keys = keys  # the member's encryption keys: what opens deliveries sealed to it
         self.group = naming.member_group_prefix(member) + name
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -173,7 +182,8 @@ class Subscriber:
         verifier = self.trust.verifier()
         try:
             v = verifier.verify_delivery(value, recipient=self.member)
-            notice = decode(self.registry, v.payload)
+            plain = open_verified(v, self.keys or KeyRing(member_holder(self.member), ()))
+            notice = decode(self.registry, plain)
         except PuenteError as exc:
             log.warning(
                 "delivery.unverified",

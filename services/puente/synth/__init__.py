@@ -8,7 +8,8 @@ random source.
 >>> name, record = gen.scenario("asylum-seeker-detention")
 """
 
-from puente.synth.generator import Generator, Notice
+from puente.synth.generator import Generator
+from puente.synth.notice import Notice
 from puente.synth.scenarios import SCENARIOS, Scenario
 
 __all__ = ["SCENARIOS", "Generator", "Notice", "Scenario"]

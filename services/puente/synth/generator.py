@@ -13,14 +13,16 @@ import random
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from faker import Faker
 
 from puente.synth.countries import CORRIDORS, NON_MEMBERS, PROFILES, Profile, profile
 from puente.synth.documents import plate
 from puente.synth.generic import random_record
+from puente.synth.notice import CASE_NOTICE, CONSULAR_NOTIFICATION, DELIVERY_RECEIPT, Notice
 from puente.synth.people import People
+from puente.synth.scenarios import SCENARIOS
 from puente.synth.text import (
     CARRIERS,
     FACILITIES,
@@ -31,10 +33,6 @@ from puente.synth.text import (
     REMARKS,
     SUMMARIES,
 )
-
-CASE_NOTICE = "puente.CaseNotice"
-CONSULAR_NOTIFICATION = "puente.ConsularNotification"
-DELIVERY_RECEIPT = "puente.DeliveryReceipt"
 
 _START = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 
@@ -62,13 +60,6 @@ _EVENTS = (
     ("RELEASE", 6),
     ("OTHER", 1),
 )
-
-
-class Notice(NamedTuple):
-    """A generated record and the full name of its schema."""
-
-    name: str
-    record: dict[str, Any]
 
 
 class Generator:
@@ -640,8 +631,6 @@ class Generator:
 
     def scenario(self, name: str, **kwargs: Any) -> Notice:
         """A named scenario (see :mod:`puente.synth.scenarios`)."""
-        from puente.synth.scenarios import SCENARIOS
-
         try:
             build = SCENARIOS[name].build
         except KeyError:

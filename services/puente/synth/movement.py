@@ -19,11 +19,9 @@ from dataclasses import dataclass, field
 
 from puente.synth.generator import (
     _ORIGIN_WEIGHT,
-    CASE_NOTICE,
-    CONSULAR_NOTIFICATION,
     Generator,
-    Notice,
 )
+from puente.synth.notice import CASE_NOTICE, CONSULAR_NOTIFICATION, Notice
 
 SCENARIOS = ("mass-movement", "background")
 DAY = dt.timedelta(days=1)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from puente.synth.generator import CASE_NOTICE, CONSULAR_NOTIFICATION, Generator, Notice
+from puente.synth.notice import CASE_NOTICE, CONSULAR_NOTIFICATION, Notice
+
+if TYPE_CHECKING:  # the generator calls the scenarios; they only take it as an argument
+    from puente.synth.generator import Generator
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ def _adult(requested: bool | None = None, **facts: Any) -> dict[str, Any]:
     person: dict[str, Any] = {
         "protection_status": "NONE",
         "fear_of_return_expressed": False,
+        "feared_states": [],  # no fear named either: the person's facts agree with each other
         "minor": False,
         **facts,
     }

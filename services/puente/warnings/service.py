@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from puente.codec.registry import Registry
 from puente.evidence.errors import EvidenceError, TrustListError
@@ -33,6 +34,7 @@ from puente.secrets import Credential
 from puente.topics import AGGREGATES, WARNINGS, Naming
 from puente.warnings.aggregate import AggregateRefused
 from puente.warnings.evaluator import EarlyWarning, Evaluator
+from puente.warnings.listing import WarningRecord
 from puente.warnings.signing import WARNING_CONTEXT, open_aggregate, sign
 from puente.warnings.triggers import TriggerSet
 
@@ -148,19 +150,11 @@ class WarningsService:
     async def _published_ids(self, reader: AIOKafkaConsumer) -> set[str]:
         """The ids of the warnings already on the warnings topic."""
         tp = TopicPartition(self.naming.topic(WARNINGS), 0)
-        reader.assign([tp])
-        await reader.seek_to_beginning(tp)
-        end = (await reader.end_offsets([tp]))[tp]
         ids: set[str] = set()
-        deadline = time.monotonic() + 10 * self.endpoint.request_timeout_s
-        while await reader.position(tp) < end:
-            if time.monotonic() > deadline:
-                raise TimeoutError("the warnings topic could not be read to its end")
-            batch = await reader.getmany(tp, timeout_ms=300)
-            for record in batch.get(tp, []):
-                if record.value is not None:
-                    with contextlib.suppress(Exception):  # a stray record is not ours to judge
-                        ids.add(EarlyWarning.decode(self.registry, record.value).warning_id)
+        for record in await _read_to_end(reader, tp, 10 * self.endpoint.request_timeout_s):
+            if record.value is not None:
+                with contextlib.suppress(Exception):  # a stray record is not ours to judge
+                    ids.add(EarlyWarning.decode(self.registry, record.value).warning_id)
         return ids
 
     async def _publish(self, prod: AIOKafkaProducer, w: EarlyWarning) -> None:
@@ -190,3 +184,35 @@ class WarningsService:
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def read_warnings_topic(
+    endpoint: KafkaEndpoint, credential: Credential, naming: Naming
+) -> list[WarningRecord]:
+    """Every committed record of the warnings topic (one partition), in order, read as
+    ``credential`` (every member, the evaluator and the gateway may)."""
+    c = consumer(endpoint, credential, client_id=f"{credential.username}-warnings")
+    await start(c, endpoint, credential)
+    try:
+        tp = TopicPartition(naming.topic(WARNINGS), 0)
+        records = await _read_to_end(c, tp, 10 * endpoint.request_timeout_s)
+    finally:
+        await c.stop()
+    return [WarningRecord(r.offset, r.value, tuple(r.headers or ())) for r in records]
+
+
+async def _read_to_end(
+    reader: AIOKafkaConsumer, tp: TopicPartition, timeout_s: float
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every committed record of ``tp`` from its start to its end now; TimeoutError when that
+    takes longer than ``timeout_s``."""
+    reader.assign([tp])
+    await reader.seek_to_beginning(tp)
+    end = (await reader.end_offsets([tp]))[tp]
+    out: list[ConsumerRecord[bytes, bytes]] = []
+    deadline = time.monotonic() + timeout_s
+    while await reader.position(tp) < end:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{tp.topic} could not be read to its end")
+        out += (await reader.getmany(tp, timeout_ms=300)).get(tp, [])
+    return out

@@ -9,8 +9,9 @@ signing time and the Ed25519 signature travel in the record's headers
 
 A key signs these with usage ``early-warning`` in the trust list (``Usage.EARLY_WARNING``) and
 must be valid at the signing time. Who may sign is checked by holder: an aggregate of origin
-``CC`` by ``member:CC`` (the origin's node) or, until nodes exist, ``service:policy`` (the policy
-service counts on every origin's behalf); an early warning by any service or member (anyone
+``CC`` only by ``node:CC``, the origin's own node (its node key carries that usage); every node
+may write the one aggregates topic, so this check is what keeps a state from publishing counts
+in another's name (``KEY_WRONG_HOLDER``). An early warning may be signed by any holder (anyone
 may run the evaluator; trust in a warning comes from recomputing it, the signature says who did).
 """
 
@@ -26,21 +27,20 @@ from puente.codec.registry import Registry
 from puente.evidence._time import to_datetime
 from puente.evidence.errors import EvidenceError, MalformedError
 from puente.evidence.keys import SigningKey
-from puente.evidence.trust import KeyEntry, TrustList, Usage, member_holder, service_holder
+from puente.evidence.trust import KeyEntry, TrustList, Usage, node_holder, service_holder
 from puente.topics import SIGNATURE_HEADER, SIGNATURE_KEY_ID_HEADER, SIGNATURE_SIGNED_AT_HEADER
 from puente.warnings.aggregate import Aggregate, check_published
 
 AGGREGATE_CONTEXT = b"puente/aggregate/v1\x00"
 WARNING_CONTEXT = b"puente/early-warning/v1\x00"
-POLICY_SERVICE = service_holder("policy")
 WARNINGS_SERVICE = service_holder("warnings")
 
 Headers = list[tuple[str, bytes]]
 
 
 def aggregate_signers(origin: str) -> tuple[str, ...]:
-    """Who may sign an aggregate of ``origin``: its node, or today the policy service."""
-    return (member_holder(origin), POLICY_SERVICE)
+    """Who may sign an aggregate of ``origin``: its own node, nobody else."""
+    return (node_holder(origin),)
 
 
 def signed_bytes(context: bytes, signed_at: int, body: bytes) -> bytes:

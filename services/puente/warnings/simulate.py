@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from puente.codec.registry import Registry
 from puente.evidence.keys import SigningKey
-from puente.evidence.trust import KeyEntry, TrustList, Usage, member_holder
+from puente.evidence.trust import KeyEntry, TrustList, Usage, node_holder
 from puente.warnings.aggregate import Aggregate, Aggregator, publish
 from puente.warnings.evaluator import EarlyWarning, Evaluator
 from puente.warnings.signing import AGGREGATE_CONTEXT, open_aggregate, sign
@@ -130,7 +130,7 @@ def simulate(
         0,
         1 << 50,
         tuple(
-            KeyEntry(k.public, member_holder(o), frozenset({Usage.EARLY_WARNING}), 0)
+            KeyEntry(k.public, node_holder(o), frozenset({Usage.EARLY_WARNING}), 0)
             for o, k in sorted(keys.items())
         ),
     )

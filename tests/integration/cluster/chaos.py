@@ -2,7 +2,7 @@
 ``tests/bench/cluster.py``.
 
 - :class:`Probe`: who leads which partition, who is the active KRaft controller, the ISRs, and
-  how far the policy service's group is behind — kafka-python's admin client as the admin,
+  how far the nodes' groups are behind — kafka-python's admin client as the admin,
   blocking, so async callers run it in a thread (:meth:`Probe.call`).
 - :class:`Agencies`: every member state's agency publishing notices at a steady rate with
   acks=all and idempotence, recording for each notice whether and where the broker acknowledged
@@ -28,11 +28,13 @@ from puente.evidence.records import AuditRecord
 from puente.kafka.admin import admin_client
 from puente.kafka.clients import consumer, producer, start
 from puente.kafka.local import LocalCluster
-from puente.service.worker import PolicyService
 from puente.synth.generator import Generator
 from puente.topics import AUDIT, DELIVER, INGRESS
 from tests.harness import KafkaHarness
-from tests.integration.service.support import ALL_MEMBERS, Deployment, now_stamped
+from tests.integration.service.support import ALL_MEMBERS, Deployment, NodeGroup, now_stamped
+
+Groups = str | Callable[[str], str]
+"""A consumer group, or each topic's (a node per state reads its own ingress topic)."""
 
 T = TypeVar("T")
 Position = tuple[str, int, int]  # (topic, partition, offset)
@@ -77,10 +79,12 @@ class Probe:
             quorum = admin.describe_metadata_quorum()
         return int(quorum["topics"][0]["partitions"][0]["leader_id"])
 
-    def offsets(self, group: str, topics: Sequence[str]) -> dict[KTP, tuple[int, int]]:
-        """Per partition of ``topics``: (``group``'s committed offset or 0, the end offset)."""
+    def offsets(self, group: Groups, topics: Sequence[str]) -> dict[KTP, tuple[int, int]]:
+        """Per partition of ``topics``: (its group's committed offset or 0, the end offset);
+        ``group`` names the group, or gives each topic's (a node per state: one per topic)."""
         from kafka.admin import OffsetSpec
 
+        group_of = group if callable(group) else (lambda _topic: group)
         with admin_client(self.kafka.endpoint, self.kafka.admin) as admin:
             tps = [
                 KTP(t["name"], p["partition_index"])
@@ -88,18 +92,23 @@ class Probe:
                 for p in t["partitions"]
             ]
             ends = admin.list_partition_offsets(dict.fromkeys(tps, OffsetSpec.LATEST))
-            committed = admin.list_group_offsets({group: tps}).get(group, {})
+            by_group: dict[str, list[KTP]] = {}
+            for tp in tps:
+                by_group.setdefault(group_of(tp.topic), []).append(tp)
+            committed: dict[KTP, Any] = {}
+            for g, members in by_group.items():
+                committed |= admin.list_group_offsets({g: members}).get(g, {})
         out = {}
         for tp in tps:
             done = committed.get(tp)
             out[tp] = (done.offset if done is not None and done.offset >= 0 else 0, ends[tp].offset)
         return out
 
-    def committed(self, group: str, topics: Sequence[str]) -> int:
+    def committed(self, group: Groups, topics: Sequence[str]) -> int:
         """The sum of ``group``'s committed offsets over ``topics`` (progress, not position)."""
         return sum(done for done, _ in self.offsets(group, topics).values())
 
-    def lag(self, group: str, topics: Sequence[str]) -> int:
+    def lag(self, group: Groups, topics: Sequence[str]) -> int:
         """Records of ``topics`` the group has not committed past (end offset − committed)."""
         return sum(max(0, end - done) for done, end in self.offsets(group, topics).values())
 
@@ -136,7 +145,7 @@ class Probe:
         return self.wait_until(f"ISR {size} for {len(topics)} topics", check, timeout_s)
 
     def wait_drained(
-        self, group: str, topics: Sequence[str], timeout_s: float, every_s: float = 0.5
+        self, group: Groups, topics: Sequence[str], timeout_s: float, every_s: float = 0.5
     ) -> float:
         """Wait until ``group`` has committed every record of ``topics``; the wait."""
 
@@ -144,7 +153,7 @@ class Probe:
             behind = self.lag(group, topics)
             return None if behind == 0 else f"{behind} records behind"
 
-        return self.wait_until(f"{group} drained", check, timeout_s, every_s)
+        return self.wait_until("the groups drained", check, timeout_s, every_s)
 
     def kill(self, node_id: int) -> float:
         """SIGKILL one broker; the wall-clock time (s) of the kill."""
@@ -192,14 +201,14 @@ def busiest_leader(
 
 @dataclass
 class Serving:
-    service: PolicyService
+    service: NodeGroup
     task: asyncio.Task[None]
     stopping: asyncio.Event
 
     def check_alive(self) -> None:
         if self.task.done() and not self.stopping.is_set():
             exc = self.task.exception()
-            raise AssertionError(f"the policy service stopped: {exc!r}") from exc
+            raise AssertionError(f"a node stopped: {exc!r}") from exc
 
     async def stop(self, timeout_s: float = 120.0) -> None:
         """Stop as on SIGTERM: the current batch finishes, every log gets its checkpoint."""
@@ -210,21 +219,22 @@ class Serving:
 
 @contextlib.asynccontextmanager
 async def serving(
-    dep: Deployment, instance: str = "policy-cluster", ready_s: float = 120.0, **config: Any
+    dep: Deployment, instance: str = "node-cluster", ready_s: float = 120.0, **config: Any
 ) -> AsyncIterator[Serving]:
-    """The policy service in this process; fails as soon as it dies (not only at exit)."""
-    service = dep.service(instance, **config)
+    """Every member state's node in this process; fails as soon as one dies (not only at
+    exit)."""
+    service = dep.nodes(*ALL_MEMBERS, instance=instance, **config)
     stop = asyncio.Event()
     handle = Serving(service, asyncio.create_task(service.run(stop)), stop)
     try:
-        ready = asyncio.create_task(service.ready.wait())
+        ready = asyncio.create_task(service.ready())
         done, _ = await asyncio.wait(
             {ready, handle.task}, timeout=ready_s, return_when="FIRST_COMPLETED"
         )
         if ready not in done:
             ready.cancel()
             handle.check_alive()
-            raise AssertionError(f"the policy service owned no partition within {ready_s:.0f} s")
+            raise AssertionError(f"the nodes owned no partition within {ready_s:.0f} s")
         yield handle
     finally:
         if not stop.is_set():
@@ -263,13 +273,14 @@ class Sent:
 
 
 def make_notices(dep: Deployment, count: int, seed: int) -> list[Sent]:
-    """``count`` encoded notices from every member's agencies (the generator's traffic mix)."""
+    """``count`` encoded notices from every member's agencies (the generator's traffic mix),
+    each sealed to its origin's node."""
     from puente.codec.wire import encode
 
     out = []
     for n in Generator(seed).notices(count):
         record = now_stamped(n)
-        value = encode(dep.registry, n.name, record)
+        value = dep.seal(record["origin"], encode(dep.registry, n.name, record))
         key = record["notice_id"].encode()
         out.append(Sent(record["notice_id"], record["origin"], key, value))
     return out
@@ -281,7 +292,7 @@ class Agencies:
     aiokafka's idempotent producer never expires an in-flight batch: it retries until the brokers
     take it. So a publisher bounds its own wait (``ack_timeout_s``), as the gateway does; a send
     not acknowledged by then is reported failed (it may still land later — a retry under the same
-    notice id is then refused as a duplicate by the policy service, never delivered twice).
+    notice id is then refused as a duplicate by the origin's node, never delivered twice).
     """
 
     def __init__(

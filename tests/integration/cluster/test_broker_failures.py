@@ -1,9 +1,9 @@
-"""Broker failures on a 3-broker cluster (RF 3, min ISR 2) while agencies publish and the policy
-service runs: nothing acknowledged is lost, nothing is delivered twice to read_committed
+"""Broker failures on a 3-broker cluster (RF 3, min ISR 2) while agencies publish and every
+state's node runs: nothing acknowledged is lost, nothing is delivered twice to read_committed
 subscribers, the audit log verifies complete, and a killed broker rejoins and catches up; with
 2 of 3 brokers down producers fail loudly, and everything recovers when the brokers return.
 
-The tests share one deployment (every member provisioned once); each runs the policy service
+The tests share one deployment (every member provisioned once); each runs every state's node
 afresh, resuming from the committed offsets and changelog the previous test left. A broker
 restarted after SIGKILL recovers each partition it hosts, so one tenant with one partition per
 topic keeps restarts short on a small machine.
@@ -16,10 +16,11 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from puente.topics import INGRESS
 from tests.harness import KafkaHarness
 from tests.integration.cluster.chaos import (
     Agencies,
@@ -62,11 +63,11 @@ async def dep(kafka3: KafkaHarness) -> Deployment:
 
 @pytest.fixture
 async def svc(dep: Deployment) -> AsyncIterator[Serving]:
-    """The policy service (in this process), restarted for each test from its changelog and
+    """Every state's node (in this process), restarted for each test from its changelog and
     committed offsets; a test stops it (final checkpoints) before the auditor reads the log."""
     t0 = time.monotonic()
     async with serving(dep) as s:
-        print(f"policy service ready in {time.monotonic() - t0:.1f} s")
+        print(f"nodes ready in {time.monotonic() - t0:.1f} s")
         yield s
 
 
@@ -102,7 +103,7 @@ async def _kill_during_traffic(
     dep: Deployment, probe: Probe, svc: Serving, target: str, seed: int
 ) -> None:
     ingress = ingress_topics(dep)
-    group = dep.tenant.naming.service_group("policy")
+    group = _node_group(dep)
     notices = make_notices(dep, MAX_NOTICES, seed=seed)
     since = await end_offsets(dep.kafka, [*audit_partitions(dep), *deliver_partitions(dep)])
     stop = asyncio.Event()
@@ -179,7 +180,7 @@ async def test_minority_fails_loudly_and_recovers(
     (never silently); when the brokers return publishing works again, re-sent notices are
     refused as duplicates if their first copy landed after all, and the service drains."""
     ingress = ingress_topics(dep)
-    group = dep.tenant.naming.service_group("policy")
+    group = _node_group(dep)
     before, during, after = (make_notices(dep, 100, seed=s) for s in (83, 84, 85))
     since = await end_offsets(dep.kafka, [*audit_partitions(dep), *deliver_partitions(dep)])
     async with Agencies(dep, ack_timeout_s=MINORITY_ACK_S) as agencies:
@@ -236,3 +237,9 @@ async def test_minority_fails_loudly_and_recovers(
         svc.check_alive()
     await probe.call(probe.wait_isr, tenant_topics(dep), 3, ISR_S)
     await _verify(dep, svc, agencies, since)
+
+
+def _node_group(dep: Deployment) -> Callable[[str], str]:
+    """Each ingress topic's consumer group: its state's node's."""
+    naming = dep.tenant.naming
+    return lambda topic: naming.node_group(naming.member_of(topic, INGRESS))

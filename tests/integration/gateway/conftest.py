@@ -5,19 +5,27 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from puente.codec.registry import Registry
-from puente.config import Settings
+from puente.config import GatewaySettings, Settings
 from puente.evidence.trust import TRUST_LIST_KEY
 from puente.topics import TRUST
 from puente_gateway.app import create_app
-from puente_gateway.settings import GatewaySettings
-from puente_gateway.tokens import TOKENS_FILE, TokenStore
+from puente_gateway.tokens import TokenRecord
 from tests.harness import KafkaHarness, Tenant
-from tests.integration.gateway.support import Keys, produce, run, serving
+from tests.integration.gateway.support import (
+    Keys,
+    issue_token,
+    produce,
+    revoke_token,
+    run,
+    serving,
+)
 
 MEMBERS = ("MX", "GT", "US")
 
@@ -53,19 +61,26 @@ class Gateway:
     tenant: Tenant
     registry: Registry
     keys: Keys
-    tokens: TokenStore
+    app: FastAPI
     issued: dict[str, str] = field(default_factory=dict)
+
+    def issue(
+        self, state: str, *, types: tuple[str, ...] = (), agency: str = "", **kw: Any
+    ) -> tuple[TokenRecord, str]:
+        """A new token for an agency of ``state``, and its record."""
+        return issue_token(self.app, self.url, state, types=types, agency=agency, **kw)
 
     def token(self, state: str, *, types: tuple[str, ...] = (), agency: str = "") -> str:
         """A new active token for an agency of ``state``."""
-        _, text = self.tokens.create(
-            state=state, agency=agency or f"Policía de prueba {state}", types=types
-        )
-        return text
+        return self.issue(state, types=types, agency=agency)[1]
 
-    def client(self, token: str | None = None, **kwargs: object) -> httpx.Client:
+    def revoke(self, token_id: str) -> TokenRecord:
+        """Revoke a token."""
+        return revoke_token(self.app, self.url, token_id)
+
+    def client(self, token: str | None = None, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
 
 
 @pytest.fixture(scope="session")
@@ -77,19 +92,16 @@ def gateway(
     anchors.write_text(keys.root.public.vkey + "\n")
     settings = kafka.settings_for(gw_tenant)
     gw = GatewaySettings(
-        data_dir=base / "data",
         rate_per_s=1000,
         rate_burst=1000,
+        auth_fail_burst=10_000,  # the hostile tests run their own gateway with the default
         sse_heartbeat_s=0.5,
         sse_recheck_s=0.5,
-        auth_cache_s=0.2,
         produce_timeout_s=10,
         trust_anchors_file=anchors,
         trust_refresh_s=0.5,
     )
     registry = Registry.load(settings.schemas_dir)
     app = create_app(settings, gw, registry=registry)
-    tokens = TokenStore(gw.ledger_dir(settings) / TOKENS_FILE)
     with serving(app, gw) as url:
-        yield Gateway(url, settings, gw, gw_tenant, registry, keys, tokens)
-    tokens.close()
+        yield Gateway(url, settings, gw, gw_tenant, registry, keys, app)

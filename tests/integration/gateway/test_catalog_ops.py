@@ -85,7 +85,7 @@ def test_health_readiness_and_metrics(gateway: Gateway) -> None:
         assert ready.status_code == 200 and ready.json() == {"status": "ready"}
         text = c.get("/metrics").text
     assert 'puente_gateway_requests_total{method="POST",route="/v1/notices",status="202"}' in text
-    assert 'puente_gateway_notices_produced_total{state="MX",type="puente.CaseNotice"}' in text
+    assert 'puente_gateway_notices_produced_total{origin="MX",type="puente.CaseNotice"}' in text
     assert 'puente_gateway_rejections_total{reason="ORIGIN_MISMATCH"}' in text
     assert 'puente_gateway_request_seconds_bucket{le="0.05",route="/v1/notices"}' in text
 

@@ -18,15 +18,14 @@ import pytest
 
 from puente.codec.jsonconv import to_json
 from puente.codec.wire import decode, encode
+from puente.config import GatewaySettings
 from puente.evidence.trust import TrustList, Usage, member_holder
 from puente.evidence.verify import DELIVERY_RECEIPT, Verifier, sign_receipt
 from puente.synth.generator import Generator
 from puente_gateway.app import create_app
 from puente_gateway.clock import now_ms
-from puente_gateway.settings import GatewaySettings
-from puente_gateway.tokens import TOKENS_FILE, TokenStore
 from tests.harness import KafkaHarness
-from tests.integration.gateway.support import serving
+from tests.integration.gateway.support import issue_token, serving
 from tests.integration.service.support import Deployment, deploy, now_stamped, running
 
 pytestmark = pytest.mark.kafka
@@ -56,22 +55,24 @@ async def _first_delivery(client: httpx.AsyncClient, cursor: str) -> dict[str, A
 async def test_post_deliver_stream_verify_receipt(dep: Deployment, tmp_path: Path) -> None:
     # The operator hands the trust anchor out of band; the consulate keeps it.
     anchors = list(dep.evidence.anchors)
-    gw = GatewaySettings(data_dir=tmp_path, sse_heartbeat_s=0.5)
+    gw = GatewaySettings(sse_heartbeat_s=0.5)
     app = create_app(dep.settings, gw, registry=dep.registry)
-    store = TokenStore(tmp_path / TOKENS_FILE)
-    _, police = store.create(
-        state="MX", agency="Instituto Nacional de Migración", types=["puente.ConsularNotification"]
-    )
-    _, consulate = store.create(state="CO", agency="Consulado de Colombia en Tapachula")
-    store.close()
     notice = Generator(42).scenario("requested-arrest", origin="MX", nationality="CO")
-    body = {
+    body: dict[str, Any] = {
         "type": "ConsularNotification",
         "notice": to_json(dep.registry, notice.name, now_stamped(notice)),
     }
     notice_id = body["notice"]["notice_id"]
 
     with serving(app, gw) as url:
+        _, police = issue_token(
+            app,
+            url,
+            "MX",
+            agency="Instituto Nacional de Migración",
+            types=("puente.ConsularNotification",),
+        )
+        _, consulate = issue_token(app, url, "CO", agency="Consulado de Colombia en Tapachula")
         auth = {"Authorization": f"Bearer {consulate}"}
         async with (
             httpx.AsyncClient(base_url=url, headers=auth, timeout=60) as co,

@@ -20,7 +20,7 @@ from puente.topics import DELIVER, REJECTED
 from puente_gateway.clock import now_ms
 from tests.harness import Tenant
 from tests.integration.gateway.conftest import Gateway
-from tests.integration.gateway.support import produce, run, signed_delivery
+from tests.integration.gateway.support import notice_json, produce, run, signed_delivery
 
 pytestmark = pytest.mark.kafka
 
@@ -131,6 +131,29 @@ def test_agency_limited_to_a_type_sees_only_that_type(
         items = [i for p in _pages(c, "/v1/deliveries", limit=10) for i in p["items"]]
     assert len(items) == 2
     assert {i["notice_type"] for i in items} == {"puente.ConsularNotification"}
+
+
+def test_only_agencies_of_every_type_get_an_undecodable_delivery(gateway: Gateway) -> None:
+    made = [signed_delivery(gateway.registry, gateway.keys, recipient="MX", consular=True)[1]]
+    garbage = b"\xc3\x01 not a delivery"
+    run(_transactional(gateway.tenant, gateway.tenant.topic(DELIVER, "MX"), [*made, garbage], []))
+    with gateway.client(gateway.token("MX")) as c:
+        every = [i for p in _pages(c, "/v1/deliveries", limit=10) for i in p["items"]]
+    by_raw = {base64.b64decode(i["delivery"]): i for i in every}
+    assert by_raw[garbage]["error"]["reason"] and "statement" not in by_raw[garbage]
+    for types in (("puente.ConsularNotification",), ("puente.CaseNotice",)):
+        with gateway.client(gateway.token("MX", types=types)) as c:
+            pages = list(_pages(c, "/v1/deliveries", limit=10))
+        raws = {base64.b64decode(i["delivery"]) for p in pages for i in p["items"]}
+        assert garbage not in raws  # its type is unknown: never given to a limited agency
+        assert (made[0] in raws) == (types == ("puente.ConsularNotification",))
+        assert pages[-1]["next_cursor"] == _pages_end(gateway, "MX")  # the cursor moved past
+
+
+def _pages_end(gateway: Gateway, state: str) -> str:
+    with gateway.client(gateway.token(state)) as c:
+        end: str = [p for p in _pages(c, "/v1/deliveries", limit=100)][-1]["next_cursor"]
+    return end
 
 
 def test_a_state_never_sees_another_states_deliveries(
@@ -258,11 +281,11 @@ def test_sse_heartbeats_while_idle(gateway: Gateway) -> None:
 
 
 def test_sse_stream_ends_when_the_token_is_revoked(gateway: Gateway) -> None:
-    record, token = gateway.tokens.create(state="US", agency="revoked mid-stream")
+    record, token = gateway.issue("US", agency="revoked mid-stream")
     sse = {"Accept": "text/event-stream"}
     with gateway.client(token) as c, c.stream("GET", "/v1/deliveries", headers=sse) as r:
         assert r.status_code == 200
-        gateway.tokens.revoke(record.id)
+        gateway.revoke(record.id)
         lines = []
         t0 = time.monotonic()
         for line in r.iter_lines():  # ends when the server closes the stream
@@ -317,12 +340,12 @@ def test_unauthenticated_reads_are_401(gateway: Gateway) -> None:
 # --- rejections -------------------------------------------------------------------------------
 
 
-def _rejection(gateway: Gateway, origin: str) -> tuple[bytes, str]:
+def _rejection(gateway: Gateway, origin: str, notice_id: str | None = None) -> tuple[bytes, str]:
     rid = str(uuid.uuid4())
     record = {
         "rejection_id": rid,
         "scope": "NOTICE",
-        "notice_id": str(uuid.uuid4()),
+        "notice_id": notice_id or str(uuid.uuid4()),
         "origin": origin,
         "reason_code": "INVALID_FIELD",
         "message": "persons[0].nationalities[0] is not a country code",
@@ -377,3 +400,26 @@ def test_rejections_stream_as_events(gateway: Gateway) -> None:
         events, _ = _events(r.iter_lines(), 1)
     assert events[0]["event"] == "rejection"
     assert orjson.loads(events[0]["data"])["rejection"]["rejection_id"] == rid
+
+
+def test_rejections_respect_the_type_restriction(gateway: Gateway) -> None:
+    # A consular notification published through the gateway (its ledger knows the type), then
+    # refused; a rejection about a notice the gateway never saw; one that does not decode.
+    notice = notice_json(gateway.registry, "GT", consular=True)
+    with gateway.client(gateway.token("GT")) as c:
+        posted = c.post("/v1/notices", json={"type": "ConsularNotification", "notice": notice})
+    assert posted.status_code == 202, posted.text
+    known, _ = _rejection(gateway, "GT", notice["notice_id"])
+    unknown, _ = _rejection(gateway, "GT")
+    garbage = b"not avro"
+    topic = gateway.tenant.topic(REJECTED, "GT")
+    run(_transactional(gateway.tenant, topic, [known, unknown, garbage], []))
+
+    def seen(types: tuple[str, ...]) -> set[bytes]:
+        with gateway.client(gateway.token("GT", types=types)) as c:
+            items = [i for p in _pages(c, "/v1/rejections", limit=10) for i in p["items"]]
+        return {base64.b64decode(i["raw"]) for i in items}
+
+    assert {known, unknown, garbage} <= seen(())
+    assert seen(("puente.ConsularNotification",)) == {known}
+    assert seen(("puente.CaseNotice",)) == set()

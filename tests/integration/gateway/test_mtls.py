@@ -2,97 +2,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from fastapi import FastAPI
 
 from puente.codec.registry import Registry
+from puente.config import GatewaySettings
 from puente_gateway.app import create_app
-from puente_gateway.settings import GatewaySettings
-from puente_gateway.tokens import TOKENS_FILE, TokenStore
 from tests.harness import KafkaHarness, Tenant
-from tests.integration.gateway.support import notice_json, serving
+from tests.integration.gateway.support import issue_token, notice_json, serving, wait_until
+from tests.pki import CA, Issued, agency
 
 pytestmark = pytest.mark.kafka
-
-
-@dataclass
-class Issued:
-    cert: Path
-    key: Path
-    subject: str
-
-
-class CA:
-    """A throw-away certificate authority."""
-
-    def __init__(self, directory: Path, name: str) -> None:
-        self.dir = directory
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = dt.datetime.now(dt.UTC)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(self.name)
-            .issuer_name(self.name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self.key, hashes.SHA256())
-        )
-        self.path = directory / f"{name}.pem"
-        self.path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-
-    def issue(self, file: str, attrs: list[x509.NameAttribute], *, server: bool = False) -> Issued:
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
-        subject = x509.Name(attrs)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(self.name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-        )
-        if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False,
-            )
-        cert = builder.sign(self.key, hashes.SHA256())
-        cert_path, key_path = self.dir / f"{file}.pem", self.dir / f"{file}.key"
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        return Issued(cert_path, key_path, subject.rfc4514_string())
-
-
-def _agency(cn: str, org: str, country: str) -> list[x509.NameAttribute]:
-    return [
-        x509.NameAttribute(NameOID.COUNTRY_NAME, country),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
-        x509.NameAttribute(NameOID.COMMON_NAME, cn),
-    ]
 
 
 @dataclass
@@ -112,12 +42,10 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TLSWorld:
     ca = CA(d, "puente-test-ca")
     other = CA(d, "someone-else")
     server = ca.issue("server", [x509.NameAttribute(NameOID.COMMON_NAME, "gateway")], server=True)
-    mx_police = ca.issue("mx-police", _agency("gateway-client.policia.mx", "Policía Federal", "MX"))
-    mx_consular = ca.issue("mx-sre", _agency("gateway-client.sre.mx", "SRE", "MX"))
-    unmapped = ca.issue("unmapped", _agency("someone.gt", "Unknown", "GT"))
-    stranger = other.issue(
-        "stranger", _agency("gateway-client.policia.mx", "Policía Federal", "MX")
-    )
+    mx_police = ca.issue("mx-police", agency("gateway-client.policia.mx", "Policía Federal", "MX"))
+    mx_consular = ca.issue("mx-sre", agency("gateway-client.sre.mx", "SRE", "MX"))
+    unmapped = ca.issue("unmapped", agency("someone.gt", "Unknown", "GT"))
+    stranger = other.issue("stranger", agency("gateway-client.policia.mx", "Policía Federal", "MX"))
     clients = d / "clients.yaml"
     clients.write_text(
         yaml.safe_dump(
@@ -139,34 +67,32 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TLSWorld:
     return TLSWorld(ca, server, mx_police, mx_consular, unmapped, stranger, clients)
 
 
-def _client(url: str, tls: TLSWorld, who: Issued | None, **kw: object) -> httpx.Client:
+def _client(url: str, tls: TLSWorld, who: Issued | None, **kw: Any) -> httpx.Client:
     ctx = ssl.create_default_context(cafile=str(tls.ca.path))
     if who is not None:
         ctx.load_cert_chain(str(who.cert), str(who.key))
-    return httpx.Client(base_url=url, verify=ctx, timeout=30, **kw)  # type: ignore[arg-type]
+    return httpx.Client(base_url=url, verify=ctx, timeout=30, **kw)
 
 
 def _server(
-    kafka: KafkaHarness, tenant: Tenant, tls: TLSWorld, data: Path, mode: str
-) -> tuple[object, GatewaySettings]:
+    kafka: KafkaHarness, tenant: Tenant, tls: TLSWorld, mode: str, **extra: object
+) -> tuple[FastAPI, GatewaySettings]:
     settings = kafka.settings_for(tenant)
-    gw = GatewaySettings(
-        data_dir=data,
-        tls_cert=tls.server.cert,
-        tls_key=tls.server.key,
-        tls_client_ca=tls.ca.path,
-        client_cert=mode,  # type: ignore[arg-type]
-        mtls_clients=tls.clients,
-    )
+    values: dict[str, object] = {
+        "tls_cert": tls.server.cert,
+        "tls_key": tls.server.key,
+        "tls_client_ca": tls.ca.path,
+        "client_cert": mode,
+        "mtls_clients": tls.clients,
+    }
+    gw = GatewaySettings.model_validate(values | extra)
     return create_app(settings, gw), gw
 
 
 @pytest.fixture(scope="module")
-def required_url(
-    kafka: KafkaHarness, gw_tenant: Tenant, tls: TLSWorld, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    app, gw = _server(kafka, gw_tenant, tls, tmp_path_factory.mktemp("mtls-req"), "required")
-    with serving(app, gw) as url:  # type: ignore[arg-type]
+def required_url(kafka: KafkaHarness, gw_tenant: Tenant, tls: TLSWorld) -> Iterator[str]:
+    app, gw = _server(kafka, gw_tenant, tls, "required")
+    with serving(app, gw) as url:
         yield url
 
 
@@ -223,14 +149,46 @@ def test_no_or_foreign_certificate_fails_the_handshake(
 def test_optional_client_certificates_let_token_callers_in(
     kafka: KafkaHarness, gw_tenant: Tenant, tls: TLSWorld, tmp_path: Path
 ) -> None:
-    app, gw = _server(kafka, gw_tenant, tls, tmp_path, "optional")
-    store = TokenStore(tmp_path / TOKENS_FILE)
-    _, token = store.create(state="GT", agency="token agency")
-    store.close()
-    with serving(app, gw) as url:  # type: ignore[arg-type]
+    app, gw = _server(kafka, gw_tenant, tls, "optional")
+    with serving(app, gw) as url:
+        _, token = issue_token(app, url, "GT", agency="token agency")
         with _client(url, tls, None, headers={"Authorization": f"Bearer {token}"}) as c:
             assert c.get("/v1/schemas").status_code == 200
         with _client(url, tls, None) as c:
             assert c.get("/v1/schemas").status_code == 401
         with _client(url, tls, tls.mx_police) as c:
             assert c.get("/v1/schemas").status_code == 200
+
+
+def test_revoked_certificates_are_refused_and_the_files_are_re_read_while_serving(
+    kafka: KafkaHarness, gw_tenant: Tenant, tls: TLSWorld, tmp_path: Path
+) -> None:
+    crl = tmp_path / "clients.crl"
+    crl.write_bytes(tls.ca.crl([tls.mx_consular.serial]))
+    clients = tmp_path / "clients.yaml"
+    clients.write_bytes(tls.clients.read_bytes())
+    app, gw = _server(
+        kafka, gw_tenant, tls, "required", mtls_clients=clients, client_crl=crl, mtls_reload_s=0.1
+    )
+    with serving(app, gw) as url:
+        with _client(url, tls, tls.mx_consular) as c:
+            r = c.get("/v1/schemas")
+            assert r.status_code == 401 and r.json()["reason"] == "AUTH_INVALID"
+        with _client(url, tls, tls.mx_police) as c:
+            assert c.get("/v1/schemas").status_code == 200
+            # The operator revokes the police certificate and maps the GT certificate.
+            crl.write_bytes(tls.ca.crl([tls.mx_police.serial]))
+            mapping = yaml.safe_load(clients.read_text(encoding="utf-8"))
+            mapping["clients"].append(
+                {"subject": tls.unmapped.subject, "state": "GT", "agency": "PNC"}
+            )
+            clients.write_text(yaml.safe_dump(mapping, allow_unicode=True), encoding="utf-8")
+            wait_until(lambda: c.get("/v1/schemas").status_code == 401, what="the new CRL")
+        with _client(url, tls, tls.unmapped) as c:
+            wait_until(lambda: c.get("/v1/schemas").status_code == 200, what="the new map")
+        with _client(url, tls, tls.mx_consular) as c:
+            assert c.get("/v1/schemas").status_code == 200  # no longer revoked
+            clients.write_text("clients: [", encoding="utf-8")  # a broken edit fails closed
+            wait_until(lambda: c.get("/v1/schemas").status_code == 503, what="the broken map")
+            r = c.get("/v1/schemas")
+            assert r.json()["reason"] == "CLIENT_CERTIFICATES_UNAVAILABLE"

@@ -7,7 +7,6 @@ import asyncio
 import copy
 import hashlib
 import threading
-import time
 from typing import Any
 
 import httpx
@@ -74,7 +73,7 @@ def test_consular_notification_by_full_type_name(gateway: Gateway) -> None:
 
 def test_retry_returns_the_first_answer_and_produces_nothing(gateway: Gateway) -> None:
     token = gateway.token("MX")
-    body = {"type": "CaseNotice", "notice": notice_json(gateway.registry, "MX")}
+    body: dict[str, Any] = {"type": "CaseNotice", "notice": notice_json(gateway.registry, "MX")}
     first = _post(gateway, token, body)
     assert first.status_code == 202
     before = _ingress(gateway, "MX")
@@ -125,7 +124,7 @@ def test_same_notice_id_with_other_content_is_a_conflict(gateway: Gateway) -> No
     before = _ingress(gateway, "MX")
     r = _post(gateway, token, {"type": "CaseNotice", "notice": changed})
     assert r.status_code == 409
-    assert r.json()["reason"] == "NOTICE_ID_CONFLICT"
+    assert r.json()["reason"] == "NOTICE_ID_REUSED"
     assert _ingress(gateway, "MX") == before
 
 
@@ -138,7 +137,7 @@ def test_another_state_reusing_a_notice_id_is_a_conflict(gateway: Gateway) -> No
     gt["notice_id"] = mx["notice_id"]
     r = _post(gateway, gateway.token("GT"), {"type": "CaseNotice", "notice": gt})
     assert r.status_code == 409
-    assert r.json()["reason"] == "NOTICE_ID_CONFLICT"
+    assert r.json()["reason"] == "NOTICE_ID_REUSED"
 
 
 # --- refusals: status, reason, and nothing produced ------------------------------------------
@@ -296,6 +295,19 @@ def test_field_errors_name_each_path(gateway: Gateway, mx: str, before: dict[int
         assert "notice.persons[0].sex" in paths
 
 
+@pytest.mark.parametrize(
+    "when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "+10000-01-01T00:00:00Z"]
+)
+def test_extreme_timestamps_are_422_with_the_field_path(
+    gateway: Gateway, mx: str, before: dict[int, int], when: str
+) -> None:
+    notice = notice_json(gateway.registry, "MX")
+    notice["created_at"] = when
+    r = _post(gateway, mx, {"type": "CaseNotice", "notice": notice})
+    err = _refused(gateway, r, 422, "INVALID_NOTICE", before)
+    assert [p["path"] for p in err["problems"]] == ["notice.created_at"]
+
+
 def test_missing_origin_is_a_field_error_not_a_spoof(
     gateway: Gateway, mx: str, before: dict[int, int]
 ) -> None:
@@ -343,16 +355,15 @@ def test_bad_credentials_are_401(gateway: Gateway, before: dict[int, int], heade
 
 
 def test_revoked_and_expired_tokens_are_401_like_unknown_ones(gateway: Gateway) -> None:
-    record, token = gateway.tokens.create(state="MX", agency="to revoke")
+    record, token = gateway.issue("MX", agency="to revoke")
     body = {"type": "CaseNotice", "notice": notice_json(gateway.registry, "MX")}
     assert _post(gateway, token, body).status_code == 202
     long_ago = now_ms() - 10 * 86_400_000
-    _, expired = gateway.tokens.create(
-        state="MX", agency="expired", now=long_ago, expires_ms=long_ago + 86_400_000
+    _, expired = gateway.issue(
+        "MX", agency="expired", now=long_ago, expires_ms=long_ago + 86_400_000
     )
     before = _ingress(gateway, "MX")
-    gateway.tokens.revoke(record.id)
-    time.sleep(gateway.gw.auth_cache_s + 0.1)  # the gateway's token cache delay
+    gateway.revoke(record.id)  # the serving replica applies its own write at once
     fresh = {"type": "CaseNotice", "notice": notice_json(gateway.registry, "MX")}
     answers = [_post(gateway, t, fresh) for t in (token, expired, "pgw_" + "A" * 43)]
     for r in answers:

@@ -4,8 +4,7 @@ recipient bound to the caller's state, idempotent on receipt id."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,26 +12,23 @@ import pytest
 
 from puente.codec.jsonconv import to_json
 from puente.codec.wire import decode, encode
+from puente.config import GatewaySettings
+from puente.errors import ConfigError
 from puente.evidence.verify import DELIVERY_RECEIPT, sign_receipt
 from puente.topics import RECEIPTS
+from puente_gateway.app import create_app
+from tests.harness import KafkaHarness
 from tests.integration.gateway.conftest import Gateway
-from tests.integration.gateway.support import end_offsets, read_records, run
+from tests.integration.gateway.support import (
+    end_offsets,
+    issue_token,
+    read_records,
+    receipt_record,
+    run,
+    serving,
+)
 
 pytestmark = pytest.mark.kafka
-
-
-def _receipt(recipient: str, **overrides: Any) -> dict[str, Any]:
-    record = {
-        "receipt_id": str(uuid.uuid4()),
-        "notice_id": str(uuid.uuid4()),
-        "recipient": recipient,
-        "delivery_digest": "ab" * 32,
-        "log_id": "puente.audit/MX/0",
-        "log_index": 12,
-        "status": "VERIFIED",
-        "received_at": dt.datetime.now(dt.UTC).replace(microsecond=0),
-    }
-    return record | overrides
 
 
 def _post(gateway: Gateway, token: str, body: Any) -> httpx.Response:
@@ -46,7 +42,7 @@ def _receipts(gateway: Gateway, state: str) -> dict[int, int]:
 
 
 def test_json_receipt_is_produced_to_the_callers_receipts_topic(gateway: Gateway) -> None:
-    record = _receipt("GT")
+    record = receipt_record("GT")
     as_json = to_json(gateway.registry, DELIVERY_RECEIPT, record)
     r = _post(gateway, gateway.token("GT"), {"receipt": as_json})
     assert r.status_code == 202, r.text
@@ -68,7 +64,7 @@ def test_json_receipt_is_produced_to_the_callers_receipts_topic(gateway: Gateway
 
 
 def test_signed_avro_receipt_is_verified_and_forwarded_byte_exact(gateway: Gateway) -> None:
-    record = _receipt("GT")
+    record = receipt_record("GT")
     raw = encode(gateway.registry, DELIVERY_RECEIPT, record)
     sig = sign_receipt(gateway.keys.members["GT"], raw)
     body = {
@@ -104,7 +100,7 @@ def test_signed_avro_receipt_is_verified_and_forwarded_byte_exact(gateway: Gatew
 
 @pytest.mark.parametrize("signer", ["MX", "corrupt"])
 def test_bad_receipt_signatures_are_refused(gateway: Gateway, signer: str) -> None:
-    raw = encode(gateway.registry, DELIVERY_RECEIPT, _receipt("GT"))
+    raw = encode(gateway.registry, DELIVERY_RECEIPT, receipt_record("GT"))
     if signer == "corrupt":
         key = gateway.keys.members["GT"]
         sig = bytearray(sign_receipt(key, raw))
@@ -128,7 +124,7 @@ def test_bad_receipt_signatures_are_refused(gateway: Gateway, signer: str) -> No
 
 def test_receipt_for_another_state_is_forbidden(gateway: Gateway) -> None:
     before = _receipts(gateway, "GT")
-    as_json = to_json(gateway.registry, DELIVERY_RECEIPT, _receipt("MX"))
+    as_json = to_json(gateway.registry, DELIVERY_RECEIPT, receipt_record("MX"))
     r = _post(gateway, gateway.token("GT"), {"receipt": as_json})
     assert r.status_code == 403
     assert r.json()["reason"] == "RECIPIENT_MISMATCH"
@@ -136,14 +132,14 @@ def test_receipt_for_another_state_is_forbidden(gateway: Gateway) -> None:
 
 
 def test_reused_receipt_id_with_other_content_is_a_conflict(gateway: Gateway) -> None:
-    record = _receipt("GT")
+    record = receipt_record("GT")
     token = gateway.token("GT")
     first = to_json(gateway.registry, DELIVERY_RECEIPT, record)
     assert _post(gateway, token, {"receipt": first}).status_code == 202
     other = to_json(gateway.registry, DELIVERY_RECEIPT, record | {"status": "VERIFICATION_FAILED"})
     r = _post(gateway, token, {"receipt": other})
     assert r.status_code == 409
-    assert r.json()["reason"] == "RECEIPT_ID_CONFLICT"
+    assert r.json()["reason"] == "RECEIPT_ID_REUSED"
 
 
 @pytest.mark.parametrize(
@@ -188,3 +184,41 @@ def test_receipts_need_json_and_credentials(gateway: Gateway) -> None:
     with gateway.client() as c:
         r = c.post("/v1/receipts", json={"receipt": {}})
     assert r.status_code == 401
+
+
+def test_required_signatures_fail_closed_without_a_trust_list(
+    kafka: KafkaHarness, gateway: Gateway, tmp_path: Path
+) -> None:
+    bare = kafka.provision(["MX", "GT"], partitions=1)  # nothing on its trust topic
+    settings = kafka.settings_for(bare)
+    anchors = tmp_path / "anchors.vkey"
+    anchors.write_text(gateway.keys.root.public.vkey + "\n")
+    gw = GatewaySettings(
+        require_signed_receipts=True,
+        trust_anchors_file=anchors,
+        trust_list_file=tmp_path / "none.note",
+    )
+    app = create_app(settings, gw)
+    record = receipt_record("GT")
+    value = encode(gateway.registry, DELIVERY_RECEIPT, record)
+    key = gateway.keys.members["GT"]
+    body = {
+        "receipt_avro": base64.b64encode(value).decode(),
+        "signature": {
+            "key_id": key.key_id,
+            "signature": base64.b64encode(sign_receipt(key, value)).decode(),
+        },
+    }
+    with serving(app, gw) as url:
+        token = issue_token(app, url, "GT")[1]
+        before = run(end_offsets(bare, bare.topic(RECEIPTS, "GT"), reader="receipts"))
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as c:
+            r = c.post("/v1/receipts", json=body)
+            assert r.status_code == 503, r.text
+            assert r.json()["reason"] == "TRUST_LIST_UNAVAILABLE" and "Retry-After" in r.headers
+            unsigned = c.post("/v1/receipts", json={"receipt_avro": body["receipt_avro"]})
+            assert unsigned.status_code == 422
+            assert unsigned.json()["reason"] == "RECEIPT_SIGNATURE_INVALID"
+        assert run(end_offsets(bare, bare.topic(RECEIPTS, "GT"), reader="receipts")) == before
+    with pytest.raises(ConfigError):  # required, but nothing to verify with: refuses to start
+        create_app(settings, GatewaySettings(require_signed_receipts=True, trust_anchors_file=None))

@@ -14,14 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import TopicPartition
+from kafka.errors import KafkaError as KafkaPythonError
 
+from puente.app.operator import Evidence, ensure_evidence, publish_trust_list
 from puente.codec.registry import Registry
 from puente.codec.wire import encode
 from puente.config import Settings
+from puente.evidence._time import now_ms
 from puente.evidence.audit.auditor import AuditOptions, Auditor
 from puente.evidence.audit.report import AuditReport
+from puente.evidence.enckeys import KeyRing
+from puente.evidence.keystore import KeyStore
 from puente.evidence.log import CheckpointRecord
 from puente.evidence.records import AuditRecord
+from puente.evidence.trust import member_holder
 from puente.evidence.trustsource import TrustTracker
 from puente.evidence.verify import Verifier
 from puente.kafka.admin import admin_client
@@ -29,10 +35,11 @@ from puente.kafka.auditsource import KafkaAuditSource
 from puente.kafka.clients import consumer, producer, start
 from puente.members import load_members
 from puente.policy.store import PolicyStore
+from puente.publisher.core import seal_for_node
+from puente.service.nodekeys import StoreKeys
 from puente.service.processor import SigningMode
-from puente.service.setup import Evidence, ensure_evidence, publish_trust_list
-from puente.service.worker import PolicyService, ServiceConfig
-from puente.synth.generator import Notice
+from puente.service.worker import Node, ServiceConfig
+from puente.synth.notice import Notice
 from puente.topics import AUDIT, CHECKPOINTS, INGRESS
 from tests.harness import KafkaHarness, Tenant
 
@@ -75,19 +82,61 @@ class Deployment:
         env.update(extra)
         return env
 
-    def service(self, instance: str = "policy-test", **config: Any) -> PolicyService:
-        return PolicyService(
-            endpoint=self.tenant.endpoint,
-            credential=self.tenant.service("policy"),
-            naming=self.tenant.naming,
-            registry=self.registry,
-            policies=PolicyStore(
-                self.settings.policies_dir, self.settings.schemas_dir, secret=b"p" * 32
-            ),
-            key=self.evidence.service_key,
-            config=ServiceConfig(**{"mode": SigningMode.BATCH, **config}),
-            instance=instance,
+    def nodes(self, *origins: str, instance: str = "node-test", **config: Any) -> NodeGroup:
+        """In-process nodes of ``origins`` (default MX), each its state's principal, keys
+        (from the deployment's key store) and consumer group."""
+        store = KeyStore(self.settings.keys_dir)
+        policies = PolicyStore(
+            self.settings.policies_dir, self.settings.schemas_dir, secret=b"p" * 32
         )
+        return NodeGroup(
+            [
+                Node(
+                    origin=origin,
+                    endpoint=self.tenant.endpoint,
+                    credential=self.tenant.node(origin),
+                    naming=self.tenant.naming,
+                    registry=self.registry,
+                    policies=policies,
+                    keys=StoreKeys(store, origin),
+                    trust=self.trust(),
+                    config=ServiceConfig(**{"mode": SigningMode.BATCH, **config}),
+                    instance=f"{instance}-{origin}",
+                )
+                for origin in origins or ("MX",)
+            ]
+        )
+
+    def seal(self, origin: str, notice: bytes) -> bytes:
+        """``notice`` sealed by an agency of ``origin`` to its node."""
+        return seal_for_node(self.evidence.open_trust_list(), origin, notice, at=now_ms())
+
+    def member_keys(self, member: str) -> KeyRing:
+        """Member ``member``'s encryption keys (what opens the deliveries sealed to it)."""
+        return self.evidence.store.keyring(member_holder(member))
+
+
+class NodeGroup:
+    """Nodes run together in one event loop (as ``puente serve node --as A --as B``)."""
+
+    def __init__(self, nodes: list[Node]) -> None:
+        self.nodes = nodes
+
+    @property
+    def owned(self) -> dict[TopicPartition, Any]:
+        """Every partition any of them owns."""
+        return {tp: o for n in self.nodes for tp, o in n.owned.items()}
+
+    @property
+    def policies(self) -> PolicyStore:
+        return self.nodes[0].policies
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.gather(*(n.run(stop) for n in self.nodes))
+
+    async def ready(self) -> None:
+        """Until every node owns partitions."""
+        await asyncio.gather(*(n.ready.wait() for n in self.nodes))
 
 
 async def deploy(kafka: KafkaHarness, *, partitions: int = 2, **settings: Any) -> Deployment:
@@ -124,15 +173,25 @@ def now_stamped(notice: Notice, now: dt.datetime | None = None) -> dict[str, Any
 
 
 async def publish(
-    dep: Deployment, origin: str, values: Iterable[tuple[bytes, bytes | None]]
-) -> int:
-    """Produce (key, value) pairs to ``origin``'s ingress topic as ``origin``; returns the count."""
+    dep: Deployment,
+    origin: str,
+    values: Iterable[tuple[bytes, bytes | None]],
+    *,
+    sealed: bool = True,
+) -> list[tuple[int, int]]:
+    """Produce (key, value) pairs to ``origin``'s ingress topic as ``origin``, each value sealed
+    to ``origin``'s node as its agencies do (``sealed=False``: as given); the positions."""
     cred = dep.tenant.member(origin)
     p = producer(dep.tenant.endpoint, cred, linger_ms=5)
     await start(p, dep.tenant.endpoint, cred)
     try:
         futures = [
-            await p.send(dep.tenant.topic(INGRESS, origin), value, key=key) for key, value in values
+            await p.send(
+                dep.tenant.topic(INGRESS, origin),
+                dep.seal(origin, value) if sealed and value else value,
+                key=key,
+            )
+            for key, value in values
         ]
         sent = await asyncio.gather(*futures)
     finally:
@@ -141,6 +200,7 @@ async def publish(
 
 
 def encoded(dep: Deployment, notice: Notice) -> tuple[bytes, bytes]:
+    """(key, encoded notice) for :func:`publish`, which seals it."""
     record = now_stamped(notice)
     return record["notice_id"].encode(), encode(dep.registry, notice.name, record)
 
@@ -153,9 +213,14 @@ async def read_topic(
     idle_s: float = 3.0,
     expect: int | None = None,
     timeout_s: float = 60.0,
+    as_node: str | None = None,
 ) -> list[tuple[bytes | None, bytes]]:
-    """Every committed record of ``topic`` (read_committed) as a member or as the auditor."""
-    cred = dep.tenant.member(cred_member) if cred_member else dep.tenant.service("auditor")
+    """Every committed record of ``topic`` (read_committed) as a member, a node (``as_node``)
+    or the auditor."""
+    if as_node is not None:
+        cred = dep.tenant.node(as_node)
+    else:
+        cred = dep.tenant.member(cred_member) if cred_member else dep.tenant.service("auditor")
     c = consumer(dep.tenant.endpoint, cred)
     await start(c, dep.tenant.endpoint, cred)
     out: list[tuple[bytes | None, bytes]] = []
@@ -180,12 +245,23 @@ async def read_topic(
     return out
 
 
-def committed_offsets(dep: Deployment, group: str | None = None) -> dict[tuple[str, int], int]:
-    """The policy service group's committed offsets, by ingress (topic, partition)."""
-    group = group or dep.tenant.naming.service_group("policy")
+def committed_offsets(dep: Deployment, origins: Iterable[str]) -> dict[tuple[str, int], int]:
+    """The committed offsets of ``origins``' nodes (each its own group), by ingress (topic,
+    partition)."""
+    out: dict[tuple[str, int], int] = {}
     with admin_client(dep.kafka.endpoint, dep.kafka.admin) as admin:
-        offsets = admin.list_group_offsets(group).get(group, {})
-    return {(tp.topic, tp.partition): om.offset for tp, om in offsets.items() if om.offset >= 0}
+        for origin in origins:
+            group = dep.tenant.naming.node_group(origin)
+            try:
+                offsets = admin.list_group_offsets(group).get(group, {})
+            except KafkaPythonError as exc:
+                if not exc.retriable:
+                    raise
+                continue  # the group's coordinator is not there yet: nothing committed so far
+            out |= {
+                (tp.topic, tp.partition): om.offset for tp, om in offsets.items() if om.offset >= 0
+            }
+    return out
 
 
 async def wait_committed(
@@ -195,7 +271,8 @@ async def wait_committed(
     next offset): its outputs are then visible read_committed (same transaction)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        done = await asyncio.to_thread(committed_offsets, dep)
+        origins = {dep.tenant.naming.member_of(topic, INGRESS) for topic, _ in ends}
+        done = await asyncio.to_thread(committed_offsets, dep, origins)
         behind = {tp: end for tp, end in ends.items() if done.get(tp, 0) < end}
         if not behind:
             return
@@ -228,7 +305,7 @@ async def checkpoint_waits(dep: Deployment, origins: Iterable[str]) -> Checkpoin
     sizes: dict[str, list[tuple[int, int]]] = {}
     for _, value in await read_topic(dep, dep.tenant.topic(CHECKPOINTS), idle_s=2):
         cp = CheckpointRecord.decode(dep.registry, value).checkpoint
-        sizes.setdefault(cp.origin, []).append((cp.size, cp.time_ms or 0))
+        sizes.setdefault(cp.log_origin, []).append((cp.size, cp.time_ms or 0))
     for known in sizes.values():
         known.sort()
     waits: list[int] = []
@@ -246,12 +323,12 @@ async def checkpoint_waits(dep: Deployment, origins: Iterable[str]) -> Checkpoin
 
 
 @contextlib.asynccontextmanager
-async def running(service: PolicyService) -> AsyncIterator[PolicyService]:
+async def running(group: NodeGroup) -> AsyncIterator[NodeGroup]:
     stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
+    task = asyncio.create_task(group.run(stop))
     try:
-        await asyncio.wait_for(service.ready.wait(), 60)
-        yield service
+        await asyncio.wait_for(group.ready(), 120)
+        yield group
     finally:
         stop.set()
-        await asyncio.wait_for(task, 60)
+        await asyncio.wait_for(task, 120)

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from puente.config import CHECKPOINT_SLACK_S
-from puente.synth.generator import Generator, Notice
+from puente.synth.generator import Generator
+from puente.synth.notice import Notice
 from puente.topics import INGRESS
 from tests.harness import KafkaHarness
 from tests.integration.service.support import (
@@ -68,7 +69,7 @@ async def _covered(dep: Deployment, *, timeout_s: float) -> None:
 
 async def test_an_idle_log_is_checkpointed_within_its_interval(dep: Deployment) -> None:
     interval = 1.0
-    async with running(dep.service("idle", checkpoint_interval_s=interval)):
+    async with running(dep.nodes("MX", instance="idle", checkpoint_interval_s=interval)):
         ends = await _publish(dep, 40, seed=1)
         await wait_committed(dep, ends, timeout_s=120)
         # No more input from here on: only the idle timer can sign the tail.
@@ -81,7 +82,9 @@ async def test_an_idle_log_is_checkpointed_within_its_interval(dep: Deployment) 
 
 
 async def test_a_graceful_shutdown_signs_the_tail(dep: Deployment) -> None:
-    async with running(dep.service("stop", checkpoint_interval_s=NEVER, checkpoint_every=10**6)):
+    async with running(
+        dep.nodes("MX", instance="stop", checkpoint_interval_s=NEVER, checkpoint_every=10**6)
+    ):
         await _leave_a_tail(dep, seed=2)
     # The service has stopped: its shutdown signed every log it owned.
     assert (await checkpoint_waits(dep, [ORIGIN])).uncovered == 0
@@ -92,10 +95,10 @@ async def test_giving_partitions_up_signs_their_tails(dep: Deployment) -> None:
     """A rebalance moves partitions to a new instance that may get no input for hours: the
     instance giving them up signs what it wrote before it lets go."""
     quiet = {"checkpoint_interval_s": NEVER, "checkpoint_every": 10**6}
-    async with running(dep.service("first", **quiet)) as first:
+    async with running(dep.nodes("MX", instance="first", **quiet)) as first:
         await _leave_a_tail(dep, seed=3)
-        owned_before = len(first._owned)
-        async with running(dep.service("second", **quiet)):
+        owned_before = len(first.owned)
+        async with running(dep.nodes("MX", instance="second", **quiet)):
             # The rebalance revoked every partition of the first instance (eager protocol),
             # which checkpointed them before releasing; nothing is waiting any more although
             # both instances still run and neither interval can have passed.

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.kafka
 
 async def _changelog(dep: Deployment) -> list[tuple[bytes, bytes | None]]:
     """Every committed record of state.MX[0], as the policy service reads it."""
-    cred = dep.tenant.service("policy")
+    cred = dep.tenant.node("MX")
     c = consumer(dep.tenant.endpoint, cred)
     await start(c, dep.tenant.endpoint, cred)
     try:
@@ -64,7 +64,7 @@ async def test_a_resent_notice_is_refused_after_a_take_over(kafka: KafkaHarness)
         await p.stop()
 
     per_notice = len(ALL_MEMBERS) - 1
-    async with running(dep.service("first")):
+    async with running(dep.nodes("MX", instance="first")):
         await publish(dep, "MX", fresh)
         await read_topic(
             dep, dep.tenant.topic(AUDIT, "MX"), expect=len(fresh) * per_notice, timeout_s=90
@@ -72,7 +72,7 @@ async def test_a_resent_notice_is_refused_after_a_take_over(kafka: KafkaHarness)
     chunks = [k for k, v in await _changelog(dep) if k.startswith(CHUNK_PREFIX) and v]
     assert 1 <= len(chunks) <= len(fresh)  # per batch, not per notice
 
-    async with running(dep.service("second")):  # a new owner restores the changelog
+    async with running(dep.nodes("MX", instance="second")):  # a new owner restores the changelog
         await publish(dep, "MX", [fresh[0], fresh[-1], (old_key, old_value)])
         rejected = await read_topic(
             dep, dep.tenant.topic(REJECTED, "MX"), "MX", expect=3, timeout_s=90

@@ -1,9 +1,12 @@
-"""Early warning end to end on the real broker: the policy service counts accepted notices and
-publishes signed aggregates (small cells suppressed), ``puente serve warnings`` evaluates them.
+"""Early warning end to end on the real broker, on the node model: each state's node counts its
+own accepted notices and publishes signed aggregates (small cells suppressed, its raw counts
+sealed to itself), ``puente serve warnings`` evaluates them.
 
-Windows are seconds long here (a test trigger set); the surge's notices carry an event time in a
-window the test chooses, so "the right window" is decided by the data, not by timing. Waits are
-for conditions (what the services have published), never for a time.
+Windows are seconds long here (a test trigger set). The surge's notices are dated in a window
+that has not started when they are published (the service accepts event times a few minutes
+ahead), so "the right window" is decided by the data, and no notice can arrive after its window
+closed, however slow the machine. Waits are for conditions (what the services have published),
+never for a time.
 """
 
 from __future__ import annotations
@@ -24,26 +27,36 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 
 from puente.codec.wire import encode
 from puente.evidence.trust import Usage, service_holder
 from puente.evidence.trustsource import TrustTracker
 from puente.kafka.clients import consumer, producer, start
 from puente.kafka.trustfeed import TrustTopicReader
-from puente.service.aggregates import Aggregation
-from puente.synth.generator import CONSULAR_NOTIFICATION, Generator
-from puente.topics import AGGREGATES, WARNINGS
+from puente.notices import CONSULAR_NOTIFICATION
+from puente.service.aggregates import STATE_KEY, Aggregation, state_name
+from puente.service.nodekeys import NodeVault
+from puente.synth.generator import Generator
+from puente.topics import AGGREGATES, STATE, WARNINGS
 from puente.warnings.aggregate import Aggregate
-from puente.warnings.cli import read_warnings
 from puente.warnings.evaluator import EarlyWarning, recompute
 from puente.warnings.loader import load_triggers
 from puente.warnings.privacy import disclosure_problems
 from puente.warnings.service import WarningsService
-from puente.warnings.signing import Signature, digest, open_aggregate
+from puente.warnings.signing import AGGREGATE_CONTEXT, Signature, digest, open_aggregate, sign
 from puente.warnings.tables import Key, Table
 from puente.warnings.triggers import TriggerSet
 from tests.harness import KafkaHarness
-from tests.integration.service.support import REPO, Deployment, deploy, publish, running
+from tests.integration.service.support import (
+    REPO,
+    Deployment,
+    NodeGroup,
+    deploy,
+    publish,
+    read_topic,
+    running,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -53,7 +66,7 @@ TRIGGERS = f"""
 version: 1
 illustrative: true
 k: 5
-lateness: {WINDOW_S}s
+lateness: {2 * WINDOW_S}s
 grace: 1
 triggers:
   - id: test.detentions
@@ -85,6 +98,23 @@ def _policies(tmp: Path) -> Path:
     shutil.copytree(REPO / "policies", d)
     (d / "triggers.yaml").write_text(TRIGGERS, encoding="utf-8")
     return d
+
+
+def _counting(dep: Deployment, policies: Path, *origins: str) -> NodeGroup:
+    """In-process nodes of ``origins``, each counting for early warning as ``puente serve
+    node`` does (``Runtime.aggregation``): its node key signs, its own key seals its counts."""
+    group = dep.nodes(*origins)
+    for node in group.nodes:
+        node.aggregation = Aggregation.load(
+            node.origin,
+            policies,
+            dep.settings.schemas_dir,
+            keys=node.keys,
+            vault=NodeVault(node.trust, node.keys, node.origin),
+            registry=dep.registry,
+        )
+        assert node.aggregation is not None
+    return group
 
 
 def _detentions(
@@ -166,12 +196,9 @@ async def test_early_warning_end_to_end(kafka: KafkaHarness, tmp_path: Path) -> 
     dep = await deploy(kafka, partitions=2)
     policies = _policies(tmp_path)
     triggers = load_triggers(policies, dep.settings.schemas_dir)
-    agg_key = dep.evidence.store.current(service_holder(), usage=Usage.EARLY_WARNING, at=_now())
-    policy = dep.service()
-    policy.aggregation = Aggregation(triggers, agg_key, dep.registry)
     gen = Generator(19)
 
-    async with running(policy), _evaluating(dep, triggers) as ev:
+    async with running(_counting(dep, policies, *STATES)), _evaluating(dep, triggers) as ev:
         # The background: small cells (CO in GT, HN in US) and 14 HT detentions in MX.
         now = dt.datetime.now(dt.UTC)
         await publish(dep, "GT", _detentions(dep, gen, "GT", "CO", now, 2))
@@ -181,9 +208,9 @@ async def test_early_warning_end_to_end(kafka: KafkaHarness, tmp_path: Path) -> 
         await _wait("a first evaluation", lambda: ev.evaluator.evaluated >= 2)
         assert ev.published == []  # the background alone set nothing off
 
-        # The surge: 15 VE detentions in each state, in the current window.
-        surge_at = dt.datetime.now(dt.UTC)
-        surge_window = _window_start(int(surge_at.timestamp() * 1000))
+        # The surge: 15 VE detentions in each state, dated in a window not yet begun.
+        surge_window = _window_start(_now()) + 2 * WINDOW_S * 1000
+        surge_at = dt.datetime.fromtimestamp(surge_window / 1000 + 1, dt.UTC)
         for state in STATES:
             await publish(dep, state, _detentions(dep, gen, state, "VE", surge_at, 15))
         await publish(dep, "MX", _detentions(dep, gen, "MX", "HT", surge_at, 14))
@@ -202,7 +229,7 @@ async def test_early_warning_end_to_end(kafka: KafkaHarness, tmp_path: Path) -> 
         and ended.episode_id == started.episode_id
     )
 
-    # Small cells never left the node: every published cell is >= k, and each window's cells
+    # Small cells never left the nodes: every published cell is >= k, and each window's cells
     # keep the guarantee; the background's small cells (2 CO in GT, 3 HN in US) are nowhere.
     records = await _read(dep, AGGREGATES)
     verifier_list = dep.verifier().trust_list
@@ -211,10 +238,12 @@ async def test_early_warning_end_to_end(kafka: KafkaHarness, tmp_path: Path) -> 
         for r in records
     ]
     groups: dict[tuple[str, int, int], dict[Table, dict[Key, int]]] = defaultdict(dict)
-    for sa in signed:
+    for r, sa in zip(records, signed, strict=True):
         a = sa.aggregate
         assert a.k == 5 and all(n >= 5 for _, n in a.cells)
         assert a.shards == 2 and a.origin in STATES
+        assert r.key == a.origin.encode()  # keyed by origin...
+        assert verifier_list.entry(sa.signature.key_id).holder == f"node:{a.origin}"  # ...its node
         groups[(a.origin, a.shard, a.window_start)][a.table] = dict(a.cells)
     assert all(disclosure_problems(cells, 5) == [] for cells in groups.values())
     keys = {key for sa in signed for key, _ in sa.aggregate.cells}
@@ -229,6 +258,9 @@ async def test_early_warning_end_to_end(kafka: KafkaHarness, tmp_path: Path) -> 
     )
     assert started.value == ve and 30 <= ve <= 45
     assert ("VE",) in keys and ("CO",) not in keys and ("HN",) not in keys
+    # Nor did they leave in the nodes' changelogs: the counts there are sealed to each node.
+    for origin in STATES:
+        await _sealed_counts_only(dep, origin)
 
     # Anyone recomputes the same bytes from the aggregates topic.
     warnings = await _read(dep, WARNINGS)
@@ -239,7 +271,10 @@ async def test_early_warning_end_to_end(kafka: KafkaHarness, tmp_path: Path) -> 
         assert Signature.from_headers(r.headers).key_id == ev.key.key_id
 
     # What `puente warnings list --as MX --json` prints: both records, verified, none in force.
-    doc = await read_warnings(dep.settings, "MX", [])
+    from puente.app.commands.warnings import read_warnings
+    from puente.app.runtime import Runtime
+
+    doc = await read_warnings(Runtime.from_settings(dep.settings), "MX", [])
     assert doc["contract"] == "puente.warnings.list/v1"
     assert [(w["status"], w["verified"], w["signed_by"]) for w in doc["warnings"]] == [
         ("STARTED", True, "service:warnings"),
@@ -253,6 +288,30 @@ async def test_early_warning_end_to_end(kafka: KafkaHarness, tmp_path: Path) -> 
     )
 
     await _restart_publishes_nothing_twice(dep, policies, tmp_path)
+
+
+async def _sealed_counts_only(dep: Deployment, origin: str) -> None:
+    """Every aggregation state record in ``origin``'s changelog is an envelope sealed to its
+    node; opened with the node's keys it holds the counts (here: the small cells too)."""
+    node_keys = dep.nodes(origin).nodes[0].keys
+    vault = NodeVault(dep.trust(), node_keys, origin)
+    found = [
+        (key, value)
+        for key, value in await read_topic(dep, dep.tenant.topic(STATE, origin), as_node=origin)
+        if key == STATE_KEY
+    ]
+    assert found
+    plaintexts = []
+    for _, value in found:
+        assert value[:4] == b"PS\x01\x03"  # magic, version, kind: a node's state
+        for shard in (0, 1):
+            with contextlib.suppress(Exception):
+                plaintexts.append(json.loads(vault.open(value, name=state_name(shard))))
+    assert len(plaintexts) == len(found)  # each opens, as exactly one shard's state
+    small = {"GT": "CO", "US": "HN"}.get(origin)
+    if small is not None:  # the sealed state is where the small cell lives
+        assert any(small in json.dumps(p) for p in plaintexts)
+        assert all(small.encode() not in value for _, value in found)
 
 
 async def _restart_publishes_nothing_twice(dep: Deployment, policies: Path, tmp: Path) -> None:
@@ -297,28 +356,45 @@ async def _restart_publishes_nothing_twice(dep: Deployment, policies: Path, tmp:
 
 
 async def test_a_forged_aggregate_is_refused(kafka: KafkaHarness, tmp_path: Path) -> None:
+    """Every node may write the aggregates topic; only the origin's node key makes an aggregate
+    count. GT's node cannot publish MX's counts, alter them, or publish them unsigned; a member
+    principal cannot write the topic at all."""
     dep = await deploy(kafka, partitions=1)
-    triggers = load_triggers(_policies(tmp_path), dep.settings.schemas_dir)
-    agg_key = dep.evidence.store.current(service_holder(), usage=Usage.EARLY_WARNING, at=_now())
-    policy = dep.service()
-    policy.aggregation = Aggregation(triggers, agg_key, dep.registry)
-    async with running(policy), _evaluating(dep, triggers) as ev:
+    policies = _policies(tmp_path)
+    triggers = load_triggers(policies, dep.settings.schemas_dir)
+    async with running(_counting(dep, policies, "MX")), _evaluating(dep, triggers) as ev:
         await _wait("a first aggregate", lambda: ev.read >= 1)
         real = (await _read(dep, AGGREGATES))[0]
         genuine = Aggregate.decode(dep.registry, real.value)
+        assert genuine.origin == "MX"
         forged = dataclasses.replace(genuine, cells=((("VE",), 999),)).encode(dep.registry)
-        cred = dep.tenant.service("policy")  # the only principal that may write aggregates
+        gt_key = dep.evidence.node_key("GT")
+        as_gt = sign(gt_key, AGGREGATE_CONTEXT, forged, signed_at=genuine.window_end + 1)
+        cred = dep.tenant.node("GT")  # another state's node: it may write the topic
         p = producer(dep.tenant.endpoint, cred)
         await start(p, dep.tenant.endpoint, cred)
         try:
             topic = dep.tenant.topic(AGGREGATES)
-            await p.send_and_wait(topic, forged, headers=list(real.headers), partition=0)
-            await p.send_and_wait(topic, forged, partition=0)  # no signature at all
+            await p.send_and_wait(topic, forged, key=b"MX", headers=list(real.headers), partition=0)
+            await p.send_and_wait(topic, forged, key=b"MX", headers=as_gt.headers(), partition=0)
+            await p.send_and_wait(topic, forged, key=b"MX", partition=0)  # no signature at all
         finally:
             await p.stop()
         await _wait(
-            "both refusals",
-            lambda: ev.refused["SIGNATURE_INVALID"] == 1 and ev.refused["SIGNATURE_MISSING"] == 1,
+            "the three refusals",
+            lambda: (
+                ev.refused["SIGNATURE_INVALID"] == 1
+                and ev.refused["KEY_WRONG_HOLDER"] == 1
+                and ev.refused["SIGNATURE_MISSING"] == 1
+            ),
         )
+        member = dep.tenant.member("MX")  # an agency's principal: no write on aggregates
+        p = producer(dep.tenant.endpoint, member)
+        await start(p, dep.tenant.endpoint, member)
+        try:
+            with pytest.raises(KafkaError):
+                await p.send_and_wait(dep.tenant.topic(AGGREGATES), forged, partition=0)
+        finally:
+            await p.stop()
     forged_digest = digest(forged)
     assert not any(r["sha256"] == forged_digest for w in ev.published for r in w.inputs)

@@ -1,4 +1,5 @@
-"""The policy service end to end on the real broker: notices in, verified deliveries out."""
+"""A state's node end to end on the real broker: sealed notices in, sealed and verified
+deliveries out, every refusal with its reason."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pytest
 
 from puente.codec.wire import decode, encode
 from puente.evidence.records import AuditRecord
-from puente.synth.generator import CASE_NOTICE, Generator, Notice
+from puente.evidence.verify import open_verified
+from puente.synth.generator import Generator
+from puente.synth.notice import CASE_NOTICE, Notice
 from puente.topics import AUDIT, CHECKPOINTS, DELIVER, REJECTED
 from tests.harness import KafkaHarness
 from tests.integration.service.support import (
@@ -41,10 +44,13 @@ async def test_notices_become_verified_deliveries_rejections_and_audit(dep: Depl
     good = len(values)
     # Every way a record can be refused, each through the real broker.
     refused = _refusals(dep, gen, values[1])
-    values += [v for v, _ in refused]
 
-    async with running(dep.service()):
-        positions = await publish(dep, "MX", values)
+    # A record an agency forgot to seal: refused too, and never read.
+    unsealed = [encoded(dep, Notice(CASE_NOTICE, gen.case_notice(origin="MX")))]
+    refused.append(((b"unsealed", b""), "NOT_SEALED"))
+    async with running(dep.nodes("MX")):
+        positions = await publish(dep, "MX", [*values, *(v for v, _ in refused[:-1])])
+        positions += await publish(dep, "MX", unsealed, sealed=False)
         expected = good * (len(ALL_MEMBERS) - 1) + len(refused)
         audit = await read_topic(dep, dep.tenant.topic(AUDIT, "MX"), expect=expected, timeout_s=90)
     records = [AuditRecord.decode(dep.registry, v) for _, v in audit]
@@ -64,12 +70,14 @@ async def test_notices_become_verified_deliveries_rejections_and_audit(dep: Depl
     delivered = {(r.notice_id, r.recipient): r for r in records if r.delivery_id}
     seen = 0
     for recipient in {r for _, r in delivered}:
+        assert recipient is not None  # every delivery has its recipient on record
         count = sum(1 for _, r in delivered if r == recipient)
         topic = dep.tenant.topic(DELIVER, recipient)
         for _, value in await read_topic(dep, topic, recipient, expect=count):
             v = verifier.verify_delivery(value, recipient=recipient)
             assert delivered[(v.statement.notice_id, recipient)].delivery_digest == v.digest
-            assert decode(dep.registry, v.payload)["origin"] == "MX"
+            plain = open_verified(v, dep.member_keys(recipient))
+            assert v.sealed and decode(dep.registry, plain)["origin"] == "MX"
             seen += 1
     assert seen == len(delivered)
 
@@ -86,7 +94,11 @@ async def test_notices_become_verified_deliveries_rejections_and_audit(dep: Depl
     assert all(r["message"] for r in reports)
     assert any(r["notice_id"] == asylum_id and r["recipient"] == "HN" for r in reports)
 
-    # The service checkpointed the log on shutdown; checkpoints verify.
+    # Every decision names the pinned floor and MX's own policy.
+    pinned = dep.evidence.open_trust_list().floor_digest
+    assert pinned and {r.floor_digest for r in records if r.decision != "REJECTED"} == {pinned}
+
+    # The node checkpointed the log on shutdown; checkpoints verify.
     cps = await read_topic(dep, dep.tenant.topic(CHECKPOINTS), idle_s=1)
     assert cps
 

@@ -1,6 +1,7 @@
 """Exactly once under failure: instances SIGKILLed mid-processing, partitions handed over.
 
-Two ``puente serve policy`` processes share four partitions per ingress topic while agencies
+Two processes, each hosting the nodes of four states (``puente serve node --as MX --as US
+--as GT --as CO``), share those nodes' four partitions per ingress topic while agencies
 publish 10,000 notices; a random instance is SIGKILLed (and restarted) each time processing
 passes a mark (15, 35, 55, 75 % of the inputs committed). Afterwards every input has exactly
 one outcome in the audit log, every delivery reached its read_committed recipient exactly once,
@@ -20,12 +21,14 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from kafka.errors import CoordinatorNotAvailableError
 
 from puente.codec.wire import encode
 from puente.evidence.delivery import Delivery, DeliveryStatement
 from puente.evidence.records import AuditRecord
 from puente.kafka.clients import producer, start
-from puente.synth.generator import Generator, Notice
+from puente.synth.generator import Generator
+from puente.synth.notice import Notice
 from puente.topics import AUDIT, DELIVER, INGRESS
 from tests.harness import KafkaHarness
 from tests.integration.service.support import (
@@ -49,7 +52,7 @@ ORIGINS = ("MX", "US", "GT", "CO")
 
 
 class Instance:
-    """One ``puente serve policy`` process."""
+    """One ``puente serve node`` process hosting the nodes of ORIGINS."""
 
     def __init__(self, dep: Deployment, name: str, logs: Path) -> None:
         self.dep = dep
@@ -59,7 +62,16 @@ class Instance:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "puente", "serve", "policy", "--instance", self.name],
+            [
+                sys.executable,
+                "-m",
+                "puente",
+                "serve",
+                "node",
+                *(arg for origin in ORIGINS for arg in ("--as", origin)),
+                "--instance",
+                self.name,
+            ],
             env=self.dep.env(),
             cwd=REPO,
             stdout=self.log,
@@ -99,7 +111,8 @@ def _notices(dep: Deployment, n: int) -> dict[str, list[tuple[bytes, bytes]]]:
         name = "puente.CaseNotice" if "crime_types" in base else "puente.ConsularNotification"
         record = now_stamped(Notice(name, base))
         record["notice_id"] = str(uuid.UUID(int=random.getrandbits(128), version=4))
-        out[origin].append((record["notice_id"].encode(), encode(dep.registry, name, record)))
+        sealed = dep.seal(origin, encode(dep.registry, name, record))  # as its agencies do
+        out[origin].append((record["notice_id"].encode(), sealed))
     return out
 
 
@@ -220,5 +233,11 @@ async def test_sigkill_at_random_points_keeps_exactly_once(dep: Deployment, tmp_
 
 
 async def _progress(dep: Deployment) -> int:
-    """Inputs the policy service has committed so far (its outputs are then visible)."""
-    return sum((await asyncio.to_thread(committed_offsets, dep)).values())
+    """Inputs the nodes have committed so far (its outputs are then visible): 0
+    while the group has no coordinator yet: on a fresh broker the first to ask for one (often
+    this poll, before the instances have started) has ``__consumer_offsets`` created and is
+    told to ask again."""
+    try:
+        return sum((await asyncio.to_thread(committed_offsets, dep, ORIGINS)).values())
+    except CoordinatorNotAvailableError:
+        return 0

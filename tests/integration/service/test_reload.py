@@ -44,14 +44,17 @@ async def test_reload_takes_effect_and_a_broken_set_is_refused(
     shutil.copytree(Path(__file__).resolve().parents[3] / "policies", policies)
     dep = await deploy(kafka, partitions=1, policies_dir=policies)
     mx = policies / "states" / "MX.yaml"
-    service = dep.service(reload_interval_s=0.2)
+    service = dep.nodes("MX", reload_interval_s=0.2)
     async with running(service):
         first = await _decide(dep, 0)
         v1 = {r.policy_set_version for r in first}
         assert len(v1) == 1
 
         mx.write_text(mx.read_text().replace("retention_days: 1825", "retention_days: 900", 1))
-        await asyncio.sleep(1.0)
+        deadline = time.monotonic() + 60
+        while service.policies.current.version in v1:  # the node picks the new set up
+            assert time.monotonic() < deadline, "the new policy set was never taken"
+            await asyncio.sleep(0.2)
         second = await _decide(dep, 1)
         v2 = {r.policy_set_version for r in second}
         assert len(v2) == 1 and v2 != v1
@@ -77,7 +80,7 @@ async def test_a_policy_file_that_crashed_the_loader_leaves_the_old_set_running(
     policies = tmp_path / "policies"
     shutil.copytree(Path(__file__).resolve().parents[3] / "policies", policies)
     dep = await deploy(kafka, partitions=1, policies_dir=policies)
-    service = dep.service(reload_interval_s=0.2)
+    service = dep.nodes("MX", reload_interval_s=0.2)
     async with running(service):
         good = {r.policy_set_version for r in await _decide(dep, 0)}
         assert len(good) == 1
@@ -103,3 +106,27 @@ async def test_a_policy_file_that_crashed_the_loader_leaves_the_old_set_running(
         after = await _decide(dep, 1)  # the service is alive and decides under the old set
         assert {r.policy_set_version for r in after} == good
         assert any(r.delivery_id for r in after)
+
+
+async def test_a_regional_floor_the_trust_list_does_not_pin_is_refused(
+    kafka: KafkaHarness, tmp_path: Path
+) -> None:
+    """The federation agreed on one floor (its digest in the trust list): a node never decides
+    under another, whatever its files say; it keeps deciding under the pinned one."""
+    policies = tmp_path / "policies"
+    shutil.copytree(Path(__file__).resolve().parents[3] / "policies", policies)
+    dep = await deploy(kafka, partitions=1, policies_dir=policies)
+    service = dep.nodes("MX", reload_interval_s=0.2)
+    async with running(service):
+        good = {r.policy_set_version for r in await _decide(dep, 0)}
+        regional = policies / "regional.yaml"
+        regional.write_text(regional.read_text() + "\n# an unagreed change to the floor\n")
+        deadline = time.monotonic() + 30
+        while service.policies.last_error is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        error = service.policies.last_error
+        assert error is not None and error.reason == "FLOOR_MISMATCH", error
+        after = await _decide(dep, 1)
+        assert {r.policy_set_version for r in after} == good
+        pinned = dep.evidence.open_trust_list().floor_digest
+        assert {r.floor_digest for r in after} == {pinned}

@@ -33,7 +33,7 @@ async def test_subscriber_verifies_acknowledges_and_flags_forgeries(dep: Deploym
     ]
     nationals = {n.record["person"]["nationalities"][0] for n in notices}
     member = sorted(nationals)[0]
-    async with running(dep.service()):
+    async with running(dep.nodes("MX")):
         await publish(dep, "MX", [encoded(dep, n) for n in notices])
         # Wait until the deliveries are committed, then forge one more: a real delivery whose
         # payload was swapped (only the policy service's principal may write there).
@@ -44,6 +44,7 @@ async def test_subscriber_verifies_acknowledges_and_flags_forgeries(dep: Deploym
             member=member,
             registry=dep.registry,
             trust=dep.trust(),
+            keys=dep.member_keys(member),
             receipt_key=dep.evidence.store.current(
                 member_holder(member), usage=Usage.RECEIPT, at=int(time.time() * 1000)
             ),
@@ -54,7 +55,7 @@ async def test_subscriber_verifies_acknowledges_and_flags_forgeries(dep: Deploym
             async for r in sub.stream(idle_timeout_s=10):
                 got.append(r)
                 if len(got) == 1:
-                    await _forge(dep, member, r.verified and r.verified.statement.notice_id)
+                    await _forge(dep, member)
                 if len(got) >= 2 and not got[-1].ok:
                     break
     good = [r for r in got if r.ok]
@@ -90,7 +91,7 @@ async def test_subscriber_verifies_acknowledges_and_flags_forgeries(dep: Deploym
     assert statuses.count("VERIFICATION_FAILED") == 1
 
 
-async def _forge(dep: Deployment, member: str, _notice_id: str | None) -> None:
+async def _forge(dep: Deployment, member: str) -> None:
     """Copy the member's first delivery with a different payload into its deliver topic."""
     c = consumer(dep.tenant.endpoint, dep.tenant.member(member))
     await start(c, dep.tenant.endpoint, dep.tenant.member(member))
@@ -103,8 +104,8 @@ async def _forge(dep: Deployment, member: str, _notice_id: str | None) -> None:
         await c.stop()
     real = Delivery.decode(dep.registry, first.value)
     forged = Delivery(real.statement, real.payload[:-1] + b"\x00", real.proof)
-    p = producer(dep.tenant.endpoint, dep.tenant.service("policy"))
-    await start(p, dep.tenant.endpoint, dep.tenant.service("policy"))
+    p = producer(dep.tenant.endpoint, dep.tenant.node("MX"))
+    await start(p, dep.tenant.endpoint, dep.tenant.node("MX"))
     try:
         await p.send_and_wait(tp.topic, forged.encode(dep.registry), partition=0)
     finally:

@@ -55,7 +55,7 @@ async def test_raw_deliveries_verify_outside_puente_and_kafka_tools_read_them(
         gen.scenario("dual-national-arrest", origin="MX", nationalities=(RECIPIENT, "HN"))
         for _ in range(3)
     ]
-    async with running(dep.service()):
+    async with running(dep.nodes("MX")):
         await publish(dep, "MX", [encoded(dep, n) for n in notices])
         topic = dep.tenant.topic(DELIVER, RECIPIENT)
         on_kafka = await read_topic(dep, topic, RECIPIENT, expect=3, timeout_s=120)
@@ -170,7 +170,9 @@ def _librdkafka_values(dep: Deployment, topic: str) -> list[bytes]:
         while len(values) < 3 and time.monotonic() < deadline:
             msg = c.poll(1.0)
             if msg is not None and msg.error() is None:
-                values.append(msg.value())
+                value = msg.value()
+                assert value is not None, "a delivery without a value"
+                values.append(value)
         return sorted(values)
     finally:
         c.close()

@@ -18,7 +18,7 @@ CONS = "puente.ConsularNotification"
 def test_round_trip_through_json_text(reg: Registry) -> None:
     gen = Generator(21)
     records = [(n, gen.sample(n, reg.latest(n).parsed)) for n in reg.names() for _ in range(5)]
-    records += [tuple(gen.scenario(s)) for s in SCENARIOS]  # type: ignore[misc]
+    records += [(n.name, n.record) for n in map(gen.scenario, SCENARIOS)]
     for name, record in records:
         text = orjson.dumps(to_json(reg, name, record))
         back = from_json(reg, name, orjson.loads(text))
@@ -43,6 +43,18 @@ def test_timestamps_with_offsets_become_utc_and_uuid_is_lowercased(reg: Registry
     rec = from_json(reg, CN, data)
     assert rec["created_at"] == dt.datetime(2025, 3, 4, 5, 6, 7, 123000, tzinfo=dt.UTC)
     assert rec["notice_id"] == data["notice_id"].lower()
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59.999-01:00"])
+def test_timestamps_outside_the_utc_range_are_field_problems(reg: Registry, text: str) -> None:
+    data = to_json(reg, CN, Generator(23).case_notice())
+    data["created_at"] = text
+    with pytest.raises(EncodeError) as info:
+        from_json(reg, CN, data)
+    assert [p.path for p in info.value.problems] == ["created_at"]
+    assert "out of range" in info.value.problems[0].problem
+    data["created_at"] = "0001-01-01T00:00:00Z"  # the earliest instant still is one
+    assert decode(reg, encode(reg, CN, from_json(reg, CN, data)), CN)["created_at"].year == 1
 
 
 def test_defaults_fill_missing_fields(reg: Registry) -> None:

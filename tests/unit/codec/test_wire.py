@@ -24,7 +24,7 @@ def samples(reg: Registry, n: int = 12) -> list[tuple[str, dict[str, Any]]]:
     out = [
         (name, gen.sample(name, reg.latest(name).parsed)) for name in reg.names() for _ in range(n)
     ]
-    out += [tuple(gen.scenario(s)) for s in SCENARIOS]  # type: ignore[misc]
+    out += [(n.name, n.record) for n in map(gen.scenario, SCENARIOS)]
     return out
 
 

@@ -13,16 +13,12 @@ import pytest
 import yaml
 
 from puente.deploy import contract
-from puente.deploy.compose import (
-    BOOTSTRAP,
-    container_ports,
-    node_properties,
-    secret_file_names,
-)
+from puente.deploy.compose import BOOTSTRAP, container_ports, node_properties
 from puente.deploy.material import compose_secrets
-from puente.evidence.keys import read_private_key
+from puente.evidence.keystore import TRUST_LIST_FILE
 from puente.kafka.broker_config import ADMIN_USER, server_properties
 from puente.secrets import Credential, SecretStore
+from tests.unit.deploy.inverse import secret_file_names
 from tests.unit.deploy.schema_tools import compose_errors
 from tests.unit.kafka.test_argfile import parse_argfile
 
@@ -67,16 +63,20 @@ def test_valid_against_the_compose_specification(compose: dict[str, Any]) -> Non
 
 def test_compose_schema_check_is_real(compose: dict[str, Any]) -> None:
     bad = json.loads(json.dumps(compose))
-    bad["services"]["policy"]["replica"] = 2  # not a Compose key
+    bad["services"]["node-mx"]["replica"] = 2  # not a Compose key
     bad["services"]["gateway"]["ports"] = "8443:8443"  # must be a list
     bad["secrets"]["admin"]["filename"] = "x"
     errors = compose_errors(bad)
     assert len(errors) >= 3, errors
 
 
-def test_three_kafka_nodes_and_the_puente_services(compose: dict[str, Any]) -> None:
+def test_three_kafka_nodes_a_node_per_state_and_the_puente_services(
+    compose: dict[str, Any], inputs: contract.DeployInputs
+) -> None:
     services = compose["services"]
-    assert set(services) == {"kafka-1", "kafka-2", "kafka-3", "provision", "policy", "gateway"}
+    nodes = {f"node-{m.lower()}": m for m in inputs.members}
+    assert len(nodes) == 20
+    assert set(services) == {"kafka-1", "kafka-2", "kafka-3", "provision", "gateway", *nodes}
     for i in (1, 2, 3):
         node = services[f"kafka-{i}"]
         assert node["image"] == contract.KAFKA_IMAGE
@@ -85,9 +85,18 @@ def test_three_kafka_nodes_and_the_puente_services(compose: dict[str, Any]) -> N
         assert {c["source"] for c in node["configs"]} == {f"kafka-node-{i}", "kafka-start"}
         assert any(v.startswith(f"kafka-{i}-data:") for v in node["volumes"])
         assert node["healthcheck"]["test"]
-    assert services["policy"]["deploy"]["replicas"] >= 2
-    assert services["policy"]["command"] == list(contract.POLICY_COMMAND)
-    assert services["policy"]["stop_signal"] == "SIGTERM"
+    for name, member in nodes.items():
+        node = services[name]
+        # One state per process: `puente serve node --as CC`, never several --as in one.
+        assert node["command"] == [*contract.NODE_COMMAND, "--as", member]
+        assert node["stop_signal"] == "SIGTERM"
+        assert node["deploy"]["replicas"] == contract.NODE_REPLICAS_COMPOSE
+        assert node["restart"] == "unless-stopped"
+        env = node["environment"]
+        assert env[contract.ENV_NODE_KEYS_DIR] == contract.NODE_KEYS_DIR
+        # Its own key store, read-only; the public trust material where the node looks for it.
+        assert f"./secrets/nodes/{member}/keys:{contract.NODE_KEYS_DIR}:ro" in node["volumes"]
+        assert f"./secrets/trust-public:{contract.TRUST_MOUNT}:ro" in node["volumes"]
     assert services["gateway"]["command"] == list(contract.GATEWAY_COMMAND)
     provision = services["provision"]["command"]
     assert (
@@ -96,10 +105,10 @@ def test_three_kafka_nodes_and_the_puente_services(compose: dict[str, Any]) -> N
     assert "$" not in provision[2]  # Compose would interpolate it
     assert services["provision"]["restart"] == "no"
     # Start order: Kafka healthy, then provisioning completes, then the services.
-    for name in ("policy", "gateway"):
+    for name in ("gateway", *nodes):
         deps = services[name]["depends_on"]
         assert deps["provision"]["condition"] == "service_completed_successfully"
-    for name in ("provision", "policy", "gateway"):
+    for name in ("provision", "gateway", *nodes):
         env = services[name]["environment"]
         assert env["PUENTE_KAFKA_BOOTSTRAP"] == BOOTSTRAP
         assert env["PUENTE_SECRETS_DIR"] == "/run/secrets"
@@ -161,22 +170,31 @@ def test_secrets_come_from_files_and_are_never_committed(
     for name, spec in declared.items():
         assert set(spec) == {"file"}, name  # no inline `environment:` or `content:` secrets
         assert spec["file"].startswith("./secrets/")
-    principals = [p.name for p in inputs.plan.principals]
     assert sorted(spec["file"][len("./secrets/") :] for spec in declared.values()) == sorted(
-        secret_file_names(principals)
+        secret_file_names(inputs)
     )
     used = {s["source"] for svc in compose["services"].values() for s in svc.get("secrets", [])}
     assert used == set(declared)
-    # Least privilege: the services get their own credential only (and the policy service its
-    # signing key and the pseudonymisation secret all its replicas share).
-    policy = {s["target"] for s in compose["services"]["policy"]["secrets"]}
-    assert policy == {
-        f"{inputs.naming.service_principal('policy')}.json",
-        contract.SIGNING_KEY_FILE,
-        contract.POLICY_PSEUDONYM_FILE,
-    }
+    # Least privilege: each node gets its own credential and pseudonymisation secret as
+    # secrets, and its own key store as its only other secret mount; never another state's.
+    for member in inputs.members:
+        node = compose["services"][f"node-{member.lower()}"]
+        assert {s["target"] for s in node["secrets"]} == {
+            f"{inputs.naming.node_principal(member)}.json",
+            contract.NODE_PSEUDONYM_FILE,
+        }
+        assert declared[
+            next(
+                s["source"] for s in node["secrets"] if s["target"] == contract.NODE_PSEUDONYM_FILE
+            )
+        ] == {"file": f"./secrets/nodes/{member}/{contract.NODE_PSEUDONYM_FILE}"}
+        private = [
+            v for v in node["volumes"] if v.startswith("./secrets/") and "trust-public" not in v
+        ]
+        assert private == [f"./secrets/nodes/{member}/keys:{contract.NODE_KEYS_DIR}:ro"]
     gateway = {s["source"] for s in compose["services"]["gateway"]["secrets"]}
     assert inputs.naming.member_principal("MX") not in gateway
+    assert not [v for v in compose["services"]["gateway"]["volumes"] if "/nodes/" in v]
     # No environment variable carries a password.
     for svc in compose["services"].values():
         assert not any("PASSWORD" in k for k in svc.get("environment", {})), svc
@@ -191,27 +209,31 @@ def test_secrets_come_from_files_and_are_never_committed(
 def test_compose_secrets_creates_every_file_privately(
     tmp_path: Path, inputs: contract.DeployInputs
 ) -> None:
-    principals = [p.name for p in inputs.plan.principals]
     secrets_dir = tmp_path / "secrets"
-    created = compose_secrets(secrets_dir, principals, env_file=tmp_path / ".env")
-    names = set(secret_file_names(principals))
-    assert names <= {p.name for p in secrets_dir.iterdir()}
-    for path in created:
+    created = compose_secrets(secrets_dir, inputs, env_file=tmp_path / ".env")
+    for name in secret_file_names(inputs):
+        assert (secrets_dir / name).is_file(), name
+    signed = secrets_dir / "trust" / TRUST_LIST_FILE  # public: what every node verifies
+    assert signed in created
+    for path in set(created) - {signed}:
         assert path.stat().st_mode & 0o077 == 0, path
     store = SecretStore(secrets_dir)
     assert store.require(ADMIN_USER).password
-    assert store.require(inputs.naming.service_principal("policy")).password
+    assert store.require(inputs.naming.node_principal("MX")).password
     broker = _properties(secrets_dir / contract.BROKER_SECRET_FILE)
     assert broker["username"] == "broker" and len(broker["password"]) >= 40
-    key = read_private_key(secrets_dir / contract.SIGNING_KEY_FILE)
-    assert key.name == contract.SIGNING_KEY_NAME
-    assert len((secrets_dir / contract.POLICY_PSEUDONYM_FILE).read_bytes()) >= 32
+    pseudonyms = {
+        (secrets_dir / "nodes" / m / contract.NODE_PSEUDONYM_FILE).read_bytes()
+        for m in inputs.members
+    }
+    assert len(pseudonyms) == 20 and min(len(p) for p in pseudonyms) >= 32  # one per state
     assert re.fullmatch(
         r"PUENTE_CLUSTER_ID=[A-Za-z0-9_-]{22}", (tmp_path / ".env").read_text().splitlines()[-1]
     )
-    before = {p.name: p.read_bytes() for p in secrets_dir.iterdir()}
-    assert compose_secrets(secrets_dir, principals, env_file=tmp_path / ".env") == []
-    assert {p.name: p.read_bytes() for p in secrets_dir.iterdir()} == before  # nothing rotated
+    before = {p: p.read_bytes() for p in secrets_dir.rglob("*") if p.is_file()}
+    assert compose_secrets(secrets_dir, inputs, env_file=tmp_path / ".env") == []
+    after = {p: p.read_bytes() for p in secrets_dir.rglob("*") if p.is_file()}
+    assert after == before  # nothing rotated, no trust list signed anew
 
 
 def test_start_script_formats_with_the_admin_password_off_every_command_line(

@@ -13,11 +13,18 @@ import yaml
 
 from puente.deploy import contract
 from puente.deploy import k8s as k
-from puente.deploy.material import k8s_secret_manifests, password_secret_name
-from puente.evidence.keys import SigningKey
+from puente.deploy.material import (
+    k8s_secret_manifests,
+    k8s_trust_configmap,
+    node_keys_secret_name,
+    node_pseudonym_secret_name,
+    password_secret_name,
+)
 from puente.kafka.broker_config import ADMIN_USER, node_ports, server_properties
 from puente.kafka.plan import Acl
+from puente.members import load_members
 from puente.secrets import Credential
+from tests.unit.deploy.inverse import plan_acls
 from tests.unit.deploy.schema_tools import (
     k8s_errors,
     strimzi_errors,
@@ -124,8 +131,10 @@ def test_a_kafkatopic_per_planned_topic(
 ) -> None:
     topics = {d["spec"]["topicName"]: d for d in _by_kind(manifests, "KafkaTopic")}
     assert set(topics) == {t.name for t in inputs.plan.topics}
-    assert len(topics) == 6 * len(inputs.members) + 4  # checkpoints, trust, aggregates, warnings
-    single = {"puente.trust", "puente.aggregates", "puente.warnings"}
+    # Per member: six kinds; global: checkpoints, trust, gateway-tokens, gateway-answers,
+    # aggregates, warnings.
+    assert len(topics) == 6 * len(inputs.members) + 6
+    single = {"puente.trust", "puente.aggregates", "puente.warnings"}  # one order each
     for t in inputs.plan.topics:
         spec = topics[t.name]["spec"]
         assert spec["partitions"] == t.partitions
@@ -155,13 +164,24 @@ def test_a_kafkauser_per_principal_with_exactly_the_plans_acls(
         assert ref == {"name": password_secret_name(name), "key": "password"}
         rules = spec.get("authorization", {}).get("acls", [])
         assert all(r["type"] == "allow" and r["host"] == "*" for r in rules)
-        assert k.plan_acls(name, rules) == planned[name], name
+        assert plan_acls(name, rules) == planned[name], name
     # The admin is a super user and needs no ACL; members reach only their own topics.
     assert "authorization" not in users[ADMIN_USER]["spec"]
     mx = users[inputs.naming.member_principal("MX")]
     names = {r["resource"]["name"] for r in mx["spec"]["authorization"]["acls"]}
     assert "puente.ingress.MX" in names and "puente.deliver.MX" in names
     assert not any(n.endswith(".US") for n in names)
+    # Each state's node is its own user; it reads its own state's ingress and no other.
+    for member in inputs.members:
+        node = users[inputs.naming.node_principal(member)]
+        assert node["metadata"]["labels"]["puente.io/member"] == member
+        read = {
+            r["resource"]["name"]
+            for r in node["spec"]["authorization"]["acls"]
+            if r["resource"]["type"] == "topic" and "Read" in r["operations"]
+        }
+        assert {n for n in read if ".ingress." in n} == {f"puente.ingress.{member}"}
+    assert not [u for u in users if u.endswith("-svc-policy")]  # the hub is gone
 
 
 def test_kafka_cluster_matches_the_local_broker_settings(manifests: list[dict[str, Any]]) -> None:
@@ -190,13 +210,31 @@ def test_kafka_cluster_matches_the_local_broker_settings(manifests: list[dict[st
 
 # --- Puente's processes -------------------------------------------------------------------------
 
+MEMBERS = load_members(REPO / "policies").codes
 
-def _deployment(manifests: list[dict[str, Any]], component: str) -> dict[str, Any]:
-    (d,) = [x for x in _by_kind(manifests, "Deployment") if x["metadata"]["name"] == component]
+
+def _deployment(manifests: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    (d,) = [x for x in _by_kind(manifests, "Deployment") if x["metadata"]["name"] == name]
     return d
 
 
-@pytest.mark.parametrize("name", ["puente-policy-service", "puente-gateway"])
+def test_a_deployment_and_a_file_per_state(manifests: list[dict[str, Any]]) -> None:
+    names = {d["metadata"]["name"] for d in _by_kind(manifests, "Deployment")}
+    assert names == {"puente-gateway", *(f"puente-node-{m.lower()}" for m in MEMBERS)}
+    for member in MEMBERS:
+        # Everything one state's node runs is in its own file (what its operator reviews).
+        docs = _docs(K8S / f"30-node-{member.lower()}.yaml")
+        assert {d["kind"] for d in docs} == {
+            "ServiceAccount",
+            "Deployment",
+            "PodDisruptionBudget",
+            "Service",
+            "NetworkPolicy",
+        }
+        assert {d["metadata"]["labels"]["puente.io/member"] for d in docs} == {member}
+
+
+@pytest.mark.parametrize("name", ["puente-gateway", *(f"puente-node-{m.lower()}" for m in MEMBERS)])
 def test_deployments_have_probes_resources_and_a_budget(
     manifests: list[dict[str, Any]], name: str
 ) -> None:
@@ -214,56 +252,91 @@ def test_deployments_have_probes_resources_and_a_budget(
         assert main[probe]["httpGet"]["port"] in ports, probe
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == name  # its own identity
     accounts = {sa["metadata"]["name"] for sa in _by_kind(manifests, "ServiceAccount")}
     assert pod["serviceAccountName"] in accounts
+
+    def selects(selector: dict[str, str]) -> bool:
+        return all(labels.get(key) == v for key, v in selector.items())
+
     pdbs = [
         p
         for p in _by_kind(manifests, "PodDisruptionBudget")
-        if all(labels.get(key) == v for key, v in p["spec"]["selector"]["matchLabels"].items())
+        if selects(p["spec"]["selector"]["matchLabels"])
     ]
     assert len(pdbs) == 1 and pdbs[0]["spec"]["minAvailable"] < d["spec"]["replicas"]
-    services = [
-        s
-        for s in _by_kind(manifests, "Service")
-        if all(labels.get(key) == v for key, v in s["spec"]["selector"].items())
-    ]
-    assert services
+    assert [s for s in _by_kind(manifests, "Service") if selects(s["spec"]["selector"])]
     policies = [
         n
         for n in _by_kind(manifests, "NetworkPolicy")
-        if all(
-            labels.get(key) == v
-            for key, v in n["spec"]["podSelector"].get("matchLabels", {}).items()
-        )
+        if selects(n["spec"]["podSelector"].get("matchLabels", {}))
     ]
     assert len(policies) == 2  # the namespace's default deny and its own
+    (own,) = [n for n in policies if n["spec"]["podSelector"]]
+    assert own["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    # It reaches only Kafka's client port and DNS.
+    assert [e["ports"] for e in own["spec"]["egress"]] == [
+        [{"protocol": "TCP", "port": contract.KAFKA_CLIENT_PORT}],
+        [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    ]
 
 
-def test_policy_service_shape(manifests: list[dict[str, Any]]) -> None:
-    d = _deployment(manifests, "puente-policy-service")
+@pytest.mark.parametrize("member", MEMBERS)
+def test_node_shape(
+    manifests: list[dict[str, Any]], inputs: contract.DeployInputs, member: str
+) -> None:
+    name = f"puente-node-{member.lower()}"
+    d = _deployment(manifests, name)
     pod = d["spec"]["template"]["spec"]
     (main,) = pod["containers"]
-    assert [main["command"][0], *main["args"]] == list(contract.POLICY_COMMAND)
+    assert [main["command"][0], *main["args"]] == list(contract.node_command(member))
     assert pod["terminationGracePeriodSeconds"] >= 30  # the batch in flight finishes on SIGTERM
     env = {e["name"]: e["value"] for e in main["env"]}
     assert env["PUENTE_KAFKA_BOOTSTRAP"] == k.BOOTSTRAP
     assert env["PUENTE_KAFKA__SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert env[contract.ENV_NODE_KEYS_DIR] == contract.NODE_KEYS_DIR
+    # Probes and scrapes come from outside the pod: the metrics endpoint binds every address.
+    assert env[contract.ENV_NODE_METRICS_HOST] == "0.0.0.0"
     # Secrets are referenced, never inline: no env var carries a password or key.
     assert not any("PASSWORD" in name for name in env)
     assert not any(v.startswith("PRIVATE+KEY") for v in env.values())
     assert env["PUENTE_SECRETS_DIR"] == contract.K8S_SECRETS_DIR  # files from mounted Secrets
     assert all(e.keys() == {"name", "value"} for e in main["env"])
+    # Least privilege: the only Secrets it mounts are its own (and Strimzi's cluster CA).
+    principal = inputs.naming.node_principal(member)
+    secrets = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v} | {
+        s["secret"]["name"]
+        for v in pod["volumes"]
+        if "projected" in v
+        for s in v["projected"]["sources"]
+    }
+    assert secrets == {
+        password_secret_name(principal),
+        node_keys_secret_name(principal),
+        node_pseudonym_secret_name(principal),
+        k.CLUSTER_CA_SECRET,
+    }
+    # Its key store is copied, 0600, into a memory volume the node reads.
+    (init,) = pod["initContainers"]
+    assert "install -m 0600" in init["command"][-1]
+    keys = {v["name"]: v for v in pod["volumes"]}["keys"]
+    assert keys["emptyDir"]["medium"] == "Memory"
 
 
 def test_every_reference_resolves(
     manifests: list[dict[str, Any]], inputs: contract.DeployInputs, tmp_path: Path
 ) -> None:
-    """Secrets, ConfigMap keys and the signing key: what the manifests name will exist."""
-    principals = [ADMIN_USER, *(p.name for p in inputs.plan.principals)]
-    secrets = k8s_secret_manifests(tmp_path / "s", principals, namespace=k.NAMESPACE)
+    """Secrets, ConfigMaps and their keys: what the manifests name will exist."""
+    secrets = k8s_secret_manifests(tmp_path / "s", inputs, namespace=k.NAMESPACE)
     secret_keys = {s["metadata"]["name"]: set(s["stringData"]) for s in secrets}
     external = {k.CLUSTER_CA_SECRET: {"ca.crt"}, k.GATEWAY_TLS_SECRET: {"tls.crt", "tls.key"}}
-    configmap = k.policies_configmap(REPO / "policies", inputs.members)
+    configmaps = {
+        cm["metadata"]["name"]: set(cm["data"])
+        for cm in (
+            k.policies_configmap(REPO / "policies", inputs.members),
+            k8s_trust_configmap(tmp_path / "s", namespace=k.NAMESPACE),
+        )
+    }
     for user in _by_kind(manifests, "KafkaUser"):
         ref = user["spec"]["authentication"]["password"]["valueFrom"]["secretKeyRef"]
         assert ref["key"] in secret_keys[ref["name"]]
@@ -278,19 +351,14 @@ def test_every_reference_resolves(
                 known = secret_keys.get(source["name"]) or external[source["name"]]
                 assert {i["key"] for i in source.get("items", [])} <= known
             if "configMap" in volume:
-                assert volume["configMap"]["name"] == configmap["metadata"]["name"]
-                assert {i["key"] for i in volume["configMap"]["items"]} == set(configmap["data"])
-    # The generated signing key is a real signed-note key, and the file is private.
-    (key_secret,) = [s for s in secrets if s["metadata"]["name"] == "puente-policy-signing-key"]
-    key = SigningKey.from_skey(key_secret["stringData"][contract.SIGNING_KEY_FILE])
-    assert key.name == contract.SIGNING_KEY_NAME
-    (pseudonym,) = [s for s in secrets if s["metadata"]["name"] == "puente-policy-pseudonym"]
-    assert len(pseudonym["stringData"][contract.POLICY_PSEUDONYM_FILE]) >= 32
+                keys = configmaps[volume["configMap"]["name"]]
+                items = {i["key"] for i in volume["configMap"].get("items", [])}
+                assert items == keys or not items
     # Passwords are kept locally (0600) so the operator can hand them to member states.
     store_file = tmp_path / "s" / f"{inputs.naming.member_principal('MX')}.json"
     assert store_file.stat().st_mode & 0o077 == 0
-    again = k8s_secret_manifests(tmp_path / "s", principals, namespace=k.NAMESPACE)
-    assert again == secrets  # re-running keeps every password
+    again = k8s_secret_manifests(tmp_path / "s", inputs, namespace=k.NAMESPACE)
+    assert again == secrets  # re-running keeps every password and key
 
 
 def test_no_secret_material_in_the_committed_manifests() -> None:

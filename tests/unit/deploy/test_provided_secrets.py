@@ -5,16 +5,19 @@ tree: the secrets its orchestrator mounts (made by ``puente deploy compose secre
 ``puente deploy k8s secrets``, plus the Secrets Strimzi and cert-manager provide), its volumes
 (a Kubernetes init container's command is run on them), and its environment with every
 in-container path mapped into the tree. Then each service's own start-up code runs on that
-environment — the policy service builds itself (``build_service``: Kafka credential, signing
-key, pseudonymisation secret) and loads its policies; the gateway builds its app, its TLS
-context and its Kafka TLS context; provisioning finds a credential for every principal; a Kafka
-node finds the files its properties and start script refer to. Nothing may be written into a
-secret mount (both deployments mount them read-only), and a secret a service reads but the
-render does not provide fails the walk — which is what removing each mounted file shows.
+environment — each state's node builds itself as ``puente serve node --as CC`` does
+(``Runtime.node``: its Kafka credential, key store, pseudonymisation secret, trust anchors),
+takes the signed trust list from the mounted file, loads its policies, checks the floor the list
+pins and finds its own signing and encryption keys named in the list; the gateway builds its
+app, its TLS context and its Kafka TLS context; provisioning finds a credential for every
+principal; a Kafka node finds the files its properties and start script refer to. Nothing may be
+written into a read-only mount, and a secret a service reads but the render does not provide
+fails the walk — which is what removing each mounted file shows.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -33,9 +36,13 @@ from puente.deploy import k8s as k
 from puente.deploy.material import (
     compose_secrets,
     k8s_secret_manifests,
+    k8s_trust_configmap,
     self_signed_certificate,
 )
 from puente.errors import PuenteError
+from puente.evidence._time import now_ms
+from puente.evidence.keystore import TRUST_LIST_FILE
+from puente.evidence.trust import node_holder
 from puente.kafka.broker_config import ADMIN_USER
 from puente.kafka.connection import admin_credential, credential, resolve_endpoint
 from puente.secrets import SecretStore
@@ -44,6 +51,7 @@ from puente.topics import Naming
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE = REPO / "deploy" / "compose"
 K8S = REPO / "deploy" / "k8s"
+INPUTS = contract.deploy_inputs(REPO / "policies")
 
 
 @dataclass
@@ -53,6 +61,7 @@ class Container:
     name: str
     mounts: dict[str, Path] = field(default_factory=dict)  # mount path -> host path
     secret_mounts: set[str] = field(default_factory=set)  # mount paths that are read-only secrets
+    readonly: set[str] = field(default_factory=set)  # every read-only mount (secrets included)
     env: dict[str, str] = field(default_factory=dict)
 
     def host(self, path: str) -> Path:
@@ -66,10 +75,33 @@ class Container:
         """The environment with every absolute path mapped into the tree."""
         return {k: str(self.host(v)) if v.startswith("/") else v for k, v in self.env.items()}
 
-    def secret_files(self) -> dict[str, tuple[bytes, int]]:
-        """Every file on a secret mount: content and mode."""
+    def link_nested(self) -> None:
+        """Make a mount inside another one (the trust material in <state dir>/keys, on the
+        scratch volume) visible through the outer one's tree too, as in the container: paths a
+        service derives from a mapped one (``state_dir / "keys"``) then lead to it."""
+        for mount, root in self.mounts.items():
+            outer = [m for m in self.mounts if m != mount and mount.startswith(m.rstrip("/") + "/")]
+            if outer:
+                parent = max(outer, key=len)
+                link = self.mounts[parent] / mount[len(parent) :].lstrip("/")
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(root, target_is_directory=True)
+
+    def on_mount(self, path: str) -> bool:
+        return any(path == m or path.startswith(m.rstrip("/") + "/") for m in self.mounts)
+
+    def host_paths(self, text: str) -> str:
+        """``text`` (a shell command, say) with every in-container path on a mount mapped."""
+        return re.sub(
+            r"/[\w.*/-]+",
+            lambda m: str(self.host(m.group())) if self.on_mount(m.group()) else m.group(),
+            text,
+        )
+
+    def files(self, mounts: set[str]) -> dict[str, tuple[bytes, int]]:
+        """Every file on ``mounts``: content and mode."""
         out = {}
-        for mount in self.secret_mounts:
+        for mount in mounts:
             root = self.mounts[mount]
             for path in sorted(root.rglob("*")):
                 if path.is_file():
@@ -78,6 +110,10 @@ class Container:
                         path.stat().st_mode,
                     )
         return out
+
+    def secret_files(self) -> dict[str, tuple[bytes, int]]:
+        """Every file on a secret mount."""
+        return self.files(self.secret_mounts)
 
 
 @pytest.fixture
@@ -97,24 +133,42 @@ def service_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Container
 # --- what each service reads at start ----------------------------------------------------------
 
 
-def start_policy_service(c: Container) -> None:
-    from puente.service.cli import build_service
-    from puente.service.worker import PolicyService
+def start_node(member: str) -> Callable[[Container], None]:
+    """State ``member``'s node, built as ``puente serve node --as CC`` builds it, then what
+    ``Node.run`` does before it reaches Kafka."""
 
-    settings = Settings()
-    service = build_service(settings, instance="walk")
-    assert isinstance(service, PolicyService)
-    service.endpoint.aiokafka_kwargs(service.cred)  # the Kafka TLS context, when configured
-    loaded = service.policies.reload()
-    assert loaded.ok, loaded.error
+    def start(c: Container) -> None:
+        from puente.app.runtime import Runtime
+
+        runtime = Runtime.from_settings(Settings())
+        node, topic = runtime.node(member, instance="walk")
+        node.endpoint.aiokafka_kwargs(node.cred)  # the Kafka TLS context, when configured
+        # The trust list from the mounted file (the trust topic's source needs a broker).
+        files = [fetch for fetch in node.trust_sources if fetch != topic.newest]
+        assert asyncio.run(node.trust.refresh(files)), "no trust list taken from the files"
+        loaded = node.policies.reload()
+        assert loaded.ok, loaded.error
+        node.check_floor()  # the policies' floor is the one the trust list pins
+        # Its own keys, which the trust list names as node:CC's: it signs with one and opens
+        # its agencies' notices with the other.
+        now = now_ms()
+        trust_list = node.trust.verifier().trust_list
+        signing = node.keys.signing_key(now)
+        assert trust_list.entry(signing.key_id).holder == node_holder(member)
+        ring = node.keys.ingress_keys()
+        assert ring is not None
+        sealed_to = trust_list.encryption_key(node_holder(member), at=now)
+        assert ring.get(sealed_to.key_id) is not None
+
+    return start
 
 
 def start_gateway(c: Container) -> None:
     from puente_gateway.app import create_app
     from puente_gateway.server import uvicorn_config
-    from puente_gateway.settings import GatewaySettings
 
-    settings, gw = Settings(), GatewaySettings()
+    settings = Settings()
+    gw = settings.gateway
     app = create_app(settings, gw)
     uvicorn_config(app, gw).load()  # reads the TLS certificate and key
     principal = Naming(settings.kafka.topic_prefix).service_principal("gateway")
@@ -151,11 +205,10 @@ def _interpolate(value: str) -> str:
     return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
 
 
-def compose_containers(tmp: Path) -> dict[str, Container]:
+def compose_containers(tmp: Path, generated: Path) -> dict[str, Container]:
+    """The Compose file's containers, on the secrets folder ``generated`` (made if missing)."""
     doc = yaml.safe_load((COMPOSE / "compose.yaml").read_text())
-    inputs = contract.deploy_inputs(REPO / "policies")
-    generated = tmp / "generated"
-    compose_secrets(generated, [p.name for p in inputs.plan.principals], env_file=tmp / ".env")
+    compose_secrets(generated, INPUTS, env_file=tmp / ".env")
     out = {}
     for name, svc in doc["services"].items():
         c = Container(name)
@@ -164,12 +217,22 @@ def compose_containers(tmp: Path) -> dict[str, Container]:
         for s in svc.get("secrets", []):
             source = Path(doc["secrets"][s["source"]]["file"])
             assert source.parts[0] == "secrets", source
-            shutil.copy2(generated / source.name, run_secrets / s.get("target", s["source"]))
+            target = run_secrets / s.get("target", s["source"])
+            shutil.copy2(generated.joinpath(*source.parts[1:]), target)
         c.mounts[contract.SECRETS_MOUNT] = run_secrets
         c.secret_mounts.add(contract.SECRETS_MOUNT)
         for volume in svc.get("volumes", []):
-            source, target = volume.split(":")[:2]
-            if source.startswith("."):
+            source, target, *options = volume.split(":")
+            if source.startswith("./secrets/"):
+                # A folder of the secrets folder (a key store, the public trust material),
+                # bind-mounted read-only as it is: a copy, so that a write would show.
+                c.mounts[target] = tmp / name / "binds" / target.strip("/")
+                shutil.copytree(generated.joinpath(*Path(source).parts[1:]), c.mounts[target])
+                assert options == ["ro"], volume
+                c.readonly.add(target)
+                if "/nodes/" in source:
+                    c.secret_mounts.add(target)
+            elif source.startswith("."):
                 c.mounts[target] = (COMPOSE / source).resolve()  # a bind mount
             else:
                 c.mounts[target] = tmp / name / "volumes" / source
@@ -180,47 +243,57 @@ def compose_containers(tmp: Path) -> dict[str, Container]:
         for config in svc.get("configs", []):
             c.mounts[config["target"]] = COMPOSE / doc["configs"][config["source"]]["file"]
         c.env = {k: _interpolate(str(v)) for k, v in svc.get("environment", {}).items()}
+        c.readonly |= c.secret_mounts
+        c.link_nested()
         out[name] = c
     return out
 
 
 COMPOSE_STARTS: dict[str, Callable[[Container], None]] = {
     "provision": start_provisioning,
-    "policy": start_policy_service,
     "gateway": start_gateway,
     **{f"kafka-{i}": start_kafka_node for i in (1, 2, 3)},
+    **{f"node-{m.lower()}": start_node(m) for m in INPUTS.members},
 }
 
 
 # --- Kubernetes ---------------------------------------------------------------------------------
 
 
-def _k8s_sources(tmp: Path) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+def _k8s_sources(
+    generated: Path,
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
     """Secrets (rendered by `puente deploy k8s secrets`, plus those Strimzi and cert-manager
-    make) and ConfigMaps (`puente deploy k8s policies`), by name."""
-    inputs = contract.deploy_inputs(REPO / "policies")
-    principals = [ADMIN_USER, *(p.name for p in inputs.plan.principals)]
-    docs = k8s_secret_manifests(tmp / "generated", principals, namespace=k.NAMESPACE)
+    make) and ConfigMaps (`puente deploy k8s policies`, and the trust ConfigMap `k8s secrets`
+    renders), by name."""
+    docs = k8s_secret_manifests(generated, INPUTS, namespace=k.NAMESPACE)
     secrets = {d["metadata"]["name"]: dict(d["stringData"]) for d in docs}
     cert, key = (x.decode() for x in self_signed_certificate(["gateway"], []))
     secrets[k.CLUSTER_CA_SECRET] = {"ca.crt": cert}  # Strimzi's cluster CA
     secrets[k.GATEWAY_TLS_SECRET] = {"tls.crt": cert, "tls.key": key}  # cert-manager's
-    configmap = k.policies_configmap(REPO / "policies", inputs.members)
-    return secrets, {configmap["metadata"]["name"]: configmap["data"]}
+    configmaps = [
+        k.policies_configmap(REPO / "policies", INPUTS.members),
+        k8s_trust_configmap(generated, namespace=k.NAMESPACE),
+    ]
+    return secrets, {cm["metadata"]["name"]: cm["data"] for cm in configmaps}
 
 
 def _write(
     root: Path, files: dict[str, str], items: list[dict[str, Any]] | None, mode: int
 ) -> None:
-    for item in items if items is not None else [{"key": x, "path": x} for x in files]:
+    entries: list[dict[str, Any]] = (
+        [{"key": x, "path": x} for x in files] if items is None else items
+    )
+    for item in entries:
         path = root / item["path"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(files[item["key"]])  # KeyError: the manifest names a key nobody makes
         path.chmod(item.get("mode", mode))
 
 
-def k8s_containers(tmp: Path) -> dict[str, Container]:
-    secrets, configmaps = _k8s_sources(tmp)
+def k8s_containers(tmp: Path, generated: Path) -> dict[str, Container]:
+    """The Deployments' containers, on the secrets folder ``generated`` (made if missing)."""
+    secrets, configmaps = _k8s_sources(generated)
     out = {}
     for d in (d for p in sorted(K8S.glob("3*.yaml")) for d in yaml.safe_load_all(p.read_text())):
         if not d or d["kind"] != "Deployment":
@@ -252,20 +325,27 @@ def k8s_containers(tmp: Path) -> dict[str, Container]:
                 c.mounts[m["mountPath"]] = volumes[m["name"]]
                 if m["name"] in secret_volumes:
                     c.secret_mounts.add(m["mountPath"])
+                if m.get("readOnly"):
+                    c.readonly.add(m["mountPath"])
+            c.link_nested()
             c.env = {e["name"]: e["value"] for e in spec.get("env", [])}
             if spec in pod.get("initContainers", []):
-                # Run it: its arguments' paths mapped into the tree.
-                argv = [*spec["command"], *spec.get("args", [])]
-                argv = [str(c.host(a)) if a.startswith("/") else a for a in argv]
+                # Run it, its paths mapped into the tree. What it writes from a Secret holds
+                # secrets too (a key store copied 0600 into a memory volume).
+                argv = [c.host_paths(a) for a in [*spec["command"], *spec.get("args", [])]]
                 subprocess.run(argv, check=True, timeout=30)
+                if c.secret_mounts:
+                    secret_volumes |= {
+                        m["name"] for m in spec["volumeMounts"] if not m.get("readOnly")
+                    }
             else:
                 out[name] = c
     return out
 
 
 K8S_STARTS: dict[str, Callable[[Container], None]] = {
-    "puente-policy-service": start_policy_service,
     "puente-gateway": start_gateway,
+    **{f"puente-node-{m.lower()}": start_node(m) for m in INPUTS.members},
 }
 
 
@@ -275,35 +355,52 @@ K8S_STARTS: dict[str, Callable[[Container], None]] = {
 def walk(
     c: Container, start: Callable[[Container], None], use: Callable[[Container], None]
 ) -> None:
-    before = c.secret_files()
+    before = c.files(c.readonly)
     use(c)
     start(c)
-    assert c.secret_files() == before, f"{c.name} wrote into its read-only secrets"
+    assert c.files(c.readonly) == before, f"{c.name} wrote into a read-only mount"
 
 
 @pytest.mark.parametrize("deployment", ["compose", "k8s"])
 def test_every_service_starts_on_what_the_render_provides(
     deployment: str, tmp_path: Path, service_env: Callable[[Container], None]
 ) -> None:
-    containers = (compose_containers if deployment == "compose" else k8s_containers)(tmp_path)
+    build = compose_containers if deployment == "compose" else k8s_containers
+    containers = build(tmp_path, tmp_path / "generated")
     starts = COMPOSE_STARTS if deployment == "compose" else K8S_STARTS
     assert set(containers) == set(starts)  # every service of the render is walked
+    assert len([n for n in containers if "node-" in n]) == len(INPUTS.members) == 20
     for name, c in containers.items():
         walk(c, starts[name], service_env)
 
 
+# Public halves a key store keeps beside each key for people and other tools (PEM for openssl;
+# the encryption key's text): a node derives what it needs from the private key and the
+# description, so it starts without them.
+PUBLIC_COPIES = (".pem", ".ekey")
+
+
 @pytest.mark.parametrize("deployment", ["compose", "k8s"])
-def test_every_mounted_secret_of_the_policy_service_is_read(
+def test_every_mounted_secret_of_a_node_is_read(
     deployment: str, tmp_path: Path, service_env: Callable[[Container], None]
 ) -> None:
-    """The walk is not vacuous: without any one of its mounted secret files, the policy service
-    refuses to start (it never makes a missing one itself)."""
-    name = "policy" if deployment == "compose" else "puente-policy-service"
+    """The walk is not vacuous: without any one of its mounted secret files — credential,
+    pseudonymisation secret, each key's private part, verifier key or description — state MX's
+    node refuses to start (it never makes a missing one itself); nor does it start without the
+    trust anchors or the signed trust list."""
+    name = "node-mx" if deployment == "compose" else "puente-node-mx"
     build = compose_containers if deployment == "compose" else k8s_containers
-    files = sorted(build(tmp_path / "probe")[name].secret_files())
-    assert any(contract.POLICY_PSEUDONYM_FILE in f for f in files)
-    for i, file in enumerate(files):
-        c = build(tmp_path / str(i))[name]
+    generated = tmp_path / "generated"  # one secrets folder: the same key files every time
+    probe = build(tmp_path / "probe", generated)[name]
+    files = sorted(f for f in probe.secret_files() if not f.endswith(PUBLIC_COPIES))
+    assert any(contract.NODE_PSEUDONYM_FILE in f for f in files)
+    assert len([f for f in files if f.endswith(".skey")]) == 2  # a signing and an encryption key
+    trust = sorted(
+        f for f in probe.files({contract.TRUST_MOUNT}) if f.endswith((".json", TRUST_LIST_FILE))
+    )
+    assert len(trust) == 2  # the root key's description and the signed list
+    for i, file in enumerate([*files, *trust]):
+        c = build(tmp_path / str(i), generated)[name]
         c.host(file).unlink()
         with pytest.raises((PuenteError, AssertionError)):
-            walk(c, start_policy_service, service_env)
+            walk(c, start_node("MX"), service_env)

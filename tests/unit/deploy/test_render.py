@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from puente.deploy.cli import app, rendered
+from puente.app.commands.deploy import app, rendered
 from puente.deploy.compose import COMPOSE_DIR
 from puente.deploy.k8s import K8S_DIR
 from puente.deploy.render import GENERATED_BY, check_files, write_files
@@ -40,18 +41,25 @@ def _policies_with(tmp_path: Path, extra: str) -> Path:
 
 
 def test_a_new_member_changes_exactly_its_resources(tmp_path: Path) -> None:
-    """Adding a member to members.yaml adds its topics, user and policy item, nothing else."""
+    """Adding a member to members.yaml adds its topics, users, node and policy item, nothing
+    else."""
     before = rendered()
     after = rendered(_policies_with(tmp_path, "ZZ"))
-    assert set(before) == set(after)
+    assert set(after) - set(before) == {K8S_DIR / "30-node-zz.yaml"}  # ZZ's own node
+    assert set(before) <= set(after)
     changed = {p for p in before if before[p] != after[p]}
+    # Every Puente pod mounts the policies ConfigMap with an item per state (states/ZZ.yaml).
+    pods = {p for p in before if p.name.startswith("30-node-")} | {K8S_DIR / "31-gateway.yaml"}
     assert changed == {
-        COMPOSE_DIR / "compose.yaml",  # the provisioning job mounts ZZ's credential
+        COMPOSE_DIR / "compose.yaml",  # ZZ's node; the provisioning job mounts its credentials
         K8S_DIR / "20-topics.yaml",
         K8S_DIR / "21-users.yaml",
-        K8S_DIR / "30-policy-service.yaml",  # the policies ConfigMap item states/ZZ.yaml
-        K8S_DIR / "31-gateway.yaml",
+        K8S_DIR / "kustomization.yaml",  # lists 30-node-zz.yaml
+        *pods,
     }
+    for path in pods:
+        removed = set(before[path].splitlines()) - set(after[path].splitlines())
+        assert not removed, path  # only lines added
     topics = [d for d in yaml.safe_load_all(after[K8S_DIR / "20-topics.yaml"]) if d]
     new = {d["spec"]["topicName"] for d in topics} - {
         d["spec"]["topicName"] for d in yaml.safe_load_all(before[K8S_DIR / "20-topics.yaml"]) if d
@@ -62,7 +70,9 @@ def test_a_new_member_changes_exactly_its_resources(tmp_path: Path) -> None:
     users = [
         d["metadata"]["name"] for d in yaml.safe_load_all(after[K8S_DIR / "21-users.yaml"]) if d
     ]
-    assert "puente-zz" in users
+    assert {"puente-zz", "puente-node-zz"} <= set(users)
+    compose = yaml.safe_load(after[COMPOSE_DIR / "compose.yaml"])
+    assert compose["services"]["node-zz"]["command"][-2:] == ["--as", "ZZ"]
 
 
 def test_drift_is_reported(tmp_path: Path) -> None:
@@ -126,3 +136,35 @@ def test_compose_secrets_command_keeps_existing_files(tmp_path: Path, owner: str
     assert (target / "admin.json").is_file()
     second = runner.invoke(app, args)
     assert "0 secret file(s) created" in second.output
+
+
+def _rendered_environments() -> dict[str, dict[str, str]]:
+    """Every container's environment in the committed Compose file and Deployments."""
+    compose = yaml.safe_load((REPO / COMPOSE_DIR / "compose.yaml").read_text())
+    out = {f"compose/{n}": s.get("environment", {}) for n, s in compose["services"].items()}
+    for path in sorted((REPO / K8S_DIR).glob("3*.yaml")):
+        for d in yaml.safe_load_all(path.read_text()):
+            if d and d["kind"] == "Deployment":
+                pod = d["spec"]["template"]["spec"]
+                for c in [*pod.get("initContainers", []), *pod["containers"]]:
+                    env = {e["name"]: e["value"] for e in c.get("env", [])}
+                    out[f"k8s/{d['metadata']['name']}/{c['name']}"] = env
+    return out
+
+
+def test_every_variable_a_render_sets_is_a_setting() -> None:
+    """A misspelt PUENTE_ variable would be ignored silently (pydantic-settings drops unknown
+    names): each one names a field of puente.config.Settings (or one of its short aliases)."""
+    from pydantic import BaseModel
+
+    from puente.config import _SHORT_ALIASES, Settings
+
+    names = {n for env in _rendered_environments().values() for n in env if "PUENTE_" in n}
+    assert {"PUENTE_POLICY__KEYS_DIR", "PUENTE_POLICY__METRICS_HOST"} <= names
+    for name in names - set(_SHORT_ALIASES):
+        model: Any = Settings
+        for part in name.removeprefix("PUENTE_").lower().split("__"):
+            assert model is not None and part in model.model_fields, name
+            annotation = model.model_fields[part].annotation
+            nested = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            model = annotation if nested else None

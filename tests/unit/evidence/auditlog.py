@@ -4,14 +4,15 @@ per batch on the checkpoints topic, the signed trust list on the trust topic."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from puente.codec.registry import Registry
 from puente.evidence.audit.source import ExportWriter, RecordBatch
 from puente.evidence.keys import SigningKey
 from puente.evidence.log import AuditLog, CheckpointRecord, audit_log_id
-from puente.evidence.records import Decision
+from puente.evidence.records import AuditDecision
 from puente.topics import AUDIT, CHECKPOINTS, TRUST, Naming
 
 from .conftest import T0, audit_record
@@ -57,7 +58,12 @@ def _batch(topic: str, partition: int, recs: list[tuple[int, bytes]]) -> RecordB
     )
 
 
-DECISIONS = [Decision.DELIVERED, Decision.TRANSFORMED, Decision.WITHHELD, Decision.REJECTED]
+DECISIONS = [
+    AuditDecision.DELIVERED,
+    AuditDecision.TRANSFORMED,
+    AuditDecision.WITHHELD,
+    AuditDecision.REJECTED,
+]
 
 
 def build(
@@ -68,6 +74,7 @@ def build(
     logs: tuple[tuple[str, int], ...] = (("MX", 0),),
     records: int = 200,
     batch: int = 16,
+    floor: Callable[[int], bytes | None] | None = None,
 ) -> tuple[Exported, dict[str, AuditLog]]:
     """Write ``records`` decisions into each log, a checkpoint after every ``batch``."""
     exp = Exported(trust=[(0, trust)])
@@ -79,7 +86,10 @@ def build(
         recs = exp.audit.setdefault((NAMING.topic(AUDIT, member), part), [])
         offset = 0
         for n in range(records):
-            _, data = log.append_record(registry, audit_record(n, decision=DECISIONS[n % 4]))
+            record = audit_record(n, decision=DECISIONS[n % 4])
+            if floor is not None:
+                record = replace(record, floor_digest=floor(n))
+            _, data = log.append_record(registry, record)
             recs.append((offset, data))
             offset += 1
             if (n + 1) % batch == 0 or n == records - 1:

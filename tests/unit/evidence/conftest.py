@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from puente.codec.registry import Registry
-from puente.evidence.delivery import DeliveryAction, DeliveryDecision, DeliveryStatement
+from puente.evidence.delivery import DeliveryDecision, DeliveryStatement
 from puente.evidence.keys import SigningKey
-from puente.evidence.records import AuditRecord, Decision
+from puente.evidence.records import AuditDecision, AuditRecord
 from puente.evidence.trust import KeyEntry, TrustList, Usage, member_holder, service_holder
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
@@ -51,7 +51,7 @@ class World:
             recipient=recipient,
             original_sha256=hashlib.sha256(b"original %d" % n).digest(),
             decision=DeliveryDecision(
-                action=DeliveryAction.TRANSFORMED,
+                action=AuditDecision.TRANSFORMED,
                 rule_ids=("mx.share.gt", "floor.minor"),
                 legal_bases=("MX-GT MLAT art. 4",),
                 handling_code="H2",
@@ -67,9 +67,9 @@ class World:
         )
 
 
-def audit_record(n: int, *, decision: Decision = Decision.DELIVERED) -> AuditRecord:
+def audit_record(n: int, *, decision: AuditDecision = AuditDecision.DELIVERED) -> AuditRecord:
     """The n-th decision of a synthetic stream (no personal data, as in production)."""
-    sent = decision in (Decision.DELIVERED, Decision.TRANSFORMED)
+    sent = decision in (AuditDecision.DELIVERED, AuditDecision.TRANSFORMED)
     return AuditRecord(
         decided_at=T0 + n,
         ingress_topic="puente.ingress.MX",
@@ -79,10 +79,10 @@ def audit_record(n: int, *, decision: Decision = Decision.DELIVERED) -> AuditRec
         notice_schema="puente.CaseNotice",
         schema_fingerprint=bytes(8),
         origin="MX",
-        recipient=None if decision is Decision.REJECTED else ("GT", "HN", "US")[n % 3],
+        recipient=None if decision is AuditDecision.REJECTED else ("GT", "HN", "US")[n % 3],
         decision=decision,
-        reason_code="PROTECTION_FLOOR_ASYLUM" if decision is Decision.WITHHELD else None,
-        rule_ids=("floor.asylum",) if decision is Decision.WITHHELD else ("mx.share",),
+        reason_code="PROTECTION_FLOOR_ASYLUM" if decision is AuditDecision.WITHHELD else None,
+        rule_ids=("floor.asylum",) if decision is AuditDecision.WITHHELD else ("mx.share",),
         legal_bases=("LA Declaration",),
         policy_set_version="2026.01.1",
         original_sha256=hashlib.sha256(b"notice %d" % (n // 3)).digest(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -16,7 +17,7 @@ from puente.evidence.checkpoint import Checkpoint
 from puente.evidence.keys import SigningKey
 from puente.evidence.log import AuditLog
 from puente.evidence.merkle import leaf_hash
-from puente.evidence.records import AuditRecord, Decision
+from puente.evidence.records import AuditDecision, AuditRecord
 from puente.evidence.trust import KeyEntry, Usage, service_holder
 
 from .auditlog import Exported, build, checkpoint_records
@@ -25,12 +26,12 @@ from .conftest import DAY, T0, World
 AUDIT_MX = "puente.audit.MX"
 
 
-def run(world: World, exp: Exported, tmp_path: Path, **opts: object) -> AuditReport:
-    path = exp.write(tmp_path / "export.pxp", cut=int(opts.pop("cut", 0)))  # type: ignore[call-overload]
+def run(world: World, exp: Exported, tmp_path: Path, **opts: Any) -> AuditReport:
+    path = exp.write(tmp_path / "export.pxp", cut=int(opts.pop("cut", 0)))
     auditor = Auditor(
         registry=world.registry,
         anchors=[world.root.public],
-        options=AuditOptions(**{"now": T0 + DAY, **opts}),  # type: ignore[arg-type]
+        options=AuditOptions(**{"now": T0 + DAY, **opts}),
     )
     return auditor.run(ExportFile(path))
 
@@ -72,9 +73,9 @@ def test_a_clean_log_verifies(world: World, tmp_path: Path) -> None:
     assert orjson.loads(report.to_json())["verdict"] == "VERIFIED"
 
 
-def rewrite(world: World, data: bytes, **changes: object) -> bytes:
+def rewrite(world: World, data: bytes, **changes: Any) -> bytes:
     rec = AuditRecord.decode(world.registry, data)
-    return replace(rec, **changes).encode(world.registry)  # type: ignore[arg-type]
+    return replace(rec, **changes).encode(world.registry)
 
 
 def test_altered_record_is_located(world: World, log200: Exported, tmp_path: Path) -> None:
@@ -86,7 +87,7 @@ def test_altered_record_is_located(world: World, log200: Exported, tmp_path: Pat
             world,
             data,
             reason_code="EDITED",
-            decision=Decision.WITHHELD,
+            decision=AuditDecision.WITHHELD,
             delivered_sha256=None,
             delivery_id=None,
             delivery_digest=None,
@@ -121,7 +122,9 @@ def test_removed_record_is_located(world: World, log200: Exported, tmp_path: Pat
 def test_inserted_record_is_located(world: World, log200: Exported, tmp_path: Path) -> None:
     part = log200.partition()
     genuine = AuditRecord.decode(world.registry, part[37][1])
-    forged = replace(genuine, decision=Decision.DELIVERED, recipient="US").encode(world.registry)
+    forged = replace(genuine, decision=AuditDecision.DELIVERED, recipient="US").encode(
+        world.registry
+    )
     part.insert(37, (part[37][0], forged))  # same claimed position, right before the genuine one
     report = run(world, log200, tmp_path)
     assert found(report) == [("RECORD_INSERTED", 37, part[37][0])]
@@ -456,3 +459,25 @@ def test_a_trust_serial_below_an_earlier_audit_is_a_rollback(world: World, tmp_p
     assert run(world, exp, tmp_path, min_trust_serial=1).ok
     report = run(world, exp, tmp_path, min_trust_serial=2)
     assert [a.kind.value for a in report.anomalies] == ["TRUST_LIST_ROLLBACK"]
+
+
+def test_a_decision_under_an_unpinned_floor_is_flagged(world: World, tmp_path: Path) -> None:
+    """The trust list pins the agreed regional floor; every decision names the floor it was
+    made under, and one made under another, or under none, is an anomaly at its position. A
+    refused notice (REJECTED) was decided by no policy and names none."""
+    pinned, other = bytes(range(32)), bytes(32)
+    floors = {21: other, 30: None, 31: None}  # 21 and 30 are decisions, 31 a refusal (n % 4 == 3)
+    exp, _ = build(
+        world.registry,
+        world.service,
+        world.trust_bytes,
+        records=40,
+        batch=16,
+        floor=lambda n: floors.get(n, pinned),
+    )
+    exp.trust = [(0, replace(world.trust_list, serial=2, floor_digest=pinned).sign(world.root))]
+    report = run(world, exp, tmp_path)
+    assert [(a.kind.value, a.index) for a in report.anomalies] == [
+        ("DECISION_UNPINNED_FLOOR", 21),
+        ("DECISION_UNPINNED_FLOOR", 30),
+    ], report.to_text()

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from puente.codec.registry import Registry
 from puente.evidence.audit.auditor import AuditOptions, Auditor
+from puente.evidence.audit.report import AuditReport
 from puente.evidence.audit.source import ExportFile
 from puente.evidence.records import AuditRecord
 
@@ -105,7 +106,7 @@ def _world() -> World:
     return _WORLD[0]
 
 
-def _audit(world: World, exp: Exported):  # type: ignore[no-untyped-def]
+def _audit(world: World, exp: Exported) -> AuditReport:
     with tempfile.TemporaryDirectory() as tmp:
         path = exp.write(Path(tmp) / "x.pxp")
         return Auditor(

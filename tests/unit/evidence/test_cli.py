@@ -11,9 +11,11 @@ from pathlib import Path
 
 import orjson
 import pytest
+import typer
 from typer.testing import CliRunner
 
-from puente.evidence.cli import audit_app, keys_app
+from puente.app.commands.audit import audit_app
+from puente.app.commands.keys import keys_app
 from puente.evidence.delivery import DeliverySigner
 from puente.evidence.keys import read_private_key
 from puente.evidence.keystore import KeyStore
@@ -25,8 +27,8 @@ from .conftest import T0, World
 runner = CliRunner()
 
 
-def ok(app: object, *args: str) -> str:
-    res = runner.invoke(app, list(args))  # type: ignore[arg-type]
+def ok(app: typer.Typer, *args: str) -> str:
+    res = runner.invoke(app, list(args))
     assert res.exit_code == 0, res.output + repr(res.exception)
     return res.output
 
@@ -70,10 +72,41 @@ def test_keys_and_trust_list(tmp_path: Path) -> None:
     assert e_old.valid_until is not None and e_old.revoked_since is not None
     current = store.current("service:policy", usage=Usage.DELIVERY, at=tl2.issued_at + 1)
     assert current.key_id != old.key_id
-    out = runner.invoke(keys_app, ["trust-list", "show", "--anchor", str(mx_vkey), "--dir", d])
-    assert out.exit_code == 1  # a member key is no trust anchor
+    shown = runner.invoke(keys_app, ["trust-list", "show", "--anchor", str(mx_vkey), "--dir", d])
+    assert shown.exit_code == 1  # a member key is no trust anchor
     listing = ok(keys_app, "list", "--dir", d)
     assert old.key_id in listing
+
+
+def test_encryption_keys_and_the_pinned_floor(tmp_path: Path) -> None:
+    d = str(tmp_path / "keys")
+    ok(keys_app, "generate", "--for", "root", "--dir", d)
+    out = ok(keys_app, "generate", "--for", "node:MX", "--usage", "encryption", "--dir", d)
+    assert "encryption puente.node/MX+" in out and "PRIVATE" not in out
+    # GT generates its encryption key at home and hands over the public part only.
+    ok(keys_app, "generate", "--for", "GT", "--usage", "encryption", "--dir", str(tmp_path / "gt"))
+    (gt_ekey,) = (tmp_path / "gt").glob("*.ekey")
+    ok(keys_app, "import", str(gt_ekey), "--for", "GT", "--usage", "encryption", "--dir", d)
+    res = runner.invoke(keys_app, ["generate", "--for", "GT", "--usage", "encryption,receipt"])
+    assert res.exit_code != 0
+    floor = "ab" * 32
+    ok(keys_app, "trust-list", "build", "--floor", floor, "--dir", d)
+    store = KeyStore(tmp_path / "keys")
+    (root_skey,) = store.root.glob("operator-root-*.skey")
+    ok(keys_app, "trust-list", "sign", "--key", str(root_skey), "--dir", d)
+    out = ok(keys_app, "trust-list", "show", "--dir", d)
+    assert f"regionalfloorpinned:{floor}" in "".join(out.split())  # rich wraps lines
+    tl = TrustList.from_text((store.root / "trust-list.txt").read_text())
+    assert {e.holder for e in tl.encryption_entries} == {"node:MX", "member:GT"}
+    assert all(e.key_id in out for e in tl.encryption_entries)
+    old = tl.encryption_key("node:MX", at=tl.issued_at)
+    ok(keys_app, "rotate", "--for", "node:MX", "--usage", "encryption", "--dir", d)
+    ok(keys_app, "trust-list", "build", "--dir", d)  # the floor carries over
+    tl2 = TrustList.from_text((store.root / "trust-list.txt").read_text())
+    assert tl2.serial == 2 and tl2.floor_digest == bytes.fromhex(floor)
+    assert len(tl2.encryption_entries) == 3
+    assert tl2.encryption_entry(old.key_id).valid_until is not None
+    assert len(store.keyring("node:MX").keys) == 2
 
 
 def test_audit_verify_export_dump_and_state(world: World, tmp_path: Path) -> None:

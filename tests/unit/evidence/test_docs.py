@@ -32,7 +32,7 @@ def test_example_checkpoint_verifies_with_the_documented_key() -> None:
     vkey = re.search(r"verifier key of this example: `([^`]+)`", DOC.read_text())
     assert vkey is not None
     cp, parsed = parse_signed_checkpoint(note)
-    assert cp.origin == "puente.audit/MX/0" and cp.time_ms is not None
+    assert cp.log_origin == "puente.audit/MX/0" and cp.time_ms is not None
     parsed.verify([PublicKey.from_vkey(vkey.group(1))])
 
 
@@ -148,3 +148,34 @@ def test_documented_algorithms_pass_every_vector() -> None:
         assert got == (not v["wantErr"]), path
         n += 1
     assert n > 190
+
+
+# --- §9, sealing -------------------------------------------------------------------------------
+
+
+def test_the_sealing_example_opens_from_the_documented_pieces() -> None:
+    from puente.evidence.enckeys import EncryptionKey, EncryptionPublicKey, KeyRing
+    from puente.evidence.seal import delivery_info, open_delivery
+
+    text = DOC.read_text()
+    skey = blocks("### 9.3 Example")[0].strip()
+    info_hex, envelope_hex = blocks("### 9.3 Example")[1].split()
+    key = EncryptionKey.from_skey(skey)
+    # §2.1's example public key is this key's, and its key id is the envelope's bytes 4..11.
+    ekey = re.search(r"e\.g\.\n  `(puente\.member/GT\+[^`]+)`", text)
+    assert ekey is not None and EncryptionPublicKey.from_ekey(ekey.group(1)) == key.public
+    envelope = bytes.fromhex(envelope_hex)
+    assert envelope[4:12].hex() == key.key_id
+    payload = bytes.fromhex(re.findall(r"payload\n`([0-9a-f]+)`", text)[0])
+    binding = {
+        "notice_id": "8a0c3f52-3c1e-4d8e-9f6a-0b6f3e2d1c40",
+        "recipient": "GT",
+        "delivery_id": "1f5e2b7c-9d3a-4c61-8e0f-7a2b5c4d3e21",
+    }
+    assert f"notice id `{binding['notice_id']}`" in text.replace("\n", " ")
+    info = delivery_info(key_id=key.key_id, schema_fingerprint=payload[2:10], **binding)
+    assert info.hex() == info_hex and len(info) == 126
+    opened = open_delivery(
+        envelope, keys=KeyRing("member:GT", (key,)), payload_fingerprint=payload[2:10], **binding
+    )
+    assert opened.plaintext == payload and payload.endswith(b"example payload")

@@ -106,7 +106,7 @@ def test_unsigned_note_is_reported_as_such() -> None:
 
 texts = st.lists(
     st.text(
-        alphabet=st.characters(min_codepoint=0x20, blacklist_categories=("Cs",)),
+        alphabet=st.characters(min_codepoint=0x20, exclude_categories=["Cs"]),
         max_size=30,
     ),
     min_size=1,

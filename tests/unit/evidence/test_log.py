@@ -11,7 +11,7 @@ from puente.evidence.checkpoint import parse_signed_checkpoint
 from puente.evidence.errors import MalformedError
 from puente.evidence.log import AuditLog, CheckpointRecord, LogState, audit_log_id
 from puente.evidence.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
-from puente.evidence.records import AuditRecord, Decision
+from puente.evidence.records import AuditDecision, AuditRecord
 from puente.evidence.verify import Verifier
 
 from .conftest import T0, World, audit_record
@@ -28,7 +28,9 @@ def test_records_are_positioned_chained_and_round_trip(world: World) -> None:
     log = AuditLog("puente.audit/MX/0")
     tree = MerkleTree()
     prev = None
-    for n, decision in enumerate([Decision.DELIVERED, Decision.WITHHELD, Decision.REJECTED] * 3):
+    for n, decision in enumerate(
+        [AuditDecision.DELIVERED, AuditDecision.WITHHELD, AuditDecision.REJECTED] * 3
+    ):
         placed, data = log.append_record(world.registry, audit_record(n, decision=decision))
         assert (placed.log_id, placed.leaf_index, placed.previous_leaf_hash) == (
             "puente.audit/MX/0",
@@ -45,9 +47,9 @@ def test_records_refuse_inconsistent_decisions() -> None:
     with pytest.raises(MalformedError):
         replace(audit_record(0), delivered_sha256=None)
     with pytest.raises(MalformedError):
-        replace(audit_record(1, decision=Decision.REJECTED), recipient="GT")
+        replace(audit_record(1, decision=AuditDecision.REJECTED), recipient="GT")
     with pytest.raises(MalformedError):
-        replace(audit_record(2, decision=Decision.WITHHELD), recipient=None)
+        replace(audit_record(2, decision=AuditDecision.WITHHELD), recipient=None)
     with pytest.raises(MalformedError):
         replace(audit_record(0), original_sha256=b"short")
 
@@ -67,7 +69,7 @@ def test_checkpoints_chain_with_consistency_proofs(world: World) -> None:
             rec = log.checkpoint(world.service, time_ms=T0 + n)
             again = CheckpointRecord.decode(world.registry, rec.encode(world.registry))
             assert again == rec
-            vc = v.verify_checkpoint(rec.note, origin=log.log_id)
+            vc = v.verify_checkpoint(rec.note, log_origin=log.log_id)
             cp = vc.checkpoint
             assert cp.size == trees[p].size and cp.root == trees[p].root()
             assert rec.compact().root() == cp.root

@@ -21,7 +21,7 @@ from puente.evidence.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from puente.evidence.merkle.proof import range_hasher_from_compact
+from puente.evidence.merkle.tree import range_hasher_from_compact
 
 
 def mth(leaves: list[bytes]) -> bytes:

@@ -1,4 +1,5 @@
-"""Resolving credentials to callers: tokens, client certificates, and what is refused."""
+"""Resolving credentials to callers: tokens, client certificates, and what is refused before
+any lookup."""
 
 from __future__ import annotations
 
@@ -7,13 +8,12 @@ from typing import Any
 
 import pytest
 
-from puente.errors import ConfigError
-from puente_gateway.auth import Authenticator, Caller, load_clients
-from puente_gateway.errors import Unauthenticated
-from puente_gateway.tokens import TokenStore
+from puente_gateway.auth import Authenticator, Caller
+from puente_gateway.errors import Unauthenticated, Unavailable
+from puente_gateway.mtls import ClientCertificates
+from puente_gateway.tokens import TokenTable, new_token, revoked
 
 MEMBERS = ("MX", "GT")
-TYPES = ("puente.CaseNotice", "puente.ConsularNotification")
 SUBJECT = "CN=gw.sre.mx,O=SRE,C=MX"
 
 
@@ -26,12 +26,7 @@ def _scope(auth: bytes | None = None, subject: str | None = None) -> dict[str, A
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> TokenStore:
-    return TokenStore(tmp_path / "tokens.sqlite3")
-
-
-@pytest.fixture
-def clients(tmp_path: Path) -> Path:
+def clients(tmp_path: Path) -> ClientCertificates:
     path = tmp_path / "clients.yaml"
     path.write_text(
         "clients:\n"
@@ -39,25 +34,41 @@ def clients(tmp_path: Path) -> Path:
         "    types: [ConsularNotification]\n"
         "  - subject: 'CN=x,C=ZZ'\n    state: ZZ\n    agency: not a member\n"
     )
-    return path
+    return ClientCertificates(path)
 
 
-def _auth(store: TokenStore, clients: Path | None = None, cache_s: float = 0.0) -> Authenticator:
+class Current:
+    """Whether the shared state is current, as the test says."""
+
+    def __init__(self) -> None:
+        self.value = True
+
+    def __call__(self) -> bool:
+        return self.value
+
+
+def _auth(
+    table: TokenTable, clients: ClientCertificates | None = None, current: Current | None = None
+) -> Authenticator:
     return Authenticator(
-        store,
-        members=MEMBERS,
-        notice_types=TYPES,
-        clients=load_clients(clients) if clients else None,
-        cache_s=cache_s,
+        table, current=current or Current(), members=MEMBERS, clients=clients, retry_after_s=3
     )
 
 
-def test_bearer_token_resolves_to_its_agency(store: TokenStore) -> None:
-    record, token = store.create(state="GT", agency="PNC", types=["puente.CaseNotice"])
-    caller = _auth(store).authenticate(_scope(b"Bearer " + token.encode()))
-    assert caller == Caller(record.id, "GT", "PNC", frozenset({"puente.CaseNotice"}), "token")
+def _issue(table: TokenTable, **kwargs: Any) -> tuple[str, bytes]:
+    record, token = new_token(**kwargs)
+    table.apply(record)
+    return record.id, b"Bearer " + token.encode()
+
+
+def test_bearer_token_resolves_to_its_agency() -> None:
+    table = TokenTable()
+    tid, header = _issue(table, state="GT", agency="PNC", types=["puente.CaseNotice"])
+    caller = _auth(table).authenticate(_scope(header))
+    assert caller == Caller(tid, "GT", "PNC", frozenset({"puente.CaseNotice"}), "token")
     assert caller.may_use("puente.CaseNotice") and not caller.may_use("puente.ConsularNotification")
-    assert _auth(store).authenticate(_scope(b"bearer " + token.encode())).id == record.id
+    assert caller.restricted
+    assert _auth(table).authenticate(_scope(b"bearer " + header[7:])).id == tid
 
 
 @pytest.mark.parametrize(
@@ -68,62 +79,71 @@ def test_bearer_token_resolves_to_its_agency(store: TokenStore) -> None:
         (b"Basic dXNlcjpwYXNz", "AUTH_INVALID"),
         (b"Bearer pgw_unknown", "AUTH_INVALID"),
         (b"Bearer \xff\xfe", "AUTH_INVALID"),
+        (b"Bearer pgw_" + b"A" * 43, "AUTH_INVALID"),  # well formed, unknown
+        (b"Bearer pgw_" + b"A" * (1 << 20), "AUTH_INVALID"),
     ],
 )
-def test_refusals(store: TokenStore, header: bytes | None, reason: str) -> None:
+def test_refusals(header: bytes | None, reason: str) -> None:
     with pytest.raises(Unauthenticated) as info:
-        _auth(store).authenticate(_scope(header))
+        _auth(TokenTable()).authenticate(_scope(header))
     assert info.value.reason == reason
     assert info.value.status == 401
     assert info.value.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_revocation_takes_effect_after_the_cache_delay(store: TokenStore) -> None:
-    record, token = store.create(state="MX", agency="A")
-    auth = _auth(store, cache_s=3600)
-    scope = _scope(b"Bearer " + token.encode())
-    caller = auth.authenticate(scope)
-    store.revoke(record.id)
-    assert auth.authenticate(scope) == caller  # cached
-    assert not auth.still_valid(caller)  # long streams ask the ledger itself
+def test_a_replica_not_known_to_be_current_refuses_tokens_with_503_and_garbage_with_401() -> None:
+    table, current = TokenTable(), Current()
+    _, header = _issue(table, state="MX", agency="A")
+    auth = _auth(table, current=current)
+    caller = auth.authenticate(_scope(header))
+    current.value = False
+    with pytest.raises(Unavailable) as info:
+        auth.authenticate(_scope(header))
+    assert info.value.status == 503 and info.value.headers["Retry-After"] == "3"
+    with pytest.raises(Unavailable):  # an open stream ends with 503, not "invalid token"
+        auth.recheck(caller)
+    with pytest.raises(Unauthenticated):  # not a token at all: no need to know anything
+        auth.authenticate(_scope(b"Bearer pgw_short"))
+
+
+def test_a_revocation_applies_to_the_next_request_and_to_open_streams() -> None:
+    table = TokenTable()
+    tid, header = _issue(table, state="MX", agency="A")
+    auth = _auth(table)
+    caller = auth.authenticate(_scope(header))
+    auth.recheck(caller)
+    record = table.get(tid)
+    assert record is not None
+    table.apply(revoked(record))
     with pytest.raises(Unauthenticated):
-        _auth(store, cache_s=0).authenticate(scope)
-
-
-def test_a_token_of_a_state_no_longer_a_member_is_refused(store: TokenStore) -> None:
-    _, token = store.create(state="CA", agency="RCMP")
+        auth.recheck(caller)
     with pytest.raises(Unauthenticated):
-        _auth(store).authenticate(_scope(b"Bearer " + token.encode()))
+        auth.authenticate(_scope(header))
 
 
-def test_client_certificates_by_subject(store: TokenStore, clients: Path) -> None:
-    auth = _auth(store, clients)
+def test_a_token_of_a_state_no_longer_a_member_is_refused() -> None:
+    table = TokenTable()
+    _, header = _issue(table, state="CA", agency="RCMP")
+    with pytest.raises(Unauthenticated):
+        _auth(table).authenticate(_scope(header))
+
+
+def test_client_certificates_by_subject(clients: ClientCertificates) -> None:
+    auth = _auth(TokenTable(), clients)
     caller = auth.authenticate(_scope(subject=SUBJECT))
     assert caller.state == "MX" and caller.method == "mtls"
     assert caller.types == frozenset({"puente.ConsularNotification"})
     assert caller.id.startswith("cert:") and SUBJECT not in caller.id
-    assert auth.still_valid(caller)
+    auth.recheck(caller)
     for subject in ("CN=gw.sre.mx,O=SRE,C=GT", "CN=x,C=ZZ"):
         with pytest.raises(Unauthenticated):
             auth.authenticate(_scope(subject=subject))
+    with pytest.raises(Unauthenticated):  # no client map: no certificate caller
+        _auth(TokenTable()).authenticate(_scope(subject=SUBJECT))
 
 
-def test_a_token_wins_over_a_certificate(store: TokenStore, clients: Path) -> None:
-    record, token = store.create(state="GT", agency="PNC")
-    caller = _auth(store, clients).authenticate(_scope(b"Bearer " + token.encode(), SUBJECT))
-    assert caller.id == record.id and caller.state == "GT"
-
-
-def test_malformed_client_maps_are_config_errors(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.yaml"
-    for text in (
-        "clients: [{subject: x}]",
-        "clients: [",
-        "clients:\n  - {subject: a, state: MX, agency: b}\n"
-        "  - {subject: a, state: GT, agency: c}\n",
-    ):
-        bad.write_text(text)
-        with pytest.raises(ConfigError):
-            load_clients(bad)
-    with pytest.raises(ConfigError):
-        load_clients(tmp_path / "missing.yaml")
+def test_a_token_wins_over_a_certificate(clients: ClientCertificates) -> None:
+    table = TokenTable()
+    tid, header = _issue(table, state="GT", agency="PNC")
+    caller = _auth(table, clients).authenticate(_scope(header, SUBJECT))
+    assert caller.id == tid and caller.state == "GT"

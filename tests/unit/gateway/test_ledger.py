@@ -1,113 +1,119 @@
-"""The idempotency ledger and the once-only producer over it."""
+"""The idempotency ledger in memory: entries as Kafka values, TTL, the first answer wins."""
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
+import gc
+import tracemalloc
+import uuid
 
+import orjson
 import pytest
 
-from puente_gateway.errors import Conflict
 from puente_gateway.ledger import Entry, Ledger
-from puente_gateway.metrics import GatewayMetrics
-from puente_gateway.once import Once
 
 T0 = 1_800_000_000_000
+A = Entry("MX", b"d" * 32, b'{"notice_id":"a","offset":7}', T0, "puente.CaseNotice")
 
 
-def test_entries_survive_reopening_and_expire_after_the_ttl(tmp_path: Path) -> None:
-    path = tmp_path / "notices.sqlite3"
-    ledger = Ledger(path, ttl_s=60)
-    ledger.put("notice:a", Entry("MX", b"d" * 32, b'{"x":1}'), now_ms=T0)
-    ledger.close()
-    ledger = Ledger(path, ttl_s=60)
-    assert ledger.get("notice:a", now_ms=T0 + 59_999) == Entry("MX", b"d" * 32, b'{"x":1}')
+def test_entries_round_trip_as_kafka_values_with_the_answer_byte_for_byte() -> None:
+    again = Entry.from_value(A.value())
+    assert again == A
+    receipt = Entry("GT", b"e" * 32, b'{"receipt_id":"r"}', T0)
+    assert Entry.from_value(receipt.value()) == receipt
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"nope",
+        b"{}",
+        orjson.dumps(
+            {
+                "v": 2,
+                "state": "MX",
+                "digest": "00" * 32,
+                "type": None,
+                "created_ms": 1,
+                "answer": {},
+            }
+        ),
+        orjson.dumps(
+            {"v": 1, "state": "MX", "digest": "00", "type": None, "created_ms": 1, "answer": {}}
+        ),
+        orjson.dumps(
+            {"v": 1, "state": 7, "digest": "00" * 32, "type": None, "created_ms": 1, "answer": {}}
+        ),
+        orjson.dumps(
+            {"v": 1, "state": "MX", "digest": "00" * 32, "type": None, "created_ms": 1, "answer": 7}
+        ),
+        orjson.dumps(
+            {
+                "v": 1,
+                "state": "MX",
+                "digest": "zz" * 32,
+                "type": None,
+                "created_ms": 1,
+                "answer": {},
+            }
+        ),
+    ],
+)
+def test_values_that_are_not_entries_are_refused(value: bytes) -> None:
+    with pytest.raises(ValueError):
+        Entry.from_value(value)
+
+
+def test_entries_expire_after_the_ttl_and_are_purged_oldest_first() -> None:
+    ledger = Ledger(ttl_s=60)
+    ledger.apply("notice:a", A, (0, 1), now_ms=T0)
+    later = Entry("MX", b"d" * 32, b"{}", T0 + 30_000)
+    ledger.apply("notice:b", later, (0, 2), now_ms=T0 + 30_000)
+    assert ledger.get("notice:a", now_ms=T0 + 59_999) == A
     assert ledger.get("notice:a", now_ms=T0 + 60_000) is None
     assert ledger.purge(now_ms=T0 + 60_000) == 1
+    assert len(ledger) == 1 and ledger.get("notice:b", now_ms=T0 + 60_000) == later
     assert ledger.purge(now_ms=T0 + 60_000) == 0
-    ledger.close()
+    ledger.apply("notice:old", A, (1, 1), now_ms=T0 + 120_000)  # read late: already expired
+    assert ledger.get("notice:old", now_ms=T0 + 120_000) is None and len(ledger) == 1
 
 
-async def test_once_produces_once_replays_and_refuses_conflicts(tmp_path: Path) -> None:
-    once = Once(Ledger(tmp_path / "l.sqlite3", ttl_s=3600), GatewayMetrics())
-    produced: list[str] = []
-
-    async def produce() -> bytes:
-        await asyncio.sleep(0.05)
-        produced.append("x")
-        return b"answer"
-
-    def conflict() -> Conflict:
-        return Conflict("used", reason="NOTICE_ID_CONFLICT")
-
-    results = await asyncio.gather(
-        *(
-            once.produce("k", state="MX", digest=b"1", conflict=conflict, produce=produce)
-            for _ in range(5)
-        )
-    )
-    assert produced == ["x"]
-    assert [r[0] for r in results] == [b"answer"] * 5
-    assert sorted(r[1] for r in results) == [False, True, True, True, True]
-    with pytest.raises(Conflict):
-        await once.produce("k", state="MX", digest=b"2", conflict=conflict, produce=produce)
-    with pytest.raises(Conflict):
-        await once.produce("k", state="GT", digest=b"1", conflict=conflict, produce=produce)
+def test_the_entry_at_the_lowest_position_is_the_first_answer_in_any_order() -> None:
+    first = Entry("MX", b"d" * 32, b'{"offset":1}', T0)
+    second = Entry("MX", b"d" * 32, b'{"offset":2}', T0 + 1)
+    one, other = Ledger(ttl_s=60), Ledger(ttl_s=60)
+    one.apply("notice:x", first, (3, 10), now_ms=T0)
+    one.apply("notice:x", second, (3, 11), now_ms=T0)
+    other.apply("notice:x", second, (3, 11), now_ms=T0)  # this replica wrote the second
+    other.apply("notice:x", first, (3, 10), now_ms=T0)
+    assert one.get("notice:x", now_ms=T0) == other.get("notice:x", now_ms=T0) == first
 
 
-async def test_a_failed_first_attempt_lets_the_next_one_produce(tmp_path: Path) -> None:
-    once = Once(Ledger(tmp_path / "l.sqlite3", ttl_s=3600), GatewayMetrics())
-    calls = 0
-
-    async def flaky() -> bytes:
-        nonlocal calls
-        calls += 1
-        await asyncio.sleep(0.02)
-        if calls == 1:
-            raise RuntimeError("Kafka down")
-        return b"ok"
-
-    def conflict() -> Conflict:
-        return Conflict("used")
-
-    first = asyncio.create_task(
-        once.produce("k", state="MX", digest=b"1", conflict=conflict, produce=flaky)
-    )
-    await asyncio.sleep(0)
-    second = once.produce("k", state="MX", digest=b"1", conflict=conflict, produce=flaky)
-    with pytest.raises(RuntimeError):
-        await first
-    assert await second == (b"ok", False)
-    assert calls == 2
-
-
-async def test_entries_are_batched_but_visible_at_once_and_flushed_soon(tmp_path: Path) -> None:
-    path = tmp_path / "l.sqlite3"
-    ledger = Ledger(path, ttl_s=3600, flush_interval_s=0.05, flush_rows=1000)
-    other = Ledger(path, ttl_s=3600)  # another connection: sees only what was written
-    ledger.put("notice:a", Entry("MX", b"1", b"{}"), now_ms=T0)
-    assert ledger.get("notice:a", now_ms=T0) == Entry("MX", b"1", b"{}")
-    assert other.get("notice:a", now_ms=T0) is None
-    await asyncio.sleep(0.2)
-    assert other.get("notice:a", now_ms=T0) == Entry("MX", b"1", b"{}")
-    ledger.close()
-    other.close()
-
-
-async def test_a_full_batch_is_written_immediately_and_close_writes_the_rest(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "l.sqlite3"
-    ledger = Ledger(path, ttl_s=3600, flush_interval_s=60, flush_rows=3)
-    other = Ledger(path, ttl_s=3600)
-    for i in range(4):
-        ledger.put(f"notice:{i}", Entry("MX", b"1", b"{}"), now_ms=T0)
-    assert [other.get(f"notice:{i}", now_ms=T0) is not None for i in range(4)] == [
-        True,
-        True,
-        True,
+def test_the_ledger_holds_at_most_its_size_forgetting_the_oldest_first() -> None:
+    ledger = Ledger(ttl_s=60, max_entries=3)
+    for i in range(5):
+        ledger.apply(f"notice:{i}", A, (0, i), now_ms=T0)
+    assert len(ledger) == 3
+    assert [ledger.get(f"notice:{i}", now_ms=T0) is not None for i in range(5)] == [
         False,
+        False,
+        True,
+        True,
+        True,
     ]
-    ledger.close()
-    assert other.get("notice:3", now_ms=T0) is not None
-    other.close()
+
+
+def test_an_answer_held_costs_hundreds_of_bytes_not_orjsons_4_kib_buffer() -> None:
+    n = 2000
+    values = [(f"notice:{uuid.uuid4()}", A.value()) for _ in range(n)]
+    ledger = Ledger(ttl_s=60)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i, (key, value) in enumerate(values):
+            ledger.apply(key, Entry.from_value(value), (0, i), now_ms=T0)  # as read from Kafka
+        gc.collect()
+        per_entry = (tracemalloc.get_traced_memory()[0] - before) / n
+    finally:
+        tracemalloc.stop()
+    assert per_entry < 1024, per_entry
+    assert ledger.get(f"notice:{uuid.uuid4()}", now_ms=T0) is None

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from puente.kafka.plan import Acl, Operation, Pattern, Resource, build_plan, member_acls
-from puente.topics import AUDIT, CHECKPOINTS, DELIVER, INGRESS, TRUST, Naming
+from puente.topics import (
+    AUDIT,
+    CHECKPOINTS,
+    DELIVER,
+    GATEWAY_ANSWERS,
+    GATEWAY_TOKENS,
+    INGRESS,
+    TRUST,
+    Naming,
+)
 
 N = Naming("puente")
 MEMBERS = ["AR", "MX", "US"]
@@ -67,28 +76,38 @@ def test_services_hold_least_privilege() -> None:
     gateway = _grants(plan.acls, "puente-svc-gateway")
     assert ("READ", "TOPIC", "puente.ingress.*") not in gateway
     assert not any(rt == "TRANSACTIONAL_ID" for _, rt, _ in gateway)
-    policy = _grants(plan.acls, "puente-svc-policy")
-    assert ("WRITE", "TRANSACTIONAL_ID", "puente.svc.policy.*") in policy
-    assert ("WRITE", "TOPIC", "puente.ingress.*") not in policy
-    assert ("WRITE", "TOPIC", "puente.trust") not in policy
+    assert not _grants(plan.acls, "puente-svc-policy")  # no hub: a node per state
+    mx = _grants(plan.acls, "puente-node-mx")
+    assert ("READ", "TOPIC", "puente.ingress.MX") in mx
+    assert not any("ingress" in name for op, _, name in mx if name != "puente.ingress.MX")
+    assert not any(op == "WRITE" and "ingress" in name for op, _, name in mx)
+    assert ("WRITE", "TOPIC", "puente.deliver.*") in mx
+    assert ("WRITE", "TOPIC", "puente.audit.MX") in mx and (
+        "WRITE",
+        "TOPIC",
+        "puente.audit.*",
+    ) not in mx
+    assert ("WRITE", "TOPIC", "puente.trust") not in mx
+    assert ("WRITE", "TRANSACTIONAL_ID", "puente.node.MX.*") in mx
+    assert ("READ", "GROUP", "puente.node.MX*") in mx
     operator = _grants(plan.acls, "puente-svc-operator")
     assert ("WRITE", "TOPIC", "puente.trust") in operator
     assert len([g for g in operator if g[0] == "WRITE"]) == 1
 
 
 def test_early_warning_grants() -> None:
-    """Aggregates are written by the policy service (tomorrow: each origin's node) and read by
-    the evaluator and every member; warnings are written by the evaluator, read by every member;
-    both topics have one partition (one order for every evaluator)."""
+    """Aggregates are written by every state's node (one topic, one partition: one order for
+    every evaluator; an aggregate's origin is its signature's, docs/early-warning.md §4) and
+    read by the evaluator and every member; warnings are written by the evaluator and read by
+    every member and the gateway. A node reads neither."""
     plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
     writers = {
         (a.principal, a.name)
         for a in plan.acls
         if a.operation is Operation.WRITE and a.name in ("puente.aggregates", "puente.warnings")
     }
-    assert writers == {
-        ("puente-svc-policy", "puente.aggregates"),
-        ("puente-svc-warnings", "puente.warnings"),
+    assert writers == {(N.node_principal(m), "puente.aggregates") for m in MEMBERS} | {
+        ("puente-svc-warnings", "puente.warnings")
     }
     warnings = _grants(plan.acls, "puente-svc-warnings")
     assert {(op, name) for op, rt, name in warnings if rt == "TOPIC" and op != "DESCRIBE"} == {
@@ -97,10 +116,20 @@ def test_early_warning_grants() -> None:
         ("WRITE", "puente.warnings"),
         ("READ", "puente.trust"),
     }
+    readers = {
+        a.principal
+        for a in plan.acls
+        if a.operation is Operation.READ and a.name == "puente.warnings"
+    }
+    assert readers == {N.member_principal(m) for m in MEMBERS} | {
+        "puente-svc-warnings",
+        "puente-svc-gateway",
+    }
     for m in MEMBERS:
-        grants = _grants(plan.acls, N.member_principal(m))
-        assert ("READ", "TOPIC", "puente.warnings") in grants
-        assert ("READ", "TOPIC", "puente.aggregates") in grants
+        assert ("READ", "TOPIC", "puente.aggregates") in _grants(plan.acls, N.member_principal(m))
+        node = _grants(plan.acls, N.node_principal(m))
+        assert ("READ", "TOPIC", "puente.aggregates") not in node
+        assert ("READ", "TOPIC", "puente.warnings") not in node
     names = {t.name: t for t in plan.topics}
     assert names["puente.aggregates"].partitions == names["puente.warnings"].partitions == 1
     assert names["puente.aggregates"].configs["retention.ms"] == "-1"
@@ -120,6 +149,28 @@ def test_topics_per_member_and_global_with_retention() -> None:
     assert "min.insync.replicas" not in names[N.topic(INGRESS, "MX")].configs
 
 
+def test_only_the_gateway_reaches_its_shared_state() -> None:
+    plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
+    names = {t.name: t for t in plan.topics}
+    assert names[N.topic(GATEWAY_TOKENS)].configs["cleanup.policy"] == "compact"
+    assert names[N.topic(GATEWAY_TOKENS)].configs["retention.ms"] == "-1"
+    assert names[N.topic(GATEWAY_ANSWERS)].configs["retention.ms"] == str(7 * 86_400_000)
+    for kind in (GATEWAY_TOKENS, GATEWAY_ANSWERS):
+        topic = N.topic(kind)
+        covering = [
+            a
+            for a in plan.acls
+            if a.resource is Resource.TOPIC
+            and (a.name == topic or (a.pattern is Pattern.PREFIXED and topic.startswith(a.name)))
+        ]
+        assert {a.principal for a in covering} == {N.service_principal("gateway")}
+        assert {a.operation for a in covering} == {
+            Operation.READ,
+            Operation.WRITE,
+            Operation.DESCRIBE,
+        }
+
+
 def test_three_brokers_mean_replication_three_and_min_isr_two() -> None:
     plan = build_plan(N, MEMBERS, partitions=4, brokers=3)
     assert all(t.replication == 3 for t in plan.topics)
@@ -130,12 +181,15 @@ def test_adding_a_member_adds_only_its_own_items() -> None:
     before = build_plan(N, ["AR", "MX"], partitions=2, brokers=1)
     after = build_plan(N, ["AR", "MX", "US"], partitions=2, brokers=1)
     new_acls = set(after.acls) - set(before.acls)
-    assert new_acls and all(a.principal == "puente-us" for a in new_acls)
+    assert new_acls and {a.principal for a in new_acls} == {"puente-us", "puente-node-us"}
     new_topics = {t.name for t in after.topics} - {t.name for t in before.topics}
     assert new_topics == {
         f"puente.{s}.US" for s in ("ingress", "deliver", "rejected", "receipts", "audit", "state")
     }
-    assert {p.name for p in after.principals} - {p.name for p in before.principals} == {"puente-us"}
+    assert {p.name for p in after.principals} - {p.name for p in before.principals} == {
+        "puente-us",
+        "puente-node-us",
+    }
 
 
 def test_acls_sort_stably() -> None:

@@ -16,12 +16,12 @@ from puente.policy.errors import (
     UnknownRecipientError,
 )
 from puente.policy.transforms import PseudonymKeys
-from puente.policy.types import STRING, ListT, record_type
+from puente.policy.types import STRING, CelType, ListT, record_type
 from tests.unit.policy.conftest import SCHEMAS
 from tests.unit.policy.notices import case_notice, consular
 
 CASE = record_type(json.loads((SCHEMAS / "CaseNotice" / "v1.avsc").read_text()))
-VARS = {"notice": CASE, "recipient": STRING, "groups": ListT(STRING)}
+VARS: dict[str, CelType] = {"notice": CASE, "recipient": STRING, "groups": ListT(STRING)}
 
 
 def run(text: str, notice: dict[str, object] | None = None, recipient: str = "GT") -> object:

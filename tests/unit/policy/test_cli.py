@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
-from puente.policy.cli import app
+from puente.app.commands.policy import app
 from tests.unit.policy.conftest import FIXTURES, POLICIES, SCHEMAS
 from tests.unit.policy.notices import case_notice, consular, consular_person, person, to_json
 
@@ -16,7 +17,7 @@ runner = CliRunner()
 DIRS = ["--policies", str(POLICIES), "--schemas", str(SCHEMAS)]
 
 
-def _write(tmp_path: Path, name: str, notice: object) -> Path:
+def _write(tmp_path: Path, name: str, notice: dict[str, Any]) -> Path:
     path = tmp_path / name
     path.write_text(json.dumps(to_json(notice)))
     return path

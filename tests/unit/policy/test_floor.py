@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from puente.policy.engine import Decision, PolicySet
-from puente.policy.floor import WARNING_MINOR_FLAG, adult_cutoff
+from puente.policy.floor import WARNING_MINOR_FLAG, adult_cutoff, notice_facts
 from puente.policy.loader import load_policy_set
 from puente.policy.transforms import PseudonymKeys
 from puente.synth import Generator
@@ -395,16 +395,22 @@ def test_the_age_cutoff_matches_the_definition_on_every_day() -> None:
     day = dt.date(2023, 1, 1)
     while day < dt.date(2030, 1, 1):
         cutoff = adult_cutoff(day)
+        assert cutoff is not None
         assert not day <= birthday_18(cutoff), day  # an adult
         assert day <= birthday_18(cutoff + dt.timedelta(days=1)), day  # a minor
         day += dt.timedelta(days=1)
 
 
-def test_the_age_cutoff_of_the_calendars_first_years_protects_everyone() -> None:
-    """A day in years 1-19 (a fuzzed or mistyped event time) has no representable cutoff: the
-    computation once stepped below 1 January of year 1 (OverflowError, an INTERNAL_ERROR)."""
-    for day in (dt.date(1, 1, 1), dt.date(18, 2, 28), dt.date(19, 1, 1), dt.date(19, 12, 31)):
-        cutoff = adult_cutoff(day)
-        assert cutoff == dt.date.min
-        assert dt.date(1, 1, 2) > cutoff  # anyone but the calendar's first day is a minor
-    assert adult_cutoff(dt.date(20, 1, 1)) == dt.date(1, 12, 31)  # as for any later year
+def test_at_the_start_of_the_calendar_everyone_is_a_minor() -> None:
+    """Before year 19 nobody with a representable date of birth can be 18: no cutoff (the
+    protective answer), never an exception (the fuzz test found OverflowError here)."""
+    for day in (dt.date(1, 1, 1), dt.date(18, 12, 31), dt.date(19, 1, 1)):
+        assert adult_cutoff(day) is None, day
+    assert adult_cutoff(dt.date(19, 1, 2)) == dt.date(1, 1, 1)
+    notice = {
+        "person": {"minor": False, "date_of_birth": dt.date(1, 1, 1)},
+        "event_time": dt.datetime(5, 3, 1, tzinfo=dt.UTC),
+        "created_at": dt.datetime(5, 3, 1, tzinfo=dt.UTC),
+    }
+    facts = notice_facts("ConsularNotification", notice)
+    assert facts.persons and facts.persons[0].minor

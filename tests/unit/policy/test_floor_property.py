@@ -68,7 +68,9 @@ POOL = _pool()
 
 
 def _on(notice_type: str, notice: dict[str, Any]) -> dt.date:
-    when = notice["event_time"] if notice_type == "ConsularNotification" else notice["created_at"]
+    when: dt.datetime = (
+        notice["event_time"] if notice_type == "ConsularNotification" else notice["created_at"]
+    )
     return when.astimezone(dt.UTC).date()
 
 

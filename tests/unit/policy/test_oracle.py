@@ -20,13 +20,14 @@ from hypothesis import strategies as st
 from puente.policy.cel import Condition, compile_condition
 from puente.policy.engine import PolicySet
 from puente.policy.errors import CelEvalError
-from puente.policy.loader import CEL_VARIABLES, _Loader
-from tests.unit.policy.conftest import POLICIES, SCHEMAS
+from puente.policy.loader import CEL_VARIABLES, cel_variables
+from tests.unit.policy.conftest import SCHEMAS
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import celpy
     from celpy import celtypes
+    from celpy.evaluation import CELEvalError
 
 SCHEMA = {
     t: json.loads((SCHEMAS / t / "v1.avsc").read_text())
@@ -194,8 +195,7 @@ ENV = celpy.Environment()
 
 @pytest.fixture(scope="module")
 def pairs(ps: PolicySet) -> dict[str, list[_Pair]]:
-    loader = _Loader(POLICIES, {t: SCHEMA[t] for t in SCHEMA})
-    variables = loader.variables()
+    variables = cel_variables({t: SCHEMA[t] for t in SCHEMA})
     shipped = _shipped_conditions(ps)
     out: dict[str, list[_Pair]] = {}
     for t in SCHEMA:
@@ -212,7 +212,7 @@ def _oracle(pair: _Pair, activation: dict[str, Any]) -> object:
             result = pair.program.evaluate(activation)
     except Exception:  # cel-python raises CELEvalError, and at times TypeError or ValueError
         return "error"
-    if isinstance(result, celpy.CELEvalError):
+    if isinstance(result, CELEvalError):
         return "error"
     return bool(result)
 

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from puente.codec.wire import decode
+from puente.evidence.records import AuditDecision
 from puente.service.dedupe import (
     CHUNK_IDS,
     CHUNK_PREFIX,
@@ -22,9 +23,9 @@ from puente.service.dedupe import (
     decode_chunk,
     encode_chunk,
 )
-from puente.service.processor import Outcome
 from puente.service.validate import DUPLICATE_NOTICE, TOO_OLD, Limits
-from puente.synth.generator import CASE_NOTICE, Generator
+from puente.synth.generator import Generator
+from puente.synth.notice import CASE_NOTICE
 from tests.unit.service.conftest import NOW, World
 
 LIMITS = Limits()
@@ -156,7 +157,9 @@ def test_a_large_batch_is_split_into_chunks_under_the_record_limit() -> None:
 
 def test_records_of_one_id_each_are_read_and_expire_conservatively() -> None:
     """Changelogs written before chunks: ``n/<id>`` → digest, no created_at."""
-    legacy = [(LEGACY_PREFIX + _id(i).encode(), _digest(i)) for i in range(3)]
+    legacy: list[tuple[bytes, bytes | None]] = [
+        (LEGACY_PREFIX + _id(i).encode(), _digest(i)) for i in range(3)
+    ]
     legacy.append((LEGACY_PREFIX + _id(2).encode(), None))  # tombstoned already
     seen = _replay(legacy, at_ms=T0)
     assert dict(seen.items()) == {_id(0): _digest(0), _id(1): _digest(1)}
@@ -194,7 +197,10 @@ def test_a_resent_notice_is_refused_before_and_after_its_id_is_pruned(
     created = decode(world.registry, value)["created_at"]
     proc = world.processor("MX")
     first = proc.process([world.record(value, offset=0)], NOW)
-    assert first.outcomes[Outcome.DELIVERED.value] + first.outcomes[Outcome.WITHHELD.value] == 1
+    assert (
+        first.outcomes[AuditDecision.DELIVERED.value] + first.outcomes[AuditDecision.WITHHELD.value]
+        == 1
+    )
 
     def resend(at: dt.datetime, offset: int) -> str:
         out = proc.process([world.record(value, offset=offset)], at)

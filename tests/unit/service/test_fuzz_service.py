@@ -28,8 +28,9 @@ from hypothesis import strategies as st
 
 from puente.codec.errors import EncodeError
 from puente.codec.wire import encode
+from puente.notices import NOTICE_TYPES
 from puente.service.processor import IngressRecord
-from puente.service.validate import NOTICE_TYPES, Limits, Refusal, ValidNotice, validate
+from puente.service.validate import Limits, Refusal, ValidNotice, validate
 from puente.synth.generator import Generator
 from puente.topics import INGRESS
 from tests.unit.service.conftest import NOW, World
@@ -96,7 +97,7 @@ def process(world: World, value: bytes | None, key: bytes | None) -> None:
     record = IngressRecord(world.naming.topic(INGRESS, "MX"), 0, 0, key, value)
     out = proc.process([record], NOW)
     assert sum(out.outcomes.values()) == 1
-    assert ("reject", "INTERNAL_ERROR") not in out.decisions, "the processor caught a bug"
+    assert ("REJECTED", "INTERNAL_ERROR") not in out.decisions, "the processor caught a bug"
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ from puente.evidence.records import AuditRecord
 from puente.service.dedupe import SeenIds
 from puente.service.processor import STATE_LOG_KEY, SigningMode
 from puente.service.validate import Limits
-from puente.synth.generator import CASE_NOTICE, CONSULAR_NOTIFICATION, Generator
+from puente.synth.generator import Generator
+from puente.synth.notice import CASE_NOTICE, CONSULAR_NOTIFICATION
 from tests.unit.service.conftest import NOW, NOW_MS, World
 
 
@@ -54,14 +55,15 @@ def test_batch_of_notices_each_ends_in_one_outcome_with_verifiable_deliveries(
     assert len(out.deliveries) == len(delivered) > 0
     for topic, key, value in out.deliveries:
         recipient = topic.rsplit(".", 1)[1]
-        v = world.verifier.verify_delivery(value, recipient=recipient)
+        v, plain = world.verify(value, recipient)
         assert v.mode == ("batch" if mode is SigningMode.BATCH else "signature")
         rec = delivered[(v.statement.notice_id, recipient)]
         assert rec.delivery_digest == v.digest
-        assert rec.delivered_sha256 == hashlib.sha256(v.payload).digest()
+        assert rec.delivered_sha256 == hashlib.sha256(plain).digest()
+        assert v.sealed and v.payload != plain  # only the recipient's key reads it
         assert key == v.statement.notice_id.encode()
         assert v.statement.audit_leaf_index == rec.leaf_index
-        decoded = decode(world.registry, v.payload)
+        decoded = decode(world.registry, plain)
         assert decoded["notice_id"] == v.statement.notice_id
     # The checkpoint signs the root of exactly these leaves.
     [(log_key, cp_bytes)] = out.checkpoints

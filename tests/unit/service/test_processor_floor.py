@@ -12,8 +12,9 @@ from puente.codec.wire import decode
 from puente.config import Settings
 from puente.evidence.records import AuditRecord
 from puente.policy.store import PolicyStore
-from puente.service.processor import BatchOutput, PartitionProcessor
-from puente.synth.generator import CASE_NOTICE, Generator
+from puente.service.processor import BatchOutput
+from puente.synth.generator import Generator
+from puente.synth.notice import CASE_NOTICE
 from tests.unit.service.conftest import NOW, World
 
 
@@ -70,14 +71,7 @@ def test_a_failing_rule_withholds_one_recipient_and_the_origin_is_told(
     )
     store = PolicyStore(root, settings.schemas_dir, secret=b"s" * 32)
     assert store.reload().ok
-    proc = PartitionProcessor(
-        origin="MX",
-        partition=0,
-        naming=world.naming,
-        registry=world.registry,
-        policies=store,
-        key=world.key,
-    )
+    proc = world.processor("MX", policies=store)
     notice = gen.scenario("plain-smuggling-case", origin="MX").record
     notice["persons"] = []  # persons[0] does not exist: the condition fails
     out = proc.process([world.record(world.encode(CASE_NOTICE, notice))], NOW)

@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from puente.config import Settings
+from puente.config import PolicyServiceSettings, Settings
 from puente.errors import ConfigError
-from puente.service.setup import PSEUDONYM_SECRET_FILE, pseudonym_secret
+from puente.service.secret import PSEUDONYM_SECRET_FILE, pseudonym_secret
 
 
 def _settings(tmp_path: Path, *, configured: bool) -> Settings:
-    policy = {"signing_key_file": tmp_path / "puente-policy.skey"} if configured else {}
-    return Settings(state_dir=tmp_path / "state", secrets_dir=tmp_path / "secrets", policy=policy)  # type: ignore[arg-type]
+    policy = (
+        PolicyServiceSettings(keys_dir=tmp_path / "keys") if configured else PolicyServiceSettings()
+    )
+    return Settings(state_dir=tmp_path / "state", secrets_dir=tmp_path / "secrets", policy=policy)
 
 
 def test_the_embedded_default_generates_it_once_privately(tmp_path: Path) -> None:

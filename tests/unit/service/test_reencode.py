@@ -15,17 +15,13 @@ from puente.codec.jsonconv import normalise
 from puente.codec.registry import Registry
 from puente.codec.wire import decode
 from puente.config import Settings
-from puente.evidence.delivery import Delivery, DeliveryStatement
 from puente.evidence.records import AuditRecord
 from puente.policy.store import PolicyStore
 from puente.service.processor import (
     REENCODED,
     BatchOutput,
-    IngressRecord,
-    PartitionProcessor,
 )
 from puente.synth.generator import Generator
-from puente.topics import INGRESS
 from tests.unit.service.conftest import NOW, World
 
 MARKER = "AGENCY-MARKER-7f3a"  # a value only the field unknown to the policy carries
@@ -67,17 +63,9 @@ def _shared_unchanged(gen: Generator, policies: PolicyStore) -> dict[str, Any]:
 
 
 def _process(world: World, registry: Registry, policies: PolicyStore, value: bytes) -> BatchOutput:
-    proc = PartitionProcessor(
-        origin=ORIGIN,
-        partition=0,
-        naming=world.naming,
-        registry=registry,
-        policies=policies,
-        key=world.key,
-    )
+    proc = world.processor(ORIGIN, registry=registry, policies=policies)
     notice_id = str(decode(registry, value)["notice_id"]).encode()
-    record = IngressRecord(world.naming.topic(INGRESS, ORIGIN), 0, 0, notice_id, value)
-    return proc.process([record], NOW)
+    return proc.process([world.record(value, origin=ORIGIN, key=notice_id)], NOW)
 
 
 def test_a_field_unknown_to_the_policy_never_reaches_a_recipient(
@@ -91,15 +79,16 @@ def test_a_field_unknown_to_the_policy_never_reaches_a_recipient(
     out = _process(world, registry, policies, published)
 
     assert out.outcomes.get("REJECTED", 0) == 0 and out.deliveries
-    assert out.decisions[("share", REENCODED)] > 0, out.decisions  # rules sharing it unchanged
+    assert out.decisions[("TRANSFORMED", REENCODED)] > 0, (
+        out.decisions
+    )  # rules sharing it unchanged
     latest = registry.latest("puente.CaseNotice")
-    for _, _, value in out.deliveries:
-        delivery = Delivery.decode(registry, value)
-        assert MARKER.encode() not in delivery.payload
-        assert delivery.payload[2:10] == latest.fingerprint_bytes
-        assert "issuing_agency" not in decode(registry, delivery.payload)
-        statement = DeliveryStatement.decode(registry, delivery.statement)
-        assert statement.decision.action == "TRANSFORMED"
+    for topic, _, value in out.deliveries:
+        v, plain = world.verify(value, topic.rsplit(".", 1)[1])
+        assert MARKER.encode() not in plain and MARKER.encode() not in v.payload
+        assert plain[2:10] == latest.fingerprint_bytes
+        assert "issuing_agency" not in decode(registry, plain)
+        assert v.statement.decision.action == "TRANSFORMED"
     sent = [a for a in map(lambda v: AuditRecord.decode(registry, v), out.audit) if a.delivery_id]
     assert sent and {a.decision for a in sent} == {"TRANSFORMED"}
     assert all(a.delivered_sha256 != a.original_sha256 for a in sent)
@@ -113,15 +102,9 @@ def test_a_share_of_the_current_version_is_the_published_bytes(
     del notice["issuing_agency"]  # written under the newest version, which has no such field
     published = _encode_as(registry, registry.latest("puente.CaseNotice").version, notice)
     out = _process(world, registry, policies, published)
-    assert out.decisions[("share", "")] > 0 and not out.decisions[("share", REENCODED)]
-    shared = [
-        Delivery.decode(registry, v).payload
-        for _, _, v in out.deliveries
-        if DeliveryStatement.decode(
-            registry, Delivery.decode(registry, v).statement
-        ).decision.action
-        == "DELIVERED"
-    ]
+    assert out.decisions[("DELIVERED", "")] > 0 and not out.decisions[("TRANSFORMED", REENCODED)]
+    opened = [world.verify(v, topic.rsplit(".", 1)[1]) for topic, _, v in out.deliveries]
+    shared = [plain for v, plain in opened if v.statement.decision.action == "DELIVERED"]
     assert shared and all(p == published for p in shared)
     delivered = [AuditRecord.decode(registry, v) for v in out.audit]
     assert all(

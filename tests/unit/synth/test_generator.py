@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from puente.codec.jsonconv import validate
 from puente.codec.registry import Registry
@@ -50,7 +52,10 @@ def test_records_are_valid_and_case_notices_are_about_a_kibibyte() -> None:
 def test_realistic_mix() -> None:
     gen = Generator(3)
     persons = [p for _ in range(400) for p in gen.case_notice()["persons"]]
-    share = lambda pred: sum(1 for p in persons if pred(p)) / len(persons)  # noqa: E731
+
+    def share(pred: Callable[[Any], object]) -> float:
+        return sum(1 for p in persons if pred(p)) / len(persons)
+
     assert 0.03 < share(lambda p: p["minor"]) < 0.3
     assert 0.02 < share(lambda p: len(p["nationalities"]) > 1) < 0.2
     assert 0.03 < share(lambda p: p["protection_status"] in {"ASYLUM_SEEKER", "REFUGEE"}) < 0.25

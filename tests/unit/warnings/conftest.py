@@ -10,7 +10,7 @@ import pytest
 
 from puente.codec.registry import Registry
 from puente.evidence.keys import SigningKey
-from puente.evidence.trust import KeyEntry, TrustList, Usage, member_holder, service_holder
+from puente.evidence.trust import KeyEntry, TrustList, Usage, member_holder, node_holder
 from puente.resources import project_root
 from puente.warnings.aggregate import Aggregate
 from puente.warnings.loader import load_triggers
@@ -34,19 +34,21 @@ def shipped() -> TriggerSet:
 
 
 class Keys:
-    """One early-warning key per member and one for the policy service, in a trust list."""
+    """Each member's node key (usage early-warning, what signs its aggregates), a member's own
+    key of that usage (which may not sign aggregates) and a receipt key, in a trust list."""
 
     def __init__(self, members: Sequence[str]) -> None:
-        self.members = {m: SigningKey.generate(f"puente.member/{m}") for m in members}
-        self.policy = SigningKey.generate("puente.svc/policy")
+        self.members = {m: SigningKey.generate(f"puente.node/{m}") for m in members}
+        self.member_own = SigningKey.generate("puente.member/MX")
         self.receipt = SigningKey.generate("puente.member/receipts")
         entries = [
-            KeyEntry(k.public, member_holder(m), frozenset({Usage.EARLY_WARNING}), 0)
+            KeyEntry(k.public, node_holder(m), frozenset({Usage.EARLY_WARNING}), 0)
             for m, k in self.members.items()
         ]
-        entries.append(
-            KeyEntry(self.policy.public, service_holder(), frozenset({Usage.EARLY_WARNING}), 0)
+        own = KeyEntry(
+            self.member_own.public, member_holder("MX"), frozenset({Usage.EARLY_WARNING}), 0
         )
+        entries.append(own)
         entries.append(
             KeyEntry(self.receipt.public, member_holder("MX"), frozenset({Usage.RECEIPT}), 0)
         )

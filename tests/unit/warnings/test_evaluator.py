@@ -11,7 +11,7 @@ from puente.codec.registry import Registry
 from puente.warnings.aggregate import AggregateRefused
 from puente.warnings.evaluator import EarlyWarning, Evaluator, by_digest, recompute
 from puente.warnings.signing import SignedAggregate
-from puente.warnings.tables import CASE, CONSULAR, Dimension, Gazetteer, Table
+from puente.warnings.tables import CASE, CONSULAR, Dimension, Gazetteer, Key, Table
 from puente.warnings.triggers import Level, Measure, Threshold, Trigger, TriggerSet
 from tests.unit.warnings.conftest import DAY, Keys
 
@@ -157,7 +157,7 @@ def _stream(seed: int) -> list[SignedAggregate]:
     for day in range(30):
         surge = 8 if 15 <= day < 20 else 0
         for state in rng.sample(STATES, len(STATES)):
-            cells = {}
+            cells: dict[Key, int] = {}
             for nat in ("CO", "HT", "VE"):
                 n = rng.randint(0, 7) + (surge if nat == "VE" and state != "GT" else 0)
                 if n >= 5:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from puente.policy.cli import app as policy_app
+from puente.app.commands.policy import app as policy_app
 from puente.warnings.loader import (
     PLACES_FILE,
     TRIGGERS_FILE,

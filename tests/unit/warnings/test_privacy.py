@@ -33,7 +33,10 @@ def test_small_cells_are_suppressed_not_published() -> None:
 
 def test_a_small_difference_suppresses_the_finer_cell() -> None:
     # 12 VE detentions, 10 of them adults: publishing both would show 2 VE children.
-    raw = {BY_NAT: {("VE",): 12}, BY_NAT_MINOR: {("VE", "false"): 10, ("VE", "true"): 2}}
+    raw: dict[Table, dict[Key, int]] = {
+        BY_NAT: {("VE",): 12},
+        BY_NAT_MINOR: {("VE", "false"): 10, ("VE", "true"): 2},
+    }
     assert disclosure_problems({t: dict(c) for t, c in raw.items()}, 5)  # the raw counts leak
     out = suppress(raw, 5)
     assert out[BY_NAT] == {("VE",): 12}
@@ -43,7 +46,10 @@ def test_a_small_difference_suppresses_the_finer_cell() -> None:
 
 def test_a_small_remainder_suppresses_one_more_cell() -> None:
     # 20 detentions: 12 VE, 6 CO, 2 HT. Suppressing HT alone would leave 20 - 12 - 6 = 2.
-    raw = {TOTAL: {(): 20}, BY_NAT: {("VE",): 12, ("CO",): 6, ("HT",): 2}}
+    raw: dict[Table, dict[Key, int]] = {
+        TOTAL: {(): 20},
+        BY_NAT: {("VE",): 12, ("CO",): 6, ("HT",): 2},
+    }
     out = suppress(raw, 5)
     assert out[TOTAL] == {(): 20}
     assert out[BY_NAT] == {("VE",): 12}  # CO, the smallest shown, goes too: remainder 8
@@ -51,7 +57,10 @@ def test_a_small_remainder_suppresses_one_more_cell() -> None:
 
 
 def test_a_filter_and_a_dimension_that_count_the_same_notices_are_equal() -> None:
-    raw = {BY_NAT_MINOR: {("VE", "true"): 7, ("VE", "false"): 9}, MINORS_BY_NAT: {("VE",): 7}}
+    raw: dict[Table, dict[Key, int]] = {
+        BY_NAT_MINOR: {("VE", "true"): 7, ("VE", "false"): 9},
+        MINORS_BY_NAT: {("VE",): 7},
+    }
     out = suppress(raw, 5)
     assert out == {
         BY_NAT_MINOR: {("VE", "true"): 7, ("VE", "false"): 9},

@@ -60,12 +60,19 @@ def test_an_aggregate_verifies_and_forgeries_are_refused(registry: Registry) -> 
     assert _refusal(registry, b"\xc3\x01garbage", headers) == "AGGREGATE_MALFORMED"
 
 
-def test_the_policy_service_may_sign_for_every_origin_today(registry: Registry) -> None:
+def test_only_the_origins_node_signs_its_aggregates(registry: Registry) -> None:
+    """Every node may write the aggregates topic: the signature's holder is what ties an
+    aggregate to its origin. The origin's own member key is not its node."""
     sa = KEYS.signed("MX", DET, 20 * DAY, {("VE",): 9})
-    by_service = sign(KEYS.policy, AGGREGATE_CONTEXT, sa.body, signed_at=sa.signature.signed_at)
-    assert open_aggregate(KEYS.trust, registry, sa.body, by_service.headers(), min_k=5).aggregate
-    entry = verify(KEYS.trust, AGGREGATE_CONTEXT, sa.body, by_service, holders=None)
-    assert entry.holder == "service:policy"
+    entry = verify(KEYS.trust, AGGREGATE_CONTEXT, sa.body, sa.signature, holders=None)
+    assert entry.holder == "node:MX"
+    by_member = sign(KEYS.member_own, AGGREGATE_CONTEXT, sa.body, signed_at=sa.signature.signed_at)
+    assert _refusal(registry, sa.body, by_member.headers()) == "KEY_WRONG_HOLDER"
+    # An aggregate claiming an origin that is not a state code is refused, not fatal.
+    odd = dataclasses.replace(sa.aggregate, origin="mx").encode(registry)
+    by_mx = sign(KEYS.members["MX"], AGGREGATE_CONTEXT, odd, signed_at=sa.signature.signed_at)
+    with pytest.raises(EvidenceError):
+        open_aggregate(KEYS.trust, registry, odd, by_mx.headers(), min_k=5)
 
 
 def test_a_small_cell_is_refused_even_when_signed(registry: Registry) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from puente.warnings.cli import app
+from puente.app.commands.warnings import app
 
 runner = CliRunner()
 

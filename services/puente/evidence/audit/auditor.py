@@ -80,6 +80,7 @@ class Auditor:
         self.options = options or AuditOptions()
         self.verified: dict[str, CheckpointRecord] = {}
         self.trust_serial = 0  # the serial of the trust list the audit used
+        self._floors: frozenset[bytes] = frozenset()
         self._bound = TailBound(0, 0)
 
     def run(self, source: RecordSource) -> AuditReport:
@@ -130,14 +131,19 @@ class Auditor:
     def _verifier(self, source: RecordSource, report: AuditReport, now: int) -> Verifier:
         data = self.trust_list_bytes
         highest = (self.options.min_trust_serial, "an earlier audit")
+        seen = [data] if data is not None else []
         if data is None:
             for batch in source.batches(TRUST):
                 for offset, value in zip(batch.offsets, batch.values, strict=True):
                     if value is not None:
                         data = value  # the newest on the (compacted) topic wins
+                        seen.append(value)
                         serial = _serial_of(value)
                         if serial > highest[0]:
                             highest = (serial, f"{batch.topic}@{offset}")
+        # The floors the federation pinned, in any anchored trust list it published: a
+        # decision made under any other is flagged (DECISION_UNPINNED_FLOOR).
+        self._floors = frozenset(f for f in (self._pinned_floor(d, now) for d in seen) if f)
         if data is None:
             report.add(
                 Anomaly(
@@ -174,6 +180,15 @@ class Auditor:
             }
         return Verifier(trust_list=tl, registry=self.registry, allow_untrusted_list=True)
 
+    def _pinned_floor(self, data: bytes, now: int) -> bytes | None:
+        """The floor an anchored trust list pins (None: unsigned, untrusted, malformed, or
+        pinning none); its expiry does not matter here: it pinned that floor while in force."""
+        try:
+            tl = TrustList.open(data, self.anchors, now=now, strict=False)
+        except TrustListError:
+            return None
+        return tl.floor_digest if tl.signed_by else None
+
     # --- checkpoints -----------------------------------------------------------------------
 
     def _wanted(self, log_id: str) -> bool:
@@ -196,7 +211,7 @@ class Auditor:
                 except (DecodeError, MalformedError) as exc:
                     report.add(where.anomaly(Kind.CHECKPOINT_MALFORMED, str(exc)))
                     continue
-                if not self._wanted(cp.origin):
+                if not self._wanted(cp.log_origin):
                     continue
                 try:
                     vc = verifier.verify_checkpoint(rec.note)
@@ -206,7 +221,7 @@ class Auditor:
                             Kind.CHECKPOINT_UNTRUSTED,
                             f"checkpoint signature not trusted at its time "
                             f"({format_ms(cp.time_ms)}): {exc.message}",
-                            log_id=cp.origin,
+                            log_id=cp.log_origin,
                             checkpoint_size=cp.size,
                             reason=exc.reason,
                         )
@@ -217,13 +232,13 @@ class Auditor:
                         where.anomaly(
                             Kind.CHECKPOINT_MALFORMED,
                             exc.message,
-                            log_id=cp.origin,
+                            log_id=cp.log_origin,
                             checkpoint_size=cp.size,
                             reason=exc.reason,
                         )
                     )
                     continue
-                by_log.setdefault(cp.origin, []).append(
+                by_log.setdefault(cp.log_origin, []).append(
                     KnownCheckpoint(cp.size, cp.root, vc.time_ms, offset, rec)
                 )
         for log_id, known in by_log.items():
@@ -322,6 +337,7 @@ class Auditor:
             summary=summary,
             bound=self._bound,
             start=start,
+            floors=self._floors,
         )
 
     def _topic_of(self, log_id: str) -> tuple[str, int]:
@@ -339,7 +355,7 @@ class Auditor:
         if rec is None:
             return None
         try:
-            vc = verifier.verify_checkpoint(rec.note, origin=log_id)
+            vc = verifier.verify_checkpoint(rec.note, log_origin=log_id)
             base = rec.compact()
         except EvidenceError as exc:
             report.add(

@@ -101,9 +101,11 @@ class LogChecker:
         summary: LogSummary,
         bound: TailBound,
         start: KnownCheckpoint | None = None,
+        floors: frozenset[bytes] = frozenset(),
     ) -> None:
         self.log_id = log_id
         self.bound = bound
+        self.floors = floors  # the regional floors the federation pinned (none: not checked)
         self.topic = topic
         self.partition = partition
         self.registry = registry
@@ -219,6 +221,8 @@ class LogChecker:
     def feed(self, offsets: Sequence[int], values: Sequence[bytes | None]) -> None:
         """The next records of the partition, in offset order."""
         self.summary.records += len(values)
+        if self.floors:
+            self._check_floors(offsets, values)
         pos = 0
         if self._skip:
             take = min(self._skip, len(values))
@@ -232,6 +236,27 @@ class LogChecker:
                 pos = self._fast(offsets, values, pos)
             else:
                 pos = self._deep_feed(offsets, values, pos)
+
+    def _check_floors(self, offsets: Sequence[int], values: Sequence[bytes | None]) -> None:
+        """Every decision names a pinned floor. A record holding a pinned digest's bytes needs
+        no decoding (the common case costs one substring search); any other is decoded."""
+        for offset, value in zip(offsets, values, strict=True):
+            if value is None or any(f in value for f in self.floors):
+                continue
+            try:
+                d = decode(self.registry, value, reader=AUDIT_RECORD)
+            except DecodeError:
+                continue  # reported by the tree's own checks
+            if d["decision"] == "REJECTED":
+                continue  # refused before any policy decided
+            floor = d.get("floor_digest")
+            self.anomaly(
+                Kind.DECISION_UNPINNED_FLOOR,
+                "decided under a regional floor no anchored trust list pinned "
+                f"({floor.hex()[:16] + '…' if floor else 'none named'})",
+                index=d["leaf_index"],
+                offset=offset,
+            )
 
     def _fast(self, offsets: Sequence[int], values: Sequence[bytes | None], start: int) -> int:
         """Hash from ``start`` on; returns where deep mode must take over (or the end)."""

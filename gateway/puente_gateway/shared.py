@@ -1,0 +1,278 @@
+"""What every gateway replica shares: agency tokens, their revocations, and first answers.
+
+Two topics hold it (puente.topics): ``gateway-tokens``, compacted (one record per token id; a
+revocation is a newer record), and ``gateway-answers`` (one entry per notice or receipt id,
+kept as long as a retry may come). Every replica follows both from the beginning into its
+:class:`~puente_gateway.tokens.TokenTable` and :class:`~puente_gateway.ledger.Ledger`, and
+writes with ``acks=all``. Nothing is kept on a local disk, so a replica may run on a read-only
+file system and a new replica knows every token at once.
+
+How current a replica is, stated and enforced: every ``sync_interval_s`` the follower asks
+for the topics' end offsets and reads up to them; the time it asked is ``synced_at``. Every
+record acknowledged before that instant is applied. A replica that could not confirm it is
+current for longer than ``max_lag_s`` refuses token callers (503) rather than risk accepting a
+revoked token: so a revocation takes effect on every replica within ``max_lag_s``. A notice or
+receipt id this replica has not seen waits for one more round (:meth:`SharedState.sync`) before
+it counts as new, so a retry on another replica finds the first answer once it was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from puente.logs import get_logger
+from puente.topics import GATEWAY_ANSWERS, GATEWAY_TOKENS
+from puente_gateway.broker import GatewayKafka
+from puente_gateway.clock import now_ms
+from puente_gateway.errors import Unavailable
+from puente_gateway.ledger import Entry, Ledger
+from puente_gateway.tokens import TokenRecord, TokenTable
+
+log = get_logger("gateway.shared")
+# (partition, offset, key, value) of one record of the handler's topic
+Apply = Callable[[int, int, bytes | None, bytes | None], None]
+_PURGE_EVERY_S = 60.0
+_NEVER = float("-inf")
+
+
+class Follower:
+    """Reads topics from their beginning for ever, applying every record, and knows up to when
+    it has read everything that was acknowledged."""
+
+    def __init__(
+        self,
+        kafka: GatewayKafka,
+        handlers: Mapping[str, Apply],
+        *,
+        interval_s: float,
+        timeout_s: float,
+    ) -> None:
+        self.kafka = kafka
+        self.handlers = dict(handlers)
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self.synced_at = _NEVER  # monotonic time of the last confirmed catch-up
+        self._positions: dict[TopicPartition, int] = {}
+        self._waiters: list[tuple[float, asyncio.Future[None]]] = []
+        self._wanted = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start following in the background (retrying while Kafka is unreachable)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="follower")
+
+    async def stop(self) -> None:
+        """Stop following."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def lag_s(self) -> float:
+        """Seconds since the last confirmed catch-up (infinite before the first)."""
+        return time.monotonic() - self.synced_at
+
+    async def sync(self) -> None:
+        """Return once every record acknowledged before this call has been applied;
+        Unavailable (503) if that cannot be confirmed within ``timeout_s``."""
+        asked = time.monotonic()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((asked, fut))
+        self._wanted.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout=self.timeout_s)
+        except TimeoutError:
+            raise self.kafka.unavailable(
+                "the gateway cannot confirm its shared state is current; retry later"
+            ) from None
+        finally:
+            if not fut.done():
+                fut.cancel()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                c = await self.kafka.consumer()
+            except Unavailable:
+                await asyncio.sleep(max(self.kafka.gw.kafka_cooldown_s, 0.5))
+                continue
+            try:
+                await self._follow(c)
+            except (KafkaError, OSError, TimeoutError, Unavailable) as exc:
+                log.warning("shared state: following failed", error=type(exc).__name__)
+            except Exception as exc:
+                # Never die silently: the lag grows and token callers get 503 until it recovers.
+                log.error("shared state: follower error", error=type(exc).__name__)
+            finally:
+                await c.stop()
+            await asyncio.sleep(max(self.kafka.gw.kafka_cooldown_s, 0.5))
+
+    async def _follow(self, c: AIOKafkaConsumer) -> None:
+        tps = [
+            TopicPartition(topic, p)
+            for topic in self.handlers
+            for p in await self.kafka.partitions(topic)
+        ]
+        c.assign(tps)
+        for tp in tps:
+            if tp in self._positions:
+                c.seek(tp, self._positions[tp])
+            else:
+                await c.seek_to_beginning(tp)
+        while True:
+            began = time.monotonic()
+            self._wanted.clear()
+            # Asked of the consumer that never fetches: this one's pending long-poll would
+            # hold the request up on its connection.
+            offsets = await self.kafka.offsets()
+            ends = await asyncio.wait_for(offsets.end_offsets(tps), timeout=self.timeout_s)
+            while not await self._reached(c, ends):
+                self._apply(await c.getmany(timeout_ms=int(self.timeout_s * 1000)))
+            self._synced(began)
+            await self._idle(c, began + self.interval_s)
+
+    async def _reached(self, c: AIOKafkaConsumer, ends: Mapping[TopicPartition, int]) -> bool:
+        for tp, end in ends.items():
+            position = await c.position(tp)
+            self._positions[tp] = position
+            if position < end:
+                return False
+        return True
+
+    async def _idle(self, c: AIOKafkaConsumer, until: float) -> None:
+        """Apply what arrives until the next round is due or someone waits for one."""
+        while not self._wanted.is_set() and (left := until - time.monotonic()) > 0:
+            get = asyncio.ensure_future(c.getmany(timeout_ms=max(1, int(left * 1000))))
+            want = asyncio.ensure_future(self._wanted.wait())
+            done, _ = await asyncio.wait({get, want}, return_when=asyncio.FIRST_COMPLETED)
+            want.cancel()
+            if get in done:
+                self._apply(get.result())
+            else:
+                # Safe: aiokafka keeps fetched records buffered until a getmany drains them.
+                get.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await get
+
+    def _apply(self, batch: Mapping[TopicPartition, list[Any]]) -> None:
+        for tp, records in batch.items():
+            handler = self.handlers.get(tp.topic)
+            if handler is None:
+                continue
+            for r in records:
+                handler(tp.partition, r.offset, r.key, r.value)
+
+    def _synced(self, began: float) -> None:
+        self.synced_at = began
+        keep = []
+        for asked, fut in self._waiters:
+            if asked <= began:
+                if not fut.done():
+                    fut.set_result(None)
+            elif not fut.done():
+                keep.append((asked, fut))
+        self._waiters = keep
+
+
+class SharedState:
+    """Tokens and first answers every replica shares, and the writes that change them."""
+
+    def __init__(
+        self,
+        kafka: GatewayKafka,
+        *,
+        ttl_s: int,
+        max_lag_s: float,
+        interval_s: float,
+        max_entries: int = 250_000,
+        tokens_only: bool = False,
+    ) -> None:
+        self.kafka = kafka
+        self.tokens = TokenTable()
+        self.ledger = Ledger(ttl_s=ttl_s, max_entries=max_entries)
+        self.max_lag_s = max_lag_s
+        self.tokens_topic = kafka.naming.topic(GATEWAY_TOKENS)
+        self.answers_topic = kafka.naming.topic(GATEWAY_ANSWERS)
+        handlers: dict[str, Apply] = {self.tokens_topic: self._on_token}
+        if not tokens_only:
+            handlers[self.answers_topic] = self._on_answer
+        self.follower = Follower(
+            kafka, handlers, interval_s=interval_s, timeout_s=kafka.gw.produce_timeout_s
+        )
+        self._purged = time.monotonic()
+
+    def start(self) -> None:
+        """Start following the shared topics."""
+        self.follower.start()
+
+    async def stop(self) -> None:
+        """Stop following them."""
+        await self.follower.stop()
+
+    def current(self) -> bool:
+        """Whether this replica confirmed within ``max_lag_s`` that it knows every record."""
+        return self.follower.lag_s() <= self.max_lag_s
+
+    async def sync(self) -> None:
+        """Wait until every record acknowledged before now is applied (503 if it cannot)."""
+        await self.follower.sync()
+
+    async def loaded(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the first complete read; whether it happened."""
+        try:
+            await asyncio.wait_for(self.sync(), timeout=timeout_s)
+        except (TimeoutError, Unavailable):
+            return False
+        return True
+
+    async def put_token(self, record: TokenRecord) -> None:
+        """Publish a token record (acks=all) and apply it."""
+        md = await self.kafka.send(self.tokens_topic, record.value(), key=record.key(), headers=())
+        self.tokens.apply(record)
+        log.info("token record written", token_id=record.id, partition=md.partition)
+
+    async def put_answer(self, key: str, entry: Entry) -> None:
+        """Publish a first answer (acks=all) and apply it."""
+        md = await self.kafka.send(self.answers_topic, entry.value(), key=key.encode(), headers=())
+        self.ledger.apply(key, entry, (md.partition, md.offset), now_ms=now_ms())
+
+    def _on_token(
+        self, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> None:
+        if value is None:
+            return  # no one deletes tokens; a tombstone is ignored
+        try:
+            record = TokenRecord.from_value(value)
+        except ValueError as exc:
+            log.warning("token record skipped", partition=partition, offset=offset, error=str(exc))
+            return
+        if key != record.key():
+            log.warning("token record under a foreign key skipped", offset=offset)
+            return
+        self.tokens.apply(record)
+
+    def _on_answer(
+        self, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> None:
+        if value is None or key is None:
+            return
+        try:
+            entry = Entry.from_value(value)
+            name = key.decode("ascii")
+        except (ValueError, UnicodeDecodeError) as exc:
+            log.warning("ledger entry skipped", partition=partition, offset=offset, error=str(exc))
+            return
+        now = now_ms()
+        self.ledger.apply(name, entry, (partition, offset), now_ms=now)
+        if time.monotonic() - self._purged > _PURGE_EVERY_S:
+            self._purged = time.monotonic()
+            self.ledger.purge(now_ms=now)

@@ -1,0 +1,495 @@
+"""``puente demo``: the whole mission on the embedded default, for a newcomer to watch.
+
+1. a real Kafka broker (KRaft, SASL/SCRAM, ACLs) from Maven Central jars;
+2. the 20 member states provisioned, each its own principal with least-privilege ACLs;
+3. keys and a signed trust list; the policy service started;
+4. agencies of several states publish notices — named cases that show the protection floor and
+   the consular rules at work, then a mix of synthetic notices, a spoofed one and a re-sent one;
+5. every partner state receives, verifies and acknowledges what it may see;
+6. what was withheld and why, as the origins are told;
+7. the auditor replays the signed log from Kafka and gives its verdict.
+
+Every run adds new notices; the broker keeps running between runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from puente.app.operator import ensure_evidence, provision_members, publish_trust_list
+from puente.app.runtime import Runtime
+from puente.config import get_settings
+
+console = Console(width=None if sys.stdout.isatty() else 120)
+
+
+@dataclass(frozen=True)
+class Story:
+    """A named case, and what a newcomer should look for in its outcome."""
+
+    scenario: str
+    origin: str
+    kwargs: dict[str, Any]
+    focus: tuple[str, ...]  # recipients always shown, whatever happened to them
+    text: str
+
+
+STORIES = [
+    Story(
+        "asylum-seeker-detention",
+        "US",
+        {"nationality": "JM"},
+        ("JM",),
+        "US detains a Jamaican asylum seeker. JM is on the US mandatory-notification list, yet "
+        "the protection floor withholds the notification from JM; the US is told, so that its "
+        "officers act by hand.",
+    ),
+    Story(
+        "dual-national-arrest",
+        "US",
+        {"nationalities": ("GT", "HN")},
+        ("GT", "HN"),
+        "A dual national asks for consular notification: both GT and HN are notified.",
+    ),
+    Story(
+        "dual-national-fear-of-one",
+        "MX",
+        {"nationalities": ("HN", "CR"), "feared": ("HN",)},
+        ("HN", "CR"),
+        "A dual national detained in Mexico seeks asylum from Honduras only and asks for "
+        "consular help: Honduras learns nothing, Costa Rica is notified (no onward transfer).",
+    ),
+    Story(
+        "death",
+        "MX",
+        {"nationality": "GT"},
+        ("GT",),
+        "A Guatemalan dies in Mexico: GT is always informed (VCCR Art. 37).",
+    ),
+    Story(
+        "unaccompanied-minor-return",
+        "MX",
+        {"nationality": "HN"},
+        ("HN",),
+        "A child is returned to Honduras: HN receives it, for child protection only.",
+    ),
+    Story(
+        "smuggling-with-asylum-seeker",
+        "PA",
+        {"migrant_nationality": "CO"},
+        ("CO",),
+        "Panama shares a smuggling case with its partners; one smuggled migrant, a Colombian, "
+        "has sought asylum: nothing identifying that person reaches Colombia.",
+    ),
+    Story(
+        "trafficking-victims",
+        "MX",
+        {"victim_nationality": "GT"},
+        ("GT",),
+        "A trafficking case: the victims are removed from what goes out for enforcement.",
+    ),
+    Story(
+        "plain-smuggling-case",
+        "GT",
+        {"suspect_nationality": "MX"},
+        ("MX",),
+        "An ordinary smuggling case, shared as each origin's rules allow.",
+    ),
+]
+
+
+@dataclass
+class Published:
+    origin: str
+    notice_id: str
+    label: str
+
+
+def demo(
+    notices: int = typer.Option(200, help="synthetic notices to publish besides the named cases"),
+    seed: int | None = typer.Option(None, help="synthetic-data seed (default: the clock)"),
+) -> None:
+    """Run the exchange end to end on a local Kafka broker and show what happened."""
+    from puente.app.commands.kafka import print_plan, up
+
+    settings = get_settings()
+    # Coordinator hand-overs are routine and retried; the services log what matters.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    console.rule("[bold]1. A real Apache Kafka broker (KRaft, SASL/SCRAM, ACLs)")
+    if settings.kafka.bootstrap:
+        console.print(f"using the configured cluster at {settings.kafka.bootstrap}")
+    else:
+        up(brokers=None)
+    console.rule("[bold]2. Member states: principals, topics, least-privilege ACLs")
+    plan, changes = provision_members(settings, dry_run=False)
+    print_plan(plan, changes)
+    console.print(
+        f"{len(plan.principals)} principals, {len(plan.topics)} topics, {len(plan.acls)} ACLs"
+    )
+    rt = Runtime.from_settings(settings)
+    ok = asyncio.run(_exchange(rt, notices, seed if seed is not None else int(time.time())))
+    console.print(
+        "The broker keeps running; stop it with `.venv/bin/puente kafka down`.", style="dim"
+    )
+    if not ok:
+        raise typer.Exit(1)
+
+
+async def _exchange(rt: Runtime, extra: int, seed: int) -> bool:
+    settings, naming, members = rt.settings, rt.naming, rt.members
+
+    console.rule("[bold]3. Keys, the signed trust list, a node per state")
+    evidence = ensure_evidence(settings, members)
+    operator = rt.service_credential("operator")
+    await publish_trust_list(rt.endpoint, operator, naming, evidence.trust_list)
+    trust = evidence.open_trust_list()
+    floor = trust.floor_digest.hex() if trust.floor_digest else "-"
+    console.print(
+        f"trust list serial {trust.serial}: {len(trust.entries)} signing and "
+        f"{len(trust.encryption_entries)} encryption keys, pinned floor {floor[:16]}…, expires "
+        f"{dt.datetime.fromtimestamp(trust.expires_at / 1000, dt.UTC):%Y-%m-%d}"
+    )
+    stop = asyncio.Event()
+    t0 = time.monotonic()
+    async with contextlib.AsyncExitStack() as stack:
+        nodes = []
+        for code in members:
+            node, reader = rt.node(code, instance="demo")
+            await stack.enter_async_context(reader)
+            nodes.append(node)
+        tasks = [asyncio.create_task(n.run(stop)) for n in nodes]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(n.ready.wait() for n in nodes)), 300)
+            console.print(
+                f"{len(nodes)} nodes running in this process (each its state's principal, "
+                f"key and consumer group), all processing {time.monotonic() - t0:.1f} s after "
+                f"start; policy set {nodes[0].policies.current.version[:19]}…"
+            )
+            bad = await _exchange_with_nodes(rt, evidence, members, extra, seed)
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 120)
+
+    console.rule("[bold]7. The auditor replays the signed log")
+    verdict = _audit(rt, evidence.anchors)
+    return verdict and bad == 0
+
+
+async def _exchange_with_nodes(
+    rt: Runtime, evidence: Any, members: tuple[str, ...], extra: int, seed: int
+) -> int:
+    """Steps 4 to 6, while the nodes run; the number of deliveries that did not verify."""
+    from puente.evidence.trustsource import TrustTracker
+
+    tracker = TrustTracker.with_list(evidence.trust_list, evidence.anchors, rt.registry)
+    console.rule("[bold]4. Agencies publish notices, sealed to their own state's node")
+    published = await _publish(rt, members, extra, seed, tracker)
+    expected = await _wait_processed(rt, published)
+
+    console.rule("[bold]5. Partner states receive, verify, open and acknowledge")
+    received = await _receive(rt, members, tracker, evidence, published)
+    _show_stories(published, expected, received)
+    _show_partners(members, received)
+    bad = sum(1 for rows in received.values() for r in rows if not r["verified"])
+
+    console.rule("[bold]6. What was withheld and why")
+    await _show_withheld(rt, published, expected)
+    return bad
+
+
+async def _publish(
+    rt: Runtime,
+    members: tuple[str, ...],
+    extra: int,
+    seed: int,
+    trust: Any,
+) -> list[Published]:
+    naming, registry = rt.naming, rt.registry
+    from puente.codec.wire import encode
+    from puente.evidence._time import now_ms
+    from puente.kafka.clients import producer, start
+    from puente.publisher.core import seal_for_node
+    from puente.synth.generator import Generator
+    from puente.synth.notice import Notice
+    from puente.topics import INGRESS
+
+    gen = Generator(seed, members=members)
+    now = dt.datetime.now(dt.UTC)
+    batches: dict[str, list[tuple[Published, bytes]]] = defaultdict(list)
+
+    def add(notice: Notice, label: str, origin: str | None = None) -> Published:
+        record = dict(notice.record)
+        record["created_at"] = now - dt.timedelta(minutes=2)
+        if "event_time" in record:
+            record["event_time"] = now - dt.timedelta(minutes=30)
+        topic_state = origin or record["origin"]
+        item = Published(topic_state, record["notice_id"], label)
+        plain = encode(registry, notice.name, record)
+        # Sealed by the publishing state's agency to its own node (the spoofed one too: GT's
+        # node opens it and sees a notice claiming MX as its origin).
+        sealed = seal_for_node(trust.verifier().trust_list, topic_state, plain, at=now_ms())
+        batches[topic_state].append((item, sealed))
+        return item
+
+    for story in STORIES:
+        add(gen.scenario(story.scenario, origin=story.origin, **story.kwargs), story.scenario)
+    synthetic = [add(notice, "synthetic") for notice in gen.notices(max(extra, 1))]
+    # Guatemala publishes a notice that claims to come from Mexico: refused (ORIGIN_MISMATCH).
+    spoof = gen.case_notice(origin="MX")
+    add(Notice("puente.CaseNotice", spoof), "spoofed origin", origin="GT")
+    # An agency sends one of its notices twice: the copy is refused (DUPLICATE_NOTICE).
+    again = synthetic[0]
+    value = next(v for item, v in batches[again.origin] if item is again)
+    batches[again.origin].append((Published(again.origin, again.notice_id, "re-sent"), value))
+
+    endpoint = rt.endpoint
+    out: list[Published] = []
+    table = Table("origin", "notices", title="Published (each state as its own principal)")
+    for origin, items in sorted(batches.items()):
+        cred = rt.member_credential(origin)
+        p = producer(endpoint, cred)
+        await start(p, endpoint, cred)
+        try:
+            futures = [
+                await p.send(naming.topic(INGRESS, origin), value, key=item.notice_id.encode())
+                for item, value in items
+            ]
+            await asyncio.gather(*futures)
+        finally:
+            await p.stop()
+        out += [item for item, _ in items]
+        table.add_row(origin, str(len(items)))
+    console.print(table)
+    return out
+
+
+async def _wait_processed(
+    rt: Runtime, published: list[Published]
+) -> dict[tuple[str, str], list[Any]]:
+    """Read the audit records of this run's notices (as the auditor) until every input has one."""
+    naming, registry = rt.naming, rt.registry
+    from puente.evidence.records import AuditRecord
+    from puente.kafka.auditsource import KafkaAuditSource
+    from puente.topics import AUDIT
+
+    wanted = {(p.origin, p.notice_id) for p in published}
+    inputs = len(published)
+    source = KafkaAuditSource(
+        rt.endpoint,
+        rt.service_credential("auditor"),
+        naming,
+    )
+    deadline = time.monotonic() + 180
+    with console.status("the policy service decides, transforms, signs and delivers…"):
+        while True:
+            by_notice: dict[tuple[str, str], list[AuditRecord]] = defaultdict(list)
+            positions = set()
+            for batch in await asyncio.to_thread(lambda: list(source.batches(AUDIT))):
+                for value in batch.values:
+                    rec = AuditRecord.decode(registry, value or b"")
+                    if (rec.origin, rec.notice_id) in wanted:
+                        by_notice[(rec.origin, str(rec.notice_id))].append(rec)
+                        positions.add(
+                            (rec.ingress_topic, rec.ingress_partition, rec.ingress_offset)
+                        )
+            if len(positions) >= inputs or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1)
+    records = sum(len(v) for v in by_notice.values())
+    console.print(f"{len(positions)} of {inputs} inputs processed: {records} audit records")
+    return by_notice
+
+
+async def _receive(
+    rt: Runtime,
+    members: tuple[str, ...],
+    trust: Any,
+    evidence: Any,
+    published: list[Published],
+) -> dict[str, list[dict[str, Any]]]:
+    naming, registry = rt.naming, rt.registry
+    from puente.evidence.trust import Usage, member_holder
+    from puente.subscriber.core import Subscriber
+    from puente.subscriber.jsonlines import to_json
+
+    ours = {p.notice_id for p in published}
+    endpoint = rt.endpoint
+    now = int(time.time() * 1000)
+
+    async def one(member: str) -> tuple[str, list[dict[str, Any]]]:
+        sub = Subscriber(
+            endpoint=endpoint,
+            credential=rt.member_credential(member),
+            naming=naming,
+            member=member,
+            registry=registry,
+            trust=trust,
+            receipt_key=evidence.store.current(member_holder(member), usage=Usage.RECEIPT, at=now),
+            keys=evidence.store.keyring(member_holder(member)),
+            name="demo",
+        )
+        rows = []
+        async with sub:
+            async for r in sub.stream(idle_timeout_s=3):
+                row = to_json(r, registry)
+                if not r.ok or row.get("notice_id") in ours:
+                    rows.append(row)
+        return member, rows
+
+    with console.status("20 partner states read their deliveries…"):
+        results = await asyncio.gather(*(one(m) for m in members))
+    return dict(results)
+
+
+def _show_stories(
+    published: list[Published],
+    expected: dict[tuple[str, str], list[Any]],
+    received: dict[str, list[dict[str, Any]]],
+) -> None:
+    got = {
+        (row["notice_id"], member): row
+        for member, rows in received.items()
+        for row in rows
+        if row["verified"]
+    }
+    for story in STORIES:
+        item = next(p for p in published if p.label == story.scenario)
+        table = Table(
+            "recipient", "outcome", "rules / reasons", title=f"{story.scenario} ({story.origin})"
+        )
+        records = expected.get((item.origin, item.notice_id), [])
+        for rec in sorted(records, key=lambda r: r.recipient or ""):
+            floor = (rec.reason_code or "").startswith("FLOOR")
+            if rec.decision == "WITHHELD" and not floor and rec.recipient not in story.focus:
+                continue  # the many ordinary "no rule shares this" withholds are counted below
+            row = got.get((item.notice_id, rec.recipient))
+            verified = " ✓ verified" if row else ""
+            why = rec.reason_code if rec.decision == "WITHHELD" else ", ".join(rec.rule_ids[:3])
+            table.add_row(rec.recipient or "-", f"{rec.decision}{verified}", why or "")
+        console.print(f"[bold]{story.text}")
+        console.print(table)
+
+
+def _show_partners(members: tuple[str, ...], received: dict[str, list[dict[str, Any]]]) -> None:
+    table = Table(
+        "partner",
+        "deliveries",
+        "verified",
+        "transformed",
+        "from",
+        title="What each partner received",
+    )
+    for m in members:
+        rows = received.get(m, [])
+        ok = [r for r in rows if r["verified"]]
+        table.add_row(
+            m,
+            str(len(rows)),
+            f"{len(ok)}" + ("" if len(ok) == len(rows) else " [red]!"),
+            str(sum(1 for r in ok if r["action"] == "TRANSFORMED")),
+            ", ".join(f"{o}×{n}" for o, n in Counter(r["origin"] for r in ok).most_common(4)),
+        )
+    console.print(table)
+    console.print(
+        "Each delivery was verified against the signed trust list (batch signature + inclusion "
+        "proof) and acknowledged with a signed DeliveryReceipt on the partner's receipts topic.",
+        style="dim",
+    )
+
+
+async def _show_withheld(
+    rt: Runtime,
+    published: list[Published],
+    expected: dict[tuple[str, str], list[Any]],
+) -> None:
+    naming, registry = rt.naming, rt.registry
+    from puente.codec.wire import decode
+    from puente.kafka.clients import consumer, start
+    from puente.topics import REJECTED
+
+    reasons: dict[str, Counter[str]] = defaultdict(Counter)
+    for records in expected.values():
+        for rec in records:
+            reasons[rec.decision][(rec.reason_code or "").split(",")[0]] += 1
+    table = Table("decision / reason", "count", title="Decisions of this run (from the audit log)")
+    for decision, counts in sorted(reasons.items()):
+        table.add_row(f"[bold]{decision}", f"[bold]{sum(counts.values())}")
+        if decision in ("WITHHELD", "REJECTED"):
+            for reason, n in counts.most_common():
+                table.add_row(f"  {reason}", str(n))
+    console.print(table)
+
+    endpoint = rt.endpoint
+    ours = {p.notice_id for p in published}
+    told = Table(
+        "origin", "scope", "recipient", "reason", "message", title="What the origins were told"
+    )
+    for origin in sorted({p.origin for p in published}):
+        cred = rt.member_credential(origin)
+        c = consumer(
+            endpoint,
+            cred,
+            naming.topic(REJECTED, origin),
+            group_id=naming.member_group_prefix(origin) + "demo",
+        )
+        await start(c, endpoint, cred)
+        try:
+            got = await c.getmany(timeout_ms=2000)
+            await c.commit()
+        finally:
+            await c.stop()
+        for messages in got.values():
+            for m in messages:
+                r = decode(registry, m.value or b"")
+                if r["notice_id"] in ours or r["notice_id"] is None:
+                    warning = r.get("severity") == "WARNING"
+                    told.add_row(
+                        origin,
+                        r["scope"] + (" (warning)" if warning else ""),
+                        r["recipient"] or "-",
+                        r["reason_code"],
+                        r["message"][:90],
+                    )
+    console.print(told)
+
+
+def _audit(rt: Runtime, anchors: Any) -> bool:
+    settings, naming, registry = rt.settings, rt.naming, rt.registry
+    from puente.evidence.audit.auditor import AuditOptions, Auditor
+    from puente.kafka.auditsource import KafkaAuditSource
+
+    source = KafkaAuditSource(
+        rt.endpoint,
+        rt.service_credential("auditor"),
+        naming,
+    )
+    auditor = Auditor(registry=registry, anchors=list(anchors), options=AuditOptions(naming=naming))
+    with console.status(
+        "verifying every checkpoint signature, root, consistency proof and record…"
+    ):
+        report = auditor.run(source)
+    reports = settings.state_dir / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / "audit.json").write_bytes(report.to_json())
+    (reports / "audit.txt").write_text(report.to_text())
+    text = report.to_text()
+    # The summary; the per-log detail is in the report files.
+    console.print(text.split("\nlogs:")[0].rstrip())
+    console.print(f"reports: {reports / 'audit.txt'}, {reports / 'audit.json'}", style="dim")
+    return report.ok
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="demo")(demo)

@@ -1,0 +1,188 @@
+"""The operator's set-up: what a deployment needs before anything is signed, made
+idempotently — an operator root key (the trust anchor), each state's node keys, one receipt key
+per member state, the early-warning evaluator's key, a signed trust list — and publishing the
+trust list. Only operator commands
+(``puente demo``, ``puente keys …``) call this: partner-side and auditor commands never create
+keys.
+
+On the embedded default every key lives in ``<state>/keys`` (private parts 0600). In a real
+deployment a member state keeps its own private key and the operator imports only its public
+part (``puente keys import``); this module never needs a member's private key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from puente.config import Settings
+from puente.errors import PuenteError
+from puente.evidence.errors import TrustListError
+from puente.evidence.keys import PublicKey, SigningKey
+from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
+from puente.evidence.trust import (
+    ROOT_HOLDER,
+    TRUST_LIST_KEY,
+    TrustList,
+    Usage,
+    member_holder,
+    node_holder,
+    service_holder,
+)
+from puente.kafka.clients import producer, start
+from puente.kafka.connection import KafkaEndpoint
+from puente.kafka.plan import Plan
+from puente.kafka.provision import Change
+from puente.secrets import Credential
+from puente.topics import TRUST, Naming
+
+TRUST_LIST_DAYS = 30
+_DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The keys and trust material of one (embedded) deployment."""
+
+    store: KeyStore
+    anchors: tuple[PublicKey, ...]  # who may sign trust lists
+    trust_list: bytes  # the signed note
+
+    def node_key(self, member: str, at: int | None = None) -> SigningKey:
+        """Member ``member``'s node signing key valid at ``at`` (default: now)."""
+        at = at if at is not None else int(time.time() * 1000)
+        return self.store.current(node_holder(member), usage=Usage.DELIVERY, at=at)
+
+    def open_trust_list(self, now_ms: int | None = None) -> TrustList:
+        return TrustList.open(
+            self.trust_list, list(self.anchors), now=now_ms or int(time.time() * 1000)
+        )
+
+
+def _has_key(store: KeyStore, holder: str, usage: Usage, at: int) -> bool:
+    for meta in store.key_metas():
+        if meta.holder != holder or usage.value not in meta.usages:
+            continue
+        if meta.is_encryption:
+            if meta.encryption_entry(store.encryption_public(meta)).status_at(at) == "valid":
+                return True
+        elif meta.entry(store.public(meta)).status_at(at) == "valid":
+            return True
+    return False
+
+
+def ensure_evidence(
+    settings: Settings, members: Sequence[str], *, floor_digest: bytes | None = None
+) -> Evidence:
+    """Create whatever is missing — the operator's root key; per member state its node's
+    signing and encryption keys and its own receipt-signing and encryption keys; the
+    early-warning evaluator's key (``service:warnings``, usage early-warning) — and re-sign
+    the trust list (pinning the regional floor: ``floor_digest``, by default the SHA-256 of the
+    policies' ``regional.yaml``) when keys or the floor changed or it nears expiry.
+
+    This is the embedded default, where one operator holds every key in ``<state>/keys``; in a
+    federation each state makes its own private keys and hands in only the public parts
+    (``puente keys import``)."""
+    store = KeyStore(settings.keys_dir)
+    now = int(time.time() * 1000)
+    floor = floor_digest if floor_digest is not None else regional_floor_digest(settings)
+    changed = False
+    if not _has_key(store, ROOT_HOLDER, Usage.TRUST_LIST, now):
+        store.generate(ROOT_HOLDER, valid_from=now)
+        changed = True
+    for code in members:
+        for holder, signing_usage in (
+            (node_holder(code), Usage.DELIVERY),
+            (member_holder(code), Usage.RECEIPT),
+        ):
+            if not _has_key(store, holder, signing_usage, now):
+                store.generate(holder, valid_from=now)
+                changed = True
+            if not _has_key(store, holder, Usage.ENCRYPTION, now):
+                store.generate_encryption(holder, valid_from=now)
+                changed = True
+    evaluator = service_holder("warnings")
+    if not _has_key(store, evaluator, Usage.EARLY_WARNING, now):
+        store.generate(evaluator, valid_from=now, usages=(Usage.EARLY_WARNING,))
+        changed = True
+    root = store.current(ROOT_HOLDER, usage=Usage.TRUST_LIST, at=now)
+    anchors = tuple(store.public(m) for m in store.key_metas() if m.holder == ROOT_HOLDER)
+    path = store.root / TRUST_LIST_FILE
+    current: TrustList | None = None
+    if path.is_file() and not changed:
+        try:
+            current = TrustList.open(path.read_bytes(), list(anchors), now=now, strict=False)
+        except TrustListError:  # malformed: issue a new one
+            current = None
+    stale = current is None or current.problems or current.expires_at - now < 7 * _DAY_MS
+    if stale or current is None or current.floor_digest != floor:
+        serial = (current.serial + 1) if current else int(now // 1000)
+        unsigned = store.trust_list(
+            serial=serial,
+            issued_at=now,
+            expires_at=now + TRUST_LIST_DAYS * _DAY_MS,
+            floor_digest=floor,
+        )
+        path.write_bytes(unsigned.sign(root))
+    return Evidence(store, anchors, path.read_bytes())
+
+
+def regional_floor_digest(settings: Settings) -> bytes:
+    """The SHA-256 of the policies' ``regional.yaml``: the floor a federation pins (anyone can
+    compute it with ``sha256sum policies/regional.yaml``)."""
+    return hashlib.sha256((settings.policies_dir / "regional.yaml").read_bytes()).digest()
+
+
+async def publish_trust_list(
+    endpoint: KafkaEndpoint, operator: Credential, naming: Naming, trust_list: bytes
+) -> None:
+    """Put the signed trust list on the (compacted) trust topic, as the operator principal."""
+    p = producer(endpoint, operator)
+    await start(p, endpoint, operator)
+    try:
+        await p.send_and_wait(naming.topic(TRUST), trust_list, key=TRUST_LIST_KEY)
+    finally:
+        await p.stop()
+
+
+class KafkaUnreachable(PuenteError):
+    reason = "KAFKA_UNREACHABLE"
+
+
+def provision_members(settings: Settings, *, dry_run: bool) -> tuple[Plan, list[Change]]:
+    """Build the plan for policies/members.yaml, diff it against the cluster, apply it."""
+    from puente.kafka.admin import admin_client
+    from puente.kafka.connection import admin_credential, resolve_endpoint
+    from puente.kafka.plan import build_plan
+    from puente.kafka.provision import apply, diff, read_state
+    from puente.members import load_members
+    from puente.secrets import SecretStore
+    from puente.topics import Naming
+
+    members = load_members(settings.policies_dir)
+    endpoint = resolve_endpoint(settings)
+    secrets = SecretStore(settings.secrets_dir)
+    try:
+        with admin_client(endpoint, admin_credential(settings)) as admin:
+            brokers = len(admin.describe_cluster()["brokers"])
+            plan = build_plan(
+                Naming(settings.kafka.topic_prefix),
+                members.codes,
+                partitions=settings.local.partitions,
+                brokers=brokers,
+            )
+            state = read_state(admin, plan)
+            lost = [p.name for p in plan.principals if secrets.get(p.name) is None]
+            changes = diff(plan, state, missing_secrets=lost)
+            if not dry_run:
+                apply(admin, plan, changes, secrets)
+    except PuenteError:
+        raise
+    except Exception as exc:
+        raise KafkaUnreachable(
+            f"cannot provision through {endpoint.bootstrap}: {type(exc).__name__}: {exc}",
+            hint="is Kafka up (`puente kafka status`) and are the admin credentials right?",
+        ) from exc
+    return plan, changes

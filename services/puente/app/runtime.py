@@ -1,0 +1,250 @@
+"""What every command and service is built from, made once from the settings.
+
+Commands take a :class:`Runtime` (``Runtime.from_settings()``) and ask it for what they need —
+topic names, the schema registry, the Kafka endpoint, a principal's credential, the key store,
+the trust anchors, a trust tracker fed by the trust topic (then a file, then the embedded
+default's list), a state's node, the early-warning evaluator — instead of each building its own
+from the settings.
+Nothing here creates a key: that is the operator's set-up (:mod:`puente.app.operator`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from puente.codec.registry import Registry
+from puente.config import Settings, get_settings
+from puente.errors import ConfigError
+from puente.evidence._time import now_ms
+from puente.evidence.keys import PublicKey, SigningKey
+from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
+from puente.evidence.trust import ROOT_HOLDER, Usage, service_holder
+from puente.evidence.trustsource import Fetch, TrustTracker, file_fetch, read_anchors
+from puente.kafka.connection import KafkaEndpoint, admin_credential, credential, resolve_endpoint
+from puente.kafka.trustfeed import TrustTopicReader
+from puente.members import load_members
+from puente.policy.store import PolicyStore
+from puente.secrets import Credential
+from puente.service.aggregates import Aggregation
+from puente.service.nodekeys import NodeVault, StoreKeys
+from puente.service.secret import pseudonym_secret
+from puente.service.worker import Node, ServiceConfig
+from puente.topics import Naming
+from puente.warnings.loader import load_triggers
+from puente.warnings.service import WarningsService
+
+
+@dataclass
+class Runtime:
+    """The wiring of one process. Cheap to make; each piece is built on first use."""
+
+    settings: Settings = field(default_factory=get_settings)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Runtime:
+        """The runtime of ``settings`` (default: the process settings)."""
+        return cls(settings or get_settings())
+
+    # --- names, schemas, members ---------------------------------------------------------
+
+    @cached_property
+    def naming(self) -> Naming:
+        """Topic, principal, group and transactional-id names under the deployment's prefix."""
+        return Naming(self.settings.kafka.topic_prefix)
+
+    @cached_property
+    def registry(self) -> Registry:
+        """Every schema version under ``schemas_dir``."""
+        return Registry.load(self.settings.schemas_dir)
+
+    @cached_property
+    def members(self) -> tuple[str, ...]:
+        """The member states' codes (``policies/members.yaml``)."""
+        return load_members(self.settings.policies_dir).codes
+
+    # --- Kafka -----------------------------------------------------------------------------
+
+    @cached_property
+    def endpoint(self) -> KafkaEndpoint:
+        """The configured cluster, or the local broker of the state directory."""
+        return resolve_endpoint(self.settings)
+
+    def credential(self, principal: str) -> Credential:
+        """A provisioned principal's credential (the secrets directory)."""
+        return credential(self.settings, principal)
+
+    def member_credential(self, member: str) -> Credential:
+        """Member state ``member``'s own principal."""
+        return self.credential(self.naming.member_principal(member))
+
+    def service_credential(self, role: str) -> Credential:
+        """A Puente service's principal (``policy``, ``gateway``, ``auditor``, ``operator``…)."""
+        return self.credential(self.naming.service_principal(role))
+
+    def node_credential(self, member: str) -> Credential:
+        """Member state ``member``'s node principal."""
+        return self.credential(self.naming.node_principal(member))
+
+    def admin_credential(self) -> Credential:
+        """The cluster administrator (provisioning only)."""
+        return admin_credential(self.settings)
+
+    # --- keys and trust --------------------------------------------------------------------
+
+    @cached_property
+    def keys(self) -> KeyStore:
+        """The embedded default's key store (read here; written only by operator commands)."""
+        return KeyStore(self.settings.keys_dir)
+
+    def anchors(self, specs: list[str] | None = None) -> list[PublicKey]:
+        """The trust anchors: verifier keys given (inline or as files), else the key store's
+        ``operator:root`` keys. ConfigError when there are none."""
+        if specs:
+            return [
+                k
+                for spec in specs
+                for k in (
+                    read_anchors(Path(spec))
+                    if Path(spec).is_file()
+                    else [PublicKey.from_vkey(spec)]
+                )
+            ]
+        store = self.keys
+        found = (
+            [store.public(m) for m in store.key_metas() if m.holder == ROOT_HOLDER]
+            if store.root.is_dir()
+            else []
+        )
+        if not found:
+            raise ConfigError(
+                "no trust anchor: give the operator's root verifier key (a vkey or a .vkey "
+                f"file); the key store {store.root} has none",
+                reason="TRUST_ANCHOR_MISSING",
+            )
+        return found
+
+    def trust_tracker(
+        self,
+        principal: Credential,
+        *,
+        anchors: list[PublicKey] | None = None,
+        trust_file: Path | None = None,
+        serial_file: Path | None = None,
+    ) -> tuple[TrustTracker, TrustTopicReader, list[Fetch]]:
+        """The one way trust is loaded: a tracker over the anchors, fed by the trust topic (read
+        as ``principal``), then ``trust_file``, then the embedded default's signed list. Returns
+        the tracker, the topic reader (close it when done) and the sources to refresh from."""
+        tracker = TrustTracker(
+            anchors if anchors is not None else self.anchors(),
+            self.registry,
+            serial_file=serial_file,
+        )
+        topic = TrustTopicReader(
+            self.endpoint,
+            principal,
+            self.naming,
+            timeout_s=self.settings.kafka.request_timeout_s,
+        )
+        fetches: list[Fetch] = [topic.newest]
+        for path in (trust_file, self.settings.keys_dir / TRUST_LIST_FILE):
+            if path is not None and (path == trust_file or path.is_file()):
+                fetches.append(file_fetch(path))
+        return tracker, topic, fetches
+
+    def receipt_key(self, member: str, at: int) -> SigningKey:
+        """Member ``member``'s current receipt-signing key from the key store (never made)."""
+        from puente.evidence.trust import member_holder
+
+        return self.keys.current(member_holder(member), usage=Usage.RECEIPT, at=at)
+
+    # --- the nodes -------------------------------------------------------------------------
+
+    def node_keys(self, member: str) -> StoreKeys:
+        """Member ``member``'s node keys: its own key store (``PUENTE_POLICY__KEYS_DIR``, as its
+        state provisioned it), else the embedded default's."""
+        return StoreKeys(KeyStore(self.settings.policy.keys_dir or self.settings.keys_dir), member)
+
+    def policy_store(self) -> PolicyStore:
+        """The policies, with the node's pseudonymisation secret."""
+        return PolicyStore(
+            self.settings.policies_dir,
+            self.settings.schemas_dir,
+            secret=pseudonym_secret(self.settings),
+        )
+
+    def node(
+        self, member: str, *, instance: str, mode: str | None = None, seal: bool | None = None
+    ) -> tuple[Node, TrustTopicReader]:
+        """One instance of member ``member``'s node, wired from the settings, and the trust
+        topic reader it follows the trust list with (close it when the node stops)."""
+        cred = self.node_credential(member)
+        tracker, topic, fetches = self.trust_tracker(cred)
+        config = ServiceConfig.from_settings(self.settings.policy, mode=mode)
+        if seal is not None:
+            config = dataclasses.replace(config, seal=seal)
+        keys = self.node_keys(member)
+        node = Node(
+            origin=member,
+            endpoint=self.endpoint,
+            credential=cred,
+            naming=self.naming,
+            registry=self.registry,
+            policies=self.policy_store(),
+            keys=keys,
+            trust=tracker,
+            trust_sources=tuple(fetches),
+            config=config,
+            instance=f"{instance}-{member}",
+            aggregation=self.aggregation(member, keys, tracker),
+        )
+        return node, topic
+
+    def aggregation(self, member: str, keys: StoreKeys, trust: TrustTracker) -> Aggregation | None:
+        """Early warning's counting in ``member``'s node: the policies' triggers, signed with
+        its node key, its counts sealed to itself; None (logged) when it cannot be on."""
+        return Aggregation.load(
+            member,
+            self.settings.policies_dir,
+            self.settings.schemas_dir,
+            keys=keys,
+            vault=NodeVault(trust, keys, member),
+            registry=self.registry,
+        )
+
+    # --- early warning ---------------------------------------------------------------------
+
+    def warnings_key(self, at: int) -> SigningKey:
+        """The evaluator's key (``service:warnings``, usage early-warning) from its key store
+        (``PUENTE_WARNINGS__KEYS_DIR``, else the embedded default's); never made here."""
+        store = KeyStore(self.settings.warnings.keys_dir or self.settings.keys_dir)
+        return store.current(service_holder("warnings"), usage=Usage.EARLY_WARNING, at=at)
+
+    def warnings_evaluator(
+        self,
+        *,
+        instance: str,
+        anchors: list[str] | None = None,
+        trust_file: Path | None = None,
+    ) -> tuple[WarningsService, TrustTopicReader]:
+        """``puente serve warnings``: the evaluator, as the ``warnings`` service principal,
+        over the policies' triggers, and the trust topic reader it follows (close it)."""
+        cred = self.service_credential("warnings")
+        tracker, topic, fetches = self.trust_tracker(
+            cred, anchors=self.anchors(anchors), trust_file=trust_file
+        )
+        service = WarningsService(
+            endpoint=self.endpoint,
+            credential=cred,
+            naming=self.naming,
+            registry=self.registry,
+            triggers=load_triggers(self.settings.policies_dir, self.settings.schemas_dir),
+            key=self.warnings_key(now_ms()),
+            trust=tracker,
+            trust_sources=fetches,
+            trust_refresh_s=self.settings.warnings.trust_refresh_s,
+            instance=instance,
+        )
+        return service, topic

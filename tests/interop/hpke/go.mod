@@ -1,0 +1,3 @@
+module puente.interop/hpke
+
+go 1.26
