@@ -239,6 +239,11 @@ class WarningsSettings(BaseModel):
         "(private part 0600); unset: the embedded default's <state>/keys",
     )
     trust_refresh_s: float = Field(default=30.0, gt=0, description="trust-list refresh period")
+    metrics_port: int = Field(default=9465, ge=0, description="Prometheus port; 0 = off")
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="address the metrics endpoint binds (0.0.0.0 in a container)",
+    )
 
 
 class Settings(BaseSettings):

@@ -1,7 +1,8 @@
 """What the deployment files assume about Puente's processes, in one place.
 
 The processes run as ``puente serve node --as CC`` (one node per member state),
-``puente gateway serve`` and ``puente kafka provision`` and read ``PUENTE_*`` settings
+``puente serve warnings`` (the early-warning evaluator), ``puente gateway serve`` and
+``puente kafka provision`` and read ``PUENTE_*`` settings
 (:mod:`puente.config`; ``tests/unit/deploy`` checks that every variable a render sets is one of
 them). When the services rename a setting, change it here and re-render.
 """
@@ -30,6 +31,7 @@ RUN_UID = 1000
 # --- processes -----------------------------------------------------------------------------------
 NODE_COMMAND = ("puente", "serve", "node")
 GATEWAY_COMMAND = ("puente", "gateway", "serve")
+WARNINGS_COMMAND = ("puente", "serve", "warnings")
 PROVISION_COMMAND = ("puente", "kafka", "provision")
 # Instances of one state's node share its ingress partitions (4: up to 4 instances). On one
 # Compose host a second container guards against nothing a restart does not (a crashed
@@ -38,16 +40,24 @@ PROVISION_COMMAND = ("puente", "kafka", "provision")
 NODE_REPLICAS_COMPOSE = 1
 NODE_REPLICAS_K8S = 2
 GATEWAY_REPLICAS = 2
+# The evaluator keeps no state and replays the aggregates at start; a second instance would
+# publish every warning twice (readers keep the first of an id): one, restarted when it fails.
+WARNINGS_REPLICAS = 1
 
 # Ports. The gateway serves its API, /healthz, /readyz and /metrics over TLS on one port.
 GATEWAY_PORT = 8443
 NODE_METRICS_PORT = 9464
+WARNINGS_METRICS_PORT = 9465
 KAFKA_CLIENT_PORT = 9092
 
 # Settings of a node (puente.config.PolicyServiceSettings) the deployment sets.
 ENV_NODE_METRICS_PORT = "PUENTE_POLICY__METRICS_PORT"
 ENV_NODE_METRICS_HOST = "PUENTE_POLICY__METRICS_HOST"
 ENV_NODE_KEYS_DIR = "PUENTE_POLICY__KEYS_DIR"
+# Settings of the evaluator (puente.config.WarningsSettings).
+ENV_WARNINGS_METRICS_PORT = "PUENTE_WARNINGS__METRICS_PORT"
+ENV_WARNINGS_METRICS_HOST = "PUENTE_WARNINGS__METRICS_HOST"
+ENV_WARNINGS_KEYS_DIR = "PUENTE_WARNINGS__KEYS_DIR"
 
 # In-container paths.
 SECRETS_MOUNT = "/run/secrets"  # Compose mounts every secret here
@@ -59,6 +69,8 @@ STATE_DIR = "/tmp/puente"  # noqa: S108
 # only (Compose bind-mounts the state's folder; in Kubernetes an init container copies the
 # Secret's files in, 0600 and owned by the process, as puente.evidence.keys demands).
 NODE_KEYS_DIR = "/var/run/puente/keys"
+# The evaluator's key store (PUENTE_WARNINGS__KEYS_DIR): its service:warnings key, the same way.
+WARNINGS_KEYS_DIR = "/var/run/puente/keys"
 # The public trust material, where a Puente process looks for the embedded default's key store
 # (<state dir>/keys): the operator's root verifier keys (the trust anchors, .vkey and .json as
 # puente.evidence.keystore reads them), the signed trust list (trust-list.note, read when the

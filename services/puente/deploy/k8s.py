@@ -14,6 +14,7 @@ from one source:
   Deployment with probes, resources and security context, PodDisruptionBudget, metrics Service,
   NetworkPolicy), so that one file is what a state's operator reviews or takes away;
 - ``31-gateway.yaml``: the same for the gateway;
+- ``32-warnings.yaml``: the same for the early-warning evaluator (``puente serve warnings``);
 - ``40-network-policies.yaml``: default-deny ingress for the namespace;
 - ``kustomization.yaml``: the list, for ``kubectl apply -k deploy/k8s``.
 
@@ -32,6 +33,7 @@ from typing import Any
 from puente.deploy import contract as c
 from puente.deploy.material import (
     TRUST_CONFIGMAP,
+    keys_secret_name,
     node_keys_secret_name,
     node_pseudonym_secret_name,
     password_secret_name,
@@ -51,6 +53,9 @@ CLUSTER_CA_SECRET = f"{CLUSTER}-cluster-ca-cert"  # created by Strimzi; clients 
 # kubernetes.io/tls, from cert-manager or the operator (a Secret name, not a secret).
 GATEWAY_TLS_SECRET = "puente-gateway-tls"  # noqa: S105
 POLICIES_CONFIGMAP = "puente-policies"
+# The policy directory's top-level files: members, the regional floor, and early warning's
+# triggers and gazetteer (docs/early-warning.md), read by every node and by the evaluator.
+POLICY_FILES = ("members.yaml", "regional.yaml", "triggers.yaml", "places.yaml")
 PART_OF = {"app.kubernetes.io/part-of": "puente"}
 METADATA_VERSION = "4.1-IV1"  # what `kafka-storage format` of Kafka 4.1 writes
 
@@ -329,6 +334,7 @@ class App:
 
 
 GATEWAY = App("puente-gateway", "gateway")
+WARNINGS = App("puente-warnings", "warnings")
 
 
 def node_app(member: str) -> App:
@@ -380,10 +386,7 @@ def _common_volumes(
 ) -> list[dict[str, Any]]:
     """The volumes every Puente pod mounts. ``also`` adds (Secret, key) files to the secrets
     directory, beside the principal's credential (one projected volume)."""
-    items = [
-        {"key": "members.yaml", "path": "members.yaml"},
-        {"key": "regional.yaml", "path": "regional.yaml"},
-    ]
+    items = [{"key": name, "path": name} for name in POLICY_FILES]
     # ConfigMap keys are flat: states/CC.yaml travels as key "states.CC.yaml".
     items += [{"key": f"states.{m}.yaml", "path": f"states/{m}.yaml"} for m in members]
     files = [(password_secret_name(principal), f"{principal}.json"), *also]
@@ -537,6 +540,33 @@ def _network_policy(app: App, ingress: list[dict[str, Any]]) -> dict[str, Any]:
 KEYS_SOURCE_DIR = "/var/run/puente/keys-src"
 
 
+def _copy_keys(target: str) -> dict[str, Any]:
+    """The init container that puts a key store where its process reads it. Private key files
+    must be 0600 and owned by the process (puente.evidence.keys refuses anything
+    group-readable), which a Secret volume cannot express: copy the key store's files (their
+    names carry key ids, so all of them) into a memory volume."""
+    return {
+        "name": "keys",
+        "image": c.PUENTE_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/bin/sh", "-c", f"install -m 0600 {KEYS_SOURCE_DIR}/* {target}/"],
+        "resources": _resources("10m", "16Mi", "32Mi"),
+        "securityContext": _CONTAINER_SECURITY,
+        "volumeMounts": [
+            {"name": "keys-src", "mountPath": KEYS_SOURCE_DIR, "readOnly": True},
+            {"name": "keys", "mountPath": target},
+        ],
+    }
+
+
+def _key_volumes(secret: str) -> list[dict[str, Any]]:
+    """The key store's Secret and the memory volume :func:`_copy_keys` fills."""
+    return [
+        {"name": "keys-src", "secret": {"secretName": secret, "defaultMode": 0o440}},
+        {"name": "keys", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+    ]
+
+
 def state_node(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
     """State ``member``'s node (``puente serve node --as CC``): its own ServiceAccount,
     credential, key store and pseudonymisation secret; ≥ 2 instances sharing its ingress
@@ -571,21 +601,7 @@ def state_node(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
             {"name": "keys", "mountPath": c.NODE_KEYS_DIR, "readOnly": True},
         ],
     }
-    # Private key files must be 0600 and owned by the process (puente.evidence.keys refuses
-    # anything group-readable), which a Secret volume cannot express: copy the key store's
-    # files (their names carry key ids, so all of them) into a memory volume.
-    copy_keys = {
-        "name": "keys",
-        "image": c.PUENTE_IMAGE,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["/bin/sh", "-c", f"install -m 0600 {KEYS_SOURCE_DIR}/* {c.NODE_KEYS_DIR}/"],
-        "resources": _resources("10m", "16Mi", "32Mi"),
-        "securityContext": _CONTAINER_SECURITY,
-        "volumeMounts": [
-            {"name": "keys-src", "mountPath": KEYS_SOURCE_DIR, "readOnly": True},
-            {"name": "keys", "mountPath": c.NODE_KEYS_DIR},
-        ],
-    }
+    copy_keys = _copy_keys(c.NODE_KEYS_DIR)
     volumes = [
         # The node's pseudonymisation secret sits in its secrets directory, one for its instances.
         *_common_volumes(
@@ -593,11 +609,7 @@ def state_node(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
             inputs.members,
             also=((node_pseudonym_secret_name(principal), c.NODE_PSEUDONYM_FILE),),
         ),
-        {
-            "name": "keys-src",
-            "secret": {"secretName": node_keys_secret_name(principal), "defaultMode": 0o440},
-        },
-        {"name": "keys", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+        *_key_volumes(node_keys_secret_name(principal)),
     ]
     deployment = _deployment(
         app,
@@ -697,6 +709,63 @@ def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
     ]
 
 
+def evaluator(inputs: c.DeployInputs) -> list[dict[str, Any]]:
+    """The early-warning evaluator (``puente serve warnings``): its own ServiceAccount,
+    credential and key store; one instance (it keeps no state, replays the aggregates at start,
+    and a second one would publish every warning twice); metrics scrapes its only way in."""
+    app = WARNINGS
+    principal = inputs.naming.service_principal("warnings")
+    probe = {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 10}
+    container = {
+        "name": "warnings",
+        "image": c.PUENTE_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "command": [c.WARNINGS_COMMAND[0]],
+        "args": list(c.WARNINGS_COMMAND[1:]),
+        "env": _env(
+            {
+                c.ENV_WARNINGS_METRICS_PORT: str(c.WARNINGS_METRICS_PORT),
+                c.ENV_WARNINGS_METRICS_HOST: "0.0.0.0",  # noqa: S104 - the pod's own address
+                c.ENV_WARNINGS_KEYS_DIR: c.WARNINGS_KEYS_DIR,
+            }
+        ),
+        "ports": [{"name": "metrics", "containerPort": c.WARNINGS_METRICS_PORT, "protocol": "TCP"}],
+        "startupProbe": probe | {"failureThreshold": 30},
+        "livenessProbe": probe | {"failureThreshold": 3, "timeoutSeconds": 3},
+        "readinessProbe": probe | {"failureThreshold": 2, "timeoutSeconds": 3},
+        # Its memory holds the evaluator's fold: a few windows of aggregates per trigger.
+        "resources": _resources("50m", "128Mi", "512Mi"),
+        "securityContext": _CONTAINER_SECURITY,
+        "volumeMounts": [
+            *_common_mounts(),
+            {"name": "keys", "mountPath": c.WARNINGS_KEYS_DIR, "readOnly": True},
+        ],
+    }
+    deployment = _deployment(
+        app,
+        replicas=c.WARNINGS_REPLICAS,
+        annotations={
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(c.WARNINGS_METRICS_PORT),
+        },
+        grace_s=30,
+        containers=[container],
+        init_containers=[_copy_keys(c.WARNINGS_KEYS_DIR)],
+        volumes=[
+            *_common_volumes(principal, inputs.members),
+            *_key_volumes(keys_secret_name(principal)),
+        ],
+    )
+    # One instance: a rolling update stops the old pod first (two would publish twice).
+    deployment["spec"]["strategy"] = {"type": "Recreate"}
+    service = _service(app, f"{app.name}-metrics", "metrics", c.WARNINGS_METRICS_PORT)
+    service["spec"]["clusterIP"] = "None"
+    metrics_only = [
+        {"from": [_MONITORING], "ports": [{"protocol": "TCP", "port": c.WARNINGS_METRICS_PORT}]}
+    ]
+    return [_service_account(app), deployment, service, _network_policy(app, metrics_only)]
+
+
 def default_deny() -> dict[str, Any]:
     """Default-deny ingress for the namespace: each Puente process's own NetworkPolicy (in its
     file) lets in what it serves; Strimzi adds its own for what Kafka's pods need."""
@@ -717,6 +786,7 @@ def k8s_files(inputs: c.DeployInputs) -> dict[Path, str]:
         "21-users.yaml": kafka_users(inputs),
         **{node_file(m): state_node(inputs, m) for m in inputs.members},
         "31-gateway.yaml": gateway(inputs),
+        "32-warnings.yaml": evaluator(inputs),
         "40-network-policies.yaml": [default_deny()],
     }
     files = {K8S_DIR / name: yaml_stream(d) for name, d in docs.items()}
@@ -733,10 +803,7 @@ def k8s_files(inputs: c.DeployInputs) -> dict[Path, str]:
 
 def policies_configmap(policies_dir: Path, members: tuple[str, ...]) -> dict[str, Any]:
     """The ``puente-policies`` ConfigMap of a policies directory (flat keys, see the volume)."""
-    data = {
-        "members.yaml": (policies_dir / "members.yaml").read_text(encoding="utf-8"),
-        "regional.yaml": (policies_dir / "regional.yaml").read_text(encoding="utf-8"),
-    }
+    data = {name: (policies_dir / name).read_text(encoding="utf-8") for name in POLICY_FILES}
     for m in members:
         data[f"states.{m}.yaml"] = (policies_dir / "states" / f"{m}.yaml").read_text(
             encoding="utf-8"

@@ -8,13 +8,16 @@ for Kubernetes) holds, all private files 0600::
     kafka-broker.properties         the brokers' PLAIN password (Compose: FileConfigProvider)
     gateway-tls.crt, .key           a self-signed certificate for the gateway (Compose)
     nodes/CC/keys/                  state CC's node key store (puente.evidence.keystore): its
-                                    node:CC Ed25519 signing key (delivery, checkpoint) and
-                                    X25519 encryption key (agencies seal ingress to it)
+                                    node:CC Ed25519 signing key (delivery, checkpoint,
+                                    early-warning) and X25519 encryption key (agencies seal
+                                    ingress to it; the node seals its own state to it)
     nodes/CC/policy-pseudonym.key   CC's node's pseudonymisation secret (its own)
+    warnings/keys/                  the early-warning evaluator's key store: its
+                                    service:warnings Ed25519 key (usage early-warning)
     trust/                          the operator's key store (``puente keys --dir``): the
-                                    operator:root key, the public part of every node key (and
-                                    of every member key the operator imports), the signed trust
-                                    list pinning the regional floor
+                                    operator:root key, the public part of every node key and of
+                                    the evaluator's key (and of every member key the operator
+                                    imports), the signed trust list pinning the regional floor
     trust-public/                   what every node and gateway mounts: the root's verifier
                                     keys and the signed trust list; nothing private
 
@@ -42,12 +45,13 @@ from puente.errors import ConfigError
 from puente.evidence._time import now_ms
 from puente.evidence.errors import UntrustedKeyError
 from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
-from puente.evidence.trust import ROOT_HOLDER, TrustList, Usage, node_holder
+from puente.evidence.trust import ROOT_HOLDER, TrustList, Usage, node_holder, service_holder
 from puente.kafka.broker_config import ADMIN_USER, BROKER_USER
 from puente.secrets import SecretStore, new_password, write_private
 from puente.service.secret import new_pseudonym_secret
 
 NODES_DIR = "nodes"
+WARNINGS_DIR = "warnings"
 TRUST_DIR = "trust"
 TRUST_PUBLIC_DIR = "trust-public"
 NODE_KEYS_SUBDIR = "keys"
@@ -72,6 +76,11 @@ def node_keys_dir(secrets_dir: Path, member: str) -> Path:
     return node_dir(secrets_dir, member) / NODE_KEYS_SUBDIR
 
 
+def warnings_keys_dir(secrets_dir: Path) -> Path:
+    """The early-warning evaluator's key store (what ``PUENTE_WARNINGS__KEYS_DIR`` names)."""
+    return secrets_dir / WARNINGS_DIR / NODE_KEYS_SUBDIR
+
+
 def _ensure_pseudonym_secret(path: Path) -> Path | None:
     """A node's pseudonymisation secret, shared by its instances; the path when new."""
     if path.exists():
@@ -92,24 +101,33 @@ def _ensure_node_keys(store: KeyStore, member: str, now: int) -> bool:
     return kinds != {False, True}
 
 
-def _import_node_keys(trust: KeyStore, node: KeyStore, member: str) -> bool:
-    """Copy the public part and description of every ``node:<member>`` key that the trust
-    store lacks. Keys it has are left as the operator keeps them (an end or a revocation the
-    operator set there is never undone from the node's copy)."""
-    holder = node_holder(member)
+def _ensure_warnings_key(store: KeyStore, now: int) -> bool:
+    """A ``service:warnings`` key of usage early-warning unless the store has one (a rotated
+    or revoked one included)."""
+    holder = service_holder("warnings")
+    if any(m.holder == holder for m in store.key_metas()):
+        return False
+    store.generate(holder, valid_from=now, usages=(Usage.EARLY_WARNING,))
+    return True
+
+
+def _import_keys(trust: KeyStore, store: KeyStore, holder: str) -> bool:
+    """Copy the public part and description of every ``holder`` key of ``store`` that the
+    trust store lacks. Keys it has are left as the operator keeps them (an end or a revocation
+    the operator set there is never undone from the holder's copy)."""
     known = {m.key_id for m in trust.key_metas()}
-    new = [m for m in node.key_metas() if m.holder == holder and m.key_id not in known]
+    new = [m for m in store.key_metas() if m.holder == holder and m.key_id not in known]
     for meta in new:
         if meta.is_encryption:
             trust.import_encryption(
-                node.encryption_public(meta), holder, valid_from=meta.valid_from
+                store.encryption_public(meta), holder, valid_from=meta.valid_from
             )
         else:
             usages = [Usage(u) for u in meta.usages]
             trust.import_public(
-                node.public(meta), holder, valid_from=meta.valid_from, usages=usages
+                store.public(meta), holder, valid_from=meta.valid_from, usages=usages
             )
-        trust.update(meta)  # with the end or revocation the state gave it
+        trust.update(meta)  # with the end or revocation its holder gave it
     return bool(new)
 
 
@@ -184,9 +202,9 @@ def _write_trust_public(secrets_dir: Path) -> None:
 
 
 def node_material(secrets_dir: Path, inputs: c.DeployInputs) -> list[Path]:
-    """Every node's key store and pseudonymisation secret, the operator's trust store with a
-    signed trust list of their public parts, and the public trust material; the paths made or
-    signed anew (a node key store that got keys counts as one)."""
+    """Every node's key store and pseudonymisation secret, the evaluator's key store, the
+    operator's trust store with a signed trust list of their public parts, and the public trust
+    material; the paths made or signed anew (a key store that got keys counts as one)."""
     now = now_ms()
     created: list[Path] = []
     trust = KeyStore(secrets_dir / TRUST_DIR)
@@ -199,7 +217,11 @@ def node_material(secrets_dir: Path, inputs: c.DeployInputs) -> list[Path]:
             created.append(store.root)
         secret = _ensure_pseudonym_secret(node_dir(secrets_dir, member) / c.NODE_PSEUDONYM_FILE)
         created += [secret] if secret else []
-        _import_node_keys(trust, store, member)
+        _import_keys(trust, store, node_holder(member))
+    evaluator = KeyStore(warnings_keys_dir(secrets_dir))
+    if _ensure_warnings_key(evaluator, now):
+        created.append(evaluator.root)
+    _import_keys(trust, evaluator, service_holder("warnings"))
     if _sign_trust_list(trust, inputs.floor_digest, now):
         created.append(trust.root / TRUST_LIST_FILE)
     _write_trust_public(secrets_dir)
@@ -301,9 +323,13 @@ def password_secret_name(principal: str) -> str:
     return f"{principal}-password"
 
 
-def node_keys_secret_name(principal: str) -> str:
-    """The Secret holding a node's key store (every file of ``nodes/CC/keys/``)."""
+def keys_secret_name(principal: str) -> str:
+    """The Secret holding a process's key store (every file of a node's ``nodes/CC/keys/``,
+    of the evaluator's ``warnings/keys/``)."""
     return f"{principal}-keys"
+
+
+node_keys_secret_name = keys_secret_name
 
 
 def node_pseudonym_secret_name(principal: str) -> str:
@@ -317,8 +343,8 @@ TRUST_CONFIGMAP = "puente-trust"
 def k8s_secret_manifests(
     secrets_dir: Path, inputs: c.DeployInputs, *, namespace: str
 ) -> list[dict[str, Any]]:
-    """Secret manifests for every principal's password and every node's key store and
-    pseudonymisation secret.
+    """Secret manifests for every principal's password, every node's key store and
+    pseudonymisation secret, and the evaluator's key store.
 
     Missing credentials and node material are generated into ``secrets_dir`` first (kept there:
     re-running renders the same Secrets), so the operator keeps the passwords to hand to member
@@ -336,13 +362,20 @@ def k8s_secret_manifests(
     node_material(secrets_dir, inputs)
     for member in inputs.members:
         principal = inputs.naming.node_principal(member)
-        keys = sorted(p for p in node_keys_dir(secrets_dir, member).iterdir() if p.is_file())
-        data = {p.name: p.read_text(encoding="utf-8") for p in keys}
-        docs.append(_secret_manifest(node_keys_secret_name(principal), namespace, data))
+        docs.append(_key_store_secret(principal, node_keys_dir(secrets_dir, member), namespace))
         secret = node_dir(secrets_dir, member) / c.NODE_PSEUDONYM_FILE
         data = {c.NODE_PSEUDONYM_FILE: secret.read_text(encoding="ascii")}
         docs.append(_secret_manifest(node_pseudonym_secret_name(principal), namespace, data))
+    evaluator = inputs.naming.service_principal("warnings")
+    docs.append(_key_store_secret(evaluator, warnings_keys_dir(secrets_dir), namespace))
     return docs
+
+
+def _key_store_secret(principal: str, folder: Path, namespace: str) -> dict[str, Any]:
+    """``principal``'s key store Secret: every file of ``folder`` under its own name."""
+    keys = sorted(p for p in folder.iterdir() if p.is_file())
+    data = {p.name: p.read_text(encoding="utf-8") for p in keys}
+    return _secret_manifest(keys_secret_name(principal), namespace, data)
 
 
 def k8s_trust_configmap(secrets_dir: Path, *, namespace: str) -> dict[str, Any]:

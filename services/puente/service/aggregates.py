@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from puente.codec.registry import Registry
 from puente.evidence.keys import SigningKey
 from puente.logs import get_logger
+from puente.service import metrics
 from puente.warnings.aggregate import Aggregator, publish
 from puente.warnings.signing import AGGREGATE_CONTEXT, Headers, sign
 from puente.warnings.triggers import TriggerSet
@@ -141,6 +142,7 @@ class AggregateFeed:
                     out.append((origin.encode(), body, sig.headers()))
             except Exception as exc:  # withheld, never leaked
                 self.failed += 1
+                metrics.AGGREGATES.labels(origin, "withheld").inc()
                 log.error(
                     "aggregates.window_withheld",
                     origin=origin,

@@ -343,6 +343,8 @@ class Node:
             return None
         owned.txn.committed()
         metrics.TRANSACTIONS.labels("committed").inc()
+        if out.aggregates:
+            metrics.AGGREGATES.labels(owned.origin, "published").inc(len(out.aggregates))
         if out.next_offset is not None:
             owned.next_offset = out.next_offset
         return out

@@ -32,6 +32,7 @@ from puente.kafka.connection import KafkaEndpoint
 from puente.logs import get_logger
 from puente.secrets import Credential
 from puente.topics import AGGREGATES, WARNINGS, Naming
+from puente.warnings import metrics
 from puente.warnings.aggregate import AggregateRefused
 from puente.warnings.evaluator import EarlyWarning, Evaluator
 from puente.warnings.listing import WarningRecord
@@ -85,15 +86,21 @@ class WarningsService:
             signed = open_aggregate(
                 verifier.trust_list, self.registry, body, headers, min_k=self.triggers.k
             )
-            return self.evaluator.add(signed)
+            found = self.evaluator.add(signed)
         except (EvidenceError, AggregateRefused) as exc:
-            self.refused[exc.reason] += 1
+            self._refuse(exc.reason)
             log.warning("warnings.aggregate_refused", reason=exc.reason, error=exc.message)
             return []
         except Exception as exc:  # a bug must not stop every warning: skip, alert, go on
-            self.refused["EVALUATOR_ERROR"] += 1
+            self._refuse("EVALUATOR_ERROR")
             log.error("warnings.evaluator_error", error=type(exc).__name__)
             return []
+        metrics.AGGREGATES.labels("used").inc()
+        return found
+
+    def _refuse(self, reason: str) -> None:
+        self.refused[reason] += 1
+        metrics.AGGREGATES.labels(reason).inc()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Evaluate until ``stop`` is set."""
@@ -112,6 +119,7 @@ class WarningsService:
             await reader.seek_to_beginning(tp)
             end = (await reader.end_offsets([tp]))[tp]
             log.info("warnings.started", instance=self.instance, known=len(self._known))
+            metrics.CAUGHT_UP.set(0)
             while not stop.is_set():
                 try:
                     self.trust.verifier()
@@ -134,6 +142,7 @@ class WarningsService:
                         await self._publish(prod, w)
                 if not self.caught_up.is_set() and await reader.position(tp) >= end:
                     self.caught_up.set()
+                    metrics.CAUGHT_UP.set(1)
                     log.info(
                         "warnings.caught_up",
                         aggregates=self.read,
@@ -171,6 +180,7 @@ class WarningsService:
         )
         self._known.add(w.warning_id)
         self.published.append(w)
+        metrics.PUBLISHED.labels(w.status).inc()
         log.info(
             "warnings.published",
             warning_id=w.warning_id,

@@ -317,7 +317,7 @@ async def _sealed_counts_only(dep: Deployment, origin: str) -> None:
 async def _restart_publishes_nothing_twice(dep: Deployment, policies: Path, tmp: Path) -> None:
     """`puente serve warnings` (a process) replays every aggregate, derives the same warnings and
     publishes none again; `puente warnings list --json` prints them once."""
-    env = dep.env(PUENTE_POLICIES_DIR=str(policies))
+    env = dep.env(PUENTE_POLICIES_DIR=str(policies), PUENTE_WARNINGS__METRICS_PORT="0")
     log = tmp / "serve-warnings.log"
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(

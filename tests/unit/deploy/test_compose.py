@@ -76,7 +76,10 @@ def test_three_kafka_nodes_a_node_per_state_and_the_puente_services(
     services = compose["services"]
     nodes = {f"node-{m.lower()}": m for m in inputs.members}
     assert len(nodes) == 20
-    assert set(services) == {"kafka-1", "kafka-2", "kafka-3", "provision", "gateway", *nodes}
+    assert set(services) == {
+        *("kafka-1", "kafka-2", "kafka-3", "provision", "gateway", "warnings"),
+        *nodes,
+    }
     for i in (1, 2, 3):
         node = services[f"kafka-{i}"]
         assert node["image"] == contract.KAFKA_IMAGE
@@ -98,6 +101,12 @@ def test_three_kafka_nodes_a_node_per_state_and_the_puente_services(
         assert f"./secrets/nodes/{member}/keys:{contract.NODE_KEYS_DIR}:ro" in node["volumes"]
         assert f"./secrets/trust-public:{contract.TRUST_MOUNT}:ro" in node["volumes"]
     assert services["gateway"]["command"] == list(contract.GATEWAY_COMMAND)
+    evaluator = services["warnings"]
+    assert evaluator["command"] == list(contract.WARNINGS_COMMAND)
+    assert evaluator["deploy"]["replicas"] == contract.WARNINGS_REPLICAS == 1
+    assert evaluator["environment"][contract.ENV_WARNINGS_KEYS_DIR] == contract.WARNINGS_KEYS_DIR
+    assert f"./secrets/warnings/keys:{contract.WARNINGS_KEYS_DIR}:ro" in evaluator["volumes"]
+    assert "ports" not in evaluator  # nothing reaches it from outside
     provision = services["provision"]["command"]
     assert (
         provision[:2] == ["/bin/sh", "-c"] and " ".join(contract.PROVISION_COMMAND) in provision[2]
@@ -105,10 +114,10 @@ def test_three_kafka_nodes_a_node_per_state_and_the_puente_services(
     assert "$" not in provision[2]  # Compose would interpolate it
     assert services["provision"]["restart"] == "no"
     # Start order: Kafka healthy, then provisioning completes, then the services.
-    for name in ("gateway", *nodes):
+    for name in ("gateway", "warnings", *nodes):
         deps = services[name]["depends_on"]
         assert deps["provision"]["condition"] == "service_completed_successfully"
-    for name in ("provision", "gateway", *nodes):
+    for name in ("provision", "gateway", "warnings", *nodes):
         env = services[name]["environment"]
         assert env["PUENTE_KAFKA_BOOTSTRAP"] == BOOTSTRAP
         assert env["PUENTE_SECRETS_DIR"] == "/run/secrets"
@@ -192,6 +201,15 @@ def test_secrets_come_from_files_and_are_never_committed(
             v for v in node["volumes"] if v.startswith("./secrets/") and "trust-public" not in v
         ]
         assert private == [f"./secrets/nodes/{member}/keys:{contract.NODE_KEYS_DIR}:ro"]
+    # The evaluator: its own credential and key store, nothing of any node's.
+    evaluator = compose["services"]["warnings"]
+    assert {s["target"] for s in evaluator["secrets"]} == {
+        f"{inputs.naming.service_principal('warnings')}.json"
+    }
+    private = [
+        v for v in evaluator["volumes"] if v.startswith("./secrets/") and "trust-public" not in v
+    ]
+    assert private == [f"./secrets/warnings/keys:{contract.WARNINGS_KEYS_DIR}:ro"]
     gateway = {s["source"] for s in compose["services"]["gateway"]["secrets"]}
     assert inputs.naming.member_principal("MX") not in gateway
     assert not [v for v in compose["services"]["gateway"]["volumes"] if "/nodes/" in v]

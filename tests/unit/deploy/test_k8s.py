@@ -220,7 +220,11 @@ def _deployment(manifests: list[dict[str, Any]], name: str) -> dict[str, Any]:
 
 def test_a_deployment_and_a_file_per_state(manifests: list[dict[str, Any]]) -> None:
     names = {d["metadata"]["name"] for d in _by_kind(manifests, "Deployment")}
-    assert names == {"puente-gateway", *(f"puente-node-{m.lower()}" for m in MEMBERS)}
+    assert names == {
+        "puente-gateway",
+        "puente-warnings",
+        *(f"puente-node-{m.lower()}" for m in MEMBERS),
+    }
     for member in MEMBERS:
         # Everything one state's node runs is in its own file (what its operator reviews).
         docs = _docs(K8S / f"30-node-{member.lower()}.yaml")
@@ -321,6 +325,55 @@ def test_node_shape(
     assert "install -m 0600" in init["command"][-1]
     keys = {v["name"]: v for v in pod["volumes"]}["keys"]
     assert keys["emptyDir"]["medium"] == "Memory"
+
+
+def test_evaluator_shape(manifests: list[dict[str, Any]], inputs: contract.DeployInputs) -> None:
+    """`puente serve warnings`: one instance (replaced, never doubled: two would publish every
+    warning twice), probed and scraped on its metrics port, its own credential and key store
+    only, reaching only Kafka and DNS."""
+    docs = _docs(K8S / "32-warnings.yaml")
+    assert {d["kind"] for d in docs} == {
+        "ServiceAccount",
+        "Deployment",
+        "Service",
+        "NetworkPolicy",
+    }
+    d = _deployment(manifests, "puente-warnings")
+    assert d["spec"]["replicas"] == 1 and d["spec"]["strategy"] == {"type": "Recreate"}
+    pod = d["spec"]["template"]["spec"]
+    (main,) = pod["containers"]
+    assert [main["command"][0], *main["args"]] == list(contract.WARNINGS_COMMAND)
+    ports = {p["name"] for p in main["ports"]}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert main[probe]["httpGet"]["port"] in ports, probe
+    env = {e["name"]: e["value"] for e in main["env"]}
+    assert env[contract.ENV_WARNINGS_KEYS_DIR] == contract.WARNINGS_KEYS_DIR
+    principal = inputs.naming.service_principal("warnings")
+    secrets = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    assert secrets == {
+        password_secret_name(principal),
+        node_keys_secret_name(principal),  # its key store: <principal>-keys, as a node's
+        k.CLUSTER_CA_SECRET,
+    }
+    (init,) = pod["initContainers"]
+    assert "install -m 0600" in init["command"][-1]
+    (policy,) = [n for n in docs if n["kind"] == "NetworkPolicy"]
+    assert [e["ports"] for e in policy["spec"]["egress"]] == [
+        [{"protocol": "TCP", "port": contract.KAFKA_CLIENT_PORT}],
+        [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    ]
+    assert policy["spec"]["ingress"] == [
+        {
+            "from": [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
+                    }
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": contract.WARNINGS_METRICS_PORT}],
+        }
+    ]
 
 
 def test_every_reference_resolves(

@@ -19,13 +19,14 @@ from puente.deploy.material import (
     node_keys_dir,
     node_material,
     trust_public_files,
+    warnings_keys_dir,
 )
 from puente.errors import ConfigError
 from puente.evidence._time import now_ms
 from puente.evidence.keys import read_private_key
 from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
 from puente.evidence.note import Note
-from puente.evidence.trust import ROOT_HOLDER, TrustList, Usage, node_holder
+from puente.evidence.trust import ROOT_HOLDER, TrustList, Usage, node_holder, service_holder
 from puente.evidence.trustsource import read_anchors
 
 REPO = Path(__file__).resolve().parents[3]
@@ -183,6 +184,22 @@ def test_without_the_root_key_a_needed_signature_is_an_error(
     assert Note.parse((tmp_path / TRUST_PUBLIC_DIR / TRUST_LIST_FILE).read_bytes())
 
 
+def test_the_evaluator_gets_its_own_key_and_the_trust_list_names_it(
+    tmp_path: Path, inputs: contract.DeployInputs
+) -> None:
+    """`puente serve warnings` signs with a service:warnings key of usage early-warning alone,
+    kept in its own folder; the operator's trust list names its public part."""
+    node_material(tmp_path, inputs)
+    store = KeyStore(warnings_keys_dir(tmp_path))
+    (meta,) = store.key_metas()
+    assert meta.holder == service_holder("warnings")
+    assert meta.usages == (Usage.EARLY_WARNING.value,)
+    key = store.current(meta.holder, usage=Usage.EARLY_WARNING, at=now_ms())
+    entry = _signed_list(tmp_path).entry(key.key_id)
+    assert entry.holder == meta.holder and entry.usages == {Usage.EARLY_WARNING}
+    assert node_material(tmp_path, inputs) == []  # kept, not made again
+
+
 def test_k8s_secrets_hold_each_node_s_own_folder(
     tmp_path: Path, inputs: contract.DeployInputs
 ) -> None:
@@ -197,4 +214,9 @@ def test_k8s_secrets_hold_each_node_s_own_folder(
             p.name: p.read_text() for p in folder.iterdir() if p.is_file()
         }
         assert set(docs[f"{principal}-pseudonym"]) == {contract.NODE_PSEUDONYM_FILE}
+    evaluator = inputs.naming.service_principal("warnings")
+    folder = warnings_keys_dir(tmp_path)
+    assert docs[f"{evaluator}-keys"] == {
+        p.name: p.read_text() for p in folder.iterdir() if p.is_file()
+    }
     assert not [n for n in docs if "svc-policy" in n or n == "puente-policy-signing-key"]

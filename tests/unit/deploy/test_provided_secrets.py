@@ -8,7 +8,9 @@ in-container path mapped into the tree. Then each service's own start-up code ru
 environment — each state's node builds itself as ``puente serve node --as CC`` does
 (``Runtime.node``: its Kafka credential, key store, pseudonymisation secret, trust anchors),
 takes the signed trust list from the mounted file, loads its policies, checks the floor the list
-pins and finds its own signing and encryption keys named in the list; the gateway builds its
+pins and finds its own signing and encryption keys named in the list, and counts for early
+warning (triggers loaded, its key of usage early-warning found); the evaluator builds itself as
+``puente serve warnings`` does and finds its key named in the list; the gateway builds its
 app, its TLS context and its Kafka TLS context; provisioning finds a credential for every
 principal; a Kafka node finds the files its properties and start script refer to. Nothing may be
 written into a read-only mount, and a secret a service reads but the render does not provide
@@ -34,6 +36,9 @@ from puente.config import Settings
 from puente.deploy import contract
 from puente.deploy import k8s as k
 from puente.deploy.material import (
+    TRUST_PUBLIC_DIR as TRUST_PUBLIC,
+)
+from puente.deploy.material import (
     compose_secrets,
     k8s_secret_manifests,
     k8s_trust_configmap,
@@ -42,7 +47,7 @@ from puente.deploy.material import (
 from puente.errors import PuenteError
 from puente.evidence._time import now_ms
 from puente.evidence.keystore import TRUST_LIST_FILE
-from puente.evidence.trust import node_holder
+from puente.evidence.trust import Usage, node_holder, service_holder
 from puente.kafka.broker_config import ADMIN_USER
 from puente.kafka.connection import admin_credential, credential, resolve_endpoint
 from puente.secrets import SecretStore
@@ -159,8 +164,27 @@ def start_node(member: str) -> Callable[[Container], None]:
         assert ring is not None
         sealed_to = trust_list.encryption_key(node_holder(member), at=now)
         assert ring.get(sealed_to.key_id) is not None
+        # Early warning is on: the triggers are mounted and its key signs aggregates.
+        assert node.aggregation is not None, "early warning is off on this node"
+        counting = trust_list.entry(node.keys.early_warning_key(now).key_id)
+        assert counting.holder == node_holder(member) and Usage.EARLY_WARNING in counting.usages
 
     return start
+
+
+def start_warnings(c: Container) -> None:
+    """The evaluator, built as ``puente serve warnings`` builds it: its credential, key store,
+    triggers and trust anchors; its key named in the mounted trust list."""
+    from puente.app.runtime import Runtime
+
+    runtime = Runtime.from_settings(Settings())
+    service, topic = runtime.warnings_evaluator(instance="walk")
+    service.endpoint.aiokafka_kwargs(service.cred)
+    files = [fetch for fetch in service.trust_sources if fetch != topic.newest]
+    assert asyncio.run(service.trust.refresh(files)), "no trust list taken from the files"
+    assert service.triggers.triggers, "no trigger mounted"
+    entry = service.trust.verifier().trust_list.entry(service.key.key_id)
+    assert entry.holder == service_holder("warnings") and Usage.EARLY_WARNING in entry.usages
 
 
 def start_gateway(c: Container) -> None:
@@ -230,7 +254,7 @@ def compose_containers(tmp: Path, generated: Path) -> dict[str, Container]:
                 shutil.copytree(generated.joinpath(*Path(source).parts[1:]), c.mounts[target])
                 assert options == ["ro"], volume
                 c.readonly.add(target)
-                if "/nodes/" in source:
+                if TRUST_PUBLIC not in source:  # a key store: private
                     c.secret_mounts.add(target)
             elif source.startswith("."):
                 c.mounts[target] = (COMPOSE / source).resolve()  # a bind mount
@@ -252,6 +276,7 @@ def compose_containers(tmp: Path, generated: Path) -> dict[str, Container]:
 COMPOSE_STARTS: dict[str, Callable[[Container], None]] = {
     "provision": start_provisioning,
     "gateway": start_gateway,
+    "warnings": start_warnings,
     **{f"kafka-{i}": start_kafka_node for i in (1, 2, 3)},
     **{f"node-{m.lower()}": start_node(m) for m in INPUTS.members},
 }
@@ -345,6 +370,7 @@ def k8s_containers(tmp: Path, generated: Path) -> dict[str, Container]:
 
 K8S_STARTS: dict[str, Callable[[Container], None]] = {
     "puente-gateway": start_gateway,
+    "puente-warnings": start_warnings,
     **{f"puente-node-{m.lower()}": start_node(m) for m in INPUTS.members},
 }
 

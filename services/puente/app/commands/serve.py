@@ -74,6 +74,7 @@ def warnings(
     instance: Annotated[str, typer.Option(help="a name for this instance (logs)")] = "warnings-1",
     anchor: AnchorOpt = None,
     trust_list: TrustListOpt = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus port (0: off)")] = None,
 ) -> None:
     """Evaluate the early-warning triggers over every state's signed aggregates and publish
     signed early warnings (and their end) to the warnings topic (docs/early-warning.md §5).
@@ -82,10 +83,16 @@ def warnings(
     (``PUENTE_WARNINGS__KEYS_DIR``); keeps no state of its own (it replays the aggregates at
     start and publishes nothing twice). SIGTERM or Ctrl-C stops it.
     """
+    from prometheus_client import start_http_server
+
     runtime = Runtime.from_settings()
     service, topic = runtime.warnings_evaluator(
         instance=instance, anchors=anchor, trust_file=trust_list
     )
+    cfg = runtime.settings.warnings
+    port = cfg.metrics_port if metrics_port is None else metrics_port
+    if port:
+        start_http_server(port, addr=cfg.metrics_host)
 
     async def main() -> None:
         stop = asyncio.Event()
