@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from puente.config import get_settings
-
 from puente.deploy import contract as c
 from puente.errors import ConfigError, PuenteError
 
