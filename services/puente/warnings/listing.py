@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from hashlib import sha256
 from typing import Any
 
 from puente.codec.registry import Registry
@@ -56,31 +57,36 @@ def entry(
 
 
 class Listing:
-    """Folds records in topic order: the first copy of each warning id (a second evaluator
-    publishes the same bytes again), and the last record of each episode not ended."""
+    """Folds records in topic order: each warning once (a second evaluator publishes the same
+    bytes again: a copy of a record that verified is skipped; any other record under the same
+    warning id is listed, with the reason it does not verify), and the last record of each
+    episode not ended. Only records that verified (or, without a trust list, every record)
+    move an episode or hide a copy."""
 
     def __init__(self, registry: Registry, trust_list: TrustList | None) -> None:
         self.registry = registry
         self.trust_list = trust_list
         self.warnings: list[dict[str, Any]] = []
         self.in_force: dict[str, dict[str, Any]] = {}
-        self._seen: set[str] = set()
+        self._seen: set[tuple[str, bytes]] = set()
 
     def add(self, record: WarningRecord) -> dict[str, Any] | None:
-        """Take one record; its entry, or None for a copy of a warning already listed (or a
+        """Take one record; its entry, or None for a copy of a record already listed (or a
         tombstone)."""
         if record.value is None:
             return None
         e = entry(record, self.registry, self.trust_list)
         wid = e.get("warning_id")
         if wid is not None:
-            if wid in self._seen:
+            copy = (wid, sha256(record.value).digest())
+            if copy in self._seen:
                 return None
-            self._seen.add(wid)
-            if e["status"] == "ENDED":
-                self.in_force.pop(e["episode_id"], None)
-            else:
-                self.in_force[e["episode_id"]] = e
+            if e["verified"] or self.trust_list is None:
+                self._seen.add(copy)  # only what verified hides a later copy
+                if e["status"] == "ENDED":
+                    self.in_force.pop(e["episode_id"], None)
+                else:
+                    self.in_force[e["episode_id"]] = e
         self.warnings.append(e)
         return e
 

@@ -13,10 +13,11 @@ from puente.evidence.keys import SigningKey
 from puente.evidence.trust import KeyEntry, TrustList, Usage, member_holder, node_holder
 from puente.resources import project_root
 from puente.warnings.aggregate import Aggregate
+from puente.warnings.evaluator import EarlyWarning, Evaluator
 from puente.warnings.loader import load_triggers
 from puente.warnings.signing import AGGREGATE_CONTEXT, SignedAggregate, sign
-from puente.warnings.tables import Key, Table
-from puente.warnings.triggers import TriggerSet
+from puente.warnings.tables import CONSULAR, Dimension, Gazetteer, Key, Table
+from puente.warnings.triggers import Measure, Threshold, Trigger, TriggerSet
 
 ROOT = project_root() or Path.cwd()
 REGISTRY = Registry.load(ROOT / "schemas")
@@ -69,3 +70,36 @@ class Keys:
         body = a.encode(REGISTRY)
         sig = sign(self.members[origin], AGGREGATE_CONTEXT, body, signed_at=a.window_end + 1)
         return SignedAggregate(a, body, sig)
+
+
+def surge_episode(states: Sequence[str] = ("GT", "MX", "US")) -> list[EarlyWarning]:
+    """The evaluator's real output for a surge of VE detentions in MX and US over a baseline
+    of 5 a day in MX: STARTED, then ENDED (for tests of what reads the warnings topic)."""
+    table = Table(CONSULAR, DAY, events=("DETENTION",), by=(Dimension.NATIONALITY,))
+    trigger = Trigger(
+        id="test.detentions",
+        description="VE detentions",
+        purposes=("HUMANITARIAN_ASSISTANCE",),
+        legal_basis="Los Angeles Declaration (2022)",
+        table=table,
+        over=tuple(states),
+        over_group="border",
+        baseline_windows=3,
+        threshold=Threshold(3, 10),
+        alert=None,
+        measure=Measure.COUNT,
+        new_only=False,
+        clear_after=1,
+        notify=("ALL",),
+    )
+    keys = Keys(states)
+    ev = Evaluator(TriggerSet("sha256:test", 1, 5, 0, 1, (trigger,), Gazetteer()))
+    out: list[EarlyWarning] = []
+    w0 = 20_000 * DAY
+    for day, counts in enumerate([{"MX": 5}] * 4 + [{"MX": 8, "US": 9}, {"MX": 5}]):
+        for state in states:
+            n = counts.get(state, 0)
+            cells: dict[Key, int] = {("VE",): n} if n >= 5 else {}
+            out += ev.add(keys.signed(state, table, w0 + day * DAY, cells))
+    assert [w.status for w in out] == ["STARTED", "ENDED"]
+    return out
