@@ -157,8 +157,10 @@ async def _records(
         tp = _tp(ctx)
         try:
             c.assign([tp])
-            begin = (await (await ctx.kafka.offsets()).beginning_offsets([tp]))[tp]
-            c.seek(tp, max(start, begin))
+            offsets = await ctx.kafka.offsets()
+            begin = (await offsets.beginning_offsets([tp]))[tp]
+            end = (await offsets.end_offsets([tp]))[tp]
+            c.seek(tp, min(max(start, begin), end))  # an id past the end: from the end
             yield None  # opened: the caller can await this before it commits to a response
             while True:
                 batch = await c.getmany(tp, timeout_ms=int(ctx.gw.sse_heartbeat_s * 1000))

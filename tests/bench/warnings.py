@@ -8,7 +8,7 @@ origin's aggregates of the tables its triggers read (daily detentions by nationa
 deaths by place, weekly returns of unaccompanied children and weekly smuggling routes), signed,
 in topic order, with up to ``cells`` published cells each (a busy day: far more than the
 synthetic background publishes). ``shards`` 1 is a node with one counter per origin; 4 is
-today's policy service with four ingress partitions per origin.
+a node with four ingress partitions (the deployments' default), each counting apart.
 
 Rows, CPU time of one core, median of the runs:
 

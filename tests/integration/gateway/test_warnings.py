@@ -189,7 +189,14 @@ def test_warnings_as_a_page_and_as_events(world: World) -> None:
         assert other.get("/v1/warnings").json() == doc
 
 
-def test_a_bad_last_event_id_is_400(world: World) -> None:
+def test_a_bad_last_event_id_is_400_and_one_past_the_end_waits_for_news(world: World) -> None:
     with world.client() as c:
         r = c.get("/v1/warnings", headers=SSE | {"Last-Event-ID": "d1.AAAA"})
         assert r.status_code == 400 and r.json()["reason"] == "CURSOR_INVALID"
+        end = max(w["offset"] for w in c.get("/v1/warnings").json()["warnings"]) + 1
+        with c.stream("GET", "/v1/warnings", headers=SSE | {"Last-Event-ID": "999999"}) as r:
+            lines = r.iter_lines()
+            world.publish(world.signed(world.warnings[0]))  # nothing older is replayed
+            (news,) = _events(lines, 1)
+        assert news["id"] == str(end + 1)
+        assert orjson.loads(news["data"])["offset"] == end
