@@ -36,6 +36,7 @@ from puente.kafka.clients import consumer, producer, start
 from puente.kafka.trustfeed import TrustTopicReader
 from puente.notices import CONSULAR_NOTIFICATION
 from puente.service.aggregates import STATE_KEY, Aggregation, state_name
+from puente.service.changelog import Changelog
 from puente.service.nodekeys import NodeVault
 from puente.synth.generator import Generator
 from puente.topics import AGGREGATES, STATE, WARNINGS
@@ -312,6 +313,21 @@ async def _sealed_counts_only(dep: Deployment, origin: str) -> None:
     if small is not None:  # the sealed state is where the small cell lives
         assert any(small in json.dumps(p) for p in plaintexts)
         assert all(small.encode() not in value for _, value in found)
+    # A take-over reads it back: each partition's last sealed state, which opens as its own.
+    cred = dep.tenant.node(origin)
+    reader = consumer(dep.tenant.endpoint, cred)
+    await start(reader, dep.tenant.endpoint, cred)
+    try:
+        changelog = Changelog(
+            reader, naming=dep.tenant.naming, registry=dep.registry, dedupe_horizon_ms=1 << 40
+        )
+        states = await changelog.restore([(origin, 0), (origin, 1)])
+    finally:
+        await reader.stop()
+    for (_, partition), state in states.items():
+        if state.aggregates is not None:
+            json.loads(vault.open(state.aggregates, name=state_name(partition)))
+    assert any(state.aggregates is not None for state in states.values())
 
 
 async def _restart_publishes_nothing_twice(dep: Deployment, policies: Path, tmp: Path) -> None:
