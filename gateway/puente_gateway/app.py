@@ -33,6 +33,7 @@ from puente_gateway import catalog, feeds, health, notices, receipts, trust  # m
 from puente_gateway.auth import Authenticator, AuthMiddleware
 from puente_gateway.broker import GatewayKafka
 from puente_gateway.context import GatewayContext
+from puente_gateway.edge import Edge
 from puente_gateway.errors import GatewayError, NotFound, Unprocessable
 from puente_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from puente_gateway.mtls import ClientCertificates
@@ -85,19 +86,15 @@ def create_app(
     metrics.ledger_entries.set_function(lambda: len(shared.ledger))
     readers = ReaderPool(kafka, _admission(gw, members), metrics, max_idle=gw.max_idle_readers)
     kafka.readers = readers
+    edge = Edge.from_settings(settings, gw, members)
     authenticator = Authenticator(
         shared.tokens,
         current=shared.current,
         members=members,
+        served=edge.states,
         clients=_client_certificates(gw),
         retry_after_s=gw.retry_after_s,
     )
-    trust_source = trust.TrustSource(kafka, gw, registry, settings)
-    if gw.require_signed_receipts and not trust_source.anchors:
-        raise ConfigError(
-            "signed receipts are required, but the gateway has no trust anchors to verify them",
-            hint="set PUENTE_GATEWAY__TRUST_ANCHORS_FILE",
-        )
     ctx = GatewayContext(
         gw=gw,
         naming=Naming(settings.kafka.topic_prefix),
@@ -108,12 +105,13 @@ def create_app(
         authenticator=authenticator,
         metrics=metrics,
         once=Once(shared, metrics),
-        trust=trust_source,
+        trust=trust.TrustSource(kafka, gw, registry, settings),
+        edge=edge,
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        log.info("gateway started", prefix=ctx.naming.prefix, members=len(members))
+        log.info("gateway started", prefix=ctx.naming.prefix, states=sorted(edge.states))
         shared.start()
         try:
             yield

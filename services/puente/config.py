@@ -227,6 +227,23 @@ class GatewaySettings(BaseModel):
     )
     trust_refresh_s: float = Field(default=60.0, gt=0)
     require_signed_receipts: bool = False
+    states: tuple[str, ...] = Field(
+        default=(),
+        description='the member states this gateway is the edge of (JSON list, e.g. ["MX"]); '
+        "callers of other states are refused (403 STATE_NOT_SERVED); empty: every member state "
+        "(the embedded default)",
+    )
+    keys_dir: Path | None = Field(
+        default=None,
+        description="the key store holding the member:CC encryption keys (private parts 0600) "
+        "of the states it serves, to open their deliveries; unset: the embedded default's "
+        "<state>/keys",
+    )
+    keys_reload_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="how often the key store is re-read (a rotated key opens after this)",
+    )
 
 
 class WarningsSettings(BaseModel):

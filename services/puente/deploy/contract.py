@@ -1,8 +1,9 @@
 """What the deployment files assume about Puente's processes, in one place.
 
 The processes run as ``puente serve node --as CC`` (one node per member state),
-``puente serve warnings`` (the early-warning evaluator), ``puente gateway serve`` and
-``puente kafka provision`` and read ``PUENTE_*`` settings
+``puente gateway serve`` (one gateway per member state, its edge: ``PUENTE_GATEWAY__STATES``
+names the state), ``puente serve warnings`` (the early-warning evaluator) and ``puente kafka
+provision`` and read ``PUENTE_*`` settings
 (:mod:`puente.config`; ``tests/unit/deploy`` checks that every variable a render sets is one of
 them). When the services rename a setting, change it here and re-render.
 """
@@ -10,6 +11,7 @@ them). When the services rename a setting, change it here and re-render.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,12 +41,13 @@ PROVISION_COMMAND = ("puente", "kafka", "provision")
 # machines.
 NODE_REPLICAS_COMPOSE = 1
 NODE_REPLICAS_K8S = 2
-GATEWAY_REPLICAS = 2
+GATEWAY_REPLICAS = 2  # per state, in Kubernetes (Compose: one per state)
 # The evaluator keeps no state and replays the aggregates at start; a second instance would
-# publish every warning twice (readers keep the first of an id): one, restarted when it fails.
+# publish every warning twice (readers list a copy once): one, restarted when it fails.
 WARNINGS_REPLICAS = 1
 
-# Ports. The gateway serves its API, /healthz, /readyz and /metrics over TLS on one port.
+# Ports. A gateway serves its API, /healthz, /readyz and /metrics over TLS on one port (inside its
+# container; Compose publishes state number i of members.yaml on GATEWAY_PORT + i of the host).
 GATEWAY_PORT = 8443
 NODE_METRICS_PORT = 9464
 WARNINGS_METRICS_PORT = 9465
@@ -54,6 +57,9 @@ KAFKA_CLIENT_PORT = 9092
 ENV_NODE_METRICS_PORT = "PUENTE_POLICY__METRICS_PORT"
 ENV_NODE_METRICS_HOST = "PUENTE_POLICY__METRICS_HOST"
 ENV_NODE_KEYS_DIR = "PUENTE_POLICY__KEYS_DIR"
+# Settings of a state's gateway (puente.config.GatewaySettings) the deployment sets.
+ENV_GATEWAY_STATES = "PUENTE_GATEWAY__STATES"
+ENV_GATEWAY_KEYS_DIR = "PUENTE_GATEWAY__KEYS_DIR"
 # Settings of the evaluator (puente.config.WarningsSettings).
 ENV_WARNINGS_METRICS_PORT = "PUENTE_WARNINGS__METRICS_PORT"
 ENV_WARNINGS_METRICS_HOST = "PUENTE_WARNINGS__METRICS_HOST"
@@ -69,6 +75,9 @@ STATE_DIR = "/tmp/puente"  # noqa: S108
 # only (Compose bind-mounts the state's folder; in Kubernetes an init container copies the
 # Secret's files in, 0600 and owned by the process, as puente.evidence.keys demands).
 NODE_KEYS_DIR = "/var/run/puente/keys"
+# A state's gateway's key store (PUENTE_GATEWAY__KEYS_DIR): its member:CC encryption keys, which
+# open the deliveries sealed to CC; read only, mounted like a node's.
+GATEWAY_KEYS_DIR = "/var/run/puente/keys"
 # The evaluator's key store (PUENTE_WARNINGS__KEYS_DIR): its service:warnings key, the same way.
 WARNINGS_KEYS_DIR = "/var/run/puente/keys"
 # The public trust material, where a Puente process looks for the embedded default's key store
@@ -103,6 +112,12 @@ def repo_root() -> Path:
 def node_command(member: str) -> tuple[str, ...]:
     """State ``member``'s node: ``puente serve node --as CC``."""
     return (*NODE_COMMAND, "--as", member)
+
+
+def gateway_settings(member: str) -> dict[str, str]:
+    """The environment that makes ``puente gateway serve`` state ``member``'s own gateway: it
+    serves that state only, and opens its deliveries with the keys at :data:`GATEWAY_KEYS_DIR`."""
+    return {ENV_GATEWAY_STATES: json.dumps([member]), ENV_GATEWAY_KEYS_DIR: GATEWAY_KEYS_DIR}
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,15 @@ from one source:
 - ``30-node-cc.yaml``, one per member state: everything state CC's node runs (ServiceAccount,
   Deployment with probes, resources and security context, PodDisruptionBudget, metrics Service,
   NetworkPolicy), so that one file is what a state's operator reviews or takes away;
-- ``31-gateway.yaml``: the same for the gateway;
-- ``32-warnings.yaml``: the same for the early-warning evaluator (``puente serve warnings``);
+- ``31-gateway-cc.yaml``, one per member state: the same for state CC's gateway, its edge
+  (it serves CC's agencies only, with CC's member encryption keys);
+- ``32-warnings.yaml``: the early-warning evaluator (``puente serve warnings``);
 - ``40-network-policies.yaml``: default-deny ingress for the namespace;
 - ``kustomization.yaml``: the list, for ``kubectl apply -k deploy/k8s``.
 
-Secrets (passwords, each node's key store and pseudonymisation secret, the gateway's TLS
-certificate) and the operator's ConfigMaps (policies, public trust material) are referenced by
-name, never included.
+Secrets (passwords, each node's key store and pseudonymisation secret, each gateway's key store
+and TLS certificate) and the operator's ConfigMaps (policies, public trust material) are
+referenced by name, never included.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 from puente.deploy import contract as c
 from puente.deploy.material import (
     TRUST_CONFIGMAP,
-    keys_secret_name,
+    gateway_keys_secret_name,
     node_keys_secret_name,
     node_pseudonym_secret_name,
     password_secret_name,
@@ -50,8 +51,6 @@ NODE_POOL = "combined"
 STRIMZI_API = "kafka.strimzi.io/v1"
 BOOTSTRAP = f"{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:{c.KAFKA_CLIENT_PORT}"
 CLUSTER_CA_SECRET = f"{CLUSTER}-cluster-ca-cert"  # created by Strimzi; clients trust its ca.crt
-# kubernetes.io/tls, from cert-manager or the operator (a Secret name, not a secret).
-GATEWAY_TLS_SECRET = "puente-gateway-tls"  # noqa: S105
 POLICIES_CONFIGMAP = "puente-policies"
 # The policy directory's top-level files: members, the regional floor, and early warning's
 # triggers and gazetteer (docs/early-warning.md), read by every node and by the evaluator.
@@ -333,7 +332,22 @@ class App:
         return {"app.kubernetes.io/name": self.name}
 
 
-GATEWAY = App("puente-gateway", "gateway")
+def gateway_app(member: str) -> App:
+    """State ``member``'s gateway: ``puente-gateway-cc``."""
+    return App(f"puente-gateway-{member.lower()}", "gateway", member)
+
+
+def gateway_file(member: str) -> str:
+    """The file holding everything state ``member``'s gateway runs."""
+    return f"31-gateway-{member.lower()}.yaml"
+
+
+def gateway_tls_secret(member: str) -> str:
+    """State ``member``'s gateway's ``kubernetes.io/tls`` Secret, from cert-manager or the
+    operator (a Secret's name, not a secret): each state's edge has its own certificate."""
+    return f"puente-gateway-{member.lower()}-tls"
+
+
 WARNINGS = App("puente-warnings", "warnings")
 
 
@@ -540,31 +554,30 @@ def _network_policy(app: App, ingress: list[dict[str, Any]]) -> dict[str, Any]:
 KEYS_SOURCE_DIR = "/var/run/puente/keys-src"
 
 
-def _copy_keys(target: str) -> dict[str, Any]:
-    """The init container that puts a key store where its process reads it. Private key files
-    must be 0600 and owned by the process (puente.evidence.keys refuses anything
-    group-readable), which a Secret volume cannot express: copy the key store's files (their
-    names carry key ids, so all of them) into a memory volume."""
-    return {
+def _key_store(secret: str, mount: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A key store from Secret ``secret`` at ``mount``: the init container that puts it there
+    and the two volumes it needs (mount ``keys`` read-only in the main container).
+
+    Private key files must be 0600 and owned by the process (puente.evidence.keys refuses
+    anything group-readable), which a Secret volume cannot express: the init container copies
+    the Secret's files (their names carry key ids, so all of them) into a memory volume."""
+    copy_keys = {
         "name": "keys",
         "image": c.PUENTE_IMAGE,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["/bin/sh", "-c", f"install -m 0600 {KEYS_SOURCE_DIR}/* {target}/"],
+        "command": ["/bin/sh", "-c", f"install -m 0600 {KEYS_SOURCE_DIR}/* {mount}/"],
         "resources": _resources("10m", "16Mi", "32Mi"),
         "securityContext": _CONTAINER_SECURITY,
         "volumeMounts": [
             {"name": "keys-src", "mountPath": KEYS_SOURCE_DIR, "readOnly": True},
-            {"name": "keys", "mountPath": target},
+            {"name": "keys", "mountPath": mount},
         ],
     }
-
-
-def _key_volumes(secret: str) -> list[dict[str, Any]]:
-    """The key store's Secret and the memory volume :func:`_copy_keys` fills."""
-    return [
+    volumes = [
         {"name": "keys-src", "secret": {"secretName": secret, "defaultMode": 0o440}},
         {"name": "keys", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
     ]
+    return copy_keys, volumes
 
 
 def state_node(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
@@ -601,7 +614,7 @@ def state_node(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
             {"name": "keys", "mountPath": c.NODE_KEYS_DIR, "readOnly": True},
         ],
     }
-    copy_keys = _copy_keys(c.NODE_KEYS_DIR)
+    copy_keys, key_volumes = _key_store(node_keys_secret_name(principal), c.NODE_KEYS_DIR)
     volumes = [
         # The node's pseudonymisation secret sits in its secrets directory, one for its instances.
         *_common_volumes(
@@ -609,7 +622,7 @@ def state_node(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
             inputs.members,
             also=((node_pseudonym_secret_name(principal), c.NODE_PSEUDONYM_FILE),),
         ),
-        *_key_volumes(node_keys_secret_name(principal)),
+        *key_volumes,
     ]
     deployment = _deployment(
         app,
@@ -639,10 +652,12 @@ def state_node(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
     ]
 
 
-def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
-    """The HTTP gateway: TLS on one port for the API, health and metrics. Stateless on disk:
-    its replicas share tokens and first answers through Kafka (puente_gateway.shared)."""
-    app = GATEWAY
+def state_gateway(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
+    """State ``member``'s HTTP gateway, its edge: it serves CC's agencies only and opens CC's
+    deliveries with CC's member encryption keys (its own key store; no node key, no other
+    state's key). TLS on one port for the API, health and metrics. Stateless on disk: its
+    replicas share tokens and first answers through Kafka (puente_gateway.shared)."""
+    app = gateway_app(member)
     principal = inputs.naming.service_principal("gateway")
 
     def probe(path: str, failures: int) -> dict[str, Any]:
@@ -660,7 +675,8 @@ def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
         "command": [c.GATEWAY_COMMAND[0]],
         "args": list(c.GATEWAY_COMMAND[1:]),
         "env": _env(
-            {
+            c.gateway_settings(member)
+            | {
                 "PUENTE_GATEWAY__HOST": "0.0.0.0",  # noqa: S104 - the pod's own address
                 "PUENTE_GATEWAY__PORT": str(c.GATEWAY_PORT),
                 "PUENTE_GATEWAY__TLS_CERT": "/var/run/puente/tls/tls.crt",
@@ -672,16 +688,20 @@ def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
         "livenessProbe": probe("/healthz", 3),
         # /readyz fails while Kafka is unreachable: the Service stops sending requests here.
         "readinessProbe": probe("/readyz", 2),
-        "resources": _resources("250m", "256Mi", "512Mi"),
+        # One state's agencies.
+        "resources": _resources("100m", "256Mi", "512Mi"),
         "securityContext": _CONTAINER_SECURITY,
         "volumeMounts": [
             *_common_mounts(),
             {"name": "tls", "mountPath": "/var/run/puente/tls", "readOnly": True},
+            {"name": "keys", "mountPath": c.GATEWAY_KEYS_DIR, "readOnly": True},
         ],
     }
+    copy_keys, key_volumes = _key_store(gateway_keys_secret_name(member), c.GATEWAY_KEYS_DIR)
     volumes = [
         *_common_volumes(principal, inputs.members),
-        {"name": "tls", "secret": {"secretName": GATEWAY_TLS_SECRET, "defaultMode": 0o440}},
+        {"name": "tls", "secret": {"secretName": gateway_tls_secret(member), "defaultMode": 0o440}},
+        *key_volumes,
     ]
     deployment = _deployment(
         app,
@@ -693,7 +713,7 @@ def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
         },
         grace_s=30,
         containers=[container],
-        init_containers=[],
+        init_containers=[copy_keys],
         volumes=volumes,
     )
     service = _service(app, app.name, "https", c.GATEWAY_PORT)
@@ -741,6 +761,7 @@ def evaluator(inputs: c.DeployInputs) -> list[dict[str, Any]]:
             {"name": "keys", "mountPath": c.WARNINGS_KEYS_DIR, "readOnly": True},
         ],
     }
+    copy_keys, key_volumes = _key_store(node_keys_secret_name(principal), c.WARNINGS_KEYS_DIR)
     deployment = _deployment(
         app,
         replicas=c.WARNINGS_REPLICAS,
@@ -750,13 +771,11 @@ def evaluator(inputs: c.DeployInputs) -> list[dict[str, Any]]:
         },
         grace_s=30,
         containers=[container],
-        init_containers=[_copy_keys(c.WARNINGS_KEYS_DIR)],
-        volumes=[
-            *_common_volumes(principal, inputs.members),
-            *_key_volumes(keys_secret_name(principal)),
-        ],
+        init_containers=[copy_keys],
+        volumes=[*_common_volumes(principal, inputs.members), *key_volumes],
     )
-    # One instance: a rolling update stops the old pod first (two would publish twice).
+    # One instance: an update stops the old pod before the new one starts (two would publish
+    # every warning twice).
     deployment["spec"]["strategy"] = {"type": "Recreate"}
     service = _service(app, f"{app.name}-metrics", "metrics", c.WARNINGS_METRICS_PORT)
     service["spec"]["clusterIP"] = "None"
@@ -785,7 +804,7 @@ def k8s_files(inputs: c.DeployInputs) -> dict[Path, str]:
         "20-topics.yaml": [kafka_topic(t) for t in inputs.plan.topics],
         "21-users.yaml": kafka_users(inputs),
         **{node_file(m): state_node(inputs, m) for m in inputs.members},
-        "31-gateway.yaml": gateway(inputs),
+        **{gateway_file(m): state_gateway(inputs, m) for m in inputs.members},
         "32-warnings.yaml": evaluator(inputs),
         "40-network-policies.yaml": [default_deny()],
     }

@@ -14,10 +14,17 @@ import orjson
 import pytest
 
 from puente.codec.wire import decode
+from puente.evidence.seal import open_notice
+from puente.evidence.trust import node_holder
 from puente.topics import INGRESS
 from puente_gateway.clock import now_ms
 from tests.integration.gateway.conftest import Gateway
-from tests.integration.gateway.support import end_offsets, notice_json, read_records, run
+from tests.integration.gateway.support import (
+    end_offsets,
+    notice_json,
+    read_records,
+    run,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -42,22 +49,27 @@ def test_notice_is_produced_after_ack_and_decodes_to_what_was_sent(gateway: Gate
     assert body["origin"] == "MX"
     assert body["topic"] == gateway.tenant.topic(INGRESS, "MX")
     assert "Idempotent-Replay" not in r.headers
-    # The acknowledged record is there, readable by the policy service, keyed by notice id.
+    # The acknowledged record is there, readable by MX's node, keyed by notice id, sealed to
+    # the node: only its key opens it, to the notice whose digest the answer gives.
     [rec] = run(
         read_records(
             gateway.tenant,
-            gateway.tenant.service("policy"),
+            gateway.tenant.node("MX"),
             body["topic"],
             body["partition"],
             body["offset"],
         )
     )
     assert rec.key == notice["notice_id"].encode()
-    assert hashlib.sha256(rec.value).hexdigest() == body["sha256"]
+    assert hashlib.sha256(rec.value).hexdigest() == body["sealed_sha256"]
+    assert rec.value[:2] == b"PS" and notice["summary"].encode() not in rec.value
+    ring = gateway.keys.store.keyring(node_holder("MX"))
+    opened = open_notice(rec.value, keys=ring, origin="MX").plaintext
+    assert hashlib.sha256(opened).hexdigest() == body["sha256"]
     headers = dict(rec.headers)
     assert headers["puente.via"] == b"gateway"
     assert headers["puente.type"] == b"puente.CaseNotice"
-    decoded = decode(gateway.registry, rec.value, reader="puente.CaseNotice")
+    decoded = decode(gateway.registry, opened, reader="puente.CaseNotice")
     assert decoded["notice_id"] == notice["notice_id"]
     assert decoded["origin"] == "MX"
     assert decoded["summary"] == notice["summary"]

@@ -14,6 +14,7 @@ import yaml
 from puente.deploy import contract
 from puente.deploy import k8s as k
 from puente.deploy.material import (
+    gateway_keys_secret_name,
     k8s_secret_manifests,
     k8s_trust_configmap,
     node_keys_secret_name,
@@ -221,24 +222,32 @@ def _deployment(manifests: list[dict[str, Any]], name: str) -> dict[str, Any]:
 def test_a_deployment_and_a_file_per_state(manifests: list[dict[str, Any]]) -> None:
     names = {d["metadata"]["name"] for d in _by_kind(manifests, "Deployment")}
     assert names == {
-        "puente-gateway",
         "puente-warnings",
+        *(f"puente-gateway-{m.lower()}" for m in MEMBERS),
         *(f"puente-node-{m.lower()}" for m in MEMBERS),
     }
     for member in MEMBERS:
-        # Everything one state's node runs is in its own file (what its operator reviews).
-        docs = _docs(K8S / f"30-node-{member.lower()}.yaml")
-        assert {d["kind"] for d in docs} == {
-            "ServiceAccount",
-            "Deployment",
-            "PodDisruptionBudget",
-            "Service",
-            "NetworkPolicy",
-        }
-        assert {d["metadata"]["labels"]["puente.io/member"] for d in docs} == {member}
+        # Everything one state's node, and its gateway, runs is in its own file (what its
+        # operator reviews).
+        for file in (f"30-node-{member.lower()}.yaml", f"31-gateway-{member.lower()}.yaml"):
+            docs = _docs(K8S / file)
+            assert {d["kind"] for d in docs} == {
+                "ServiceAccount",
+                "Deployment",
+                "PodDisruptionBudget",
+                "Service",
+                "NetworkPolicy",
+            }
+            assert {d["metadata"]["labels"]["puente.io/member"] for d in docs} == {member}
 
 
-@pytest.mark.parametrize("name", ["puente-gateway", *(f"puente-node-{m.lower()}" for m in MEMBERS)])
+@pytest.mark.parametrize(
+    "name",
+    [
+        *(f"puente-gateway-{m.lower()}" for m in MEMBERS),
+        *(f"puente-node-{m.lower()}" for m in MEMBERS),
+    ],
+)
 def test_deployments_have_probes_resources_and_a_budget(
     manifests: list[dict[str, Any]], name: str
 ) -> None:
@@ -285,6 +294,16 @@ def test_deployments_have_probes_resources_and_a_budget(
     ]
 
 
+def _mounted_secrets(pod: dict[str, Any]) -> set[str]:
+    """The names of the Secrets a pod mounts, as volumes or projected into one."""
+    return {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v} | {
+        s["secret"]["name"]
+        for v in pod["volumes"]
+        if "projected" in v
+        for s in v["projected"]["sources"]
+    }
+
+
 @pytest.mark.parametrize("member", MEMBERS)
 def test_node_shape(
     manifests: list[dict[str, Any]], inputs: contract.DeployInputs, member: str
@@ -308,12 +327,7 @@ def test_node_shape(
     assert all(e.keys() == {"name", "value"} for e in main["env"])
     # Least privilege: the only Secrets it mounts are its own (and Strimzi's cluster CA).
     principal = inputs.naming.node_principal(member)
-    secrets = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v} | {
-        s["secret"]["name"]
-        for v in pod["volumes"]
-        if "projected" in v
-        for s in v["projected"]["sources"]
-    }
+    secrets = _mounted_secrets(pod)
     assert secrets == {
         password_secret_name(principal),
         node_keys_secret_name(principal),
@@ -327,17 +341,37 @@ def test_node_shape(
     assert keys["emptyDir"]["medium"] == "Memory"
 
 
+@pytest.mark.parametrize("member", MEMBERS)
+def test_gateway_shape(
+    manifests: list[dict[str, Any]], inputs: contract.DeployInputs, member: str
+) -> None:
+    """State CC's gateway serves CC only and mounts CC's gateway key store: no node key, no
+    other state's key."""
+    pod = _deployment(manifests, f"puente-gateway-{member.lower()}")["spec"]["template"]["spec"]
+    (main,) = pod["containers"]
+    assert [main["command"][0], *main["args"]] == list(contract.GATEWAY_COMMAND)
+    env = {e["name"]: e["value"] for e in main["env"]}
+    assert json.loads(env[contract.ENV_GATEWAY_STATES]) == [member]
+    assert env[contract.ENV_GATEWAY_KEYS_DIR] == contract.GATEWAY_KEYS_DIR
+    secrets = _mounted_secrets(pod)
+    assert secrets == {
+        password_secret_name(inputs.naming.service_principal("gateway")),
+        gateway_keys_secret_name(member),
+        k.gateway_tls_secret(member),
+        k.CLUSTER_CA_SECRET,
+    }
+    (init,) = pod["initContainers"]
+    assert "install -m 0600" in init["command"][-1]
+    mounts = {m["mountPath"]: m for m in main["volumeMounts"]}
+    assert mounts[contract.GATEWAY_KEYS_DIR]["readOnly"] is True
+
+
 def test_evaluator_shape(manifests: list[dict[str, Any]], inputs: contract.DeployInputs) -> None:
     """`puente serve warnings`: one instance (replaced, never doubled: two would publish every
     warning twice), probed and scraped on its metrics port, its own credential and key store
     only, reaching only Kafka and DNS."""
     docs = _docs(K8S / "32-warnings.yaml")
-    assert {d["kind"] for d in docs} == {
-        "ServiceAccount",
-        "Deployment",
-        "Service",
-        "NetworkPolicy",
-    }
+    assert {d["kind"] for d in docs} == {"ServiceAccount", "Deployment", "Service", "NetworkPolicy"}
     d = _deployment(manifests, "puente-warnings")
     assert d["spec"]["replicas"] == 1 and d["spec"]["strategy"] == {"type": "Recreate"}
     pod = d["spec"]["template"]["spec"]
@@ -362,15 +396,12 @@ def test_evaluator_shape(manifests: list[dict[str, Any]], inputs: contract.Deplo
         [{"protocol": "TCP", "port": contract.KAFKA_CLIENT_PORT}],
         [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
     ]
+    monitoring = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    }
     assert policy["spec"]["ingress"] == [
         {
-            "from": [
-                {
-                    "namespaceSelector": {
-                        "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
-                    }
-                }
-            ],
+            "from": [monitoring],
             "ports": [{"protocol": "TCP", "port": contract.WARNINGS_METRICS_PORT}],
         }
     ]
@@ -382,7 +413,8 @@ def test_every_reference_resolves(
     """Secrets, ConfigMaps and their keys: what the manifests name will exist."""
     secrets = k8s_secret_manifests(tmp_path / "s", inputs, namespace=k.NAMESPACE)
     secret_keys = {s["metadata"]["name"]: set(s["stringData"]) for s in secrets}
-    external = {k.CLUSTER_CA_SECRET: {"ca.crt"}, k.GATEWAY_TLS_SECRET: {"tls.crt", "tls.key"}}
+    external = {k.CLUSTER_CA_SECRET: {"ca.crt"}}
+    external |= {k.gateway_tls_secret(m): {"tls.crt", "tls.key"} for m in inputs.members}
     configmaps = {
         cm["metadata"]["name"]: set(cm["data"])
         for cm in (

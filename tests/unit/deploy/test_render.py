@@ -41,23 +41,21 @@ def _policies_with(tmp_path: Path, extra: str) -> Path:
 
 
 def test_a_new_member_changes_exactly_its_resources(tmp_path: Path) -> None:
-    """Adding a member to members.yaml adds its topics, users, node and policy item, nothing
-    else."""
+    """Adding a member to members.yaml adds its topics, users, node, gateway and policy item,
+    nothing else."""
     before = rendered()
     after = rendered(_policies_with(tmp_path, "ZZ"))
-    assert set(after) - set(before) == {K8S_DIR / "30-node-zz.yaml"}  # ZZ's own node
+    # ZZ's own node and gateway.
+    assert set(after) - set(before) == {K8S_DIR / "30-node-zz.yaml", K8S_DIR / "31-gateway-zz.yaml"}
     assert set(before) <= set(after)
     changed = {p for p in before if before[p] != after[p]}
     # Every Puente pod mounts the policies ConfigMap with an item per state (states/ZZ.yaml).
-    pods = {p for p in before if p.name.startswith("30-node-")} | {
-        K8S_DIR / "31-gateway.yaml",
-        K8S_DIR / "32-warnings.yaml",
-    }
+    pods = {p for p in before if p.name.startswith(("30-node-", "31-gateway-", "32-warnings"))}
     assert changed == {
-        COMPOSE_DIR / "compose.yaml",  # ZZ's node; the provisioning job mounts its credentials
+        COMPOSE_DIR / "compose.yaml",  # ZZ's node and gateway; provisioning mounts its credentials
         K8S_DIR / "20-topics.yaml",
         K8S_DIR / "21-users.yaml",
-        K8S_DIR / "kustomization.yaml",  # lists 30-node-zz.yaml
+        K8S_DIR / "kustomization.yaml",  # lists 30-node-zz.yaml and 31-gateway-zz.yaml
         *pods,
     }
     for path in pods:

@@ -127,6 +127,13 @@ def token_create(
     state = state.upper()
     if state not in load_members(get_settings().policies_dir).codes:
         raise typer.BadParameter(f"{state} is not a member state", param_hint="--state")
+    served = get_settings().gateway.states
+    if served and state not in served:
+        raise typer.BadParameter(
+            f"this gateway serves {', '.join(served)} (PUENTE_GATEWAY__STATES): a token of "
+            f"{state} is created at {state}'s own gateway",
+            param_hint="--state",
+        )
     full_types = _notice_types(types or [])
     now = now_ms()
     expires = now + expires_in_days * DAY_MS if expires_in_days else None
