@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from puente.evidence.enckeys import EncryptionPublicKey, KeyRing
+from puente.evidence.errors import SealError
 from puente.evidence.keys import SigningKey
 from puente.evidence.keystore import KeyStore
 from puente.evidence.seal import open_state, seal_state, sealing_key
@@ -138,8 +139,6 @@ class NodeVault:
         not open (another node's, another state's, a key this node no longer holds)."""
         ring = self.keys.ingress_keys()
         if ring is None:
-            from puente.evidence.errors import SealError
-
             raise SealError(
                 f"node {self.origin} holds no encryption key", reason="SEAL_KEY_UNKNOWN"
             )
