@@ -43,6 +43,7 @@ from puente_gateway.openapi import TITLE, build_openapi
 from puente_gateway.pool import Admission, Limits, ReaderPool
 from puente_gateway.ratelimit import FailureLimiter, RateLimiter
 from puente_gateway.shared import SharedState
+from puente_gateway.warnings import router as warnings_router
 
 log = get_logger("gateway")
 # The gateway exports Prometheus metrics; FastAPI's OpenTelemetry hooks would only add a
@@ -142,6 +143,7 @@ def create_app(
     routers = [m.router for m in (notices, feeds, receipts, trust, catalog, health)]
     for router in routers:
         app.include_router(router)
+    app.include_router(warnings_router)  # GET /v1/warnings (early warning, issue 19)
     # The hot path, also as a plain Starlette route ahead of FastAPI's: same handler, which
     # takes only the request, so FastAPI's parameter resolution would be pure cost. The
     # FastAPI route stays for the OpenAPI document (and would answer the same).

@@ -246,6 +246,23 @@ class GatewaySettings(BaseModel):
     )
 
 
+class WarningsSettings(BaseModel):
+    """The early-warning evaluator (``puente serve warnings``, docs/early-warning.md). Each
+    state's node signs its own aggregates with its node key (``PUENTE_POLICY__KEYS_DIR``)."""
+
+    keys_dir: Path | None = Field(
+        default=None,
+        description="the evaluator's key store: its service:warnings key of usage early-warning "
+        "(private part 0600); unset: the embedded default's <state>/keys",
+    )
+    trust_refresh_s: float = Field(default=30.0, gt=0, description="trust-list refresh period")
+    metrics_port: int = Field(default=9465, ge=0, description="Prometheus port; 0 = off")
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="address the metrics endpoint binds (0.0.0.0 in a container)",
+    )
+
+
 class Settings(BaseSettings):
     """Every setting a Puente process reads."""
 
@@ -269,6 +286,7 @@ class Settings(BaseSettings):
     local: LocalBrokerSettings = Field(default_factory=LocalBrokerSettings)
     policy: PolicyServiceSettings = Field(default_factory=PolicyServiceSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    warnings: WarningsSettings = Field(default_factory=WarningsSettings)
 
     @property
     def keys_dir(self) -> Path:

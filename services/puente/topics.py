@@ -91,10 +91,29 @@ GATEWAY_ANSWERS = TopicKind(
     7 * DAY_MS,
     description="a state's gateway's first answer to each notice and receipt id, for retries",
 )
+# Early warning (docs/early-warning.md). One partition each: the evaluator reads the aggregates
+# in one total order, which is what makes its output the same for every member who recomputes it.
+# Every state's node writes the one aggregates topic, keyed by its origin; an aggregate counts only
+# under its origin's node key (puente.warnings.signing), which no other node holds.
+AGGREGATES = TopicKind(
+    "aggregates",
+    Scope.GLOBAL,
+    FOREVER,
+    description="signed, windowed counts of each origin's notices, small cells suppressed",
+)
+WARNINGS = TopicKind(
+    "warnings", Scope.GLOBAL, FOREVER, description="signed early warnings, and when each ended"
+)
 
 # Record headers (the only metadata outside a record's value; a receipt's signature travels so).
 RECEIPT_KEY_ID_HEADER = "puente.receipt.key-id"
 RECEIPT_SIGNATURE_HEADER = "puente.receipt.signature"
+# An aggregate's or an early warning's signature (puente.warnings.signing): key id, signing time
+# (Unix ms, decimal) and the Ed25519 signature; the record's value stays a pure function of its
+# inputs, so two evaluators write the same bytes.
+SIGNATURE_KEY_ID_HEADER = "puente.signature.key-id"
+SIGNATURE_SIGNED_AT_HEADER = "puente.signature.signed-at"
+SIGNATURE_HEADER = "puente.signature"
 
 ALL_KINDS: tuple[TopicKind, ...] = (
     INGRESS,
@@ -107,6 +126,8 @@ ALL_KINDS: tuple[TopicKind, ...] = (
     TRUST,
     GATEWAY_TOKENS,
     GATEWAY_ANSWERS,
+    AGGREGATES,
+    WARNINGS,
 )
 
 

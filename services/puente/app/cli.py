@@ -25,7 +25,17 @@ app = typer.Typer(
 
 def _mount() -> None:
     from puente.app import demo
-    from puente.app.commands import audit, deploy, gateway, kafka, keys, policy, schemas, serve
+    from puente.app.commands import (
+        audit,
+        deploy,
+        gateway,
+        kafka,
+        keys,
+        policy,
+        schemas,
+        serve,
+        warnings,
+    )
     from puente.app.commands.publish import publish
     from puente.app.commands.subscribe import subscribe
     from puente.kafka import auditsource
@@ -41,6 +51,7 @@ def _mount() -> None:
     app.command(name="subscribe")(subscribe)
     app.command(name="publish")(publish)
     app.add_typer(gateway.app, name="gateway")
+    app.add_typer(warnings.app, name="warnings")
     demo.register(app)
 
 

@@ -1,5 +1,5 @@
 """deploy/compose/: a 3-node Kafka (KRaft) cluster, provisioning, one node and one gateway per
-member state.
+member state, the early-warning evaluator.
 
 Roles are combined (every Kafka node is broker and controller), as in ``puente kafka up
 --brokers 3``: three voters tolerate one node down, the nodes' ``server.properties`` come from
@@ -33,6 +33,7 @@ from puente.deploy.material import (
     NODE_KEYS_SUBDIR,
     NODES_DIR,
     TRUST_PUBLIC_DIR,
+    WARNINGS_DIR,
 )
 from puente.deploy.render import GENERATED_BY, yaml_stream
 from puente.kafka.broker_config import (
@@ -273,6 +274,32 @@ def _state_gateway(
     )
 
 
+def _evaluator(naming: Naming, depends_on: dict[str, Any]) -> dict[str, Any]:
+    """The early-warning evaluator (``puente serve warnings``): its credential and key store
+    only; nothing reaches it but the metrics scrape."""
+    keys = _secrets_path(WARNINGS_DIR, NODE_KEYS_SUBDIR)
+    return _puente_service(
+        c.WARNINGS_COMMAND,
+        environment=_base_env()
+        | {
+            c.ENV_WARNINGS_METRICS_PORT: str(c.WARNINGS_METRICS_PORT),
+            c.ENV_WARNINGS_METRICS_HOST: "0.0.0.0",  # noqa: S104 - the container's own network
+            c.ENV_WARNINGS_KEYS_DIR: c.WARNINGS_KEYS_DIR,
+        },
+        secrets=[_principal_secret(naming.service_principal("warnings"))],
+        volumes=[_POLICIES, f"{keys}:{c.WARNINGS_KEYS_DIR}:ro", _TRUST],
+        depends_on=depends_on,
+        stop_signal="SIGTERM",
+        stop_grace_period="30s",
+        restart="unless-stopped",
+        healthcheck=_http_check(f"http://127.0.0.1:{c.WARNINGS_METRICS_PORT}/metrics"),
+        deploy={
+            "replicas": c.WARNINGS_REPLICAS,
+            "resources": {"limits": {"cpus": "0.5", "memory": "512m"}},
+        },
+    )
+
+
 _POLICIES = f"../../policies:{c.POLICIES_MOUNT}:ro"
 # Public trust material (trust anchors, the signed trust list), where Puente looks for it.
 _TRUST = f"{_secrets_path(TRUST_PUBLIC_DIR)}:{c.TRUST_MOUNT}:ro"
@@ -303,6 +330,7 @@ def compose_document(inputs: c.DeployInputs) -> dict[str, Any]:
         services[gateway_service_name(member)] = _state_gateway(
             inputs, member, depends_on=kafka_up | provisioned
         )
+    services["warnings"] = _evaluator(inputs.naming, depends_on=kafka_up | provisioned)
     secrets: dict[str, Any] = {
         "kafka-broker": {"file": _secrets_path(c.BROKER_SECRET_FILE)},
         ADMIN_USER: {"file": _secrets_path(f"{ADMIN_USER}.json")},

@@ -15,6 +15,7 @@ from one source:
   NetworkPolicy), so that one file is what a state's operator reviews or takes away;
 - ``31-gateway-cc.yaml``, one per member state: the same for state CC's gateway, its edge
   (it serves CC's agencies only, with CC's member encryption keys);
+- ``32-warnings.yaml``: the early-warning evaluator (``puente serve warnings``);
 - ``40-network-policies.yaml``: default-deny ingress for the namespace;
 - ``kustomization.yaml``: the list, for ``kubectl apply -k deploy/k8s``.
 
@@ -51,6 +52,9 @@ STRIMZI_API = "kafka.strimzi.io/v1"
 BOOTSTRAP = f"{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:{c.KAFKA_CLIENT_PORT}"
 CLUSTER_CA_SECRET = f"{CLUSTER}-cluster-ca-cert"  # created by Strimzi; clients trust its ca.crt
 POLICIES_CONFIGMAP = "puente-policies"
+# The policy directory's top-level files: members, the regional floor, and early warning's
+# triggers and gazetteer (docs/early-warning.md), read by every node and by the evaluator.
+POLICY_FILES = ("members.yaml", "regional.yaml", "triggers.yaml", "places.yaml")
 PART_OF = {"app.kubernetes.io/part-of": "puente"}
 METADATA_VERSION = "4.1-IV1"  # what `kafka-storage format` of Kafka 4.1 writes
 
@@ -344,6 +348,9 @@ def gateway_tls_secret(member: str) -> str:
     return f"puente-gateway-{member.lower()}-tls"
 
 
+WARNINGS = App("puente-warnings", "warnings")
+
+
 def node_app(member: str) -> App:
     """State ``member``'s node: ``puente-node-cc``."""
     return App(f"puente-node-{member.lower()}", "node", member)
@@ -393,10 +400,7 @@ def _common_volumes(
 ) -> list[dict[str, Any]]:
     """The volumes every Puente pod mounts. ``also`` adds (Secret, key) files to the secrets
     directory, beside the principal's credential (one projected volume)."""
-    items = [
-        {"key": "members.yaml", "path": "members.yaml"},
-        {"key": "regional.yaml", "path": "regional.yaml"},
-    ]
+    items = [{"key": name, "path": name} for name in POLICY_FILES]
     # ConfigMap keys are flat: states/CC.yaml travels as key "states.CC.yaml".
     items += [{"key": f"states.{m}.yaml", "path": f"states/{m}.yaml"} for m in members]
     files = [(password_secret_name(principal), f"{principal}.json"), *also]
@@ -725,6 +729,62 @@ def state_gateway(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
     ]
 
 
+def evaluator(inputs: c.DeployInputs) -> list[dict[str, Any]]:
+    """The early-warning evaluator (``puente serve warnings``): its own ServiceAccount,
+    credential and key store; one instance (it keeps no state, replays the aggregates at start,
+    and a second one would publish every warning twice); metrics scrapes its only way in."""
+    app = WARNINGS
+    principal = inputs.naming.service_principal("warnings")
+    probe = {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 10}
+    container = {
+        "name": "warnings",
+        "image": c.PUENTE_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "command": [c.WARNINGS_COMMAND[0]],
+        "args": list(c.WARNINGS_COMMAND[1:]),
+        "env": _env(
+            {
+                c.ENV_WARNINGS_METRICS_PORT: str(c.WARNINGS_METRICS_PORT),
+                c.ENV_WARNINGS_METRICS_HOST: "0.0.0.0",  # noqa: S104 - the pod's own address
+                c.ENV_WARNINGS_KEYS_DIR: c.WARNINGS_KEYS_DIR,
+            }
+        ),
+        "ports": [{"name": "metrics", "containerPort": c.WARNINGS_METRICS_PORT, "protocol": "TCP"}],
+        "startupProbe": probe | {"failureThreshold": 30},
+        "livenessProbe": probe | {"failureThreshold": 3, "timeoutSeconds": 3},
+        "readinessProbe": probe | {"failureThreshold": 2, "timeoutSeconds": 3},
+        # Its memory holds the evaluator's fold: a few windows of aggregates per trigger.
+        "resources": _resources("50m", "128Mi", "512Mi"),
+        "securityContext": _CONTAINER_SECURITY,
+        "volumeMounts": [
+            *_common_mounts(),
+            {"name": "keys", "mountPath": c.WARNINGS_KEYS_DIR, "readOnly": True},
+        ],
+    }
+    copy_keys, key_volumes = _key_store(node_keys_secret_name(principal), c.WARNINGS_KEYS_DIR)
+    deployment = _deployment(
+        app,
+        replicas=c.WARNINGS_REPLICAS,
+        annotations={
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(c.WARNINGS_METRICS_PORT),
+        },
+        grace_s=30,
+        containers=[container],
+        init_containers=[copy_keys],
+        volumes=[*_common_volumes(principal, inputs.members), *key_volumes],
+    )
+    # One instance: an update stops the old pod before the new one starts (two would publish
+    # every warning twice).
+    deployment["spec"]["strategy"] = {"type": "Recreate"}
+    service = _service(app, f"{app.name}-metrics", "metrics", c.WARNINGS_METRICS_PORT)
+    service["spec"]["clusterIP"] = "None"
+    metrics_only = [
+        {"from": [_MONITORING], "ports": [{"protocol": "TCP", "port": c.WARNINGS_METRICS_PORT}]}
+    ]
+    return [_service_account(app), deployment, service, _network_policy(app, metrics_only)]
+
+
 def default_deny() -> dict[str, Any]:
     """Default-deny ingress for the namespace: each Puente process's own NetworkPolicy (in its
     file) lets in what it serves; Strimzi adds its own for what Kafka's pods need."""
@@ -745,6 +805,7 @@ def k8s_files(inputs: c.DeployInputs) -> dict[Path, str]:
         "21-users.yaml": kafka_users(inputs),
         **{node_file(m): state_node(inputs, m) for m in inputs.members},
         **{gateway_file(m): state_gateway(inputs, m) for m in inputs.members},
+        "32-warnings.yaml": evaluator(inputs),
         "40-network-policies.yaml": [default_deny()],
     }
     files = {K8S_DIR / name: yaml_stream(d) for name, d in docs.items()}
@@ -761,10 +822,7 @@ def k8s_files(inputs: c.DeployInputs) -> dict[Path, str]:
 
 def policies_configmap(policies_dir: Path, members: tuple[str, ...]) -> dict[str, Any]:
     """The ``puente-policies`` ConfigMap of a policies directory (flat keys, see the volume)."""
-    data = {
-        "members.yaml": (policies_dir / "members.yaml").read_text(encoding="utf-8"),
-        "regional.yaml": (policies_dir / "regional.yaml").read_text(encoding="utf-8"),
-    }
+    data = {name: (policies_dir / name).read_text(encoding="utf-8") for name in POLICY_FILES}
     for m in members:
         data[f"states.{m}.yaml"] = (policies_dir / "states" / f"{m}.yaml").read_text(
             encoding="utf-8"

@@ -8,14 +8,18 @@ for Kubernetes) holds, all private files 0600::
     kafka-broker.properties         the brokers' PLAIN password (Compose: FileConfigProvider)
     gateway-tls.crt, .key           a self-signed certificate for the gateways (Compose)
     nodes/CC/keys/                  state CC's node key store (puente.evidence.keystore): its
-                                    node:CC Ed25519 signing key (delivery, checkpoint) and
-                                    X25519 encryption key (agencies seal ingress to it)
+                                    node:CC Ed25519 signing key (delivery, checkpoint,
+                                    early-warning) and X25519 encryption key (agencies seal
+                                    ingress to it; the node seals its own state to it)
     nodes/CC/policy-pseudonym.key   CC's node's pseudonymisation secret (its own)
     gateways/CC/keys/               state CC's gateway key store: its member:CC X25519
                                     encryption key (nodes seal deliveries to CC to it)
+    warnings/keys/                  the early-warning evaluator's key store: its
+                                    service:warnings Ed25519 key (usage early-warning)
     trust/                          the operator's key store (``puente keys --dir``): the
-                                    operator:root key, the public part of every node key and
-                                    of every state's member encryption key (and of every other
+                                    operator:root key, the public part of every node key, of
+                                    the evaluator's key and of every state's member encryption
+                                    key (and of every other
                                     member key the operator imports), the signed trust list
                                     pinning the regional floor
     trust-public/                   what every node and gateway mounts: the root's verifier
@@ -45,13 +49,21 @@ from puente.errors import ConfigError
 from puente.evidence._time import now_ms
 from puente.evidence.errors import UntrustedKeyError
 from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
-from puente.evidence.trust import ROOT_HOLDER, TrustList, Usage, member_holder, node_holder
+from puente.evidence.trust import (
+    ROOT_HOLDER,
+    TrustList,
+    Usage,
+    member_holder,
+    node_holder,
+    service_holder,
+)
 from puente.kafka.broker_config import ADMIN_USER, BROKER_USER
 from puente.secrets import SecretStore, new_password, write_private
 from puente.service.secret import new_pseudonym_secret
 
 NODES_DIR = "nodes"
 GATEWAYS_DIR = "gateways"
+WARNINGS_DIR = "warnings"
 TRUST_DIR = "trust"
 TRUST_PUBLIC_DIR = "trust-public"
 NODE_KEYS_SUBDIR = "keys"
@@ -82,6 +94,11 @@ def gateway_keys_dir(secrets_dir: Path, member: str) -> Path:
     return secrets_dir / GATEWAYS_DIR / member / GATEWAY_KEYS_SUBDIR
 
 
+def warnings_keys_dir(secrets_dir: Path) -> Path:
+    """The early-warning evaluator's key store (what ``PUENTE_WARNINGS__KEYS_DIR`` names)."""
+    return secrets_dir / WARNINGS_DIR / NODE_KEYS_SUBDIR
+
+
 def _ensure_pseudonym_secret(path: Path) -> Path | None:
     """A node's pseudonymisation secret, shared by its instances; the path when new."""
     if path.exists():
@@ -109,6 +126,16 @@ def _ensure_gateway_keys(store: KeyStore, member: str, now: int) -> bool:
     if any(m.holder == holder and m.is_encryption for m in store.key_metas()):
         return False
     store.generate_encryption(holder, valid_from=now)
+    return True
+
+
+def _ensure_warnings_key(store: KeyStore, now: int) -> bool:
+    """A ``service:warnings`` key of usage early-warning unless the store has one (a rotated
+    or revoked one included)."""
+    holder = service_holder("warnings")
+    if any(m.holder == holder for m in store.key_metas()):
+        return False
+    store.generate(holder, valid_from=now, usages=(Usage.EARLY_WARNING,))
     return True
 
 
@@ -205,8 +232,9 @@ def _write_trust_public(secrets_dir: Path) -> None:
 
 def state_material(secrets_dir: Path, inputs: c.DeployInputs) -> list[Path]:
     """Every state's node key store and pseudonymisation secret and its gateway's key store,
-    the operator's trust store with a signed trust list of their public parts, and the public
-    trust material; the paths made or signed anew (a key store that got keys counts as one)."""
+    the early-warning evaluator's key store, the operator's trust store with a signed trust list
+    of their public parts, and the public trust material; the paths made or signed anew (a key
+    store that got keys counts as one)."""
     now = now_ms()
     created: list[Path] = []
     trust = KeyStore(secrets_dir / TRUST_DIR)
@@ -224,6 +252,10 @@ def state_material(secrets_dir: Path, inputs: c.DeployInputs) -> list[Path]:
         if _ensure_gateway_keys(gateway, member, now):
             created.append(gateway.root)
         _import_keys(trust, gateway, member_holder(member))
+    evaluator = KeyStore(warnings_keys_dir(secrets_dir))
+    if _ensure_warnings_key(evaluator, now):
+        created.append(evaluator.root)
+    _import_keys(trust, evaluator, service_holder("warnings"))
     if _sign_trust_list(trust, inputs.floor_digest, now):
         created.append(trust.root / TRUST_LIST_FILE)
     _write_trust_public(secrets_dir)
@@ -327,7 +359,8 @@ def password_secret_name(principal: str) -> str:
 
 
 def node_keys_secret_name(principal: str) -> str:
-    """The Secret holding a node's key store (every file of ``nodes/CC/keys/``)."""
+    """The Secret holding a node's key store (every file of ``nodes/CC/keys/``), or the
+    evaluator's (``warnings/keys/``, principal ``<prefix>-svc-warnings``)."""
     return f"{principal}-keys"
 
 
@@ -349,7 +382,7 @@ def k8s_secret_manifests(
     secrets_dir: Path, inputs: c.DeployInputs, *, namespace: str
 ) -> list[dict[str, Any]]:
     """Secret manifests for every principal's password, every node's key store and
-    pseudonymisation secret, and every state's gateway key store.
+    pseudonymisation secret, every state's gateway key store, and the evaluator's key store.
 
     Missing credentials and node material are generated into ``secrets_dir`` first (kept there:
     re-running renders the same Secrets), so the operator keeps the passwords to hand to member
@@ -374,6 +407,9 @@ def k8s_secret_manifests(
         docs.append(_secret_manifest(node_pseudonym_secret_name(principal), namespace, data))
         data = _folder(gateway_keys_dir(secrets_dir, member))
         docs.append(_secret_manifest(gateway_keys_secret_name(member), namespace, data))
+    evaluator = inputs.naming.service_principal("warnings")
+    data = _folder(warnings_keys_dir(secrets_dir))
+    docs.append(_secret_manifest(node_keys_secret_name(evaluator), namespace, data))
     return docs
 
 

@@ -6,15 +6,21 @@ cluster; deploy/k8s renders the same plan as Strimzi KafkaTopic and KafkaUser re
 Member state CC (principal ``<prefix>-cc``) may:
 - write its own ingress and receipts topics;
 - read its own deliver and rejected topics, with consumer groups under ``<prefix>.CC.``;
-- read the checkpoints and trust topics (public evidence without personal data, needed to verify).
+- read the checkpoints and trust topics (public evidence without personal data, needed to verify);
+- read the early-warning topics: every state's aggregates (counts without identity, so that it
+  can recompute any warning) and the warnings (docs/early-warning.md).
 CC's node (principal ``<prefix>-node-cc``) may read only ``ingress.CC``; write every state's
 deliver topic, its own ``rejected.CC``, ``audit.CC`` and ``state.CC`` (reading back the last
-two on take-over) and the checkpoints topic; read the trust topic; with consumer groups under
-``<prefix>.node.CC`` and transactional ids under ``<prefix>.node.CC.`` (see ``node_acls``).
+two on take-over), the checkpoints topic and the aggregates topic; read the trust topic; with
+consumer groups under ``<prefix>.node.CC`` and transactional ids under ``<prefix>.node.CC.``
+(see ``node_acls``). The aggregates topic is one partition (one order for every evaluator), so
+every node writes the same topic: Kafka cannot limit a writer to its own keys, and an aggregate
+of CC counts only when signed by a key of ``node:CC`` in the trust list
+(``puente.warnings.signing``); another node's write is refused as ``KEY_WRONG_HOLDER``.
 CC's gateway (principal ``<prefix>-gateway-cc``, its edge) may write ``ingress.CC`` and
 ``receipts.CC``, read ``deliver.CC`` and ``rejected.CC``, read and write its own
-``gateway-tokens.CC`` and ``gateway-answers.CC``, and read the trust topic; it uses no consumer
-group and no transactional id (see ``gateway_acls``).
+``gateway-tokens.CC`` and ``gateway-answers.CC``, and read the trust and warnings topics; it
+uses no consumer group and no transactional id (see ``gateway_acls``).
 Services get what their role needs and nothing more (see ``SERVICE_GRANTS``).
 """
 
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from puente.topics import (
+    AGGREGATES,
     ALL_KINDS,
     AUDIT,
     CHECKPOINTS,
@@ -36,6 +43,7 @@ from puente.topics import (
     REJECTED,
     STATE,
     TRUST,
+    WARNINGS,
     Naming,
     Scope,
     TopicKind,
@@ -120,6 +128,8 @@ SERVICE_GRANTS: dict[str, tuple[tuple[TopicKind, tuple[Operation, ...]], ...]] =
     "receipts": ((RECEIPTS, _R), (AUDIT, _R), (TRUST, _R)),
     # The operator publishes the signed trust list (and nothing else).
     "operator": ((TRUST, _RW),),
+    # The early-warning evaluator reads the aggregates and publishes warnings (nothing else).
+    "warnings": ((AGGREGATES, _R), (WARNINGS, _RW), (TRUST, _R)),
 }
 
 
@@ -140,7 +150,7 @@ def member_acls(naming: Naming, member: str) -> list[Acl]:
     for kind, ops in ((INGRESS, _W), (RECEIPTS, _W), (DELIVER, _R), (REJECTED, _R)):
         topic = naming.topic(kind, member)
         acls += [Acl(p, Resource.TOPIC, topic, Pattern.LITERAL, op) for op in ops]
-    for kind in (CHECKPOINTS, TRUST):
+    for kind in (CHECKPOINTS, TRUST, AGGREGATES, WARNINGS):
         acls += _topic_grants(p, naming, kind, _R)
     acls.append(
         Acl(p, Resource.GROUP, naming.member_group_prefix(member), Pattern.PREFIXED, Operation.READ)
@@ -158,6 +168,8 @@ def node_acls(naming: Naming, member: str) -> list[Acl]:
     acls += _topic_grants(p, naming, DELIVER, _W)  # to every recipient, present and future
     acls += _topic_grants(p, naming, CHECKPOINTS, _RW)
     acls += _topic_grants(p, naming, TRUST, _R)
+    # Its signed aggregates, in its batches' transactions (write only: it never reads others').
+    acls += _topic_grants(p, naming, AGGREGATES, _W)
     acls.append(Acl(p, Resource.GROUP, naming.node_group(member), Pattern.PREFIXED, Operation.READ))
     tx = naming.node_transactional_id_prefix(member)
     acls += [
@@ -189,6 +201,7 @@ def gateway_acls(naming: Naming, member: str) -> list[Acl]:
         topic = naming.topic(kind, member)
         acls += [Acl(p, Resource.TOPIC, topic, Pattern.LITERAL, op) for op in ops]
     acls += _topic_grants(p, naming, TRUST, _R)
+    acls += _topic_grants(p, naming, WARNINGS, _R)  # GET /v1/warnings: every member reads them
     return acls
 
 
@@ -237,7 +250,7 @@ def build_plan(
                 Topic(
                     naming.topic(kind),
                     kind,
-                    1 if kind is TRUST else partitions,
+                    1 if kind in (TRUST, AGGREGATES, WARNINGS) else partitions,
                     replication,
                     kind.configs(min_insync_replicas=min_isr),
                 )

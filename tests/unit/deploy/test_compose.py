@@ -77,7 +77,11 @@ def test_three_kafka_nodes_a_node_and_a_gateway_per_state_and_provisioning(
     nodes = {f"node-{m.lower()}": m for m in inputs.members}
     gateways = {f"gateway-{m.lower()}": m for m in inputs.members}
     assert len(nodes) == len(gateways) == 20
-    assert set(services) == {"kafka-1", "kafka-2", "kafka-3", "provision", *gateways, *nodes}
+    assert set(services) == {
+        *("kafka-1", "kafka-2", "kafka-3", "provision", "warnings"),
+        *gateways,
+        *nodes,
+    }
     for i in (1, 2, 3):
         node = services[f"kafka-{i}"]
         assert node["image"] == contract.KAFKA_IMAGE
@@ -115,6 +119,12 @@ def test_three_kafka_nodes_a_node_and_a_gateway_per_state_and_provisioning(
         assert inside == str(contract.GATEWAY_PORT)
         ports.add(host)
     assert len(ports) == len(gateways)  # each state's gateway on its own host port
+    evaluator = services["warnings"]
+    assert evaluator["command"] == list(contract.WARNINGS_COMMAND)
+    assert evaluator["deploy"]["replicas"] == contract.WARNINGS_REPLICAS == 1
+    assert evaluator["environment"][contract.ENV_WARNINGS_KEYS_DIR] == contract.WARNINGS_KEYS_DIR
+    assert f"./secrets/warnings/keys:{contract.WARNINGS_KEYS_DIR}:ro" in evaluator["volumes"]
+    assert "ports" not in evaluator  # nothing reaches it from outside
     provision = services["provision"]["command"]
     assert (
         provision[:2] == ["/bin/sh", "-c"] and " ".join(contract.PROVISION_COMMAND) in provision[2]
@@ -122,10 +132,10 @@ def test_three_kafka_nodes_a_node_and_a_gateway_per_state_and_provisioning(
     assert "$" not in provision[2]  # Compose would interpolate it
     assert services["provision"]["restart"] == "no"
     # Start order: Kafka healthy, then provisioning completes, then the services.
-    for name in (*gateways, *nodes):
+    for name in ("warnings", *gateways, *nodes):
         deps = services[name]["depends_on"]
         assert deps["provision"]["condition"] == "service_completed_successfully"
-    for name in ("provision", *gateways, *nodes):
+    for name in ("provision", "warnings", *gateways, *nodes):
         env = services[name]["environment"]
         assert env["PUENTE_KAFKA_BOOTSTRAP"] == BOOTSTRAP
         assert env["PUENTE_SECRETS_DIR"] == "/run/secrets"
@@ -218,6 +228,15 @@ def test_secrets_come_from_files_and_are_never_committed(
             v for v in gateway["volumes"] if v.startswith("./secrets/") and "trust-public" not in v
         ]
         assert private == [f"./secrets/gateways/{member}/keys:{contract.GATEWAY_KEYS_DIR}:ro"]
+    # The evaluator: its own credential and key store, nothing of any state's.
+    evaluator = compose["services"]["warnings"]
+    assert {s["target"] for s in evaluator["secrets"]} == {
+        f"{inputs.naming.service_principal('warnings')}.json"
+    }
+    private = [
+        v for v in evaluator["volumes"] if v.startswith("./secrets/") and "trust-public" not in v
+    ]
+    assert private == [f"./secrets/warnings/keys:{contract.WARNINGS_KEYS_DIR}:ro"]
     # No environment variable carries a password.
     for svc in compose["services"].values():
         assert not any("PASSWORD" in k for k in svc.get("environment", {})), svc

@@ -133,12 +133,13 @@ def test_a_kafkatopic_per_planned_topic(
     topics = {d["spec"]["topicName"]: d for d in _by_kind(manifests, "KafkaTopic")}
     assert set(topics) == {t.name for t in inputs.plan.topics}
     # Per member: eight kinds (six and its gateway's tokens and answers); global: checkpoints,
-    # trust.
-    assert len(topics) == 8 * len(inputs.members) + 2
+    # trust, aggregates, warnings.
+    assert len(topics) == 8 * len(inputs.members) + 4
+    single = {"puente.trust", "puente.aggregates", "puente.warnings"}  # one order each
     for t in inputs.plan.topics:
         spec = topics[t.name]["spec"]
         assert spec["partitions"] == t.partitions
-        assert t.partitions == (1 if t.name == "puente.trust" else contract.PARTITIONS)
+        assert t.partitions == (1 if t.name in single else contract.PARTITIONS)
         assert spec["replicas"] == t.replication == 3
         assert {key: str(v) for key, v in spec["config"].items()} == {
             key: str(k.typed(v)) for key, v in t.configs.items()
@@ -185,7 +186,10 @@ def test_a_kafkauser_per_principal_with_exactly_the_plans_acls(
         gateway = users[inputs.naming.gateway_principal(member)]
         assert gateway["metadata"]["labels"]["puente.io/member"] == member
         touched = {r["resource"]["name"] for r in gateway["spec"]["authorization"]["acls"]}
-        assert {n for n in touched if not n.endswith(f".{member}")} == {"puente.trust"}
+        assert {n for n in touched if not n.endswith(f".{member}")} == {
+            "puente.trust",
+            "puente.warnings",
+        }
     assert not [u for u in users if u.endswith("-svc-policy")]  # the hub is gone
     assert not [u for u in users if u.endswith("-svc-gateway")]  # no gateway of every state
 
@@ -227,6 +231,7 @@ def _deployment(manifests: list[dict[str, Any]], name: str) -> dict[str, Any]:
 def test_a_deployment_and_a_file_per_state(manifests: list[dict[str, Any]]) -> None:
     names = {d["metadata"]["name"] for d in _by_kind(manifests, "Deployment")}
     assert names == {
+        "puente-warnings",
         *(f"puente-gateway-{m.lower()}" for m in MEMBERS),
         *(f"puente-node-{m.lower()}" for m in MEMBERS),
     }
@@ -368,6 +373,47 @@ def test_gateway_shape(
     assert "install -m 0600" in init["command"][-1]
     mounts = {m["mountPath"]: m for m in main["volumeMounts"]}
     assert mounts[contract.GATEWAY_KEYS_DIR]["readOnly"] is True
+
+
+def test_evaluator_shape(manifests: list[dict[str, Any]], inputs: contract.DeployInputs) -> None:
+    """`puente serve warnings`: one instance (replaced, never doubled: two would publish every
+    warning twice), probed and scraped on its metrics port, its own credential and key store
+    only, reaching only Kafka and DNS."""
+    docs = _docs(K8S / "32-warnings.yaml")
+    assert {d["kind"] for d in docs} == {"ServiceAccount", "Deployment", "Service", "NetworkPolicy"}
+    d = _deployment(manifests, "puente-warnings")
+    assert d["spec"]["replicas"] == 1 and d["spec"]["strategy"] == {"type": "Recreate"}
+    pod = d["spec"]["template"]["spec"]
+    (main,) = pod["containers"]
+    assert [main["command"][0], *main["args"]] == list(contract.WARNINGS_COMMAND)
+    ports = {p["name"] for p in main["ports"]}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert main[probe]["httpGet"]["port"] in ports, probe
+    env = {e["name"]: e["value"] for e in main["env"]}
+    assert env[contract.ENV_WARNINGS_KEYS_DIR] == contract.WARNINGS_KEYS_DIR
+    principal = inputs.naming.service_principal("warnings")
+    secrets = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    assert secrets == {
+        password_secret_name(principal),
+        node_keys_secret_name(principal),  # its key store: <principal>-keys, as a node's
+        k.CLUSTER_CA_SECRET,
+    }
+    (init,) = pod["initContainers"]
+    assert "install -m 0600" in init["command"][-1]
+    (policy,) = [n for n in docs if n["kind"] == "NetworkPolicy"]
+    assert [e["ports"] for e in policy["spec"]["egress"]] == [
+        [{"protocol": "TCP", "port": contract.KAFKA_CLIENT_PORT}],
+        [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    ]
+    monitoring = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    }
+    assert policy["spec"]["ingress"] == [
+        {
+            "from": [monitoring],
+            "ports": [{"protocol": "TCP", "port": contract.WARNINGS_METRICS_PORT}],
+        }
+    ]
 
 
 def test_every_reference_resolves(

@@ -20,13 +20,21 @@ from puente.deploy.material import (
     node_keys_dir,
     state_material,
     trust_public_files,
+    warnings_keys_dir,
 )
 from puente.errors import ConfigError
 from puente.evidence._time import now_ms
 from puente.evidence.keys import read_private_key
 from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
 from puente.evidence.note import Note
-from puente.evidence.trust import ROOT_HOLDER, TrustList, Usage, member_holder, node_holder
+from puente.evidence.trust import (
+    ROOT_HOLDER,
+    TrustList,
+    Usage,
+    member_holder,
+    node_holder,
+    service_holder,
+)
 from puente.evidence.trustsource import read_anchors
 
 REPO = Path(__file__).resolve().parents[3]
@@ -60,7 +68,12 @@ def test_each_node_gets_its_own_keys_and_the_trust_list_names_them(
         assert {m.holder for m in metas} == {node_holder(member)}  # nobody else's keys
         (signing,) = [m for m in metas if not m.is_encryption]
         (sealing,) = [m for m in metas if m.is_encryption]
-        assert set(signing.usages) == {Usage.DELIVERY.value, Usage.CHECKPOINT.value}
+        # One signing key: deliveries, checkpoints and early-warning aggregates.
+        assert set(signing.usages) == {
+            Usage.DELIVERY.value,
+            Usage.CHECKPOINT.value,
+            Usage.EARLY_WARNING.value,
+        }
         key = store.current(node_holder(member), usage=Usage.DELIVERY, at=now)
         assert tl.entry(key.key_id).holder == node_holder(member)
         assert tl.encryption_key(node_holder(member), at=now).key_id == sealing.key_id
@@ -201,6 +214,22 @@ def test_without_the_root_key_a_needed_signature_is_an_error(
     assert Note.parse((tmp_path / TRUST_PUBLIC_DIR / TRUST_LIST_FILE).read_bytes())
 
 
+def test_the_evaluator_gets_its_own_key_and_the_trust_list_names_it(
+    tmp_path: Path, inputs: contract.DeployInputs
+) -> None:
+    """`puente serve warnings` signs with a service:warnings key of usage early-warning alone,
+    kept in its own folder; the operator's trust list names its public part."""
+    state_material(tmp_path, inputs)
+    store = KeyStore(warnings_keys_dir(tmp_path))
+    (meta,) = store.key_metas()
+    assert meta.holder == service_holder("warnings")
+    assert meta.usages == (Usage.EARLY_WARNING.value,)
+    key = store.current(meta.holder, usage=Usage.EARLY_WARNING, at=now_ms())
+    entry = _signed_list(tmp_path).entry(key.key_id)
+    assert entry.holder == meta.holder and entry.usages == {Usage.EARLY_WARNING}
+    assert state_material(tmp_path, inputs) == []  # kept, not made again
+
+
 def test_k8s_secrets_hold_each_node_s_and_gateway_s_own_folder(
     tmp_path: Path, inputs: contract.DeployInputs
 ) -> None:
@@ -219,4 +248,9 @@ def test_k8s_secrets_hold_each_node_s_and_gateway_s_own_folder(
         assert docs[f"puente-gateway-{member.lower()}-keys"] == {
             p.name: p.read_text() for p in folder.iterdir() if p.is_file()
         }
+    evaluator = inputs.naming.service_principal("warnings")
+    folder = warnings_keys_dir(tmp_path)
+    assert docs[f"{evaluator}-keys"] == {
+        p.name: p.read_text() for p in folder.iterdir() if p.is_file()
+    }
     assert not [n for n in docs if "svc-policy" in n or n == "puente-policy-signing-key"]

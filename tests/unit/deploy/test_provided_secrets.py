@@ -8,7 +8,9 @@ in-container path mapped into the tree. Then each service's own start-up code ru
 environment — each state's node builds itself as ``puente serve node --as CC`` does
 (``Runtime.node``: its Kafka credential, key store, pseudonymisation secret, trust anchors),
 takes the signed trust list from the mounted file, loads its policies, checks the floor the list
-pins and finds its own signing and encryption keys named in the list; each state's gateway
+pins and finds its own signing and encryption keys named in the list, and counts for early
+warning (triggers loaded, its key of usage early-warning found); the evaluator builds itself as
+``puente serve warnings`` does and finds its key named in the list; each state's gateway
 builds its app (serving that state only, with that state's member keys, which the list names as
 the key deliveries to it are sealed to), its TLS context and its Kafka TLS context;
 provisioning finds a credential for every principal; a Kafka node finds the files its
@@ -44,7 +46,7 @@ from puente.deploy.material import (
 from puente.errors import PuenteError
 from puente.evidence._time import now_ms
 from puente.evidence.keystore import TRUST_LIST_FILE
-from puente.evidence.trust import member_holder, node_holder
+from puente.evidence.trust import Usage, member_holder, node_holder, service_holder
 from puente.evidence.trustsource import file_fetch
 from puente.kafka.broker_config import ADMIN_USER
 from puente.kafka.connection import admin_credential, resolve_endpoint
@@ -162,8 +164,27 @@ def start_node(member: str) -> Callable[[Container], None]:
         assert ring is not None
         sealed_to = trust_list.encryption_key(node_holder(member), at=now)
         assert ring.get(sealed_to.key_id) is not None
+        # Early warning is on: the triggers are mounted and its key signs aggregates.
+        assert node.aggregation is not None, "early warning is off on this node"
+        counting = trust_list.entry(node.keys.early_warning_key(now).key_id)
+        assert counting.holder == node_holder(member) and Usage.EARLY_WARNING in counting.usages
 
     return start
+
+
+def start_warnings(c: Container) -> None:
+    """The evaluator, built as ``puente serve warnings`` builds it: its credential, key store,
+    triggers and trust anchors; its key named in the mounted trust list."""
+    from puente.app.runtime import Runtime
+
+    runtime = Runtime.from_settings(Settings())
+    service, topic = runtime.warnings_evaluator(instance="walk")
+    service.endpoint.aiokafka_kwargs(service.cred)
+    files = [fetch for fetch in service.trust_sources if fetch != topic.newest]
+    assert asyncio.run(service.trust.refresh(files)), "no trust list taken from the files"
+    assert service.triggers.triggers, "no trigger mounted"
+    entry = service.trust.verifier().trust_list.entry(service.key.key_id)
+    assert entry.holder == service_holder("warnings") and Usage.EARLY_WARNING in entry.usages
 
 
 def start_gateway(member: str) -> Callable[[Container], None]:
@@ -253,7 +274,7 @@ def compose_containers(tmp: Path, generated: Path) -> dict[str, Container]:
                 shutil.copytree(generated.joinpath(*Path(source).parts[1:]), c.mounts[target])
                 assert options == ["ro"], volume
                 c.readonly.add(target)
-                if "/nodes/" in source or "/gateways/" in source:
+                if any(f"/{d}/" in source for d in ("nodes", "gateways", "warnings")):
                     c.secret_mounts.add(target)
             elif source.startswith("."):
                 c.mounts[target] = (COMPOSE / source).resolve()  # a bind mount
@@ -274,6 +295,7 @@ def compose_containers(tmp: Path, generated: Path) -> dict[str, Container]:
 
 COMPOSE_STARTS: dict[str, Callable[[Container], None]] = {
     "provision": start_provisioning,
+    "warnings": start_warnings,
     **{f"gateway-{m.lower()}": start_gateway(m) for m in INPUTS.members},
     **{f"kafka-{i}": start_kafka_node for i in (1, 2, 3)},
     **{f"node-{m.lower()}": start_node(m) for m in INPUTS.members},
@@ -368,6 +390,7 @@ def k8s_containers(tmp: Path, generated: Path) -> dict[str, Container]:
 
 
 K8S_STARTS: dict[str, Callable[[Container], None]] = {
+    "puente-warnings": start_warnings,
     **{f"puente-gateway-{m.lower()}": start_gateway(m) for m in INPUTS.members},
     **{f"puente-node-{m.lower()}": start_node(m) for m in INPUTS.members},
 }

@@ -50,7 +50,7 @@ def test_a_new_member_changes_exactly_its_resources(tmp_path: Path) -> None:
     assert set(before) <= set(after)
     changed = {p for p in before if before[p] != after[p]}
     # Every Puente pod mounts the policies ConfigMap with an item per state (states/ZZ.yaml).
-    pods = {p for p in before if p.name.startswith(("30-node-", "31-gateway-"))}
+    pods = {p for p in before if p.name.startswith(("30-node-", "31-gateway-", "32-warnings"))}
     assert changed == {
         COMPOSE_DIR / "compose.yaml",  # ZZ's node and gateway; provisioning mounts its credentials
         K8S_DIR / "20-topics.yaml",
@@ -110,14 +110,17 @@ def test_policies_configmap_command(tmp_path: Path) -> None:
     (cm,) = [d for d in yaml.safe_load_all(out.read_text()) if d]
     assert cm["kind"] == "ConfigMap" and cm["metadata"]["name"] == "puente-policies"
     assert cm["data"]["states.MX.yaml"] == (REPO / "policies" / "states" / "MX.yaml").read_text()
-    assert len(cm["data"]) == 2 + 20
+    # members, regional floor, early warning's triggers and gazetteer, the twenty states.
+    assert len(cm["data"]) == 4 + 20
+    assert cm["data"]["triggers.yaml"] == (REPO / "policies" / "triggers.yaml").read_text()
 
 
-def test_policies_configmap_refuses_an_invalid_set(tmp_path: Path) -> None:
+@pytest.mark.parametrize("broken", ["states/MX.yaml", "triggers.yaml"])
+def test_policies_configmap_refuses_an_invalid_set(tmp_path: Path, broken: str) -> None:
     policies = tmp_path / "policies"
     shutil.copytree(REPO / "policies", policies)
-    mx = policies / "states" / "MX.yaml"
-    mx.write_text(mx.read_text() + "\nnot_a_key: [\n")
+    path = policies / broken
+    path.write_text(path.read_text() + "\nnot_a_key: [\n")
     result = runner.invoke(app, ["k8s", "policies", "--policies-dir", str(policies)])
     assert result.exit_code != 0
     assert "kind: ConfigMap" not in result.output

@@ -49,6 +49,10 @@ def test_member_acls_are_exactly_its_own_topics_and_group() -> None:
         ("DESCRIBE", "TOPIC", "puente.checkpoints"),
         ("READ", "TOPIC", "puente.trust"),
         ("DESCRIBE", "TOPIC", "puente.trust"),
+        ("READ", "TOPIC", "puente.aggregates"),
+        ("DESCRIBE", "TOPIC", "puente.aggregates"),
+        ("READ", "TOPIC", "puente.warnings"),
+        ("DESCRIBE", "TOPIC", "puente.warnings"),
         ("READ", "GROUP", "puente.MX.*"),
     }
 
@@ -94,6 +98,45 @@ def test_services_hold_least_privilege() -> None:
     assert len([g for g in operator if g[0] == "WRITE"]) == 1
 
 
+def test_early_warning_grants() -> None:
+    """Aggregates are written by every state's node (one topic, one partition: one order for
+    every evaluator; an aggregate's origin is its signature's, docs/early-warning.md §4) and
+    read by the evaluator and every member; warnings are written by the evaluator and read by
+    every member and the gateway. A node reads neither."""
+    plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
+    writers = {
+        (a.principal, a.name)
+        for a in plan.acls
+        if a.operation is Operation.WRITE and a.name in ("puente.aggregates", "puente.warnings")
+    }
+    assert writers == {(N.node_principal(m), "puente.aggregates") for m in MEMBERS} | {
+        ("puente-svc-warnings", "puente.warnings")
+    }
+    warnings = _grants(plan.acls, "puente-svc-warnings")
+    assert {(op, name) for op, rt, name in warnings if rt == "TOPIC" and op != "DESCRIBE"} == {
+        ("READ", "puente.aggregates"),
+        ("READ", "puente.warnings"),
+        ("WRITE", "puente.warnings"),
+        ("READ", "puente.trust"),
+    }
+    readers = {
+        a.principal
+        for a in plan.acls
+        if a.operation is Operation.READ and a.name == "puente.warnings"
+    }
+    assert readers == {N.member_principal(m) for m in MEMBERS} | {
+        N.gateway_principal(m) for m in MEMBERS
+    } | {"puente-svc-warnings"}
+    for m in MEMBERS:
+        assert ("READ", "TOPIC", "puente.aggregates") in _grants(plan.acls, N.member_principal(m))
+        node = _grants(plan.acls, N.node_principal(m))
+        assert ("READ", "TOPIC", "puente.aggregates") not in node
+        assert ("READ", "TOPIC", "puente.warnings") not in node
+    names = {t.name: t for t in plan.topics}
+    assert names["puente.aggregates"].partitions == names["puente.warnings"].partitions == 1
+    assert names["puente.aggregates"].configs["retention.ms"] == "-1"
+
+
 def test_topics_per_member_and_global_with_retention() -> None:
     plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
     names = {t.name: t for t in plan.topics}
@@ -123,6 +166,8 @@ def test_a_states_gateway_holds_exactly_its_own_states_edge() -> None:
         ("DESCRIBE", "TOPIC", "puente.gateway-answers.MX"),
         ("READ", "TOPIC", "puente.trust"),
         ("DESCRIBE", "TOPIC", "puente.trust"),
+        ("READ", "TOPIC", "puente.warnings"),  # GET /v1/warnings: every member reads them
+        ("DESCRIBE", "TOPIC", "puente.warnings"),
     }
 
 
