@@ -109,6 +109,10 @@ class Tenant:
         """Member ``code``'s receipt tracker principal."""
         return self.secrets.require(self.naming.tracker_principal(code))
 
+    def gateway(self, code: str) -> Credential:
+        """Member ``code``'s gateway principal."""
+        return self.secrets.require(self.naming.gateway_principal(code))
+
 
 @dataclass
 class KafkaHarness:

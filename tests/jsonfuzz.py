@@ -1,6 +1,7 @@
 """Hypothesis strategies for fuzzing JSON documents: values of every JSON type with the edge
 cases Puente's JSON form meets (extreme timestamps, invalid dates, wrong codes), and mutations of
-a valid document (a node replaced, removed, or given an unknown field)."""
+a valid document (a node replaced, removed, or given an unknown field); and every string of a
+document (what a test looks for where it must not be)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,18 @@ JSON_VALUES: st.SearchStrategy[Any] = st.recursive(
     ),
     max_leaves=12,
 )
+
+
+def strings(doc: Any) -> Iterator[str]:
+    """Every string value in a JSON document (lists and tuples, dict values; not keys)."""
+    if isinstance(doc, str):
+        yield doc
+    elif isinstance(doc, dict):
+        for v in doc.values():
+            yield from strings(v)
+    elif isinstance(doc, list | tuple):
+        for v in doc:
+            yield from strings(v)
 
 
 def _mutate(doc: Any, path: list[Any], value: Any, action: str) -> Any:

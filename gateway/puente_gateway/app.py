@@ -9,7 +9,7 @@ lifespan follows the shared state (tokens, first answers) and closes the Kafka c
 from __future__ import annotations
 
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,11 +28,13 @@ from puente.config import GatewaySettings, Settings
 from puente.errors import ConfigError
 from puente.logs import get_logger
 from puente.members import load_members
+from puente.secrets import Credential
 from puente.topics import Naming
 from puente_gateway import catalog, feeds, health, notices, receipts, trust  # modules
 from puente_gateway.auth import Authenticator, AuthMiddleware
-from puente_gateway.broker import GatewayKafka
+from puente_gateway.broker import GatewayKafka, gateway_credentials
 from puente_gateway.context import GatewayContext
+from puente_gateway.edge import Edge
 from puente_gateway.errors import GatewayError, NotFound, Unprocessable
 from puente_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from puente_gateway.mtls import ClientCertificates
@@ -41,6 +43,7 @@ from puente_gateway.openapi import TITLE, build_openapi
 from puente_gateway.pool import Admission, Limits, ReaderPool
 from puente_gateway.ratelimit import FailureLimiter, RateLimiter
 from puente_gateway.shared import SharedState
+from puente_gateway.warnings import router as warnings_router
 
 log = get_logger("gateway")
 # The gateway exports Prometheus metrics; FastAPI's OpenTelemetry hooks would only add a
@@ -63,8 +66,12 @@ def create_app(
     *,
     registry: Registry | None = None,
     kafka: GatewayKafka | None = None,
+    credentials: Mapping[str, Credential] | None = None,
 ) -> FastAPI:
-    """The gateway app for one process. Raises ConfigError for missing files or settings."""
+    """The gateway app for one process. Raises ConfigError for missing files or settings.
+
+    ``credentials``: the Kafka credential of each state's gateway it serves (by default read
+    from the secrets directory); ignored when ``kafka`` is given."""
     gw = gateway or settings.gateway
     registry = registry or Registry.load(settings.schemas_dir)
     for name in gw.notice_types:
@@ -72,7 +79,12 @@ def create_app(
             raise ConfigError(f"notice type {name} has no schema in {settings.schemas_dir}")
     members = load_members(settings.policies_dir).codes
     metrics = GatewayMetrics()
-    kafka = kafka or GatewayKafka(settings, gw)
+    edge = Edge.from_settings(settings, gw, members)
+    if kafka is None:
+        creds = (
+            credentials if credentials is not None else gateway_credentials(settings, edge.states)
+        )
+        kafka = GatewayKafka(settings, gw, creds)
     shared = SharedState(
         kafka,
         ttl_s=gw.idempotency_ttl_s,
@@ -80,7 +92,7 @@ def create_app(
         interval_s=gw.state_sync_s,
         max_entries=gw.ledger_max_entries,
     )
-    metrics.state_lag.set_function(shared.follower.lag_s)
+    metrics.state_lag.set_function(shared.lag_s)
     metrics.ledger_entries.set_function(lambda: len(shared.ledger))
     readers = ReaderPool(kafka, _admission(gw, members), metrics, max_idle=gw.max_idle_readers)
     kafka.readers = readers
@@ -88,15 +100,10 @@ def create_app(
         shared.tokens,
         current=shared.current,
         members=members,
+        served=edge.states,
         clients=_client_certificates(gw),
         retry_after_s=gw.retry_after_s,
     )
-    trust_source = trust.TrustSource(kafka, gw, registry, settings)
-    if gw.require_signed_receipts and not trust_source.anchors:
-        raise ConfigError(
-            "signed receipts are required, but the gateway has no trust anchors to verify them",
-            hint="set PUENTE_GATEWAY__TRUST_ANCHORS_FILE",
-        )
     ctx = GatewayContext(
         gw=gw,
         naming=Naming(settings.kafka.topic_prefix),
@@ -107,12 +114,13 @@ def create_app(
         authenticator=authenticator,
         metrics=metrics,
         once=Once(shared, metrics),
-        trust=trust_source,
+        trust=trust.TrustSource(kafka, gw, registry, settings),
+        edge=edge,
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        log.info("gateway started", prefix=ctx.naming.prefix, members=len(members))
+        log.info("gateway started", prefix=ctx.naming.prefix, states=sorted(edge.states))
         shared.start()
         try:
             yield
@@ -135,6 +143,7 @@ def create_app(
     routers = [m.router for m in (notices, feeds, receipts, trust, catalog, health)]
     for router in routers:
         app.include_router(router)
+    app.include_router(warnings_router)  # GET /v1/warnings (early warning, issue 19)
     # The hot path, also as a plain Starlette route ahead of FastAPI's: same handler, which
     # takes only the request, so FastAPI's parameter resolution would be pure cost. The
     # FastAPI route stays for the OpenAPI document (and would answer the same).

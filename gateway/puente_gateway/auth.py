@@ -22,7 +22,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from puente.logs import get_logger
 from puente_gateway.clock import now_ms
-from puente_gateway.errors import GatewayError, RateLimited, Unauthenticated, Unavailable
+from puente_gateway.errors import (
+    Forbidden,
+    GatewayError,
+    RateLimited,
+    Unauthenticated,
+    Unavailable,
+)
 from puente_gateway.metrics import GatewayMetrics
 from puente_gateway.mtls import ClientCertificates, subject_id
 from puente_gateway.ratelimit import FailureLimiter, RateLimiter, address_key
@@ -77,17 +83,33 @@ class Authenticator:
         *,
         current: Callable[[], bool],
         members: Iterable[str],
+        served: Iterable[str] | None = None,
         clients: ClientCertificates | None = None,
         retry_after_s: int = 5,
     ) -> None:
+        """``served``: the states this gateway is the edge of (None: every member state);
+        an authenticated caller of another state is refused, 403 ``STATE_NOT_SERVED``."""
         self.tokens = tokens
         self.current = current
         self.members = frozenset(members)
+        self.served = self.members if served is None else frozenset(served)
         self.clients = clients
         self.retry_after_s = retry_after_s
 
     def authenticate(self, scope: Scope) -> Caller:
-        """The caller of an HTTP request scope."""
+        """The caller of an HTTP request scope, if this gateway serves its state."""
+        caller = self._identify(scope)
+        if caller.state not in self.served:
+            log.info("caller of a state not served", caller=caller.id, state=caller.state)
+            served = ", ".join(sorted(self.served))
+            raise Forbidden(
+                f"this gateway is the edge of {served}, not of {caller.state}: agencies of "
+                f"{caller.state} publish and read through their own state's gateway",
+                reason="STATE_NOT_SERVED",
+            )
+        return caller
+
+    def _identify(self, scope: Scope) -> Caller:
         auth = None
         for name, value in scope["headers"]:
             if name == b"authorization":

@@ -1,16 +1,22 @@
-"""The gateway's Kafka edge: one shared producer as ``<prefix>-svc-gateway``, and consumers.
+"""The gateway's Kafka edge: for each state it serves, Kafka clients as that state's gateway.
 
-The producer is idempotent with ``acks=all`` (puente.kafka.clients) and is started lazily, so the
-gateway starts and answers ``/healthz`` while Kafka is down; every request that needs Kafka then
-gets a 503 with ``Retry-After`` within bounded time and nothing is acknowledged. After a failed
-connect, requests are refused for ``kafka_cooldown_s`` without a new attempt, so a dead broker
-does not turn every request into a connection attempt.
+Each member state's gateway is its own Kafka principal, ``<prefix>-gateway-cc``, allowed only
+CC's own topics (puente.kafka.plan): a gateway never reads or writes a topic of a state as any
+principal but that state's gateway. A gateway serving one state (production) has one
+:class:`StateKafka`; one serving several (the embedded default) has one per state, each with
+its own credential — as a process hosting several nodes runs each as its own principal.
+
+A state's producer is idempotent with ``acks=all`` (puente.kafka.clients) and is started
+lazily, so the gateway starts and answers ``/healthz`` while Kafka is down; every request that
+needs Kafka then gets a 503 with ``Retry-After`` within bounded time and nothing is
+acknowledged. After a failed connect, requests are refused for ``kafka_cooldown_s`` without a
+new attempt, so a dead broker does not turn every request into a connection attempt.
 
 Consumers are plain ``read_committed`` consumers with ``assign()`` and no consumer group
 (nothing is committed: a client's cursor is the only position). Feeds take them from the
 reader pool (puente_gateway.pool), which reuses them; the shared state follows its topics with
 one of its own (puente_gateway.shared). Where partitions begin and end is asked of one more
-consumer that never fetches (:meth:`GatewayKafka.offsets`): a broker answers the requests of a
+consumer that never fetches (:meth:`StateKafka.offsets`): a broker answers the requests of a
 connection in order, so asking a reader whose long-poll fetch is pending waits for that fetch.
 """
 
@@ -18,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -27,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from puente.config import GatewaySettings, Settings
+from puente.errors import ConfigError
 from puente.kafka.clients import KafkaAuthError, KafkaUnavailable, consumer, producer, start
 from puente.kafka.connection import KafkaEndpoint, credential, resolve_endpoint
 from puente.logs import get_logger
@@ -38,33 +45,36 @@ if TYPE_CHECKING:
     from puente_gateway.pool import ReaderPool
 
 log = get_logger("gateway.kafka")
-SERVICE = "gateway"
 
 
-class GatewayKafka:
-    """Producer and readers of one gateway process."""
+def gateway_credentials(settings: Settings, states: Iterable[str]) -> dict[str, Credential]:
+    """Each state's gateway credential (``<prefix>-gateway-cc``) from the secrets directory;
+    ConfigError naming the first one missing."""
+    naming = Naming(settings.kafka.topic_prefix)
+    return {s: credential(settings, naming.gateway_principal(s)) for s in states}
+
+
+class StateKafka:
+    """Producer and consumers of one state's gateway, as its own principal."""
 
     def __init__(
         self,
-        settings: Settings,
+        state: str,
+        naming: Naming,
+        endpoint: KafkaEndpoint,
+        cred: Credential,
         gateway: GatewaySettings,
-        *,
-        endpoint: KafkaEndpoint | None = None,
-        cred: Credential | None = None,
     ) -> None:
-        self.naming = Naming(settings.kafka.topic_prefix)
-        # Kafka requests are bounded like the HTTP requests waiting on them.
-        self.endpoint = replace(
-            endpoint or resolve_endpoint(settings), request_timeout_s=gateway.produce_timeout_s
-        )
-        self.cred = cred or credential(settings, self.naming.service_principal(SERVICE))
+        self.state = state
+        self.naming = naming
+        self.endpoint = endpoint
+        self.cred = cred
         self.gw = gateway
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._failed_at = -1e9
         self._offsets: AIOKafkaConsumer | None = None
         self._offsets_lock = asyncio.Lock()
-        self.readers: ReaderPool | None = None  # set by the app (puente_gateway.pool)
 
     def unavailable(self, message: str, reason: str = "KAFKA_UNAVAILABLE") -> Unavailable:
         """A 503 with this gateway's Retry-After."""
@@ -86,7 +96,7 @@ class GatewayKafka:
                 )
             except (KafkaUnavailable, KafkaAuthError, KafkaError, OSError, TimeoutError) as exc:
                 self._failed_at = time.monotonic()
-                log.warning("kafka connect failed", error=type(exc).__name__)
+                log.warning("kafka connect failed", state=self.state, error=type(exc).__name__)
                 await p.stop()
                 raise self.unavailable("Kafka is not reachable; retry later") from None
             self._producer = p
@@ -160,7 +170,7 @@ class GatewayKafka:
                 start(c, self.endpoint, self.cred), timeout=self.gw.produce_timeout_s
             )
         except (KafkaUnavailable, KafkaAuthError, KafkaError, OSError, TimeoutError) as exc:
-            log.warning("kafka reader failed to start", error=type(exc).__name__)
+            log.warning("kafka reader failed to start", state=self.state, error=type(exc).__name__)
             await c.stop()
             raise self.unavailable("Kafka is not reachable; retry later") from None
         return c
@@ -174,6 +184,77 @@ class GatewayKafka:
                     self._offsets = await self.consumer()
         return self._offsets
 
+    async def close(self) -> None:
+        """Flush and stop the producer; stop the offsets consumer."""
+        await self._reset()
+        offsets, self._offsets = self._offsets, None
+        if offsets is not None:
+            await offsets.stop()
+
+
+class GatewayKafka:
+    """The Kafka clients of one gateway process: a :class:`StateKafka` per state it serves,
+    each as that state's gateway principal."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        gateway: GatewaySettings,
+        credentials: Mapping[str, Credential],
+        *,
+        endpoint: KafkaEndpoint | None = None,
+    ) -> None:
+        """``credentials``: each served state's gateway credential (see
+        :func:`gateway_credentials`); at least one."""
+        if not credentials:
+            raise ConfigError("a gateway serves at least one state: no Kafka credential given")
+        self.naming = Naming(settings.kafka.topic_prefix)
+        # Kafka requests are bounded like the HTTP requests waiting on them.
+        self.endpoint = replace(
+            endpoint or resolve_endpoint(settings), request_timeout_s=gateway.produce_timeout_s
+        )
+        self.gw = gateway
+        self.states: dict[str, StateKafka] = {
+            state: StateKafka(state, self.naming, self.endpoint, cred, gateway)
+            for state, cred in sorted(credentials.items())
+        }
+        self.readers: ReaderPool | None = None  # set by the app (puente_gateway.pool)
+
+    def unavailable(self, message: str, reason: str = "KAFKA_UNAVAILABLE") -> Unavailable:
+        """A 503 with this gateway's Retry-After."""
+        return self.first.unavailable(message, reason)
+
+    def of(self, state: str) -> StateKafka:
+        """The clients of ``state``'s gateway; RuntimeError for a state this gateway does not
+        serve (callers of such states are refused before any handler runs)."""
+        found = self.states.get(state)
+        if found is None:
+            raise RuntimeError(f"this gateway holds no Kafka credential of {state}'s gateway")
+        return found
+
+    def of_topic(self, topic: str) -> StateKafka:
+        """The clients of the state a per-state topic (``<prefix>.<kind>.CC``) belongs to: a
+        state's topics are only ever read and written as that state's gateway."""
+        return self.of(topic.rpartition(".")[2])
+
+    @property
+    def first(self) -> StateKafka:
+        """The clients of the first state served: for what every state's gateway may read (the
+        trust topic)."""
+        return next(iter(self.states.values()))
+
+    async def send(
+        self, topic: str, value: bytes, *, key: bytes, headers: Sequence[tuple[str, bytes]]
+    ) -> Any:
+        """Produce one record to a state's topic as that state's gateway (see
+        :meth:`StateKafka.send`)."""
+        return await self.of_topic(topic).send(topic, value, key=key, headers=headers)
+
+    async def ready(self) -> None:
+        """A bounded metadata request as every state's gateway; Unavailable (503) if one
+        fails."""
+        await asyncio.gather(*(k.ready() for k in self.states.values()))
+
     def reader(self) -> AbstractAsyncContextManager[AIOKafkaConsumer]:
         """A reader for the gateway's own reads (the trust list), from the readers reserved for
         them, so that members' pages and streams can never leave the gateway without one."""
@@ -182,8 +263,6 @@ class GatewayKafka:
         return self.readers.internal()
 
     async def close(self) -> None:
-        """Flush and stop the producer; stop the offsets consumer."""
-        await self._reset()
-        offsets, self._offsets = self._offsets, None
-        if offsets is not None:
-            await offsets.stop()
+        """Stop every state's clients."""
+        for k in self.states.values():
+            await k.close()

@@ -22,6 +22,7 @@ from puente_gateway.pool import ReaderPool
 from puente_gateway.shared import SharedState
 
 if TYPE_CHECKING:
+    from puente_gateway.edge import Edge
     from puente_gateway.trust import TrustSource
 
 
@@ -39,6 +40,7 @@ class GatewayContext:
     metrics: GatewayMetrics
     once: Once
     trust: TrustSource
+    edge: Edge
 
     def topic(self, kind: TopicKind, caller: Caller) -> str:
         """The caller's own topic of ``kind``."""

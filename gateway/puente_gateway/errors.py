@@ -13,6 +13,8 @@ Reason codes (stable; used in bodies, metrics and tests):
 403    ORIGIN_MISMATCH                  the notice's origin is not the caller's state
 403    NOTICE_TYPE_FORBIDDEN            the caller's agency may not publish this notice type
 403    RECIPIENT_MISMATCH               a receipt for another state
+403    STATE_NOT_SERVED                 the caller's state is not one this gateway is the edge
+                                        of (``states``)
 400    MALFORMED_JSON                   the body is not JSON (or not UTF-8)
 400    CURSOR_INVALID                   a cursor (or Last-Event-ID) the gateway did not issue
 404    NOT_FOUND                        no such route or schema
@@ -39,7 +41,11 @@ Reason codes (stable; used in bodies, metrics and tests):
 431    HEADERS_TOO_LARGE                request line and headers over ``max_head_bytes``
 503    KAFKA_UNAVAILABLE                Kafka did not acknowledge in time, or the shared
                                         token state is not known to be current (``Retry-After``)
-503    TRUST_LIST_UNAVAILABLE           no signed trust list is available (to serve or to verify)
+503    TRUST_LIST_UNAVAILABLE           no valid signed trust list is available (to serve, to seal
+                                        a notice to its node, or to verify deliveries)
+503    SEAL_KEY_UNKNOWN                 the trust list names no valid encryption key of the
+                                        caller's node: the notice cannot be sealed (nothing is
+                                        produced)
 503    CLIENT_CERTIFICATES_UNAVAILABLE  the client map or revocation list cannot be used
 503    BUSY                             every shared reader is in use (``Retry-After``)
 500    INTERNAL_ERROR                   a bug; the log has the details (never the body)

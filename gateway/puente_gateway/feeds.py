@@ -3,20 +3,26 @@
 with ``Last-Event-ID``).
 
 A delivery item carries the record bytes verbatim (``delivery``, base64: the puente.Delivery
-the recipient verifies) and, beside them, the verification material and a decoded view of the
-statement and notice for convenience; only the bytes are evidence.
+the recipient verifies) and, beside them, the verification material and decoded views of the
+statement and the notice; only the bytes are evidence. Deliveries are sealed to their recipient
+state: the gateway, that state's edge, verifies each one for the caller's state against the
+trust list in force and opens it with the state's member key ring (puente_gateway.edge). Only
+then does the item carry the notice (``notice``, and its bytes in ``notice_avro``); a delivery
+that does not verify for the caller's state, or does not open, is given without them, with the
+reason code in ``error``. Without a valid trust list nothing is shown: 503
+``TRUST_LIST_UNAVAILABLE``, and the cursor stays where it was.
 
 An agency limited to some notice types sees only what is known to be of its types (the cursor
-still moves past the rest): a delivery whose statement does not decode, so whose type is
-unknown, is given raw only to agencies of every type; a rejection is shown to a limited agency
-only when the gateway's ledger holds the notice it is about (published through the gateway
-within the idempotency TTL) and that notice is of one of its types.
+still moves past the rest): a delivery that does not verify, so whose type is unknown, is given
+raw only to agencies of every type; a rejection is shown to a limited agency only when the
+gateway's ledger holds the notice it is about (published through the gateway within the
+idempotency TTL) and that notice is of one of its types.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 import orjson
@@ -25,12 +31,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from puente.codec.errors import DecodeError, EncodeError
-from puente.evidence.delivery import DELIVERY_STATEMENT, BatchProof, Delivery, SignatureProof
-from puente.evidence.errors import MalformedError
+from puente.codec.registry import Registry
+from puente.evidence.delivery import BatchProof, Delivery, SignatureProof
+from puente.evidence.enckeys import KeyRing
+from puente.evidence.errors import EvidenceError
+from puente.evidence.verify import Verifier, open_verified
 from puente.topics import DELIVER, REJECTED, TopicKind
 from puente_gateway.auth import Caller, caller_of
 from puente_gateway.body import JSON_TYPE
-from puente_gateway.clock import iso_ms, now_ms
+from puente_gateway.clock import iso_ms
 from puente_gateway.context import GatewayContext, b64, context, json_of
 from puente_gateway.cursor import MAX_CURSOR, Kind, decode_cursor
 from puente_gateway.errors import GatewayError
@@ -40,7 +49,7 @@ from puente_gateway.reader import Record, TopicReader
 from puente_gateway.sse import EVENT_STREAM, HEARTBEAT, event, preamble, wants_events
 
 router = APIRouter(tags=["feeds"])
-Render = Callable[[GatewayContext, Caller, Record], dict[str, Any] | None]
+Render = Callable[[GatewayContext, Caller, Record], Awaitable[dict[str, Any] | None]]
 MAX_LIMIT = 1000
 MAX_WAIT_S = 30.0
 
@@ -54,24 +63,32 @@ def _base(rec: Record) -> dict[str, Any]:
     }
 
 
-def render_delivery(ctx: GatewayContext, caller: Caller, rec: Record) -> dict[str, Any] | None:
-    """A delivery item, or None when the caller's agency may not see its notice type."""
+async def render_delivery(
+    ctx: GatewayContext, caller: Caller, rec: Record
+) -> dict[str, Any] | None:
+    """A delivery item, verified and opened for the caller's state (503 without a valid trust
+    list), or None when the caller's agency may not see its notice type."""
+    verifier = await ctx.trust.require()
+    return delivery_item(ctx.registry, verifier, ctx.edge.keyring(caller.state), caller, rec)
+
+
+def delivery_item(
+    registry: Registry, verifier: Verifier, keys: KeyRing, caller: Caller, rec: Record
+) -> dict[str, Any] | None:
+    """The item of delivery record ``rec`` for ``caller``: verified for its state with
+    ``verifier``, opened with its state's ``keys``; None when its agency may not see it."""
     item = _base(rec) | {"delivery": b64(rec.value)}
     try:
-        delivery = Delivery.decode(ctx.registry, rec.value)
-        statement_type, statement = json_of(ctx.registry, delivery.statement)
-        if statement_type != DELIVERY_STATEMENT:
-            raise MalformedError(
-                f"the statement is a {statement_type}", reason="DELIVERY_MALFORMED"
-            )
-    except (DecodeError, EncodeError, MalformedError) as exc:
+        verified = verifier.verify_delivery(rec.value, recipient=caller.state)
+    except EvidenceError as exc:
         if caller.restricted:
             return None  # its type is unknown: never shown to an agency limited to some types
         item["error"] = {"reason": exc.reason, "message": exc.message}
         return item
-    notice_type = statement["payload_schema"]
+    notice_type = verified.statement.payload_schema
     if not caller.may_use(notice_type):
         return None
+    delivery = Delivery.decode(registry, rec.value)  # it verified: it decodes
     proof = delivery.proof
     if isinstance(proof, SignatureProof):
         item["verification"] = {
@@ -87,21 +104,27 @@ def render_delivery(ctx: GatewayContext, caller: Caller, rec: Record) -> dict[st
             "leaf_index": proof.leaf_index,
             "inclusion_path": [b64(h) for h in proof.inclusion_path],
         }
-    item["delivery_digest"] = delivery.digest.hex()
+    item["delivery_digest"] = verified.digest.hex()
     item["log_position"] = {
-        "log_id": statement["audit_log_id"],
-        "leaf_index": statement["audit_leaf_index"],
+        "log_id": verified.statement.audit_log_id,
+        "leaf_index": verified.statement.audit_leaf_index,
     }
-    item["statement"] = statement
     item["notice_type"] = notice_type
     try:
-        _, item["notice"] = json_of(ctx.registry, delivery.payload)
-    except (DecodeError, EncodeError) as exc:
+        _, item["statement"] = json_of(registry, delivery.statement)
+        notice = open_verified(verified, keys)
+        _, item["notice"] = json_of(registry, notice)
+    except (DecodeError, EncodeError, EvidenceError) as exc:
+        item.pop("notice", None)
         item["error"] = {"reason": exc.reason, "message": exc.message}
+        return item
+    item["notice_avro"] = b64(notice)
     return item
 
 
-def render_rejection(ctx: GatewayContext, caller: Caller, rec: Record) -> dict[str, Any] | None:
+async def render_rejection(
+    ctx: GatewayContext, caller: Caller, rec: Record
+) -> dict[str, Any] | None:
     """A rejection item: the record decoded with its own writer schema, and its raw bytes; None
     when the caller's agency may not see it."""
     item = _base(rec) | {"raw": b64(rec.value)}
@@ -115,7 +138,7 @@ def render_rejection(ctx: GatewayContext, caller: Caller, rec: Record) -> dict[s
     if caller.restricted:
         notice_id = item["rejection"].get("notice_id")
         entry = (
-            ctx.shared.ledger.get(f"notice:{notice_id}", now_ms=now_ms())
+            ctx.shared.answer(caller.state, f"notice:{notice_id}")
             if isinstance(notice_id, str)
             else None
         )
@@ -152,7 +175,7 @@ async def serve_feed(
         wait_s=min(wait, ctx.gw.wait_max_s),
         max_bytes=ctx.gw.max_page_bytes,
     )
-    items = [item for rec in page.records if (item := render(ctx, caller, rec)) is not None]
+    items = [item for rec in page.records if (item := await render(ctx, caller, rec)) is not None]
     body = {
         "items": items,
         "next_cursor": page.next_cursor,
@@ -185,7 +208,7 @@ async def _stream(
                 if rec is None:
                     yield HEARTBEAT
                     continue
-                item = render(ctx, caller, rec)
+                item = await render(ctx, caller, rec)
                 if item is not None:
                     yield event(event_name, orjson.dumps(item), rec.cursor)
         except GatewayError as err:
@@ -248,8 +271,9 @@ async def get_deliveries(
     wait: WaitQ = 0.0,
     last_event_id: Annotated[str | None, _last_event_id("d")] = None,
 ) -> Response:
-    """The signed deliveries addressed to the caller's state, oldest first, as a JSON page or,
-    with ``Accept: text/event-stream``, as an endless event stream."""
+    """The deliveries addressed to the caller's state, verified and opened, oldest first, as a
+    JSON page or, with ``Accept: text/event-stream``, as an endless event stream."""
+    await context(request).trust.require()  # nothing is shown, not even "nothing", without one
     return await serve_feed(
         request,
         kind="d",

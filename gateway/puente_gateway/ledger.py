@@ -1,8 +1,8 @@
 """The idempotency ledger: the first answer the gateway gave for each notice (and receipt) id.
 
-An entry is written to the gateway-answers topic after Kafka acknowledged the notice and before
-the client gets its 202, so a retry — on this replica or another, after a restart too — gets
-the first answer back and nothing is produced again. Every replica follows the topic
+An entry is written to its state's gateway-answers topic after Kafka acknowledged the notice
+and before the client gets its 202, so a retry — on this replica or another, after a restart
+too — gets the first answer back and nothing is produced again. Every replica follows the topic
 (puente_gateway.shared) into this in-memory :class:`Ledger`, which is pure (no I/O).
 
 Entries live ``ttl_s`` (default 7 days, the topic's retention and the ingress retention): older

@@ -20,7 +20,15 @@ class NoticeAccepted(BaseModel):
     topic: str
     partition: int
     offset: int
-    sha256: str = Field(description="hex SHA-256 of the Avro single-object encoding produced")
+    sha256: str = Field(
+        description="hex SHA-256 of the notice's Avro single-object encoding (the "
+        "original_sha256 the audit log records)"
+    )
+    sealed_sha256: str | None = Field(
+        default=None,
+        description="hex SHA-256 of the envelope produced: the notice sealed to the state's "
+        "node (absent in the replayed answer of a notice accepted before gateways sealed)",
+    )
     accepted_at: str = Field(description="when Kafka acknowledged it (RFC 3339, UTC)")
 
 
@@ -42,7 +50,7 @@ class ReceiptAccepted(BaseModel):
 
 
 class ItemError(BaseModel):
-    """Why a record could not be decoded (its raw bytes are still given)."""
+    """Why a record could not be decoded, verified or opened (its raw bytes are still given)."""
 
     reason: str
     message: str
@@ -86,13 +94,26 @@ class DeliveryItem(BaseModel):
     verification: SignatureMaterial | BatchMaterial | None = None
     log_position: LogPosition | None = None
     statement: dict[str, Any] | None = Field(
-        default=None, description="the signed DeliveryStatement, decoded (verify the bytes!)"
+        default=None,
+        description="the signed DeliveryStatement, decoded: present when the delivery verified "
+        "for the caller's state (the bytes in delivery are the evidence)",
     )
     notice_type: str | None = None
     notice: dict[str, Any] | None = Field(
-        default=None, description="the delivered notice, decoded (verify the bytes!)"
+        default=None,
+        description="the delivered notice, decoded: present only when the delivery verified "
+        "for the caller's state and its sealed payload opened with the state's key",
     )
-    error: ItemError | None = None
+    notice_avro: str | None = Field(
+        default=None,
+        description="base64 of the opened notice's Avro single-object encoding: its SHA-256 is "
+        "the signed statement's payload_sha256 (present with notice)",
+    )
+    error: ItemError | None = Field(
+        default=None,
+        description="why the item has no notice: it does not decode, does not verify for the "
+        "caller's state, or does not open (reason code)",
+    )
 
 
 class Page(BaseModel):

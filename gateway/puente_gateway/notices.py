@@ -1,9 +1,15 @@
-"""``POST /v1/notices``: a JSON notice in, an Avro record on the caller's ingress topic out.
+"""``POST /v1/notices``: a JSON notice in, a sealed Avro record on the caller's ingress topic out.
 
 Body: ``{"type": "CaseNotice" | "ConsularNotification" (or the full name), "notice": {...}}``
 with the notice in its natural JSON form (puente.codec.jsonconv). The order of checks is the
 order of cost: media type, size, JSON, envelope, notice type, the agency's right to it, origin,
 the schema, then Kafka. The 202 comes only after Kafka acknowledged the record (acks=all).
+
+The gateway is its state's edge: the notice, encoded, is sealed to the state's node encryption
+key named by the trust list in force (HPKE, docs/evidence.md §9) before it is produced, so only
+that node can read it; without a valid trust list or a valid node key the answer is a 503 and
+nothing is produced — never a notice in clear. The idempotency ledger keeps the notice's
+SHA-256, never the notice.
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ from starlette.responses import Response
 from puente.codec.errors import EncodeError, FieldProblem
 from puente.codec.jsonconv import from_json
 from puente.codec.wire import encode
+from puente.evidence.errors import SealError
 from puente.logs import get_logger
+from puente.publisher.core import seal_for_node
 from puente.topics import INGRESS
 from puente_gateway.auth import Caller, caller_of
 from puente_gateway.body import JSON_TYPE, read_json
 from puente_gateway.clock import iso_ms, now_ms
 from puente_gateway.context import GatewayContext, context
-from puente_gateway.errors import Conflict, Forbidden, Unprocessable, problems_at
+from puente_gateway.errors import Conflict, Forbidden, Unavailable, Unprocessable, problems_at
 from puente_gateway.models import NoticeAccepted
 from puente_gateway.openapi import error_responses, json_body
 
@@ -36,12 +44,9 @@ REPLAY_HEADER = "Idempotent-Replay"
 
 
 def origin_headers(caller: Caller) -> list[tuple[str, bytes]]:
-    """Kafka headers saying who sent a record through the gateway (ids and names only)."""
-    return [
-        ("puente.via", b"gateway"),
-        ("puente.caller", caller.id.encode()),
-        ("puente.agency", caller.agency.encode()),
-    ]
+    """Kafka headers saying who sent a record through the gateway: ids only (the caller's
+    token id or certificate digest; its agency's name stays with the token, off the topic)."""
+    return [("puente.via", b"gateway"), ("puente.caller", caller.id.encode())]
 
 
 def parse_envelope(ctx: GatewayContext, caller: Caller, body: Any) -> tuple[str, dict[str, Any]]:
@@ -102,9 +107,10 @@ async def publish(ctx: GatewayContext, caller: Caller, body: Any) -> tuple[bytes
     topic = ctx.topic(INGRESS, caller)
 
     async def produce() -> bytes:
+        sealed = await seal(ctx, caller.state, value)
         md = await ctx.kafka.send(
             topic,
-            value,
+            sealed,
             key=notice_id.encode(),
             headers=[*origin_headers(caller), ("puente.type", full.encode())],
         )
@@ -129,6 +135,7 @@ async def publish(ctx: GatewayContext, caller: Caller, body: Any) -> tuple[bytes
                 "partition": md.partition,
                 "offset": md.offset,
                 "sha256": digest.hex(),
+                "sealed_sha256": hashlib.sha256(sealed).hexdigest(),
                 "accepted_at": iso_ms(now_ms()),
             }
         )
@@ -150,6 +157,23 @@ async def publish(ctx: GatewayContext, caller: Caller, body: Any) -> tuple[bytes
     )
 
 
+async def seal(ctx: GatewayContext, state: str, notice: bytes) -> bytes:
+    """``notice`` sealed to ``state``'s node, or 503: ``TRUST_LIST_UNAVAILABLE`` without a
+    valid trust list, ``SEAL_KEY_UNKNOWN`` when the list names no valid encryption key of
+    ``node:<state>`` (nothing is then produced)."""
+    verifier = await ctx.trust.require()
+    try:
+        return seal_for_node(verifier.trust_list, state, notice, at=now_ms())
+    except SealError as exc:
+        log.warning("notice not sealed", state=state, reason=exc.reason)
+        raise Unavailable(
+            f"the trust list in force names no valid encryption key of {state}'s node, so the "
+            "notice cannot be sealed to it and was not published; retry later",
+            retry_after_s=ctx.gw.retry_after_s,
+            reason=exc.reason,
+        ) from None
+
+
 @router.post(
     "/v1/notices",
     status_code=202,
@@ -164,7 +188,8 @@ async def publish(ctx: GatewayContext, caller: Caller, body: Any) -> tuple[bytes
 async def post_notice(request: Request) -> Response:
     """Publish a CaseNotice or ConsularNotification as the caller's state.
 
-    Answers 202 once Kafka has acknowledged the record; a retry with the same notice id and
+    The notice is sealed to the state's node before it is produced (only that node can read
+    it). Answers 202 once Kafka has acknowledged the record; a retry with the same notice id and
     the same content gets the same answer (header ``Idempotent-Replay: true``) and produces
     nothing new.
     """

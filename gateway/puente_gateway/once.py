@@ -2,9 +2,11 @@
 twins.
 
 A retried POST (same id, same bytes) gets the first answer and produces nothing, on whichever
-replica it lands; the same id with other bytes — or from another state — is a 409. An id this
-replica has not seen waits until its shared state is current (one end-offset round trip, shared
-by every request waiting at the time) before it counts as new. Two identical requests arriving
+replica it lands; the same id with other bytes is a 409. Ids are per state: each state's
+gateway keeps its own answers (puente_gateway.shared), so the same id from another state is
+that state's own. An id this replica has not seen waits until its state's shared state is
+current (one end-offset round trip, shared by every request waiting at the time) before it
+counts as new. Two identical requests arriving
 together at one replica are coalesced: the second waits for the first and then answers from
 the ledger.
 """
@@ -43,19 +45,19 @@ class Once:
         notice_type: str | None = None,
     ) -> tuple[bytes, bool]:
         """The answer for ``key`` and whether it is a replay; ``produce()`` runs only if new."""
-        while (pending := self._inflight.get(key)) is not None:
+        inflight = f"{state}/{key}"
+        while (pending := self._inflight.get(inflight)) is not None:
             await asyncio.shield(pending)
-        ledger = self.shared.ledger
-        entry = ledger.get(key, now_ms=now_ms())
+        entry = self.shared.answer(state, key)
         pending = asyncio.get_running_loop().create_future()
-        self._inflight[key] = pending
+        self._inflight[inflight] = pending
         try:
             if entry is None:
                 # Another replica may have answered it an instant ago.
-                await self.shared.sync()
-                entry = ledger.get(key, now_ms=now_ms())
+                await self.shared.sync(state)
+                entry = self.shared.answer(state, key)
             if entry is not None:
-                if entry.state != state or entry.digest != digest:
+                if entry.digest != digest:
                     raise conflict()
                 self.metrics.replays.inc()
                 return entry.body, True
@@ -69,5 +71,5 @@ class Once:
                 log.warning("first answer not recorded", key=key)
             return body, False
         finally:
-            del self._inflight[key]
+            del self._inflight[inflight]
             pending.set_result(None)

@@ -3,7 +3,7 @@
 Handlers read their bodies themselves (size limit, media type, precise errors), so the request
 schemas come from here: notices and receipts as JSON Schemas derived from the Avro schemas
 (puente_gateway.jsonschema). Authentication runs in middleware, so the security schemes and the
-401/429/503 answers of every ``/v1`` operation are added here too, and the HTTP protocol's
+401/403/429/503 answers of every ``/v1`` operation are added here too, and the HTTP protocol's
 408/414/431 of every operation.
 """
 
@@ -21,7 +21,8 @@ from puente_gateway.jsonschema import record_schema
 _DESCRIPTIONS = {
     400: "Malformed request (reason MALFORMED_JSON, CURSOR_INVALID, ...)",
     401: "Authentication failed (reason AUTH_REQUIRED or AUTH_INVALID)",
-    403: "Authenticated, but not allowed (ORIGIN_MISMATCH, NOTICE_TYPE_FORBIDDEN, ...)",
+    403: "Authenticated, but not allowed (ORIGIN_MISMATCH, NOTICE_TYPE_FORBIDDEN, "
+    "STATE_NOT_SERVED, ...)",
     404: "No such resource",
     408: "The request or its body did not arrive in time (HEAD_TIMEOUT, BODY_TIMEOUT)",
     409: "The id was already used for something else",
@@ -31,7 +32,8 @@ _DESCRIPTIONS = {
     422: "Invalid content; `problems` names each field",
     429: "Rate limit exceeded (RATE_LIMITED, AUTH_RATE_LIMITED, TOO_MANY_STREAMS, TOO_MANY_READS)",
     431: "Request headers too large (HEADERS_TOO_LARGE)",
-    503: "Kafka (or the trust list) unavailable; nothing was acknowledged",
+    503: "Kafka, the trust list or a key to seal with unavailable (KAFKA_UNAVAILABLE, "
+    "TRUST_LIST_UNAVAILABLE, SEAL_KEY_UNKNOWN, ...); nothing was acknowledged",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
 _HEADERS = {
@@ -170,8 +172,9 @@ def build_openapi(
                 op["responses"].setdefault(str(status), _error_entry(status))
             if path.startswith("/v1/"):
                 op["security"] = SECURITY
-                # Refusals of the authentication middleware, before any handler runs.
-                for status in (401, 429, 503):
+                # Refusals of the authentication middleware, before any handler runs (403: a
+                # caller of a state this gateway does not serve).
+                for status in (401, 403, 429, 503):
                     op["responses"].setdefault(str(status), _error_entry(status))
             else:
                 op["security"] = []

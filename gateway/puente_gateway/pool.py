@@ -16,9 +16,11 @@ Going over a caller's or state's limit is the caller's doing: ``429 TOO_MANY_STR
 ``TOO_MANY_READS`` with Retry-After. No shared reader left is ``503 BUSY``.
 
 :class:`ReaderPool` keeps up to ``max_idle`` started consumers for reuse: a page then costs an
-``assign`` and a seek instead of a new SCRAM-authenticated connection and its metadata. Offsets
-(where a partition begins and ends) are asked of the gateway's consumer that never fetches
-(:meth:`GatewayKafka.offsets`).
+``assign`` and a seek instead of a new SCRAM-authenticated connection and its metadata. A
+reader is a consumer of the state it reads for, as that state's gateway principal
+(puente_gateway.broker), and is reused for that state only; the gateway's own reads (the trust
+topic) use the first served state's. Offsets (where a partition begins and ends) are asked of
+the state's consumer that never fetches (:meth:`StateKafka.offsets`).
 """
 
 from __future__ import annotations
@@ -171,28 +173,31 @@ class ReaderPool:
         self.admission = admission
         self.metrics = metrics
         self.max_idle = max_idle
-        self._idle: list[AIOKafkaConsumer] = []
+        self._idle: dict[str, list[AIOKafkaConsumer]] = {}  # by the state they read as
         self.opened = 0  # readers started (each a SCRAM login), for tests and benchmarks
 
     @asynccontextmanager
     async def reader(
         self, kind: ReadKind, caller: str, state: str
     ) -> AsyncIterator[AIOKafkaConsumer]:
-        """A started consumer without an assignment, held for the block."""
+        """A started consumer of ``state``'s gateway without an assignment, held for the
+        block."""
         ticket = self.admission.admit(kind, caller, state)
         self.metrics.readers.set(self.admission.in_use)
+        kafka = self.kafka.of(state) if state else self.kafka.first
         try:
-            if self._idle:
-                c = self._idle.pop()
+            idle = self._idle.get(kafka.state)
+            if idle:
+                c = idle.pop()
             else:
-                c = await self.kafka.consumer()
+                c = await kafka.consumer()
                 self.opened += 1
             reusable = False
             try:
                 yield c
                 reusable = True
             finally:
-                await self._give_back(c, reusable)
+                await self._give_back(kafka.state, c, reusable)
         finally:
             self.admission.release(ticket)
             self.metrics.readers.set(self.admission.in_use)
@@ -201,20 +206,20 @@ class ReaderPool:
         """A reader for the gateway itself, from its reserve."""
         return self.reader(ReadKind.INTERNAL, "gateway", "")
 
-    async def _give_back(self, c: AIOKafkaConsumer, reusable: bool) -> None:
-        if reusable and len(self._idle) < self.max_idle:
+    async def _give_back(self, state: str, c: AIOKafkaConsumer, reusable: bool) -> None:
+        if reusable and sum(map(len, self._idle.values())) < self.max_idle:
             try:
                 c.unsubscribe()
             except Exception as exc:  # an unexpected state: do not reuse it
                 log.warning("reader not reusable", error=type(exc).__name__)
             else:
-                self._idle.append(c)
+                self._idle.setdefault(state, []).append(c)
                 return
         await c.stop()
 
     async def close(self) -> None:
         """Stop the idle consumers."""
-        idle, self._idle = self._idle, []
-        for c in idle:
+        idle, self._idle = self._idle, {}
+        for c in (c for readers in idle.values() for c in readers):
             with contextlib.suppress(Exception):
                 await c.stop()

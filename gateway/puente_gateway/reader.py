@@ -68,7 +68,7 @@ class TopicReader:
 
     def __init__(self, pool: ReaderPool, topic: str, kind: Kind, *, caller: str, state: str):
         self.pool = pool
-        self.kafka = pool.kafka
+        self.kafka = pool.kafka.of(state)  # the state's topics, as the state's gateway
         self.topic = topic
         self.kind = kind
         self.caller = caller

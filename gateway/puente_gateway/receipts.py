@@ -3,9 +3,10 @@
 Body: ``{"receipt": {DeliveryReceipt JSON}}`` or ``{"receipt_avro": "<base64>"}`` (the exact
 single-object bytes a signature covers), optionally with ``"signature": {"key_id", "signature"}``
 — the recipient state's Ed25519 signature over ``puente/delivery-receipt/v1 || 0x00 || bytes``
-(puente.evidence.verify). The receipt's ``recipient`` must be the caller's state. When the
-gateway holds the trust anchors it verifies the signature (a bad one is a 422); either way the
-signature travels with the record in the Kafka headers the evidence layer defines
+(puente.evidence.verify). The receipt's ``recipient`` must be the caller's state. The gateway
+verifies the signature against the trust list in force (a bad one is a 422; with no valid list
+it is forwarded unverified, ``signature_verified: false``); either way the signature travels
+with the record in the Kafka headers the evidence layer defines
 (``puente.topics.RECEIPT_KEY_ID_HEADER`` and ``RECEIPT_SIGNATURE_HEADER``) for the
 receipt tracker, which verifies it itself. With ``require_signed_receipts`` the gateway fails
 closed: a receipt whose signature it cannot verify now (no valid trust list) is a 503

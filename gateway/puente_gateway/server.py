@@ -11,6 +11,7 @@ authentications are counted by) is taken from those proxies' ``X-Forwarded-For``
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from typing import Any
 
 import uvicorn
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 
 from puente.config import GatewaySettings, Settings
 from puente.errors import ConfigError
+from puente.secrets import Credential
 from puente_gateway.app import create_app
 from puente_gateway.context import GatewayContext
 from puente_gateway.protocol import protocol_class
@@ -63,8 +65,11 @@ def uvicorn_config(app: FastAPI, gw: GatewaySettings, **overrides: Any) -> uvico
     return uvicorn.Config(app, **kwargs)
 
 
-def serve(settings: Settings, gw: GatewaySettings) -> None:
-    """Run the gateway until SIGINT/SIGTERM."""
-    app = create_app(settings, gw)
+def serve(
+    settings: Settings, gw: GatewaySettings, *, credentials: Mapping[str, Credential] | None = None
+) -> None:
+    """Run the gateway until SIGINT/SIGTERM, connecting to Kafka with ``credentials`` (each
+    served state's gateway credential; by default from the secrets directory)."""
+    app = create_app(settings, gw, credentials=credentials)
     # Server.run, not asyncio.run(serve()): it installs uvicorn's loop (uvloop when present).
     uvicorn.Server(uvicorn_config(app, gw)).run()

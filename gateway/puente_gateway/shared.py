@@ -1,19 +1,24 @@
-"""What every gateway replica shares: agency tokens, their revocations, and first answers.
+"""What every replica of a state's gateway shares: agency tokens, their revocations, and first
+answers.
 
-Two topics hold it (puente.topics): ``gateway-tokens``, compacted (one record per token id; a
-revocation is a newer record), and ``gateway-answers`` (one entry per notice or receipt id,
-kept as long as a retry may come). Every replica follows both from the beginning into its
+Each state has two topics of its own (puente.topics), which only its gateway's principal may
+read or write: ``gateway-tokens.CC``, compacted (one record per token id; a revocation is a
+newer record), and ``gateway-answers.CC`` (one entry per notice or receipt id, kept as long as
+a retry may come). Every replica follows both from the beginning into its
 :class:`~puente_gateway.tokens.TokenTable` and :class:`~puente_gateway.ledger.Ledger`, and
 writes with ``acks=all``. Nothing is kept on a local disk, so a replica may run on a read-only
-file system and a new replica knows every token at once.
+file system and a new replica knows every token at once. A gateway serving several states
+follows each state's topics as that state's gateway (one :class:`Follower` each) and takes
+from a state's topics only records of that state.
 
-How current a replica is, stated and enforced: every ``sync_interval_s`` the follower asks
-for the topics' end offsets and reads up to them; the time it asked is ``synced_at``. Every
+How current a replica is, stated and enforced: every ``sync_interval_s`` a follower asks
+for its topics' end offsets and reads up to them; the time it asked is ``synced_at``. Every
 record acknowledged before that instant is applied. A replica that could not confirm it is
-current for longer than ``max_lag_s`` refuses token callers (503) rather than risk accepting a
-revoked token: so a revocation takes effect on every replica within ``max_lag_s``. A notice or
-receipt id this replica has not seen waits for one more round (:meth:`SharedState.sync`) before
-it counts as new, so a retry on another replica finds the first answer once it was given.
+current (for every state it serves) for longer than ``max_lag_s`` refuses token callers (503)
+rather than risk accepting a revoked token: so a revocation takes effect on every replica
+within ``max_lag_s``. A notice or receipt id this replica has not seen waits for one more
+round of its state's follower (:meth:`SharedState.sync`) before it counts as new, so a retry on
+another replica finds the first answer once it was given.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from aiokafka.errors import KafkaError
 
 from puente.logs import get_logger
 from puente.topics import GATEWAY_ANSWERS, GATEWAY_TOKENS
-from puente_gateway.broker import GatewayKafka
+from puente_gateway.broker import GatewayKafka, StateKafka
 from puente_gateway.clock import now_ms
 from puente_gateway.errors import Unavailable
 from puente_gateway.ledger import Entry, Ledger
@@ -48,7 +53,7 @@ class Follower:
 
     def __init__(
         self,
-        kafka: GatewayKafka,
+        kafka: StateKafka,
         handlers: Mapping[str, Apply],
         *,
         interval_s: float,
@@ -67,7 +72,9 @@ class Follower:
     def start(self) -> None:
         """Start following in the background (retrying while Kafka is unreachable)."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="follower")
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"follower-{self.kafka.state}"
+            )
 
     async def stop(self) -> None:
         """Stop following."""
@@ -108,10 +115,16 @@ class Follower:
             try:
                 await self._follow(c)
             except (KafkaError, OSError, TimeoutError, Unavailable) as exc:
-                log.warning("shared state: following failed", error=type(exc).__name__)
+                log.warning(
+                    "shared state: following failed",
+                    state=self.kafka.state,
+                    error=type(exc).__name__,
+                )
             except Exception as exc:
                 # Never die silently: the lag grows and token callers get 503 until it recovers.
-                log.error("shared state: follower error", error=type(exc).__name__)
+                log.error(
+                    "shared state: follower error", state=self.kafka.state, error=type(exc).__name__
+                )
             finally:
                 await c.stop()
             await asyncio.sleep(max(self.kafka.gw.kafka_cooldown_s, 0.5))
@@ -200,31 +213,49 @@ class SharedState:
         self.tokens = TokenTable()
         self.ledger = Ledger(ttl_s=ttl_s, max_entries=max_entries)
         self.max_lag_s = max_lag_s
-        self.tokens_topic = kafka.naming.topic(GATEWAY_TOKENS)
-        self.answers_topic = kafka.naming.topic(GATEWAY_ANSWERS)
-        handlers: dict[str, Apply] = {self.tokens_topic: self._on_token}
-        if not tokens_only:
-            handlers[self.answers_topic] = self._on_answer
-        self.follower = Follower(
-            kafka, handlers, interval_s=interval_s, timeout_s=kafka.gw.produce_timeout_s
-        )
+        naming = kafka.naming
+        states = sorted(kafka.states)  # every state it serves, each as its own gateway
+        self.tokens_topics = {s: naming.topic(GATEWAY_TOKENS, s) for s in states}
+        self.answers_topics = {s: naming.topic(GATEWAY_ANSWERS, s) for s in states}
+        self.followers: dict[str, Follower] = {}
+        for state in states:
+            handlers: dict[str, Apply] = {self.tokens_topics[state]: self._on_token(state)}
+            if not tokens_only:
+                handlers[self.answers_topics[state]] = self._on_answer(state)
+            self.followers[state] = Follower(
+                kafka.of(state),
+                handlers,
+                interval_s=interval_s,
+                timeout_s=kafka.gw.produce_timeout_s,
+            )
         self._purged = time.monotonic()
 
     def start(self) -> None:
         """Start following the shared topics."""
-        self.follower.start()
+        for follower in self.followers.values():
+            follower.start()
 
     async def stop(self) -> None:
         """Stop following them."""
-        await self.follower.stop()
+        for follower in self.followers.values():
+            await follower.stop()
+
+    def lag_s(self) -> float:
+        """Seconds since the least current state was last confirmed current."""
+        return max(f.lag_s() for f in self.followers.values())
 
     def current(self) -> bool:
-        """Whether this replica confirmed within ``max_lag_s`` that it knows every record."""
-        return self.follower.lag_s() <= self.max_lag_s
+        """Whether this replica confirmed within ``max_lag_s`` that it knows every record of
+        every state it follows."""
+        return self.lag_s() <= self.max_lag_s
 
-    async def sync(self) -> None:
-        """Wait until every record acknowledged before now is applied (503 if it cannot)."""
-        await self.follower.sync()
+    async def sync(self, state: str | None = None) -> None:
+        """Wait until every record of ``state``'s shared state (default: every state's)
+        acknowledged before now is applied (503 if it cannot)."""
+        if state is not None:
+            await self._follower(state).sync()
+            return
+        await asyncio.gather(*(f.sync() for f in self.followers.values()))
 
     async def loaded(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for the first complete read; whether it happened."""
@@ -234,45 +265,76 @@ class SharedState:
             return False
         return True
 
+    def answer(self, state: str, key: str) -> Entry | None:
+        """The first answer ``state``'s gateway gave under ``key`` (``notice:<id>``,
+        ``receipt:<id>``), if it is younger than the TTL."""
+        return self.ledger.get(_ledger_key(state, key), now_ms=now_ms())
+
     async def put_token(self, record: TokenRecord) -> None:
-        """Publish a token record (acks=all) and apply it."""
-        md = await self.kafka.send(self.tokens_topic, record.value(), key=record.key(), headers=())
+        """Publish a token record to its state's topic (acks=all) and apply it."""
+        self._follower(record.state)
+        topic = self.tokens_topics[record.state]
+        md = await self.kafka.send(topic, record.value(), key=record.key(), headers=())
         self.tokens.apply(record)
         log.info("token record written", token_id=record.id, partition=md.partition)
 
     async def put_answer(self, key: str, entry: Entry) -> None:
-        """Publish a first answer (acks=all) and apply it."""
-        md = await self.kafka.send(self.answers_topic, entry.value(), key=key.encode(), headers=())
-        self.ledger.apply(key, entry, (md.partition, md.offset), now_ms=now_ms())
+        """Publish a first answer to its state's topic (acks=all) and apply it."""
+        self._follower(entry.state)
+        topic = self.answers_topics[entry.state]
+        md = await self.kafka.send(topic, entry.value(), key=key.encode(), headers=())
+        self.ledger.apply(
+            _ledger_key(entry.state, key), entry, (md.partition, md.offset), now_ms=now_ms()
+        )
 
-    def _on_token(
-        self, partition: int, offset: int, key: bytes | None, value: bytes | None
-    ) -> None:
-        if value is None:
-            return  # no one deletes tokens; a tombstone is ignored
-        try:
-            record = TokenRecord.from_value(value)
-        except ValueError as exc:
-            log.warning("token record skipped", partition=partition, offset=offset, error=str(exc))
-            return
-        if key != record.key():
-            log.warning("token record under a foreign key skipped", offset=offset)
-            return
-        self.tokens.apply(record)
+    def _follower(self, state: str) -> Follower:
+        found = self.followers.get(state)
+        if found is None:
+            raise RuntimeError(f"this gateway does not keep {state}'s shared state")
+        return found
 
-    def _on_answer(
-        self, partition: int, offset: int, key: bytes | None, value: bytes | None
-    ) -> None:
-        if value is None or key is None:
-            return
-        try:
-            entry = Entry.from_value(value)
-            name = key.decode("ascii")
-        except (ValueError, UnicodeDecodeError) as exc:
-            log.warning("ledger entry skipped", partition=partition, offset=offset, error=str(exc))
-            return
-        now = now_ms()
-        self.ledger.apply(name, entry, (partition, offset), now_ms=now)
-        if time.monotonic() - self._purged > _PURGE_EVERY_S:
-            self._purged = time.monotonic()
-            self.ledger.purge(now_ms=now)
+    def _on_token(self, state: str) -> Apply:
+        def apply(partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+            if value is None:
+                return  # no one deletes tokens; a tombstone is ignored
+            try:
+                record = TokenRecord.from_value(value)
+            except ValueError as exc:
+                _skipped("token record", state, partition, offset, str(exc))
+                return
+            if key != record.key() or record.state != state:
+                log.warning("token record under a foreign key skipped", state=state, offset=offset)
+                return
+            self.tokens.apply(record)
+
+        return apply
+
+    def _on_answer(self, state: str) -> Apply:
+        def apply(partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+            if value is None or key is None:
+                return
+            try:
+                entry = Entry.from_value(value)
+                name = key.decode("ascii")
+            except (ValueError, UnicodeDecodeError) as exc:
+                _skipped("ledger entry", state, partition, offset, str(exc))
+                return
+            if entry.state != state:
+                log.warning("ledger entry of another state skipped", state=state, offset=offset)
+                return
+            now = now_ms()
+            self.ledger.apply(_ledger_key(state, name), entry, (partition, offset), now_ms=now)
+            if time.monotonic() - self._purged > _PURGE_EVERY_S:
+                self._purged = time.monotonic()
+                self.ledger.purge(now_ms=now)
+
+        return apply
+
+
+def _skipped(what: str, state: str, partition: int, offset: int, error: str) -> None:
+    log.warning(f"{what} skipped", state=state, partition=partition, offset=offset, error=error)
+
+
+def _ledger_key(state: str, key: str) -> str:
+    # Each state's ids are its own: the same notice id of two states are two entries.
+    return f"{state}/{key}"

@@ -6,9 +6,10 @@ token cannot be guessed, so one SHA-256 is as strong and lets the gateway find t
 digest instead of trying every record. The ``pgw_`` prefix lets secret scanners recognise a
 leaked token, and the fixed form lets the gateway refuse anything else before any lookup.
 
-Records live in the compacted gateway-tokens topic (puente_gateway.shared), one per token id:
-a revocation is a newer record under the same key. :class:`TokenTable` is the in-memory view
-every replica builds from that topic; it is pure (no I/O) so its rules are tested alone.
+Records live in their state's compacted gateway-tokens topic (puente_gateway.shared), one per
+token id: a revocation is a newer record under the same key. :class:`TokenTable` is the
+in-memory view every replica builds from those topics; it is pure (no I/O) so its rules are
+tested alone.
 """
 
 from __future__ import annotations

@@ -3,10 +3,11 @@
 Source: the newest record under key ``trust-list`` of the trust topic (the operator publishes
 the signed note there; the topic is compacted), else ``trust_list_file``, else the embedded
 deployment's ``<state_dir>/keys/trust-list.note``. The bytes are served verbatim — the client
-verifies them with the trust anchors it holds out of band. With anchors (``trust_anchors_file``
-or, on the embedded deployment, the local key store's ``operator:root`` keys) the gateway follows
-the list as every long-running verifier does (:class:`TrustSource`) and verifies receipt
-signatures with it; without anchors, signatures are forwarded unverified.
+verifies them with the trust anchors it holds out of band. The gateway follows the list as every
+long-running verifier does (:class:`TrustSource`), with its own anchors (``trust_anchors_file``
+or, on the embedded deployment, the local key store's ``operator:root`` keys): it seals notices
+to the node key the list names, verifies deliveries and receipt signatures with it, and does not
+start without anchors.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from starlette.responses import Response
 
 from puente.codec.registry import Registry
 from puente.config import GatewaySettings, Settings
+from puente.errors import ConfigError
 from puente.evidence.errors import EvidenceError, TrustListError
 from puente.evidence.keys import PublicKey
 from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
@@ -70,15 +72,15 @@ def local_anchors(settings: Settings) -> list[PublicKey]:
 
 
 class TrustSource:
-    """The trust list the gateway serves and verifies receipts with, refreshed every
+    """The trust list the gateway serves, seals with and verifies with, refreshed every
     ``trust_refresh_s`` from the trust topic, then the file.
 
-    With trust anchors, a :class:`~puente.evidence.trustsource.TrustTracker` decides: only an
-    anchored, unexpired list whose serial is not lower than the highest seen is taken (an older
-    list re-published is refused and logged; a revoked key stops verifying within one refresh),
-    and expiry is checked at every verification. Without anchors the newest parseable list is
-    served for clients to verify themselves, still never one with a lower serial than already
-    served.
+    A :class:`~puente.evidence.trustsource.TrustTracker` over the gateway's trust anchors
+    decides: only an anchored, unexpired list whose serial is not lower than the highest seen
+    is taken (an older list re-published is refused and logged; a revoked key stops verifying
+    within one refresh), and expiry is checked at every use. Raises ConfigError without
+    anchors: such a gateway could neither seal a notice to a key it can trust nor verify a
+    delivery.
     """
 
     def __init__(
@@ -93,7 +95,14 @@ class TrustSource:
             if gw.trust_anchors_file
             else local_anchors(settings)
         )
-        self.tracker = TrustTracker(self.anchors, registry, clock=now_ms) if self.anchors else None
+        if not self.anchors:
+            raise ConfigError(
+                "the gateway has no trust anchors: it seals notices to their state's node and "
+                "verifies deliveries with the trust list, which only an anchor makes usable",
+                hint="set PUENTE_GATEWAY__TRUST_ANCHORS_FILE to the operator's root verifier "
+                "key(s); on the embedded default, `puente demo` makes them",
+            )
+        self.tracker = TrustTracker(self.anchors, registry, clock=now_ms)
         self._current: Published | None = None
         self._fetched = -1e9
         self._lock = asyncio.Lock()
@@ -109,27 +118,9 @@ class TrustSource:
         return self._current
 
     async def _refresh(self) -> None:
-        fetches = [self._from_topic, file_fetch(self.file)]
-        if self.tracker is not None:
-            await self.tracker.refresh(fetches)
-            data = self.tracker.current_bytes
-            self._current = parse(data) if data is not None else None
-            return
-        for fetch in fetches:
-            data = await fetch()
-            found = parse(data) if data is not None else None
-            if found is None:
-                continue
-            if self._current is not None and found.serial < self._current.serial:
-                log.warning(
-                    "trust_list.refused",
-                    reason="TRUST_LIST_ROLLBACK",
-                    serial=found.serial,
-                    current=self._current.serial,
-                )
-            else:
-                self._current = found
-            return
+        await self.tracker.refresh([self._from_topic, file_fetch(self.file)])
+        data = self.tracker.current_bytes
+        self._current = parse(data) if data is not None else None
 
     async def _from_topic(self) -> bytes | None:
         topic = self.kafka.naming.topic(TRUST)
@@ -156,17 +147,26 @@ class TrustSource:
         return last
 
     async def verifier(self) -> Verifier | None:
-        """A Verifier over the list in force, checked unexpired now; None without anchors or
-        when no valid list is available (the receipts route then fails closed or forwards,
-        as configured)."""
-        if self.tracker is None:
-            return None
+        """A Verifier over the list in force, checked unexpired now; None when no valid list
+        is available (the receipts route then fails closed or forwards, as configured)."""
         await self.current()
         try:
             return self.tracker.verifier()
         except TrustListError as exc:
             log.warning("trust list unusable", reason=exc.reason)
             return None
+
+    async def require(self) -> Verifier:
+        """A Verifier over the list in force, or 503 ``TRUST_LIST_UNAVAILABLE``: nothing is
+        sealed or shown opened without a valid trust list."""
+        verifier = await self.verifier()
+        if verifier is None:
+            raise Unavailable(
+                "no valid trust list is available to seal or verify with; retry later",
+                retry_after_s=self.gw.retry_after_s,
+                reason="TRUST_LIST_UNAVAILABLE",
+            )
+        return verifier
 
 
 @router.get(

@@ -227,6 +227,40 @@ class GatewaySettings(BaseModel):
     )
     trust_refresh_s: float = Field(default=60.0, gt=0)
     require_signed_receipts: bool = False
+    states: tuple[str, ...] = Field(
+        default=(),
+        description='the member states this gateway is the edge of (JSON list, e.g. ["MX"]); '
+        "callers of other states are refused (403 STATE_NOT_SERVED); empty: every member state "
+        "(the embedded default)",
+    )
+    keys_dir: Path | None = Field(
+        default=None,
+        description="the key store holding the member:CC encryption keys (private parts 0600) "
+        "of the states it serves, to open their deliveries; unset: the embedded default's "
+        "<state>/keys",
+    )
+    keys_reload_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="how often the key store is re-read (a rotated key opens after this)",
+    )
+
+
+class WarningsSettings(BaseModel):
+    """The early-warning evaluator (``puente serve warnings``, docs/early-warning.md). Each
+    state's node signs its own aggregates with its node key (``PUENTE_POLICY__KEYS_DIR``)."""
+
+    keys_dir: Path | None = Field(
+        default=None,
+        description="the evaluator's key store: its service:warnings key of usage early-warning "
+        "(private part 0600); unset: the embedded default's <state>/keys",
+    )
+    trust_refresh_s: float = Field(default=30.0, gt=0, description="trust-list refresh period")
+    metrics_port: int = Field(default=9465, ge=0, description="Prometheus port; 0 = off")
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="address the metrics endpoint binds (0.0.0.0 in a container)",
+    )
 
 
 class ReceiptsSettings(BaseModel):
@@ -278,6 +312,7 @@ class Settings(BaseSettings):
     policy: PolicyServiceSettings = Field(default_factory=PolicyServiceSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     receipts: ReceiptsSettings = Field(default_factory=ReceiptsSettings)
+    warnings: WarningsSettings = Field(default_factory=WarningsSettings)
 
     @property
     def keys_dir(self) -> Path:

@@ -116,23 +116,43 @@ CHECKPOINTS = TopicKind(
 TRUST = TopicKind(
     "trust", Scope.GLOBAL, FOREVER, compacted=True, description="the signed trust list"
 )
+# Each state's gateway keeps its own: one state's gateway can neither read nor write another's.
 GATEWAY_TOKENS = TopicKind(
     "gateway-tokens",
-    Scope.GLOBAL,
+    Scope.MEMBER,
     FOREVER,
     compacted=True,
-    description="the gateway's agency tokens (SHA-256 digests only) and their revocations",
+    description="a state's gateway's agency tokens (SHA-256 digests only) and their revocations",
 )
 GATEWAY_ANSWERS = TopicKind(
     "gateway-answers",
-    Scope.GLOBAL,
+    Scope.MEMBER,
     7 * DAY_MS,
-    description="the gateway's first answer to each notice and receipt id, for retries",
+    description="a state's gateway's first answer to each notice and receipt id, for retries",
+)
+# Early warning (docs/early-warning.md). One partition each: the evaluator reads the aggregates
+# in one total order, which is what makes its output the same for every member who recomputes it.
+# Every state's node writes the one aggregates topic, keyed by its origin; an aggregate counts only
+# under its origin's node key (puente.warnings.signing), which no other node holds.
+AGGREGATES = TopicKind(
+    "aggregates",
+    Scope.GLOBAL,
+    FOREVER,
+    description="signed, windowed counts of each origin's notices, small cells suppressed",
+)
+WARNINGS = TopicKind(
+    "warnings", Scope.GLOBAL, FOREVER, description="signed early warnings, and when each ended"
 )
 
 # Record headers (the only metadata outside a record's value; a receipt's signature travels so).
 RECEIPT_KEY_ID_HEADER = "puente.receipt.key-id"
 RECEIPT_SIGNATURE_HEADER = "puente.receipt.signature"
+# An aggregate's or an early warning's signature (puente.warnings.signing): key id, signing time
+# (Unix ms, decimal) and the Ed25519 signature; the record's value stays a pure function of its
+# inputs, so two evaluators write the same bytes.
+SIGNATURE_KEY_ID_HEADER = "puente.signature.key-id"
+SIGNATURE_SIGNED_AT_HEADER = "puente.signature.signed-at"
+SIGNATURE_HEADER = "puente.signature"
 
 ALL_KINDS: tuple[TopicKind, ...] = (
     INGRESS,
@@ -148,6 +168,8 @@ ALL_KINDS: tuple[TopicKind, ...] = (
     TRUST,
     GATEWAY_TOKENS,
     GATEWAY_ANSWERS,
+    AGGREGATES,
+    WARNINGS,
 )
 
 
@@ -214,3 +236,9 @@ class Naming:
         """The consumer group (its committed positions) of ``member``'s receipt tracker, and
         its transactional id: ``<prefix>.tracker.CC``."""
         return f"{self.prefix}.tracker.{member}"
+
+    # --- each member state's gateway (its edge) ----------------------------------------------
+
+    def gateway_principal(self, member: str) -> str:
+        """The Kafka principal of member ``member``'s gateway: ``<prefix>-gateway-cc``."""
+        return f"{self.prefix}-gateway-{member.lower()}"

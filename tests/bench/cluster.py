@@ -1,6 +1,6 @@
-"""Cluster benchmark: the policy service on a local 3-broker cluster (RF 3, min ISR 2, acks=all)
-against the single broker, in one run with the same workload and the same code; and how long the
-service takes to resume after the leader broker of its partitions is killed.
+"""Cluster benchmark: member states' nodes on a local 3-broker cluster (RF 3, min ISR 2,
+acks=all) against the single broker, in one run with the same workload and the same code; and how
+long the nodes take to resume after the leader broker of their partitions is killed.
 
     .venv/bin/python -m tests.bench.cluster [--runs 3] [--notices 2000] [--partitions 2]
         [--origins MX,US,CO,GT] [--rate R] [--latency-seconds 10] [--latency-runs 2]
@@ -12,10 +12,12 @@ the shared machine's load hits both alike. Each run's tenant is deleted after it
 
 1. **Throughput** — ``tests.bench.pipeline``'s measured pipeline run, unchanged: ``--notices``
    CaseNotices padded to >= 1 KiB pre-loaded into the ingress topics of ``--origins`` of a fresh
-   tenant; the policy service (shipped policies, batch signatures, transactions) starts; the
-   clock runs from its first batch to the commit of the transaction holding the last input.
+   tenant (sealed to each origin's node); a node per origin (sealed ingress opened, deliveries
+   sealed; shipped policies, batch signatures, transactions) starts in this process; the clock
+   runs from the first batch once every node owns its partitions to the commit of the
+   transaction holding the last input.
    ``--runs`` per cluster; medians.
-2. **Resume after a leader kill** (3 brokers) — the policy service runs while a publisher
+2. **Resume after a leader kill** (3 brokers) — the nodes of ``--origins`` run while a publisher
    process offers ``--resume-rate`` notices/s; after a steady period the broker leading most of
    the busy ingress partitions (not the active controller, so this is a partition-leader
    failover, not a controller election) is killed with SIGKILL. Resume time = from the kill to
@@ -24,8 +26,9 @@ the shared machine's load hits both alike. Each run's tenant is deleted after it
    its catch-up (ISR 3 again for the tenant's topics). ``--resume-runs`` kills (whichever broker
    leads most then), each followed by the restart.
 3. **End-to-end latency** — ``tests.bench.pipeline``'s latency phase, unchanged: a paced
-   publisher process, a subscriber process (one ``Subscriber`` per member verifying every
-   delivery against the trust list); latency = verified − published, per delivery. The same
+   publisher process sealing each notice to its node, a subscriber process (one ``Subscriber``
+   per member verifying every delivery against the trust list and opening it with the member's
+   keys); latency = verified − published, per delivery. The same
    rate on both clusters. ``--latency-runs`` per cluster; medians of p50/p99.
 
 Offered rates (``--rate`` for latency, ``--resume-rate``) default to a quarter of the slower
@@ -55,13 +58,12 @@ from aiokafka import TopicPartition
 from puente.codec.registry import Registry
 from puente.config import Settings
 from puente.kafka.admin import admin_client
-from puente.policy.store import PolicyStore
-from puente.service.processor import BatchOutput, SigningMode
+from puente.service.processor import BatchOutput
 from puente.service.takeover import Owned
-from puente.service.worker import ServiceConfig
 from tests.bench import pipeline
 from tests.harness import KafkaHarness, kafka_harness
 from tests.integration.cluster.chaos import Probe, busiest_leader, ingress_topics, tenant_topics
+from tests.integration.service.support import Deployment
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = "180"  # three JVMs on two busy cores, and a killed broker's log recovery
@@ -203,8 +205,8 @@ async def latency(
 # --- 3. resume after a leader kill --------------------------------------------------------------
 
 
-class WatchedService(pipeline.TimedService):
-    """The benchmark's policy service, also noting when each committed batch began and ended."""
+class WatchedNode(pipeline.TimedNode):
+    """The benchmark's node, also noting when each committed batch began and ended."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -225,6 +227,14 @@ class WatchedService(pipeline.TimedService):
         return done
 
 
+Commit = tuple[float, float, TopicPartition, int]
+
+
+def commits_of(group: pipeline.TimedNodes) -> list[Commit]:
+    """Every node's committed batches: (began, done, partition, inputs)."""
+    return [c for n in group.nodes if isinstance(n, WatchedNode) for c in n.commits]
+
+
 @dataclass
 class Resume:
     victim: int
@@ -242,26 +252,17 @@ class Resume:
 async def resume_runs(kafka: KafkaHarness, args: argparse.Namespace, rate: float) -> list[Resume]:
     dep = await pipeline.deploy(kafka, args.partitions)
     probe = Probe(kafka)
-    service = WatchedService(
-        endpoint=dep.tenant.endpoint,
-        credential=dep.tenant.service("policy"),
-        naming=dep.tenant.naming,
-        registry=dep.registry,
-        policies=PolicyStore(
-            dep.settings.policies_dir, dep.settings.schemas_dir, secret=pipeline.PSEUDONYM_SECRET
-        ),
-        key=dep.evidence.service_key,
-        config=ServiceConfig(mode=SigningMode.BATCH),
-        instance="bench-resume",
+    group = pipeline.TimedNodes(
+        dep, args.origins, sealed=True, instance="bench-resume", node=WatchedNode
     )
     ingress = ingress_topics(dep, args.origins)
     stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
+    task = asyncio.create_task(group.run_all(stop))
     results: list[Resume] = []
     try:
-        await asyncio.wait_for(service.ready.wait(), 300)
+        await asyncio.wait_for(group.ready(), 300)
         for i in range(args.resume_runs):
-            results.append(await _resume_once(dep, probe, service, ingress, args, rate, seed=i))
+            results.append(await _resume_once(dep, probe, group, ingress, args, rate, seed=i))
             r = results[-1]
             print(
                 f"resume {i + 1}: killed broker {r.victim} (leader of {r.led} of {r.busy} busy "
@@ -271,7 +272,7 @@ async def resume_runs(kafka: KafkaHarness, args: argparse.Namespace, rate: float
                 flush=True,
             )
             if task.done():
-                raise RuntimeError(f"the policy service stopped: {task.exception()!r}")
+                raise RuntimeError(f"a node stopped: {task.exception()!r}")
     finally:
         stop.set()
         await asyncio.wait_for(task, 120)
@@ -279,9 +280,9 @@ async def resume_runs(kafka: KafkaHarness, args: argparse.Namespace, rate: float
 
 
 async def _resume_once(
-    dep: Any,
+    dep: Deployment,
     probe: Probe,
-    service: WatchedService,
+    group: pipeline.TimedNodes,
     ingress: list[str],
     args: argparse.Namespace,
     rate: float,
@@ -297,15 +298,15 @@ async def _resume_once(
     )
     await pub.start()
     try:
-        # Steady state: batches committing, the service keeping up with the offered rate.
+        # Steady state: batches committing, the nodes keeping up with the offered rate.
         t0 = time.time()
         await asyncio.sleep(args.resume_steady_s)
         recent = time.time() - args.resume_steady_s / 2
-        busy = {(c[2].topic, c[2].partition) for c in service.commits if c[0] >= recent}
+        busy = {(c[2].topic, c[2].partition) for c in commits_of(group) if c[0] >= recent}
         if not busy:
             raise RuntimeError(
                 f"no batch began and committed in the {args.resume_steady_s / 2:.0f} s before "
-                f"the kill (only {len(service.commits)} commits since {t0 - time.time():.0f} s)"
+                f"the kill (only {len(commits_of(group))} commits since {t0 - time.time():.0f} s)"
             )
         layout = await probe.call(probe.partitions, ingress)
         controller = await probe.call(probe.controller)
@@ -314,10 +315,10 @@ async def _resume_once(
         killed_at = time.time()
         await probe.call(probe.kill, victim)
 
-        def after(tp: tuple[str, int] | None = None) -> list[tuple[float, float, Any, int]]:
+        def after(tp: tuple[str, int] | None = None) -> list[Commit]:
             return [
                 c
-                for c in service.commits
+                for c in commits_of(group)
                 if c[0] >= killed_at and (tp is None or (c[2].topic, c[2].partition) == tp)
             ]
 
@@ -332,7 +333,7 @@ async def _resume_once(
                 f"{len(busy) - len(firsts)} busy partitions did not resume within "
                 f"{args.resume_window_s:.0f} s of the kill"
             )
-        stalled = [c[1] for c in service.commits if c[0] < killed_at <= c[1]]
+        stalled = [c[1] for c in commits_of(group) if c[0] < killed_at <= c[1]]
         t0 = time.monotonic()
         await probe.call(probe.restart, victim)
         restart = time.monotonic() - t0
@@ -377,7 +378,7 @@ def print_report(result: dict[str, Any]) -> None:
         )
         for key, label in (
             ("broker_cpu_ms_per_notice", "broker CPU ms/notice (all brokers)"),
-            ("python_cpu_ms_per_notice", "service CPU ms/notice"),
+            ("python_cpu_ms_per_notice", "nodes' process CPU ms/notice"),
         ):
             if key in one and key in three:
                 rows.append(

@@ -11,6 +11,10 @@ request is a new notice: validated, encoded, produced with acks=all and acknowle
 broker before the 202. Install wrk with ``apt-get install wrk`` (Debian/Ubuntu) or
 ``brew install wrk`` (macOS); the benchmark stops with that hint when it is missing.
 
+Every notice is sealed to MX's node key from a trust list the gateway follows (as every
+gateway does since it became its state's edge), so the figures include one HPKE seal per
+request.
+
 Kafka is the test harness's broker (``PUENTE_KAFKA_BOOTSTRAP`` or the local one from Maven
 Central jars), so broker, server and load generator share the machine, as in the targets of
 ../shared/design/performance.md. ``--profile FILE`` runs the gateway under pyinstrument and
@@ -48,11 +52,12 @@ from starlette.routing import Route
 
 from puente.codec.jsonconv import to_json
 from puente.codec.registry import Registry
+from puente.evidence.trust import TRUST_LIST_KEY
 from puente.synth import Generator
-from puente.topics import INGRESS
+from puente.topics import INGRESS, TRUST
 from puente_gateway.app import NO_TELEMETRY
 from tests.harness import KafkaHarness, Tenant, kafka_harness
-from tests.integration.gateway.support import end_offsets
+from tests.integration.gateway.support import Keys, end_offsets, produce
 
 PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
 REPO = Path(__file__).resolve().parents[2]
@@ -230,7 +235,18 @@ def _script(work: Path, body: bytes, token: str, name: str = "post.lua") -> Path
 
 
 def _env(kafka: KafkaHarness, tenant: Tenant, work: Path) -> dict[str, str]:
+    """A gateway's environment on ``tenant``, with a federation's keys: the trust list (on the
+    trust topic) names MX's node key the gateway seals each notice to, and the gateway follows
+    it with the operator's anchors."""
+    keys = Keys.make(("MX",), work / "keys")
+    trust = tenant.topic(TRUST)
+    operator = tenant.service("operator")
+    asyncio.run(produce(tenant, operator, trust, [keys.trust_bytes], key=TRUST_LIST_KEY))
     return os.environ | {
+        "PUENTE_GATEWAY__TRUST_ANCHORS_FILE": str(keys.anchors),
+        # MX's own gateway: MX's member keys, connecting as MX's gateway principal.
+        "PUENTE_GATEWAY__STATES": '["MX"]',
+        "PUENTE_GATEWAY__KEYS_DIR": str(keys.store.root),
         "PUENTE_STATE_DIR": str(work / "state"),
         "PUENTE_SECRETS_DIR": str(tenant.secrets.directory),
         "PUENTE_KAFKA_BOOTSTRAP": kafka.endpoint.bootstrap,

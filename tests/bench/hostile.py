@@ -212,6 +212,7 @@ def run_variant(
     name: str,
     kafka: KafkaHarness,
     tenant: Tenant,
+    keys: Keys,
     work: Path,
     pythonpath: str | None,
     args: argparse.Namespace,
@@ -225,6 +226,12 @@ def run_variant(
         "PUENTE_GATEWAY__RATE_PER_S": "1000000",
         "PUENTE_GATEWAY__RATE_BURST": "1000000",
         "PUENTE_GATEWAY__AUTH_FAIL_BURST": "1000000",
+        # The gateway seals notices to the trust list's node keys: it follows the list with
+        # the operator's anchors (published on the trust topic above).
+        "PUENTE_GATEWAY__TRUST_ANCHORS_FILE": str(keys.anchors),
+        # The tenant's two states, each as its own gateway principal, with their keys.
+        "PUENTE_GATEWAY__STATES": '["MX", "GT"]',
+        "PUENTE_GATEWAY__KEYS_DIR": str(keys.store.root),
         "PUENTE_LOG_FORMAT": "json",
         "PUENTE_LOG_LEVEL": "warning",
     }
@@ -294,7 +301,7 @@ def main() -> None:
                 variants.insert(0, (args.baseline[:10], baseline_source(args.baseline, work)))
             for name, path in variants:
                 tenant = kafka.provision(["MX", "GT"], partitions=2)
-                keys = Keys.make(("MX", "GT"))
+                keys = Keys.make(("MX", "GT"), work / f"keys-{name}")
                 asyncio.run(
                     produce(
                         tenant,
@@ -304,7 +311,7 @@ def main() -> None:
                         key=TRUST_LIST_KEY,
                     )
                 )
-                figs.append(run_variant(name, kafka, tenant, work, path, args))
+                figs.append(run_variant(name, kafka, tenant, keys, work, path, args))
     finally:
         print(f"load average at the end {os.getloadavg()[0]:.2f}; logs in {work}")
     report(figs, args)

@@ -7,13 +7,14 @@ the dedupe state costs each batch.
 One tenant, one ingress partition. Its changelog (``state.MX[0]``) is filled with ``--ids``
 accepted notice ids (plus the audit log's state) in each of two formats, each in its own tenant:
 
-- **per id**: one ``n/<id>`` record per id — what the service wrote before dedupe chunks (the
-  baseline; the current code still reads it);
-- **chunks**: what the service writes now — one ``d/<offset>`` record per batch of ``--batch``
+- **per id**: one ``n/<id>`` record per id — what the policy service wrote before dedupe
+  chunks (the baseline; the current code still reads it);
+- **chunks**: what a node writes now — one ``d/<offset>`` record per batch of ``--batch``
   ids (:class:`~puente.service.dedupe.SeenIds`), ids created over the last two years.
 
-Each run starts a restore consumer and times ``Changelog.restore`` — what a take-over does
-between fencing and seeking — reading the changelog to its end; the ids restored are checked.
+Each run starts a restore consumer as MX's node (its principal reads only its own ``state.MX``)
+and times ``Changelog.restore`` — what a node's take-over does between fencing and seeking —
+reading the changelog to its end; the ids restored are checked.
 Runs alternate between the formats; medians of ``--runs``; wall time and this process's CPU time.
 
 Per batch, with the same number of ids in memory: the dedupe state's snapshot before a batch —
@@ -92,8 +93,8 @@ async def write_changelog(
 
 
 async def restore_once(tenant: Tenant, registry: Registry, expect: int) -> tuple[float, float]:
-    """One take-over's restore of state.MX[0]: (wall seconds, CPU seconds)."""
-    cred = tenant.service("policy")
+    """One take-over's restore of state.MX[0], as MX's node: (wall seconds, CPU seconds)."""
+    cred = tenant.node(ORIGIN)
     reader = consumer(tenant.endpoint, cred, client_id="bench-restore")
     changelog = Changelog(
         reader, naming=tenant.naming, registry=registry, dedupe_horizon_ms=HORIZON

@@ -16,7 +16,17 @@ from aiokafka.errors import (
 
 from puente.kafka.clients import KafkaAuthError, consumer, producer, start
 from puente.secrets import Credential
-from puente.topics import DELIVER, INGRESS, REJECTED
+from puente.topics import (
+    AUDIT,
+    DELIVER,
+    GATEWAY_ANSWERS,
+    GATEWAY_TOKENS,
+    INGRESS,
+    RECEIPTS,
+    REJECTED,
+    TRUST,
+    TopicKind,
+)
 from tests.harness import KafkaHarness, Tenant
 
 pytestmark = pytest.mark.kafka
@@ -175,21 +185,21 @@ async def test_member_cannot_write_its_own_deliveries(tenant: Tenant) -> None:
         await p.stop()
 
 
-async def test_member_cannot_use_another_members_consumer_group(tenant: Tenant) -> None:
-    cred = tenant.member("GT")
-    c = consumer(
-        tenant.endpoint,
-        cred,
-        tenant.topic(DELIVER, "GT"),
-        group_id=tenant.naming.member_group_prefix("MX") + "spy",
-    )
-    t0 = time.monotonic()
+async def _consume_in_group(tenant: Tenant, cred: Credential, topic: str, group: str) -> None:
+    """Consume ``topic`` as ``cred`` in consumer group ``group`` (one record, within FAST_S)."""
+    c = consumer(tenant.endpoint, cred, topic, group_id=group)
     try:
-        with pytest.raises(GroupAuthorizationFailedError):
-            await start(c, tenant.endpoint, cred)
-            await asyncio.wait_for(c.getone(), FAST_S)
+        await start(c, tenant.endpoint, cred)
+        await asyncio.wait_for(c.getone(), FAST_S)
     finally:
         await c.stop()
+
+
+async def test_member_cannot_use_another_members_consumer_group(tenant: Tenant) -> None:
+    group = tenant.naming.member_group_prefix("MX") + "spy"
+    t0 = time.monotonic()
+    with pytest.raises(GroupAuthorizationFailedError):
+        await _consume_in_group(tenant, tenant.member("GT"), tenant.topic(DELIVER, "GT"), group)
     assert time.monotonic() - t0 < FAST_S
 
 
@@ -220,6 +230,104 @@ async def test_a_node_cannot_read_another_states_ingress(tenant: Tenant) -> None
             await c.getmany(timeout_ms=int(FAST_S * 1000))
     finally:
         await c.stop()
+
+
+# --- each state's gateway: its own state's edge and nothing else -------------------------------
+
+
+async def _write(cred: Credential, tenant: Tenant, topic: str) -> None:
+    """Produce one record to ``topic`` as ``cred`` (acks=all), within FAST_S."""
+    p = producer(tenant.endpoint, cred)
+    await start(p, tenant.endpoint, cred)
+    try:
+        await asyncio.wait_for(p.send_and_wait(topic, b"x", key=b"k"), FAST_S)
+    finally:
+        await p.stop()
+
+
+async def _read(cred: Credential, tenant: Tenant, topic: str) -> None:
+    """Read ``topic`` from offset 0 as ``cred``, as the gateway does: its partitions from the
+    metadata (refused without DESCRIBE, which READ and WRITE each imply: so no read either),
+    then assign() without a group, read_committed, and fetch (refused without READ)."""
+    c = consumer(tenant.endpoint, cred, isolation_level="read_committed")
+    await start(c, tenant.endpoint, cred)
+    try:
+        parts = await asyncio.wait_for(c._client._wait_on_metadata(topic), FAST_S)
+        tps = [TopicPartition(topic, p) for p in parts]
+        c.assign(tps)
+        for tp in tps:
+            c.seek(tp, 0)
+        # A refused fetch is raised by the call after it; make sure there is one.
+        await c.getmany(timeout_ms=1000)
+        await c.getmany(timeout_ms=1000)
+    finally:
+        await c.stop()
+
+
+GATEWAY_WRITES = (INGRESS, RECEIPTS, GATEWAY_TOKENS, GATEWAY_ANSWERS)
+GATEWAY_READS = (DELIVER, REJECTED, GATEWAY_TOKENS, GATEWAY_ANSWERS)
+
+
+@pytest.mark.parametrize("kind", GATEWAY_WRITES, ids=lambda k: k.stem)
+async def test_a_gateway_writes_its_own_states_topics(tenant: Tenant, kind: TopicKind) -> None:
+    await _write(tenant.gateway("MX"), tenant, tenant.topic(kind, "MX"))
+
+
+@pytest.mark.parametrize("kind", GATEWAY_READS, ids=lambda k: k.stem)
+async def test_a_gateway_reads_its_own_states_topics(tenant: Tenant, kind: TopicKind) -> None:
+    await _read(tenant.gateway("MX"), tenant, tenant.topic(kind, "MX"))
+
+
+@pytest.mark.parametrize("kind", GATEWAY_WRITES, ids=lambda k: k.stem)
+async def test_a_gateway_cannot_write_another_states_topics(
+    tenant: Tenant, kind: TopicKind
+) -> None:
+    """MX's gateway cannot put a notice on GT's ingress, a receipt on GT's receipts, a token
+    in GT's token table or an answer in GT's ledger."""
+    t0 = time.monotonic()
+    with pytest.raises(TopicAuthorizationFailedError):
+        await _write(tenant.gateway("MX"), tenant, tenant.topic(kind, "GT"))
+    assert time.monotonic() - t0 < FAST_S
+
+
+@pytest.mark.parametrize("kind", GATEWAY_READS, ids=lambda k: k.stem)
+async def test_a_gateway_cannot_read_another_states_topics(tenant: Tenant, kind: TopicKind) -> None:
+    """MX's gateway cannot read GT's deliveries (sealed to GT anyway), rejections, tokens or
+    first answers."""
+    t0 = time.monotonic()
+    with pytest.raises(TopicAuthorizationFailedError):
+        await _read(tenant.gateway("MX"), tenant, tenant.topic(kind, "GT"))
+    assert time.monotonic() - t0 < FAST_S
+
+
+@pytest.mark.parametrize("kind", [INGRESS, RECEIPTS, AUDIT], ids=lambda k: k.stem)
+async def test_a_gateway_cannot_read_what_it_only_writes(tenant: Tenant, kind: TopicKind) -> None:
+    """Its own state's ingress and receipts are written, never read, by its gateway; audit
+    records are none of its business."""
+    with pytest.raises(TopicAuthorizationFailedError):
+        await _read(tenant.gateway("MX"), tenant, tenant.topic(kind, "MX"))
+
+
+@pytest.mark.parametrize("kind", [DELIVER, REJECTED], ids=lambda k: k.stem)
+async def test_a_gateway_cannot_write_what_its_node_decides(
+    tenant: Tenant, kind: TopicKind
+) -> None:
+    """Deliveries and rejections come from nodes only: a gateway cannot forge one, not even on
+    its own state's topics, and it cannot publish the trust list."""
+    with pytest.raises(TopicAuthorizationFailedError):
+        await _write(tenant.gateway("MX"), tenant, tenant.topic(kind, "MX"))
+
+
+async def test_a_gateway_cannot_publish_the_trust_list(tenant: Tenant) -> None:
+    with pytest.raises(TopicAuthorizationFailedError):
+        await _write(tenant.gateway("MX"), tenant, tenant.topic(TRUST))
+
+
+async def test_a_gateway_uses_no_consumer_group(tenant: Tenant) -> None:
+    """It reads with assign() only: no group is granted, not even one under its state's."""
+    group = tenant.naming.member_group_prefix("MX") + "gateway"
+    with pytest.raises(GroupAuthorizationFailedError):
+        await _consume_in_group(tenant, tenant.gateway("MX"), tenant.topic(DELIVER, "MX"), group)
 
 
 async def test_wrong_password_is_refused_fast(tenant: Tenant) -> None:

@@ -35,6 +35,7 @@ def _mount() -> None:
         receipts,
         schemas,
         serve,
+        warnings,
     )
     from puente.app.commands.publish import publish
     from puente.app.commands.subscribe import subscribe
@@ -52,6 +53,7 @@ def _mount() -> None:
     app.command(name="subscribe")(subscribe)
     app.command(name="publish")(publish)
     app.add_typer(gateway.app, name="gateway")
+    app.add_typer(warnings.app, name="warnings")
     demo.register(app)
 
 

@@ -1,6 +1,7 @@
 """The operator's set-up: what a deployment needs before anything is signed, made
-idempotently — an operator root key (the trust anchor), the policy service's key, one receipt key
-per member state, a signed trust list — and publishing the trust list. Only operator commands
+idempotently — an operator root key (the trust anchor), each state's node keys, one receipt key
+per member state, the early-warning evaluator's key, a signed trust list — and publishing the
+trust list. Only operator commands
 (``puente demo``, ``puente keys …``) call this: partner-side and auditor commands never create
 keys.
 
@@ -28,6 +29,7 @@ from puente.evidence.trust import (
     Usage,
     member_holder,
     node_holder,
+    service_holder,
 )
 from puente.kafka.clients import producer, start
 from puente.kafka.connection import KafkaEndpoint
@@ -75,7 +77,8 @@ def ensure_evidence(
     settings: Settings, members: Sequence[str], *, floor_digest: bytes | None = None
 ) -> Evidence:
     """Create whatever is missing — the operator's root key; per member state its node's
-    signing and encryption keys and its own receipt-signing and encryption keys — and re-sign
+    signing and encryption keys and its own receipt-signing and encryption keys; the
+    early-warning evaluator's key (``service:warnings``, usage early-warning) — and re-sign
     the trust list (pinning the regional floor: ``floor_digest``, by default the SHA-256 of the
     policies' ``regional.yaml``) when keys or the floor changed or it nears expiry.
 
@@ -100,6 +103,10 @@ def ensure_evidence(
             if not _has_key(store, holder, Usage.ENCRYPTION, now):
                 store.generate_encryption(holder, valid_from=now)
                 changed = True
+    evaluator = service_holder("warnings")
+    if not _has_key(store, evaluator, Usage.EARLY_WARNING, now):
+        store.generate(evaluator, valid_from=now, usages=(Usage.EARLY_WARNING,))
+        changed = True
     root = store.current(ROOT_HOLDER, usage=Usage.TRUST_LIST, at=now)
     anchors = tuple(store.public(m) for m in store.key_metas() if m.holder == ROOT_HOLDER)
     path = store.root / TRUST_LIST_FILE

@@ -3,7 +3,8 @@
 Commands take a :class:`Runtime` (``Runtime.from_settings()``) and ask it for what they need —
 topic names, the schema registry, the Kafka endpoint, a principal's credential, the key store,
 the trust anchors, a trust tracker fed by the trust topic (then a file, then the embedded
-default's list), the policy service — instead of each building its own from the settings.
+default's list), a state's node, the early-warning evaluator — instead of each building its own
+from the settings.
 Nothing here creates a key: that is the operator's set-up (:mod:`puente.app.operator`).
 """
 
@@ -17,9 +18,10 @@ from pathlib import Path
 from puente.codec.registry import Registry
 from puente.config import Settings, get_settings
 from puente.errors import ConfigError
+from puente.evidence._time import now_ms
 from puente.evidence.keys import PublicKey, SigningKey
 from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
-from puente.evidence.trust import ROOT_HOLDER, Usage
+from puente.evidence.trust import ROOT_HOLDER, Usage, service_holder
 from puente.evidence.trustsource import Fetch, TrustTracker, file_fetch, read_anchors
 from puente.kafka.connection import KafkaEndpoint, admin_credential, credential, resolve_endpoint
 from puente.kafka.trustfeed import TrustTopicReader
@@ -28,10 +30,14 @@ from puente.policy.store import PolicyStore
 from puente.receipts.clock import Clock, clock
 from puente.receipts.tracker import ReceiptTracker, TrackerConfig
 from puente.secrets import Credential
-from puente.service.nodekeys import StoreKeys
+from puente.service.aggregates import Aggregation
+from puente.service.nodekeys import NodeVault, StoreKeys
 from puente.service.secret import pseudonym_secret
 from puente.service.worker import Node, ServiceConfig
 from puente.topics import Naming
+from puente.warnings.loader import load_triggers
+from puente.warnings.service import WarningsService
+from puente_gateway.edge import served_states
 
 
 @dataclass
@@ -88,6 +94,21 @@ class Runtime:
     def tracker_credential(self, member: str) -> Credential:
         """Member state ``member``'s receipt tracker principal."""
         return self.credential(self.naming.tracker_principal(member))
+
+    def gateway_credential(self, member: str) -> Credential:
+        """Member state ``member``'s gateway principal (its edge)."""
+        return self.credential(self.naming.gateway_principal(member))
+
+    def gateway_credentials(self) -> dict[str, Credential]:
+        """The gateway credential of each state this process's gateway serves
+        (:attr:`gateway_states`)."""
+        return {s: self.gateway_credential(s) for s in self.gateway_states}
+
+    @property
+    def gateway_states(self) -> tuple[str, ...]:
+        """The states this process's gateway serves: ``PUENTE_GATEWAY__STATES``, else every
+        member state (the embedded default). ConfigError for a state that is not a member."""
+        return served_states(self.settings.gateway, self.members)
 
     def admin_credential(self) -> Credential:
         """The cluster administrator (provisioning only)."""
@@ -186,6 +207,7 @@ class Runtime:
         config = ServiceConfig.from_settings(self.settings.policy, mode=mode)
         if seal is not None:
             config = dataclasses.replace(config, seal=seal)
+        keys = self.node_keys(member)
         node = Node(
             origin=member,
             endpoint=self.endpoint,
@@ -193,13 +215,61 @@ class Runtime:
             naming=self.naming,
             registry=self.registry,
             policies=self.policy_store(),
-            keys=self.node_keys(member),
+            keys=keys,
             trust=tracker,
             trust_sources=tuple(fetches),
             config=config,
             instance=f"{instance}-{member}",
+            aggregation=self.aggregation(member, keys, tracker),
         )
         return node, topic
+
+    def aggregation(self, member: str, keys: StoreKeys, trust: TrustTracker) -> Aggregation | None:
+        """Early warning's counting in ``member``'s node: the policies' triggers, signed with
+        its node key, its counts sealed to itself; None (logged) when it cannot be on."""
+        return Aggregation.load(
+            member,
+            self.settings.policies_dir,
+            self.settings.schemas_dir,
+            keys=keys,
+            vault=NodeVault(trust, keys, member),
+            registry=self.registry,
+        )
+
+    # --- early warning ---------------------------------------------------------------------
+
+    def warnings_key(self, at: int) -> SigningKey:
+        """The evaluator's key (``service:warnings``, usage early-warning) from its key store
+        (``PUENTE_WARNINGS__KEYS_DIR``, else the embedded default's); never made here."""
+        store = KeyStore(self.settings.warnings.keys_dir or self.settings.keys_dir)
+        return store.current(service_holder("warnings"), usage=Usage.EARLY_WARNING, at=at)
+
+    def warnings_evaluator(
+        self,
+        *,
+        instance: str,
+        anchors: list[str] | None = None,
+        trust_file: Path | None = None,
+    ) -> tuple[WarningsService, TrustTopicReader]:
+        """``puente serve warnings``: the evaluator, as the ``warnings`` service principal,
+        over the policies' triggers, and the trust topic reader it follows (close it)."""
+        cred = self.service_credential("warnings")
+        tracker, topic, fetches = self.trust_tracker(
+            cred, anchors=self.anchors(anchors), trust_file=trust_file
+        )
+        service = WarningsService(
+            endpoint=self.endpoint,
+            credential=cred,
+            naming=self.naming,
+            registry=self.registry,
+            triggers=load_triggers(self.settings.policies_dir, self.settings.schemas_dir),
+            key=self.warnings_key(now_ms()),
+            trust=tracker,
+            trust_sources=fetches,
+            trust_refresh_s=self.settings.warnings.trust_refresh_s,
+            instance=instance,
+        )
+        return service, topic
 
     # --- the receipt trackers --------------------------------------------------------------
 

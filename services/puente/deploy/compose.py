@@ -1,5 +1,5 @@
-"""deploy/compose/: a 3-node Kafka (KRaft) cluster, provisioning, one node per member state, the
-gateway.
+"""deploy/compose/: a 3-node Kafka (KRaft) cluster, provisioning, one node and one gateway per
+member state, the early-warning evaluator.
 
 Roles are combined (every Kafka node is broker and controller), as in ``puente kafka up
 --brokers 3``: three voters tolerate one node down, the nodes' ``server.properties`` come from
@@ -12,9 +12,11 @@ file.
 
 Each member state's node is its own service (``node-cc``: ``puente serve node --as CC``), never
 one process hosting several: each holds only its own state's credential, key store and
-pseudonymisation secret, and restarts, scales and rotates keys on its own. Beside it runs the
-state's receipt tracker (``tracker-cc``: ``puente serve receipts --as CC``), its own principal,
-reading the node's key store to sign overdue reports as the state's node.
+pseudonymisation secret, and restarts, scales and rotates keys on its own. So is each state's
+gateway, its edge (``gateway-cc``: ``puente gateway serve`` serving CC only, with CC's member
+encryption keys), published on its own host port. Beside each node runs the state's receipt
+tracker (``tracker-cc``: ``puente serve receipts --as CC``), its own principal, reading the
+node's key store to sign overdue reports as the state's node.
 
 Every secret is a file under ``deploy/compose/secrets/`` (``puente deploy compose secrets``
 creates them; they are git-ignored), mounted with Compose ``secrets:`` or, for a key store (a
@@ -27,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from puente.deploy import contract as c
-from puente.deploy.material import NODE_KEYS_SUBDIR, NODES_DIR, TRUST_PUBLIC_DIR
+from puente.deploy.material import (
+    GATEWAY_KEYS_SUBDIR,
+    GATEWAYS_DIR,
+    NODE_KEYS_SUBDIR,
+    NODES_DIR,
+    TRUST_PUBLIC_DIR,
+    WARNINGS_DIR,
+)
 from puente.deploy.render import GENERATED_BY, yaml_stream
 from puente.kafka.broker_config import (
     ADMIN_USER,
@@ -253,6 +262,78 @@ def _state_tracker(naming: Naming, member: str, depends_on: dict[str, Any]) -> d
     )
 
 
+def gateway_service_name(member: str) -> str:
+    """The Compose service of state ``member``'s gateway: ``gateway-cc``."""
+    return f"gateway-{member.lower()}"
+
+
+def gateway_host_port(members: tuple[str, ...], member: str) -> int:
+    """The host port state ``member``'s gateway is published on: 8443 for the first state of
+    members.yaml, then one more per state."""
+    return c.GATEWAY_PORT + members.index(member)
+
+
+def _state_gateway(
+    inputs: c.DeployInputs, member: str, depends_on: dict[str, Any]
+) -> dict[str, Any]:
+    """State ``member``'s gateway: it serves CC's agencies only and holds CC's member
+    encryption keys only (no node key, no other state's key)."""
+    keys = _secrets_path(GATEWAYS_DIR, member, GATEWAY_KEYS_SUBDIR)
+    port = gateway_host_port(inputs.members, member)
+    return _puente_service(
+        c.GATEWAY_COMMAND,
+        environment=_base_env()
+        | c.gateway_settings(member)
+        | {
+            "PUENTE_GATEWAY__HOST": "0.0.0.0",  # noqa: S104 - the container's published port
+            "PUENTE_GATEWAY__PORT": str(c.GATEWAY_PORT),
+            "PUENTE_GATEWAY__TLS_CERT": f"{c.SECRETS_MOUNT}/{c.GATEWAY_TLS_CERT}",
+            "PUENTE_GATEWAY__TLS_KEY": f"{c.SECRETS_MOUNT}/{c.GATEWAY_TLS_KEY}",
+        },
+        secrets=[
+            _principal_secret(inputs.naming.gateway_principal(member)),
+            _secret("gateway-tls-cert", c.GATEWAY_TLS_CERT),
+            _secret("gateway-tls-key", c.GATEWAY_TLS_KEY),
+        ],
+        ports=[f"{port}:{c.GATEWAY_PORT}"],
+        # Read-only, like the rest of its file system: its key store is read live (a key file
+        # added for a rotation opens without a restart); the trust material lets it serve and
+        # follow the signed trust list when the trust topic has none.
+        volumes=[_POLICIES, f"{keys}:{c.GATEWAY_KEYS_DIR}:ro", _TRUST],
+        depends_on=depends_on,
+        stop_grace_period="30s",
+        restart="unless-stopped",
+        healthcheck=_http_check(f"https://127.0.0.1:{c.GATEWAY_PORT}/healthz"),
+        deploy={"resources": {"limits": {"cpus": "0.5", "memory": "512m"}}},
+    )
+
+
+def _evaluator(naming: Naming, depends_on: dict[str, Any]) -> dict[str, Any]:
+    """The early-warning evaluator (``puente serve warnings``): its credential and key store
+    only; nothing reaches it but the metrics scrape."""
+    keys = _secrets_path(WARNINGS_DIR, NODE_KEYS_SUBDIR)
+    return _puente_service(
+        c.WARNINGS_COMMAND,
+        environment=_base_env()
+        | {
+            c.ENV_WARNINGS_METRICS_PORT: str(c.WARNINGS_METRICS_PORT),
+            c.ENV_WARNINGS_METRICS_HOST: "0.0.0.0",  # noqa: S104 - the container's own network
+            c.ENV_WARNINGS_KEYS_DIR: c.WARNINGS_KEYS_DIR,
+        },
+        secrets=[_principal_secret(naming.service_principal("warnings"))],
+        volumes=[_POLICIES, f"{keys}:{c.WARNINGS_KEYS_DIR}:ro", _TRUST],
+        depends_on=depends_on,
+        stop_signal="SIGTERM",
+        stop_grace_period="30s",
+        restart="unless-stopped",
+        healthcheck=_http_check(f"http://127.0.0.1:{c.WARNINGS_METRICS_PORT}/metrics"),
+        deploy={
+            "replicas": c.WARNINGS_REPLICAS,
+            "resources": {"limits": {"cpus": "0.5", "memory": "512m"}},
+        },
+    )
+
+
 _POLICIES = f"../../policies:{c.POLICIES_MOUNT}:ro"
 # Public trust material (trust anchors, the signed trust list), where Puente looks for it.
 _TRUST = f"{_secrets_path(TRUST_PUBLIC_DIR)}:{c.TRUST_MOUNT}:ro"
@@ -282,30 +363,11 @@ def compose_document(inputs: c.DeployInputs) -> dict[str, Any]:
         services[tracker_service_name(member)] = _state_tracker(
             inputs.naming, member, depends_on=kafka_up | provisioned
         )
-    services["gateway"] = _puente_service(
-        c.GATEWAY_COMMAND,
-        environment=_base_env()
-        | {
-            "PUENTE_GATEWAY__HOST": "0.0.0.0",  # noqa: S104 - the container's published port
-            "PUENTE_GATEWAY__PORT": str(c.GATEWAY_PORT),
-            "PUENTE_GATEWAY__TLS_CERT": f"{c.SECRETS_MOUNT}/{c.GATEWAY_TLS_CERT}",
-            "PUENTE_GATEWAY__TLS_KEY": f"{c.SECRETS_MOUNT}/{c.GATEWAY_TLS_KEY}",
-        },
-        secrets=[
-            _principal_secret(inputs.naming.service_principal("gateway")),
-            _secret("gateway-tls-cert", c.GATEWAY_TLS_CERT),
-            _secret("gateway-tls-key", c.GATEWAY_TLS_KEY),
-        ],
-        ports=[f"{c.GATEWAY_PORT}:{c.GATEWAY_PORT}"],
-        # Read-only, like the rest of its file system; the trust material lets it serve and
-        # follow the signed trust list when the trust topic has none.
-        volumes=[_POLICIES, _TRUST],
-        depends_on=kafka_up | provisioned,
-        stop_grace_period="30s",
-        restart="unless-stopped",
-        healthcheck=_http_check(f"https://127.0.0.1:{c.GATEWAY_PORT}/healthz"),
-        deploy={"resources": {"limits": {"cpus": "1.0", "memory": "512m"}}},
-    )
+    for member in inputs.members:
+        services[gateway_service_name(member)] = _state_gateway(
+            inputs, member, depends_on=kafka_up | provisioned
+        )
+    services["warnings"] = _evaluator(inputs.naming, depends_on=kafka_up | provisioned)
     secrets: dict[str, Any] = {
         "kafka-broker": {"file": _secrets_path(c.BROKER_SECRET_FILE)},
         ADMIN_USER: {"file": _secrets_path(f"{ADMIN_USER}.json")},

@@ -1,15 +1,17 @@
 """What the deployment files assume about Puente's processes, in one place.
 
 The processes run as ``puente serve node --as CC`` (one node per member state), ``puente serve
-receipts --as CC`` (its receipt tracker), ``puente gateway serve`` and ``puente kafka provision``
-and read ``PUENTE_*`` settings (:mod:`puente.config`; ``tests/unit/deploy`` checks that every
-variable a render sets is one of them). When the services rename a setting, change it here
-and re-render.
+receipts --as CC`` (its receipt tracker), ``puente gateway serve`` (one gateway per member state,
+its edge: ``PUENTE_GATEWAY__STATES`` names the state), ``puente serve warnings`` (the
+early-warning evaluator) and ``puente kafka provision`` and read ``PUENTE_*`` settings
+(:mod:`puente.config`; ``tests/unit/deploy`` checks that every variable a render sets is one of
+them). When the services rename a setting, change it here and re-render.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,7 @@ RUN_UID = 1000
 NODE_COMMAND = ("puente", "serve", "node")
 TRACKER_COMMAND = ("puente", "serve", "receipts")
 GATEWAY_COMMAND = ("puente", "gateway", "serve")
+WARNINGS_COMMAND = ("puente", "serve", "warnings")
 PROVISION_COMMAND = ("puente", "kafka", "provision")
 # Instances of one state's node share its ingress partitions (4: up to 4 instances). On one
 # Compose host a second container guards against nothing a restart does not (a crashed
@@ -39,15 +42,21 @@ PROVISION_COMMAND = ("puente", "kafka", "provision")
 # machines.
 NODE_REPLICAS_COMPOSE = 1
 NODE_REPLICAS_K8S = 2
-GATEWAY_REPLICAS = 2
+GATEWAY_REPLICAS = 2  # per state, in Kubernetes (Compose: one per state)
+# The evaluator keeps no state and replays the aggregates at start; a second instance would
+# publish every warning twice (readers list a copy once): one, restarted when it fails.
+WARNINGS_REPLICAS = 1
 # One receipt tracker per state: a second instance fences the first (one transactional id per
 # state), so a restart replaces it rather than running two.
 TRACKER_REPLICAS = 1
 
-# Ports. The gateway serves its API, /healthz, /readyz and /metrics over TLS on one port.
+# Ports. A gateway serves its API, /healthz, /readyz and /metrics over TLS on one port (inside its
+# container; Compose publishes state number i of members.yaml on GATEWAY_PORT + i of the host).
 GATEWAY_PORT = 8443
 NODE_METRICS_PORT = 9464
 TRACKER_METRICS_PORT = 9465
+# Each its own container or pod: the tracker's and the evaluator's metrics share a number.
+WARNINGS_METRICS_PORT = 9465
 KAFKA_CLIENT_PORT = 9092
 
 # Settings of a node (puente.config.PolicyServiceSettings) the deployment sets.
@@ -58,6 +67,13 @@ ENV_NODE_KEYS_DIR = "PUENTE_POLICY__KEYS_DIR"
 # with its state's node key, from the same key store (ENV_NODE_KEYS_DIR).
 ENV_TRACKER_METRICS_PORT = "PUENTE_RECEIPTS__METRICS_PORT"
 ENV_TRACKER_METRICS_HOST = "PUENTE_RECEIPTS__METRICS_HOST"
+# Settings of a state's gateway (puente.config.GatewaySettings) the deployment sets.
+ENV_GATEWAY_STATES = "PUENTE_GATEWAY__STATES"
+ENV_GATEWAY_KEYS_DIR = "PUENTE_GATEWAY__KEYS_DIR"
+# Settings of the evaluator (puente.config.WarningsSettings).
+ENV_WARNINGS_METRICS_PORT = "PUENTE_WARNINGS__METRICS_PORT"
+ENV_WARNINGS_METRICS_HOST = "PUENTE_WARNINGS__METRICS_HOST"
+ENV_WARNINGS_KEYS_DIR = "PUENTE_WARNINGS__KEYS_DIR"
 
 # In-container paths.
 SECRETS_MOUNT = "/run/secrets"  # Compose mounts every secret here
@@ -69,6 +85,11 @@ STATE_DIR = "/tmp/puente"  # noqa: S108
 # only (Compose bind-mounts the state's folder; in Kubernetes an init container copies the
 # Secret's files in, 0600 and owned by the process, as puente.evidence.keys demands).
 NODE_KEYS_DIR = "/var/run/puente/keys"
+# A state's gateway's key store (PUENTE_GATEWAY__KEYS_DIR): its member:CC encryption keys, which
+# open the deliveries sealed to CC; read only, mounted like a node's.
+GATEWAY_KEYS_DIR = "/var/run/puente/keys"
+# The evaluator's key store (PUENTE_WARNINGS__KEYS_DIR): its service:warnings key, the same way.
+WARNINGS_KEYS_DIR = "/var/run/puente/keys"
 # The public trust material, where a Puente process looks for the embedded default's key store
 # (<state dir>/keys): the operator's root verifier keys (the trust anchors, .vkey and .json as
 # puente.evidence.keystore reads them), the signed trust list (trust-list.note, read when the
@@ -106,6 +127,12 @@ def node_command(member: str) -> tuple[str, ...]:
 def tracker_command(member: str) -> tuple[str, ...]:
     """State ``member``'s receipt tracker: ``puente serve receipts --as CC``."""
     return (*TRACKER_COMMAND, "--as", member)
+
+
+def gateway_settings(member: str) -> dict[str, str]:
+    """The environment that makes ``puente gateway serve`` state ``member``'s own gateway: it
+    serves that state only, and opens its deliveries with the keys at :data:`GATEWAY_KEYS_DIR`."""
+    return {ENV_GATEWAY_STATES: json.dumps([member]), ENV_GATEWAY_KEYS_DIR: GATEWAY_KEYS_DIR}
 
 
 @dataclass(frozen=True)

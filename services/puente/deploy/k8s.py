@@ -14,13 +14,15 @@ from one source:
   Deployment with probes, resources and security context, PodDisruptionBudget, metrics Service,
   NetworkPolicy) and the same for its receipt tracker (one instance, no budget), so that one
   file is what a state's operator reviews or takes away;
-- ``31-gateway.yaml``: the same for the gateway;
+- ``31-gateway-cc.yaml``, one per member state: the same for state CC's gateway, its edge
+  (it serves CC's agencies only, with CC's member encryption keys);
+- ``32-warnings.yaml``: the early-warning evaluator (``puente serve warnings``);
 - ``40-network-policies.yaml``: default-deny ingress for the namespace;
 - ``kustomization.yaml``: the list, for ``kubectl apply -k deploy/k8s``.
 
-Secrets (passwords, each node's key store and pseudonymisation secret, the gateway's TLS
-certificate) and the operator's ConfigMaps (policies, public trust material) are referenced by
-name, never included.
+Secrets (passwords, each node's key store and pseudonymisation secret, each gateway's key store
+and TLS certificate) and the operator's ConfigMaps (policies, public trust material) are
+referenced by name, never included.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 from puente.deploy import contract as c
 from puente.deploy.material import (
     TRUST_CONFIGMAP,
+    gateway_keys_secret_name,
     node_keys_secret_name,
     node_pseudonym_secret_name,
     password_secret_name,
@@ -49,9 +52,10 @@ NODE_POOL = "combined"
 STRIMZI_API = "kafka.strimzi.io/v1"
 BOOTSTRAP = f"{CLUSTER}-kafka-bootstrap.{NAMESPACE}.svc:{c.KAFKA_CLIENT_PORT}"
 CLUSTER_CA_SECRET = f"{CLUSTER}-cluster-ca-cert"  # created by Strimzi; clients trust its ca.crt
-# kubernetes.io/tls, from cert-manager or the operator (a Secret name, not a secret).
-GATEWAY_TLS_SECRET = "puente-gateway-tls"  # noqa: S105
 POLICIES_CONFIGMAP = "puente-policies"
+# The policy directory's top-level files: members, the regional floor, and early warning's
+# triggers and gazetteer (docs/early-warning.md), read by every node and by the evaluator.
+POLICY_FILES = ("members.yaml", "regional.yaml", "triggers.yaml", "places.yaml")
 PART_OF = {"app.kubernetes.io/part-of": "puente"}
 METADATA_VERSION = "4.1-IV1"  # what `kafka-storage format` of Kafka 4.1 writes
 
@@ -329,7 +333,23 @@ class App:
         return {"app.kubernetes.io/name": self.name}
 
 
-GATEWAY = App("puente-gateway", "gateway")
+def gateway_app(member: str) -> App:
+    """State ``member``'s gateway: ``puente-gateway-cc``."""
+    return App(f"puente-gateway-{member.lower()}", "gateway", member)
+
+
+def gateway_file(member: str) -> str:
+    """The file holding everything state ``member``'s gateway runs."""
+    return f"31-gateway-{member.lower()}.yaml"
+
+
+def gateway_tls_secret(member: str) -> str:
+    """State ``member``'s gateway's ``kubernetes.io/tls`` Secret, from cert-manager or the
+    operator (a Secret's name, not a secret): each state's edge has its own certificate."""
+    return f"puente-gateway-{member.lower()}-tls"
+
+
+WARNINGS = App("puente-warnings", "warnings")
 
 
 def node_app(member: str) -> App:
@@ -381,10 +401,7 @@ def _common_volumes(
 ) -> list[dict[str, Any]]:
     """The volumes every Puente pod mounts. ``also`` adds (Secret, key) files to the secrets
     directory, beside the principal's credential (one projected volume)."""
-    items = [
-        {"key": "members.yaml", "path": "members.yaml"},
-        {"key": "regional.yaml", "path": "regional.yaml"},
-    ]
+    items = [{"key": name, "path": name} for name in POLICY_FILES]
     # ConfigMap keys are flat: states/CC.yaml travels as key "states.CC.yaml".
     items += [{"key": f"states.{m}.yaml", "path": f"states/{m}.yaml"} for m in members]
     files = [(password_secret_name(principal), f"{principal}.json"), *also]
@@ -538,6 +555,32 @@ def _network_policy(app: App, ingress: list[dict[str, Any]]) -> dict[str, Any]:
 KEYS_SOURCE_DIR = "/var/run/puente/keys-src"
 
 
+def _key_store(secret: str, mount: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A key store from Secret ``secret`` at ``mount``: the init container that puts it there
+    and the two volumes it needs (mount ``keys`` read-only in the main container).
+
+    Private key files must be 0600 and owned by the process (puente.evidence.keys refuses
+    anything group-readable), which a Secret volume cannot express: the init container copies
+    the Secret's files (their names carry key ids, so all of them) into a memory volume."""
+    copy_keys = {
+        "name": "keys",
+        "image": c.PUENTE_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/bin/sh", "-c", f"install -m 0600 {KEYS_SOURCE_DIR}/* {mount}/"],
+        "resources": _resources("10m", "16Mi", "32Mi"),
+        "securityContext": _CONTAINER_SECURITY,
+        "volumeMounts": [
+            {"name": "keys-src", "mountPath": KEYS_SOURCE_DIR, "readOnly": True},
+            {"name": "keys", "mountPath": mount},
+        ],
+    }
+    volumes = [
+        {"name": "keys-src", "secret": {"secretName": secret, "defaultMode": 0o440}},
+        {"name": "keys", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+    ]
+    return copy_keys, volumes
+
+
 def _keyed_process(
     inputs: c.DeployInputs,
     app: App,
@@ -573,29 +616,11 @@ def _keyed_process(
             {"name": "keys", "mountPath": c.NODE_KEYS_DIR, "readOnly": True},
         ],
     }
-    # Private key files must be 0600 and owned by the process (puente.evidence.keys refuses
-    # anything group-readable), which a Secret volume cannot express: copy the key store's
-    # files (their names carry key ids, so all of them) into a memory volume.
-    copy_keys = {
-        "name": "keys",
-        "image": c.PUENTE_IMAGE,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["/bin/sh", "-c", f"install -m 0600 {KEYS_SOURCE_DIR}/* {c.NODE_KEYS_DIR}/"],
-        "resources": _resources("10m", "16Mi", "32Mi"),
-        "securityContext": _CONTAINER_SECURITY,
-        "volumeMounts": [
-            {"name": "keys-src", "mountPath": KEYS_SOURCE_DIR, "readOnly": True},
-            {"name": "keys", "mountPath": c.NODE_KEYS_DIR},
-        ],
-    }
     node = inputs.naming.node_principal(app.member or "")
+    copy_keys, key_volumes = _key_store(node_keys_secret_name(node), c.NODE_KEYS_DIR)
     volumes = [
         *_common_volumes(principal, inputs.members, also=also),
-        {
-            "name": "keys-src",
-            "secret": {"secretName": node_keys_secret_name(node), "defaultMode": 0o440},
-        },
-        {"name": "keys", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+        *key_volumes,
     ]
     deployment = _deployment(
         app,
@@ -671,11 +696,13 @@ def state_tracker(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
     )
 
 
-def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
-    """The HTTP gateway: TLS on one port for the API, health and metrics. Stateless on disk:
-    its replicas share tokens and first answers through Kafka (puente_gateway.shared)."""
-    app = GATEWAY
-    principal = inputs.naming.service_principal("gateway")
+def state_gateway(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
+    """State ``member``'s HTTP gateway, its edge: it serves CC's agencies only and opens CC's
+    deliveries with CC's member encryption keys (its own key store; no node key, no other
+    state's key). TLS on one port for the API, health and metrics. Stateless on disk: its
+    replicas share tokens and first answers through Kafka (puente_gateway.shared)."""
+    app = gateway_app(member)
+    principal = inputs.naming.gateway_principal(member)
 
     def probe(path: str, failures: int) -> dict[str, Any]:
         return {
@@ -692,7 +719,8 @@ def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
         "command": [c.GATEWAY_COMMAND[0]],
         "args": list(c.GATEWAY_COMMAND[1:]),
         "env": _env(
-            {
+            c.gateway_settings(member)
+            | {
                 "PUENTE_GATEWAY__HOST": "0.0.0.0",  # noqa: S104 - the pod's own address
                 "PUENTE_GATEWAY__PORT": str(c.GATEWAY_PORT),
                 "PUENTE_GATEWAY__TLS_CERT": "/var/run/puente/tls/tls.crt",
@@ -704,16 +732,20 @@ def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
         "livenessProbe": probe("/healthz", 3),
         # /readyz fails while Kafka is unreachable: the Service stops sending requests here.
         "readinessProbe": probe("/readyz", 2),
-        "resources": _resources("250m", "256Mi", "512Mi"),
+        # One state's agencies.
+        "resources": _resources("100m", "256Mi", "512Mi"),
         "securityContext": _CONTAINER_SECURITY,
         "volumeMounts": [
             *_common_mounts(),
             {"name": "tls", "mountPath": "/var/run/puente/tls", "readOnly": True},
+            {"name": "keys", "mountPath": c.GATEWAY_KEYS_DIR, "readOnly": True},
         ],
     }
+    copy_keys, key_volumes = _key_store(gateway_keys_secret_name(member), c.GATEWAY_KEYS_DIR)
     volumes = [
         *_common_volumes(principal, inputs.members),
-        {"name": "tls", "secret": {"secretName": GATEWAY_TLS_SECRET, "defaultMode": 0o440}},
+        {"name": "tls", "secret": {"secretName": gateway_tls_secret(member), "defaultMode": 0o440}},
+        *key_volumes,
     ]
     deployment = _deployment(
         app,
@@ -725,7 +757,7 @@ def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
         },
         grace_s=30,
         containers=[container],
-        init_containers=[],
+        init_containers=[copy_keys],
         volumes=volumes,
     )
     service = _service(app, app.name, "https", c.GATEWAY_PORT)
@@ -739,6 +771,62 @@ def gateway(inputs: c.DeployInputs) -> list[dict[str, Any]]:
         service,
         _network_policy(app, anyone),
     ]
+
+
+def evaluator(inputs: c.DeployInputs) -> list[dict[str, Any]]:
+    """The early-warning evaluator (``puente serve warnings``): its own ServiceAccount,
+    credential and key store; one instance (it keeps no state, replays the aggregates at start,
+    and a second one would publish every warning twice); metrics scrapes its only way in."""
+    app = WARNINGS
+    principal = inputs.naming.service_principal("warnings")
+    probe = {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 10}
+    container = {
+        "name": "warnings",
+        "image": c.PUENTE_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "command": [c.WARNINGS_COMMAND[0]],
+        "args": list(c.WARNINGS_COMMAND[1:]),
+        "env": _env(
+            {
+                c.ENV_WARNINGS_METRICS_PORT: str(c.WARNINGS_METRICS_PORT),
+                c.ENV_WARNINGS_METRICS_HOST: "0.0.0.0",  # noqa: S104 - the pod's own address
+                c.ENV_WARNINGS_KEYS_DIR: c.WARNINGS_KEYS_DIR,
+            }
+        ),
+        "ports": [{"name": "metrics", "containerPort": c.WARNINGS_METRICS_PORT, "protocol": "TCP"}],
+        "startupProbe": probe | {"failureThreshold": 30},
+        "livenessProbe": probe | {"failureThreshold": 3, "timeoutSeconds": 3},
+        "readinessProbe": probe | {"failureThreshold": 2, "timeoutSeconds": 3},
+        # Its memory holds the evaluator's fold: a few windows of aggregates per trigger.
+        "resources": _resources("50m", "128Mi", "512Mi"),
+        "securityContext": _CONTAINER_SECURITY,
+        "volumeMounts": [
+            *_common_mounts(),
+            {"name": "keys", "mountPath": c.WARNINGS_KEYS_DIR, "readOnly": True},
+        ],
+    }
+    copy_keys, key_volumes = _key_store(node_keys_secret_name(principal), c.WARNINGS_KEYS_DIR)
+    deployment = _deployment(
+        app,
+        replicas=c.WARNINGS_REPLICAS,
+        annotations={
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(c.WARNINGS_METRICS_PORT),
+        },
+        grace_s=30,
+        containers=[container],
+        init_containers=[copy_keys],
+        volumes=[*_common_volumes(principal, inputs.members), *key_volumes],
+    )
+    # One instance: an update stops the old pod before the new one starts (two would publish
+    # every warning twice).
+    deployment["spec"]["strategy"] = {"type": "Recreate"}
+    service = _service(app, f"{app.name}-metrics", "metrics", c.WARNINGS_METRICS_PORT)
+    service["spec"]["clusterIP"] = "None"
+    metrics_only = [
+        {"from": [_MONITORING], "ports": [{"protocol": "TCP", "port": c.WARNINGS_METRICS_PORT}]}
+    ]
+    return [_service_account(app), deployment, service, _network_policy(app, metrics_only)]
 
 
 def default_deny() -> dict[str, Any]:
@@ -760,7 +848,8 @@ def k8s_files(inputs: c.DeployInputs) -> dict[Path, str]:
         "20-topics.yaml": [kafka_topic(t) for t in inputs.plan.topics],
         "21-users.yaml": kafka_users(inputs),
         **{node_file(m): state_node(inputs, m) + state_tracker(inputs, m) for m in inputs.members},
-        "31-gateway.yaml": gateway(inputs),
+        **{gateway_file(m): state_gateway(inputs, m) for m in inputs.members},
+        "32-warnings.yaml": evaluator(inputs),
         "40-network-policies.yaml": [default_deny()],
     }
     files = {K8S_DIR / name: yaml_stream(d) for name, d in docs.items()}
@@ -777,10 +866,7 @@ def k8s_files(inputs: c.DeployInputs) -> dict[Path, str]:
 
 def policies_configmap(policies_dir: Path, members: tuple[str, ...]) -> dict[str, Any]:
     """The ``puente-policies`` ConfigMap of a policies directory (flat keys, see the volume)."""
-    data = {
-        "members.yaml": (policies_dir / "members.yaml").read_text(encoding="utf-8"),
-        "regional.yaml": (policies_dir / "regional.yaml").read_text(encoding="utf-8"),
-    }
+    data = {name: (policies_dir / name).read_text(encoding="utf-8") for name in POLICY_FILES}
     for m in members:
         data[f"states.{m}.yaml"] = (policies_dir / "states" / f"{m}.yaml").read_text(
             encoding="utf-8"

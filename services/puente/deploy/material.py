@@ -6,21 +6,28 @@ for Kubernetes) holds, all private files 0600::
     admin.json, <principal>.json    every principal's SCRAM credential (SecretStore format),
                                     one per member state and per node among them
     kafka-broker.properties         the brokers' PLAIN password (Compose: FileConfigProvider)
-    gateway-tls.crt, .key           a self-signed certificate for the gateway (Compose)
+    gateway-tls.crt, .key           a self-signed certificate for the gateways (Compose)
     nodes/CC/keys/                  state CC's node key store (puente.evidence.keystore): its
-                                    node:CC Ed25519 signing key (delivery, checkpoint) and
-                                    X25519 encryption key (agencies seal ingress to it)
+                                    node:CC Ed25519 signing key (delivery, checkpoint,
+                                    early-warning) and X25519 encryption key (agencies seal
+                                    ingress to it; the node seals its own state to it)
     nodes/CC/policy-pseudonym.key   CC's node's pseudonymisation secret (its own)
+    gateways/CC/keys/               state CC's gateway key store: its member:CC X25519
+                                    encryption key (nodes seal deliveries to CC to it)
+    warnings/keys/                  the early-warning evaluator's key store: its
+                                    service:warnings Ed25519 key (usage early-warning)
     trust/                          the operator's key store (``puente keys --dir``): the
-                                    operator:root key, the public part of every node key (and
-                                    of every member key the operator imports), the signed trust
-                                    list pinning the regional floor
+                                    operator:root key, the public part of every node key, of
+                                    the evaluator's key and of every state's member encryption
+                                    key (and of every other
+                                    member key the operator imports), the signed trust list
+                                    pinning the regional floor
     trust-public/                   what every node and gateway mounts: the root's verifier
                                     keys and the signed trust list; nothing private
 
 Existing files are kept: rotation is a deliberate act (a new key file, then a new trust list;
-deploy/README.md). Each run copies the public part of every node key the trust store lacks and
-signs a new trust list when its keys or floor changed or it nears expiry.
+deploy/README.md). Each run copies the public part of every node and gateway key the trust store
+lacks and signs a new trust list when its keys or floor changed or it nears expiry.
 
 ``k8s_secret_manifests`` turns the folder into Kubernetes Secret manifests (and
 ``k8s_trust_configmap`` the public trust material into a ConfigMap), written to a 0600 file for
@@ -42,15 +49,25 @@ from puente.errors import ConfigError
 from puente.evidence._time import now_ms
 from puente.evidence.errors import UntrustedKeyError
 from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
-from puente.evidence.trust import ROOT_HOLDER, TrustList, Usage, node_holder
+from puente.evidence.trust import (
+    ROOT_HOLDER,
+    TrustList,
+    Usage,
+    member_holder,
+    node_holder,
+    service_holder,
+)
 from puente.kafka.broker_config import ADMIN_USER, BROKER_USER
 from puente.secrets import SecretStore, new_password, write_private
 from puente.service.secret import new_pseudonym_secret
 
 NODES_DIR = "nodes"
+GATEWAYS_DIR = "gateways"
+WARNINGS_DIR = "warnings"
 TRUST_DIR = "trust"
 TRUST_PUBLIC_DIR = "trust-public"
 NODE_KEYS_SUBDIR = "keys"
+GATEWAY_KEYS_SUBDIR = "keys"
 TRUST_LIST_MS = 30 * 86_400_000  # a signed list is valid 30 days...
 RESIGN_WITHIN_MS = 7 * 86_400_000  # ...and is signed anew by the first run in its last 7
 
@@ -70,6 +87,16 @@ def node_dir(secrets_dir: Path, member: str) -> Path:
 def node_keys_dir(secrets_dir: Path, member: str) -> Path:
     """State ``member``'s node key store (what ``PUENTE_POLICY__KEYS_DIR`` names)."""
     return node_dir(secrets_dir, member) / NODE_KEYS_SUBDIR
+
+
+def gateway_keys_dir(secrets_dir: Path, member: str) -> Path:
+    """State ``member``'s gateway key store (what ``PUENTE_GATEWAY__KEYS_DIR`` names)."""
+    return secrets_dir / GATEWAYS_DIR / member / GATEWAY_KEYS_SUBDIR
+
+
+def warnings_keys_dir(secrets_dir: Path) -> Path:
+    """The early-warning evaluator's key store (what ``PUENTE_WARNINGS__KEYS_DIR`` names)."""
+    return secrets_dir / WARNINGS_DIR / NODE_KEYS_SUBDIR
 
 
 def _ensure_pseudonym_secret(path: Path) -> Path | None:
@@ -92,22 +119,42 @@ def _ensure_node_keys(store: KeyStore, member: str, now: int) -> bool:
     return kinds != {False, True}
 
 
-def _import_node_keys(trust: KeyStore, node: KeyStore, member: str) -> bool:
-    """Copy the public part and description of every ``node:<member>`` key that the trust
-    store lacks. Keys it has are left as the operator keeps them (an end or a revocation the
-    operator set there is never undone from the node's copy)."""
-    holder = node_holder(member)
+def _ensure_gateway_keys(store: KeyStore, member: str, now: int) -> bool:
+    """An encryption key for ``member:<member>`` (what deliveries to the state are sealed to)
+    unless the store has one already (a rotated or revoked one included)."""
+    holder = member_holder(member)
+    if any(m.holder == holder and m.is_encryption for m in store.key_metas()):
+        return False
+    store.generate_encryption(holder, valid_from=now)
+    return True
+
+
+def _ensure_warnings_key(store: KeyStore, now: int) -> bool:
+    """A ``service:warnings`` key of usage early-warning unless the store has one (a rotated
+    or revoked one included)."""
+    holder = service_holder("warnings")
+    if any(m.holder == holder for m in store.key_metas()):
+        return False
+    store.generate(holder, valid_from=now, usages=(Usage.EARLY_WARNING,))
+    return True
+
+
+def _import_keys(trust: KeyStore, source: KeyStore, holder: str) -> bool:
+    """Copy the public part and description of every key of ``holder`` in ``source`` (a
+    state's node or gateway key store) that the trust store lacks. Keys it has are left as the
+    operator keeps them (an end or a revocation the operator set there is never undone from the
+    state's copy)."""
     known = {m.key_id for m in trust.key_metas()}
-    new = [m for m in node.key_metas() if m.holder == holder and m.key_id not in known]
+    new = [m for m in source.key_metas() if m.holder == holder and m.key_id not in known]
     for meta in new:
         if meta.is_encryption:
             trust.import_encryption(
-                node.encryption_public(meta), holder, valid_from=meta.valid_from
+                source.encryption_public(meta), holder, valid_from=meta.valid_from
             )
         else:
             usages = [Usage(u) for u in meta.usages]
             trust.import_public(
-                node.public(meta), holder, valid_from=meta.valid_from, usages=usages
+                source.public(meta), holder, valid_from=meta.valid_from, usages=usages
             )
         trust.update(meta)  # with the end or revocation the state gave it
     return bool(new)
@@ -183,10 +230,11 @@ def _write_trust_public(secrets_dir: Path) -> None:
             tmp.replace(path)
 
 
-def node_material(secrets_dir: Path, inputs: c.DeployInputs) -> list[Path]:
-    """Every node's key store and pseudonymisation secret, the operator's trust store with a
-    signed trust list of their public parts, and the public trust material; the paths made or
-    signed anew (a node key store that got keys counts as one)."""
+def state_material(secrets_dir: Path, inputs: c.DeployInputs) -> list[Path]:
+    """Every state's node key store and pseudonymisation secret and its gateway's key store,
+    the early-warning evaluator's key store, the operator's trust store with a signed trust list
+    of their public parts, and the public trust material; the paths made or signed anew (a key
+    store that got keys counts as one)."""
     now = now_ms()
     created: list[Path] = []
     trust = KeyStore(secrets_dir / TRUST_DIR)
@@ -199,7 +247,15 @@ def node_material(secrets_dir: Path, inputs: c.DeployInputs) -> list[Path]:
             created.append(store.root)
         secret = _ensure_pseudonym_secret(node_dir(secrets_dir, member) / c.NODE_PSEUDONYM_FILE)
         created += [secret] if secret else []
-        _import_node_keys(trust, store, member)
+        _import_keys(trust, store, node_holder(member))
+        gateway = KeyStore(gateway_keys_dir(secrets_dir, member))
+        if _ensure_gateway_keys(gateway, member, now):
+            created.append(gateway.root)
+        _import_keys(trust, gateway, member_holder(member))
+    evaluator = KeyStore(warnings_keys_dir(secrets_dir))
+    if _ensure_warnings_key(evaluator, now):
+        created.append(evaluator.root)
+    _import_keys(trust, evaluator, service_holder("warnings"))
     if _sign_trust_list(trust, inputs.floor_digest, now):
         created.append(trust.root / TRUST_LIST_FILE)
     _write_trust_public(secrets_dir)
@@ -224,10 +280,11 @@ def compose_secrets(
     if not broker.exists():
         write_private(broker, f"username={BROKER_USER}\npassword={new_password()}\n".encode())
         created.append(broker)
-    created += node_material(secrets_dir, inputs)
+    created += state_material(secrets_dir, inputs)
     cert, key_file = secrets_dir / c.GATEWAY_TLS_CERT, secrets_dir / c.GATEWAY_TLS_KEY
     if not cert.exists() or not key_file.exists():
-        cert_pem, key_pem = self_signed_certificate(["localhost", "gateway"], ["127.0.0.1"])
+        names = ["localhost", *(f"gateway-{m.lower()}" for m in inputs.members)]
+        cert_pem, key_pem = self_signed_certificate(names, ["127.0.0.1"])
         write_private(key_file, key_pem)
         write_private(cert, cert_pem)
         created += [cert, key_file]
@@ -302,7 +359,8 @@ def password_secret_name(principal: str) -> str:
 
 
 def node_keys_secret_name(principal: str) -> str:
-    """The Secret holding a node's key store (every file of ``nodes/CC/keys/``)."""
+    """The Secret holding a node's key store (every file of ``nodes/CC/keys/``), or the
+    evaluator's (``warnings/keys/``, principal ``<prefix>-svc-warnings``)."""
     return f"{principal}-keys"
 
 
@@ -311,20 +369,26 @@ def node_pseudonym_secret_name(principal: str) -> str:
     return f"{principal}-pseudonym"
 
 
+def gateway_keys_secret_name(member: str) -> str:
+    """The Secret holding state ``member``'s gateway key store (every file of
+    ``gateways/CC/keys/``)."""
+    return f"puente-gateway-{member.lower()}-keys"
+
+
 TRUST_CONFIGMAP = "puente-trust"
 
 
 def k8s_secret_manifests(
     secrets_dir: Path, inputs: c.DeployInputs, *, namespace: str
 ) -> list[dict[str, Any]]:
-    """Secret manifests for every principal's password and every node's key store and
-    pseudonymisation secret.
+    """Secret manifests for every principal's password, every node's key store and
+    pseudonymisation secret, every state's gateway key store, and the evaluator's key store.
 
     Missing credentials and node material are generated into ``secrets_dir`` first (kept there:
     re-running renders the same Secrets), so the operator keeps the passwords to hand to member
     states. Each principal's Secret carries the password twice: as ``password`` (what Strimzi's
     KafkaUser reads) and as ``<principal>.json`` (what a Puente process reads from its secrets
-    directory). A node's key store Secret holds every file of its folder under its own name.
+    directory). A key store's Secret holds every file of its folder under its own name.
     """
     store = SecretStore(secrets_dir)
     docs: list[dict[str, Any]] = []
@@ -333,16 +397,27 @@ def k8s_secret_manifests(
         body = json.dumps({"username": cred.username, "password": cred.password})
         data = {"password": cred.password, f"{name}.json": body}
         docs.append(_secret_manifest(password_secret_name(name), namespace, data))
-    node_material(secrets_dir, inputs)
+    state_material(secrets_dir, inputs)
     for member in inputs.members:
         principal = inputs.naming.node_principal(member)
-        keys = sorted(p for p in node_keys_dir(secrets_dir, member).iterdir() if p.is_file())
-        data = {p.name: p.read_text(encoding="utf-8") for p in keys}
+        data = _folder(node_keys_dir(secrets_dir, member))
         docs.append(_secret_manifest(node_keys_secret_name(principal), namespace, data))
         secret = node_dir(secrets_dir, member) / c.NODE_PSEUDONYM_FILE
         data = {c.NODE_PSEUDONYM_FILE: secret.read_text(encoding="ascii")}
         docs.append(_secret_manifest(node_pseudonym_secret_name(principal), namespace, data))
+        data = _folder(gateway_keys_dir(secrets_dir, member))
+        docs.append(_secret_manifest(gateway_keys_secret_name(member), namespace, data))
+    evaluator = inputs.naming.service_principal("warnings")
+    data = _folder(warnings_keys_dir(secrets_dir))
+    docs.append(_secret_manifest(node_keys_secret_name(evaluator), namespace, data))
     return docs
+
+
+def _folder(directory: Path) -> dict[str, str]:
+    """Every file of a key store folder, by name (their names carry key ids)."""
+    return {
+        p.name: p.read_text(encoding="utf-8") for p in sorted(directory.iterdir()) if p.is_file()
+    }
 
 
 def k8s_trust_configmap(secrets_dir: Path, *, namespace: str) -> dict[str, Any]:

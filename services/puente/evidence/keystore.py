@@ -64,7 +64,8 @@ TRUST_LIST_FILE = "trust-list.note"
 
 DEFAULT_USAGES: dict[str, frozenset[Usage]] = {
     "service": frozenset({Usage.DELIVERY, Usage.CHECKPOINT}),
-    "node": frozenset({Usage.DELIVERY, Usage.CHECKPOINT}),
+    # A node signs its deliveries, checkpoints and early-warning aggregates with one key.
+    "node": frozenset({Usage.DELIVERY, Usage.CHECKPOINT, Usage.EARLY_WARNING}),
     "member": frozenset({Usage.RECEIPT, Usage.NOTICE}),
     "operator": frozenset({Usage.TRUST_LIST}),
 }

@@ -17,7 +17,7 @@ The envelope (``docs/evidence.md`` §9 describes it byte for byte)::
 
     0   2   magic 0x50 0x53 ("PS")
     2   1   version 0x01 (fixes the suite above)
-    3   1   kind: 0x01 delivery payload, 0x02 ingress notice
+    3   1   kind: 0x01 delivery payload, 0x02 ingress notice, 0x03 a node's private state
     4   8   key id of the recipient's encryption key (the envelope names the key it needs)
     12  32  enc: the sender's ephemeral X25519 public key
     44  -   the ChaCha20-Poly1305 ciphertext (plaintext length + 16)
@@ -27,7 +27,10 @@ The envelope (``docs/evidence.md`` §9 describes it byte for byte)::
 
 * delivery: ``"puente/sealed-delivery/v1" 0x00 || f(key id) || f(notice id) || f(recipient)
   || f(delivery id) || f(schema fingerprint)``;
-* notice:   ``"puente/sealed-notice/v1" 0x00 || f(key id) || f(origin)``.
+* notice:   ``"puente/sealed-notice/v1" 0x00 || f(key id) || f(origin)``;
+* state:    ``"puente/sealed-state/v1" 0x00 || f(key id) || f(origin) || f(name)``: what a
+  node keeps on the shared cluster for itself alone (early warning's raw counts, small cells
+  included, in its changelog), sealed to its own node key.
 
 The context string binds the version and the kind, the key id is in ``info`` and ``enc`` is in
 HPKE's own key schedule: no header byte can change without the seal failing to open. A notice
@@ -65,6 +68,7 @@ TAG_SIZE = 16
 HEADER_SIZE = len(MAGIC) + 2 + KEY_ID_BYTES + ENC_SIZE  # 44
 DELIVERY_CONTEXT = b"puente/sealed-delivery/v1\x00"
 NOTICE_CONTEXT = b"puente/sealed-notice/v1\x00"
+STATE_CONTEXT = b"puente/sealed-state/v1\x00"
 _SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.CHACHA20_POLY1305)
 _AVRO_MAGIC = b"\xc3\x01"  # single-object encoding: a payload's schema fingerprint follows
 
@@ -74,6 +78,7 @@ class Kind(IntEnum):
 
     DELIVERY = 0x01
     NOTICE = 0x02
+    STATE = 0x03
 
 
 @dataclass(frozen=True)
@@ -288,6 +293,37 @@ def open_notice(envelope: bytes, *, keys: KeyRing, origin: str) -> Opened:
         keys,
         node_holder(origin),
         lambda env: notice_info(key_id=env.key_id, origin=origin),
+    )
+
+
+# --- a node's private state ------------------------------------------------------------------
+
+
+def state_info(*, key_id: str, origin: str, name: str) -> bytes:
+    """The HPKE ``info`` of a node's sealed state record (see the module docstring)."""
+    return (
+        STATE_CONTEXT
+        + _field(bytes.fromhex(key_id))
+        + _field(_ascii(origin, "origin"))
+        + _field(_ascii(name, "state name"))
+    )
+
+
+def seal_state(state: bytes, *, to: EncryptionPublicKey, origin: str, name: str) -> Sealed:
+    """Seal state ``name`` of node ``origin`` to that node's own encryption key ``to``: the
+    shared cluster keeps it, only the node reads it (``name`` says which state, e.g. which
+    partition's, so that one cannot be restored as another)."""
+    return _seal(Kind.STATE, state, to, state_info(key_id=to.key_id, origin=origin, name=name))
+
+
+def open_state(envelope: bytes, *, keys: KeyRing, origin: str, name: str) -> Opened:
+    """Open state ``name`` sealed by node ``origin`` to itself, with its key ring."""
+    return _open(
+        envelope,
+        Kind.STATE,
+        keys,
+        node_holder(origin),
+        lambda env: state_info(key_id=env.key_id, origin=origin, name=name),
     )
 
 

@@ -73,6 +73,7 @@ class Usage(StrEnum):
     RECEIPT = "receipt"  # delivery receipts (member states)
     NOTICE = "notice"  # notices at ingress (member states; optional)
     TRUST_LIST = "trust-list"  # trust lists (operator)
+    EARLY_WARNING = "early-warning"  # aggregates (nodes) and early warnings (evaluator)
     ENCRYPTION = "encryption"  # X25519 keys: implicit on `enc` lines, never on a `key` line
 
 

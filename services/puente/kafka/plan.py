@@ -8,15 +8,26 @@ Member state CC (principal ``<prefix>-cc``) may:
 - read its own deliver and rejected topics, with consumer groups under ``<prefix>.CC.``;
 - read what the receipt trackers say about its pairs: ``tracker.CC`` (what it sent), ``due.CC``
   (what it received) and ``overdue.CC`` (escalations and reminders addressed to it);
-- read the checkpoints and trust topics (public evidence without personal data, needed to verify).
+- read the checkpoints and trust topics (public evidence without personal data, needed to verify);
+- read the early-warning topics: every state's aggregates (counts without identity, so that it
+  can recompute any warning) and the warnings (docs/early-warning.md).
 CC's node (principal ``<prefix>-node-cc``) may read only ``ingress.CC``; write every state's
 deliver topic, its own ``rejected.CC``, ``audit.CC`` and ``state.CC`` (reading back the last
-two on take-over) and the checkpoints topic; read the trust topic; with consumer groups under
-``<prefix>.node.CC`` and transactional ids under ``<prefix>.node.CC.`` (see ``node_acls``).
+two on take-over), the checkpoints topic and the aggregates topic; read the trust topic; with
+consumer groups under ``<prefix>.node.CC`` and transactional ids under ``<prefix>.node.CC.``
+(see ``node_acls``). The aggregates topic is one partition (one order for every evaluator), so
+every node writes the same topic: Kafka cannot limit a writer to its own keys, and an aggregate
+of CC counts only when signed by a key of ``node:CC`` in the trust list
+(``puente.warnings.signing``); another node's write is refused as ``KEY_WRONG_HOLDER``.
 CC's receipt tracker is a third principal, ``<prefix>-tracker-cc`` (see ``tracker_acls``): it
 reads ``audit.CC`` and every state's receipts topic, keeps its state in ``tracker.CC``, writes
 the recipients' ``due`` and everyone's ``overdue`` topics, under the group and transactional id
 ``<prefix>.tracker.CC``.
+CC's gateway (principal ``<prefix>-gateway-cc``, its edge) may write ``ingress.CC`` and
+``receipts.CC``, read ``deliver.CC`` and ``rejected.CC``, read what the receipt trackers say
+about CC's pairs (``tracker.CC`` and ``due.CC``, for ``GET /v1/receipts/status``), read and
+write its own ``gateway-tokens.CC`` and ``gateway-answers.CC``, and read the trust and warnings
+topics; it uses no consumer group and no transactional id (see ``gateway_acls``).
 Services get what their role needs and nothing more (see ``SERVICE_GRANTS``).
 """
 
@@ -27,6 +38,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from puente.topics import (
+    AGGREGATES,
     ALL_KINDS,
     AUDIT,
     CHECKPOINTS,
@@ -41,6 +53,7 @@ from puente.topics import (
     STATE,
     TRACKER,
     TRUST,
+    WARNINGS,
     Naming,
     Scope,
     TopicKind,
@@ -119,25 +132,12 @@ _W = (Operation.WRITE, Operation.DESCRIBE)
 _RW = (Operation.READ, Operation.WRITE, Operation.DESCRIBE)
 
 SERVICE_GRANTS: dict[str, tuple[tuple[TopicKind, tuple[Operation, ...]], ...]] = {
-    # The gateway publishes for agencies that authenticated to it and reads their deliveries
-    # and their pairs' receipt status; its replicas share their tokens and first answers
-    # through its own two topics.
-    "gateway": (
-        (INGRESS, _W),
-        (RECEIPTS, _W),
-        (DELIVER, _R),
-        (REJECTED, _R),
-        (TRACKER, _R),
-        (DUE, _R),
-        (CHECKPOINTS, _R),
-        (TRUST, _R),
-        (GATEWAY_TOKENS, _RW),
-        (GATEWAY_ANSWERS, _RW),
-    ),
     # Auditors replay the log; they never see payloads.
     "auditor": ((AUDIT, _R), (CHECKPOINTS, _R), (TRUST, _R)),
     # The operator publishes the signed trust list (and nothing else).
     "operator": ((TRUST, _RW),),
+    # The early-warning evaluator reads the aggregates and publishes warnings (nothing else).
+    "warnings": ((AGGREGATES, _R), (WARNINGS, _RW), (TRUST, _R)),
 }
 
 
@@ -166,7 +166,7 @@ def member_acls(naming: Naming, member: str) -> list[Acl]:
     ):
         topic = naming.topic(kind, member)
         acls += [Acl(p, Resource.TOPIC, topic, Pattern.LITERAL, op) for op in ops]
-    for kind in (CHECKPOINTS, TRUST):
+    for kind in (CHECKPOINTS, TRUST, AGGREGATES, WARNINGS):
         acls += _topic_grants(p, naming, kind, _R)
     acls.append(
         Acl(p, Resource.GROUP, naming.member_group_prefix(member), Pattern.PREFIXED, Operation.READ)
@@ -184,6 +184,8 @@ def node_acls(naming: Naming, member: str) -> list[Acl]:
     acls += _topic_grants(p, naming, DELIVER, _W)  # to every recipient, present and future
     acls += _topic_grants(p, naming, CHECKPOINTS, _RW)
     acls += _topic_grants(p, naming, TRUST, _R)
+    # Its signed aggregates, in its batches' transactions (write only: it never reads others').
+    acls += _topic_grants(p, naming, AGGREGATES, _W)
     acls.append(Acl(p, Resource.GROUP, naming.node_group(member), Pattern.PREFIXED, Operation.READ))
     tx = naming.node_transactional_id_prefix(member)
     acls += [
@@ -219,6 +221,35 @@ def tracker_acls(naming: Naming, member: str) -> list[Acl]:
     return acls
 
 
+# What a state's gateway does with its own state's topics: it publishes for the agencies that
+# authenticated to it and reads their deliveries and rejections (read_committed, assign(), no
+# group) and what the receipt trackers say about its pairs (GET /v1/receipts/status); its
+# replicas share their tokens and first answers through the state's own two topics.
+GATEWAY_GRANTS: tuple[tuple[TopicKind, tuple[Operation, ...]], ...] = (
+    (INGRESS, _W),
+    (RECEIPTS, _W),
+    (DELIVER, _R),
+    (REJECTED, _R),
+    (TRACKER, _R),
+    (DUE, _R),
+    (GATEWAY_TOKENS, _RW),
+    (GATEWAY_ANSWERS, _RW),
+)
+
+
+def gateway_acls(naming: Naming, member: str) -> list[Acl]:
+    """The least-privilege ACLs of member ``member``'s gateway principal: its own state's
+    topics only, and the trust list it seals and verifies with."""
+    p = naming.gateway_principal(member)
+    acls = []
+    for kind, ops in GATEWAY_GRANTS:
+        topic = naming.topic(kind, member)
+        acls += [Acl(p, Resource.TOPIC, topic, Pattern.LITERAL, op) for op in ops]
+    acls += _topic_grants(p, naming, TRUST, _R)
+    acls += _topic_grants(p, naming, WARNINGS, _R)  # GET /v1/warnings: every member reads them
+    return acls
+
+
 def service_acls(naming: Naming, service: str) -> list[Acl]:
     """The least-privilege ACLs of one service principal."""
     p = naming.service_principal(service)
@@ -244,6 +275,7 @@ def build_plan(
     principals = [Principal(naming.member_principal(m), "member", m) for m in members]
     principals += [Principal(naming.node_principal(m), "node", m) for m in members]
     principals += [Principal(naming.tracker_principal(m), "tracker", m) for m in members]
+    principals += [Principal(naming.gateway_principal(m), "gateway", m) for m in members]
     principals += [Principal(naming.service_principal(s), s) for s in SERVICE_GRANTS]
     topics = []
     for kind in ALL_KINDS:
@@ -264,7 +296,7 @@ def build_plan(
                 Topic(
                     naming.topic(kind),
                     kind,
-                    1 if kind is TRUST else partitions,
+                    1 if kind in (TRUST, AGGREGATES, WARNINGS) else partitions,
                     replication,
                     kind.configs(min_insync_replicas=min_isr),
                 )
@@ -272,5 +304,6 @@ def build_plan(
     acls = [a for m in members for a in member_acls(naming, m)]
     acls += [a for m in members for a in node_acls(naming, m)]
     acls += [a for m in members for a in tracker_acls(naming, m)]
+    acls += [a for m in members for a in gateway_acls(naming, m)]
     acls += [a for s in SERVICE_GRANTS for a in service_acls(naming, s)]
     return Plan(tuple(principals), tuple(topics), tuple(sorted(set(acls))))

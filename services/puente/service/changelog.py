@@ -1,8 +1,9 @@
 """Changelog restore: a partition's state, read back from ``<prefix>.state.<ORIGIN>``.
 
 Each transaction of an input partition writes that partition's state to the same partition of
-its origin's changelog: the audit log's compact state (key ``STATE_LOG_KEY``) and the dedupe
-chunks of the notice ids it accepted (``dedupe.py``; tombstones for the forgotten ones). A new
+its origin's changelog: the audit log's compact state (key ``STATE_LOG_KEY``), the dedupe
+chunks of the notice ids it accepted (``dedupe.py``; tombstones for the forgotten ones) and,
+with early warning on, its counts sealed to the node (key ``aggregates``, ``aggregates.py``). A new
 owner reads it to the end — read_committed, after its producer fenced the last owner — and has
 the state the last committed transaction left, without replaying the audit log.
 """
@@ -16,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from puente.codec.registry import Registry
 from puente.evidence.log import LogState
+from puente.service.aggregates import STATE_KEY as AGGREGATES_KEY
 from puente.service.dedupe import SeenIds
 from puente.service.processor import STATE_LOG_KEY
 from puente.topics import STATE, Naming
@@ -26,6 +28,7 @@ class PartitionState(NamedTuple):
 
     log_state: LogState | None  # None: the partition's audit log has no record yet
     seen: SeenIds  # the accepted notice ids still within the dedupe horizon
+    aggregates: bytes | None = None  # early warning's counts, sealed to the node (None: none)
 
 
 class Changelog:
@@ -65,14 +68,16 @@ class Changelog:
         while remaining:
             got = await reader.getmany(*remaining, timeout_ms=1000)
             for tp, messages in got.items():
-                log_state, seen = out[tps[tp]]
+                log_state, seen, aggregates = out[tps[tp]]
                 for msg in messages:
                     key = msg.key or b""
                     if key == STATE_LOG_KEY and msg.value is not None:
                         log_state = LogState.decode(self.registry, msg.value)
+                    elif key == AGGREGATES_KEY:
+                        aggregates = msg.value
                     else:
                         seen.restore(key, msg.value, msg.timestamp)
-                out[tps[tp]] = PartitionState(log_state, seen)
+                out[tps[tp]] = PartitionState(log_state, seen, aggregates)
             for tp in list(remaining):
                 if await reader.position(tp) >= ends[tp]:
                     remaining.discard(tp)

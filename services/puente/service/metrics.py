@@ -47,6 +47,12 @@ POLICY_RELOADS = Counter(
     "Policy-set reloads, by result (activated, refused)",
     ["result"],
 )
+AGGREGATES = Counter(
+    "puente_policy_aggregates_total",
+    "Early-warning aggregates of this node, by result: published, or withheld (a window that "
+    "could not be signed or would break the small-cell guarantee: its counts are lost)",
+    ["origin", "result"],
+)
 POLICY_SET = Info("puente_policy_set", "The active policy-set version")
 
 

@@ -2,9 +2,10 @@
 
 A ``BatchOutput`` names topics, keys and values; here each record gets its partition — the
 input's partition for what belongs to that partition (audit records, its changelog), Kafka's
-default partition of the key for the rest (deliveries, checkpoints, rejections) — and the
-records go out in as few producer batches as fit. What to do when the transaction fails is the
-commit policy's question (``commit.py``), not this module's.
+default partition of the key for the rest (deliveries, checkpoints, rejections), the one
+partition of the aggregates topic for early warning's signed aggregates (their signature in the
+record headers) — and the records go out in as few producer batches as fit. What to do when
+the transaction fails is the commit policy's question (``commit.py``), not this module's.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import OffsetAndMetadata
 
 from puente.service.processor import BatchOutput
-from puente.topics import AUDIT, CHECKPOINTS, REJECTED, STATE, Naming
+from puente.topics import AGGREGATES, AUDIT, CHECKPOINTS, REJECTED, STATE, Naming
 
 Record = tuple[bytes | None, bytes | None]  # key, value
+Headers = list[tuple[str, bytes]]
 Batches = Mapping[tuple[str, int], Sequence[Record]]  # (topic, partition) -> records, in order
 
 _PARTITIONER = DefaultPartitioner()
@@ -33,22 +36,41 @@ def default_partition(key: bytes, partitions: Sequence[int]) -> int:
     return int(_PARTITIONER(key, partitions, partitions))
 
 
-async def send_batches(producer: AIOKafkaProducer, batches: Batches) -> None:
-    """Append each partition's records to producer batches (a new one when one is full), send
-    them all, and wait until every one is acknowledged."""
+async def send_batches(
+    producer: AIOKafkaProducer,
+    batches: Batches,
+    signed: Mapping[tuple[str, int], Sequence[tuple[bytes, bytes, Headers]]] | None = None,
+) -> None:
+    """Append each partition's records (and ``signed``'s, records with headers) to producer
+    batches (a new one when one is full), send them all, and wait until every one is
+    acknowledged."""
     sends = []
     for (topic, partition), items in batches.items():
-        if not items:
-            continue
-        builder = producer.create_batch()
-        for key, value in items:
-            if builder.append(key=key, value=value, timestamp=None) is None:
-                sends.append(await producer.send_batch(builder, topic, partition=partition))
-                builder = producer.create_batch()
-                builder.append(key=key, value=value, timestamp=None)
-        sends.append(await producer.send_batch(builder, topic, partition=partition))
+        if items:
+            records = ((key, value, None) for key, value in items)
+            sends += await _send(producer, topic, partition, records)
+    for (topic, partition), with_headers in (signed or {}).items():
+        sends += await _send(producer, topic, partition, with_headers)
     if sends:
         await asyncio.gather(*sends)
+
+
+async def _send(
+    producer: AIOKafkaProducer,
+    topic: str,
+    partition: int,
+    records: Iterable[tuple[bytes | None, bytes | None, Headers | None]],
+) -> list[asyncio.Future[Any]]:
+    """One partition's records in as few producer batches as fit; the sends' futures."""
+    sends = []
+    builder = producer.create_batch()
+    for key, value, headers in records:
+        if builder.append(key=key, value=value, timestamp=None, headers=headers or []) is None:
+            sends.append(await producer.send_batch(builder, topic, partition=partition))
+            builder = producer.create_batch()
+            builder.append(key=key, value=value, timestamp=None, headers=headers or [])
+    sends.append(await producer.send_batch(builder, topic, partition=partition))
+    return sends
 
 
 class Outbox:
@@ -65,7 +87,10 @@ class Outbox:
         """Produce ``out`` (read from ``tp``, a partition of ``origin``'s ingress) and its
         consumed offset in one transaction; raise whatever makes it fail."""
         await producer.begin_transaction()
-        await send_batches(producer, await self.batches(producer, tp.partition, origin, out))
+        signed = {(self.naming.topic(AGGREGATES), 0): out.aggregates} if out.aggregates else None
+        await send_batches(
+            producer, await self.batches(producer, tp.partition, origin, out), signed
+        )
         if out.next_offset is not None:
             await producer.send_offsets_to_transaction(
                 {tp: OffsetAndMetadata(out.next_offset, "")}, self.group

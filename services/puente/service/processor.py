@@ -46,6 +46,7 @@ from puente.logs import get_logger
 from puente.policy.engine import RULE_ERROR, Decision, PolicySet
 from puente.policy.model import Action
 from puente.policy.store import PolicyStore
+from puente.service.aggregates import AggregateFeed, AggregateRecord
 from puente.service.dedupe import SeenIds
 from puente.service.nodekeys import NodeKeys, Sealer
 from puente.service.validate import (
@@ -102,6 +103,7 @@ class BatchOutput:
     checkpoints: list[tuple[bytes, bytes]] = field(default_factory=list)
     rejections: list[tuple[bytes, bytes]] = field(default_factory=list)
     state: list[tuple[bytes, bytes | None]] = field(default_factory=list)  # None: a tombstone
+    aggregates: list[AggregateRecord] = field(default_factory=list)  # early warning
     outcomes: Counter[str] = field(default_factory=Counter)
     # (AuditDecision, reason code): what the metrics count, in the audit log's words
     decisions: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -140,6 +142,7 @@ class PartitionProcessor:
         limits: Limits | None = None,
         checkpoint_every: int = 1000,
         checkpoint_interval_ms: int = 10_000,
+        aggregates: AggregateFeed | None = None,
     ) -> None:
         from puente.evidence.log import audit_log_id
 
@@ -169,6 +172,8 @@ class PartitionProcessor:
         self._last_checkpoint_ms = (log_state.checkpoint_time or 0) if log_state else 0
         self._snapshot: tuple[LogState, int] | None = None
         self._evaluated: tuple[ValidNotice, bytes] | None = None  # see _as_evaluated
+        # Early warning: counts of this partition's accepted notices (service/aggregates.py).
+        self.aggregates = aggregates
 
     @property
     def log_id(self) -> str:
@@ -180,6 +185,8 @@ class PartitionProcessor:
         # The log's compact state is small; the seen ids keep a journal of the batch instead.
         self._snapshot = (self.log.state(), self._last_checkpoint_ms)
         self.seen.begin()
+        if self.aggregates is not None:
+            self.aggregates.begin()
 
     def rollback(self) -> None:
         """Forget the last batch (its transaction was aborted): back to the state before it."""
@@ -188,6 +195,8 @@ class PartitionProcessor:
         state, last_cp = self._snapshot
         self.log = AuditLog.from_state(state)
         self.seen.rollback()
+        if self.aggregates is not None:
+            self.aggregates.rollback()
         self._last_checkpoint_ms = last_cp
         self._snapshot = None
 
@@ -202,6 +211,10 @@ class PartitionProcessor:
         return new >= self.checkpoint_every or (
             new > 0 and now_ms - self._last_checkpoint_ms >= self.checkpoint_interval_ms
         )
+
+    def windows_due(self, now_ms: int) -> bool:
+        """True when an early-warning window of this partition can be published."""
+        return self.aggregates is not None and self.aggregates.due(now_ms)
 
     # --- processing --------------------------------------------------------------------------
 
@@ -229,6 +242,9 @@ class PartitionProcessor:
         self._seal(pending, out, now_ms, first_leaf, key)
         # The batch's accepted ids (one chunk record) and tombstones for ids past the horizon.
         out.state.extend(self.seen.end(now_ms))
+        if self.aggregates is not None:  # closed windows, signed; the counts' state
+            state, out.aggregates = self.aggregates.end(now_ms)
+            out.state.extend(state)
         due = self.checkpoint_due(now_ms) or (
             force_checkpoint and self.log.size > self.log.checkpoint_size
         )
@@ -282,6 +298,8 @@ class PartitionProcessor:
                 ) from exc
             outcome = self._decided(rec, valid, decisions, original, now_ms, policy, out, pending)
             self.seen.add(valid.notice_id, original, valid.created_at_ms, rec.offset)
+            if self.aggregates is not None:
+                self.aggregates.feed(valid.notice, valid.notice_type, now_ms)
         except Refusal as refusal:
             self._rejected(rec, refusal, original, now_ms, policy.version, out)
             outcome = AuditDecision.REJECTED

@@ -41,6 +41,7 @@ from puente.policy.engine import PolicySet
 from puente.policy.store import PolicyStore
 from puente.secrets import Credential
 from puente.service import metrics
+from puente.service.aggregates import Aggregation
 from puente.service.changelog import Changelog, PartitionState
 from puente.service.commit import Step
 from puente.service.nodekeys import NodeKeys, TrustSealer
@@ -101,9 +102,11 @@ class Node:
         trust_sources: tuple[Fetch, ...] = (),
         config: ServiceConfig | None = None,
         instance: str = "node",
+        aggregation: Aggregation | None = None,
     ) -> None:
         """``trust``: the trust list the node follows (recipients' encryption keys, the pinned
-        floor), refreshed every ``config.trust_refresh_s`` from ``trust_sources``."""
+        floor), refreshed every ``config.trust_refresh_s`` from ``trust_sources``.
+        ``aggregation``: early warning's counting (None: off)."""
         self.origin = origin
         self.endpoint = endpoint
         self.cred = credential
@@ -115,6 +118,7 @@ class Node:
         self.trust_sources = trust_sources
         self.config = config or ServiceConfig()
         self.instance = instance
+        self.aggregation = aggregation
         self.group = naming.node_group(origin)
         self.outbox = Outbox(naming, self.group)
         self._lock = asyncio.Lock()  # one batch, or one ownership change, at a time
@@ -250,6 +254,10 @@ class Node:
         self, origin: str, tp: TopicPartition, state: PartitionState
     ) -> PartitionProcessor:
         """The processor of a partition taken over, from its restored state."""
+        feed = None
+        if self.aggregation is not None and self._consumer is not None:
+            shards = len(self._consumer.partitions_for_topic(tp.topic) or ())
+            feed = self.aggregation.feed(tp.partition, shards, state.aggregates)
         return PartitionProcessor(
             origin=origin,
             partition=tp.partition,
@@ -264,6 +272,7 @@ class Node:
             limits=self.config.limits,
             checkpoint_every=self.config.checkpoint_every,
             checkpoint_interval_ms=int(self.config.checkpoint_interval_s * 1000),
+            aggregates=feed,
         )
 
     # --- processing --------------------------------------------------------------------------
@@ -334,6 +343,8 @@ class Node:
             return None
         owned.txn.committed()
         metrics.TRANSACTIONS.labels("committed").inc()
+        if out.aggregates:
+            metrics.AGGREGATES.labels(owned.origin, "published").inc(len(out.aggregates))
         if out.next_offset is not None:
             owned.next_offset = out.next_offset
         return out
@@ -382,15 +393,18 @@ class Node:
         self, owned_logs: Iterable[Owned] | None = None, *, only_due: bool = False
     ) -> None:
         """Sign a checkpoint for each given owned log (default: all) with records waiting;
-        with ``only_due``, only for those whose interval or record count has been reached."""
+        with ``only_due``, only for those whose interval or record count has been reached.
+        A partition whose early-warning windows are due is run too, input or not, so that quiet
+        partitions publish their (empty) windows."""
         ts = dt.datetime.now(dt.UTC)
         now_ms = int(ts.timestamp() * 1000)
         work = []
         for owned in list(self.owned.values() if owned_logs is None else owned_logs):
             proc = owned.processor
-            if proc.log.size == proc.log.checkpoint_size:
-                continue  # nothing new since the last checkpoint
-            if only_due and not proc.checkpoint_due(now_ms):
+            windows = proc.windows_due(now_ms)
+            if proc.log.size == proc.log.checkpoint_size and not windows:
+                continue  # nothing new since the last checkpoint, no window to publish
+            if only_due and not windows and not proc.checkpoint_due(now_ms):
                 continue
             out = proc.process([], ts, force_checkpoint=True)
             work.append(self._commit(owned, out, first_offset=None))

@@ -1,10 +1,10 @@
-"""One tenant (MX, GT, US) on the session broker and one real gateway server for these tests."""
+"""One tenant (MX, GT, US) on the session broker, its federation's keys and trust list, and one
+real gateway server for these tests, serving every state (as on the embedded default)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,8 +36,8 @@ def gw_tenant(kafka: KafkaHarness) -> Tenant:
 
 
 @pytest.fixture(scope="session")
-def keys(gw_tenant: Tenant) -> Keys:
-    k = Keys.make(MEMBERS)
+def keys(gw_tenant: Tenant, tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    k = Keys.make(MEMBERS, tmp_path_factory.mktemp("keys"))
     # The operator publishes the signed trust list on the trust topic, as in production.
     run(
         produce(
@@ -84,21 +84,15 @@ class Gateway:
 
 
 @pytest.fixture(scope="session")
-def gateway(
-    kafka: KafkaHarness, gw_tenant: Tenant, keys: Keys, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Gateway]:
-    base: Path = tmp_path_factory.mktemp("gateway")
-    anchors = base / "anchors.vkey"
-    anchors.write_text(keys.root.public.vkey + "\n")
+def gateway(kafka: KafkaHarness, gw_tenant: Tenant, keys: Keys) -> Iterator[Gateway]:
     settings = kafka.settings_for(gw_tenant)
-    gw = GatewaySettings(
+    gw = keys.gateway(
         rate_per_s=1000,
         rate_burst=1000,
         auth_fail_burst=10_000,  # the hostile tests run their own gateway with the default
         sse_heartbeat_s=0.5,
         sse_recheck_s=0.5,
         produce_timeout_s=10,
-        trust_anchors_file=anchors,
         trust_refresh_s=0.5,
     )
     registry = Registry.load(settings.schemas_dir)

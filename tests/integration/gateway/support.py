@@ -1,18 +1,21 @@
 """Helpers for the gateway tests: a real uvicorn server in a thread, tokens issued through its
-shared state, keys and a trust list valid now, notices in their JSON form, and Kafka probes
-(end offsets, records)."""
+shared state, a federation's keys and a trust list valid now, a state's own key store for its
+gateway, deliveries as a node makes them, notices in their JSON form, and Kafka probes (end
+offsets, records). The end-to-end tests run real nodes with tests.integration.service.support."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import hashlib
+import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -20,18 +23,25 @@ import uvicorn
 from aiokafka import TopicPartition
 from fastapi import FastAPI
 
+from puente.app.operator import (
+    regional_floor_digest,
+)
 from puente.codec.jsonconv import to_json
 from puente.codec.registry import Registry
-from puente.config import GatewaySettings
+from puente.codec.wire import encode
+from puente.config import GatewaySettings, Settings
 from puente.evidence.delivery import (
     Delivery,
     DeliveryDecision,
     DeliverySigner,
     DeliveryStatement,
 )
-from puente.evidence.keys import SigningKey
+from puente.evidence.enckeys import KeyRing
+from puente.evidence.keys import PublicKey, SigningKey, ensure_private_dir
+from puente.evidence.keystore import KeyStore
 from puente.evidence.records import AuditDecision
-from puente.evidence.trust import KeyEntry, TrustList, Usage, member_holder, service_holder
+from puente.evidence.seal import seal_delivery, sealing_key
+from puente.evidence.trust import ROOT_HOLDER, TrustList, member_holder, node_holder
 from puente.kafka.clients import consumer, producer, start
 from puente.secrets import Credential
 from puente.synth.generator import Generator
@@ -86,7 +96,12 @@ def context_of(app: FastAPI) -> GatewayContext:
 
 def on_server(url: str, coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on the event loop of the server at ``url`` (from the test's thread)."""
-    return asyncio.run_coroutine_threadsafe(coro, _LOOPS[url]).result(timeout=60)
+    return asyncio.run_coroutine_threadsafe(coro, loop_of(url)).result(timeout=60)
+
+
+def loop_of(url: str) -> asyncio.AbstractEventLoop:
+    """The event loop of the server at ``url``."""
+    return _LOOPS[url]
 
 
 def issue_token(
@@ -132,42 +147,88 @@ def wait_until(check: Callable[[], bool], *, timeout_s: float = 30, what: str = 
 
 @dataclass
 class Keys:
-    """An operator root, the policy service's key, member receipt keys, and a signed list."""
+    """A federation's keys in one key store, as the embedded default keeps them: the operator's
+    root, and per member state its node's signing and encryption keys and its own
+    receipt-signing and encryption keys; and a trust list of them all, signed by the root, that
+    pins the regional floor."""
 
+    store: KeyStore
     root: SigningKey
-    service: SigningKey
-    members: dict[str, SigningKey]
+    nodes: dict[str, SigningKey]  # state -> its node's signing key
+    members: dict[str, SigningKey]  # state -> its receipt-signing key
+    floor: bytes
     trust_bytes: bytes
+    anchors: Path  # the root's verifier key, as a gateway's trust_anchors_file
 
     @classmethod
-    def make(cls, members: tuple[str, ...]) -> Keys:
-        root = SigningKey.generate("puente.operator/root")
-        service = SigningKey.generate("puente.svc/policy")
-        keys = {m: SigningKey.generate(f"puente.member/{m}") for m in members}
-        return cls(root, service, keys, _signed_list(1, root, service, keys))
+    def make(cls, members: tuple[str, ...], directory: Path) -> Keys:
+        """The keys of ``members`` in a new key store at ``directory`` (its anchors file
+        beside it)."""
+        store = KeyStore(directory)
+        since = now_ms() - DAY
+        root, _ = store.generate(ROOT_HOLDER, valid_from=since)
+        nodes = {m: store.generate(node_holder(m), valid_from=since)[0] for m in members}
+        receipts = {m: store.generate(member_holder(m), valid_from=since)[0] for m in members}
+        for m in members:
+            store.generate_encryption(node_holder(m), valid_from=since)
+            store.generate_encryption(member_holder(m), valid_from=since)
+        floor = regional_floor_digest(Settings())
+        anchors = anchors_file([root.public], directory.with_name(directory.name + "-anchors.vkey"))
+        keys = cls(store, root, nodes, receipts, floor, b"", anchors)
+        keys.trust_bytes = keys.relisted(1)
+        return keys
+
+    def gateway(self, base: GatewaySettings | None = None, /, **settings: Any) -> GatewaySettings:
+        """Gateway settings that follow this federation's trust list (its anchors), serve
+        every state of the federation and hold every state's keys, as the embedded default
+        does for every member; ``base`` and ``settings`` add to them."""
+        values = base.model_dump(exclude_unset=True) if base is not None else {}
+        values |= {
+            "trust_anchors_file": self.anchors,
+            "keys_dir": self.store.root,
+            "states": tuple(self.nodes),
+        } | settings
+        return GatewaySettings.model_validate(values)
 
     def relisted(self, serial: int) -> bytes:
-        """The same keys in a newer trust list, signed by the same root."""
-        return _signed_list(serial, self.root, self.service, self.members)
+        """The key store's keys in a trust list of ``serial``, valid now, signed by the root."""
+        now = now_ms()
+        unsigned = self.store.trust_list(
+            serial=serial, issued_at=now - DAY, expires_at=now + 30 * DAY, floor_digest=self.floor
+        )
+        return unsigned.sign(self.root)
+
+    def trust_list(self) -> TrustList:
+        """The signed trust list, opened with the root as anchor."""
+        return TrustList.open(self.trust_bytes, [self.root.public], now=now_ms())
+
+    def ring(self, state: str) -> KeyRing:
+        """``state``'s member encryption keys: what opens the deliveries sealed to it."""
+        return self.store.keyring(member_holder(state))
+
+    def store_of(self, state: str, directory: Path) -> Path:
+        """A key store holding only ``state``'s member encryption keys, as its own gateway
+        would (copied from the federation's)."""
+        return copy_member_keys(self.store, state, directory)
 
 
-def _signed_list(
-    serial: int, root: SigningKey, service: SigningKey, members: dict[str, SigningKey]
-) -> bytes:
-    now = now_ms()
-    entries = [
-        KeyEntry(
-            service.public,
-            service_holder(),
-            frozenset({Usage.DELIVERY, Usage.CHECKPOINT}),
-            now - DAY,
-        ),
-        *(
-            KeyEntry(k.public, member_holder(m), frozenset({Usage.RECEIPT}), now - DAY)
-            for m, k in members.items()
-        ),
-    ]
-    return TrustList(serial, now - DAY, now + 30 * DAY, tuple(entries)).sign(root)
+def copy_member_keys(store: KeyStore, state: str, directory: Path) -> Path:
+    """Copy ``state``'s member encryption keys (private parts, descriptions, public parts) from
+    ``store`` into the key store at ``directory``: what ``state``'s own gateway holds. Keys
+    already there are overwritten, others kept (a second call adds a rotated key)."""
+    ensure_private_dir(directory)
+    stem = member_holder(state).replace(":", "-") + "-"
+    for meta in store.key_metas():
+        if meta.holder == member_holder(state) and meta.is_encryption:
+            for path in store.root.glob(f"{stem}{meta.key_id}.*"):
+                shutil.copy2(path, directory / path.name)
+    return directory
+
+
+def anchors_file(anchors: Iterable[PublicKey], path: Path) -> Path:
+    """The operator's root verifier keys, one per line, as a gateway's ``trust_anchors_file``."""
+    path.write_text("".join(k.vkey + "\n" for k in anchors))
+    return path
 
 
 def notice_json(
@@ -242,21 +303,30 @@ def signed_delivery(
     recipient: str,
     origin: str = "MX",
     consular: bool = False,
+    sealed_to: str | None = None,
 ) -> tuple[Delivery, bytes]:
-    """A delivery as the policy service signs it (per-delivery mode) and its encoding."""
+    """A delivery as ``origin``'s node makes it (per-delivery mode): the notice sealed to
+    ``sealed_to``'s member encryption key (by default the recipient's, as a node does), signed
+    with the node's key; and its encoding."""
     gen = Generator(uuid.uuid4().int % 2**32)
     name = "puente.ConsularNotification" if consular else "puente.CaseNotice"
     record = (
         gen.consular_notification(origin=origin) if consular else gen.case_notice(origin=origin)
     )
-    from puente.codec.wire import encode
-
     payload = encode(registry, name, record)
     now = now_ms()
+    delivery_id = str(uuid.uuid4())
+    sealed = seal_delivery(
+        payload,
+        to=sealing_key(keys.trust_list(), member_holder(sealed_to or recipient), at=now),
+        notice_id=record["notice_id"],
+        recipient=recipient,
+        delivery_id=delivery_id,
+    )
     statement = DeliveryStatement.for_payload(
         payload,
         payload_schema=name,
-        delivery_id=str(uuid.uuid4()),
+        delivery_id=delivery_id,
         notice_id=record["notice_id"],
         origin=origin,
         recipient=recipient,
@@ -274,8 +344,11 @@ def signed_delivery(
         signed_at=now,
         audit_log_id=f"puente.audit/{origin}/0",
         audit_leaf_index=0,
+        sealed_sha256=sealed.sealed_sha256,
+        sealed_size=len(sealed.envelope),
+        sealed_key_id=sealed.key_id,
     )
-    delivery = DeliverySigner(keys.service, registry).sign(statement, payload)
+    delivery = DeliverySigner(keys.nodes[origin], registry).sign(statement, sealed.envelope)
     return delivery, delivery.encode(registry)
 
 
@@ -295,10 +368,17 @@ async def produce(
         await p.stop()
 
 
-async def end_offsets(tenant: Tenant, topic: str, *, reader: str = "policy") -> dict[int, int]:
-    """Per-partition end offsets of ``topic``, read as service ``reader`` (the policy service
-    reads every ingress topic; the receipt tracker every receipts topic)."""
-    cred = tenant.service(reader)
+async def end_offsets(tenant: Tenant, topic: str, *, reader: str = "node") -> dict[int, int]:
+    """Per-partition end offsets of ``topic``, read as service ``reader``, or with ``node`` or
+    ``gateway`` as the node or the gateway of the topic's state (a node reads its state's ingress
+    topic; a state's gateway may describe its own receipts topic)."""
+    state = topic.rsplit(".", 1)[1]
+    if reader == "node":
+        cred = tenant.node(state)
+    elif reader == "gateway":
+        cred = tenant.gateway(state)
+    else:
+        cred = tenant.service(reader)
     c = consumer(tenant.endpoint, cred)
     await start(c, tenant.endpoint, cred)
     try:

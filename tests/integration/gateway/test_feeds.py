@@ -1,9 +1,11 @@
 """GET /v1/deliveries and /v1/rejections: pages and SSE over the caller's own topics, written in
-Kafka transactions as the policy service writes them, verified as a recipient verifies them."""
+Kafka transactions as a node writes them (deliveries sealed to their recipient), verified as a
+recipient verifies them, and opened by the gateway for its state only."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,28 +14,34 @@ from typing import Any
 import httpx
 import pytest
 
-from puente.codec.wire import encode
+from puente.codec.jsonconv import to_json
+from puente.codec.wire import decode, encode
 from puente.evidence.trust import TrustList
-from puente.evidence.verify import Verifier
+from puente.evidence.verify import Verifier, open_verified
 from puente.kafka.clients import producer, start
 from puente.topics import DELIVER, REJECTED
 from puente_gateway.clock import now_ms
 from tests.harness import Tenant
 from tests.integration.gateway.conftest import Gateway
-from tests.integration.gateway.support import notice_json, produce, run, signed_delivery
+from tests.integration.gateway.support import (
+    notice_json,
+    produce,
+    run,
+    signed_delivery,
+)
 
 pytestmark = pytest.mark.kafka
 
 
 async def _transactional(
-    tenant: Tenant, topic: str, committed: list[bytes], aborted: list[bytes]
+    tenant: Tenant, topic: str, committed: list[bytes], aborted: list[bytes], *, node: str = "MX"
 ) -> None:
-    """Write like the policy service: one committed and one aborted transaction."""
-    cred = tenant.service("policy")
+    """Write like state ``node``'s node: one committed and one aborted transaction."""
+    cred = tenant.node(node)
     tx = producer(
         tenant.endpoint,
         cred,
-        transactional_id=tenant.naming.transactional_id_prefix("policy") + uuid.uuid4().hex[:8],
+        transactional_id=tenant.naming.node_transactional_id_prefix(node) + uuid.uuid4().hex[:8],
     )
     await start(tx, tenant.endpoint, cred)
     try:
@@ -93,8 +101,9 @@ def test_pages_give_every_committed_delivery_once_with_verifiable_material(
     verifier = _verifier(gateway)
     for item, raw in zip(items, got, strict=True):
         verified = verifier.verify_delivery(raw, recipient="GT")
+        assert verified.sealed  # on Kafka, only GT's key opens it
         assert item["verification"]["mode"] == "signature"
-        assert item["verification"]["key_id"] == gateway.keys.service.key_id
+        assert item["verification"]["key_id"] == gateway.keys.nodes["MX"].key_id
         assert item["delivery_digest"] == verified.digest.hex()
         assert item["statement"]["recipient"] == "GT"
         assert item["log_position"] == {
@@ -103,7 +112,16 @@ def test_pages_give_every_committed_delivery_once_with_verifiable_material(
         }
         assert item["statement"]["notice_id"] == verified.statement.notice_id
         assert item["notice_type"] == verified.statement.payload_schema
+        # Opened by the gateway with GT's key: the notice the signed statement commits to.
+        notice = base64.b64decode(item["notice_avro"])
+        assert notice == open_verified(verified, gateway.keys.ring("GT"))
+        assert hashlib.sha256(notice).digest() == verified.statement.payload_sha256
         assert item["notice"]["notice_id"] == verified.statement.notice_id
+        assert item["notice"] == to_json(
+            gateway.registry,
+            verified.statement.payload_schema,
+            decode(gateway.registry, notice),
+        )
         assert "error" not in item
 
 
@@ -134,13 +152,19 @@ def test_agency_limited_to_a_type_sees_only_that_type(
 
 
 def test_only_agencies_of_every_type_get_an_undecodable_delivery(gateway: Gateway) -> None:
-    made = [signed_delivery(gateway.registry, gateway.keys, recipient="MX", consular=True)[1]]
+    made = [
+        signed_delivery(gateway.registry, gateway.keys, recipient="MX", origin="GT", consular=True)[
+            1
+        ]
+    ]
     garbage = b"\xc3\x01 not a delivery"
-    run(_transactional(gateway.tenant, gateway.tenant.topic(DELIVER, "MX"), [*made, garbage], []))
+    topic = gateway.tenant.topic(DELIVER, "MX")
+    run(_transactional(gateway.tenant, topic, [*made, garbage], [], node="GT"))
     with gateway.client(gateway.token("MX")) as c:
         every = [i for p in _pages(c, "/v1/deliveries", limit=10) for i in p["items"]]
     by_raw = {base64.b64decode(i["delivery"]): i for i in every}
-    assert by_raw[garbage]["error"]["reason"] and "statement" not in by_raw[garbage]
+    assert by_raw[garbage]["error"]["reason"] == "DELIVERY_MALFORMED"
+    assert "statement" not in by_raw[garbage] and "notice" not in by_raw[garbage]
     for types in (("puente.ConsularNotification",), ("puente.CaseNotice",)):
         with gateway.client(gateway.token("MX", types=types)) as c:
             pages = list(_pages(c, "/v1/deliveries", limit=10))
@@ -148,6 +172,41 @@ def test_only_agencies_of_every_type_get_an_undecodable_delivery(gateway: Gatewa
         assert garbage not in raws  # its type is unknown: never given to a limited agency
         assert (made[0] in raws) == (types == ("puente.ConsularNotification",))
         assert pages[-1]["next_cursor"] == _pages_end(gateway, "MX")  # the cursor moved past
+
+
+def test_a_delivery_sealed_to_another_state_is_never_shown_opened(gateway: Gateway) -> None:
+    """This gateway holds every state's keys (as on the embedded default), MX's included: still,
+    GT's agencies never get a notice that was not sealed to GT for GT."""
+    registry, keys = gateway.registry, gateway.keys
+    for_mx = signed_delivery(registry, keys, recipient="MX", origin="US")[1]
+    sealed_to_mx = signed_delivery(registry, keys, recipient="GT", sealed_to="MX")[1]
+    for_gt = signed_delivery(registry, keys, recipient="GT")[1]
+    topic = gateway.tenant.topic(DELIVER, "GT")
+    run(produce(gateway.tenant, gateway.tenant.node("MX"), topic, [sealed_to_mx, for_gt]))
+    run(produce(gateway.tenant, gateway.tenant.node("US"), topic, [for_mx]))
+    with gateway.client(gateway.token("GT")) as c:
+        by_raw = {
+            base64.b64decode(i["delivery"]): i
+            for p in _pages(c, "/v1/deliveries", limit=100)
+            for i in p["items"]
+        }
+    # MX's delivery copied onto GT's topic: it does not verify for GT, nothing is opened.
+    assert by_raw[for_mx]["error"]["reason"] == "RECIPIENT_MISMATCH"
+    # Addressed to GT but sealed to MX's key: it verifies (the statement names the key), and
+    # does not open with GT's keys; the gateway never tries MX's.
+    assert by_raw[sealed_to_mx]["error"]["reason"] == "SEAL_KEY_UNKNOWN"
+    assert by_raw[sealed_to_mx]["statement"]["recipient"] == "GT"
+    for raw in (for_mx, sealed_to_mx):
+        assert "notice" not in by_raw[raw] and "notice_avro" not in by_raw[raw]
+    assert by_raw[for_gt]["notice"]["origin"] == "MX" and "error" not in by_raw[for_gt]
+    # An agency limited to case notices: the unverified delivery's type is unknown (not shown).
+    with gateway.client(gateway.token("GT", types=("puente.CaseNotice",))) as c:
+        limited = {
+            base64.b64decode(i["delivery"])
+            for p in _pages(c, "/v1/deliveries", limit=100)
+            for i in p["items"]
+        }
+    assert for_mx not in limited and {sealed_to_mx, for_gt} <= limited
 
 
 def _pages_end(gateway: Gateway, state: str) -> str:
@@ -176,7 +235,7 @@ def test_long_poll_returns_when_a_delivery_arrives(gateway: Gateway) -> None:
             lambda: run(
                 produce(
                     gateway.tenant,
-                    gateway.tenant.service("policy"),
+                    gateway.tenant.node("MX"),
                     gateway.tenant.topic(DELIVER, "US"),
                     [raw],
                 )
@@ -254,7 +313,7 @@ def test_sse_streams_and_resumes_from_last_event_id(
             # A new delivery arrives while the stream is open.
             _, raw = signed_delivery(gateway.registry, gateway.keys, recipient="GT")
             topic = gateway.tenant.topic(DELIVER, "GT")
-            run(produce(gateway.tenant, gateway.tenant.service("policy"), topic, [raw]))
+            run(produce(gateway.tenant, gateway.tenant.node("MX"), topic, [raw]))
             live, _ = _events(lines, 1)
         assert sorted(_where(orjson.loads(e["data"]) for e in rest)) == sorted(_where(items[2:]))
         assert base64.b64decode(orjson.loads(live[0]["data"])["delivery"]) == raw
@@ -388,7 +447,7 @@ def test_rejections_stream_as_events(gateway: Gateway) -> None:
     run(
         produce(
             gateway.tenant,
-            gateway.tenant.service("policy"),
+            gateway.tenant.node("US"),
             gateway.tenant.topic(REJECTED, "US"),
             [good],
         )
@@ -413,7 +472,7 @@ def test_rejections_respect_the_type_restriction(gateway: Gateway) -> None:
     unknown, _ = _rejection(gateway, "GT")
     garbage = b"not avro"
     topic = gateway.tenant.topic(REJECTED, "GT")
-    run(_transactional(gateway.tenant, topic, [known, unknown, garbage], []))
+    run(_transactional(gateway.tenant, topic, [known, unknown, garbage], [], node="GT"))
 
     def seen(types: tuple[str, ...]) -> set[bytes]:
         with gateway.client(gateway.token("GT", types=types)) as c:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import secrets
 import socket
@@ -107,13 +108,11 @@ class Hostile:
 @pytest.fixture(scope="module")
 def hostile(kafka: KafkaHarness, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
     tenant = kafka.provision(["MX", "GT"], partitions=2)
-    keys = Keys.make(("MX", "GT"))
+    keys = Keys.make(("MX", "GT"), tmp_path_factory.mktemp("hostile-keys"))
     operator = tenant.service("operator")
     run(produce(tenant, operator, tenant.topic(TRUST), [keys.trust_bytes], key=TRUST_LIST_KEY))
-    anchors = tmp_path_factory.mktemp("hostile") / "anchors.vkey"
-    anchors.write_text(keys.root.public.vkey + "\n")
     settings_ = kafka.settings_for(tenant)
-    gw = LIMITS.model_copy(update={"trust_anchors_file": anchors})
+    gw = keys.gateway(LIMITS)
     app = create_app(settings_, gw)
     with serving(app, gw) as url:
         yield Hostile(url, app, tenant, keys, Registry.load(settings_.schemas_dir))
@@ -307,7 +306,7 @@ def test_pages_reuse_readers_and_stay_within_their_byte_budget(hostile: Hostile)
     run(
         produce(
             hostile.tenant,
-            hostile.tenant.service("policy"),
+            hostile.tenant.node("MX"),
             hostile.tenant.topic(DELIVER, "GT"),
             big,
         )
@@ -412,6 +411,10 @@ def test_a_gateway_process_stays_small_under_a_flood_of_megabyte_tokens(
         "PUENTE_KAFKA_BOOTSTRAP": kafka.endpoint.bootstrap,
         "PUENTE_KAFKA_TOPIC_PREFIX": hostile.tenant.naming.prefix,
         "PUENTE_GATEWAY__AUTH_FAIL_BURST": "1000000",
+        "PUENTE_GATEWAY__TRUST_ANCHORS_FILE": str(hostile.keys.anchors),
+        # The tenant's states, each as its own gateway principal, with their keys.
+        "PUENTE_GATEWAY__STATES": json.dumps(hostile.tenant.members),
+        "PUENTE_GATEWAY__KEYS_DIR": str(hostile.keys.store.root),
         "PUENTE_LOG_LEVEL": "warning",
     }
     cmd = [sys.executable, "-m", "puente", "gateway", "serve", "--port", str(port)]

@@ -3,6 +3,7 @@ file, few readers. Each runs as a real server next to the session's."""
 
 from __future__ import annotations
 
+import base64
 import socket
 import time
 from collections.abc import Iterator
@@ -14,19 +15,24 @@ import httpx
 import pytest
 
 from puente.codec.registry import Registry
-from puente.config import GatewaySettings, Settings
-from puente.evidence.trust import TRUST_LIST_KEY
+from puente.config import Settings
+from puente.errors import ConfigError
+from puente.evidence.trust import TRUST_LIST_KEY, node_holder
 from puente.members import load_members
-from puente.topics import TRUST
+from puente.topics import DELIVER, INGRESS, TRUST
 from puente_gateway.app import create_app
+from puente_gateway.clock import now_ms
 from tests.harness import KafkaHarness, Tenant
+from tests.integration.gateway.conftest import Gateway
 from tests.integration.gateway.support import (
     Keys,
+    end_offsets,
     issue_token,
     notice_json,
     produce,
     run,
     serving,
+    signed_delivery,
 )
 
 pytestmark = pytest.mark.kafka
@@ -34,12 +40,14 @@ SSE = {"Accept": "text/event-stream"}
 
 
 @contextmanager
-def gateway_with(settings: Settings, **gw: Any) -> Iterator[tuple[str, dict[str, str]]]:
-    """A server for ``settings``; yields its URL and one bearer header per state MX and GT."""
-    gws = GatewaySettings(**gw)
+def gateway_with(settings: Settings, keys: Keys, **gw: Any) -> Iterator[tuple[str, dict[str, str]]]:
+    """A server for ``settings`` following ``keys``' trust list; yields its URL and one bearer
+    header per state MX and GT it serves (a token is issued at its own state's gateway)."""
+    gws = keys.gateway(**gw)
     app = create_app(settings, gws)
     with serving(app, gws) as url:
-        tokens = {s: issue_token(app, url, s, agency=f"agency {s}")[1] for s in ("MX", "GT")}
+        served = [s for s in ("MX", "GT") if s in gws.states]
+        tokens = {s: issue_token(app, url, s, agency=f"agency {s}")[1] for s in served}
         yield url, {s: f"Bearer {t}" for s, t in tokens.items()}
 
 
@@ -60,13 +68,13 @@ def _closed_port() -> int:
 
 
 def test_kafka_unreachable_is_503_with_retry_after_and_bounded(
-    kafka: KafkaHarness, gw_tenant: Tenant
+    kafka: KafkaHarness, gw_tenant: Tenant, keys: Keys
 ) -> None:
     real = kafka.settings_for(gw_tenant)
     dead = real.model_copy(
         update={"kafka": real.kafka.model_copy(update={"bootstrap": f"127.0.0.1:{_closed_port()}"})}
     )
-    gw = GatewaySettings(retry_after_s=7)
+    gw = keys.gateway(retry_after_s=7)
     app = create_app(dead, gw)
     # No token can be issued without Kafka; a well-formed one is enough to be refused with 503:
     # the replica cannot confirm its token list is current, so it accepts no token at all.
@@ -96,10 +104,10 @@ def test_kafka_unreachable_is_503_with_retry_after_and_bounded(
 
 
 def test_rate_limit_answers_429_with_retry_after_per_caller(
-    kafka: KafkaHarness, gw_tenant: Tenant
+    kafka: KafkaHarness, gw_tenant: Tenant, keys: Keys
 ) -> None:
     settings = kafka.settings_for(gw_tenant)
-    with gateway_with(settings, rate_per_s=1.0, rate_burst=3) as (url, auth):
+    with gateway_with(settings, keys, rate_per_s=1.0, rate_burst=3) as (url, auth):
         with httpx.Client(base_url=url, headers={"Authorization": auth["MX"]}) as mx:
             codes = [mx.get("/v1/schemas").status_code for _ in range(4)]
             assert codes == [200, 200, 200, 429]
@@ -119,16 +127,25 @@ def test_rate_limit_answers_429_with_retry_after_per_caller(
 def test_trust_list_from_file_when_the_topic_has_none(kafka: KafkaHarness, tmp_path: Path) -> None:
     bare = kafka.provision(["MX", "GT"], partitions=1)  # nothing on its trust topic
     settings = kafka.settings_for(bare)
-    keys = Keys.make(("MX", "GT"))
+    keys = Keys.make(("MX", "GT"), tmp_path / "keys")
     missing = tmp_path / "missing.note"
-    with gateway_with(settings, trust_list_file=missing) as (url, auth):
+    with gateway_with(settings, keys, trust_list_file=missing) as (url, auth):
         with httpx.Client(base_url=url, headers={"Authorization": auth["MX"]}) as c:
             r = c.get("/v1/trust-list")
-        assert r.status_code == 503
-        assert r.json()["reason"] == "TRUST_LIST_UNAVAILABLE"
+            assert r.status_code == 503
+            assert r.json()["reason"] == "TRUST_LIST_UNAVAILABLE"
+            # Nothing to seal to and nothing to verify with: no notice goes out in clear, no
+            # delivery is shown, and the reader's cursor stays where it was.
+            notice = notice_json(Registry.load(settings.schemas_dir), "MX")
+            posted = c.post("/v1/notices", json={"type": "CaseNotice", "notice": notice})
+            assert (posted.status_code, posted.json()["reason"]) == (503, "TRUST_LIST_UNAVAILABLE")
+            assert "Retry-After" in posted.headers
+            page = c.get("/v1/deliveries")
+            assert (page.status_code, page.json()["reason"]) == (503, "TRUST_LIST_UNAVAILABLE")
+        assert sum(run(end_offsets(bare, bare.topic(INGRESS, "MX"))).values()) == 0
     good = tmp_path / "trust.note"
     good.write_bytes(keys.trust_bytes)
-    with gateway_with(settings, trust_list_file=good) as (url, auth):
+    with gateway_with(settings, keys, trust_list_file=good) as (url, auth):
         with httpx.Client(base_url=url, headers={"Authorization": auth["GT"]}) as c:
             r = c.get("/v1/trust-list")
         assert r.status_code == 200
@@ -136,20 +153,20 @@ def test_trust_list_from_file_when_the_topic_has_none(kafka: KafkaHarness, tmp_p
     junk = tmp_path / "junk.note"
     junk.write_bytes(b"not a trust list\n")
     with (
-        gateway_with(settings, trust_list_file=junk) as (url, auth),
+        gateway_with(settings, keys, trust_list_file=junk) as (url, auth),
         httpx.Client(base_url=url, headers={"Authorization": auth["GT"]}) as c,
     ):
         assert c.get("/v1/trust-list").status_code == 503
 
 
 def test_streams_are_capped_per_caller_and_the_shared_readers_are_all_they_take(
-    kafka: KafkaHarness, gw_tenant: Tenant
+    kafka: KafkaHarness, gw_tenant: Tenant, keys: Keys
 ) -> None:
     settings = kafka.settings_for(gw_tenant)
     members = len(load_members(settings.policies_dir).codes)
     # One reader for the gateway, one per state for its pages, one shared.
     small = {"max_readers": members + 2, "max_streams_per_caller": 1, "retry_after_s": 2}
-    with gateway_with(settings, **small) as (url, auth):
+    with gateway_with(settings, keys, **small) as (url, auth):
         mx = {"Authorization": auth["MX"]}
         gt = {"Authorization": auth["GT"]}
         with (
@@ -173,11 +190,11 @@ def test_streams_are_capped_per_caller_and_the_shared_readers_are_all_they_take(
 
 
 def test_shutdown_with_an_open_event_stream_is_bounded(
-    kafka: KafkaHarness, gw_tenant: Tenant
+    kafka: KafkaHarness, gw_tenant: Tenant, keys: Keys
 ) -> None:
     settings = kafka.settings_for(gw_tenant)
     client: httpx.Client | None = None
-    with gateway_with(settings) as (url, auth):
+    with gateway_with(settings, keys) as (url, auth):
         client = httpx.Client(base_url=url, headers={"Authorization": auth["GT"]}, timeout=60)
         stream = client.stream("GET", "/v1/deliveries", headers=SSE)
         response = stream.__enter__()
@@ -195,9 +212,7 @@ def test_the_gateway_follows_the_trust_list_and_never_rolls_back(
     refused (the gateway keeps the newer one) — on a tenant of its own, whose trust topic this
     test may rewrite."""
     tenant = kafka.provision(["MX", "GT"], partitions=1)
-    keys = Keys.make(("MX", "GT"))
-    anchors = tmp_path / "anchors.vkey"
-    anchors.write_text(keys.root.public.vkey + "\n")
+    keys = Keys.make(("MX", "GT"), tmp_path / "keys")
     operator = tenant.service("operator")
 
     def publish(serial: int) -> None:
@@ -209,7 +224,7 @@ def test_the_gateway_follows_the_trust_list_and_never_rolls_back(
 
     publish(5)
     settings = kafka.settings_for(tenant)
-    gateway = gateway_with(settings, trust_anchors_file=anchors, trust_refresh_s=0.2)
+    gateway = gateway_with(settings, keys, trust_refresh_s=0.2)
     with (
         gateway as (url, auth),
         httpx.Client(base_url=url, headers={"Authorization": auth["MX"]}) as c,
@@ -234,3 +249,72 @@ def test_the_gateway_follows_the_trust_list_and_never_rolls_back(
             time.sleep(0.1)
             seen.append(serial())
         assert 3 not in seen, seen
+
+
+def test_a_states_own_gateway_serves_its_state_only_with_its_keys_only(
+    kafka: KafkaHarness, gw_tenant: Tenant, keys: Keys, gateway: Gateway, tmp_path: Path
+) -> None:
+    """Production's shape: GT's gateway holds only GT's member keys (``keys_dir``), serves GT
+    only (``states``) and connects as GT's gateway principal only: GT's agencies read their
+    deliveries opened; a valid token of another state, issued before it started, is unknown
+    to it (it cannot read that state's token topic) on every route, and nothing it sends is
+    produced."""
+    mx_token = gateway.token("MX")  # at a gateway that serves MX: on MX's own token topic
+    settings = kafka.settings_for(gw_tenant)
+    registry = Registry.load(settings.schemas_dir)
+    _, delivery = signed_delivery(registry, keys, recipient="GT")
+    topic = gw_tenant.topic(DELIVER, "GT")
+    run(produce(gw_tenant, gw_tenant.node("MX"), topic, [delivery]))
+    own = keys.store_of("GT", tmp_path / "gt-keys")
+    with gateway_with(settings, keys, states=("GT",), keys_dir=own) as (url, auth):
+        with httpx.Client(base_url=url, headers={"Authorization": auth["GT"]}, timeout=30) as gt:
+            items = []
+            cursor: str | None = None
+            while True:
+                page = gt.get("/v1/deliveries", params={"cursor": cursor} if cursor else {}).json()
+                items += page["items"]
+                cursor = page["next_cursor"]
+                if page["caught_up"]:
+                    break
+        mine = next(i for i in items if base64.b64decode(i["delivery"]) == delivery)
+        assert mine["notice"]["origin"] == "MX" and "error" not in mine
+        before = run(end_offsets(gw_tenant, gw_tenant.topic(INGRESS, "MX")))
+        assert set(auth) == {"GT"}
+        mx_auth = {"Authorization": f"Bearer {mx_token}"}
+        with httpx.Client(base_url=url, headers=mx_auth, timeout=30) as mx:
+            notice = notice_json(registry, "MX")
+            for r in (
+                mx.post("/v1/notices", json={"type": "CaseNotice", "notice": notice}),
+                mx.get("/v1/deliveries"),
+                mx.get("/v1/trust-list"),
+            ):
+                assert (r.status_code, r.json()["reason"]) == (401, "AUTH_INVALID"), r.text
+        assert run(end_offsets(gw_tenant, gw_tenant.topic(INGRESS, "MX"))) == before
+    # A gateway for a state whose keys it does not hold, or for a non-member, does not start.
+    for wrong in ({"states": ("MX",), "keys_dir": own}, {"states": ("ZZ",)}):
+        with pytest.raises(ConfigError):
+            create_app(settings, keys.gateway(**wrong))
+
+
+def test_no_valid_node_key_no_publish(kafka: KafkaHarness, tmp_path: Path) -> None:
+    """A trust list in which MX's node has no valid encryption key (revoked): MX's notices are
+    refused with 503 SEAL_KEY_UNKNOWN and nothing is produced; GT's still go out, sealed."""
+    tenant = kafka.provision(["MX", "GT"], partitions=1)
+    keys = Keys.make(("MX", "GT"), tmp_path / "keys")
+    [mx_node] = [
+        m for m in keys.store.key_metas() if m.holder == node_holder("MX") and m.is_encryption
+    ]
+    keys.store.revoke(mx_node.key_id, since=now_ms() - 60_000)
+    revoked = keys.relisted(2)
+    operator = tenant.service("operator")
+    run(produce(tenant, operator, tenant.topic(TRUST), [revoked], key=TRUST_LIST_KEY))
+    settings = kafka.settings_for(tenant)
+    registry = Registry.load(settings.schemas_dir)
+    with gateway_with(settings, keys) as (url, auth):
+        for state, expected in (("MX", (503, "SEAL_KEY_UNKNOWN")), ("GT", (202, None))):
+            with httpx.Client(base_url=url, headers={"Authorization": auth[state]}) as c:
+                notice = notice_json(registry, state)
+                r = c.post("/v1/notices", json={"type": "CaseNotice", "notice": notice})
+            assert (r.status_code, r.json().get("reason")) == expected, r.text
+    assert sum(run(end_offsets(tenant, tenant.topic(INGRESS, "MX"))).values()) == 0
+    assert sum(run(end_offsets(tenant, tenant.topic(INGRESS, "GT"))).values()) == 1

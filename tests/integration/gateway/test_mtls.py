@@ -19,7 +19,7 @@ from puente.codec.registry import Registry
 from puente.config import GatewaySettings
 from puente_gateway.app import create_app
 from tests.harness import KafkaHarness, Tenant
-from tests.integration.gateway.support import issue_token, notice_json, serving, wait_until
+from tests.integration.gateway.support import Keys, issue_token, notice_json, serving, wait_until
 from tests.pki import CA, Issued, agency
 
 pytestmark = pytest.mark.kafka
@@ -75,7 +75,7 @@ def _client(url: str, tls: TLSWorld, who: Issued | None, **kw: Any) -> httpx.Cli
 
 
 def _server(
-    kafka: KafkaHarness, tenant: Tenant, tls: TLSWorld, mode: str, **extra: object
+    kafka: KafkaHarness, tenant: Tenant, keys: Keys, tls: TLSWorld, mode: str, **extra: object
 ) -> tuple[FastAPI, GatewaySettings]:
     settings = kafka.settings_for(tenant)
     values: dict[str, object] = {
@@ -85,13 +85,15 @@ def _server(
         "client_cert": mode,
         "mtls_clients": tls.clients,
     }
-    gw = GatewaySettings.model_validate(values | extra)
+    gw = keys.gateway(**(values | extra))
     return create_app(settings, gw), gw
 
 
 @pytest.fixture(scope="module")
-def required_url(kafka: KafkaHarness, gw_tenant: Tenant, tls: TLSWorld) -> Iterator[str]:
-    app, gw = _server(kafka, gw_tenant, tls, "required")
+def required_url(
+    kafka: KafkaHarness, gw_tenant: Tenant, keys: Keys, tls: TLSWorld
+) -> Iterator[str]:
+    app, gw = _server(kafka, gw_tenant, keys, tls, "required")
     with serving(app, gw) as url:
         yield url
 
@@ -147,9 +149,9 @@ def test_no_or_foreign_certificate_fails_the_handshake(
 
 
 def test_optional_client_certificates_let_token_callers_in(
-    kafka: KafkaHarness, gw_tenant: Tenant, tls: TLSWorld, tmp_path: Path
+    kafka: KafkaHarness, gw_tenant: Tenant, keys: Keys, tls: TLSWorld, tmp_path: Path
 ) -> None:
-    app, gw = _server(kafka, gw_tenant, tls, "optional")
+    app, gw = _server(kafka, gw_tenant, keys, tls, "optional")
     with serving(app, gw) as url:
         _, token = issue_token(app, url, "GT", agency="token agency")
         with _client(url, tls, None, headers={"Authorization": f"Bearer {token}"}) as c:
@@ -161,14 +163,21 @@ def test_optional_client_certificates_let_token_callers_in(
 
 
 def test_revoked_certificates_are_refused_and_the_files_are_re_read_while_serving(
-    kafka: KafkaHarness, gw_tenant: Tenant, tls: TLSWorld, tmp_path: Path
+    kafka: KafkaHarness, gw_tenant: Tenant, keys: Keys, tls: TLSWorld, tmp_path: Path
 ) -> None:
     crl = tmp_path / "clients.crl"
     crl.write_bytes(tls.ca.crl([tls.mx_consular.serial]))
     clients = tmp_path / "clients.yaml"
     clients.write_bytes(tls.clients.read_bytes())
     app, gw = _server(
-        kafka, gw_tenant, tls, "required", mtls_clients=clients, client_crl=crl, mtls_reload_s=0.1
+        kafka,
+        gw_tenant,
+        keys,
+        tls,
+        "required",
+        mtls_clients=clients,
+        client_crl=crl,
+        mtls_reload_s=0.1,
     )
     with serving(app, gw) as url:
         with _client(url, tls, tls.mx_consular) as c:

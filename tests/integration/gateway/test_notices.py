@@ -14,10 +14,17 @@ import orjson
 import pytest
 
 from puente.codec.wire import decode
+from puente.evidence.seal import open_notice
+from puente.evidence.trust import node_holder
 from puente.topics import INGRESS
 from puente_gateway.clock import now_ms
 from tests.integration.gateway.conftest import Gateway
-from tests.integration.gateway.support import end_offsets, notice_json, read_records, run
+from tests.integration.gateway.support import (
+    end_offsets,
+    notice_json,
+    read_records,
+    run,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -42,22 +49,27 @@ def test_notice_is_produced_after_ack_and_decodes_to_what_was_sent(gateway: Gate
     assert body["origin"] == "MX"
     assert body["topic"] == gateway.tenant.topic(INGRESS, "MX")
     assert "Idempotent-Replay" not in r.headers
-    # The acknowledged record is there, readable by the policy service, keyed by notice id.
+    # The acknowledged record is there, readable by MX's node, keyed by notice id, sealed to
+    # the node: only its key opens it, to the notice whose digest the answer gives.
     [rec] = run(
         read_records(
             gateway.tenant,
-            gateway.tenant.service("policy"),
+            gateway.tenant.node("MX"),
             body["topic"],
             body["partition"],
             body["offset"],
         )
     )
     assert rec.key == notice["notice_id"].encode()
-    assert hashlib.sha256(rec.value).hexdigest() == body["sha256"]
+    assert hashlib.sha256(rec.value).hexdigest() == body["sealed_sha256"]
+    assert rec.value[:2] == b"PS" and notice["summary"].encode() not in rec.value
+    ring = gateway.keys.store.keyring(node_holder("MX"))
+    opened = open_notice(rec.value, keys=ring, origin="MX").plaintext
+    assert hashlib.sha256(opened).hexdigest() == body["sha256"]
     headers = dict(rec.headers)
     assert headers["puente.via"] == b"gateway"
     assert headers["puente.type"] == b"puente.CaseNotice"
-    decoded = decode(gateway.registry, rec.value, reader="puente.CaseNotice")
+    decoded = decode(gateway.registry, opened, reader="puente.CaseNotice")
     assert decoded["notice_id"] == notice["notice_id"]
     assert decoded["origin"] == "MX"
     assert decoded["summary"] == notice["summary"]
@@ -128,16 +140,29 @@ def test_same_notice_id_with_other_content_is_a_conflict(gateway: Gateway) -> No
     assert _ingress(gateway, "MX") == before
 
 
-def test_another_state_reusing_a_notice_id_is_a_conflict(gateway: Gateway) -> None:
-    mx = notice_json(gateway.registry, "MX")
-    assert (
-        _post(gateway, gateway.token("MX"), {"type": "CaseNotice", "notice": mx}).status_code == 202
-    )
-    gt = notice_json(gateway.registry, "GT")
-    gt["notice_id"] = mx["notice_id"]
-    r = _post(gateway, gateway.token("GT"), {"type": "CaseNotice", "notice": gt})
-    assert r.status_code == 409
-    assert r.json()["reason"] == "NOTICE_ID_REUSED"
+def test_a_notice_id_belongs_to_its_state(gateway: Gateway) -> None:
+    """Each state's gateway keeps its own first answers (its own topic, which only its own
+    principal reaches): the same notice id from another state is that state's own notice, on
+    its own ingress, and each state's retry gets its own first answer back."""
+    mx_token, gt_token = gateway.token("MX"), gateway.token("GT")
+    mx_notice = notice_json(gateway.registry, "MX")
+    mx = {"type": "CaseNotice", "notice": mx_notice}
+    gt_notice = notice_json(gateway.registry, "GT")
+    gt_notice["notice_id"] = mx_notice["notice_id"]
+    gt = {"type": "CaseNotice", "notice": gt_notice}
+    first_mx = _post(gateway, mx_token, mx)
+    assert first_mx.status_code == 202
+    before = _ingress(gateway, "GT")
+    first_gt = _post(gateway, gt_token, gt)
+    assert first_gt.status_code == 202 and "Idempotent-Replay" not in first_gt.headers
+    assert first_gt.json()["origin"] == "GT"
+    assert first_gt.json()["topic"] == gateway.tenant.topic(INGRESS, "GT")
+    after = _ingress(gateway, "GT")
+    assert sum(after.values()) - sum(before.values()) == 1
+    for token, body, first in ((mx_token, mx, first_mx), (gt_token, gt, first_gt)):
+        again = _post(gateway, token, body)
+        assert again.headers["Idempotent-Replay"] == "true"
+        assert again.json() == first.json()
 
 
 # --- refusals: status, reason, and nothing produced ------------------------------------------

@@ -200,6 +200,8 @@ def test_required_signatures_fail_closed_without_a_trust_list(
         require_signed_receipts=True,
         trust_anchors_file=anchors,
         trust_list_file=tmp_path / "none.note",
+        states=("GT",),
+        keys_dir=gateway.keys.store.root,
     )
     app = create_app(settings, gw)
     record = receipt_record("GT")

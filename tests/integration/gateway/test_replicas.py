@@ -15,16 +15,18 @@ import pytest
 from fastapi import FastAPI
 
 from puente.codec.registry import Registry
-from puente.config import GatewaySettings
-from puente.topics import INGRESS
+from puente.evidence.trust import TRUST_LIST_KEY
+from puente.topics import INGRESS, TRUST
 from puente_gateway.app import create_app
 from tests.harness import KafkaHarness, Tenant
 from tests.integration.gateway.support import (
+    Keys,
     context_of,
     end_offsets,
     issue_token,
     notice_json,
     on_server,
+    produce,
     revoke_token,
     run,
     serving,
@@ -63,10 +65,11 @@ class World:
     replicas: list[Replica]
     stack: ExitStack
     kafka: KafkaHarness
+    keys: Keys
 
     def start(self) -> Replica:
         settings = self.kafka.settings_for(self.tenant, state_dir=self.state_dir)
-        gw = GatewaySettings(auth_fail_burst=10_000)
+        gw = self.keys.gateway(auth_fail_burst=10_000)
         app = create_app(settings, gw)
         replica = Replica(app, self.stack.enter_context(serving(app, gw)))
         self.replicas.append(replica)
@@ -76,6 +79,9 @@ class World:
 @pytest.fixture
 def world(kafka: KafkaHarness, tmp_path: Path) -> Iterator[World]:
     tenant = kafka.provision(["MX", "GT"], partitions=2)
+    keys = Keys.make(("MX", "GT"), tmp_path / "keys")
+    operator = tenant.service("operator")
+    run(produce(tenant, operator, tenant.topic(TRUST), [keys.trust_bytes], key=TRUST_LIST_KEY))
     state_dir = tmp_path / "state"
     state_dir.mkdir()
     with ExitStack() as stack:
@@ -86,6 +92,7 @@ def world(kafka: KafkaHarness, tmp_path: Path) -> Iterator[World]:
             [],
             stack,
             kafka,
+            keys,
         )
         w.start()
         w.start()

@@ -21,7 +21,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from puente.config import GatewaySettings
 from puente_gateway.app import create_app
 from tests.harness import KafkaHarness, Tenant
 from tests.integration.gateway.support import Keys, issue_token, serving
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture(scope="module")
 def fuzz_target(kafka: KafkaHarness, gw_tenant: Tenant, keys: Keys) -> Iterator[tuple[str, str]]:
-    gw = GatewaySettings(rate_per_s=10_000, rate_burst=10_000, auth_fail_burst=10_000, wait_max_s=1)
+    gw = keys.gateway(rate_per_s=10_000, rate_burst=10_000, auth_fail_burst=10_000, wait_max_s=1)
     app = create_app(kafka.settings_for(gw_tenant), gw)
     with serving(app, gw) as url:
         yield url, issue_token(app, url, "MX", agency="fuzzing agency")[1]

@@ -17,7 +17,7 @@ import pytest
 from puente.config import get_settings
 from puente_gateway.app import create_app
 from tests.harness import KafkaHarness, Tenant
-from tests.integration.gateway.support import context_of, serving, wait_until
+from tests.integration.gateway.support import Keys, context_of, serving, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -27,7 +27,12 @@ def tenant(
     kafka: KafkaHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Tenant]:
     tenant = kafka.provision(["MX", "GT"], partitions=1)
+    keys = Keys.make(("MX", "GT"), tmp_path / "federation-keys")
     monkeypatch.setenv("PUENTE_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("PUENTE_GATEWAY__TRUST_ANCHORS_FILE", str(keys.anchors))
+    # A gateway of the tenant's two states: it connects as each one's gateway principal.
+    monkeypatch.setenv("PUENTE_GATEWAY__STATES", '["MX", "GT"]')
+    monkeypatch.setenv("PUENTE_GATEWAY__KEYS_DIR", str(keys.store.root))
     monkeypatch.setenv("PUENTE_SECRETS_DIR", str(tenant.secrets.directory))
     monkeypatch.setenv("PUENTE_KAFKA_BOOTSTRAP", kafka.endpoint.bootstrap)
     monkeypatch.setenv("PUENTE_KAFKA_TOPIC_PREFIX", tenant.naming.prefix)

@@ -118,6 +118,14 @@ def test_receipt_tracker_metrics_exist(rules: list[dict[str, Any]]) -> None:
     _assert_exported(rules, "puente_receipts", families)
 
 
+def test_early_warning_metrics_exist(rules: list[dict[str, Any]]) -> None:
+    """The evaluator's metric names in the rules are ones it really exports."""
+    from puente.warnings.metrics import registry
+
+    families = {f.name: f.type for f in registry().collect()}
+    _assert_exported(rules, "puente_warnings", families)
+
+
 def test_the_guide_documents_every_puente_metric_the_rules_use(rules: list[dict[str, Any]]) -> None:
     guide = GUIDE.read_text()
     used = {m for r in rules for m in METRIC.findall(r["expr"]) if m.startswith("puente_")}

@@ -64,21 +64,23 @@ def test_valid_against_the_compose_specification(compose: dict[str, Any]) -> Non
 def test_compose_schema_check_is_real(compose: dict[str, Any]) -> None:
     bad = json.loads(json.dumps(compose))
     bad["services"]["node-mx"]["replica"] = 2  # not a Compose key
-    bad["services"]["gateway"]["ports"] = "8443:8443"  # must be a list
+    bad["services"]["gateway-mx"]["ports"] = "8443:8443"  # must be a list
     bad["secrets"]["admin"]["filename"] = "x"
     errors = compose_errors(bad)
     assert len(errors) >= 3, errors
 
 
-def test_three_kafka_nodes_a_node_per_state_and_the_puente_services(
+def test_three_kafka_nodes_a_node_and_a_gateway_per_state_and_provisioning(
     compose: dict[str, Any], inputs: contract.DeployInputs
 ) -> None:
     services = compose["services"]
     nodes = {f"node-{m.lower()}": m for m in inputs.members}
     trackers = {f"tracker-{m.lower()}": m for m in inputs.members}
-    assert len(nodes) == len(trackers) == 20
+    gateways = {f"gateway-{m.lower()}": m for m in inputs.members}
+    assert len(nodes) == len(trackers) == len(gateways) == 20
     assert set(services) == {
-        *("kafka-1", "kafka-2", "kafka-3", "provision", "gateway"),
+        *("kafka-1", "kafka-2", "kafka-3", "provision", "warnings"),
+        *gateways,
         *nodes,
         *trackers,
     }
@@ -109,7 +111,29 @@ def test_three_kafka_nodes_a_node_per_state_and_the_puente_services(
         # Its own key store, read-only; the public trust material where the node looks for it.
         assert f"./secrets/nodes/{member}/keys:{contract.NODE_KEYS_DIR}:ro" in node["volumes"]
         assert f"./secrets/trust-public:{contract.TRUST_MOUNT}:ro" in node["volumes"]
-    assert services["gateway"]["command"] == list(contract.GATEWAY_COMMAND)
+    ports = set()
+    for name, member in gateways.items():
+        gateway = services[name]
+        assert gateway["command"] == list(contract.GATEWAY_COMMAND)
+        env = gateway["environment"]
+        # State CC's own edge: it serves CC only, with CC's member keys, read-only.
+        assert json.loads(env[contract.ENV_GATEWAY_STATES]) == [member]
+        assert env[contract.ENV_GATEWAY_KEYS_DIR] == contract.GATEWAY_KEYS_DIR
+        assert (
+            f"./secrets/gateways/{member}/keys:{contract.GATEWAY_KEYS_DIR}:ro"
+            in (gateway["volumes"])
+        )
+        assert f"./secrets/trust-public:{contract.TRUST_MOUNT}:ro" in gateway["volumes"]
+        ((host, inside),) = (p.split(":") for p in gateway["ports"])
+        assert inside == str(contract.GATEWAY_PORT)
+        ports.add(host)
+    assert len(ports) == len(gateways)  # each state's gateway on its own host port
+    evaluator = services["warnings"]
+    assert evaluator["command"] == list(contract.WARNINGS_COMMAND)
+    assert evaluator["deploy"]["replicas"] == contract.WARNINGS_REPLICAS == 1
+    assert evaluator["environment"][contract.ENV_WARNINGS_KEYS_DIR] == contract.WARNINGS_KEYS_DIR
+    assert f"./secrets/warnings/keys:{contract.WARNINGS_KEYS_DIR}:ro" in evaluator["volumes"]
+    assert "ports" not in evaluator  # nothing reaches it from outside
     provision = services["provision"]["command"]
     assert (
         provision[:2] == ["/bin/sh", "-c"] and " ".join(contract.PROVISION_COMMAND) in provision[2]
@@ -117,10 +141,10 @@ def test_three_kafka_nodes_a_node_per_state_and_the_puente_services(
     assert "$" not in provision[2]  # Compose would interpolate it
     assert services["provision"]["restart"] == "no"
     # Start order: Kafka healthy, then provisioning completes, then the services.
-    for name in ("gateway", *nodes, *trackers):
+    for name in ("warnings", *gateways, *nodes, *trackers):
         deps = services[name]["depends_on"]
         assert deps["provision"]["condition"] == "service_completed_successfully"
-    for name in ("provision", "gateway", *nodes):
+    for name in ("provision", "warnings", *gateways, *nodes):
         env = services[name]["environment"]
         assert env["PUENTE_KAFKA_BOOTSTRAP"] == BOOTSTRAP
         assert env["PUENTE_SECRETS_DIR"] == "/run/secrets"
@@ -204,9 +228,24 @@ def test_secrets_come_from_files_and_are_never_committed(
             v for v in node["volumes"] if v.startswith("./secrets/") and "trust-public" not in v
         ]
         assert private == [f"./secrets/nodes/{member}/keys:{contract.NODE_KEYS_DIR}:ro"]
-    gateway = {s["source"] for s in compose["services"]["gateway"]["secrets"]}
-    assert inputs.naming.member_principal("MX") not in gateway
-    assert not [v for v in compose["services"]["gateway"]["volumes"] if "/nodes/" in v]
+        # Its gateway: the gateway's credential and TLS pair, and CC's gateway key store only.
+        gateway = compose["services"][f"gateway-{member.lower()}"]
+        assert inputs.naming.member_principal(member) not in {
+            s["source"] for s in gateway["secrets"]
+        }
+        private = [
+            v for v in gateway["volumes"] if v.startswith("./secrets/") and "trust-public" not in v
+        ]
+        assert private == [f"./secrets/gateways/{member}/keys:{contract.GATEWAY_KEYS_DIR}:ro"]
+    # The evaluator: its own credential and key store, nothing of any state's.
+    evaluator = compose["services"]["warnings"]
+    assert {s["target"] for s in evaluator["secrets"]} == {
+        f"{inputs.naming.service_principal('warnings')}.json"
+    }
+    private = [
+        v for v in evaluator["volumes"] if v.startswith("./secrets/") and "trust-public" not in v
+    ]
+    assert private == [f"./secrets/warnings/keys:{contract.WARNINGS_KEYS_DIR}:ro"]
     # No environment variable carries a password.
     for svc in compose["services"].values():
         assert not any("PASSWORD" in k for k in svc.get("environment", {})), svc

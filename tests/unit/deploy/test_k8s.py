@@ -14,6 +14,7 @@ import yaml
 from puente.deploy import contract
 from puente.deploy import k8s as k
 from puente.deploy.material import (
+    gateway_keys_secret_name,
     k8s_secret_manifests,
     k8s_trust_configmap,
     node_keys_secret_name,
@@ -131,12 +132,14 @@ def test_a_kafkatopic_per_planned_topic(
 ) -> None:
     topics = {d["spec"]["topicName"]: d for d in _by_kind(manifests, "KafkaTopic")}
     assert set(topics) == {t.name for t in inputs.plan.topics}
-    # Per member: nine kinds; global: checkpoints, trust, gateway-tokens, gateway-answers.
-    assert len(topics) == 9 * len(inputs.members) + 4
+    # Per member: eleven kinds (six, its gateway's tokens and answers, its receipt tracker's
+    # tracker, due and overdue); global: checkpoints, trust, aggregates, warnings.
+    assert len(topics) == 11 * len(inputs.members) + 4
+    single = {"puente.trust", "puente.aggregates", "puente.warnings"}  # one order each
     for t in inputs.plan.topics:
         spec = topics[t.name]["spec"]
         assert spec["partitions"] == t.partitions
-        assert t.partitions == (1 if t.name == "puente.trust" else contract.PARTITIONS)
+        assert t.partitions == (1 if t.name in single else contract.PARTITIONS)
         assert spec["replicas"] == t.replication == 3
         assert {key: str(v) for key, v in spec["config"].items()} == {
             key: str(k.typed(v)) for key, v in t.configs.items()
@@ -179,7 +182,16 @@ def test_a_kafkauser_per_principal_with_exactly_the_plans_acls(
             if r["resource"]["type"] == "topic" and "Read" in r["operations"]
         }
         assert {n for n in read if ".ingress." in n} == {f"puente.ingress.{member}"}
+        # So is its gateway; every topic it may touch is its own state's, or the trust list.
+        gateway = users[inputs.naming.gateway_principal(member)]
+        assert gateway["metadata"]["labels"]["puente.io/member"] == member
+        touched = {r["resource"]["name"] for r in gateway["spec"]["authorization"]["acls"]}
+        assert {n for n in touched if not n.endswith(f".{member}")} == {
+            "puente.trust",
+            "puente.warnings",
+        }
     assert not [u for u in users if u.endswith("-svc-policy")]  # the hub is gone
+    assert not [u for u in users if u.endswith("-svc-gateway")]  # no gateway of every state
 
 
 def test_kafka_cluster_matches_the_local_broker_settings(manifests: list[dict[str, Any]]) -> None:
@@ -219,25 +231,33 @@ def _deployment(manifests: list[dict[str, Any]], name: str) -> dict[str, Any]:
 def test_a_deployment_and_a_file_per_state(manifests: list[dict[str, Any]]) -> None:
     names = {d["metadata"]["name"] for d in _by_kind(manifests, "Deployment")}
     assert names == {
-        "puente-gateway",
+        "puente-warnings",
+        *(f"puente-gateway-{m.lower()}" for m in MEMBERS),
         *(f"puente-node-{m.lower()}" for m in MEMBERS),
         *(f"puente-tracker-{m.lower()}" for m in MEMBERS),
     }
     for member in MEMBERS:
-        # Everything one state's node and tracker run is in its own file (what its operator
-        # reviews).
-        docs = _docs(K8S / f"30-node-{member.lower()}.yaml")
-        assert {d["kind"] for d in docs} == {
-            "ServiceAccount",
-            "Deployment",
-            "PodDisruptionBudget",
-            "Service",
-            "NetworkPolicy",
-        }
-        assert {d["metadata"]["labels"]["puente.io/member"] for d in docs} == {member}
+        # Everything one state's node and tracker, and its gateway, run is in its own file (what
+        # its operator reviews).
+        for file in (f"30-node-{member.lower()}.yaml", f"31-gateway-{member.lower()}.yaml"):
+            docs = _docs(K8S / file)
+            assert {d["kind"] for d in docs} == {
+                "ServiceAccount",
+                "Deployment",
+                "PodDisruptionBudget",
+                "Service",
+                "NetworkPolicy",
+            }
+            assert {d["metadata"]["labels"]["puente.io/member"] for d in docs} == {member}
 
 
-@pytest.mark.parametrize("name", ["puente-gateway", *(f"puente-node-{m.lower()}" for m in MEMBERS)])
+@pytest.mark.parametrize(
+    "name",
+    [
+        *(f"puente-gateway-{m.lower()}" for m in MEMBERS),
+        *(f"puente-node-{m.lower()}" for m in MEMBERS),
+    ],
+)
 def test_deployments_have_probes_resources_and_a_budget(
     manifests: list[dict[str, Any]], name: str
 ) -> None:
@@ -284,6 +304,16 @@ def test_deployments_have_probes_resources_and_a_budget(
     ]
 
 
+def _mounted_secrets(pod: dict[str, Any]) -> set[str]:
+    """The names of the Secrets a pod mounts, as volumes or projected into one."""
+    return {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v} | {
+        s["secret"]["name"]
+        for v in pod["volumes"]
+        if "projected" in v
+        for s in v["projected"]["sources"]
+    }
+
+
 @pytest.mark.parametrize("member", MEMBERS)
 def test_node_shape(
     manifests: list[dict[str, Any]], inputs: contract.DeployInputs, member: str
@@ -307,12 +337,7 @@ def test_node_shape(
     assert all(e.keys() == {"name", "value"} for e in main["env"])
     # Least privilege: the only Secrets it mounts are its own (and Strimzi's cluster CA).
     principal = inputs.naming.node_principal(member)
-    secrets = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v} | {
-        s["secret"]["name"]
-        for v in pod["volumes"]
-        if "projected" in v
-        for s in v["projected"]["sources"]
-    }
+    secrets = _mounted_secrets(pod)
     assert secrets == {
         password_secret_name(principal),
         node_keys_secret_name(principal),
@@ -364,13 +389,80 @@ def test_tracker_shape(
     assert budgets == []  # one instance: a budget would block every node drain
 
 
+@pytest.mark.parametrize("member", MEMBERS)
+def test_gateway_shape(
+    manifests: list[dict[str, Any]], inputs: contract.DeployInputs, member: str
+) -> None:
+    """State CC's gateway serves CC only and mounts CC's gateway key store: no node key, no
+    other state's key."""
+    pod = _deployment(manifests, f"puente-gateway-{member.lower()}")["spec"]["template"]["spec"]
+    (main,) = pod["containers"]
+    assert [main["command"][0], *main["args"]] == list(contract.GATEWAY_COMMAND)
+    env = {e["name"]: e["value"] for e in main["env"]}
+    assert json.loads(env[contract.ENV_GATEWAY_STATES]) == [member]
+    assert env[contract.ENV_GATEWAY_KEYS_DIR] == contract.GATEWAY_KEYS_DIR
+    secrets = _mounted_secrets(pod)
+    assert secrets == {
+        password_secret_name(inputs.naming.gateway_principal(member)),
+        gateway_keys_secret_name(member),
+        k.gateway_tls_secret(member),
+        k.CLUSTER_CA_SECRET,
+    }
+    (init,) = pod["initContainers"]
+    assert "install -m 0600" in init["command"][-1]
+    mounts = {m["mountPath"]: m for m in main["volumeMounts"]}
+    assert mounts[contract.GATEWAY_KEYS_DIR]["readOnly"] is True
+
+
+def test_evaluator_shape(manifests: list[dict[str, Any]], inputs: contract.DeployInputs) -> None:
+    """`puente serve warnings`: one instance (replaced, never doubled: two would publish every
+    warning twice), probed and scraped on its metrics port, its own credential and key store
+    only, reaching only Kafka and DNS."""
+    docs = _docs(K8S / "32-warnings.yaml")
+    assert {d["kind"] for d in docs} == {"ServiceAccount", "Deployment", "Service", "NetworkPolicy"}
+    d = _deployment(manifests, "puente-warnings")
+    assert d["spec"]["replicas"] == 1 and d["spec"]["strategy"] == {"type": "Recreate"}
+    pod = d["spec"]["template"]["spec"]
+    (main,) = pod["containers"]
+    assert [main["command"][0], *main["args"]] == list(contract.WARNINGS_COMMAND)
+    ports = {p["name"] for p in main["ports"]}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert main[probe]["httpGet"]["port"] in ports, probe
+    env = {e["name"]: e["value"] for e in main["env"]}
+    assert env[contract.ENV_WARNINGS_KEYS_DIR] == contract.WARNINGS_KEYS_DIR
+    principal = inputs.naming.service_principal("warnings")
+    secrets = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    assert secrets == {
+        password_secret_name(principal),
+        node_keys_secret_name(principal),  # its key store: <principal>-keys, as a node's
+        k.CLUSTER_CA_SECRET,
+    }
+    (init,) = pod["initContainers"]
+    assert "install -m 0600" in init["command"][-1]
+    (policy,) = [n for n in docs if n["kind"] == "NetworkPolicy"]
+    assert [e["ports"] for e in policy["spec"]["egress"]] == [
+        [{"protocol": "TCP", "port": contract.KAFKA_CLIENT_PORT}],
+        [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    ]
+    monitoring = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    }
+    assert policy["spec"]["ingress"] == [
+        {
+            "from": [monitoring],
+            "ports": [{"protocol": "TCP", "port": contract.WARNINGS_METRICS_PORT}],
+        }
+    ]
+
+
 def test_every_reference_resolves(
     manifests: list[dict[str, Any]], inputs: contract.DeployInputs, tmp_path: Path
 ) -> None:
     """Secrets, ConfigMaps and their keys: what the manifests name will exist."""
     secrets = k8s_secret_manifests(tmp_path / "s", inputs, namespace=k.NAMESPACE)
     secret_keys = {s["metadata"]["name"]: set(s["stringData"]) for s in secrets}
-    external = {k.CLUSTER_CA_SECRET: {"ca.crt"}, k.GATEWAY_TLS_SECRET: {"tls.crt", "tls.key"}}
+    external = {k.CLUSTER_CA_SECRET: {"ca.crt"}}
+    external |= {k.gateway_tls_secret(m): {"tls.crt", "tls.key"} for m in inputs.members}
     configmaps = {
         cm["metadata"]["name"]: set(cm["data"])
         for cm in (

@@ -8,11 +8,15 @@ in-container path mapped into the tree. Then each service's own start-up code ru
 environment — each state's node builds itself as ``puente serve node --as CC`` does
 (``Runtime.node``: its Kafka credential, key store, pseudonymisation secret, trust anchors),
 takes the signed trust list from the mounted file, loads its policies, checks the floor the list
-pins and finds its own signing and encryption keys named in the list; the gateway builds its
-app, its TLS context and its Kafka TLS context; provisioning finds a credential for every
-principal; a Kafka node finds the files its properties and start script refer to. Nothing may be
-written into a read-only mount, and a secret a service reads but the render does not provide
-fails the walk — which is what removing each mounted file shows.
+pins and finds its own signing and encryption keys named in the list, and counts for early
+warning (triggers loaded, its key of usage early-warning found); the evaluator builds itself as
+``puente serve warnings`` does and finds its key named in the list; each state's gateway
+builds its app (serving that state only, with that state's member keys, which the list names as
+the key deliveries to it are sealed to), its TLS context and its Kafka TLS context;
+provisioning finds a credential for every principal; a Kafka node finds the files its
+properties and start script refer to. Nothing may be written into a read-only mount, and a
+secret a service reads but the render does not provide fails the walk — which is what removing
+each mounted file shows.
 """
 
 from __future__ import annotations
@@ -42,9 +46,10 @@ from puente.deploy.material import (
 from puente.errors import PuenteError
 from puente.evidence._time import now_ms
 from puente.evidence.keystore import TRUST_LIST_FILE
-from puente.evidence.trust import node_holder
+from puente.evidence.trust import Usage, member_holder, node_holder, service_holder
+from puente.evidence.trustsource import file_fetch
 from puente.kafka.broker_config import ADMIN_USER
-from puente.kafka.connection import admin_credential, credential, resolve_endpoint
+from puente.kafka.connection import admin_credential, resolve_endpoint
 from puente.secrets import SecretStore
 from puente.topics import Naming
 
@@ -159,6 +164,10 @@ def start_node(member: str) -> Callable[[Container], None]:
         assert ring is not None
         sealed_to = trust_list.encryption_key(node_holder(member), at=now)
         assert ring.get(sealed_to.key_id) is not None
+        # Early warning is on: the triggers are mounted and its key signs aggregates.
+        assert node.aggregation is not None, "early warning is off on this node"
+        counting = trust_list.entry(node.keys.early_warning_key(now).key_id)
+        assert counting.holder == node_holder(member) and Usage.EARLY_WARNING in counting.usages
 
     return start
 
@@ -186,16 +195,51 @@ def start_tracker(member: str) -> Callable[[Container], None]:
     return start
 
 
-def start_gateway(c: Container) -> None:
-    from puente_gateway.app import create_app
-    from puente_gateway.server import uvicorn_config
+def start_warnings(c: Container) -> None:
+    """The evaluator, built as ``puente serve warnings`` builds it: its credential, key store,
+    triggers and trust anchors; its key named in the mounted trust list."""
+    from puente.app.runtime import Runtime
 
-    settings = Settings()
-    gw = settings.gateway
-    app = create_app(settings, gw)
-    uvicorn_config(app, gw).load()  # reads the TLS certificate and key
-    principal = Naming(settings.kafka.topic_prefix).service_principal("gateway")
-    resolve_endpoint(settings).aiokafka_kwargs(credential(settings, principal))
+    runtime = Runtime.from_settings(Settings())
+    service, topic = runtime.warnings_evaluator(instance="walk")
+    service.endpoint.aiokafka_kwargs(service.cred)
+    files = [fetch for fetch in service.trust_sources if fetch != topic.newest]
+    assert asyncio.run(service.trust.refresh(files)), "no trust list taken from the files"
+    assert service.triggers.triggers, "no trigger mounted"
+    entry = service.trust.verifier().trust_list.entry(service.key.key_id)
+    assert entry.holder == service_holder("warnings") and Usage.EARLY_WARNING in entry.usages
+
+
+def start_gateway(member: str) -> Callable[[Container], None]:
+    """State ``member``'s gateway, built as ``puente gateway serve`` builds it; then the trust
+    list from the mounted file, in which its key store's key is the one deliveries to the
+    state are sealed to."""
+
+    def start(c: Container) -> None:
+        from puente.app.runtime import Runtime
+        from puente_gateway.app import create_app
+        from puente_gateway.context import GatewayContext
+        from puente_gateway.server import uvicorn_config
+
+        runtime = Runtime.from_settings(Settings())
+        settings, gw = runtime.settings, runtime.settings.gateway
+        # Its own state's gateway credential, and no other: it connects as <prefix>-gateway-cc.
+        credentials = runtime.gateway_credentials()
+        principal = Naming(settings.kafka.topic_prefix).gateway_principal(member)
+        assert {s: cred.username for s, cred in credentials.items()} == {member: principal}
+        # refuses a state whose member keys it does not hold
+        app = create_app(settings, gw, credentials=credentials)
+        uvicorn_config(app, gw).load()  # reads the TLS certificate and key
+        resolve_endpoint(settings).aiokafka_kwargs(credentials[member])
+        ctx = app.state.ctx
+        assert isinstance(ctx, GatewayContext)
+        assert ctx.edge.states == {member} and set(ctx.kafka.states) == {member}
+        tracker = ctx.trust.tracker
+        assert asyncio.run(tracker.refresh([file_fetch(ctx.trust.file)])), "no trust list"
+        sealed_to = tracker.verifier().trust_list.encryption_key(member_holder(member), at=now_ms())
+        assert ctx.edge.keyring(member).get(sealed_to.key_id) is not None
+
+    return start
 
 
 def start_provisioning(c: Container) -> None:
@@ -253,7 +297,7 @@ def compose_containers(tmp: Path, generated: Path) -> dict[str, Container]:
                 shutil.copytree(generated.joinpath(*Path(source).parts[1:]), c.mounts[target])
                 assert options == ["ro"], volume
                 c.readonly.add(target)
-                if "/nodes/" in source:
+                if any(f"/{d}/" in source for d in ("nodes", "gateways", "warnings")):
                     c.secret_mounts.add(target)
             elif source.startswith("."):
                 c.mounts[target] = (COMPOSE / source).resolve()  # a bind mount
@@ -274,7 +318,8 @@ def compose_containers(tmp: Path, generated: Path) -> dict[str, Container]:
 
 COMPOSE_STARTS: dict[str, Callable[[Container], None]] = {
     "provision": start_provisioning,
-    "gateway": start_gateway,
+    "warnings": start_warnings,
+    **{f"gateway-{m.lower()}": start_gateway(m) for m in INPUTS.members},
     **{f"kafka-{i}": start_kafka_node for i in (1, 2, 3)},
     **{f"node-{m.lower()}": start_node(m) for m in INPUTS.members},
     **{f"tracker-{m.lower()}": start_tracker(m) for m in INPUTS.members},
@@ -294,7 +339,8 @@ def _k8s_sources(
     secrets = {d["metadata"]["name"]: dict(d["stringData"]) for d in docs}
     cert, key = (x.decode() for x in self_signed_certificate(["gateway"], []))
     secrets[k.CLUSTER_CA_SECRET] = {"ca.crt": cert}  # Strimzi's cluster CA
-    secrets[k.GATEWAY_TLS_SECRET] = {"tls.crt": cert, "tls.key": key}  # cert-manager's
+    for member in INPUTS.members:  # cert-manager's
+        secrets[k.gateway_tls_secret(member)] = {"tls.crt": cert, "tls.key": key}
     configmaps = [
         k.policies_configmap(REPO / "policies", INPUTS.members),
         k8s_trust_configmap(generated, namespace=k.NAMESPACE),
@@ -368,7 +414,8 @@ def k8s_containers(tmp: Path, generated: Path) -> dict[str, Container]:
 
 
 K8S_STARTS: dict[str, Callable[[Container], None]] = {
-    "puente-gateway": start_gateway,
+    "puente-warnings": start_warnings,
+    **{f"puente-gateway-{m.lower()}": start_gateway(m) for m in INPUTS.members},
     **{f"puente-node-{m.lower()}": start_node(m) for m in INPUTS.members},
     **{f"puente-tracker-{m.lower()}": start_tracker(m) for m in INPUTS.members},
 }
@@ -430,3 +477,27 @@ def test_every_mounted_secret_of_a_node_is_read(
         c.host(file).unlink()
         with pytest.raises((PuenteError, AssertionError)):
             walk(c, start_node("MX"), service_env)
+
+
+@pytest.mark.parametrize("deployment", ["compose", "k8s"])
+def test_every_mounted_key_of_a_gateway_is_read(
+    deployment: str, tmp_path: Path, service_env: Callable[[Container], None]
+) -> None:
+    """State MX's gateway does not start without its member key's private part or description
+    (it could open none of MX's deliveries), nor without the trust list that names that key."""
+    name = "gateway-mx" if deployment == "compose" else "puente-gateway-mx"
+    build = compose_containers if deployment == "compose" else k8s_containers
+    generated = tmp_path / "generated"
+    probe = build(tmp_path / "probe", generated)[name]
+    keys = sorted(
+        f
+        for f in probe.files({contract.GATEWAY_KEYS_DIR})
+        if not f.endswith(PUBLIC_COPIES) and "/member-MX-" in f
+    )
+    assert [f.rsplit(".", 1)[1] for f in keys] == ["json", "skey"]
+    trust = [f for f in probe.files({contract.TRUST_MOUNT}) if f.endswith(TRUST_LIST_FILE)]
+    for i, file in enumerate([*keys, *trust]):
+        c = build(tmp_path / str(i), generated)[name]
+        c.host(file).unlink()
+        with pytest.raises((PuenteError, AssertionError)):
+            walk(c, start_gateway("MX"), service_env)

@@ -41,20 +41,21 @@ def _policies_with(tmp_path: Path, extra: str) -> Path:
 
 
 def test_a_new_member_changes_exactly_its_resources(tmp_path: Path) -> None:
-    """Adding a member to members.yaml adds its topics, users, node and policy item, nothing
-    else."""
+    """Adding a member to members.yaml adds its topics, users, node, gateway and policy item,
+    nothing else."""
     before = rendered()
     after = rendered(_policies_with(tmp_path, "ZZ"))
-    assert set(after) - set(before) == {K8S_DIR / "30-node-zz.yaml"}  # ZZ's own node
+    # ZZ's own node and gateway.
+    assert set(after) - set(before) == {K8S_DIR / "30-node-zz.yaml", K8S_DIR / "31-gateway-zz.yaml"}
     assert set(before) <= set(after)
     changed = {p for p in before if before[p] != after[p]}
     # Every Puente pod mounts the policies ConfigMap with an item per state (states/ZZ.yaml).
-    pods = {p for p in before if p.name.startswith("30-node-")} | {K8S_DIR / "31-gateway.yaml"}
+    pods = {p for p in before if p.name.startswith(("30-node-", "31-gateway-", "32-warnings"))}
     assert changed == {
-        COMPOSE_DIR / "compose.yaml",  # ZZ's node; the provisioning job mounts its credentials
+        COMPOSE_DIR / "compose.yaml",  # ZZ's node and gateway; provisioning mounts its credentials
         K8S_DIR / "20-topics.yaml",
         K8S_DIR / "21-users.yaml",
-        K8S_DIR / "kustomization.yaml",  # lists 30-node-zz.yaml
+        K8S_DIR / "kustomization.yaml",  # lists 30-node-zz.yaml and 31-gateway-zz.yaml
         *pods,
     }
     for path in pods:
@@ -65,11 +66,13 @@ def test_a_new_member_changes_exactly_its_resources(tmp_path: Path) -> None:
         d["spec"]["topicName"] for d in yaml.safe_load_all(before[K8S_DIR / "20-topics.yaml"]) if d
     }
     kinds = ("ingress", "deliver", "rejected", "receipts", "audit", "state", "tracker", "due")
-    assert new == {f"puente.{k}.ZZ" for k in (*kinds, "overdue")}
+    assert new == {
+        f"puente.{k}.ZZ" for k in (*kinds, "overdue", "gateway-tokens", "gateway-answers")
+    }
     users = [
         d["metadata"]["name"] for d in yaml.safe_load_all(after[K8S_DIR / "21-users.yaml"]) if d
     ]
-    assert {"puente-zz", "puente-node-zz", "puente-tracker-zz"} <= set(users)
+    assert {"puente-zz", "puente-node-zz", "puente-gateway-zz", "puente-tracker-zz"} <= set(users)
     compose = yaml.safe_load(after[COMPOSE_DIR / "compose.yaml"])
     assert compose["services"]["node-zz"]["command"][-2:] == ["--as", "ZZ"]
     assert compose["services"]["tracker-zz"]["command"][-2:] == ["--as", "ZZ"]
@@ -110,14 +113,17 @@ def test_policies_configmap_command(tmp_path: Path) -> None:
     (cm,) = [d for d in yaml.safe_load_all(out.read_text()) if d]
     assert cm["kind"] == "ConfigMap" and cm["metadata"]["name"] == "puente-policies"
     assert cm["data"]["states.MX.yaml"] == (REPO / "policies" / "states" / "MX.yaml").read_text()
-    assert len(cm["data"]) == 2 + 20
+    # members, regional floor, early warning's triggers and gazetteer, the twenty states.
+    assert len(cm["data"]) == 4 + 20
+    assert cm["data"]["triggers.yaml"] == (REPO / "policies" / "triggers.yaml").read_text()
 
 
-def test_policies_configmap_refuses_an_invalid_set(tmp_path: Path) -> None:
+@pytest.mark.parametrize("broken", ["states/MX.yaml", "triggers.yaml"])
+def test_policies_configmap_refuses_an_invalid_set(tmp_path: Path, broken: str) -> None:
     policies = tmp_path / "policies"
     shutil.copytree(REPO / "policies", policies)
-    mx = policies / "states" / "MX.yaml"
-    mx.write_text(mx.read_text() + "\nnot_a_key: [\n")
+    path = policies / broken
+    path.write_text(path.read_text() + "\nnot_a_key: [\n")
     result = runner.invoke(app, ["k8s", "policies", "--policies-dir", str(policies)])
     assert result.exit_code != 0
     assert "kind: ConfigMap" not in result.output

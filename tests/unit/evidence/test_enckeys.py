@@ -132,7 +132,7 @@ def test_key_store_keeps_encryption_keys_beside_signing_keys(tmp_path: Path) -> 
     # A node key of MX: its signing key is a node key for deliveries and checkpoints.
     node_sig, node_meta = store.generate("node:MX", valid_from=T0)
     assert node_meta.name == "puente.node/MX"
-    assert set(node_meta.usages) == {"delivery", "checkpoint"}
+    assert set(node_meta.usages) == {"delivery", "checkpoint", "early-warning"}
     node_enc, _ = store.generate_encryption("node:MX", valid_from=T0)
     # Another state's key, imported: public only.
     hn = EncryptionKey.generate("puente.member/HN")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from puente_gateway.auth import Authenticator, Caller
-from puente_gateway.errors import Unauthenticated, Unavailable
+from puente_gateway.errors import Forbidden, Unauthenticated, Unavailable
 from puente_gateway.mtls import ClientCertificates
 from puente_gateway.tokens import TokenTable, new_token, revoked
 
@@ -147,3 +147,21 @@ def test_a_token_wins_over_a_certificate(clients: ClientCertificates) -> None:
     tid, header = _issue(table, state="GT", agency="PNC")
     caller = _auth(table, clients).authenticate(_scope(header, SUBJECT))
     assert caller.id == tid and caller.state == "GT"
+
+
+def test_a_gateway_of_some_states_refuses_callers_of_the_others(
+    clients: ClientCertificates,
+) -> None:
+    """A state's own gateway (``served``) answers 403 STATE_NOT_SERVED to a valid token or
+    certificate of another member state, and serves its own state's callers."""
+    table = TokenTable()
+    _, gt = _issue(table, state="GT", agency="PNC")
+    mx_id, mx = _issue(table, state="MX", agency="SRE")
+    edge = Authenticator(table, current=Current(), members=MEMBERS, served=["GT"], clients=clients)
+    assert edge.authenticate(_scope(gt)).state == "GT"
+    for scope in (_scope(mx), _scope(subject=SUBJECT)):
+        with pytest.raises(Forbidden) as refused:
+            edge.authenticate(scope)
+        assert refused.value.reason == "STATE_NOT_SERVED"
+        assert refused.value.status == 403
+    assert _auth(table).authenticate(_scope(mx)).id == mx_id  # every member state by default

@@ -40,3 +40,14 @@ def test_bad_arguments_exit_non_zero(state: Path, args: list[str], complaint: st
     assert result.exit_code == 2
     assert complaint in result.output
     assert "pgw_" not in result.output
+
+
+def test_a_token_of_a_state_the_gateway_does_not_serve_is_refused(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUENTE_GATEWAY__STATES", '["MX"]')
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["token", "create", "--state", "GT", "--agency", "x"])
+    assert result.exit_code == 2
+    assert "serves MX" in result.output
+    assert "pgw_" not in result.output

@@ -26,6 +26,8 @@ STEMS = (
     "tracker",
     "due",
     "overdue",
+    "gateway-tokens",
+    "gateway-answers",
 )
 
 
@@ -41,16 +43,21 @@ def _grants(acls: list[Acl] | tuple[Acl, ...], principal: str) -> set[tuple[str,
     }
 
 
+# What a member state and its gateway both do with MX's topics: publish, acknowledge, read.
+MX_EDGE = {
+    ("WRITE", "TOPIC", "puente.ingress.MX"),
+    ("DESCRIBE", "TOPIC", "puente.ingress.MX"),
+    ("WRITE", "TOPIC", "puente.receipts.MX"),
+    ("DESCRIBE", "TOPIC", "puente.receipts.MX"),
+    ("READ", "TOPIC", "puente.deliver.MX"),
+    ("DESCRIBE", "TOPIC", "puente.deliver.MX"),
+    ("READ", "TOPIC", "puente.rejected.MX"),
+    ("DESCRIBE", "TOPIC", "puente.rejected.MX"),
+}
+
+
 def test_member_acls_are_exactly_its_own_topics_and_group() -> None:
-    assert _grants(member_acls(N, "MX"), "puente-mx") == {
-        ("WRITE", "TOPIC", "puente.ingress.MX"),
-        ("DESCRIBE", "TOPIC", "puente.ingress.MX"),
-        ("WRITE", "TOPIC", "puente.receipts.MX"),
-        ("DESCRIBE", "TOPIC", "puente.receipts.MX"),
-        ("READ", "TOPIC", "puente.deliver.MX"),
-        ("DESCRIBE", "TOPIC", "puente.deliver.MX"),
-        ("READ", "TOPIC", "puente.rejected.MX"),
-        ("DESCRIBE", "TOPIC", "puente.rejected.MX"),
+    assert _grants(member_acls(N, "MX"), "puente-mx") == MX_EDGE | {
         ("READ", "TOPIC", "puente.tracker.MX"),  # the deliveries MX sent, as its tracker sees
         ("DESCRIBE", "TOPIC", "puente.tracker.MX"),
         ("READ", "TOPIC", "puente.due.MX"),  # the ones MX received
@@ -61,6 +68,10 @@ def test_member_acls_are_exactly_its_own_topics_and_group() -> None:
         ("DESCRIBE", "TOPIC", "puente.checkpoints"),
         ("READ", "TOPIC", "puente.trust"),
         ("DESCRIBE", "TOPIC", "puente.trust"),
+        ("READ", "TOPIC", "puente.aggregates"),
+        ("DESCRIBE", "TOPIC", "puente.aggregates"),
+        ("READ", "TOPIC", "puente.warnings"),
+        ("DESCRIBE", "TOPIC", "puente.warnings"),
         ("READ", "GROUP", "puente.MX.*"),
     }
 
@@ -86,9 +97,7 @@ def test_services_hold_least_privilege() -> None:
     assert not any(op == "WRITE" for op, _, _ in auditor)
     assert ("READ", "TOPIC", "puente.audit.*") in auditor
     assert not any("deliver" in name or "ingress" in name for _, _, name in auditor)
-    gateway = _grants(plan.acls, "puente-svc-gateway")
-    assert ("READ", "TOPIC", "puente.ingress.*") not in gateway
-    assert not any(rt == "TRANSACTIONAL_ID" for _, rt, _ in gateway)
+    assert not _grants(plan.acls, "puente-svc-gateway")  # a gateway per state
     assert not _grants(plan.acls, "puente-svc-policy")  # no hub: a node per state
     mx = _grants(plan.acls, "puente-node-mx")
     assert ("READ", "TOPIC", "puente.ingress.MX") in mx
@@ -103,7 +112,6 @@ def test_services_hold_least_privilege() -> None:
     assert ("WRITE", "TOPIC", "puente.trust") not in mx
     assert ("WRITE", "TRANSACTIONAL_ID", "puente.node.MX.*") in mx
     assert ("READ", "GROUP", "puente.node.MX*") in mx
-    assert gateway >= {("READ", "TOPIC", "puente.tracker.*"), ("READ", "TOPIC", "puente.due.*")}
     assert not _grants(plan.acls, "puente-svc-receipts")  # a tracker per state instead
     operator = _grants(plan.acls, "puente-svc-operator")
     assert ("WRITE", "TOPIC", "puente.trust") in operator
@@ -146,6 +154,45 @@ def test_receipts_are_stamped_by_the_broker() -> None:
     assert names["puente.tracker.MX"].configs["cleanup.policy"] == "compact,delete"
 
 
+def test_early_warning_grants() -> None:
+    """Aggregates are written by every state's node (one topic, one partition: one order for
+    every evaluator; an aggregate's origin is its signature's, docs/early-warning.md §4) and
+    read by the evaluator and every member; warnings are written by the evaluator and read by
+    every member and the gateway. A node reads neither."""
+    plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
+    writers = {
+        (a.principal, a.name)
+        for a in plan.acls
+        if a.operation is Operation.WRITE and a.name in ("puente.aggregates", "puente.warnings")
+    }
+    assert writers == {(N.node_principal(m), "puente.aggregates") for m in MEMBERS} | {
+        ("puente-svc-warnings", "puente.warnings")
+    }
+    warnings = _grants(plan.acls, "puente-svc-warnings")
+    assert {(op, name) for op, rt, name in warnings if rt == "TOPIC" and op != "DESCRIBE"} == {
+        ("READ", "puente.aggregates"),
+        ("READ", "puente.warnings"),
+        ("WRITE", "puente.warnings"),
+        ("READ", "puente.trust"),
+    }
+    readers = {
+        a.principal
+        for a in plan.acls
+        if a.operation is Operation.READ and a.name == "puente.warnings"
+    }
+    assert readers == {N.member_principal(m) for m in MEMBERS} | {
+        N.gateway_principal(m) for m in MEMBERS
+    } | {"puente-svc-warnings"}
+    for m in MEMBERS:
+        assert ("READ", "TOPIC", "puente.aggregates") in _grants(plan.acls, N.member_principal(m))
+        node = _grants(plan.acls, N.node_principal(m))
+        assert ("READ", "TOPIC", "puente.aggregates") not in node
+        assert ("READ", "TOPIC", "puente.warnings") not in node
+    names = {t.name: t for t in plan.topics}
+    assert names["puente.aggregates"].partitions == names["puente.warnings"].partitions == 1
+    assert names["puente.aggregates"].configs["retention.ms"] == "-1"
+
+
 def test_topics_per_member_and_global_with_retention() -> None:
     plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
     names = {t.name: t for t in plan.topics}
@@ -160,26 +207,53 @@ def test_topics_per_member_and_global_with_retention() -> None:
     assert "min.insync.replicas" not in names[N.topic(INGRESS, "MX")].configs
 
 
-def test_only_the_gateway_reaches_its_shared_state() -> None:
+def test_a_states_gateway_holds_exactly_its_own_states_edge() -> None:
+    plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
+    assert {p.name: (p.role, p.member) for p in plan.principals if p.role == "gateway"} == {
+        f"puente-gateway-{m.lower()}": ("gateway", m) for m in MEMBERS
+    }
+    # No consumer group (it reads with assign()), no transactional id, no other state's topic.
+    assert _grants(plan.acls, "puente-gateway-mx") == MX_EDGE | {
+        ("READ", "TOPIC", "puente.tracker.MX"),  # GET /v1/receipts/status: what MX sent
+        ("DESCRIBE", "TOPIC", "puente.tracker.MX"),
+        ("READ", "TOPIC", "puente.due.MX"),  # and what MX received
+        ("DESCRIBE", "TOPIC", "puente.due.MX"),
+        ("READ", "TOPIC", "puente.gateway-tokens.MX"),
+        ("WRITE", "TOPIC", "puente.gateway-tokens.MX"),
+        ("DESCRIBE", "TOPIC", "puente.gateway-tokens.MX"),
+        ("READ", "TOPIC", "puente.gateway-answers.MX"),
+        ("WRITE", "TOPIC", "puente.gateway-answers.MX"),
+        ("DESCRIBE", "TOPIC", "puente.gateway-answers.MX"),
+        ("READ", "TOPIC", "puente.trust"),
+        ("DESCRIBE", "TOPIC", "puente.trust"),
+        ("READ", "TOPIC", "puente.warnings"),  # GET /v1/warnings: every member reads them
+        ("DESCRIBE", "TOPIC", "puente.warnings"),
+    }
+
+
+def test_only_a_states_gateway_reaches_its_shared_state() -> None:
     plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
     names = {t.name: t for t in plan.topics}
-    assert names[N.topic(GATEWAY_TOKENS)].configs["cleanup.policy"] == "compact"
-    assert names[N.topic(GATEWAY_TOKENS)].configs["retention.ms"] == "-1"
-    assert names[N.topic(GATEWAY_ANSWERS)].configs["retention.ms"] == str(7 * 86_400_000)
-    for kind in (GATEWAY_TOKENS, GATEWAY_ANSWERS):
-        topic = N.topic(kind)
-        covering = [
-            a
-            for a in plan.acls
-            if a.resource is Resource.TOPIC
-            and (a.name == topic or (a.pattern is Pattern.PREFIXED and topic.startswith(a.name)))
-        ]
-        assert {a.principal for a in covering} == {N.service_principal("gateway")}
-        assert {a.operation for a in covering} == {
-            Operation.READ,
-            Operation.WRITE,
-            Operation.DESCRIBE,
-        }
+    for m in MEMBERS:
+        assert names[N.topic(GATEWAY_TOKENS, m)].configs["cleanup.policy"] == "compact"
+        assert names[N.topic(GATEWAY_TOKENS, m)].configs["retention.ms"] == "-1"
+        assert names[N.topic(GATEWAY_ANSWERS, m)].configs["retention.ms"] == str(7 * 86_400_000)
+        for kind in (GATEWAY_TOKENS, GATEWAY_ANSWERS):
+            topic = N.topic(kind, m)
+            covering = [
+                a
+                for a in plan.acls
+                if a.resource is Resource.TOPIC
+                and (
+                    a.name == topic or (a.pattern is Pattern.PREFIXED and topic.startswith(a.name))
+                )
+            ]
+            assert {a.principal for a in covering} == {N.gateway_principal(m)}
+            assert {a.operation for a in covering} == {
+                Operation.READ,
+                Operation.WRITE,
+                Operation.DESCRIBE,
+            }
 
 
 def test_three_brokers_mean_replication_three_and_min_isr_two() -> None:
@@ -192,7 +266,7 @@ def test_adding_a_member_adds_only_its_own_items() -> None:
     before = build_plan(N, ["AR", "MX"], partitions=2, brokers=1)
     after = build_plan(N, ["AR", "MX", "US"], partitions=2, brokers=1)
     new_acls = set(after.acls) - set(before.acls)
-    new_principals = {"puente-us", "puente-node-us", "puente-tracker-us"}
+    new_principals = {"puente-us", "puente-node-us", "puente-gateway-us", "puente-tracker-us"}
     assert new_acls and {a.principal for a in new_acls} == new_principals
     new_topics = {t.name for t in after.topics} - {t.name for t in before.topics}
     assert new_topics == {f"puente.{s}.US" for s in STEMS}

@@ -7,6 +7,7 @@ from puente.kafka.provision import Action, ClusterState, diff
 from puente.topics import INGRESS, Naming
 
 N = Naming("puente")
+US_PRINCIPALS = ("puente-us", "puente-node-us", "puente-gateway-us", "puente-tracker-us")
 
 
 def _applied(members: list[str]) -> ClusterState:
@@ -31,11 +32,7 @@ def test_new_member_is_the_only_change() -> None:
     assert todo
     for c in todo:
         assert c.action is Action.CREATE
-        assert c.target.endswith(".US") or c.target in (
-            "puente-us",
-            "puente-node-us",
-            "puente-tracker-us",
-        )
+        assert c.target.endswith(".US") or c.target in US_PRINCIPALS
 
 
 def test_config_drift_and_more_partitions_are_updates() -> None:

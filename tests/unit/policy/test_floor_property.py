@@ -36,6 +36,7 @@ from puente.policy.engine import Decision, PolicySet
 from puente.policy.loader import load_policy_set
 from puente.policy.transforms import PseudonymKeys
 from puente.synth import Generator
+from tests.jsonfuzz import strings
 from tests.unit.policy.conftest import POLICIES, SCHEMAS
 
 KEYS = PseudonymKeys(b"property-secret-0123456789")
@@ -201,17 +202,6 @@ def _protected_from(
             yield p
 
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from _strings(v)
-
-
 def _dates(value: Any) -> Iterator[dt.date]:
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         yield value
@@ -242,15 +232,15 @@ def check_floor(ps: PolicySet, notice_type: str, notice: dict[str, Any]) -> None
         if not d.shared:
             continue
         assert d.payload is not None
-        strings = list(_strings(d.payload))
+        texts = list(strings(d.payload))
         dates = set(_dates(d.payload))
         for p in _protected_from(notice_type, notice, d, ps):
             for value in _identifying(notice, p):
-                leaked = [s for s in strings if value in s]
+                leaked = [s for s in texts if value in s]
                 assert not leaked, (d.recipient, d.rules, value, leaked)
             born = p["date_of_birth"]
             if born is not None:
-                assert born not in dates and born.isoformat() not in " ".join(strings), (
+                assert born not in dates and born.isoformat() not in " ".join(texts), (
                     d.recipient,
                     d.rules,
                 )

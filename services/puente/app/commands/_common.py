@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +15,19 @@ from puente.evidence.trustsource import read_anchors
 err = Console(stderr=True)
 out = Console()
 TIME_HELP = "Unix ms or ISO 8601 (default: now)"
+
+# The trust options of partner-side commands (they follow the trust topic, then this file).
+AnchorOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="trust anchor: the operator's root verifier key or a .vkey file (repeatable; "
+        "default: the local key store's root keys)"
+    ),
+]
+TrustListOpt = Annotated[
+    Path | None,
+    typer.Option(help="a signed trust-list file, used when the trust topic has none"),
+]
 
 
 def time_ms(text: str | None) -> int:

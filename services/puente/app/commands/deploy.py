@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from puente.config import get_settings
 from puente.deploy import contract as c
 from puente.errors import ConfigError, PuenteError
 
@@ -155,13 +156,16 @@ def k8s_policies_cmd(
         Path | None, typer.Option(help="file to write (default: standard output)")
     ] = None,
 ) -> None:
-    """Render the puente-policies ConfigMap, after checking that the policy set loads."""
+    """Render the puente-policies ConfigMap, after checking that the policy set and the
+    early-warning triggers load."""
     from puente.deploy.k8s import policies_configmap
     from puente.deploy.render import yaml_stream
     from puente.policy.loader import load_policy_set
+    from puente.warnings.loader import load_triggers
 
     source = policies_dir or c.repo_root() / "policies"
     load_policy_set(source)  # an invalid set is refused here, before it reaches the cluster
+    load_triggers(source, get_settings().schemas_dir)
     members = c.deploy_inputs(source).members
     text = yaml_stream([policies_configmap(source, members)], header="")
     if out is None:

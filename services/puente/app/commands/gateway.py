@@ -2,10 +2,11 @@
 
 ``token create --state MX --agency "..." [--types CaseNotice] [--expires-in-days 90]`` prints the
 token once; only its SHA-256 is kept. ``token revoke ID``, ``token list``. Rotation: create a new
-token, hand it over, revoke the old one. Token records live in the gateway-tokens topic that
-every gateway replica follows (puente_gateway.shared): the commands connect to Kafka as the
-gateway's principal, with its credential from the secrets directory — run them where a gateway
-runs. ``serve`` runs the HTTP gateway (uvicorn, one worker).
+token, hand it over, revoke the old one. A state's token records live in its own
+gateway-tokens topic that every replica of its gateway follows (puente_gateway.shared): the
+commands connect to Kafka as that state's gateway principal (``<prefix>-gateway-cc``), with its
+credential from the secrets directory — run them where the state's gateway runs. ``serve`` runs
+the HTTP gateway (uvicorn, one worker), as the gateway principal of each state it serves.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Annotated, Literal, TypeVar
 
 import typer
 
+from puente.app.runtime import Runtime
 from puente.codec.errors import SchemaError
 from puente.codec.registry import Registry
 from puente.config import get_settings
@@ -45,12 +47,18 @@ class TokensUnavailable(PuenteError):
     reason = "KAFKA_UNAVAILABLE"
 
 
-def _with_tokens(work: Callable[[SharedState], Awaitable[T]]) -> T:
-    """Run ``work`` on the token table read to its end, with a producer to change it."""
+def _with_tokens(
+    work: Callable[[SharedState], Awaitable[T]], states: tuple[str, ...] | None = None
+) -> T:
+    """Run ``work`` on the token table of ``states`` (default: every state this gateway
+    serves) read to its end, with a producer to change it, as each state's gateway."""
+    runtime = Runtime.from_settings()
+    states = states or runtime.gateway_states
+    creds = {s: runtime.gateway_credential(s) for s in states}
 
     async def run() -> T:
-        gw = get_settings().gateway
-        kafka = GatewayKafka(get_settings(), gw)
+        gw = runtime.settings.gateway
+        kafka = GatewayKafka(runtime.settings, gw, creds)
         state = SharedState(
             kafka,
             ttl_s=gw.idempotency_ttl_s,
@@ -62,9 +70,9 @@ def _with_tokens(work: Callable[[SharedState], Awaitable[T]]) -> T:
         try:
             if not await state.loaded(timeout_s=gw.produce_timeout_s * 3):
                 raise TokensUnavailable(
-                    f"could not read {state.tokens_topic} to its end",
-                    hint="check that Kafka runs and that the gateway's credential is in the "
-                    "secrets directory (puente kafka provision)",
+                    f"could not read {', '.join(state.tokens_topics.values())} to its end",
+                    hint="check that Kafka runs and that each state's gateway credential is in "
+                    "the secrets directory (puente kafka provision)",
                 )
             return await work(state)
         finally:
@@ -127,6 +135,13 @@ def token_create(
     state = state.upper()
     if state not in load_members(get_settings().policies_dir).codes:
         raise typer.BadParameter(f"{state} is not a member state", param_hint="--state")
+    served = get_settings().gateway.states
+    if served and state not in served:
+        raise typer.BadParameter(
+            f"this gateway serves {', '.join(served)} (PUENTE_GATEWAY__STATES): a token of "
+            f"{state} is created at {state}'s own gateway",
+            param_hint="--state",
+        )
     full_types = _notice_types(types or [])
     now = now_ms()
     expires = now + expires_in_days * DAY_MS if expires_in_days else None
@@ -137,7 +152,7 @@ def token_create(
     async def publish(shared: SharedState) -> None:
         await shared.put_token(record)
 
-    _with_tokens(publish)
+    _with_tokens(publish, (state,))
     if as_json:
         typer.echo(json.dumps(_row(record, now) | {"token": token}))
         return
@@ -181,7 +196,7 @@ def token_list(
     async def listing(shared: SharedState) -> list[TokenRecord]:
         return shared.tokens.list(state=state.upper() if state else None)
 
-    records = _with_tokens(listing)
+    records = _with_tokens(listing, (state.upper(),) if state else None)
     now = now_ms()
     rows = [_row(r, now) for r in records]
     if as_json:
@@ -236,5 +251,6 @@ def serve_command(
         )
         updates["client_cert"] = mode
     given = {k: v for k, v in updates.items() if v is not None}
-    gw = get_settings().gateway.model_copy(update=given)
-    serve(get_settings(), gw)
+    runtime = Runtime.from_settings()
+    gw = runtime.settings.gateway.model_copy(update=given)
+    serve(runtime.settings, gw, credentials=runtime.gateway_credentials())

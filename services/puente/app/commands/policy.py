@@ -95,13 +95,17 @@ def decision_json(d: Decision, registry: Registry) -> dict[str, Any]:
 @app.command()
 def check(policies: PoliciesOpt = None, schemas: SchemasOpt = None) -> None:
     """Validate every policy file; list each problem with file and line. Exit 1 on errors."""
+    from puente.warnings.loader import collect_trigger_problems  # triggers.yaml, places.yaml
+
     pdir, sdir = _dirs(policies, schemas)
     ps, problems = collect_problems(pdir, sdir)
+    ts, trigger_problems = collect_trigger_problems(pdir, sdir)
+    problems += trigger_problems
     console = Console(stderr=False, highlight=False)
     for p in problems:
         colour = "red" if p.severity == "error" else "yellow"
         console.print(f"[{colour}]{p}[/{colour}]", soft_wrap=True)
-    if ps is None:
+    if ps is None or ts is None:
         errors = sum(1 for p in problems if p.severity == "error")
         console.print(f"[red]policy set refused: {errors} error(s)[/red]")
         raise typer.Exit(1)
@@ -109,6 +113,8 @@ def check(policies: PoliciesOpt = None, schemas: SchemasOpt = None) -> None:
         f"ok: {len(ps.files)} files, {len(ps.rules)} rules, {len(ps.members)} members, "
         f"version {ps.version}"
     )
+    if ts.triggers:
+        console.print(f"ok: {len(ts.triggers)} early-warning triggers, version {ts.version}")
 
 
 @app.command()

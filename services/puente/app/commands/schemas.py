@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from puente.codec.fingerprint import format_fingerprint
 from puente.codec.registry import Registry, default_registry
@@ -35,7 +35,9 @@ def registry_for(directory: Path | None) -> Registry:
 def list_schemas(directory: DirOption = None) -> None:
     """Every record schema, its versions and the latest fingerprint."""
     reg = registry_for(directory)
-    table = Table("record", "versions", "latest", "fingerprint (CRC-64-AVRO)", "file")
+    # The record name is what `show` takes: on a narrow terminal the file path gives way, never it.
+    record = Column("record", no_wrap=True, min_width=max(map(len, reg.names()), default=6))
+    table = Table(record, "versions", "latest", "fingerprint (CRC-64-AVRO)", "file")
     for name in reg.names():
         versions = reg.versions(name)
         latest = versions[-1]

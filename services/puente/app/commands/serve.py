@@ -1,6 +1,6 @@
 """``puente serve node --as CC``: run member state CC's node (or several states' nodes, or
 ``--all`` of them for the embedded default, in one process); ``puente serve receipts --as CC``:
-its receipt tracker, the same way."""
+its receipt tracker, the same way; ``puente serve warnings``: the early-warning evaluator."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Annotated, Protocol
 
 import typer
 
+from puente.app.commands._common import AnchorOpt, TrustListOpt
 from puente.app.runtime import Runtime
 from puente.kafka.trustfeed import TrustTopicReader
 
@@ -123,3 +124,31 @@ def receipts(
         start_http_server(port, addr=cfg.metrics_host)
 
     _until_signalled(codes, lambda code: runtime.tracker(code, instance=instance))
+
+
+@app.command()
+def warnings(
+    instance: Annotated[str, typer.Option(help="a name for this instance (logs)")] = "warnings-1",
+    anchor: AnchorOpt = None,
+    trust_list: TrustListOpt = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus port (0: off)")] = None,
+) -> None:
+    """Evaluate the early-warning triggers over every state's signed aggregates and publish
+    signed early warnings (and their end) to the warnings topic (docs/early-warning.md §5).
+
+    Runs as the ``warnings`` service principal with the evaluator's key
+    (``PUENTE_WARNINGS__KEYS_DIR``); keeps no state of its own (it replays the aggregates at
+    start and publishes nothing twice). SIGTERM or Ctrl-C stops it.
+    """
+    from prometheus_client import start_http_server
+
+    runtime = Runtime.from_settings()
+    service, topic = runtime.warnings_evaluator(
+        instance=instance, anchors=anchor, trust_file=trust_list
+    )
+    cfg = runtime.settings.warnings
+    port = cfg.metrics_port if metrics_port is None else metrics_port
+    if port:
+        start_http_server(port, addr=cfg.metrics_host)
+
+    _until_signalled(["warnings"], lambda _: (service, topic))

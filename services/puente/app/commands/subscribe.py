@@ -17,6 +17,7 @@ from typing import Annotated, TextIO
 import orjson
 import typer
 
+from puente.app.commands._common import AnchorOpt, TrustListOpt
 from puente.app.runtime import Runtime
 from puente.errors import ConfigError
 from puente.evidence._time import now_ms
@@ -43,17 +44,8 @@ def subscribe(
             "(what a third party verifies, docs/evidence.md §4.1)"
         ),
     ] = None,
-    anchor: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="trust anchor: the operator's root verifier key or a .vkey file (repeatable; "
-            "default: the local key store's root keys)"
-        ),
-    ] = None,
-    trust_list: Annotated[
-        Path | None,
-        typer.Option(help="a signed trust-list file, used when the trust topic has none"),
-    ] = None,
+    anchor: AnchorOpt = None,
+    trust_list: TrustListOpt = None,
     trust_refresh: Annotated[
         float, typer.Option(help="seconds between trust-list refreshes", min=1.0)
     ] = 30.0,
