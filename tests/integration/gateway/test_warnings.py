@@ -113,7 +113,7 @@ def world(kafka: KafkaHarness, tmp_path_factory: pytest.TempPathFactory) -> Iter
         sse_recheck_s=0.5,
         trust_anchors_file=anchors,
         trust_refresh_s=0.5,
-        states=list(STATES),  # the tenant's states: each is reached as its own gateway
+        states=STATES,  # the tenant's states: each is reached as its own gateway
     )
     # A state's gateway starts only with its state's encryption key (it opens its deliveries).
     store = KeyStore(settings.keys_dir)
