@@ -23,7 +23,15 @@ from fastapi import FastAPI
 from puente.codec.registry import Registry
 from puente.config import GatewaySettings
 from puente.evidence.keys import SigningKey
-from puente.evidence.trust import TRUST_LIST_KEY, KeyEntry, TrustList, Usage, service_holder
+from puente.evidence.keystore import KeyStore
+from puente.evidence.trust import (
+    TRUST_LIST_KEY,
+    KeyEntry,
+    TrustList,
+    Usage,
+    member_holder,
+    service_holder,
+)
 from puente.topics import TRUST, WARNINGS
 from puente.warnings.evaluator import EarlyWarning
 from puente.warnings.signing import WARNING_CONTEXT, sign
@@ -105,7 +113,12 @@ def world(kafka: KafkaHarness, tmp_path_factory: pytest.TempPathFactory) -> Iter
         sse_recheck_s=0.5,
         trust_anchors_file=anchors,
         trust_refresh_s=0.5,
+        states=STATES,  # the tenant's states: each is reached as its own gateway
     )
+    # A state's gateway starts only with its state's encryption key (it opens its deliveries).
+    store = KeyStore(settings.keys_dir)
+    for state in STATES:
+        store.generate_encryption(member_holder(state), valid_from=now - DAY)
     registry = Registry.load(settings.schemas_dir)
     app = create_app(settings, gw, registry=registry)
     with serving(app, gw) as url:
