@@ -21,14 +21,13 @@ idempotency TTL) and that notice is of one of its types.
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from puente.codec.errors import DecodeError, EncodeError
 from puente.codec.registry import Registry
@@ -42,11 +41,10 @@ from puente_gateway.body import JSON_TYPE
 from puente_gateway.clock import iso_ms
 from puente_gateway.context import GatewayContext, b64, context, json_of
 from puente_gateway.cursor import MAX_CURSOR, Kind, decode_cursor
-from puente_gateway.errors import GatewayError
 from puente_gateway.models import DeliveryPage, RejectionPage
 from puente_gateway.openapi import error_responses
 from puente_gateway.reader import Record, TopicReader
-from puente_gateway.sse import EVENT_STREAM, HEARTBEAT, event, preamble, wants_events
+from puente_gateway.sse import EVENT_STREAM, event, event_stream, wants_events
 
 router = APIRouter(tags=["feeds"])
 Render = Callable[[GatewayContext, Caller, Record], Awaitable[dict[str, Any] | None]]
@@ -197,29 +195,15 @@ async def _stream(
     # Open the Kafka reader before answering, so that failing to is still a plain 503.
     await records.__anext__()
 
-    async def body() -> AsyncIterator[bytes]:
-        checked = time.monotonic()
-        try:
-            yield preamble()
-            async for rec in records:
-                if time.monotonic() - checked >= ctx.gw.sse_recheck_s:
-                    checked = time.monotonic()
-                    ctx.authenticator.recheck(caller)  # its refusal ends the stream
-                if rec is None:
-                    yield HEARTBEAT
-                    continue
-                item = await render(ctx, caller, rec)
-                if item is not None:
-                    yield event(event_name, orjson.dumps(item), rec.cursor)
-        except GatewayError as err:
-            yield event("error", err.body())
-        finally:
-            await records.aclose()
+    async def one(rec: Any) -> bytes | None:
+        item = await render(ctx, caller, rec)
+        return None if item is None else event(event_name, orjson.dumps(item), rec.cursor)
 
-    return StreamingResponse(
-        body(),
-        media_type=EVENT_STREAM,
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    return await event_stream(
+        records,
+        one,
+        recheck=lambda: ctx.authenticator.recheck(caller),
+        recheck_s=ctx.gw.sse_recheck_s,
     )
 
 

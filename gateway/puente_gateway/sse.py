@@ -9,7 +9,16 @@ error body and ends; the client reconnects with its last id.
 
 from __future__ import annotations
 
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
 from starlette.requests import Request
+from starlette.responses import StreamingResponse
+
+from puente_gateway.errors import GatewayError
+
+R = TypeVar("R")
 
 EVENT_STREAM = "text/event-stream"
 HEARTBEAT = b": keepalive\n\n"
@@ -30,3 +39,41 @@ def event(kind: str, data: bytes, event_id: str | None = None) -> bytes:
 def preamble() -> bytes:
     """The first bytes of a stream: the reconnection delay."""
     return f"retry: {RETRY_MS}\n\n".encode()
+
+
+async def event_stream(
+    records: AsyncGenerator[R | None, None],
+    render: Callable[[R], Awaitable[bytes | None]],
+    *,
+    recheck: Callable[[], None],
+    recheck_s: float,
+) -> StreamingResponse:
+    """The event stream of ``records`` (``None``: a heartbeat is due): each record becomes the
+    event ``render`` makes of it (``None``: nothing to send); the caller's credentials are
+    re-checked (``recheck`` raises when they no longer hold) every ``recheck_s``; a GatewayError
+    ends the stream with an ``error`` event. ``records`` is closed when the stream ends."""
+
+    async def body() -> AsyncIterator[bytes]:
+        checked = time.monotonic()
+        try:
+            yield preamble()
+            async for rec in records:
+                if time.monotonic() - checked >= recheck_s:
+                    checked = time.monotonic()
+                    recheck()  # its refusal ends the stream
+                if rec is None:
+                    yield HEARTBEAT
+                    continue
+                out = await render(rec)
+                if out is not None:
+                    yield out
+        except GatewayError as err:
+            yield event("error", err.body())
+        finally:
+            await records.aclose()
+
+    return StreamingResponse(
+        body(),
+        media_type=EVENT_STREAM,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

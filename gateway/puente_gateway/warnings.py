@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 import orjson
@@ -27,7 +27,7 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel, Field
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from puente.evidence.trust import TrustList
 from puente.topics import WARNINGS
@@ -35,10 +35,10 @@ from puente.warnings.listing import LIST_CONTRACT, Listing, WarningRecord, selec
 from puente_gateway.auth import Caller, caller_of
 from puente_gateway.body import JSON_TYPE
 from puente_gateway.context import GatewayContext, context
-from puente_gateway.errors import BadRequest, GatewayError
+from puente_gateway.errors import BadRequest
 from puente_gateway.openapi import error_responses
 from puente_gateway.pool import ReadKind
-from puente_gateway.sse import EVENT_STREAM, HEARTBEAT, event, preamble, wants_events
+from puente_gateway.sse import EVENT_STREAM, event, event_stream, wants_events
 
 router = APIRouter(tags=["early warning"])
 MAX_EVENT_ID = 19  # digits of an offset
@@ -179,31 +179,20 @@ async def _stream(ctx: GatewayContext, caller: Caller, start: int, trigger: str 
     records = _records(ctx, caller, start)
     await records.__anext__()  # refused or failing here: still a plain 429 / 503
 
-    async def body() -> AsyncIterator[bytes]:
-        listing = Listing(ctx.registry, None)  # skips copies; each entry verified as it comes
-        checked = time.monotonic()
-        try:
-            yield preamble()
-            async for r in records:
-                if time.monotonic() - checked >= ctx.gw.sse_recheck_s:
-                    checked = time.monotonic()
-                    ctx.authenticator.recheck(caller)  # its refusal ends the stream
-                if r is None:
-                    yield HEARTBEAT
-                    continue
-                listing.trust_list = await _trust_list(ctx)
-                e = listing.add(_record(r))
-                if e is not None and (trigger is None or e.get("trigger_id") == trigger):
-                    yield event("warning", orjson.dumps(e), str(r.offset + 1))
-        except GatewayError as err:
-            yield event("error", err.body())
-        finally:
-            await records.aclose()
+    listing = Listing(ctx.registry, None)  # skips copies; each entry verified as it comes
 
-    return StreamingResponse(
-        body(),
-        media_type=EVENT_STREAM,
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    async def one(r: Any) -> bytes | None:
+        listing.trust_list = await _trust_list(ctx)
+        e = listing.add(_record(r))
+        if e is not None and (trigger is None or e.get("trigger_id") == trigger):
+            return event("warning", orjson.dumps(e), str(r.offset + 1))
+        return None
+
+    return await event_stream(
+        records,
+        one,
+        recheck=lambda: ctx.authenticator.recheck(caller),
+        recheck_s=ctx.gw.sse_recheck_s,
     )
 
 
