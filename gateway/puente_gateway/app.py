@@ -9,7 +9,7 @@ lifespan follows the shared state (tokens, first answers) and closes the Kafka c
 from __future__ import annotations
 
 import traceback
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -94,7 +94,8 @@ def create_app(
     )
     metrics.state_lag.set_function(shared.lag_s)
     metrics.ledger_entries.set_function(lambda: len(shared.ledger))
-    readers = ReaderPool(kafka, _admission(gw, members), metrics, max_idle=gw.max_idle_readers)
+    # Reserves only for the states this gateway serves: callers of other states never get in.
+    readers = ReaderPool(kafka, _admission(gw, edge.states), metrics, max_idle=gw.max_idle_readers)
     kafka.readers = readers
     authenticator = Authenticator(
         shared.tokens,
@@ -172,7 +173,7 @@ def create_app(
     return app
 
 
-def _admission(gw: GatewaySettings, members: tuple[str, ...]) -> Admission:
+def _admission(gw: GatewaySettings, states: Iterable[str]) -> Admission:
     limits = Limits(
         total=gw.max_readers,
         reserve_per_state=gw.reader_reserve_per_state,
@@ -181,7 +182,7 @@ def _admission(gw: GatewaySettings, members: tuple[str, ...]) -> Admission:
         pages_per_caller=gw.max_pages_per_caller,
         pages_per_state=gw.max_pages_per_state,
     )
-    return Admission(limits, members, retry_after_s=gw.retry_after_s)
+    return Admission(limits, states, retry_after_s=gw.retry_after_s)
 
 
 def _client_certificates(gw: GatewaySettings) -> ClientCertificates | None:

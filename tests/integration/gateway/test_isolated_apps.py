@@ -18,7 +18,6 @@ from puente.codec.registry import Registry
 from puente.config import Settings
 from puente.errors import ConfigError
 from puente.evidence.trust import TRUST_LIST_KEY, node_holder
-from puente.members import load_members
 from puente.topics import DELIVER, INGRESS, TRUST
 from puente_gateway.app import create_app
 from puente_gateway.clock import now_ms
@@ -163,9 +162,9 @@ def test_streams_are_capped_per_caller_and_the_shared_readers_are_all_they_take(
     kafka: KafkaHarness, gw_tenant: Tenant, keys: Keys
 ) -> None:
     settings = kafka.settings_for(gw_tenant)
-    members = len(load_members(settings.policies_dir).codes)
-    # One reader for the gateway, one per state for its pages, one shared.
-    small = {"max_readers": members + 2, "max_streams_per_caller": 1, "retry_after_s": 2}
+    served = len(keys.gateway().states)
+    # One reader for the gateway, one per state it serves for its pages, one shared.
+    small = {"max_readers": served + 2, "max_streams_per_caller": 1, "retry_after_s": 2}
     with gateway_with(settings, keys, **small) as (url, auth):
         mx = {"Authorization": auth["MX"]}
         gt = {"Authorization": auth["GT"]}
@@ -266,7 +265,10 @@ def test_a_states_own_gateway_serves_its_state_only_with_its_keys_only(
     topic = gw_tenant.topic(DELIVER, "GT")
     run(produce(gw_tenant, gw_tenant.node("MX"), topic, [delivery]))
     own = keys.store_of("GT", tmp_path / "gt-keys")
-    with gateway_with(settings, keys, states=("GT",), keys_dir=own) as (url, auth):
+    # Readers: one for the gateway, one reserved for GT (the only state it serves; none kept
+    # for the other 19), one shared.
+    own_gateway = {"states": ("GT",), "keys_dir": own, "max_readers": 3}
+    with gateway_with(settings, keys, **own_gateway) as (url, auth):
         with httpx.Client(base_url=url, headers={"Authorization": auth["GT"]}, timeout=30) as gt:
             items = []
             cursor: str | None = None
