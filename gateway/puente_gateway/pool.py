@@ -4,9 +4,9 @@ A page holds a reader for at most its long-poll; an event stream holds one for a
 client stays. Without limits one token could open every reader with streams, after which every
 state's pages would be refused. :class:`Admission` (pure) decides who gets a reader:
 
-- every state the gateway serves has ``reserve_per_state`` readers only its pages may use, and the gateway
-  keeps ``internal`` readers for itself (the trust-list refresh), so each state can always read a
-  page and the trust list can always be refreshed;
+- every state the gateway serves has ``reserve_per_state`` readers only its pages may use, and
+  the gateway keeps ``internal`` readers for itself (the trust-list refresh), so each state can
+  always read a page and the trust list can always be refreshed;
 - the rest is shared: streams only ever take shared readers, pages take one when their state's
   reserve is in use;
 - a caller may hold at most ``streams_per_caller`` streams and ``pages_per_caller`` pages at a

@@ -29,6 +29,7 @@ class TopicKind:
     compacted: bool = False
     description: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    partitions: int | None = None  # a fixed partition count; None: the deployment's
 
     def configs(self, *, min_insync_replicas: int | None = None) -> dict[str, str]:
         cfg = {
@@ -114,7 +115,12 @@ CHECKPOINTS = TopicKind(
     "checkpoints", Scope.GLOBAL, FOREVER, description="signed C2SP checkpoints of every audit log"
 )
 TRUST = TopicKind(
-    "trust", Scope.GLOBAL, FOREVER, compacted=True, description="the signed trust list"
+    "trust",
+    Scope.GLOBAL,
+    FOREVER,
+    compacted=True,
+    description="the signed trust list",
+    partitions=1,
 )
 # Each state's gateway keeps its own: one state's gateway can neither read nor write another's.
 GATEWAY_TOKENS = TopicKind(
@@ -139,9 +145,25 @@ AGGREGATES = TopicKind(
     Scope.GLOBAL,
     FOREVER,
     description="signed, windowed counts of each origin's notices, small cells suppressed",
+    partitions=1,
 )
 WARNINGS = TopicKind(
-    "warnings", Scope.GLOBAL, FOREVER, description="signed early warnings, and when each ended"
+    "warnings",
+    Scope.GLOBAL,
+    FOREVER,
+    description="signed early warnings, and when each ended",
+    partitions=1,
+)
+# A node of several ingress partitions sums its shards' counts before suppressing them
+# (puente.warnings.combine): each partition hands its closed windows on here, sealed to the node
+# itself, in its batch's transaction; one combiner per node reads them in one order.
+PARTIALS = TopicKind(
+    "partials",
+    Scope.MEMBER,
+    7 * DAY_MS,
+    description="a node's closed windows of raw counts per ingress partition, sealed to the "
+    "node itself, to be summed before suppression",
+    partitions=1,
 )
 
 # Record headers (the only metadata outside a record's value; a receipt's signature travels so).
@@ -170,6 +192,7 @@ ALL_KINDS: tuple[TopicKind, ...] = (
     GATEWAY_ANSWERS,
     AGGREGATES,
     WARNINGS,
+    PARTIALS,
 )
 
 

@@ -7,7 +7,8 @@ the mass movement is detected, and how many false alarms the background alone se
 Each run is ``puente warnings simulate`` (``puente.warnings.simulate``, deterministic by seed):
 ``--movement-seeds`` runs of ``mass-movement`` (seeds 1..N) and ``--background-seeds`` runs of
 ``background`` (seeds 1..M), for each shard count (counters per origin: a node counts each of its
-ingress partitions apart; the deployments give ingress topics 4 partitions). Per trigger:
+ingress partitions apart and sums them before suppression; the deployments give ingress topics 4
+partitions). Per trigger:
 
 - detected: in how many movement runs an episode about the movement started;
 - delay: first movement day → the day its first such warning can be published (its window's end

@@ -48,6 +48,7 @@ from puente.topics import (
     GATEWAY_TOKENS,
     INGRESS,
     OVERDUE,
+    PARTIALS,
     RECEIPTS,
     REJECTED,
     STATE,
@@ -178,7 +179,13 @@ def node_acls(naming: Naming, member: str) -> list[Acl]:
     """The least-privilege ACLs of member ``member``'s node principal."""
     p = naming.node_principal(member)
     acls = []
-    for kind, ops in ((INGRESS, _R), (REJECTED, _W), (AUDIT, _RW), (STATE, _RW)):
+    for kind, ops in (
+        (INGRESS, _R),
+        (REJECTED, _W),
+        (AUDIT, _RW),
+        (STATE, _RW),
+        (PARTIALS, _RW),  # its shards' sealed counts, summed by its combiner
+    ):
         topic = naming.topic(kind, member)
         acls += [Acl(p, Resource.TOPIC, topic, Pattern.LITERAL, op) for op in ops]
     acls += _topic_grants(p, naming, DELIVER, _W)  # to every recipient, present and future
@@ -285,7 +292,7 @@ def build_plan(
                     Topic(
                         naming.topic(kind, m),
                         kind,
-                        partitions,
+                        kind.partitions or partitions,
                         replication,
                         kind.configs(min_insync_replicas=min_isr),
                     )
@@ -296,7 +303,7 @@ def build_plan(
                 Topic(
                     naming.topic(kind),
                     kind,
-                    1 if kind in (TRUST, AGGREGATES, WARNINGS) else partitions,
+                    kind.partitions or partitions,
                     replication,
                     kind.configs(min_insync_replicas=min_isr),
                 )

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,7 +38,8 @@ from puente.codec.registry import Registry
 from puente.evidence.keys import SigningKey
 from puente.logs import get_logger
 from puente.service import metrics
-from puente.warnings.aggregate import Aggregator, publish
+from puente.warnings.aggregate import Aggregator, ClosedWindow, publish
+from puente.warnings.combine import Partial
 from puente.warnings.signing import AGGREGATE_CONTEXT, Headers, sign
 from puente.warnings.triggers import TriggerSet
 
@@ -48,6 +49,15 @@ STATE_KEY = b"aggregates"
 """The key of a partition's aggregation state in its changelog (``<prefix>.state.<ORIGIN>``)."""
 
 AggregateRecord = tuple[bytes, bytes, Headers]  # (key, value, signature headers)
+
+
+@dataclass
+class FeedOutput:
+    """What a shard's feed adds to its batch's transaction."""
+
+    state: list[tuple[bytes, bytes | None]] = field(default_factory=list)  # its changelog
+    aggregates: list[AggregateRecord] = field(default_factory=list)  # a node of one shard
+    partials: list[tuple[bytes, bytes]] = field(default_factory=list)  # sealed, to combine
 
 
 class AggregateKeys(Protocol):
@@ -119,9 +129,10 @@ class AggregateFeed:
     def due(self, now_ms: int) -> bool:
         return self.aggregator.due(now_ms)
 
-    def end(self, now_ms: int) -> tuple[list[tuple[bytes, bytes | None]], list[AggregateRecord]]:
-        """The closed windows' signed aggregates, and the sealed state record if it changed."""
-        out: list[AggregateRecord] = []
+    def end(self, now_ms: int) -> FeedOutput:
+        """The closed windows — signed aggregates, or sealed partials when the node has more
+        than one shard — and the sealed state record if it changed."""
+        out = FeedOutput()
         origin = self.aggregator.origin
         if self.aggregator.late > self._late_logged:  # counted nowhere: say so
             log.warning(
@@ -133,13 +144,14 @@ class AggregateFeed:
             self._late_logged = self.aggregator.late
         for closed in self.aggregator.close(now_ms):
             try:
-                key = self.keys.early_warning_key(now_ms)
-                for a in publish(
-                    closed, origin=origin, k=self.triggers.k, shard=self.shard, shards=self.shards
-                ):
-                    body = a.encode(self.registry)
-                    sig = sign(key, AGGREGATE_CONTEXT, body, signed_at=now_ms)
-                    out.append((origin.encode(), body, sig.headers()))
+                if self.shards > 1:  # summed with the other shards first (warnings/combine.py)
+                    part = Partial(self.shard, self.shards, closed)
+                    sealed = self.vault.seal(part.encode(), name=part.name, at=now_ms)
+                    out.partials.append((part.name.encode(), sealed))
+                else:
+                    out.aggregates += sign_published(
+                        closed, origin, self.triggers.k, self.keys, self.registry, now_ms
+                    )
             except Exception as exc:  # withheld, never leaked
                 self.failed += 1
                 metrics.AGGREGATES.labels(origin, "withheld").inc()
@@ -150,13 +162,12 @@ class AggregateFeed:
                     error=type(exc).__name__,
                     reason=getattr(exc, "reason", None),
                 )
-        state: list[tuple[bytes, bytes | None]] = []
         if self.aggregator.dirty:
             try:
                 sealed = self.vault.seal(
                     self.aggregator.state(), name=state_name(self.shard), at=now_ms
                 )
-                state.append((STATE_KEY, sealed))
+                out.state.append((STATE_KEY, sealed))
             except Exception as exc:  # never in clear: a take-over then starts these counts afresh
                 self.failed += 1
                 log.error(
@@ -166,7 +177,26 @@ class AggregateFeed:
                     error=type(exc).__name__,
                     reason=getattr(exc, "reason", None),
                 )
-        return state, out
+        return out
+
+
+def sign_published(
+    closed: ClosedWindow,
+    origin: str,
+    k: int,
+    keys: AggregateKeys,
+    registry: Registry,
+    now_ms: int,
+) -> list[AggregateRecord]:
+    """A closed window of the whole origin, published (small cells suppressed) and signed with
+    the node's early-warning key: the records for the aggregates topic, keyed by origin."""
+    key = keys.early_warning_key(now_ms)
+    out: list[AggregateRecord] = []
+    for a in publish(closed, origin=origin, k=k):
+        body = a.encode(registry)
+        sig = sign(key, AGGREGATE_CONTEXT, body, signed_at=now_ms)
+        out.append((origin.encode(), body, sig.headers()))
+    return out
 
 
 @dataclass(frozen=True)

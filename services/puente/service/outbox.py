@@ -20,7 +20,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import OffsetAndMetadata
 
 from puente.service.processor import BatchOutput
-from puente.topics import AGGREGATES, AUDIT, CHECKPOINTS, REJECTED, STATE, Naming
+from puente.topics import AGGREGATES, AUDIT, CHECKPOINTS, PARTIALS, REJECTED, STATE, Naming
 
 Record = tuple[bytes | None, bytes | None]  # key, value
 Headers = list[tuple[str, bytes]]
@@ -105,6 +105,7 @@ class Outbox:
         await self._by_key(producer, batches, out.deliveries)
         batches[(self.naming.topic(AUDIT, origin), partition)].extend((None, v) for v in out.audit)
         batches[(self.naming.topic(STATE, origin), partition)].extend(out.state)
+        batches[(self.naming.topic(PARTIALS, origin), 0)].extend(out.partials)
         checkpoints, rejected = self.naming.topic(CHECKPOINTS), self.naming.topic(REJECTED, origin)
         await self._by_key(producer, batches, ((checkpoints, k, v) for k, v in out.checkpoints))
         await self._by_key(producer, batches, ((rejected, k, v) for k, v in out.rejections))

@@ -104,6 +104,7 @@ class BatchOutput:
     rejections: list[tuple[bytes, bytes]] = field(default_factory=list)
     state: list[tuple[bytes, bytes | None]] = field(default_factory=list)  # None: a tombstone
     aggregates: list[AggregateRecord] = field(default_factory=list)  # early warning
+    partials: list[tuple[bytes, bytes]] = field(default_factory=list)  # sealed, to combine
     outcomes: Counter[str] = field(default_factory=Counter)
     # (AuditDecision, reason code): what the metrics count, in the audit log's words
     decisions: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -242,9 +243,10 @@ class PartitionProcessor:
         self._seal(pending, out, now_ms, first_leaf, key)
         # The batch's accepted ids (one chunk record) and tombstones for ids past the horizon.
         out.state.extend(self.seen.end(now_ms))
-        if self.aggregates is not None:  # closed windows, signed; the counts' state
-            state, out.aggregates = self.aggregates.end(now_ms)
-            out.state.extend(state)
+        if self.aggregates is not None:  # closed windows, signed or to combine; the counts
+            ended = self.aggregates.end(now_ms)
+            out.state.extend(ended.state)
+            out.aggregates, out.partials = ended.aggregates, ended.partials
         due = self.checkpoint_due(now_ms) or (
             force_checkpoint and self.log.size > self.log.checkpoint_size
         )

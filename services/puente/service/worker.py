@@ -43,6 +43,7 @@ from puente.secrets import Credential
 from puente.service import metrics
 from puente.service.aggregates import Aggregation
 from puente.service.changelog import Changelog, PartitionState
+from puente.service.combine import ShardCombiner
 from puente.service.commit import Step
 from puente.service.nodekeys import NodeKeys, TrustSealer
 from puente.service.outbox import Outbox
@@ -152,11 +153,23 @@ class Node:
                 stop=stop,
             )
         )
+        tasks = [following]
+        if self.aggregation is not None:  # its shards' counts summed (service/combine.py)
+            combiner = ShardCombiner(
+                self.origin,
+                self.aggregation,
+                endpoint=self.endpoint,
+                credential=self.cred,
+                naming=self.naming,
+                instance=self.instance,
+            )
+            tasks.append(asyncio.create_task(combiner.run(stop)))
         try:
             await self._run(stop)
         finally:
-            following.cancel()
-            await asyncio.gather(following, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _pinned_floor(self, candidate: PolicySet) -> None:
         """A new policy set is taken only under the floor the trust list pins."""

@@ -2,8 +2,9 @@
 
 Every member's notices of each day (:mod:`puente.synth.movement`) are fed, in the order they
 reach their origin, to that origin's :class:`~puente.warnings.aggregate.Aggregator` (one per
-shard, as today's policy service runs one per ingress partition); closed windows are published
-with small cells suppressed, encoded, signed with keys derived from the seed, verified and fed to
+shard, as a node counts one per ingress partition); the shards' closed windows are summed
+(:class:`~puente.warnings.combine.Combiner`, as a node's combiner does) and published with small
+cells suppressed, encoded, signed with keys derived from the seed, verified and fed to
 the :class:`~puente.warnings.evaluator.Evaluator` in the order they would reach the aggregates
 topic. A warm-up of background (the longest baseline) comes first, so that every trigger can be
 evaluated from day 0. Deterministic by seed: the output of two runs is the same bytes.
@@ -30,6 +31,7 @@ from puente.codec.registry import Registry
 from puente.evidence.keys import SigningKey
 from puente.evidence.trust import KeyEntry, TrustList, Usage, node_holder
 from puente.warnings.aggregate import Aggregate, Aggregator, publish
+from puente.warnings.combine import Combiner, Partial
 from puente.warnings.evaluator import EarlyWarning, Evaluator
 from puente.warnings.signing import AGGREGATE_CONTEXT, open_aggregate, sign
 from puente.warnings.triggers import TriggerSet
@@ -91,6 +93,7 @@ def simulate(
         for o in members
         for s in range(shards)
     }
+    combiners = {o: Combiner() for o in members}
     published: list[_Published] = []
     notices = late = 0
     next_close = -1  # the earliest time any aggregator can close a window
@@ -102,9 +105,14 @@ def simulate(
         for (o, s), agg in aggregators.items():
             if agg.due(now_ms):
                 for closed in agg.close(now_ms):
-                    at = closed.window_start + closed.window_ms + triggers.lateness_ms
-                    for a in publish(closed, origin=o, k=triggers.k, shard=s, shards=shards):
-                        published.append(_Published(at, o, s, a))
+                    # As a node does: several shards are summed before suppression.
+                    done = [closed]
+                    if shards > 1:
+                        done = combiners[o].add(Partial(s, shards, closed), len(published))
+                    for whole in done:
+                        at = whole.window_start + whole.window_ms + triggers.lateness_ms
+                        for a in publish(whole, origin=o, k=triggers.k):
+                            published.append(_Published(at, o, 0, a))
         dues = [agg.next_due(now_ms) for agg in aggregators.values()]
         next_close = min((d for d in dues if d is not None), default=1 << 62)
 

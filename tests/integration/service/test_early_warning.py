@@ -39,7 +39,7 @@ from puente.service.aggregates import STATE_KEY, Aggregation, state_name
 from puente.service.changelog import Changelog
 from puente.service.nodekeys import NodeVault
 from puente.synth.generator import Generator
-from puente.topics import AGGREGATES, STATE, WARNINGS
+from puente.topics import AGGREGATES, PARTIALS, STATE, WARNINGS
 from puente.warnings.aggregate import Aggregate
 from puente.warnings.evaluator import EarlyWarning, recompute
 from puente.warnings.loader import load_triggers
@@ -242,14 +242,14 @@ async def test_early_warning_end_to_end(kafka: KafkaHarness, tmp_path: Path) -> 
     for r, sa in zip(records, signed, strict=True):
         a = sa.aggregate
         assert a.k == 5 and all(n >= 5 for _, n in a.cells)
-        assert a.shards == 2 and a.origin in STATES
+        assert (a.shard, a.shards) == (0, 1) and a.origin in STATES  # each node's two summed
         assert r.key == a.origin.encode()  # keyed by origin...
         assert verifier_list.entry(sa.signature.key_id).holder == f"node:{a.origin}"  # ...its node
         groups[(a.origin, a.shard, a.window_start)][a.table] = dict(a.cells)
     assert all(disclosure_problems(cells, 5) == [] for cells in groups.values())
     keys = {key for sa in signed for key, _ in sa.aggregate.cells}
-    # The warning's value is what the shards published for VE in its window: 45 notices, less
-    # what a shard suppressed (each ingress partition counts apart: docs/early-warning.md).
+    # The warning's value is what the nodes published for VE in its window: all 45 notices (each
+    # node sums its two partitions' counts before suppressing: docs/early-warning.md).
     ve = sum(
         n
         for sa in signed
@@ -257,11 +257,12 @@ async def test_early_warning_end_to_end(kafka: KafkaHarness, tmp_path: Path) -> 
         for key, n in sa.aggregate.cells
         if key == ("VE",)
     )
-    assert started.value == ve and 30 <= ve <= 45
+    assert started.value == ve == 45
     assert ("VE",) in keys and ("CO",) not in keys and ("HN",) not in keys
-    # Nor did they leave in the nodes' changelogs: the counts there are sealed to each node.
+    # Nor did they leave in the nodes' changelogs or partials: sealed to each node there.
     for origin in STATES:
         await _sealed_counts_only(dep, origin)
+        await _sealed_partials_only(dep, origin)
 
     # Anyone recomputes the same bytes from the aggregates topic.
     warnings = await _read(dep, WARNINGS)
@@ -338,6 +339,21 @@ async def _sealed_counts_only(dep: Deployment, origin: str) -> None:
         if state.aggregates is not None:
             json.loads(vault.open(state.aggregates, name=state_name(partition)))
     assert any(state.aggregates is not None for state in states.values())
+
+
+async def _sealed_partials_only(dep: Deployment, origin: str) -> None:
+    """Each partition's closed windows, handed on to ``origin``'s combiner: keyed by shard and
+    window only, each an envelope sealed to the node, opening under its own key's name only."""
+    vault = NodeVault(dep.trust(), dep.nodes(origin).nodes[0].keys, origin)
+    found = [
+        ((key or b"").decode(), value)
+        for key, value in await read_topic(dep, dep.tenant.topic(PARTIALS, origin), as_node=origin)
+    ]
+    assert {name.split("/")[1] for name, _ in found} == {"0", "1"}  # both shards
+    for name, value in found:
+        assert name.startswith("partial/") and value[:4] == b"PS\x01\x03"
+        raw = vault.open(value, name=name)
+        assert raw not in value and json.loads(raw)["shards"] == 2
 
 
 async def _restart_publishes_nothing_twice(dep: Deployment, policies: Path, tmp: Path) -> None:

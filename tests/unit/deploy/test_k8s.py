@@ -132,14 +132,16 @@ def test_a_kafkatopic_per_planned_topic(
 ) -> None:
     topics = {d["spec"]["topicName"]: d for d in _by_kind(manifests, "KafkaTopic")}
     assert set(topics) == {t.name for t in inputs.plan.topics}
-    # Per member: eleven kinds (six, its gateway's tokens and answers, its receipt tracker's
-    # tracker, due and overdue); global: checkpoints, trust, aggregates, warnings.
-    assert len(topics) == 11 * len(inputs.members) + 4
+    # Per member: twelve kinds (six, its gateway's tokens and answers, its receipt tracker's
+    # tracker, due and overdue, its node's partials); global: checkpoints, trust, aggregates,
+    # warnings.
+    assert len(topics) == 12 * len(inputs.members) + 4
     single = {"puente.trust", "puente.aggregates", "puente.warnings"}  # one order each
     for t in inputs.plan.topics:
         spec = topics[t.name]["spec"]
         assert spec["partitions"] == t.partitions
-        assert t.partitions == (1 if t.name in single else contract.PARTITIONS)
+        one = t.name in single or t.name.startswith("puente.partials.")
+        assert t.partitions == (1 if one else contract.PARTITIONS)
         assert spec["replicas"] == t.replication == 3
         assert {key: str(v) for key, v in spec["config"].items()} == {
             key: str(k.typed(v)) for key, v in t.configs.items()

@@ -67,7 +67,8 @@ def test_a_new_member_changes_exactly_its_resources(tmp_path: Path) -> None:
     }
     kinds = ("ingress", "deliver", "rejected", "receipts", "audit", "state", "tracker", "due")
     assert new == {
-        f"puente.{k}.ZZ" for k in (*kinds, "overdue", "gateway-tokens", "gateway-answers")
+        f"puente.{k}.ZZ"
+        for k in (*kinds, "overdue", "gateway-tokens", "gateway-answers", "partials")
     }
     users = [
         d["metadata"]["name"] for d in yaml.safe_load_all(after[K8S_DIR / "21-users.yaml"]) if d

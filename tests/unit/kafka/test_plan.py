@@ -10,6 +10,7 @@ from puente.topics import (
     GATEWAY_ANSWERS,
     GATEWAY_TOKENS,
     INGRESS,
+    PARTIALS,
     TRUST,
     Naming,
 )
@@ -28,6 +29,7 @@ STEMS = (
     "overdue",
     "gateway-tokens",
     "gateway-answers",
+    "partials",
 )
 
 
@@ -191,6 +193,25 @@ def test_early_warning_grants() -> None:
     names = {t.name: t for t in plan.topics}
     assert names["puente.aggregates"].partitions == names["puente.warnings"].partitions == 1
     assert names["puente.aggregates"].configs["retention.ms"] == "-1"
+
+
+def test_a_nodes_partials_are_its_own_one_partition_topic() -> None:
+    """Its shards' sealed counts, summed by its combiner in one order: only its node reads or
+    writes them (no member, gateway, tracker or service, no other node)."""
+    plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
+    names = {t.name: t for t in plan.topics}
+    topic = N.topic(PARTIALS, "MX")
+    assert names[topic].partitions == 1 and names[N.topic(INGRESS, "MX")].partitions == 4
+    covering = {
+        a.principal
+        for a in plan.acls
+        if a.resource is Resource.TOPIC
+        and (a.name == topic or (a.pattern is Pattern.PREFIXED and topic.startswith(a.name)))
+    }
+    assert covering == {N.node_principal("MX")}
+    assert {("READ", "TOPIC", topic), ("WRITE", "TOPIC", topic)} <= _grants(
+        plan.acls, N.node_principal("MX")
+    )
 
 
 def test_topics_per_member_and_global_with_retention() -> None:

@@ -15,10 +15,11 @@ from puente.evidence.errors import SealError
 from puente.evidence.keys import SigningKey
 from puente.evidence.trust import KeyEntry, TrustList, Usage, node_holder
 from puente.notices import CONSULAR_NOTIFICATION
-from puente.service.aggregates import STATE_KEY, Aggregation, state_name
+from puente.service.aggregates import STATE_KEY, Aggregation, sign_published, state_name
 from puente.service.nodekeys import FixedKeys, NodeVault
 from puente.service.processor import PartitionProcessor
 from puente.synth.generator import Generator
+from puente.warnings.combine import Combiner, Partial
 from puente.warnings.loader import load_triggers
 from puente.warnings.signing import open_aggregate
 from tests.unit.service.conftest import NOW, NOW_MS, World
@@ -190,3 +191,54 @@ def test_a_signing_failure_withholds_the_window(world: World, gen: Generator) ->
     closed = proc.process([], NOW + dt.timedelta(days=2))
     assert closed.aggregates == []
     assert proc.aggregates is not None and proc.aggregates.failed > 0
+
+
+def test_a_node_of_two_shards_hands_its_windows_on_sealed_and_the_sum_is_published(
+    world: World, gen: Generator
+) -> None:
+    """3 + 3 VE detentions on two partitions: neither publishes (each alone is under k = 5);
+    each hands its closed windows on sealed to its node, and their sum, 6, is what MX's
+    combiner publishes — as shard 0 of 1, exactly as one counter over both would."""
+    aggregation = _aggregation(world)
+    at = NOW - dt.timedelta(hours=1)
+    later = NOW + dt.timedelta(days=2)
+    partials: list[tuple[bytes, bytes]] = []
+    for shard in (0, 1):
+        proc = world.processor("MX", aggregates=aggregation.feed(shard, 2, None))
+        values = _detentions(world, gen, 3, at)
+        proc.process([world.record(v, offset=i) for i, v in enumerate(values)], NOW)
+        closed = proc.process([], later)
+        assert closed.aggregates == []  # nothing published by a shard
+        assert closed.partials
+        partials += closed.partials
+    combiner = Combiner()
+    tables = {t.id: t for t in TRIGGERS.tables_for("MX")}
+    published = []
+    for offset, (key, sealed) in enumerate(partials):
+        name = key.decode()
+        assert sealed[:4] == b"PS\x01\x03"  # sealed to the node, as its own state
+        assert name.startswith("partial/") and b"VE" not in key  # a shard and a window only
+        raw = aggregation.vault.open(sealed, name=name)
+        assert raw not in sealed
+        with pytest.raises(SealError):  # bound to its name: not another shard's or window's
+            aggregation.vault.open(sealed, name=name + "0")
+        partial = Partial.decode(raw, tables, name=name)
+        for whole in combiner.add(partial, offset):
+            published += sign_published(
+                whole,
+                "MX",
+                TRIGGERS.k,
+                aggregation.keys,
+                world.registry,
+                int(later.timestamp() * 1000),
+            )
+    det = [
+        a
+        for a in (
+            open_aggregate(_trust(world), world.registry, v, h, min_k=5).aggregate
+            for _, v, h in published
+        )
+        if a.table.events == ("DETENTION",) and a.window_start <= NOW_MS - HOUR < a.window_end
+    ]
+    assert [(a.shard, a.shards, a.cells) for a in det] == [(0, 1, ((("VE",), 6),))]
+    assert combiner.waiting == 0
