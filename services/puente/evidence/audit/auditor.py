@@ -32,7 +32,7 @@ from puente.evidence.keys import PublicKey
 from puente.evidence.log import CheckpointRecord, audit_log_id
 from puente.evidence.merkle.proof import verify_consistency
 from puente.evidence.note import Note
-from puente.evidence.trust import TrustList
+from puente.evidence.trust import TrustAnchor, TrustList
 from puente.evidence.verify import Verifier
 from puente.logs import get_logger
 from puente.topics import AUDIT, CHECKPOINTS, TRUST, Naming
@@ -68,14 +68,16 @@ class Auditor:
         self,
         *,
         registry: Registry,
-        anchors: Sequence[PublicKey],
+        anchors: TrustAnchor | Sequence[PublicKey],
         trust_list: bytes | None = None,
         options: AuditOptions | None = None,
     ) -> None:
         """``trust_list``: the signed trust list to use; None takes the newest one found on the
         source's trust topic."""
         self.registry = registry
-        self.anchors = list(anchors)
+        self.anchors = (
+            anchors if isinstance(anchors, TrustAnchor) else TrustAnchor.from_keys(anchors)
+        )
         self.trust_list_bytes = trust_list
         self.options = options or AuditOptions()
         self.verified: dict[str, CheckpointRecord] = {}
@@ -457,6 +459,8 @@ class _Where:
 _TRUST_PROBLEMS = {
     "TRUST_LIST_UNSIGNED": "the trust list carries no signature: nothing it says can be trusted",
     "TRUST_LIST_UNTRUSTED": "the trust list is not signed by any of the trust anchors given",
+    "TRUST_QUORUM_MISSING": "the trust list is not signed by a quorum of the trust anchor's "
+    "roots, or of its own (fewer member states signed it than it needs)",
     "TRUST_LIST_EXPIRED": "the trust list has expired: fetch the current one and audit again",
     "TRUST_LIST_NOT_YET_VALID": "the trust list is not valid yet (issued in the future)",
 }
