@@ -80,6 +80,11 @@ class Usage(StrEnum):
 SIGNING_USAGES = frozenset(Usage) - {Usage.ENCRYPTION}
 
 
+def majority(n: int) -> int:
+    """The default quorum of ``n`` root holders: more than half."""
+    return n // 2 + 1
+
+
 def member_holder(code: str) -> str:
     """The holder name of member state ``code``: ``member:MX``."""
     return check_holder(f"member:{code}")

@@ -32,7 +32,8 @@ from puente.codec.registry import Registry
 from puente.evidence._time import now_ms
 from puente.evidence.errors import TrustListError
 from puente.evidence.keys import PublicKey
-from puente.evidence.trust import TRUST_LIST_HEADER, TrustAnchor, TrustList
+from puente.evidence.keystore import GENESIS_FILE, KeyStore
+from puente.evidence.trust import ROOT_HOLDER, TRUST_LIST_HEADER, TrustAnchor, TrustList
 from puente.evidence.verify import Verifier
 from puente.logs import get_logger
 
@@ -193,6 +194,20 @@ def read_anchors(path: Path) -> list[PublicKey]:
     """Verifier keys, one per line (``#`` comments and blank lines allowed)."""
     lines = path.read_text(encoding="ascii").splitlines()
     return [PublicKey.from_vkey(x.strip()) for x in lines if x.strip() and not x.startswith("#")]
+
+
+def local_anchor(keys_dir: Path) -> TrustAnchor | None:
+    """The embedded default's trust anchor: the genesis list kept beside the keys
+    (``trust-genesis.note``), else (a single-root deployment) the key store's operator root
+    keys, else None."""
+    genesis = keys_dir / GENESIS_FILE
+    if genesis.is_file():
+        return TrustAnchor.genesis(genesis.read_bytes())
+    if not keys_dir.is_dir():
+        return None
+    store = KeyStore(keys_dir)
+    keys = [store.public(m) for m in store.key_metas() if m.holder == ROOT_HOLDER]
+    return TrustAnchor.from_keys(keys) if keys else None
 
 
 def read_anchor(specs: Sequence[str]) -> TrustAnchor:

@@ -156,7 +156,7 @@ def run_auditor(dep: Deployment) -> AuditReport:
     source = KafkaAuditSource(dep.tenant.endpoint, dep.tenant.service("auditor"), dep.tenant.naming)
     auditor = Auditor(
         registry=dep.registry,
-        anchors=list(dep.evidence.anchors),
+        anchors=dep.evidence.anchors,
         options=AuditOptions(naming=dep.tenant.naming),
     )
     return auditor.run(source)

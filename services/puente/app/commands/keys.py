@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from puente.app.commands._common import TIME_HELP, duration_ms, err, out, time_ms, verifier_keys
+from puente.app.commands._common import ANCHOR_HELP, TIME_HELP, duration_ms, err, out, time_ms
 from puente.config import get_settings
 from puente.errors import PuenteError
 from puente.evidence._time import format_ms, now_ms
@@ -17,7 +17,8 @@ from puente.evidence.enckeys import EncryptionPublicKey
 from puente.evidence.keys import PublicKey, read_private_key
 from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore, holder_for
 from puente.evidence.note import Note
-from puente.evidence.trust import TrustList, Usage
+from puente.evidence.trust import TrustAnchor, TrustList, Usage
+from puente.evidence.trustsource import read_anchor
 
 keys_app = typer.Typer(
     help="Ed25519 signing keys, X25519 encryption keys and the signed trust list.",
@@ -256,14 +257,12 @@ def trust_sign(
 @trust_app.command("show")
 def trust_show(
     path: Annotated[Path | None, typer.Argument(help=f"default: <dir>/{TRUST_LIST_FILE}")] = None,
-    anchor: Annotated[
-        list[str] | None, typer.Option(help="trust anchor vkey or .vkey file")
-    ] = None,
+    anchor: Annotated[list[str] | None, typer.Option(help=ANCHOR_HELP)] = None,
     directory: DirOpt = None,
 ) -> None:
     """Show a trust list; with --anchor, verify it (exit 1 if it does not verify)."""
     data = (path or _store(directory).root / TRUST_LIST_FILE).read_bytes()
-    anchors = [k for a in anchor or [] for k in verifier_keys(a)]
+    anchors = read_anchor(anchor) if anchor else TrustAnchor.from_keys([])
     tl = TrustList.open(data, anchors, now=now_ms(), strict=False)
     table = _table(
         "key id", "name", "holder", "usages", "valid from", "valid until", "revoked since"
@@ -295,7 +294,9 @@ def trust_show(
     if tl.floor_digest is not None:
         out.print(f"regional floor pinned: {tl.floor_digest.hex()}")
     out.print(table)
-    if anchors:
+    if tl.quorum is not None:
+        out.print(f"quorum: {TrustAnchor.of(tl).describe()}")
+    if anchor:
         if tl.problems:
             err.print(f"[red]NOT VALID: {', '.join(tl.problems)}[/red]")
             raise typer.Exit(1)
