@@ -5,9 +5,6 @@ subscriber's and the node's trust, which keep the last good list and log why."""
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import sys
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,20 +18,7 @@ from puente.evidence._time import now_ms
 from puente.evidence.trust import member_holder
 from puente.kafka.trustfeed import TrustTopicReader
 from tests.harness import KafkaHarness
-from tests.integration.service.support import ALL_MEMBERS, REPO, Deployment, deploy
-
-
-async def puente(dep: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "puente", "trust", *args],
-        env=dep.env(),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+from tests.integration.service.support import ALL_MEMBERS, deploy
 
 
 def refusals(logs: Sequence[MutableMapping[str, Any]]) -> list[object]:
@@ -60,7 +44,7 @@ async def test_propose_sign_k_publish_and_short_lists_are_refused(
         # A change: MX's receipt key rotates; the next list is proposed from the list in force.
         dep.evidence.store.rotate(member_holder("MX"), at=now_ms(), overlap_ms=0)
         proposal = tmp_path / "next.txt"
-        done = await puente(dep, "propose", "--out", str(proposal))
+        done = await dep.puente("trust", "propose", "--out", str(proposal))
         assert done.returncode == 0, done.stderr[-2000:]
         assert "~ key" in done.stdout and "+ key" in done.stdout  # MX's old key ends, new added
         signers = [c for c in ALL_MEMBERS if c != "MX"]
@@ -68,7 +52,7 @@ async def test_propose_sign_k_publish_and_short_lists_are_refused(
             sign_cmd(code, input_=proposal, directory=dep.settings.keys_dir)
 
         # One short: publish refuses, says why, writes nothing to the topic.
-        done = await puente(dep, "publish", "--in", str(proposal))
+        done = await dep.puente("trust", "publish", "--in", str(proposal))
         assert done.returncode == 1 and "TRUST_QUORUM_MISSING" in done.stderr, done.stderr
         assert f"{genesis.quorum - 1} of the trust anchor roots" in " ".join(done.stderr.split())
         reader = TrustTopicReader(
@@ -90,7 +74,7 @@ async def test_propose_sign_k_publish_and_short_lists_are_refused(
 
             # The k-th state signs: publish checks it as the followers will, and they take it.
             sign_cmd(signers[genesis.quorum - 1], input_=proposal, directory=dep.settings.keys_dir)
-            done = await puente(dep, "publish", "--in", str(proposal))
+            done = await dep.puente("trust", "publish", "--in", str(proposal))
             assert done.returncode == 0, done.stderr[-2000:]
             assert await reader.newest() == proposal.read_bytes()
     async with sub_topic, node_topic:
