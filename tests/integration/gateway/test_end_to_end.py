@@ -39,6 +39,7 @@ from puente.codec.wire import decode, encode
 from puente.config import GatewaySettings
 from puente.evidence.errors import SealError
 from puente.evidence.keystore import GENESIS_FILE, KeyStore
+from puente.evidence.note import Note
 from puente.evidence.seal import parse_envelope
 from puente.evidence.trust import TrustList, Usage, member_holder, node_holder
 from puente.evidence.verify import DELIVERY_RECEIPT, Verifier, open_verified, sign_receipt
@@ -400,13 +401,13 @@ async def _operator_publishes(dep: Deployment, serial: int) -> None:
     current = dep.evidence.open_trust_list()
     unsigned = store.trust_list(
         serial=serial,
-        issued_at=now - DAY,
+        issued_at=now,  # the members' root keys are valid from the deployment on
         expires_at=now + 30 * DAY,
         floor_digest=current.floor_digest,
         quorum=current.quorum,
     )
     operator = dep.tenant.service("operator")
-    signed = members_sign(store, unsigned, at=now - DAY)
+    signed = members_sign(store, unsigned, at=now)
     await publish_trust_list(dep.tenant.endpoint, operator, dep.tenant.naming, signed)
 
 
@@ -484,3 +485,40 @@ async def test_rotated_keys_are_used_without_restarting_gateways_or_node(
     sealed_to = {i["statement"]["sealed_key_id"] for i in every}
     assert sealed_to == {new_co.key_id, *(m.key_id for m in retired)}
     assert all("error" not in i and "notice" in i for i in every), [i.get("error") for i in every]
+
+
+async def test_a_list_short_of_quorum_on_the_trust_topic_is_refused_by_the_gateway(
+    world: World,
+) -> None:
+    """Whoever can write to the trust topic cannot make a gateway take a list fewer than k
+    member states signed: it keeps serving (sealing and verifying with) the list in force; the
+    same list with the k-th signature is taken at the next refresh."""
+    dep, mx = world.dep, world.gateways["MX"]
+    async with mx.client(mx.token(agency=POLICE)) as client:
+        served = await client.get("/v1/trust-list")
+        current = TrustList.open(served.content, dep.evidence.anchors, now=now_ms())
+        assert current.quorum is not None
+        now = now_ms()
+        unsigned = dep.evidence.store.trust_list(
+            serial=current.serial + 1,
+            issued_at=now,
+            expires_at=now + 30 * DAY,
+            floor_digest=current.floor_digest,
+            quorum=current.quorum,
+        )
+        roots = sorted(unsigned.roots(at=now))
+        note = Note.unsigned(unsigned.text())
+        for holder in roots[: current.quorum - 1]:
+            note = note.sign(dep.evidence.store.current(holder, usage=Usage.TRUST_LIST, at=now))
+        operator = dep.tenant.service("operator")
+        naming = dep.tenant.naming
+        await publish_trust_list(dep.tenant.endpoint, operator, naming, note.to_bytes())
+        await asyncio.sleep(4 * 0.5)  # four refreshes of the gateway (trust_refresh_s=0.5)
+        assert await _served_serial(client) == current.serial
+        holder = roots[current.quorum - 1]
+        note = note.sign(dep.evidence.store.current(holder, usage=Usage.TRUST_LIST, at=now))
+        await publish_trust_list(dep.tenant.endpoint, operator, naming, note.to_bytes())
+        deadline = time.monotonic() + 30
+        while await _served_serial(client) != current.serial + 1:
+            assert time.monotonic() < deadline, "the gateway did not take the signed list"
+            await asyncio.sleep(0.1)
