@@ -33,6 +33,10 @@ DirOpt = Annotated[
     Path | None, typer.Option("--dir", help="key directory (default: <state dir>/keys)")
 ]
 TRUST_DRAFT_FILE = "trust-list.txt"
+NEXT_LIST = (
+    "next: puente trust propose, puente trust sign --as CC (by k member states), puente trust "
+    "publish (a single-root deployment: puente keys trust-list build && ... sign --key <root>)"
+)
 
 
 def _store(directory: Path | None) -> KeyStore:
@@ -173,7 +177,7 @@ def rotate(
         key, retired = store.rotate(holder, at=at, overlap_ms=overlap_ms, usages=usages)
         key_id = key.key_id
     out.print(f"new key {key_id}; retiring {', '.join(m.key_id for m in retired) or 'none'}")
-    out.print("next: puente keys trust-list build && puente keys trust-list sign --key <root.skey>")
+    out.print(NEXT_LIST)
 
 
 @keys_app.command()
@@ -185,7 +189,7 @@ def revoke(
     """Revoke a key from a time on (backdate it to the suspected compromise)."""
     meta = _store(directory).revoke(key_id, since=time_ms(since))
     out.print(f"revoked {meta.key_id} ({meta.holder}) since {format_ms(meta.revoked_since)}")
-    out.print("next: puente keys trust-list build && puente keys trust-list sign --key <root.skey>")
+    out.print(NEXT_LIST)
 
 
 @trust_app.command("build")
