@@ -615,6 +615,29 @@ class TrustAnchor:
         TrustList.open(data, anchor, now=tl.issued_at)
         return anchor
 
+    def follow(self, lists: Iterable[bytes]) -> TrustAnchor:
+        """The anchor after taking, in serial order, each of ``lists`` with a higher serial that
+        the anchor in force then accepts (judged at its own issue time: an old list's expiry
+        does not matter here); lists refused or malformed are skipped. What lets a verifier
+        that holds the genesis list judge a list several root changes later."""
+        parsed: list[tuple[TrustList, bytes]] = []
+        for data in lists:
+            try:
+                parsed.append((TrustList.from_text(Note.parse(data).text), data))
+            except MalformedError:
+                continue
+        anchor = self
+        for unverified, data in sorted(parsed, key=lambda p: p[0].serial):
+            if unverified.serial <= anchor.serial:
+                continue
+            try:
+                tl = TrustList.open(data, anchor, now=unverified.issued_at)
+            except TrustListError:
+                continue
+            if tl.quorum is not None:
+                anchor = TrustAnchor.of(tl)
+        return anchor
+
     @property
     def holders(self) -> frozenset[str]:
         """Every holder of a root key (valid or not)."""

@@ -237,3 +237,32 @@ def test_a_single_root_deployment_moves_to_the_quorum_and_stays(fed: Federation)
     with pytest.raises(TrustListError) as exc:
         tracker.offer(rewrite.sign(world.root))
     assert reason(exc) == "TRUST_LIST_UNTRUSTED"
+
+
+def test_the_auditor_follows_the_chain_from_the_genesis_list(
+    fed: Federation, tmp_path: Path
+) -> None:
+    """List 3 is signed by none of the genesis roots but BR and CL: judged by the genesis list
+    alone it is short; judged through list 2 (which the genesis roots signed) it is valid."""
+    genesis = fed.signed(fed.genesis, *CODES)
+    anchor = TrustAnchor.genesis(genesis)
+    uy, ar2 = SigningKey.generate("puente.root/UY"), SigningKey.generate("puente.root/AR")
+    two = fed.next(
+        fed.genesis, entries=(*fed.genesis.entries, root_entry("UY", uy), root_entry("AR", ar2))
+    )
+    three = fed.next(two).revoke(fed.roots["GT"].key_id, since=0)
+    three = three.revoke(fed.roots["MX"].key_id, since=0)
+    three = three.retire(fed.roots["AR"].key_id, until=three.issued_at)
+    chain = [fed.signed(two, *CODES), fed.signed(three, "BR", "CL", uy, ar2)]
+    with pytest.raises(TrustListError) as exc:
+        TrustList.open(chain[1], anchor, now=T0)
+    assert reason(exc) == "TRUST_QUORUM_MISSING"
+    assert TrustList.open(chain[1], anchor.follow(reversed(chain)), now=T0).serial == 3
+    exp, _ = build(fed.world.registry, fed.world.service, genesis, records=20, batch=8)
+    exp.trust = [(0, genesis), (1, chain[0]), (2, chain[1])]
+    auditor = Auditor(
+        registry=fed.world.registry, anchors=anchor, options=AuditOptions(now=T0 + DAY)
+    )
+    report = auditor.run(ExportFile(exp.write(tmp_path / "export.pxp")))
+    assert report.ok, report.to_text()
+    assert report.trust_list is not None and report.trust_list["serial"] == 3

@@ -145,7 +145,7 @@ class Auditor:
                             highest = (serial, f"{batch.topic}@{offset}")
         # The floors the federation pinned, in any anchored trust list it published: a
         # decision made under any other is flagged (DECISION_UNPINNED_FLOOR).
-        self._floors = frozenset(f for f in (self._pinned_floor(d, now) for d in seen) if f)
+        self._floors = frozenset(f for f in (self._pinned_floor(d, seen, now) for d in seen) if f)
         if data is None:
             report.add(
                 Anomaly(
@@ -156,7 +156,7 @@ class Auditor:
             tl = TrustList(0, 0, 1)
         else:
             try:
-                tl = TrustList.open(data, self.anchors, now=now, strict=False)
+                tl = TrustList.open(data, self._anchor_before(data, seen), now=now, strict=False)
             except TrustListError as exc:
                 report.add(Anomaly(Kind.TRUST_LIST_MALFORMED, exc.message))
                 tl = TrustList(0, 0, 1)
@@ -182,11 +182,17 @@ class Auditor:
             }
         return Verifier(trust_list=tl, registry=self.registry, allow_untrusted_list=True)
 
-    def _pinned_floor(self, data: bytes, now: int) -> bytes | None:
+    def _anchor_before(self, data: bytes, seen: Sequence[bytes]) -> TrustAnchor:
+        """The trust anchor, followed through the lists seen with a serial lower than
+        ``data``'s: what judges ``data`` (docs/evidence.md §3.1)."""
+        serial = _serial_of(data)
+        return self.anchors.follow(d for d in seen if _serial_of(d) < serial)
+
+    def _pinned_floor(self, data: bytes, seen: Sequence[bytes], now: int) -> bytes | None:
         """The floor an anchored trust list pins (None: unsigned, untrusted, malformed, or
         pinning none); its expiry does not matter here: it pinned that floor while in force."""
         try:
-            tl = TrustList.open(data, self.anchors, now=now, strict=False)
+            tl = TrustList.open(data, self._anchor_before(data, seen), now=now, strict=False)
         except TrustListError:
             return None
         return tl.floor_digest if tl.signed_by else None
