@@ -1,8 +1,12 @@
 """The trust list: which key belongs to whom, for what, and when — itself a signed note.
 
-Like X-Road's signed global configuration, the list is signed by an operator ("root") key whose
-verifier key every participant holds out of band (the trust anchor), and it expires, so a stale
-copy cannot be used for ever. It is a C2SP signed note so that one parser, one byte-exact form
+The list is signed by the member states' root keys (its ``key`` lines with usage trust-list)
+and is valid only with at least ``quorum`` of them (:class:`TrustAnchor`; docs/evidence.md
+§3.1): each list is judged by the roots and quorum of the list before it, starting from the
+genesis list every participant holds out of band, so no single party can rewrite who is
+trusted. A single-root deployment's list (no ``quorum`` line) is signed by an operator root key
+whose verifier key is the anchor, as before. Lists expire, so a stale copy cannot be used for
+ever. It is a C2SP signed note so that one parser, one byte-exact form
 and one signature scheme serve checkpoints and trust lists alike, and a second root (or a
 witness) can add a signature line without re-issuing it. The note text::
 
@@ -10,6 +14,7 @@ witness) can add a signature line without re-issuing it. The note text::
     serial 7
     issued-ms 1767225600000
     expires-ms 1769904000000
+    quorum 11                                                         (optional)
     floor <hex SHA-256 of the regional floor>                         (optional)
     key <verifier key> <holder> <usages> <valid-from-ms> <valid-until-ms|-> <revoked-since-ms|->
     ...
@@ -53,7 +58,8 @@ from puente.evidence.note import Note, NoteSignature, UnsignedNoteError, check_t
 
 TRUST_LIST_HEADER = "puente.trust-list"
 ROOT_HOLDER = "operator:root"
-"""The holder of the keys that sign trust lists (the trust anchors' private halves)."""
+"""The holder of a single-root deployment's keys that sign trust lists (the anchor's private
+halves); in a federation the member states' root keys (``member:CC``) sign them."""
 TRUST_LIST_KEY = b"trust-list"
 """The Kafka record key of the trust list on the (compacted) trust topic: the newest value wins.
 The value is the signed note bytes, exactly as :meth:`TrustList.sign` returns them."""
