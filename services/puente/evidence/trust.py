@@ -664,10 +664,10 @@ def _check_signatures(
 ) -> tuple[tuple[str, ...], list[tuple[str, str]]]:
     """The key ids of the roots whose signatures verify, and the problems: no anchor root
     signed (``TRUST_LIST_UNTRUSTED``), fewer holders than a quorum (``TRUST_QUORUM_MISSING``,
-    the anchor's, then the list's own)."""
-    judges = [("the trust anchor", anchor)]
+    of the roots in force, then of its own)."""
+    judges = [("the roots in force", anchor)]
     if tl.quorum is not None:
-        judges.append(("the list's own", TrustAnchor.of(tl)))
+        judges.append(("its own roots", TrustAnchor.of(tl)))
     keys = {e.key_id: e.key for _, j in judges for e in j.roots}
     try:
         good = note.verify(keys.values())
@@ -683,7 +683,7 @@ def _check_signatures(
             problems.append(
                 (
                     "TRUST_QUORUM_MISSING",
-                    f"trust list {tl.serial} is signed by {len(holders)} of {whose} roots "
+                    f"trust list {tl.serial} is signed by {len(holders)} of {whose} "
                     f"({', '.join(sorted(holders)) or 'none'}); it needs {judge.describe()}: "
                     "more members sign it (puente trust sign --as CC) before it is published",
                 )

@@ -54,7 +54,7 @@ async def test_propose_sign_k_publish_and_short_lists_are_refused(
         # One short: publish refuses, says why, writes nothing to the topic.
         done = await dep.puente("trust", "publish", "--in", str(proposal))
         assert done.returncode == 1 and "TRUST_QUORUM_MISSING" in done.stderr, done.stderr
-        assert f"{genesis.quorum - 1} of the trust anchor roots" in " ".join(done.stderr.split())
+        assert f"{genesis.quorum - 1} of the roots in force" in " ".join(done.stderr.split())
         reader = TrustTopicReader(
             dep.tenant.endpoint, dep.tenant.service("auditor"), dep.tenant.naming, timeout_s=30
         )

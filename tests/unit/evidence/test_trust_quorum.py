@@ -123,7 +123,7 @@ def test_a_list_short_of_quorum_is_refused_by_every_entry_point(
     with pytest.raises(TrustListError) as exc:
         TrustList.open(short, anchor, now=T0)
     assert reason(exc) == "TRUST_QUORUM_MISSING"
-    assert "2 of the trust anchor roots" in exc.value.message
+    assert "2 of the roots in force" in exc.value.message
     assert "puente trust sign" in exc.value.message
     assert TrustList.open(short, anchor, now=T0, strict=False).problems == ("TRUST_QUORUM_MISSING",)
     # the tracker (subscriber, gateway, nodes): refused, the last good list stays in force
