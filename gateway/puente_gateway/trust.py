@@ -27,11 +27,10 @@ from puente.codec.registry import Registry
 from puente.config import GatewaySettings, Settings
 from puente.errors import ConfigError
 from puente.evidence.errors import EvidenceError, TrustListError
-from puente.evidence.keys import PublicKey
-from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
+from puente.evidence.keystore import TRUST_LIST_FILE
 from puente.evidence.note import Note
-from puente.evidence.trust import ROOT_HOLDER, TRUST_LIST_KEY, TrustList
-from puente.evidence.trustsource import TrustTracker, file_fetch, read_anchors
+from puente.evidence.trust import TRUST_LIST_KEY, TrustList
+from puente.evidence.trustsource import TrustTracker, file_fetch, local_anchor, read_anchor
 from puente.evidence.verify import Verifier
 from puente.logs import get_logger
 from puente.topics import TRUST
@@ -63,14 +62,6 @@ def parse(data: bytes) -> Published | None:
     return Published(data, tl.serial, tl.expires_at)
 
 
-def local_anchors(settings: Settings) -> list[PublicKey]:
-    """The embedded deployment's trust anchors: the local key store's operator root keys."""
-    store = KeyStore(settings.keys_dir)
-    if not store.root.is_dir():
-        return []
-    return [store.public(m) for m in store.key_metas() if m.holder == ROOT_HOLDER]
-
-
 class TrustSource:
     """The trust list the gateway serves, seals with and verifies with, refreshed every
     ``trust_refresh_s`` from the trust topic, then the file.
@@ -90,18 +81,20 @@ class TrustSource:
         self.gw = gw
         self.registry = registry
         self.file = gw.trust_list_file or settings.keys_dir / TRUST_LIST_FILE
-        self.anchors = (
-            read_anchors(gw.trust_anchors_file)
+        anchor = (
+            read_anchor([str(gw.trust_anchors_file)])
             if gw.trust_anchors_file
-            else local_anchors(settings)
+            else local_anchor(settings.keys_dir)
         )
-        if not self.anchors:
+        if anchor is None or not anchor.roots:
             raise ConfigError(
-                "the gateway has no trust anchors: it seals notices to their state's node and "
+                "the gateway has no trust anchor: it seals notices to their state's node and "
                 "verifies deliveries with the trust list, which only an anchor makes usable",
-                hint="set PUENTE_GATEWAY__TRUST_ANCHORS_FILE to the operator's root verifier "
-                "key(s); on the embedded default, `puente demo` makes them",
+                hint="set PUENTE_GATEWAY__TRUST_ANCHORS_FILE to the genesis trust list (or, in "
+                "a single-root deployment, the operator's root verifier keys); on the embedded "
+                "default, `puente demo` makes it",
             )
+        self.anchors = anchor
         self.tracker = TrustTracker(self.anchors, registry, clock=now_ms)
         self._current: Published | None = None
         self._fetched = -1e9

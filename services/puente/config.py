@@ -222,8 +222,8 @@ class GatewaySettings(BaseModel):
     )
     trust_anchors_file: Path | None = Field(
         default=None,
-        description="verifier keys (one per line) of the trust-list signers; enables receipt "
-        "signature checks",
+        description="the genesis trust list (the signed note), or in a single-root deployment "
+        "the operator root's verifier keys (one per line); enables receipt signature checks",
     )
     trust_refresh_s: float = Field(default=60.0, gt=0)
     require_signed_receipts: bool = False

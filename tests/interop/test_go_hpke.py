@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 
 from puente.evidence.keystore import KeyStore
 from puente.evidence.seal import open_delivery, open_notice, seal_delivery, seal_notice
+from tests.interop.gobuild import go_build
 
 GO_SOURCE = Path(__file__).with_name("hpke")
 T0 = 1_767_225_600_000
@@ -27,20 +27,9 @@ T0 = 1_767_225_600_000
 
 @pytest.fixture(scope="module")
 def go_hpke(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("go") is None:
-        pytest.fail("Go 1.26 or newer is a prerequisite of tests/interop (crypto/hpke)")
-    binary = tmp_path_factory.mktemp("go") / "hpke"
-    env = {**os.environ, "GOTOOLCHAIN": "local", "GOPROXY": "off", "CGO_ENABLED": "0"}
-    proc = subprocess.run(
-        ["go", "build", "-o", str(binary), "."],
-        cwd=GO_SOURCE,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=570,
+    return go_build(
+        GO_SOURCE, tmp_path_factory.mktemp("go"), needs="Go 1.26 or newer (crypto/hpke)"
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return binary
 
 
 def go(binary: Path, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -35,6 +35,7 @@ def _mount() -> None:
         receipts,
         schemas,
         serve,
+        trust,
         warnings,
     )
     from puente.app.commands.publish import publish
@@ -45,6 +46,7 @@ def _mount() -> None:
     app.add_typer(schemas.app, name="schemas")
     app.add_typer(policy.app, name="policy")
     app.add_typer(keys.app, name="keys")
+    app.add_typer(trust.app, name="trust")
     app.add_typer(audit.app, name="audit")
     auditsource.register()  # `puente audit verify kafka:` reads the live topics
     app.add_typer(serve.app, name="serve")

@@ -679,7 +679,7 @@ def _audit(rt: Runtime, anchors: Any) -> bool:
         rt.service_credential("auditor"),
         naming,
     )
-    auditor = Auditor(registry=registry, anchors=list(anchors), options=AuditOptions(naming=naming))
+    auditor = Auditor(registry=registry, anchors=anchors, options=AuditOptions(naming=naming))
     with console.status(
         "verifying every checkpoint signature, root, consistency proof and record…"
     ):

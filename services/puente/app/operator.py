@@ -1,7 +1,7 @@
-"""The operator's set-up: what a deployment needs before anything is signed, made
-idempotently — an operator root key (the trust anchor), each state's node keys, one receipt key
-per member state, the early-warning evaluator's key, a signed trust list — and publishing the
-trust list. Only operator commands
+"""The embedded default's set-up: what a deployment needs before anything is signed, made
+idempotently — each member state's root key, node keys, receipt key and encryption keys, the
+early-warning evaluator's key, a trust list the members sign (the first one is the genesis
+list, the trust anchor) — and publishing the trust list. Only operator commands
 (``puente demo``, ``puente keys …``) call this: partner-side and auditor commands never create
 keys.
 
@@ -15,18 +15,22 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from puente.config import Settings
 from puente.errors import PuenteError
-from puente.evidence.errors import TrustListError
-from puente.evidence.keys import PublicKey, SigningKey
-from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
+from puente.evidence.errors import MalformedError, TrustListError
+from puente.evidence.keys import SigningKey
+from puente.evidence.keystore import GENESIS_FILE, TRUST_LIST_FILE, KeyStore, root_key_name
+from puente.evidence.note import Note
 from puente.evidence.trust import (
     ROOT_HOLDER,
     TRUST_LIST_KEY,
+    TrustAnchor,
     TrustList,
     Usage,
+    majority,
     member_holder,
     node_holder,
     service_holder,
@@ -47,7 +51,7 @@ class Evidence:
     """The keys and trust material of one (embedded) deployment."""
 
     store: KeyStore
-    anchors: tuple[PublicKey, ...]  # who may sign trust lists
+    anchors: TrustAnchor  # the genesis list's roots and quorum: who may sign trust lists
     trust_list: bytes  # the signed note
 
     def node_key(self, member: str, at: int | None = None) -> SigningKey:
@@ -56,9 +60,7 @@ class Evidence:
         return self.store.current(node_holder(member), usage=Usage.DELIVERY, at=at)
 
     def open_trust_list(self, now_ms: int | None = None) -> TrustList:
-        return TrustList.open(
-            self.trust_list, list(self.anchors), now=now_ms or int(time.time() * 1000)
-        )
+        return TrustList.open(self.trust_list, self.anchors, now=now_ms or int(time.time() * 1000))
 
 
 def _has_key(store: KeyStore, holder: str, usage: Usage, at: int) -> bool:
@@ -76,23 +78,35 @@ def _has_key(store: KeyStore, holder: str, usage: Usage, at: int) -> bool:
 def ensure_evidence(
     settings: Settings, members: Sequence[str], *, floor_digest: bytes | None = None
 ) -> Evidence:
-    """Create whatever is missing — the operator's root key; per member state its node's
-    signing and encryption keys and its own receipt-signing and encryption keys; the
-    early-warning evaluator's key (``service:warnings``, usage early-warning) — and re-sign
-    the trust list (pinning the regional floor: ``floor_digest``, by default the SHA-256 of the
-    policies' ``regional.yaml``) when keys or the floor changed or it nears expiry.
+    """Create whatever is missing — per member state its root key (``member:CC``, usage
+    trust-list, named ``puente.root/CC``: the key with which the state signs trust lists), its
+    node's signing and encryption keys and its own receipt-signing and encryption keys; the
+    early-warning evaluator's key (``service:warnings``, usage early-warning) — and have the
+    members sign a new trust list (pinning the regional floor: ``floor_digest``, by default the
+    SHA-256 of the policies' ``regional.yaml``; naming a majority of the roots as its quorum)
+    when keys or the floor changed or it nears expiry. The first such list is the genesis list
+    (``trust-genesis.note``), the trust anchor; no operator key signs anything.
 
-    This is the embedded default, where one operator holds every key in ``<state>/keys``; in a
-    federation each state makes its own private keys and hands in only the public parts
-    (``puente keys import``)."""
+    A state directory made before (a single-root list signed by ``operator:root``) migrates:
+    the first members' list is also signed by the operator root, so verifiers still anchored on
+    that key take it, and it becomes the genesis list.
+
+    This is the embedded default, where every member's keys live in ``<state>/keys``; in a
+    federation each state makes its own private keys, hands in only the public parts and signs
+    with ``puente trust sign --as CC`` (docs/evidence.md)."""
     store = KeyStore(settings.keys_dir)
     now = int(time.time() * 1000)
     floor = floor_digest if floor_digest is not None else regional_floor_digest(settings)
     changed = False
-    if not _has_key(store, ROOT_HOLDER, Usage.TRUST_LIST, now):
-        store.generate(ROOT_HOLDER, valid_from=now)
-        changed = True
     for code in members:
+        if not _has_key(store, member_holder(code), Usage.TRUST_LIST, now):
+            store.generate(
+                member_holder(code),
+                valid_from=now,
+                usages=(Usage.TRUST_LIST,),
+                name=root_key_name(code),
+            )
+            changed = True
         for holder, signing_usage in (
             (node_holder(code), Usage.DELIVERY),
             (member_holder(code), Usage.RECEIPT),
@@ -107,26 +121,64 @@ def ensure_evidence(
     if not _has_key(store, evaluator, Usage.EARLY_WARNING, now):
         store.generate(evaluator, valid_from=now, usages=(Usage.EARLY_WARNING,))
         changed = True
-    root = store.current(ROOT_HOLDER, usage=Usage.TRUST_LIST, at=now)
-    anchors = tuple(store.public(m) for m in store.key_metas() if m.holder == ROOT_HOLDER)
+    genesis = store.root / GENESIS_FILE
+    legacy = [store.public(m) for m in store.key_metas() if m.holder == ROOT_HOLDER]
+    anchor = (
+        TrustAnchor.genesis(genesis.read_bytes())
+        if genesis.is_file()
+        else TrustAnchor.from_keys(legacy)
+    )
     path = store.root / TRUST_LIST_FILE
     current: TrustList | None = None
     if path.is_file() and not changed:
         try:
-            current = TrustList.open(path.read_bytes(), list(anchors), now=now, strict=False)
+            current = TrustList.open(path.read_bytes(), anchor, now=now, strict=False)
         except TrustListError:  # malformed: issue a new one
             current = None
-    stale = current is None or current.problems or current.expires_at - now < 7 * _DAY_MS
+    stale = (
+        current is None
+        or bool(current.problems)
+        or current.quorum is None
+        or current.expires_at - now < 7 * _DAY_MS
+    )
     if stale or current is None or current.floor_digest != floor:
-        serial = (current.serial + 1) if current else int(now // 1000)
+        previous = _serial_of(path)
         unsigned = store.trust_list(
-            serial=serial,
+            serial=(previous + 1) if previous is not None else int(now // 1000),
             issued_at=now,
             expires_at=now + TRUST_LIST_DAYS * _DAY_MS,
             floor_digest=floor,
         )
-        path.write_bytes(unsigned.sign(root))
-    return Evidence(store, anchors, path.read_bytes())
+        unsigned = replace(unsigned, quorum=majority(len(unsigned.roots(at=now))))
+        # the transition from a single-root list: the old anchor signs the first one too
+        transition = not genesis.is_file() and bool(legacy)
+        signed = members_sign(store, unsigned, at=now, operator_root=transition)
+        path.write_bytes(signed)
+        if not genesis.is_file():
+            genesis.write_bytes(signed)
+            anchor = TrustAnchor.genesis(genesis.read_bytes())
+    return Evidence(store, anchor, path.read_bytes())
+
+
+def members_sign(
+    store: KeyStore, unsigned: TrustList, *, at: int, operator_root: bool = False
+) -> bytes:
+    """``unsigned`` signed by the current root key of every root holder it names that ``store``
+    holds the private key of (on the embedded default: every member), and with
+    ``operator_root`` by the operator root too."""
+    note = Note.unsigned(unsigned.text())
+    holders = [*([ROOT_HOLDER] if operator_root else []), *unsigned.roots(at=at)]
+    for holder in holders:
+        note = note.sign(store.current(holder, usage=Usage.TRUST_LIST, at=at))
+    return note.to_bytes()
+
+
+def _serial_of(path: Path) -> int | None:
+    """The serial of the signed list in ``path`` (unverified), None if none parses."""
+    try:
+        return TrustList.from_text(Note.parse(path.read_bytes()).text).serial
+    except (OSError, MalformedError):
+        return None
 
 
 def regional_floor_digest(settings: Settings) -> bytes:

@@ -19,10 +19,16 @@ from puente.codec.registry import Registry
 from puente.config import Settings, get_settings
 from puente.errors import ConfigError
 from puente.evidence._time import now_ms
-from puente.evidence.keys import PublicKey, SigningKey
-from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
-from puente.evidence.trust import ROOT_HOLDER, Usage, service_holder
-from puente.evidence.trustsource import Fetch, TrustTracker, file_fetch, read_anchors
+from puente.evidence.keys import SigningKey
+from puente.evidence.keystore import GENESIS_FILE, TRUST_LIST_FILE, KeyStore
+from puente.evidence.trust import TrustAnchor, Usage, service_holder
+from puente.evidence.trustsource import (
+    Fetch,
+    TrustTracker,
+    file_fetch,
+    local_anchor,
+    read_anchor,
+)
 from puente.kafka.connection import KafkaEndpoint, admin_credential, credential, resolve_endpoint
 from puente.kafka.trustfeed import TrustTopicReader
 from puente.members import load_members
@@ -121,29 +127,18 @@ class Runtime:
         """The embedded default's key store (read here; written only by operator commands)."""
         return KeyStore(self.settings.keys_dir)
 
-    def anchors(self, specs: list[str] | None = None) -> list[PublicKey]:
-        """The trust anchors: verifier keys given (inline or as files), else the key store's
-        ``operator:root`` keys. ConfigError when there are none."""
+    def anchors(self, specs: list[str] | None = None) -> TrustAnchor:
+        """The trust anchor: the genesis trust list or operator root verifier keys given
+        (:func:`read_anchor`), else the key store's genesis list, else its ``operator:root``
+        keys (a single-root deployment). ConfigError when there is none."""
         if specs:
-            return [
-                k
-                for spec in specs
-                for k in (
-                    read_anchors(Path(spec))
-                    if Path(spec).is_file()
-                    else [PublicKey.from_vkey(spec)]
-                )
-            ]
-        store = self.keys
-        found = (
-            [store.public(m) for m in store.key_metas() if m.holder == ROOT_HOLDER]
-            if store.root.is_dir()
-            else []
-        )
-        if not found:
+            return read_anchor(specs)
+        found = local_anchor(self.settings.keys_dir)
+        if found is None:
             raise ConfigError(
-                "no trust anchor: give the operator's root verifier key (a vkey or a .vkey "
-                f"file); the key store {store.root} has none",
+                "no trust anchor: give the genesis trust list (a file) or, in a single-root "
+                f"deployment, the operator's root verifier key; {self.settings.keys_dir} has "
+                f"neither {GENESIS_FILE} nor an operator root key",
                 reason="TRUST_ANCHOR_MISSING",
             )
         return found
@@ -152,7 +147,7 @@ class Runtime:
         self,
         principal: Credential,
         *,
-        anchors: list[PublicKey] | None = None,
+        anchors: TrustAnchor | None = None,
         trust_file: Path | None = None,
         serial_file: Path | None = None,
     ) -> tuple[TrustTracker, TrustTopicReader, list[Fetch]]:

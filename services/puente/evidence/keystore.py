@@ -61,6 +61,8 @@ log = get_logger("evidence.keys")
 
 TRUST_LIST_FILE = "trust-list.note"
 """The signed trust list, as ``puente keys trust-list sign`` writes it beside the keys."""
+GENESIS_FILE = "trust-genesis.note"
+"""The genesis trust list (the trust anchor of a federation), kept beside the keys."""
 
 DEFAULT_USAGES: dict[str, frozenset[Usage]] = {
     "service": frozenset({Usage.DELIVERY, Usage.CHECKPOINT}),
@@ -83,6 +85,11 @@ def default_key_name(holder: str) -> str:
         "operator": "puente.operator",
     }
     return f"{prefix[kind]}/{who}"
+
+
+def root_key_name(code: str) -> str:
+    """The name of member state ``code``'s root key (usage trust-list): ``puente.root/MX``."""
+    return f"puente.root/{code}"
 
 
 def holder_for(spec: str) -> str:
@@ -336,10 +343,17 @@ class KeyStore:
         return meta
 
     def trust_list(
-        self, *, serial: int, issued_at: int, expires_at: int, floor_digest: bytes | None = None
+        self,
+        *,
+        serial: int,
+        issued_at: int,
+        expires_at: int,
+        floor_digest: bytes | None = None,
+        quorum: int | None = None,
     ) -> TrustList:
         """The (unsigned) trust list of every non-operator key here, signing keys on ``key``
-        lines and encryption keys on ``enc`` lines, pinning ``floor_digest`` if given."""
+        lines and encryption keys on ``enc`` lines, pinning ``floor_digest`` if given and
+        naming ``quorum`` (the member roots, keys with usage trust-list, that sign the next)."""
         metas = [m for m in self.key_metas() if not m.holder.startswith("operator:")]
         return TrustList(
             serial,
@@ -348,6 +362,7 @@ class KeyStore:
             tuple(m.entry(self.public(m)) for m in metas if not m.is_encryption),
             tuple(m.encryption_entry(self.encryption_public(m)) for m in metas if m.is_encryption),
             floor_digest,
+            quorum,
         )
 
 

@@ -1,8 +1,12 @@
 """The trust list: which key belongs to whom, for what, and when — itself a signed note.
 
-Like X-Road's signed global configuration, the list is signed by an operator ("root") key whose
-verifier key every participant holds out of band (the trust anchor), and it expires, so a stale
-copy cannot be used for ever. It is a C2SP signed note so that one parser, one byte-exact form
+The list is signed by the member states' root keys (its ``key`` lines with usage trust-list)
+and is valid only with at least ``quorum`` of them (:class:`TrustAnchor`; docs/evidence.md
+§3.1): each list is judged by the roots and quorum of the list before it, starting from the
+genesis list every participant holds out of band, so no single party can rewrite who is
+trusted. A single-root deployment's list (no ``quorum`` line) is signed by an operator root key
+whose verifier key is the anchor, as before. Lists expire, so a stale copy cannot be used for
+ever. It is a C2SP signed note so that one parser, one byte-exact form
 and one signature scheme serve checkpoints and trust lists alike, and a second root (or a
 witness) can add a signature line without re-issuing it. The note text::
 
@@ -10,6 +14,7 @@ witness) can add a signature line without re-issuing it. The note text::
     serial 7
     issued-ms 1767225600000
     expires-ms 1769904000000
+    quorum 11                                                         (optional)
     floor <hex SHA-256 of the regional floor>                         (optional)
     key <verifier key> <holder> <usages> <valid-from-ms> <valid-until-ms|-> <revoked-since-ms|->
     ...
@@ -53,7 +58,8 @@ from puente.evidence.note import Note, NoteSignature, UnsignedNoteError, check_t
 
 TRUST_LIST_HEADER = "puente.trust-list"
 ROOT_HOLDER = "operator:root"
-"""The holder of the keys that sign trust lists (the trust anchors' private halves)."""
+"""The holder of a single-root deployment's keys that sign trust lists (the anchor's private
+halves); in a federation the member states' root keys (``member:CC``) sign them."""
 TRUST_LIST_KEY = b"trust-list"
 """The Kafka record key of the trust list on the (compacted) trust topic: the newest value wins.
 The value is the signed note bytes, exactly as :meth:`TrustList.sign` returns them."""
@@ -78,6 +84,11 @@ class Usage(StrEnum):
 
 
 SIGNING_USAGES = frozenset(Usage) - {Usage.ENCRYPTION}
+
+
+def majority(n: int) -> int:
+    """The default quorum of ``n`` root holders: more than half."""
+    return n // 2 + 1
 
 
 def member_holder(code: str) -> str:
@@ -253,6 +264,7 @@ class TrustList:
     entries: tuple[KeyEntry, ...] = ()
     encryption_entries: tuple[EncKeyEntry, ...] = ()
     floor_digest: bytes | None = None
+    quorum: int | None = None
     signed_by: tuple[str, ...] = field(default=(), compare=False)
     problems: tuple[str, ...] = field(default=(), compare=False)
     _by_id: dict[str, KeyEntry] = field(init=False, repr=False, compare=False)
@@ -271,6 +283,13 @@ class TrustList:
             raise MalformedError("two trust-list keys share a name and a note key hash")
         if self.floor_digest is not None and len(self.floor_digest) != FLOOR_DIGEST_SIZE:
             raise MalformedError(f"the floor digest is {len(self.floor_digest)} bytes, not 32")
+        if self.quorum is not None:
+            n = len(self.roots(at=self.issued_at))
+            if not 1 <= self.quorum <= n:
+                raise MalformedError(
+                    f"trust list quorum {self.quorum} is not between 1 and the {n} root holder(s) "
+                    "(keys with usage trust-list valid when it is issued)"
+                )
         object.__setattr__(self, "_by_id", dict(zip(ids, self.entries, strict=True)))
         object.__setattr__(
             self, "_enc_by_id", dict(zip(enc_ids, self.encryption_entries, strict=True))
@@ -285,6 +304,7 @@ class TrustList:
             f"serial {self.serial}",
             f"issued-ms {self.issued_at}",
             f"expires-ms {self.expires_at}",
+            *([] if self.quorum is None else [f"{QUORUM_LINE}{self.quorum}"]),
             *([] if self.floor_digest is None else [f"{FLOOR_LINE}{self.floor_digest.hex()}"]),
             *(e.line() for e in self.entries),
             *(e.line() for e in self.encryption_entries),
@@ -305,6 +325,9 @@ class TrustList:
                 raise MalformedError(f"trust list: expected {name!r}, found {line[:40]!r}")
             fields[name] = _parse_ms(value, name)
         rest = lines[4:]
+        quorum = None
+        if rest and rest[0].startswith(QUORUM_LINE):
+            quorum = _parse_ms(rest.pop(0)[len(QUORUM_LINE) :], "quorum")
         floor = None
         if rest and rest[0].startswith(FLOOR_LINE):
             floor = _parse_floor(rest.pop(0)[len(FLOOR_LINE) :])
@@ -317,6 +340,7 @@ class TrustList:
             tuple(keys),
             tuple(encs),
             floor,
+            quorum,
         )
         if tl.text() != text:
             raise MalformedError("trust list text is not canonical")
@@ -335,26 +359,35 @@ class TrustList:
     def open(
         cls,
         data: bytes,
-        anchors: Sequence[PublicKey],
+        anchors: TrustAnchor | Sequence[PublicKey],
         *,
         now: int,
         strict: bool = True,
     ) -> TrustList:
-        """Parse and verify a signed trust list against the trust anchors at time ``now``.
+        """Parse and verify a signed trust list against a trust anchor at time ``now``.
+
+        ``anchors`` is a :class:`TrustAnchor` (the roots and quorum of the genesis list, or of
+        the list in force before this one), or verifier keys (a single-root deployment: one
+        valid signature by any of them suffices). A list that names a ``quorum`` must also
+        carry that many of its own roots' signatures. One holder counts once, however many of
+        its keys signed (or however often); signatures by keys that are no root are ignored; a
+        root's signature that fails rejects the list (the signed-note rule).
 
         Strict (the default) raises :class:`TrustListError` with reason ``TRUST_LIST_UNSIGNED``,
-        ``TRUST_LIST_UNTRUSTED`` (no anchor signed it, or a signature fails),
+        ``TRUST_LIST_UNTRUSTED`` (no anchor root signed it, or a root's signature fails),
+        ``TRUST_QUORUM_MISSING`` (fewer root holders than the quorum signed it),
         ``TRUST_LIST_EXPIRED``, ``TRUST_LIST_NOT_YET_VALID`` or ``TRUST_LIST_MALFORMED``.
         Lenient (``strict=False``, for the auditor's report) records those reasons in
         :attr:`problems` instead, except a malformed list, which is always raised.
         """
-        problems: list[str] = []
+        anchor = anchors if isinstance(anchors, TrustAnchor) else TrustAnchor.from_keys(anchors)
+        problems: list[tuple[str, str]] = []
         signed_by: tuple[str, ...] = ()
         try:
             note = Note.parse(data)
             text = note.text
         except UnsignedNoteError:
-            problems.append("TRUST_LIST_UNSIGNED")
+            problems.append(("TRUST_LIST_UNSIGNED", _PROBLEM_TEXT["TRUST_LIST_UNSIGNED"]))
             text = data.decode("utf-8", errors="strict") if data.endswith(b"\n") else ""
             note = None
         except MalformedError as exc:
@@ -368,17 +401,23 @@ class TrustList:
                 f"malformed trust list: {exc}", reason="TRUST_LIST_MALFORMED"
             ) from exc
         if note is not None:
-            try:
-                signed_by = tuple(k.key_id for k in note.verify(anchors))
-            except SignatureError:
-                problems.append("TRUST_LIST_UNTRUSTED")
+            signed_by, found = _check_signatures(note, tl, anchor)
+            problems.extend(found)
         if now < tl.issued_at:
-            problems.append("TRUST_LIST_NOT_YET_VALID")
+            problems.append(("TRUST_LIST_NOT_YET_VALID", _PROBLEM_TEXT["TRUST_LIST_NOT_YET_VALID"]))
         if now >= tl.expires_at:
-            problems.append("TRUST_LIST_EXPIRED")
+            problems.append(("TRUST_LIST_EXPIRED", _PROBLEM_TEXT["TRUST_LIST_EXPIRED"]))
         if problems and strict:
-            raise TrustListError(_PROBLEM_TEXT[problems[0]], reason=problems[0])
-        return replace(tl, signed_by=signed_by, problems=tuple(problems))
+            raise TrustListError(problems[0][1], reason=problems[0][0])
+        return replace(tl, signed_by=signed_by, problems=tuple(p for p, _ in problems))
+
+    def roots(self, *, at: int) -> dict[str, list[KeyEntry]]:
+        """The root keys valid at ``at`` (``key`` lines with usage trust-list), by holder."""
+        found: dict[str, list[KeyEntry]] = {}
+        for e in self.entries:
+            if Usage.TRUST_LIST in e.usages and e.status_at(at) == "valid":
+                found.setdefault(e.holder, []).append(e)
+        return found
 
     # --- lookups -----------------------------------------------------------------------------
 
@@ -519,6 +558,7 @@ class TrustList:
 
 
 FLOOR_LINE = "floor "
+QUORUM_LINE = "quorum "
 ENC_LINE = "enc "
 
 
@@ -529,6 +569,127 @@ def _parse_floor(text: str) -> bytes:
         return bytes.fromhex(text)
     except ValueError:
         raise MalformedError("floor: 64 lowercase hex digits expected") from None
+
+
+@dataclass(frozen=True)
+class TrustAnchor:
+    """Who may sign the next trust list, and how many of them must: the root keys (entries
+    with usage trust-list; a holder counts once, however many of its keys signed) and the
+    quorum ``k``; ``serial`` is the lowest serial a list judged by it may carry.
+
+    A verifier starts from the genesis list, given out of band (:meth:`genesis`), and judges
+    each later list by the roots and quorum of the list in force before it (:meth:`of`); a
+    single-root deployment's anchor is the operator root's verifier keys (:meth:`from_keys`).
+    """
+
+    roots: tuple[KeyEntry, ...]
+    k: int
+    serial: int = 0
+
+    @classmethod
+    def from_keys(cls, keys: Iterable[PublicKey]) -> TrustAnchor:
+        """The single-root anchor: any one of these operator root keys signs a list alone."""
+        return cls(
+            tuple(KeyEntry(k, ROOT_HOLDER, frozenset({Usage.TRUST_LIST}), 0) for k in keys), 1
+        )
+
+    @classmethod
+    def of(cls, tl: TrustList) -> TrustAnchor:
+        """The roots and quorum a list names: what judges the list after it."""
+        if tl.quorum is None:
+            raise TrustListError(
+                f"trust list {tl.serial} names no quorum and no roots: it is a single-root list, "
+                "judged by the operator root's keys",
+                reason="TRUST_ANCHOR_INVALID",
+            )
+        return cls(
+            tuple(e for e in tl.entries if Usage.TRUST_LIST in e.usages), tl.quorum, tl.serial
+        )
+
+    @classmethod
+    def genesis(cls, data: bytes) -> TrustAnchor:
+        """The anchor a genesis list (the signed note, given out of band) makes, once it is
+        shown to carry a quorum of its own roots' signatures (its expiry does not matter: it
+        names who signs the next list). :class:`TrustListError` otherwise."""
+        try:
+            tl = TrustList.from_text(Note.parse(data).text)
+        except MalformedError as exc:
+            raise TrustListError(
+                f"the genesis trust list does not parse: {exc}", reason="TRUST_ANCHOR_INVALID"
+            ) from exc
+        anchor = cls.of(tl)
+        TrustList.open(data, anchor, now=tl.issued_at)
+        return anchor
+
+    def follow(self, lists: Iterable[bytes]) -> TrustAnchor:
+        """The anchor after taking, in serial order, each of ``lists`` with a higher serial that
+        the anchor in force then accepts (judged at its own issue time: an old list's expiry
+        does not matter here); lists refused or malformed are skipped. What lets a verifier
+        that holds the genesis list judge a list several root changes later."""
+        parsed: list[tuple[TrustList, bytes]] = []
+        for data in lists:
+            try:
+                parsed.append((TrustList.from_text(Note.parse(data).text), data))
+            except MalformedError:
+                continue
+        anchor = self
+        for unverified, data in sorted(parsed, key=lambda p: p[0].serial):
+            if unverified.serial <= anchor.serial:
+                continue
+            try:
+                tl = TrustList.open(data, anchor, now=unverified.issued_at)
+            except TrustListError:
+                continue
+            if tl.quorum is not None:
+                anchor = TrustAnchor.of(tl)
+        return anchor
+
+    @property
+    def holders(self) -> frozenset[str]:
+        """Every holder of a root key (valid or not)."""
+        return frozenset(e.holder for e in self.roots)
+
+    def signers(self, keys: Iterable[PublicKey], *, at: int) -> set[str]:
+        """The holders one of whose root keys valid at ``at`` is among ``keys``."""
+        ids = {k.key_id for k in keys}
+        return {e.holder for e in self.roots if e.key_id in ids and e.status_at(at) == "valid"}
+
+    def describe(self) -> str:
+        """``3 of 5 roots (member:AR, ...)``, for messages."""
+        return f"{self.k} of {len(self.holders)} ({', '.join(sorted(self.holders))})"
+
+
+def _check_signatures(
+    note: Note, tl: TrustList, anchor: TrustAnchor
+) -> tuple[tuple[str, ...], list[tuple[str, str]]]:
+    """The key ids of the roots whose signatures verify, and the problems: no anchor root
+    signed (``TRUST_LIST_UNTRUSTED``), fewer holders than a quorum (``TRUST_QUORUM_MISSING``,
+    of the roots in force, then of its own)."""
+    judges = [("the roots in force", anchor)]
+    if tl.quorum is not None:
+        judges.append(("its own roots", TrustAnchor.of(tl)))
+    keys = {e.key_id: e.key for _, j in judges for e in j.roots}
+    try:
+        good = note.verify(keys.values())
+    except SignatureError as exc:
+        return (), [("TRUST_LIST_UNTRUSTED", f"{_PROBLEM_TEXT['TRUST_LIST_UNTRUSTED']} ({exc})")]
+    signed_by = tuple(dict.fromkeys(k.key_id for k in good))
+    problems: list[tuple[str, str]] = []
+    for whose, judge in judges:
+        holders = judge.signers(good, at=tl.issued_at)
+        if not holders and judge is anchor:
+            problems.append(("TRUST_LIST_UNTRUSTED", _PROBLEM_TEXT["TRUST_LIST_UNTRUSTED"]))
+        elif len(holders) < judge.k:
+            problems.append(
+                (
+                    "TRUST_QUORUM_MISSING",
+                    f"trust list {tl.serial} is signed by {len(holders)} of {whose} "
+                    f"({', '.join(sorted(holders)) or 'none'}); it needs {judge.describe()}: "
+                    "more members sign it (puente trust sign --as CC) before it is published",
+                )
+            )
+            break  # one shortfall is enough to say
+    return signed_by, problems
 
 
 _PROBLEM_TEXT = {

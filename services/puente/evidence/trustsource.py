@@ -4,7 +4,11 @@ A subscriber, the gateway or an auditor that runs for days cannot verify against
 read at start: the list expires, keys are rotated and revoked. :class:`TrustTracker` holds the
 current list and takes each newer one offered (from the trust topic, a file, ...) only when:
 
-* the anchors signed it and it is valid now (:meth:`TrustList.open`, strict);
+* a quorum of the roots of the list in force signed it — at start, of the trust anchor: the
+  genesis list given out of band, or (a single-root deployment) the operator root's keys —
+  and a quorum of its own roots, and it is valid now (:meth:`TrustList.open`, strict;
+  ``TRUST_QUORUM_MISSING`` when short). Each list taken judges the next, so adding a member or
+  rotating a root key needs a quorum of the roots as they were (as in TUF's root rotation);
 * its serial is not lower than the highest serial it has seen (``TRUST_LIST_ROLLBACK``: an old
   list re-published, e.g. one from before a key was revoked) — the highest serial can be kept
   in a file so that a restart does not forget it;
@@ -28,7 +32,8 @@ from puente.codec.registry import Registry
 from puente.evidence._time import now_ms
 from puente.evidence.errors import TrustListError
 from puente.evidence.keys import PublicKey
-from puente.evidence.trust import TrustList
+from puente.evidence.keystore import GENESIS_FILE, KeyStore
+from puente.evidence.trust import ROOT_HOLDER, TRUST_LIST_HEADER, TrustAnchor, TrustList
 from puente.evidence.verify import Verifier
 from puente.logs import get_logger
 
@@ -43,30 +48,32 @@ class TrustTracker:
 
     def __init__(
         self,
-        anchors: Sequence[PublicKey],
+        anchors: TrustAnchor | Sequence[PublicKey],
         registry: Registry,
         *,
         serial_file: Path | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
-        if not anchors:
+        anchor = anchors if isinstance(anchors, TrustAnchor) else TrustAnchor.from_keys(anchors)
+        if not anchor.roots:
             raise TrustListError(
-                "no trust anchor: a trust list can only be verified against the operator's "
-                "root verifier key(s), held out of band",
+                "no trust anchor: a trust list can only be verified against the genesis trust "
+                "list (or a single-root deployment's operator root keys), held out of band",
                 reason="TRUST_ANCHOR_MISSING",
             )
-        self.anchors = list(anchors)
+        self.anchor = anchor
+        """What judges the next list: the trust anchor, then the roots of the list in force."""
         self.registry = registry
         self.serial_file = serial_file
         self.clock = clock
         self._data: bytes | None = None
         self._list: TrustList | None = None
         self._verifier: Verifier | None = None
-        self.highest_serial = _read_serial(serial_file)
+        self.highest_serial = max(_read_serial(serial_file), anchor.serial)
 
     @classmethod
     def with_list(
-        cls, data: bytes, anchors: Sequence[PublicKey], registry: Registry
+        cls, data: bytes, anchors: TrustAnchor | Sequence[PublicKey], registry: Registry
     ) -> TrustTracker:
         """A tracker starting from the signed list ``data`` (raises if it is not acceptable)."""
         tracker = cls(anchors, registry)
@@ -87,11 +94,12 @@ class TrustTracker:
         """Take ``data`` as the current list if it is acceptable; True if it changed.
 
         Raises :class:`TrustListError` (the current list stays in force) with the reason of
-        :meth:`TrustList.open`, or ``TRUST_LIST_ROLLBACK`` / ``TRUST_LIST_CONFLICT``.
+        :meth:`TrustList.open` (``TRUST_QUORUM_MISSING``, ...), or ``TRUST_LIST_ROLLBACK`` /
+        ``TRUST_LIST_CONFLICT``.
         """
         if data == self._data:
             return False
-        tl = TrustList.open(data, self.anchors, now=self.clock())
+        tl = TrustList.open(data, self.anchor, now=self.clock())
         if tl.serial < self.highest_serial:
             raise TrustListError(
                 f"trust list serial {tl.serial} is lower than serial {self.highest_serial} "
@@ -106,10 +114,18 @@ class TrustTracker:
             )
         self._data, self._list = data, tl
         self._verifier = Verifier(trust_list=tl, registry=self.registry)
+        if tl.quorum is not None:  # a single-root list leaves the operator's keys in charge
+            self.anchor = TrustAnchor.of(tl)
         if tl.serial > self.highest_serial:
             self.highest_serial = tl.serial
             _write_serial(self.serial_file, tl.serial)
-        log.info("trust_list.current", serial=tl.serial, keys=len(tl.entries))
+        log.info(
+            "trust_list.current",
+            serial=tl.serial,
+            keys=len(tl.entries),
+            signed_by=len(tl.signed_by),
+            quorum=tl.quorum,
+        )
         return True
 
     def verifier(self) -> Verifier:
@@ -178,6 +194,41 @@ def read_anchors(path: Path) -> list[PublicKey]:
     """Verifier keys, one per line (``#`` comments and blank lines allowed)."""
     lines = path.read_text(encoding="ascii").splitlines()
     return [PublicKey.from_vkey(x.strip()) for x in lines if x.strip() and not x.startswith("#")]
+
+
+def local_anchor(keys_dir: Path) -> TrustAnchor | None:
+    """The embedded default's trust anchor: the genesis list kept beside the keys
+    (``trust-genesis.note``), else (a single-root deployment) the key store's operator root
+    keys, else None."""
+    genesis = keys_dir / GENESIS_FILE
+    if genesis.is_file():
+        return TrustAnchor.genesis(genesis.read_bytes())
+    if not keys_dir.is_dir():
+        return None
+    store = KeyStore(keys_dir)
+    keys = [store.public(m) for m in store.key_metas() if m.holder == ROOT_HOLDER]
+    return TrustAnchor.from_keys(keys) if keys else None
+
+
+def read_anchor(specs: Sequence[str]) -> TrustAnchor:
+    """The trust anchor given on a command line or in settings: a genesis trust list (a file
+    holding the signed note), or a single-root deployment's operator root verifier keys (vkeys
+    inline, or files of them, one per line). :class:`TrustListError` if a genesis list does not
+    carry a quorum of its own roots, or if both kinds are given."""
+    keys: list[PublicKey] = []
+    genesis: list[TrustAnchor] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_file() and path.read_bytes().startswith(TRUST_LIST_HEADER.encode() + b"\n"):
+            genesis.append(TrustAnchor.genesis(path.read_bytes()))
+        else:
+            keys.extend(read_anchors(path) if path.is_file() else [PublicKey.from_vkey(spec)])
+    if (genesis and keys) or len(genesis) > 1:
+        raise TrustListError(
+            "give one trust anchor: a genesis trust list, or operator root verifier keys",
+            reason="TRUST_ANCHOR_INVALID",
+        )
+    return genesis[0] if genesis else TrustAnchor.from_keys(keys)
 
 
 def _read_serial(path: Path | None) -> int:

@@ -32,15 +32,16 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI
 
-from puente.app.operator import publish_trust_list
+from puente.app.operator import members_sign, publish_trust_list
 from puente.app.runtime import Runtime
 from puente.codec.jsonconv import to_json
 from puente.codec.wire import decode, encode
 from puente.config import GatewaySettings
 from puente.evidence.errors import SealError
-from puente.evidence.keystore import KeyStore
+from puente.evidence.keystore import GENESIS_FILE, KeyStore
+from puente.evidence.note import Note
 from puente.evidence.seal import parse_envelope
-from puente.evidence.trust import ROOT_HOLDER, TrustList, Usage, member_holder, node_holder
+from puente.evidence.trust import TrustList, Usage, member_holder, node_holder
 from puente.evidence.verify import DELIVERY_RECEIPT, Verifier, open_verified, sign_receipt
 from puente.kafka.clients import consumer, start
 from puente.synth.generator import Generator
@@ -49,7 +50,6 @@ from puente_gateway.app import create_app
 from puente_gateway.clock import now_ms
 from tests.harness import KafkaHarness
 from tests.integration.gateway.support import (
-    anchors_file,
     context_of,
     copy_member_keys,
     end_offsets,
@@ -127,9 +127,10 @@ async def world(
 ) -> AsyncIterator[World]:
     dep = await deploy(kafka, partitions=1)
     base = tmp_path_factory.mktemp("edges")
-    # The operator hands the trust anchors out of band; each state copies its own member keys
+    # The genesis trust list is handed out of band; each state copies its own member keys
     # (made on its side) into its gateway's key store, and nothing else.
-    anchors = anchors_file(dep.evidence.anchors, base / "anchors.vkey")
+    anchors = base / GENESIS_FILE
+    anchors.write_bytes((dep.evidence.store.root / GENESIS_FILE).read_bytes())
     gateways: dict[str, StateGateway] = {}
     with ExitStack() as stack:
         for state in STATES:
@@ -248,7 +249,7 @@ async def test_post_deliver_stream_verify_receipt(world: World) -> None:
         # anchor held out of band: nothing from the gateway is taken on trust.
         served = await reader.get("/v1/trust-list")
         assert served.status_code == 200
-        trust = TrustList.open(served.content, list(dep.evidence.anchors), now=now_ms())
+        trust = TrustList.open(served.content, dep.evidence.anchors, now=now_ms())
         verified = Verifier(trust_list=trust, registry=dep.registry).verify_delivery(
             base64.b64decode(item["delivery"]), recipient="CO"
         )
@@ -393,17 +394,21 @@ async def test_mexicos_gateway_refuses_a_guatemalan_caller(world: World) -> None
 
 
 async def _operator_publishes(dep: Deployment, serial: int) -> None:
-    """The operator signs a trust list of the keys it now knows under a new ``serial`` with its
-    root key, pinning the same floor, and publishes it on the trust topic."""
+    """The members sign a trust list of the keys now known under a new ``serial``, pinning the
+    same floor and naming the same quorum, and the operator publishes it on the trust topic."""
     store = dep.evidence.store
     now = now_ms()
-    root = store.current(ROOT_HOLDER, usage=Usage.TRUST_LIST, at=now)
-    floor = dep.evidence.open_trust_list().floor_digest
+    current = dep.evidence.open_trust_list()
     unsigned = store.trust_list(
-        serial=serial, issued_at=now - DAY, expires_at=now + 30 * DAY, floor_digest=floor
+        serial=serial,
+        issued_at=now,  # the members' root keys are valid from the deployment on
+        expires_at=now + 30 * DAY,
+        floor_digest=current.floor_digest,
+        quorum=current.quorum,
     )
     operator = dep.tenant.service("operator")
-    await publish_trust_list(dep.tenant.endpoint, operator, dep.tenant.naming, unsigned.sign(root))
+    signed = members_sign(store, unsigned, at=now)
+    await publish_trust_list(dep.tenant.endpoint, operator, dep.tenant.naming, signed)
 
 
 async def _served_serial(client: httpx.AsyncClient) -> int:
@@ -480,3 +485,40 @@ async def test_rotated_keys_are_used_without_restarting_gateways_or_node(
     sealed_to = {i["statement"]["sealed_key_id"] for i in every}
     assert sealed_to == {new_co.key_id, *(m.key_id for m in retired)}
     assert all("error" not in i and "notice" in i for i in every), [i.get("error") for i in every]
+
+
+async def test_a_list_short_of_quorum_on_the_trust_topic_is_refused_by_the_gateway(
+    world: World,
+) -> None:
+    """Whoever can write to the trust topic cannot make a gateway take a list fewer than k
+    member states signed: it keeps serving (sealing and verifying with) the list in force; the
+    same list with the k-th signature is taken at the next refresh."""
+    dep, mx = world.dep, world.gateways["MX"]
+    async with mx.client(mx.token(agency=POLICE)) as client:
+        served = await client.get("/v1/trust-list")
+        current = TrustList.open(served.content, dep.evidence.anchors, now=now_ms())
+        assert current.quorum is not None
+        now = now_ms()
+        unsigned = dep.evidence.store.trust_list(
+            serial=current.serial + 1,
+            issued_at=now,
+            expires_at=now + 30 * DAY,
+            floor_digest=current.floor_digest,
+            quorum=current.quorum,
+        )
+        roots = sorted(unsigned.roots(at=now))
+        note = Note.unsigned(unsigned.text())
+        for holder in roots[: current.quorum - 1]:
+            note = note.sign(dep.evidence.store.current(holder, usage=Usage.TRUST_LIST, at=now))
+        operator = dep.tenant.service("operator")
+        naming = dep.tenant.naming
+        await publish_trust_list(dep.tenant.endpoint, operator, naming, note.to_bytes())
+        await asyncio.sleep(4 * 0.5)  # four refreshes of the gateway (trust_refresh_s=0.5)
+        assert await _served_serial(client) == current.serial
+        holder = roots[current.quorum - 1]
+        note = note.sign(dep.evidence.store.current(holder, usage=Usage.TRUST_LIST, at=now))
+        await publish_trust_list(dep.tenant.endpoint, operator, naming, note.to_bytes())
+        deadline = time.monotonic() + 30
+        while await _served_serial(client) != current.serial + 1:
+            assert time.monotonic() < deadline, "the gateway did not take the signed list"
+            await asyncio.sleep(0.1)

@@ -7,6 +7,8 @@ import bisect
 import contextlib
 import datetime as dt
 import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -82,6 +84,19 @@ class Deployment:
         env.update(extra)
         return env
 
+    async def puente(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``puente ARGS`` as a subprocess on this tenant (in a thread: the loop keeps running)."""
+        return await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "puente", *args],
+            env=self.env(),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+
     def nodes(self, *origins: str, instance: str = "node-test", **config: Any) -> NodeGroup:
         """In-process nodes of ``origins`` (default MX), each its state's principal, keys
         (from the deployment's key store) and consumer group."""
@@ -156,7 +171,7 @@ def run_auditor(dep: Deployment) -> AuditReport:
     source = KafkaAuditSource(dep.tenant.endpoint, dep.tenant.service("auditor"), dep.tenant.naming)
     auditor = Auditor(
         registry=dep.registry,
-        anchors=list(dep.evidence.anchors),
+        anchors=dep.evidence.anchors,
         options=AuditOptions(naming=dep.tenant.naming),
     )
     return auditor.run(source)

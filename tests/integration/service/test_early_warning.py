@@ -171,7 +171,7 @@ async def _evaluating(dep: Deployment, triggers: TriggerSet) -> AsyncIterator[Wa
         registry=dep.registry,
         triggers=triggers,
         key=key,
-        trust=TrustTracker(list(dep.evidence.anchors), dep.registry),
+        trust=TrustTracker(dep.evidence.anchors, dep.registry),
         trust_sources=[reader.newest],
         trust_refresh_s=5,
     )

@@ -3,9 +3,6 @@ state's node; the node opens and decides them; a bad line is reported and nothin
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
@@ -20,7 +17,6 @@ from puente.topics import AUDIT, INGRESS
 from tests.harness import KafkaHarness
 from tests.integration.service.support import (
     ALL_MEMBERS,
-    REPO,
     Deployment,
     deploy,
     now_stamped,
@@ -46,16 +42,7 @@ async def test_publish_seals_each_notice_to_the_states_node(
     path = tmp_path / "notices.jsonl"
     path.write_text("\n".join(lines) + "\n")
     async with running(dep.nodes("MX")):
-        done = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "puente", "publish", "--as", "MX", "--file", str(path)],
-            env=dep.env(),
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
+        done = await dep.puente("publish", "--as", "MX", "--file", str(path))
         out = [orjson.loads(line) for line in done.stdout.splitlines()]
         assert done.returncode == 1, done.stderr[-2000:]  # one line was refused
         errors = [(o["line"], o["error"]) for o in out if "error" in o]

@@ -71,9 +71,9 @@ async def test_raw_deliveries_verify_outside_puente_and_kafka_tools_read_them(
     assert [Path(line["raw"]).name for line in lines] == [f.name for f in files]
     assert sorted(f.read_bytes() for f in files) == sorted(v for _, v in on_kafka)
 
-    # 2. A third party verifies one with the trust list and the anchor alone.
+    # 2. A third party verifies one with the trust list and the anchor (the genesis list) alone.
     keys = dep.settings.state_dir / "keys"
-    anchor = next(keys.glob("operator-root-*.vkey"))
+    anchor = keys / "trust-genesis.note"
     check = puente(
         dep,
         "audit",

@@ -1,4 +1,4 @@
-"""What several command modules share: time and duration options, verifier keys, consoles."""
+"""What several command modules share: time and duration options, trust anchors, consoles."""
 
 from __future__ import annotations
 
@@ -9,20 +9,19 @@ import typer
 from rich.console import Console
 
 from puente.evidence._time import DAY_MS, now_ms, parse_time
-from puente.evidence.keys import PublicKey
-from puente.evidence.trustsource import read_anchors
 
 err = Console(stderr=True)
 out = Console()
 TIME_HELP = "Unix ms or ISO 8601 (default: now)"
 
+ANCHOR_HELP = (
+    "trust anchor: the genesis trust list (a file), or in a single-root deployment the "
+    "operator's root verifier key or a .vkey file (repeatable)"
+)
 # The trust options of partner-side commands (they follow the trust topic, then this file).
 AnchorOpt = Annotated[
     list[str] | None,
-    typer.Option(
-        help="trust anchor: the operator's root verifier key or a .vkey file (repeatable; "
-        "default: the local key store's root keys)"
-    ),
+    typer.Option(help=ANCHOR_HELP + "; default: the local key store's genesis list or root keys"),
 ]
 TrustListOpt = Annotated[
     Path | None,
@@ -42,9 +41,3 @@ def duration_ms(text: str) -> int:
         if text.endswith(unit) and text[: -len(unit)].isdigit():
             return int(text[: -len(unit)]) * units[unit]
     raise typer.BadParameter(f"{text!r}: a duration like 90s, 10m, 1h, 30d")
-
-
-def verifier_keys(spec: str) -> list[PublicKey]:
-    """Verifier keys from a vkey given inline, or from a file of them (one per line)."""
-    path = Path(spec)
-    return read_anchors(path) if path.is_file() else [PublicKey.from_vkey(spec)]

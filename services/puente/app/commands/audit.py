@@ -12,12 +12,13 @@ import orjson
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from puente.app.commands._common import TIME_HELP, duration_ms, err, out, time_ms, verifier_keys
+from puente.app.commands._common import ANCHOR_HELP, TIME_HELP, duration_ms, err, out, time_ms
 from puente.codec.registry import Registry, default_registry
 from puente.config import get_settings, max_checkpoint_wait_s
 from puente.errors import PuenteError
 from puente.evidence._time import format_ms, now_ms
 from puente.evidence.trust import TrustList
+from puente.evidence.trustsource import read_anchor
 from puente.topics import AUDIT, CHECKPOINTS, TRUST, Naming
 
 app = typer.Typer(help="Audit the signed message log.", no_args_is_help=True)
@@ -50,7 +51,7 @@ def export(
 @audit_app.command()
 def verify(
     source: Annotated[str, typer.Argument(help="an export file (or a registered source)")],
-    anchor: Annotated[list[str], typer.Option(help="trust anchor vkey or .vkey file (repeatable)")],
+    anchor: Annotated[list[str], typer.Option(help=ANCHOR_HELP)],
     trust_list: Annotated[
         Path | None, typer.Option(help="signed trust list (default: the export's)")
     ] = None,
@@ -106,7 +107,7 @@ def verify(
 
         auditor = Auditor(
             registry=registry,
-            anchors=[k for a in anchor for k in verifier_keys(a)],
+            anchors=read_anchor(anchor),
             trust_list=trust_list.read_bytes() if trust_list else None,
             options=AuditOptions(
                 naming=_naming(),
@@ -208,7 +209,7 @@ def _jsonable(value: object) -> object:
 def check_delivery(
     path: Annotated[Path, typer.Argument(help="a delivery (puente.Delivery, single-object bytes)")],
     trust_list: Annotated[Path, typer.Option(help="the signed trust list")],
-    anchor: Annotated[list[str], typer.Option(help="trust anchor vkey or .vkey file")],
+    anchor: Annotated[list[str], typer.Option(help=ANCHOR_HELP)],
     recipient: Annotated[
         str, typer.Option(help="the member state the delivery must be addressed to")
     ],
@@ -222,9 +223,7 @@ def check_delivery(
     from puente.evidence.verify import Verifier
 
     registry = _registry()
-    tl = TrustList.open(
-        trust_list.read_bytes(), [k for a in anchor for k in verifier_keys(a)], now=now_ms()
-    )
+    tl = TrustList.open(trust_list.read_bytes(), read_anchor(anchor), now=now_ms())
     data = path.read_bytes()
     res = Verifier(trust_list=tl, registry=registry).verify_delivery(data, recipient=recipient)
     st = res.statement

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from puente.app.commands._common import TIME_HELP, duration_ms, err, out, time_ms, verifier_keys
+from puente.app.commands._common import ANCHOR_HELP, TIME_HELP, duration_ms, err, out, time_ms
 from puente.config import get_settings
 from puente.errors import PuenteError
 from puente.evidence._time import format_ms, now_ms
@@ -17,7 +17,8 @@ from puente.evidence.enckeys import EncryptionPublicKey
 from puente.evidence.keys import PublicKey, read_private_key
 from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore, holder_for
 from puente.evidence.note import Note
-from puente.evidence.trust import TrustList, Usage
+from puente.evidence.trust import TrustAnchor, TrustList, Usage
+from puente.evidence.trustsource import read_anchor
 
 keys_app = typer.Typer(
     help="Ed25519 signing keys, X25519 encryption keys and the signed trust list.",
@@ -32,6 +33,10 @@ DirOpt = Annotated[
     Path | None, typer.Option("--dir", help="key directory (default: <state dir>/keys)")
 ]
 TRUST_DRAFT_FILE = "trust-list.txt"
+NEXT_LIST = (
+    "next: puente trust propose, puente trust sign --as CC (by k member states), puente trust "
+    "publish (a single-root deployment: puente keys trust-list build && ... sign --key <root>)"
+)
 
 
 def _store(directory: Path | None) -> KeyStore:
@@ -172,7 +177,7 @@ def rotate(
         key, retired = store.rotate(holder, at=at, overlap_ms=overlap_ms, usages=usages)
         key_id = key.key_id
     out.print(f"new key {key_id}; retiring {', '.join(m.key_id for m in retired) or 'none'}")
-    out.print("next: puente keys trust-list build && puente keys trust-list sign --key <root.skey>")
+    out.print(NEXT_LIST)
 
 
 @keys_app.command()
@@ -184,7 +189,7 @@ def revoke(
     """Revoke a key from a time on (backdate it to the suspected compromise)."""
     meta = _store(directory).revoke(key_id, since=time_ms(since))
     out.print(f"revoked {meta.key_id} ({meta.holder}) since {format_ms(meta.revoked_since)}")
-    out.print("next: puente keys trust-list build && puente keys trust-list sign --key <root.skey>")
+    out.print(NEXT_LIST)
 
 
 @trust_app.command("build")
@@ -256,14 +261,12 @@ def trust_sign(
 @trust_app.command("show")
 def trust_show(
     path: Annotated[Path | None, typer.Argument(help=f"default: <dir>/{TRUST_LIST_FILE}")] = None,
-    anchor: Annotated[
-        list[str] | None, typer.Option(help="trust anchor vkey or .vkey file")
-    ] = None,
+    anchor: Annotated[list[str] | None, typer.Option(help=ANCHOR_HELP)] = None,
     directory: DirOpt = None,
 ) -> None:
     """Show a trust list; with --anchor, verify it (exit 1 if it does not verify)."""
     data = (path or _store(directory).root / TRUST_LIST_FILE).read_bytes()
-    anchors = [k for a in anchor or [] for k in verifier_keys(a)]
+    anchors = read_anchor(anchor) if anchor else TrustAnchor.from_keys([])
     tl = TrustList.open(data, anchors, now=now_ms(), strict=False)
     table = _table(
         "key id", "name", "holder", "usages", "valid from", "valid until", "revoked since"
@@ -295,7 +298,9 @@ def trust_show(
     if tl.floor_digest is not None:
         out.print(f"regional floor pinned: {tl.floor_digest.hex()}")
     out.print(table)
-    if anchors:
+    if tl.quorum is not None:
+        out.print(f"quorum: {TrustAnchor.of(tl).describe()}")
+    if anchor:
         if tl.problems:
             err.print(f"[red]NOT VALID: {', '.join(tl.problems)}[/red]")
             raise typer.Exit(1)

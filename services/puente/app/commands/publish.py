@@ -22,7 +22,7 @@ from puente.app.runtime import Runtime
 from puente.codec.jsonconv import from_json
 from puente.codec.wire import encode
 from puente.errors import ConfigError, PuenteError
-from puente.evidence.keys import PublicKey
+from puente.evidence.trust import TrustAnchor
 from puente.notices import NOTICE_TYPES
 from puente.publisher.core import Publisher
 
@@ -69,7 +69,7 @@ async def _run(
     runtime: Runtime,
     member: str,
     name: str,
-    anchors: list[PublicKey],
+    anchors: TrustAnchor,
     trust_file: Path | None,
     source: TextIO,
 ) -> int:

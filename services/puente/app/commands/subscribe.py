@@ -22,8 +22,8 @@ from puente.app.runtime import Runtime
 from puente.errors import ConfigError
 from puente.evidence._time import now_ms
 from puente.evidence.errors import EvidenceError
-from puente.evidence.keys import PublicKey, SigningKey
-from puente.evidence.trust import member_holder
+from puente.evidence.keys import SigningKey
+from puente.evidence.trust import TrustAnchor, member_holder
 from puente.subscriber.core import Subscriber
 from puente.subscriber.jsonlines import to_json, write_raw
 
@@ -74,7 +74,7 @@ def subscribe(
 async def _run(
     runtime: Runtime,
     member: str,
-    anchors: list[PublicKey],
+    anchors: TrustAnchor,
     key: SigningKey | None,
     sink: TextIO,
     idle: float | None,

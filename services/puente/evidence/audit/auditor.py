@@ -32,7 +32,7 @@ from puente.evidence.keys import PublicKey
 from puente.evidence.log import CheckpointRecord, audit_log_id
 from puente.evidence.merkle.proof import verify_consistency
 from puente.evidence.note import Note
-from puente.evidence.trust import TrustList
+from puente.evidence.trust import TrustAnchor, TrustList
 from puente.evidence.verify import Verifier
 from puente.logs import get_logger
 from puente.topics import AUDIT, CHECKPOINTS, TRUST, Naming
@@ -68,14 +68,16 @@ class Auditor:
         self,
         *,
         registry: Registry,
-        anchors: Sequence[PublicKey],
+        anchors: TrustAnchor | Sequence[PublicKey],
         trust_list: bytes | None = None,
         options: AuditOptions | None = None,
     ) -> None:
         """``trust_list``: the signed trust list to use; None takes the newest one found on the
         source's trust topic."""
         self.registry = registry
-        self.anchors = list(anchors)
+        self.anchors = (
+            anchors if isinstance(anchors, TrustAnchor) else TrustAnchor.from_keys(anchors)
+        )
         self.trust_list_bytes = trust_list
         self.options = options or AuditOptions()
         self.verified: dict[str, CheckpointRecord] = {}
@@ -143,7 +145,7 @@ class Auditor:
                             highest = (serial, f"{batch.topic}@{offset}")
         # The floors the federation pinned, in any anchored trust list it published: a
         # decision made under any other is flagged (DECISION_UNPINNED_FLOOR).
-        self._floors = frozenset(f for f in (self._pinned_floor(d, now) for d in seen) if f)
+        self._floors = frozenset(f for f in (self._pinned_floor(d, seen, now) for d in seen) if f)
         if data is None:
             report.add(
                 Anomaly(
@@ -154,7 +156,7 @@ class Auditor:
             tl = TrustList(0, 0, 1)
         else:
             try:
-                tl = TrustList.open(data, self.anchors, now=now, strict=False)
+                tl = TrustList.open(data, self._anchor_before(data, seen), now=now, strict=False)
             except TrustListError as exc:
                 report.add(Anomaly(Kind.TRUST_LIST_MALFORMED, exc.message))
                 tl = TrustList(0, 0, 1)
@@ -180,11 +182,17 @@ class Auditor:
             }
         return Verifier(trust_list=tl, registry=self.registry, allow_untrusted_list=True)
 
-    def _pinned_floor(self, data: bytes, now: int) -> bytes | None:
+    def _anchor_before(self, data: bytes, seen: Sequence[bytes]) -> TrustAnchor:
+        """The trust anchor, followed through the lists seen with a serial lower than
+        ``data``'s: what judges ``data`` (docs/evidence.md §3.1)."""
+        serial = _serial_of(data)
+        return self.anchors.follow(d for d in seen if _serial_of(d) < serial)
+
+    def _pinned_floor(self, data: bytes, seen: Sequence[bytes], now: int) -> bytes | None:
         """The floor an anchored trust list pins (None: unsigned, untrusted, malformed, or
         pinning none); its expiry does not matter here: it pinned that floor while in force."""
         try:
-            tl = TrustList.open(data, self.anchors, now=now, strict=False)
+            tl = TrustList.open(data, self._anchor_before(data, seen), now=now, strict=False)
         except TrustListError:
             return None
         return tl.floor_digest if tl.signed_by else None
@@ -457,6 +465,8 @@ class _Where:
 _TRUST_PROBLEMS = {
     "TRUST_LIST_UNSIGNED": "the trust list carries no signature: nothing it says can be trusted",
     "TRUST_LIST_UNTRUSTED": "the trust list is not signed by any of the trust anchors given",
+    "TRUST_QUORUM_MISSING": "the trust list is not signed by a quorum of the trust anchor's "
+    "roots, or of its own (fewer member states signed it than it needs)",
     "TRUST_LIST_EXPIRED": "the trust list has expired: fetch the current one and audit again",
     "TRUST_LIST_NOT_YET_VALID": "the trust list is not valid yet (issued in the future)",
 }

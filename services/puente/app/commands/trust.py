@@ -1,0 +1,188 @@
+"""``puente trust propose | sign | publish``: a trust list changes only when a quorum of the
+member states signs it (docs/evidence.md, "The trust list").
+
+1. ``propose`` writes the next list's text: the list in force plus the change made in the key
+   directory (``puente keys import | rotate | revoke``), under the next serial; it prints the
+   change for the signers to review.
+2. ``sign --as CC`` appends state CC's root signature (every root key of CC valid now in CC's
+   key directory signs: during a rotation the old key satisfies the list in force, the new one
+   the proposed list; one state counts once).
+3. ``publish`` checks the proposal exactly as every verifier will (a quorum of the roots of the
+   list in force, a quorum of its own, no lower serial) and only then writes it to the trust
+   topic; short of quorum it says so and publishes nothing (exit 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from puente.app.commands._common import AnchorOpt, TrustListOpt, duration_ms, err, out
+from puente.app.operator import publish_trust_list
+from puente.app.runtime import Runtime
+from puente.config import get_settings
+from puente.evidence._time import now_ms
+from puente.evidence.errors import TrustListError
+from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore, holder_for
+from puente.evidence.note import Note, UnsignedNoteError
+from puente.evidence.trust import TrustAnchor, TrustList, Usage, majority
+from puente.evidence.trustchange import changes, propose
+
+app = typer.Typer(
+    help="Change the trust list: propose it, have k member states sign it, publish it.",
+    no_args_is_help=True,
+)
+PROPOSAL_FILE = "trust-list.proposed"
+
+DirOpt = Annotated[
+    Path | None, typer.Option("--dir", help="key directory (default: <state dir>/keys)")
+]
+InOpt = Annotated[
+    Path | None, typer.Option("--in", help=f"the proposal (default: <dir>/{PROPOSAL_FILE})")
+]
+
+
+def _store(directory: Path | None) -> KeyStore:
+    return KeyStore(directory or get_settings().keys_dir)
+
+
+def _read_note(path: Path) -> Note:
+    data = path.read_bytes()
+    try:
+        return Note.parse(data)
+    except UnsignedNoteError:
+        return Note.unsigned(data.decode())
+
+
+@app.command("propose")
+def propose_cmd(
+    quorum: Annotated[
+        int | None,
+        typer.Option(help="signatures the next lists need (default: the current list's)"),
+    ] = None,
+    expires_in: Annotated[str, typer.Option(help="validity of the list")] = "30d",
+    current: Annotated[
+        Path | None,
+        typer.Option(help=f"the signed list in force (default: <dir>/{TRUST_LIST_FILE})"),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--out", help=f"default: <dir>/{PROPOSAL_FILE}")
+    ] = None,
+    directory: DirOpt = None,
+) -> None:
+    """Write the next trust list (unsigned): the list in force plus the keys of the key
+    directory, serial + 1. Then: `puente trust sign --as CC` by k member states."""
+    store = _store(directory)
+    cur = TrustList.from_text(_read_note(current or store.root / TRUST_LIST_FILE).text)
+    now = now_ms()
+    known = store.trust_list(serial=0, issued_at=now, expires_at=now + 1)
+    nxt = propose(
+        cur, known, issued_at=now, expires_at=now + duration_ms(expires_in), quorum=quorum
+    )
+    if nxt.quorum is None:  # from a single-root list: the members take over
+        roots = len(nxt.roots(at=now))
+        if not roots:
+            raise TrustListError(
+                "the proposed list names no root keys, so no member state could sign it",
+                reason="TRUST_QUORUM_MISSING",
+                hint="import each member's root key first: puente keys import <vkey> --for CC "
+                "--usage trust-list",
+            )
+        nxt = propose(cur, known, issued_at=now, expires_at=nxt.expires_at, quorum=majority(roots))
+    path = output or store.root / PROPOSAL_FILE
+    path.write_text(nxt.text())
+    for line in changes(cur, nxt) or ["(no key changed: a re-issue)"]:
+        out.print(line, markup=False, highlight=False)
+    out.print(
+        f"trust list serial {nxt.serial} proposed -> {path}; it needs "
+        f"{TrustAnchor.of(nxt).describe()} and {cur.quorum or 1} of the roots in force"
+    )
+    out.print(f"next: puente trust sign --as CC --in {path} (by each signing state)")
+
+
+@app.command("sign")
+def sign_cmd(
+    member: Annotated[
+        str,
+        typer.Option(
+            "--as",
+            help="the signing member state (ISO code); `root`: a single-root deployment's "
+            "operator root, for the transition list only",
+        ),
+    ],
+    input_: InOpt = None,
+    directory: DirOpt = None,
+) -> None:
+    """Append state CC's root signature to the proposal (in place), from CC's key directory."""
+    store = _store(directory)
+    path = input_ or store.root / PROPOSAL_FILE
+    note = _read_note(path)
+    tl = TrustList.from_text(note.text)
+    holder, now = holder_for(member), now_ms()
+    keys = [
+        store.signing_key(m)
+        for m in store.key_metas()
+        if m.holder == holder
+        and Usage.TRUST_LIST.value in m.usages
+        and m.entry(store.public(m)).status_at(now) == "valid"
+        and (store.root / f"{holder.replace(':', '-')}-{m.key_id}.skey").exists()
+    ]
+    if not keys:
+        raise TrustListError(
+            f"{store.root} holds no root key of {holder} valid now",
+            reason="TRUST_ROOT_KEY_MISSING",
+            hint=f"sign with {holder}'s own key directory (--dir)",
+        )
+    signed = [k for k in keys if not any(s.made_by(k.public) for s in note.signatures)]
+    if not signed:
+        err.print(f"{holder} has already signed {path}")
+        raise typer.Exit(1)
+    for key in signed:
+        note = note.sign(key)
+    path.write_bytes(note.to_bytes())
+    out.print(f"signed by {holder} ({', '.join(k.key_id for k in signed)}) -> {path}")
+    if tl.quorum is not None:
+        own = TrustAnchor.of(tl)
+        signers = own.signers(note.verify(e.key for e in own.roots), at=tl.issued_at)
+        out.print(f"{len(signers)} of the {own.describe()} roots it names have signed")
+
+
+@app.command("publish")
+def publish_cmd(
+    input_: InOpt = None,
+    anchor: AnchorOpt = None,
+    trust_list: TrustListOpt = None,
+    directory: DirOpt = None,
+) -> None:
+    """Check the signed proposal as every verifier will, then write it to the trust topic (and
+    the key directory's trust-list.note). Short of quorum: a clear error, nothing published."""
+    runtime = Runtime.from_settings()
+    store = _store(directory)
+    path = input_ or store.root / PROPOSAL_FILE
+    serial = asyncio.run(_publish(runtime, path.read_bytes(), anchor, trust_list))
+    if store.root.is_dir():
+        (store.root / TRUST_LIST_FILE).write_bytes(path.read_bytes())
+    out.print(f"trust list serial {serial} published on the trust topic")
+
+
+async def _publish(
+    runtime: Runtime, data: bytes, anchor: list[str] | None, trust_file: Path | None
+) -> int:
+    cred = runtime.service_credential("operator")
+    tracker, topic, fetches = runtime.trust_tracker(
+        cred, anchors=runtime.anchors(anchor), trust_file=trust_file
+    )
+    async with topic:
+        await tracker.refresh(fetches)  # the list in force judges the proposal
+        try:
+            tracker.offer(data)
+        except TrustListError as exc:
+            err.print(f"[red]not published ({exc.reason}):[/red] {exc.message}")
+            raise typer.Exit(1) from None
+        tl = tracker.current
+        assert tl is not None
+        await publish_trust_list(runtime.endpoint, cred, runtime.naming, data)
+    return tl.serial

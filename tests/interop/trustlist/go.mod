@@ -1,0 +1,3 @@
+module puente.interop/trustlist
+
+go 1.26
