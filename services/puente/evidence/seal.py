@@ -17,7 +17,8 @@ The envelope (``docs/evidence.md`` §9 describes it byte for byte)::
 
     0   2   magic 0x50 0x53 ("PS")
     2   1   version 0x01 (fixes the suite above)
-    3   1   kind: 0x01 delivery payload, 0x02 ingress notice, 0x03 a node's private state
+    3   1   kind: 0x01 delivery payload, 0x02 ingress notice, 0x03 a node's private state,
+            0x04 batch-sealed delivery payload (below: its bytes 12.. differ)
     4   8   key id of the recipient's encryption key (the envelope names the key it needs)
     12  32  enc: the sender's ephemeral X25519 public key
     44  -   the ChaCha20-Poly1305 ciphertext (plaintext length + 16)
@@ -61,8 +62,9 @@ Every record carries the whole sealed data key, so each opens on its own; a reci
 the data keys it opened (:attr:`KeyRing.opened`, by bytes 4..91), so it too pays one X25519 per
 (batch, recipient). AES-256-GCM for the payloads because it is the AEAD that standard libraries
 expose with a caller's key (Go's ``crypto/cipher``; Go has ChaCha20-Poly1305 only inside HPKE),
-so a third party opens a record with standard tools alone; OpenSSL's AES is constant-time without
-AES instructions too (vector-permutation AES).
+so a third party opens a record with standard tools alone. The price: on a CPU without AES and
+carry-less-multiply instructions AES-GCM is slower and less sure to be constant-time than
+ChaCha20-Poly1305 (x86-64 CPUs of the last decade and ARMv8 with its crypto extension have them).
 
 Why it is as strong as kind 0x01, field by field:
 
