@@ -1,7 +1,7 @@
 """Sealing benchmark: per-delivery seal and open of 1 KiB payloads (HPKE base mode,
 DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305), against baselines in the same run.
 
-    .venv/bin/python -m tests.bench.seal [--count 2000] [--runs 5]
+    .venv/bin/python -m tests.bench.seal [--count 2000] [--runs 5] [--per-batch 1,10,50]
 
 Rates are per core (one thread) from the process's CPU time, median of the runs (the machine is
 shared and noisy; CPU time leaves out waiting for a core). Rows:
@@ -9,8 +9,12 @@ shared and noisy; CPU time leaves out waiting for a core). Rows:
 - baselines on the same 1 KiB: an Ed25519 signature (what per-delivery mode already costs per
   delivery), ChaCha20-Poly1305 alone (the symmetric part), one X25519 key agreement, and
   ``DeliverySigner.sign`` (statement encoding + Ed25519: today's whole per-delivery evidence);
-- ``seal_delivery`` / ``open_delivery`` and ``seal_notice`` / ``open_notice`` (envelope, info,
-  HPKE; open includes the binding checks);
+- ``seal_delivery`` / ``open_delivery`` (kind 0x01: one HPKE seal per delivery) and
+  ``seal_notice`` / ``open_notice`` (envelope, info, HPKE; open includes the binding checks);
+- batch-sealed deliveries (kind 0x04), per delivery, for batches of ``--per-batch`` deliveries
+  to one recipient: a ``BatchSealer`` per batch (one HPKE seal of the data key) and its
+  ``seal`` per delivery; ``open_delivery`` of each record of a batch with a key ring that has
+  opened none of them before (one HPKE open per batch, then the memoised data key);
 - HPKE alone (no envelope, info or digests) with ChaCha20-Poly1305 and with AES-128-GCM, the
   AEAD not chosen, for the record.
 """
@@ -31,7 +35,13 @@ from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 from puente.codec.registry import Registry
 from puente.evidence.delivery import DeliverySigner
 from puente.evidence.enckeys import EncryptionKey, KeyRing
-from puente.evidence.seal import open_delivery, open_notice, seal_delivery, seal_notice
+from puente.evidence.seal import (
+    BatchSealer,
+    open_delivery,
+    open_notice,
+    seal_delivery,
+    seal_notice,
+)
 from puente.resources import project_root
 from tests.bench.evidence import cpu_rate
 from tests.unit.evidence.conftest import make_world
@@ -45,8 +55,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=2000, help="operations per run")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument(
+        "--per-batch", default="1,10,50", help="deliveries per (batch, recipient), kind 0x04"
+    )
     args = ap.parse_args()
     n, runs = args.count, args.runs
+    per_batch = [int(x) for x in args.per_batch.split(",")]
     load_before = os.getloadavg()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, "
@@ -119,6 +133,21 @@ def main() -> None:
     ]
     # CPU seconds per operation: the inverse of the median rate (odd runs: the median cost).
     results = [(name, 1 / cpu_rate(runs, n, each(op))) for name, op in rows]
+    for per in per_batch:
+        batches = max(1, n // per)
+        results.append(
+            (
+                f"batch seal, 1 KiB, {per}/batch",
+                1 / cpu_rate(runs, batches * per, batch_seal(payload, gt, batches, per)),
+            )
+        )
+        records = [batch_seal(payload, gt, 1, per)() for _ in range(batches)]
+        results.append(
+            (
+                f"batch open, 1 KiB, {per}/batch",
+                1 / cpu_rate(runs, batches * per, batch_open(records, gt, fp)),
+            )
+        )
     ed_cost = results[0][1]
     sign_cost = results[3][1]
     print(f"{'what':46} {'us/op':>9} {'ops/s':>10} {'vs Ed25519':>11} {'vs sign':>8}")
@@ -129,11 +158,54 @@ def main() -> None:
         )
     seal_cost, open_cost = results[4][1], results[5][1]
     print(
-        f"\nper delivery: seal {seal_cost * 1e6:.0f} us + open {open_cost * 1e6:.0f} us; "
-        f"a seal costs {seal_cost / sign_cost:.2f}x a per-delivery signature (DeliverySigner.sign)"
+        f"\nper delivery, kind 0x01: seal {seal_cost * 1e6:.0f} us + open {open_cost * 1e6:.0f} "
+        f"us; a seal costs {seal_cost / sign_cost:.2f}x a per-delivery signature "
+        "(DeliverySigner.sign)"
     )
+    batch_rows = results[len(rows) :]
+    for per, (seal_row, open_row) in zip(per_batch, pairwise(batch_rows), strict=True):
+        print(
+            f"per delivery, kind 0x04, {per}/batch: seal {seal_row[1] * 1e6:.0f} us "
+            f"({seal_row[1] / seal_cost:.2f}x kind 0x01) + open {open_row[1] * 1e6:.0f} us "
+            f"({open_row[1] / open_cost:.2f}x kind 0x01)"
+        )
     load_after = os.getloadavg()
     print(f"load average after: {load_after[0]:.1f} (1 min), {load_after[1]:.1f} (5 min)")
+
+
+def pairwise(rows: list[tuple[str, float]]) -> list[tuple[tuple[str, float], tuple[str, float]]]:
+    """(seal row, open row) pairs, as appended per batch size."""
+    return list(zip(rows[::2], rows[1::2], strict=True))
+
+
+def batch_seal(
+    payload: bytes, key: EncryptionKey, batches: int, per: int
+) -> Callable[[], list[bytes]]:
+    """``batches`` batches of ``per`` deliveries of ``payload`` to ``key``'s holder (GT)."""
+
+    def once() -> list[bytes]:
+        out = []
+        for b in range(batches):
+            sealer = BatchSealer(key.public, "GT")
+            for i in range(per):
+                sealed = sealer.seal(payload, notice_id=f"n-{b}-{i}", delivery_id=f"d-{b}-{i}")
+                out.append(sealed.envelope)
+        return out
+
+    return once
+
+
+def batch_open(records: list[list[bytes]], key: EncryptionKey, fp: bytes) -> Callable[[], None]:
+    """Open every record of each batch (as :func:`batch_seal` made them) with a fresh ring."""
+
+    def once() -> None:
+        for batch in records:
+            ring = KeyRing("member:GT", (key,))
+            for i, env in enumerate(batch):
+                binding = {"notice_id": f"n-0-{i}", "delivery_id": f"d-0-{i}"}
+                open_delivery(env, keys=ring, recipient="GT", payload_fingerprint=fp, **binding)
+
+    return once
 
 
 if __name__ == "__main__":

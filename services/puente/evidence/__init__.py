@@ -23,7 +23,9 @@ and a subscriber's::
 Sealing (:mod:`puente.evidence.seal`; keys in :mod:`puente.evidence.enckeys`)::
 
     to = sealing_key(tl, member_holder("GT"), at=now)             # from the trust list
-    sealed = seal_delivery(payload, to=to, notice_id=..., recipient="GT", delivery_id=...)
+    sealer = BatchSealer(to, "GT")                                # one per batch and recipient
+    sealed = sealer.seal(payload, notice_id=..., delivery_id=...)  # kind 0x04, per delivery
     opened = open_delivery(sealed.envelope, keys=KeyStore(dir).keyring("member:GT"), ...)
+    seal_delivery(payload, to=to, notice_id=..., recipient="GT", delivery_id=...)  # kind 0x01
     seal_notice(notice, to=sealing_key(tl, node_holder("MX"), at=now), origin="MX")
 """

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from puente.evidence.errors import KeyStoreError, MalformedError
 from puente.evidence.keys import (
@@ -145,6 +146,10 @@ class KeyRing:
 
     holder: str
     keys: tuple[EncryptionKey, ...]
+    # The data keys of batch-sealed deliveries this ring has opened (``puente.evidence.seal``,
+    # kind 0x04), by envelope bytes 4..91: the first delivery of a (batch, recipient) costs an
+    # HPKE open, the others one AES-GCM open. A memo, not part of the ring's identity.
+    opened: dict[bytes, AESGCM] = field(default_factory=dict, compare=False, repr=False)
 
     def get(self, key_id: str) -> EncryptionKey | None:
         """The key with ``key_id``, if this ring holds it."""

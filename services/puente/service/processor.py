@@ -16,7 +16,6 @@ Every input ends in exactly one outcome, and the audit log says which:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import uuid
@@ -36,12 +35,12 @@ from puente.evidence.delivery import (
     DeliverySigner,
     DeliveryStatement,
 )
-from puente.evidence.enckeys import EncryptionPublicKey, KeyRing
+from puente.evidence.enckeys import KeyRing
 from puente.evidence.errors import SealError
 from puente.evidence.keys import SigningKey
 from puente.evidence.log import AuditLog, LogState
 from puente.evidence.records import AuditDecision, DeliveryDeadlines
-from puente.evidence.seal import open_notice, seal_delivery
+from puente.evidence.seal import BatchSealer, open_notice
 from puente.logs import get_logger
 from puente.policy.engine import RULE_ERROR, Decision, PolicySet
 from puente.policy.model import Action
@@ -173,6 +172,7 @@ class PartitionProcessor:
         self._last_checkpoint_ms = (log_state.checkpoint_time or 0) if log_state else 0
         self._snapshot: tuple[LogState, int] | None = None
         self._evaluated: tuple[ValidNotice, bytes] | None = None  # see _as_evaluated
+        self._sealers: dict[str, BatchSealer] = {}  # see _batch_sealer
         # Early warning: counts of this partition's accepted notices (service/aggregates.py).
         self.aggregates = aggregates
 
@@ -236,6 +236,7 @@ class PartitionProcessor:
         if key is not self.key or self._signer is None:
             self.key, self._signer = key, DeliverySigner(key, self.registry)
         pending: list[_Pending] = []
+        self._sealers = {}  # a fresh data key per batch and recipient
         first_leaf = self.log.size
         for rec in records:
             self._one(rec, now, now_ms, policy, out, pending)
@@ -358,7 +359,7 @@ class PartitionProcessor:
             }
             if d.shared and self.sealer is not None:
                 try:
-                    to = self.sealer.recipient_key(d.recipient, now_ms)
+                    to = self._batch_sealer(d.recipient, now_ms)
                 except PuenteError:  # no usable key: the delivery cannot be sealed
                     d = _unsealable(d)
                     record["reason_code"] = ",".join(d.reasons)
@@ -409,7 +410,7 @@ class PartitionProcessor:
         record: dict[str, Any],
         out: BatchOutput,
         pending: list[_Pending],
-        to: EncryptionPublicKey | None,
+        to: BatchSealer | None,
         deadlines: DeliveryDeadlines | None,
     ) -> None:
         assert d.payload is not None
@@ -427,6 +428,17 @@ class PartitionProcessor:
             transformed = True
         delivery_id = str(uuid.uuid5(_DELIVERY_NS, f"{valid.notice_id}/{d.recipient}"))
         action = AuditDecision.TRANSFORMED if transformed else AuditDecision.DELIVERED
+        carried, sealed_fields = payload, dict[str, Any]()
+        if to is not None:
+            # Sealed to the recipient: only it can read the notice; the statement commits to
+            # both the notice inside and the envelope carried, so anyone can check the latter.
+            sealed = to.seal(payload, notice_id=valid.notice_id, delivery_id=delivery_id)
+            carried = sealed.envelope
+            sealed_fields = {
+                "sealed_sha256": sealed.sealed_sha256,
+                "sealed_size": len(sealed.envelope),
+                "sealed_key_id": sealed.key_id,
+            }
         statement = DeliveryStatement.for_payload(
             payload,
             payload_schema=valid.notice_type,
@@ -450,25 +462,8 @@ class PartitionProcessor:
             signed_at=now_ms,
             audit_log_id=self.log.log_id,
             audit_leaf_index=self.log.size,
+            **sealed_fields,
         )
-        carried = payload
-        if to is not None:
-            # Sealed to the recipient: only it can read the notice; the statement commits to
-            # both the notice inside and the envelope carried, so anyone can check the latter.
-            sealed = seal_delivery(
-                payload,
-                to=to,
-                notice_id=valid.notice_id,
-                recipient=d.recipient,
-                delivery_id=delivery_id,
-            )
-            carried = sealed.envelope
-            statement = dataclasses.replace(
-                statement,
-                sealed_sha256=sealed.sealed_sha256,
-                sealed_size=len(sealed.envelope),
-                sealed_key_id=sealed.key_id,
-            )
         encoded = statement.encode(self.registry)
         digest = hashlib.sha256(STATEMENT_CONTEXT + encoded).digest()
         _, leaf = self.log.append_new(
@@ -485,6 +480,16 @@ class PartitionProcessor:
         out.decisions[(decided, REENCODED if transformed and d.action == Action.SHARE else "")] += 1
         topic = self.naming.topic(DELIVER, d.recipient)
         pending.append(_Pending(topic, valid.notice_id.encode(), statement, encoded, carried))
+
+    def _batch_sealer(self, recipient: str, now_ms: int) -> BatchSealer:
+        """This batch's sealer to ``recipient``: its key looked up and its data key sealed (the
+        X25519 part) once per batch and recipient, not per delivery."""
+        sealer = self._sealers.get(recipient)
+        if sealer is None:
+            assert self.sealer is not None
+            sealer = BatchSealer(self.sealer.recipient_key(recipient, now_ms), recipient)
+            self._sealers[recipient] = sealer
+        return sealer
 
     def _as_evaluated(self, valid: ValidNotice) -> bytes:
         """The notice as the policy evaluated it, encoded (once per notice, for every share)."""

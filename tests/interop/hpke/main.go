@@ -1,24 +1,31 @@
 // Command hpke opens (and makes) Puente's sealed envelopes with Go's standard library only
-// (crypto/hpke, Go 1.26), from what docs/evidence.md §9 describes: the key texts, the
-// envelope layout and the info construction. It shares no code with Puente.
+// (crypto/hpke, Go 1.26; crypto/aes and crypto/cipher for batch-sealed deliveries), from what
+// docs/evidence.md §9 describes: the key texts, the envelope layout and the info and AAD
+// constructions. It shares no code with Puente.
 //
 // It reads JSON requests, one per line, on standard input and answers each with one JSON line:
 //
 //	{"op":"open-delivery","key":"PRIVATE+KEY+...","envelope":"<base64>","notice_id":"...",
-//	 "recipient":"GT","delivery_id":"...","fingerprint":"<16 hex>"}
+//	 "recipient":"GT","delivery_id":"...","fingerprint":"<16 hex>"}   (kind 0x01 or 0x04)
 //	{"op":"open-notice","key":"PRIVATE+KEY+...","envelope":"<base64>","origin":"MX"}
 //	{"op":"seal-delivery","key":"<name>+<hash>+<base64>","plaintext":"<base64>", ...binding}
 //	{"op":"seal-notice","key":"<name>+<hash>+<base64>","plaintext":"<base64>","origin":"MX"}
+//	{"op":"seal-batch","key":"<name>+<hash>+<base64>","recipient":"GT","deliveries":[
+//	 {"plaintext":"<base64>","notice_id":"...","delivery_id":"...","fingerprint":"..."}, ...]}
 //
 // answer: {"ok":true,"plaintext":"<base64>"} or {"ok":true,"envelope":"<base64>"} or
+// {"ok":true,"envelopes":["<base64>", ...]} (seal-batch: kind 0x04, one data key) or
 // {"ok":false,"error":"..."}.
 package main
 
 import (
 	"bufio"
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/hpke"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -35,26 +42,30 @@ const (
 	headerSize    = 44 // magic 2, version 1, kind 1, key id 8, enc 32
 	kindDelivery  = 0x01
 	kindNotice    = 0x02
+	kindBatch     = 0x04 // a delivery payload under its (batch, recipient)'s data key
+	batchHeader   = 104  // headerSize, the sealed data key 32+16, the nonce 12
 	privatePrefix = "PRIVATE+KEY+"
 )
 
 type request struct {
-	Op          string `json:"op"`
-	Key         string `json:"key"`
-	Envelope    string `json:"envelope"`
-	Plaintext   string `json:"plaintext"`
-	NoticeID    string `json:"notice_id"`
-	Recipient   string `json:"recipient"`
-	DeliveryID  string `json:"delivery_id"`
-	Fingerprint string `json:"fingerprint"`
-	Origin      string `json:"origin"`
+	Op          string    `json:"op"`
+	Key         string    `json:"key"`
+	Envelope    string    `json:"envelope"`
+	Plaintext   string    `json:"plaintext"`
+	NoticeID    string    `json:"notice_id"`
+	Recipient   string    `json:"recipient"`
+	DeliveryID  string    `json:"delivery_id"`
+	Fingerprint string    `json:"fingerprint"`
+	Origin      string    `json:"origin"`
+	Deliveries  []request `json:"deliveries"`
 }
 
 type response struct {
-	OK        bool   `json:"ok"`
-	Plaintext []byte `json:"plaintext,omitempty"`
-	Envelope  []byte `json:"envelope,omitempty"`
-	Error     string `json:"error,omitempty"`
+	OK        bool     `json:"ok"`
+	Plaintext []byte   `json:"plaintext,omitempty"`
+	Envelope  []byte   `json:"envelope,omitempty"`
+	Envelopes [][]byte `json:"envelopes,omitempty"`
+	Error     string   `json:"error,omitempty"`
 }
 
 // keyText splits "<name>+<hex key hash>+<base64(0x20 || 32 bytes)>" and returns the name,
@@ -89,18 +100,26 @@ func field(b []byte) []byte {
 	return append(out, b...)
 }
 
+// binding is a delivery's context string and fields: kind 0x01's info, kind 0x04's AAD.
+func binding(context string, r request, kid []byte) ([]byte, error) {
+	fp, err := hex.DecodeString(r.Fingerprint)
+	if err != nil || len(fp) != 8 {
+		return nil, errors.New("fingerprint: 16 hex digits")
+	}
+	out := []byte(context)
+	for _, f := range [][]byte{kid, []byte(r.NoticeID), []byte(r.Recipient), []byte(r.DeliveryID), fp} {
+		out = append(out, field(f)...)
+	}
+	return out, nil
+}
+
 func info(r request, kind byte, kid []byte) ([]byte, error) {
 	switch kind {
 	case kindDelivery:
-		fp, err := hex.DecodeString(r.Fingerprint)
-		if err != nil || len(fp) != 8 {
-			return nil, errors.New("fingerprint: 16 hex digits")
-		}
-		out := []byte("puente/sealed-delivery/v1\x00")
-		for _, f := range [][]byte{kid, []byte(r.NoticeID), []byte(r.Recipient), []byte(r.DeliveryID), fp} {
-			out = append(out, field(f)...)
-		}
-		return out, nil
+		return binding("puente/sealed-delivery/v1\x00", r, kid)
+	case kindBatch: // the info of the data key's seal
+		out := []byte("puente/sealed-batch-key/v1\x00")
+		return append(append(out, field(kid)...), field([]byte(r.Recipient))...), nil
 	case kindNotice:
 		out := []byte("puente/sealed-notice/v1\x00")
 		return append(append(out, field(kid)...), field([]byte(r.Origin))...), nil
@@ -131,6 +150,9 @@ func open(r request, kind byte) ([]byte, error) {
 	if len(env) < headerSize+16 || !bytes.Equal(env[:2], []byte("PS")) || env[2] != 0x01 {
 		return nil, errors.New("not a version 1 sealed envelope")
 	}
+	if kind == kindDelivery && env[3] == kindBatch {
+		kind = kindBatch
+	}
 	if env[3] != kind {
 		return nil, fmt.Errorf("envelope kind %d, want %d", env[3], kind)
 	}
@@ -145,8 +167,67 @@ func open(r request, kind byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// enc || ciphertext, exactly what hpke.Open takes.
-	return hpke.Open(k, hpke.HKDFSHA256(), hpke.ChaCha20Poly1305(), inf, env[12:])
+	if kind != kindBatch {
+		// enc || ciphertext, exactly what hpke.Open takes.
+		return hpke.Open(k, hpke.HKDFSHA256(), hpke.ChaCha20Poly1305(), inf, env[12:])
+	}
+	if len(env) < batchHeader+16 {
+		return nil, errors.New("a batch-sealed envelope cut short")
+	}
+	// enc || the sealed data key, then AES-256-GCM with the nonce and the delivery's AAD.
+	dataKey, err := hpke.Open(k, hpke.HKDFSHA256(), hpke.ChaCha20Poly1305(), inf, env[12:92])
+	if err != nil {
+		return nil, err
+	}
+	gcm, err := aesGCM(dataKey)
+	if err != nil {
+		return nil, err
+	}
+	aad, err := binding("puente/sealed-batch-delivery/v1\x00", r, kid)
+	if err != nil {
+		return nil, err
+	}
+	return gcm.Open(nil, env[92:104], env[104:], aad)
+}
+
+func aesGCM(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key) // 32 bytes: AES-256
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// sealBatch seals r.Deliveries to r.Recipient as one batch: one data key, sealed once.
+func sealBatch(r request) ([][]byte, error) {
+	dataKey := make([]byte, 32)
+	if _, err := rand.Read(dataKey); err != nil {
+		return nil, err
+	}
+	head, err := seal(request{Key: r.Key, Recipient: r.Recipient, Plaintext: base64.StdEncoding.EncodeToString(dataKey)}, kindBatch)
+	if err != nil {
+		return nil, err
+	}
+	gcm, err := aesGCM(dataKey)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for i, d := range r.Deliveries {
+		d.Recipient = r.Recipient
+		aad, err := binding("puente/sealed-batch-delivery/v1\x00", d, head[4:12])
+		if err != nil {
+			return nil, err
+		}
+		plaintext, err := base64.StdEncoding.DecodeString(d.Plaintext)
+		if err != nil {
+			return nil, err
+		}
+		nonce := binary.BigEndian.AppendUint64(make([]byte, 4), uint64(i))
+		env := append(append(bytes.Clone(head), nonce...), gcm.Seal(nil, nonce, plaintext, aad)...)
+		out = append(out, env)
+	}
+	return out, nil
 }
 
 func seal(r request, kind byte) ([]byte, error) {
@@ -190,6 +271,11 @@ func handle(r request) response {
 		out, err = seal(r, kindDelivery)
 	case "seal-notice":
 		out, err = seal(r, kindNotice)
+	case "seal-batch":
+		var envs [][]byte
+		if envs, err = sealBatch(r); err == nil {
+			return response{OK: true, Envelopes: envs}
+		}
 	default:
 		err = fmt.Errorf("unknown op %q", r.Op)
 	}

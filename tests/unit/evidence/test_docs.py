@@ -179,3 +179,35 @@ def test_the_sealing_example_opens_from_the_documented_pieces() -> None:
         envelope, keys=KeyRing("member:GT", (key,)), payload_fingerprint=payload[2:10], **binding
     )
     assert opened.plaintext == payload and payload.endswith(b"example payload")
+
+
+def test_the_batch_sealing_example_opens_from_the_documented_pieces() -> None:
+    """§9.6: with §9.3's key, payload and binding, the example record opens, its info and AAD
+    are the documented bytes, and the pieces alone (HPKE then AES-256-GCM) open it too."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
+
+    from puente.evidence.enckeys import EncryptionKey, KeyRing
+    from puente.evidence.seal import batch_delivery_aad, batch_key_info, open_delivery
+
+    text = DOC.read_text()
+    key = EncryptionKey.from_skey(blocks("### 9.3 Example")[0].strip())
+    info_hex, aad_hex, record_hex = blocks("### 9.6 Batch-sealed")[1].split()
+    payload = bytes.fromhex(re.findall(r"payload\n`([0-9a-f]+)`", text)[0])
+    binding = {
+        "notice_id": "8a0c3f52-3c1e-4d8e-9f6a-0b6f3e2d1c40",
+        "recipient": "GT",
+        "delivery_id": "1f5e2b7c-9d3a-4c61-8e0f-7a2b5c4d3e21",
+    }
+    info = batch_key_info(key_id=key.key_id, recipient="GT")
+    aad = batch_delivery_aad(key_id=key.key_id, schema_fingerprint=payload[2:10], **binding)
+    assert (info.hex(), len(info), aad.hex(), len(aad)) == (info_hex, 41, aad_hex, 132)
+    record = bytes.fromhex(record_hex)
+    assert record[:4] == b"PS\x01\x04" and record[92:104] == bytes(12) and len(record) == 145
+    opened = open_delivery(
+        record, keys=KeyRing("member:GT", (key,)), payload_fingerprint=payload[2:10], **binding
+    )
+    assert opened.plaintext == payload
+    suite = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.CHACHA20_POLY1305)
+    data_key = suite.decrypt(record[12:92], key.crypto(), info)
+    assert AESGCM(data_key).decrypt(record[92:104], record[104:], aad) == payload

@@ -111,3 +111,41 @@ def test_a_recipient_without_an_encryption_key_is_withheld_not_sent_in_clear(
     records = [AuditRecord.decode(world.registry, leaf) for leaf in out.audit]
     assert records and all(r.decision == "WITHHELD" for r in records)
     assert any(r.reason_code == RECIPIENT_KEY_MISSING for r in records)
+
+
+@dataclasses.dataclass
+class CountingSealer:
+    """Recipients' keys from one fixed trust list, counting the look-ups."""
+
+    trust_list: TrustList
+    lookups: int = 0
+
+    def recipient_key(self, recipient: str, at: int) -> EncryptionPublicKey:
+        self.lookups += 1
+        return sealing_key(self.trust_list, member_holder(recipient), at=at)
+
+
+def test_a_batch_is_sealed_with_one_data_key_per_recipient(world: World, gen: Generator) -> None:
+    """Deliveries are batch-sealed (kind 0x04): one key look-up and one HPKE seal per batch and
+    recipient, every delivery still opening on its own for its recipient only."""
+    proc = world.processor("MX")
+    proc.sealer = sealer = CountingSealer(world.trust.verifier().trust_list)
+    batches = [
+        proc.process([world.record(_notice(world, gen), offset=o) for o in offsets], NOW)
+        for offsets in ([0, 1, 2], [3, 4])
+    ]
+    heads: dict[tuple[int, str], set[bytes]] = {}
+    for b, out in enumerate(batches):
+        for topic, _, value in out.deliveries:
+            recipient = topic.rsplit(".", 1)[1]
+            v, plain = world.verify(value, recipient)
+            assert decode(world.registry, plain)["origin"] == "MX"
+            assert v.payload[:4] == b"PS\x01\x04"
+            heads.setdefault((b, recipient), set()).add(v.payload[:92])
+    per_batch = [sum(1 for b, _ in heads if b == i) for i in range(2)]
+    assert all(n > 0 for n in per_batch)
+    assert sealer.lookups == sum(per_batch)  # not one per delivery
+    assert all(len(h) == 1 for h in heads.values())  # one sealed data key per batch, recipient
+    assert len(set().union(*heads.values())) == len(heads)  # never shared across them
+    deliveries = sum(len(out.deliveries) for out in batches)
+    assert deliveries > sum(per_batch)  # some recipient got several deliveries of one batch
