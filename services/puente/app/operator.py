@@ -31,6 +31,7 @@ from puente.evidence.trust import (
     node_holder,
     service_holder,
 )
+from puente.evidence.witness import witness_key_name
 from puente.kafka.clients import producer, start
 from puente.kafka.connection import KafkaEndpoint
 from puente.kafka.plan import Plan
@@ -77,7 +78,8 @@ def ensure_evidence(
     settings: Settings, members: Sequence[str], *, floor_digest: bytes | None = None
 ) -> Evidence:
     """Create whatever is missing — the operator's root key; per member state its node's
-    signing and encryption keys and its own receipt-signing and encryption keys; the
+    signing and encryption keys, its witness key and its own receipt-signing and encryption
+    keys; the
     early-warning evaluator's key (``service:warnings``, usage early-warning) — and re-sign
     the trust list (pinning the regional floor: ``floor_digest``, by default the SHA-256 of the
     policies' ``regional.yaml``) when keys or the floor changed or it nears expiry.
@@ -103,6 +105,15 @@ def ensure_evidence(
             if not _has_key(store, holder, Usage.ENCRYPTION, now):
                 store.generate_encryption(holder, valid_from=now)
                 changed = True
+        # The state's witness key: its own key (not the node's), held by the state's node.
+        if not _has_key(store, node_holder(code), Usage.WITNESS, now):
+            store.generate(
+                node_holder(code),
+                valid_from=now,
+                usages=(Usage.WITNESS,),
+                name=witness_key_name(code),
+            )
+            changed = True
     evaluator = service_holder("warnings")
     if not _has_key(store, evaluator, Usage.EARLY_WARNING, now):
         store.generate(evaluator, valid_from=now, usages=(Usage.EARLY_WARNING,))
