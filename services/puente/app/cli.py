@@ -36,6 +36,7 @@ def _mount() -> None:
         schemas,
         serve,
         warnings,
+        witness,
     )
     from puente.app.commands.publish import publish
     from puente.app.commands.subscribe import subscribe
@@ -54,6 +55,7 @@ def _mount() -> None:
     app.command(name="publish")(publish)
     app.add_typer(gateway.app, name="gateway")
     app.add_typer(warnings.app, name="warnings")
+    app.add_typer(witness.app, name="witness")
     demo.register(app)
 
 

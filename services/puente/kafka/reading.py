@@ -3,9 +3,10 @@ way a compacted state topic is restored)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from puente.errors import PuenteError
 
@@ -28,14 +29,13 @@ async def topic_partitions(c: AIOKafkaConsumer, topics: Iterable[str]) -> list[T
     return out
 
 
-async def read_to_end(
+async def records_to_end(
     c: AIOKafkaConsumer, tps: list[TopicPartition]
-) -> dict[bytes, tuple[TopicPartition, bytes | None, int]]:
-    """Every key of ``tps`` with its newest value (None: a tombstone), read with ``c`` from the
-    beginning to the end offsets of now: key → (partition, value, broker timestamp)."""
-    newest: dict[bytes, tuple[TopicPartition, bytes | None, int]] = {}
+) -> AsyncIterator[tuple[TopicPartition, ConsumerRecord[bytes, bytes]]]:
+    """Every record of ``tps``, read with ``c`` from the beginning to the end offsets of now
+    (in offset order within a partition)."""
     if not tps:
-        return newest
+        return
     c.assign(tps)
     await c.seek_to_beginning(*tps)
     ends = await c.end_offsets(tps)
@@ -44,11 +44,27 @@ async def read_to_end(
         got = await c.getmany(*remaining, timeout_ms=1000)
         for tp, messages in got.items():
             for m in messages:
-                newest[m.key or b""] = (tp, m.value, m.timestamp)
+                yield tp, m
         for tp in list(remaining):
             if await c.position(tp) >= ends[tp]:
                 remaining.discard(tp)
+
+
+async def read_to_end(
+    c: AIOKafkaConsumer, tps: list[TopicPartition]
+) -> dict[bytes, tuple[TopicPartition, bytes | None, int]]:
+    """Every key of ``tps`` with its newest value (None: a tombstone), read with ``c`` from the
+    beginning to the end offsets of now: key → (partition, value, broker timestamp)."""
+    newest: dict[bytes, tuple[TopicPartition, bytes | None, int]] = {}
+    async for tp, m in records_to_end(c, tps):
+        newest[m.key or b""] = (tp, m.value, m.timestamp)
     return newest
+
+
+async def read_all(c: AIOKafkaConsumer, tps: list[TopicPartition]) -> list[bytes]:
+    """Every value of ``tps`` (tombstones left out), read with ``c`` from the beginning to the
+    end offsets of now, in offset order within a partition."""
+    return [m.value async for _, m in records_to_end(c, tps) if m.value is not None]
 
 
 async def caught_up(c: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool:
