@@ -109,6 +109,10 @@ class Tenant:
         """Member ``code``'s receipt tracker principal."""
         return self.secrets.require(self.naming.tracker_principal(code))
 
+    def witness(self, code: str) -> Credential:
+        """Member ``code``'s witness principal."""
+        return self.secrets.require(self.naming.witness_principal(code))
+
     def gateway(self, code: str) -> Credential:
         """Member ``code``'s gateway principal."""
         return self.secrets.require(self.naming.gateway_principal(code))

@@ -288,6 +288,28 @@ class ReceiptsSettings(BaseModel):
     )
 
 
+class WitnessSettings(BaseModel):
+    """How a state's witness runs (``puente serve witness``; ``PUENTE_WITNESS__*``) and what
+    counts as final (subscribers, gateways, the auditor, ``puente witness status``)."""
+
+    quorum: int | None = Field(
+        default=None,
+        ge=1,
+        description="cosignatures by distinct other states' witnesses that make a checkpoint "
+        "final; unset: a majority of the other members (10 of 19 among 20)",
+    )
+    poll_s: float = Field(default=0.2, gt=0, le=5, description="longest wait for input")
+    max_batch: int = Field(default=2000, ge=1, description="records read per turn")
+    metrics_port: int = Field(default=9466, ge=0, description="Prometheus port; 0 = off")
+    metrics_host: str = Field(default="127.0.0.1", description="address the metrics bind")
+    trust_refresh_s: float = Field(default=10.0, gt=0, description="trust-list refresh period")
+    keys_dir: Path | None = Field(
+        default=None,
+        description="the witness's key store (its key: node:CC, usage witness); unset: the "
+        "node's (PUENTE_POLICY__KEYS_DIR), else the embedded default's",
+    )
+
+
 class Settings(BaseSettings):
     """Every setting a Puente process reads."""
 
@@ -312,6 +334,7 @@ class Settings(BaseSettings):
     policy: PolicyServiceSettings = Field(default_factory=PolicyServiceSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     receipts: ReceiptsSettings = Field(default_factory=ReceiptsSettings)
+    witness: WitnessSettings = Field(default_factory=WitnessSettings)
     warnings: WarningsSettings = Field(default_factory=WarningsSettings)
 
     @property

@@ -122,6 +122,31 @@ TRUST = TopicKind(
     description="the signed trust list",
     partitions=1,
 )
+# Witnesses (docs/evidence.md §5.3): each state's witness cosigns the other states' checkpoints.
+# Every cosignature is a record of its own (the log-signed checkpoint with one cosignature line,
+# keyed by log id) that every member and witness reads: finality counts them, and a witness
+# shown another root than the others catches the fork from theirs (gossip).
+COSIGNATURES = TopicKind(
+    "cosignatures",
+    Scope.GLOBAL,
+    FOREVER,
+    description="checkpoints cosigned by the member states' witnesses (C2SP cosignature/v1)",
+)
+EQUIVOCATIONS = TopicKind(
+    "equivocations",
+    Scope.GLOBAL,
+    FOREVER,
+    description="signed equivocation reports: two checkpoints of one log that contradict",
+    partitions=1,
+)
+WITNESS = TopicKind(
+    "witness",
+    Scope.MEMBER,
+    FOREVER,
+    compacted=True,
+    description="a state's witness's state: per log, the checkpoint it cosigned last",
+    extra={"segment.ms": str(60 * 60 * 1000), "segment.bytes": str(64 * 1024 * 1024)},
+)
 # Each state's gateway keeps its own: one state's gateway can neither read nor write another's.
 GATEWAY_TOKENS = TopicKind(
     "gateway-tokens",
@@ -187,6 +212,9 @@ ALL_KINDS: tuple[TopicKind, ...] = (
     DUE,
     OVERDUE,
     CHECKPOINTS,
+    COSIGNATURES,
+    EQUIVOCATIONS,
+    WITNESS,
     TRUST,
     GATEWAY_TOKENS,
     GATEWAY_ANSWERS,
@@ -259,6 +287,17 @@ class Naming:
         """The consumer group (its committed positions) of ``member``'s receipt tracker, and
         its transactional id: ``<prefix>.tracker.CC``."""
         return f"{self.prefix}.tracker.{member}"
+
+    # --- each member state's witness ---------------------------------------------------------
+
+    def witness_principal(self, member: str) -> str:
+        """The Kafka principal of ``member``'s witness: ``<prefix>-witness-cc``."""
+        return f"{self.prefix}-witness-{member.lower()}"
+
+    def witness_group(self, member: str) -> str:
+        """The consumer group (its committed positions) of ``member``'s witness, and its
+        transactional id: ``<prefix>.witness.CC``."""
+        return f"{self.prefix}.witness.{member}"
 
     # --- each member state's gateway (its edge) ----------------------------------------------
 

@@ -46,10 +46,10 @@ from puente.evidence.trust import KeyEntry, TrustList, Usage, member_holder, nod
 from puente.evidence.trustsource import TrustTracker
 from puente.evidence.verify import RECEIPT_CONTEXT, Verifier, sign_receipt
 from puente.kafka.clients import consumer, producer, start
+from puente.kafka.reading import read_to_end, topic_partitions
 from puente.logs import configure_logging
 from puente.receipts.track import Incoming, Track, TrackBook
 from puente.receipts.tracker import ReceiptTracker, TrackerConfig
-from puente.receipts.view import read_to_end, topic_partitions
 from puente.service.nodekeys import FixedKeys
 from puente.topics import AUDIT, OVERDUE, RECEIPT_KEY_ID_HEADER, RECEIPT_SIGNATURE_HEADER, RECEIPTS
 from tests.harness import KafkaHarness, Tenant, kafka_harness

@@ -75,10 +75,11 @@ def test_provision_is_idempotent_and_adds_exactly_a_new_member(
         plan = build_plan(naming, ["AR", "MX", "US"], partitions=2, brokers=kafka.brokers)
         pending = [c for c in diff(plan, read_state(admin, plan)) if c.action is not Action.EXISTS]
     assert pending
-    # US's own principal, its node's, its gateway's and its receipt tracker's, and its topics:
-    # nothing else.
+    # US's own principal, its node's, its gateway's, its receipt tracker's and its witness's,
+    # and its topics: nothing else.
     us = {naming.member_principal("US"), naming.node_principal("US")}
     us |= {naming.gateway_principal("US"), naming.tracker_principal("US")}
+    us |= {naming.witness_principal("US")}
     assert all(c.target in us or c.target.endswith(".US") for c in pending)
 
     _provision(kafka, tmp_path, prefix)

@@ -37,6 +37,7 @@ def _mount() -> None:
         serve,
         trust,
         warnings,
+        witness,
     )
     from puente.app.commands.publish import publish
     from puente.app.commands.subscribe import subscribe
@@ -56,6 +57,7 @@ def _mount() -> None:
     app.command(name="publish")(publish)
     app.add_typer(gateway.app, name="gateway")
     app.add_typer(warnings.app, name="warnings")
+    app.add_typer(witness.app, name="witness")
     demo.register(app)
 
 

@@ -592,7 +592,7 @@ async def _reports(rt: Runtime, evidence: Any, state: str, delivery_id: str) -> 
     recipient's, read as each state's own principal."""
     from puente.evidence.verify import Verifier
     from puente.kafka.clients import consumer, start
-    from puente.receipts.view import read_to_end, topic_partitions
+    from puente.kafka.reading import read_to_end, topic_partitions
     from puente.topics import OVERDUE
 
     verifier = Verifier(trust_list=evidence.open_trust_list(), registry=rt.registry)

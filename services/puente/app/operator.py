@@ -35,6 +35,7 @@ from puente.evidence.trust import (
     node_holder,
     service_holder,
 )
+from puente.evidence.witness import witness_key_name
 from puente.kafka.clients import producer, start
 from puente.kafka.connection import KafkaEndpoint
 from puente.kafka.plan import Plan
@@ -80,12 +81,13 @@ def ensure_evidence(
 ) -> Evidence:
     """Create whatever is missing — per member state its root key (``member:CC``, usage
     trust-list, named ``puente.root/CC``: the key with which the state signs trust lists), its
-    node's signing and encryption keys and its own receipt-signing and encryption keys; the
-    early-warning evaluator's key (``service:warnings``, usage early-warning) — and have the
-    members sign a new trust list (pinning the regional floor: ``floor_digest``, by default the
-    SHA-256 of the policies' ``regional.yaml``; naming a majority of the roots as its quorum)
-    when keys or the floor changed or it nears expiry. The first such list is the genesis list
-    (``trust-genesis.note``), the trust anchor; no operator key signs anything.
+    node's signing and encryption keys, its witness key and its own receipt-signing and
+    encryption keys; the early-warning evaluator's key (``service:warnings``, usage
+    early-warning) — and have the members sign a new trust list (pinning the regional floor:
+    ``floor_digest``, by default the SHA-256 of the policies' ``regional.yaml``; naming a
+    majority of the roots as its quorum) when keys or the floor changed or it nears expiry. The
+    first such list is the genesis list (``trust-genesis.note``), the trust anchor; no operator
+    key signs anything.
 
     A state directory made before (a single-root list signed by ``operator:root``) migrates:
     the first members' list is also signed by the operator root, so verifiers still anchored on
@@ -117,6 +119,15 @@ def ensure_evidence(
             if not _has_key(store, holder, Usage.ENCRYPTION, now):
                 store.generate_encryption(holder, valid_from=now)
                 changed = True
+        # The state's witness key: its own key (not the node's), held by the state's node.
+        if not _has_key(store, node_holder(code), Usage.WITNESS, now):
+            store.generate(
+                node_holder(code),
+                valid_from=now,
+                usages=(Usage.WITNESS,),
+                name=witness_key_name(code),
+            )
+            changed = True
     evaluator = service_holder("warnings")
     if not _has_key(store, evaluator, Usage.EARLY_WARNING, now):
         store.generate(evaluator, valid_from=now, usages=(Usage.EARLY_WARNING,))

@@ -19,6 +19,7 @@ from puente.codec.registry import Registry
 from puente.config import Settings, get_settings
 from puente.errors import ConfigError
 from puente.evidence._time import now_ms
+from puente.evidence.finality import default_quorum
 from puente.evidence.keys import SigningKey
 from puente.evidence.keystore import GENESIS_FILE, TRUST_LIST_FILE, KeyStore
 from puente.evidence.trust import TrustAnchor, Usage, service_holder
@@ -43,6 +44,7 @@ from puente.service.worker import Node, ServiceConfig
 from puente.topics import Naming
 from puente.warnings.loader import load_triggers
 from puente.warnings.service import WarningsService
+from puente.witness.service import Witness, WitnessConfig
 from puente_gateway.edge import served_states
 
 
@@ -100,6 +102,10 @@ class Runtime:
     def tracker_credential(self, member: str) -> Credential:
         """Member state ``member``'s receipt tracker principal."""
         return self.credential(self.naming.tracker_principal(member))
+
+    def witness_credential(self, member: str) -> Credential:
+        """Member ``member``'s witness principal's credential."""
+        return self.credential(self.naming.witness_principal(member))
 
     def gateway_credential(self, member: str) -> Credential:
         """Member state ``member``'s gateway principal (its edge)."""
@@ -265,6 +271,42 @@ class Runtime:
             instance=instance,
         )
         return service, topic
+
+    # --- the witnesses ----------------------------------------------------------------------
+
+    def quorum(self) -> int:
+        """Cosignatures of distinct other states' witnesses that make a checkpoint final
+        (``PUENTE_WITNESS__QUORUM``; unset: a majority of the other members)."""
+        return self.settings.witness.quorum or default_quorum(self.members)
+
+    def witness(
+        self, member: str, *, instance: str, checkpoints_topic: str | None = None
+    ) -> tuple[Witness, TrustTopicReader]:
+        """Member ``member``'s witness, as its own principal, with its witness key (the
+        witness key store, else the node's, else the embedded default's), and the trust topic
+        reader it verifies checkpoints with (close it when the witness stops)."""
+        cfg = self.settings.witness
+        cred = self.witness_credential(member)
+        tracker, topic, fetches = self.trust_tracker(cred)
+        store = KeyStore(cfg.keys_dir or self.settings.policy.keys_dir or self.settings.keys_dir)
+        return (
+            Witness(
+                state=member,
+                endpoint=self.endpoint,
+                credential=cred,
+                naming=self.naming,
+                registry=self.registry,
+                key=StoreKeys(store, member).witness_key,
+                trust=tracker,
+                trust_sources=tuple(fetches),
+                config=WitnessConfig(
+                    poll_s=cfg.poll_s, max_batch=cfg.max_batch, trust_refresh_s=cfg.trust_refresh_s
+                ),
+                instance=f"{instance}-{member}",
+                checkpoints_topic=checkpoints_topic,
+            ),
+            topic,
+        )
 
     # --- the receipt trackers --------------------------------------------------------------
 

@@ -16,7 +16,8 @@ pseudonymisation secret, and restarts, scales and rotates keys on its own. So is
 gateway, its edge (``gateway-cc``: ``puente gateway serve`` serving CC only, with CC's member
 encryption keys), published on its own host port. Beside each node runs the state's receipt
 tracker (``tracker-cc``: ``puente serve receipts --as CC``), its own principal, reading the
-node's key store to sign overdue reports as the state's node.
+node's key store to sign overdue reports as the state's node; and its witness (``witness-cc``:
+``puente serve witness --as CC``), its own principal, with the witness key from the same store.
 
 Every secret is a file under ``deploy/compose/secrets/`` (``puente deploy compose secrets``
 creates them; they are git-ignored), mounted with Compose ``secrets:`` or, for a key store (a
@@ -193,6 +194,11 @@ def tracker_service_name(member: str) -> str:
     return f"tracker-{member.lower()}"
 
 
+def witness_service_name(member: str) -> str:
+    """The Compose service of state ``member``'s witness: ``witness-cc``."""
+    return f"witness-{member.lower()}"
+
+
 def _secrets_path(*parts: str) -> str:
     """A path under ./secrets/ as the Compose file (in deploy/compose/) names it."""
     return "./" + "/".join(("secrets", *parts))
@@ -238,25 +244,57 @@ def _state_node(naming: Naming, member: str, depends_on: dict[str, Any]) -> dict
 def _state_tracker(naming: Naming, member: str, depends_on: dict[str, Any]) -> dict[str, Any]:
     """State ``member``'s receipt tracker: its own credential; the state's node key store, read
     only, to sign its overdue reports as the state's node."""
-    keys = _secrets_path(NODES_DIR, member, NODE_KEYS_SUBDIR)
-    return _puente_service(
+    return _keyed_service(
         c.tracker_command(member),
+        naming.tracker_principal(member),
+        member,
+        ports=(c.ENV_TRACKER_METRICS_PORT, c.ENV_TRACKER_METRICS_HOST, c.TRACKER_METRICS_PORT),
+        depends_on=depends_on,
+    )
+
+
+def _state_witness(naming: Naming, member: str, depends_on: dict[str, Any]) -> dict[str, Any]:
+    """State ``member``'s witness: its own credential; the state's node key store, read only,
+    for its witness key (node:CC, usage witness)."""
+    return _keyed_service(
+        c.witness_command(member),
+        naming.witness_principal(member),
+        member,
+        ports=(c.ENV_WITNESS_METRICS_PORT, c.ENV_WITNESS_METRICS_HOST, c.WITNESS_METRICS_PORT),
+        depends_on=depends_on,
+    )
+
+
+def _keyed_service(
+    command: tuple[str, ...],
+    principal: str,
+    member: str,
+    *,
+    ports: tuple[str, str, int],
+    depends_on: dict[str, Any],
+) -> dict[str, Any]:
+    """One instance of a state's keyed, exactly-once service beside its node (a second would
+    fence the first): its own credential and the node's key store, read only."""
+    keys = _secrets_path(NODES_DIR, member, NODE_KEYS_SUBDIR)
+    port_env, host_env, port = ports
+    return _puente_service(
+        command,
         environment=_base_env()
         | {
-            c.ENV_TRACKER_METRICS_PORT: str(c.TRACKER_METRICS_PORT),
-            c.ENV_TRACKER_METRICS_HOST: "0.0.0.0",  # noqa: S104 - the container's own network
+            port_env: str(port),
+            host_env: "0.0.0.0",  # noqa: S104 - the container's own network
             c.ENV_NODE_KEYS_DIR: c.NODE_KEYS_DIR,
         },
-        secrets=[_principal_secret(naming.tracker_principal(member))],
+        secrets=[_principal_secret(principal)],
         volumes=[_POLICIES, f"{keys}:{c.NODE_KEYS_DIR}:ro", _TRUST],
         depends_on=depends_on,
         # SIGTERM: the turn in flight (one Kafka transaction) finishes before the process exits.
         stop_signal="SIGTERM",
         stop_grace_period="30s",
         restart="unless-stopped",
-        healthcheck=_http_check(f"http://127.0.0.1:{c.TRACKER_METRICS_PORT}/metrics"),
+        healthcheck=_http_check(f"http://127.0.0.1:{port}/metrics"),
         deploy={
-            "replicas": c.TRACKER_REPLICAS,
+            "replicas": c.TRACKER_REPLICAS,  # = WITNESS_REPLICAS: one (a second fences it)
             "resources": {"limits": {"cpus": "0.25", "memory": "512m"}},
         },
     )
@@ -361,6 +399,9 @@ def compose_document(inputs: c.DeployInputs) -> dict[str, Any]:
             inputs.naming, member, depends_on=kafka_up | provisioned
         )
         services[tracker_service_name(member)] = _state_tracker(
+            inputs.naming, member, depends_on=kafka_up | provisioned
+        )
+        services[witness_service_name(member)] = _state_witness(
             inputs.naming, member, depends_on=kafka_up | provisioned
         )
     for member in inputs.members:

@@ -33,6 +33,7 @@ RUN_UID = 1000
 # --- processes -----------------------------------------------------------------------------------
 NODE_COMMAND = ("puente", "serve", "node")
 TRACKER_COMMAND = ("puente", "serve", "receipts")
+WITNESS_COMMAND = ("puente", "serve", "witness")
 GATEWAY_COMMAND = ("puente", "gateway", "serve")
 WARNINGS_COMMAND = ("puente", "serve", "warnings")
 PROVISION_COMMAND = ("puente", "kafka", "provision")
@@ -49,12 +50,15 @@ WARNINGS_REPLICAS = 1
 # One receipt tracker per state: a second instance fences the first (one transactional id per
 # state), so a restart replaces it rather than running two.
 TRACKER_REPLICAS = 1
+# One witness per state, for the same reason (one transactional id per state).
+WITNESS_REPLICAS = 1
 
 # Ports. A gateway serves its API, /healthz, /readyz and /metrics over TLS on one port (inside its
 # container; Compose publishes state number i of members.yaml on GATEWAY_PORT + i of the host).
 GATEWAY_PORT = 8443
 NODE_METRICS_PORT = 9464
 TRACKER_METRICS_PORT = 9465
+WITNESS_METRICS_PORT = 9466
 # Each its own container or pod: the tracker's and the evaluator's metrics share a number.
 WARNINGS_METRICS_PORT = 9465
 KAFKA_CLIENT_PORT = 9092
@@ -67,6 +71,10 @@ ENV_NODE_KEYS_DIR = "PUENTE_POLICY__KEYS_DIR"
 # with its state's node key, from the same key store (ENV_NODE_KEYS_DIR).
 ENV_TRACKER_METRICS_PORT = "PUENTE_RECEIPTS__METRICS_PORT"
 ENV_TRACKER_METRICS_HOST = "PUENTE_RECEIPTS__METRICS_HOST"
+# Settings of a witness (puente.config.WitnessSettings); its witness key (node:CC, usage
+# witness) is in its state's node key store (ENV_NODE_KEYS_DIR).
+ENV_WITNESS_METRICS_PORT = "PUENTE_WITNESS__METRICS_PORT"
+ENV_WITNESS_METRICS_HOST = "PUENTE_WITNESS__METRICS_HOST"
 # Settings of a state's gateway (puente.config.GatewaySettings) the deployment sets.
 ENV_GATEWAY_STATES = "PUENTE_GATEWAY__STATES"
 ENV_GATEWAY_KEYS_DIR = "PUENTE_GATEWAY__KEYS_DIR"
@@ -127,6 +135,11 @@ def node_command(member: str) -> tuple[str, ...]:
 def tracker_command(member: str) -> tuple[str, ...]:
     """State ``member``'s receipt tracker: ``puente serve receipts --as CC``."""
     return (*TRACKER_COMMAND, "--as", member)
+
+
+def witness_command(member: str) -> tuple[str, ...]:
+    """State ``member``'s witness: ``puente serve witness --as CC``."""
+    return (*WITNESS_COMMAND, "--as", member)
 
 
 def gateway_settings(member: str) -> dict[str, str]:

@@ -12,8 +12,8 @@ from one source:
   Secret the operator creates (``puente deploy k8s secrets``);
 - ``30-node-cc.yaml``, one per member state: everything state CC's node runs (ServiceAccount,
   Deployment with probes, resources and security context, PodDisruptionBudget, metrics Service,
-  NetworkPolicy) and the same for its receipt tracker (one instance, no budget), so that one
-  file is what a state's operator reviews or takes away;
+  NetworkPolicy) and the same for its receipt tracker and its witness (one instance each, no
+  budget), so that one file is what a state's operator reviews or takes away;
 - ``31-gateway-cc.yaml``, one per member state: the same for state CC's gateway, its edge
   (it serves CC's agencies only, with CC's member encryption keys);
 - ``32-warnings.yaml``: the early-warning evaluator (``puente serve warnings``);
@@ -696,6 +696,33 @@ def state_tracker(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
     )
 
 
+def witness_app(member: str) -> App:
+    """State ``member``'s witness: ``puente-witness-cc``."""
+    return App(f"puente-witness-{member.lower()}", "witness", member)
+
+
+def state_witness(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
+    """State ``member``'s witness (``puente serve witness --as CC``): its own ServiceAccount
+    and credential; the state's node key store, which holds its witness key; one instance (a
+    second would fence the first), replaced rather than rolled."""
+    return _keyed_process(
+        inputs,
+        witness_app(member),
+        principal=inputs.naming.witness_principal(member),
+        command=c.witness_command(member),
+        env={
+            c.ENV_WITNESS_METRICS_PORT: str(c.WITNESS_METRICS_PORT),
+            c.ENV_WITNESS_METRICS_HOST: "0.0.0.0",  # noqa: S104 - the pod's own address
+        },
+        metrics_port=c.WITNESS_METRICS_PORT,
+        replicas=c.WITNESS_REPLICAS,
+        # Per log it follows, the checkpoint it cosigned last (and a bounded fork memory).
+        resources=_resources("50m", "128Mi", "512Mi"),
+        grace_s=30,
+        recreate=True,
+    )
+
+
 def state_gateway(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
     """State ``member``'s HTTP gateway, its edge: it serves CC's agencies only and opens CC's
     deliveries with CC's member encryption keys (its own key store; no node key, no other
@@ -847,7 +874,12 @@ def k8s_files(inputs: c.DeployInputs) -> dict[Path, str]:
         "10-kafka.yaml": kafka_cluster(),
         "20-topics.yaml": [kafka_topic(t) for t in inputs.plan.topics],
         "21-users.yaml": kafka_users(inputs),
-        **{node_file(m): state_node(inputs, m) + state_tracker(inputs, m) for m in inputs.members},
+        **{
+            node_file(m): state_node(inputs, m)
+            + state_tracker(inputs, m)
+            + state_witness(inputs, m)
+            for m in inputs.members
+        },
         **{gateway_file(m): state_gateway(inputs, m) for m in inputs.members},
         "32-warnings.yaml": evaluator(inputs),
         "40-network-policies.yaml": [default_deny()],

@@ -57,6 +57,7 @@ from puente.evidence.trust import (
     node_holder,
     service_holder,
 )
+from puente.evidence.witness import witness_key_name
 from puente.kafka.broker_config import ADMIN_USER, BROKER_USER
 from puente.secrets import SecretStore, new_password, write_private
 from puente.service.secret import new_pseudonym_secret
@@ -108,15 +109,25 @@ def _ensure_pseudonym_secret(path: Path) -> Path | None:
 
 
 def _ensure_node_keys(store: KeyStore, member: str, now: int) -> bool:
-    """A signing key and an encryption key for ``node:<member>`` unless the store has one of
-    each kind already (a rotated or revoked one included: replacing keys is the state's act)."""
+    """A signing key, an encryption key and a witness key (usage witness) for
+    ``node:<member>`` unless the store has one of each kind already (a rotated or revoked one
+    included: replacing keys is the state's act)."""
     holder = node_holder(member)
-    kinds = {m.is_encryption for m in store.key_metas() if m.holder == holder}
-    if False not in kinds:
+    witness = Usage.WITNESS.value
+    kinds = {
+        "encryption" if m.is_encryption else "witness" if witness in m.usages else "signing"
+        for m in store.key_metas()
+        if m.holder == holder
+    }
+    if "signing" not in kinds:
         store.generate(holder, valid_from=now)
-    if True not in kinds:
+    if "encryption" not in kinds:
         store.generate_encryption(holder, valid_from=now)
-    return kinds != {False, True}
+    if "witness" not in kinds:
+        store.generate(
+            holder, valid_from=now, usages=(Usage.WITNESS,), name=witness_key_name(member)
+        )
+    return kinds != {"signing", "encryption", "witness"}
 
 
 def _ensure_gateway_keys(store: KeyStore, member: str, now: int) -> bool:

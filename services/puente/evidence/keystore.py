@@ -301,11 +301,20 @@ class KeyStore:
         self, holder: str, *, at: int, overlap_ms: int, usages: Iterable[Usage] | None = None
     ) -> tuple[SigningKey, list[KeyMeta]]:
         """A new signing key for ``holder`` valid from ``at``; the holder's current signing
-        keys end at ``at + overlap_ms`` (in-flight evidence signed with them before then stays
-        valid). Its encryption keys are left alone."""
+        keys of the same use (any usage in common) end at ``at + overlap_ms`` (in-flight
+        evidence signed with them before then stays valid) and the new key takes their name.
+        Its encryption keys, and its signing keys of other uses (a node's witness key when its
+        node key rotates, and the reverse), are left alone."""
         holder = check_holder(holder)
-        retired = self._retiring(holder, encryption=False, until=at + overlap_ms)
-        key, _ = self.generate(holder, valid_from=at, usages=usages)
+        use = set(_signing_usages(holder, usages))
+        retired = [
+            m
+            for m in self._retiring(holder, encryption=False, until=at + overlap_ms)
+            if use & set(m.usages)
+        ]
+        names = {m.name for m in retired}
+        name = names.pop() if len(names) == 1 else None
+        key, _ = self.generate(holder, valid_from=at, usages=usages, name=name)
         return key, self._retire(retired, key.key_id)
 
     def rotate_encryption(

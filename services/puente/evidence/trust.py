@@ -80,6 +80,7 @@ class Usage(StrEnum):
     NOTICE = "notice"  # notices at ingress (member states; optional)
     TRUST_LIST = "trust-list"  # trust lists (operator)
     EARLY_WARNING = "early-warning"  # aggregates (nodes) and early warnings (evaluator)
+    WITNESS = "witness"  # cosignatures of other states' checkpoints (a state's witness key)
     ENCRYPTION = "encryption"  # X25519 keys: implicit on `enc` lines, never on a `key` line
 
 

@@ -23,6 +23,10 @@ CC's receipt tracker is a third principal, ``<prefix>-tracker-cc`` (see ``tracke
 reads ``audit.CC`` and every state's receipts topic, keeps its state in ``tracker.CC``, writes
 the recipients' ``due`` and everyone's ``overdue`` topics, under the group and transactional id
 ``<prefix>.tracker.CC``.
+CC's witness (principal ``<prefix>-witness-cc``, see ``witness_acls``) reads the checkpoints
+and cosignatures topics, writes cosignatures and equivocation reports, keeps its state in
+``witness.CC``, under the group and transactional id ``<prefix>.witness.CC``. Members read the
+cosignatures and equivocations (finality, alerts); each state's gateway reads the cosignatures.
 CC's gateway (principal ``<prefix>-gateway-cc``, its edge) may write ``ingress.CC`` and
 ``receipts.CC``, read ``deliver.CC`` and ``rejected.CC``, read what the receipt trackers say
 about CC's pairs (``tracker.CC`` and ``due.CC``, for ``GET /v1/receipts/status``), read and
@@ -42,8 +46,10 @@ from puente.topics import (
     ALL_KINDS,
     AUDIT,
     CHECKPOINTS,
+    COSIGNATURES,
     DELIVER,
     DUE,
+    EQUIVOCATIONS,
     GATEWAY_ANSWERS,
     GATEWAY_TOKENS,
     INGRESS,
@@ -55,6 +61,7 @@ from puente.topics import (
     TRACKER,
     TRUST,
     WARNINGS,
+    WITNESS,
     Naming,
     Scope,
     TopicKind,
@@ -134,7 +141,13 @@ _RW = (Operation.READ, Operation.WRITE, Operation.DESCRIBE)
 
 SERVICE_GRANTS: dict[str, tuple[tuple[TopicKind, tuple[Operation, ...]], ...]] = {
     # Auditors replay the log; they never see payloads.
-    "auditor": ((AUDIT, _R), (CHECKPOINTS, _R), (TRUST, _R)),
+    "auditor": (
+        (AUDIT, _R),
+        (CHECKPOINTS, _R),
+        (COSIGNATURES, _R),
+        (EQUIVOCATIONS, _R),
+        (TRUST, _R),
+    ),
     # The operator publishes the signed trust list (and nothing else).
     "operator": ((TRUST, _RW),),
     # The early-warning evaluator reads the aggregates and publishes warnings (nothing else).
@@ -167,7 +180,7 @@ def member_acls(naming: Naming, member: str) -> list[Acl]:
     ):
         topic = naming.topic(kind, member)
         acls += [Acl(p, Resource.TOPIC, topic, Pattern.LITERAL, op) for op in ops]
-    for kind in (CHECKPOINTS, TRUST, AGGREGATES, WARNINGS):
+    for kind in (CHECKPOINTS, COSIGNATURES, EQUIVOCATIONS, TRUST, AGGREGATES, WARNINGS):
         acls += _topic_grants(p, naming, kind, _R)
     acls.append(
         Acl(p, Resource.GROUP, naming.member_group_prefix(member), Pattern.PREFIXED, Operation.READ)
@@ -202,6 +215,18 @@ def node_acls(naming: Naming, member: str) -> list[Acl]:
     return acls
 
 
+def _exactly_once(principal: str, group: str) -> list[Acl]:
+    """A keyed service's group (its committed positions) and its transactional id, both
+    ``group``: one instance at a time, the next fencing the last."""
+    return [
+        Acl(principal, Resource.GROUP, group, Pattern.LITERAL, Operation.READ),
+        *(
+            Acl(principal, Resource.TRANSACTIONAL_ID, group, Pattern.LITERAL, op)
+            for op in (Operation.WRITE, Operation.DESCRIBE)
+        ),
+    ]
+
+
 def tracker_acls(naming: Naming, member: str) -> list[Acl]:
     """The least-privilege ACLs of member ``member``'s receipt tracker principal.
 
@@ -219,13 +244,22 @@ def tracker_acls(naming: Naming, member: str) -> list[Acl]:
     acls += _topic_grants(p, naming, DUE, _W)  # its deliveries' state, for their recipients
     acls += _topic_grants(p, naming, OVERDUE, _W)  # escalations and reminders
     acls += _topic_grants(p, naming, TRUST, _R)
-    group = naming.tracker_group(member)
-    acls.append(Acl(p, Resource.GROUP, group, Pattern.LITERAL, Operation.READ))
-    acls += [
-        Acl(p, Resource.TRANSACTIONAL_ID, group, Pattern.LITERAL, op)
-        for op in (Operation.WRITE, Operation.DESCRIBE)
+    return acls + _exactly_once(p, naming.tracker_group(member))
+
+
+def witness_acls(naming: Naming, member: str) -> list[Acl]:
+    """The least-privilege ACLs of member ``member``'s witness principal: it reads every log's
+    checkpoints and every witness's cosignatures (gossip), writes its cosignatures and
+    equivocation reports, and keeps its own state (``witness.CC``) in its transactions."""
+    p = naming.witness_principal(member)
+    acls = [
+        Acl(p, Resource.TOPIC, naming.topic(WITNESS, member), Pattern.LITERAL, op) for op in _RW
     ]
-    return acls
+    acls += _topic_grants(p, naming, CHECKPOINTS, _R)
+    acls += _topic_grants(p, naming, COSIGNATURES, _RW)
+    acls += _topic_grants(p, naming, EQUIVOCATIONS, _W)
+    acls += _topic_grants(p, naming, TRUST, _R)
+    return acls + _exactly_once(p, naming.witness_group(member))
 
 
 # What a state's gateway does with its own state's topics: it publishes for the agencies that
@@ -254,6 +288,7 @@ def gateway_acls(naming: Naming, member: str) -> list[Acl]:
         acls += [Acl(p, Resource.TOPIC, topic, Pattern.LITERAL, op) for op in ops]
     acls += _topic_grants(p, naming, TRUST, _R)
     acls += _topic_grants(p, naming, WARNINGS, _R)  # GET /v1/warnings: every member reads them
+    acls += _topic_grants(p, naming, COSIGNATURES, _R)  # each delivery's finality
     return acls
 
 
@@ -283,6 +318,7 @@ def build_plan(
     principals += [Principal(naming.node_principal(m), "node", m) for m in members]
     principals += [Principal(naming.tracker_principal(m), "tracker", m) for m in members]
     principals += [Principal(naming.gateway_principal(m), "gateway", m) for m in members]
+    principals += [Principal(naming.witness_principal(m), "witness", m) for m in members]
     principals += [Principal(naming.service_principal(s), s) for s in SERVICE_GRANTS]
     topics = []
     for kind in ALL_KINDS:
@@ -312,5 +348,6 @@ def build_plan(
     acls += [a for m in members for a in node_acls(naming, m)]
     acls += [a for m in members for a in tracker_acls(naming, m)]
     acls += [a for m in members for a in gateway_acls(naming, m)]
+    acls += [a for m in members for a in witness_acls(naming, m)]
     acls += [a for s in SERVICE_GRANTS for a in service_acls(naming, s)]
     return Plan(tuple(principals), tuple(topics), tuple(sorted(set(acls))))

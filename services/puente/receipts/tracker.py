@@ -21,13 +21,12 @@ sampled at that time, so a receipt that arrived in time is never overlooked.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import ProducerFenced
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from puente.codec.errors import DecodeError
@@ -35,10 +34,11 @@ from puente.codec.registry import Registry
 from puente.errors import PuenteError
 from puente.evidence.errors import TrustListError
 from puente.evidence.records import AuditRecord
-from puente.evidence.trustsource import Fetch, TrustTracker, follow
+from puente.evidence.trustsource import Fetch, TrustTracker
 from puente.evidence.verify import Verifier
-from puente.kafka.clients import consumer, producer, start
 from puente.kafka.connection import KafkaEndpoint
+from puente.kafka.reading import caught_up, read_to_end, resume, topic_partitions
+from puente.kafka.session import SessionService
 from puente.logs import get_logger
 from puente.receipts import metrics
 from puente.receipts.clock import Clock
@@ -49,7 +49,7 @@ from puente.receipts.track import (
     TrackBook,
     overdue_reports,
 )
-from puente.receipts.view import decode_tracks, read_to_end, topic_partitions
+from puente.receipts.view import decode_tracks
 from puente.secrets import Credential
 from puente.service.nodekeys import NodeKeys
 from puente.service.outbox import Batches, default_partition, send_batches
@@ -88,8 +88,11 @@ class TrackerFenced(PuenteError):
     reason = "TRACKER_FENCED"
 
 
-class ReceiptTracker:
+class ReceiptTracker(SessionService):
     """State ``origin``'s receipt tracker. Run one per state (a second one fences the first)."""
+
+    fenced = TrackerFenced
+    config: TrackerConfig
 
     def __init__(
         self,
@@ -122,6 +125,7 @@ class ReceiptTracker:
         self.clock = clock
         self.config = config or TrackerConfig()
         self.instance = instance
+        self.client_id = f"{instance}-{origin}"
         self.group = naming.tracker_group(origin)
         self.book = TrackBook(origin, registry)
         self.ready = asyncio.Event()  # restored and caught up with its inputs once
@@ -133,63 +137,14 @@ class ReceiptTracker:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Track until ``stop`` is set. A failed transaction or a lost broker connection
-        restarts the session from the committed state; :class:`TrackerFenced` ends it."""
-        if self.trust_sources:
-            await self.trust.refresh(self.trust_sources)
-        following = asyncio.create_task(
-            follow(
-                self.trust, self.trust_sources, interval_s=self.config.trust_refresh_s, stop=stop
-            )
+    def _failed(self, exc: Exception) -> None:
+        metrics.TRANSACTIONS.labels(self.origin, "failed").inc()
+        log.error(
+            "receipts.session_failed",
+            origin=self.origin,
+            error=type(exc).__name__,
+            reason=getattr(exc, "reason", None),
         )
-        try:
-            while not stop.is_set():
-                try:
-                    await self._session(stop)
-                except TrackerFenced:
-                    raise
-                except (KafkaError, PuenteError, OSError) as exc:
-                    metrics.TRANSACTIONS.labels(self.origin, "failed").inc()
-                    log.error(
-                        "receipts.session_failed",
-                        origin=self.origin,
-                        error=type(exc).__name__,
-                        reason=getattr(exc, "reason", None),
-                    )
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), self.config.retry_s)
-        finally:
-            following.cancel()
-            await asyncio.gather(following, return_exceptions=True)
-
-    async def _session(self, stop: asyncio.Event) -> None:
-        """Fence earlier instances, restore, then loop until ``stop``."""
-        prod = producer(
-            self.endpoint,
-            self.cred,
-            transactional_id=self.group,
-            client_id=f"{self.instance}-{self.origin}",
-        )
-        await start(prod, self.endpoint, self.cred)  # init_transactions: fences the last one
-        reader = consumer(self.endpoint, self.cred, client_id=f"{self.instance}-restore")
-        main = consumer(
-            self.endpoint,
-            self.cred,
-            group_id=self.group,
-            client_id=f"{self.instance}-{self.origin}",
-            max_poll_records=self.config.max_batch,
-        )
-        try:
-            await start(reader, self.endpoint, self.cred)
-            await self._restore(reader)
-            await reader.stop()
-            await start(main, self.endpoint, self.cred)
-            await self._loop(stop, prod, main)
-        finally:
-            for client in (reader, main, prod):
-                with contextlib.suppress(Exception):
-                    await client.stop()
 
     async def _restore(self, reader: AIOKafkaConsumer) -> None:
         """The book as the last committed transaction left it (``tracker.<origin>``)."""
@@ -215,13 +170,7 @@ class ReceiptTracker:
         audit = await topic_partitions(c, [self.naming.topic(AUDIT, self.origin)])
         receipts = await topic_partitions(c, [self.naming.topic(RECEIPTS, m) for m in self.members])
         every = audit + receipts
-        c.assign(every)
-        for tp in every:
-            committed = await c.committed(tp)
-            if committed is None:
-                await c.seek_to_beginning(tp)
-            else:
-                c.seek(tp, committed)
+        await resume(c, every)
         audit_set = set(audit)
         log.info(
             "receipts.started",
@@ -245,7 +194,7 @@ class ReceiptTracker:
             await self._deadlines(c, every, turn)
             if turn:
                 await self._commit(prod, turn)
-            if not self.ready.is_set() and await self._caught_up(c, every):
+            if not self.ready.is_set() and await caught_up(c, every):
                 self.ready.set()
             self.turns += 1
             if self.turns % self.config.forget_every == 0:
@@ -383,14 +332,6 @@ class ReceiptTracker:
                 return
         self._check = None
         self._escalate(self.book.escalate(at), at, turn)
-
-    async def _caught_up(self, c: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool:
-        """Whether every input is read up to the end offsets of now."""
-        ends = await c.end_offsets(tps)
-        for tp in tps:
-            if await c.position(tp) < ends[tp]:
-                return False
-        return True
 
     async def _commit(self, prod: AIOKafkaProducer, turn: _Turn) -> None:
         """The turn's tracks, reports and read positions, in one transaction."""

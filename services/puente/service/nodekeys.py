@@ -83,6 +83,11 @@ class StoreKeys:
         (its signing key, which has that usage too unless the state listed it without)."""
         return self._current(Usage.EARLY_WARNING, at)
 
+    def witness_key(self, at: int) -> SigningKey:
+        """The state's witness key valid at ``at`` (``node:CC``, usage witness): what its
+        witness cosigns other states' checkpoints and signs equivocation reports with."""
+        return self._current(Usage.WITNESS, at)
+
     def _current(self, usage: Usage, at: int) -> SigningKey:
         cached = self._signing.get(usage)
         if cached is not None and time.monotonic() - cached[0] < self.reload_s:

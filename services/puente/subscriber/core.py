@@ -15,6 +15,10 @@ The subscriber follows the trust list (:class:`~puente.evidence.trustsource.Trus
 refreshes it from its sources every ``trust_refresh_s`` (a rotated or revoked key is in force
 within one interval), refuses an older list, and checks expiry at every delivery. While it has
 no usable list it reads nothing — a delivery is never marked failed for want of a trust list.
+
+Given a :class:`~puente.evidence.finality.FinalityBook`, it also reads the witnesses'
+cosignatures and says of each delivery whether, when received, it was ``witnessed`` (covered by
+a checkpoint a quorum of other states' witnesses cosigned) or only ``signed``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from puente.codec.wire import decode, encode
 from puente.errors import PuenteError
 from puente.evidence.enckeys import KeyRing
 from puente.evidence.errors import TrustListError
+from puente.evidence.finality import Finality, FinalityBook, add_all
 from puente.evidence.keys import SigningKey
 from puente.evidence.receipt import DELIVERY_RECEIPT
 from puente.evidence.trust import member_holder
@@ -42,9 +47,17 @@ from puente.evidence.trustsource import Fetch, TrustTracker, follow
 from puente.evidence.verify import VerifiedDelivery, open_verified, sign_receipt
 from puente.kafka.clients import consumer, producer, start
 from puente.kafka.connection import KafkaEndpoint
+from puente.kafka.reading import topic_partitions
 from puente.logs import get_logger
 from puente.secrets import Credential
-from puente.topics import DELIVER, RECEIPT_KEY_ID_HEADER, RECEIPT_SIGNATURE_HEADER, RECEIPTS, Naming
+from puente.topics import (
+    COSIGNATURES,
+    DELIVER,
+    RECEIPT_KEY_ID_HEADER,
+    RECEIPT_SIGNATURE_HEADER,
+    RECEIPTS,
+    Naming,
+)
 
 log = get_logger("subscriber")
 
@@ -60,6 +73,8 @@ class Received:
     notice: dict[str, Any] | None  # decoded payload; None unless verified
     error: PuenteError | None = None
     raw: bytes = b""  # the record's value exactly as on Kafka (what a third party verifies)
+    # signed or witnessed when it was received (docs/evidence.md §5.5); None: not followed
+    finality: Finality | None = None
 
     @property
     def ok(self) -> bool:
@@ -83,9 +98,12 @@ class Subscriber:
         receipt_key: SigningKey | None,
         keys: KeyRing | None = None,
         name: str = "subscriber",
+        finality: FinalityBook | None = None,
     ) -> None:
         """``trust``: the tracker deliveries are verified with; ``trust_sources``: where it is
-        refreshed from every ``trust_refresh_s`` (e.g. the trust topic, then a file)."""
+        refreshed from every ``trust_refresh_s`` (e.g. the trust topic, then a file);
+        ``finality``: the witnesses' cosignatures are counted into it (read from the
+        cosignatures topic as they come) and each delivery says whether it is final."""
         self.endpoint = endpoint
         self.cred = credential
         self.naming = naming
@@ -101,6 +119,8 @@ class Subscriber:
         self._producer: AIOKafkaProducer | None = None
         self._stop = asyncio.Event()
         self._follower: asyncio.Task[None] | None = None
+        self.finality = finality
+        self._cosignatures: AIOKafkaConsumer | None = None
 
     async def __aenter__(self) -> Subscriber:
         if self.trust_sources:
@@ -118,6 +138,12 @@ class Subscriber:
             self.endpoint, self.cred, self.naming.topic(DELIVER, self.member), group_id=self.group
         )
         await start(self._consumer, self.endpoint, self.cred)
+        if self.finality is not None:
+            self._cosignatures = consumer(self.endpoint, self.cred)
+            await start(self._cosignatures, self.endpoint, self.cred)
+            tps = await topic_partitions(self._cosignatures, [self.naming.topic(COSIGNATURES)])
+            self._cosignatures.assign(tps)
+            await self._cosignatures.seek_to_beginning(*tps)
         if self.receipt_key is not None:
             self._producer = producer(self.endpoint, self.cred)
             await start(self._producer, self.endpoint, self.cred)
@@ -132,6 +158,8 @@ class Subscriber:
             await self._producer.stop()
         if self._consumer is not None:
             await self._consumer.stop()
+        if self._cosignatures is not None:
+            await self._cosignatures.stop()
 
     async def stream(self, *, idle_timeout_s: float | None = None) -> AsyncIterator[Received]:
         """Deliveries in order; ends after ``idle_timeout_s`` without any (None: never)."""
@@ -145,6 +173,7 @@ class Subscriber:
                 idle += 0.5
                 continue
             idle = 0.0
+            await self._count_cosignatures()
             for tp, messages in batches.items():
                 for msg in messages:
                     try:
@@ -157,6 +186,17 @@ class Subscriber:
                     await self._acknowledge(received)
                     yield received
             await self._consumer.commit()
+
+    async def _count_cosignatures(self) -> None:
+        """Count the cosignatures that arrived since the last time (without waiting)."""
+        if self._cosignatures is None or self.finality is None:
+            return
+        verifier = self.trust.verifier()
+        while batches := await self._cosignatures.getmany(timeout_ms=0):
+            values = [m.value for ms in batches.values() for m in ms if m.value is not None]
+            refused = add_all(self.finality, values, verifier)
+            if refused:
+                log.warning("subscriber.cosignatures_refused", member=self.member, count=refused)
 
     async def _trust_usable(self) -> bool:
         """True when a valid trust list is in force; otherwise refresh it, wait, say False."""
@@ -190,7 +230,11 @@ class Subscriber:
             )
             digest = hashlib.sha256(value).digest()
             return Received(partition, offset, digest, None, None, exc, raw=value)
-        return Received(partition, offset, v.digest, v, notice, raw=value)
+        finality = None
+        if self.finality is not None:
+            st = v.statement
+            finality = self.finality.finality(st.audit_log_id, st.audit_leaf_index)
+        return Received(partition, offset, v.digest, v, notice, raw=value, finality=finality)
 
     def receipt(self, received: Received, *, now: dt.datetime | None = None) -> bytes:
         """The DeliveryReceipt (single-object bytes) for ``received``."""

@@ -33,6 +33,7 @@ def to_json(received: Received, registry: Registry) -> dict[str, Any]:
     st = received.verified.statement
     d = st.decision
     return base | {
+        **({} if received.finality is None else {"finality": received.finality.value}),
         "mode": received.verified.mode,
         "delivery_id": st.delivery_id,
         "notice_id": st.notice_id,

@@ -26,10 +26,11 @@ from puente.evidence._time import now_ms
 from puente.evidence.audit.auditor import AuditOptions, Auditor
 from puente.evidence.audit.report import AuditReport
 from puente.evidence.enckeys import KeyRing
+from puente.evidence.finality import FinalityBook
 from puente.evidence.keystore import KeyStore
 from puente.evidence.log import CheckpointRecord
 from puente.evidence.records import AuditRecord
-from puente.evidence.trust import member_holder
+from puente.evidence.trust import Usage, member_holder
 from puente.evidence.trustsource import TrustTracker
 from puente.evidence.verify import Verifier
 from puente.kafka.admin import admin_client
@@ -41,6 +42,7 @@ from puente.publisher.core import seal_for_node
 from puente.service.nodekeys import StoreKeys
 from puente.service.processor import SigningMode
 from puente.service.worker import Node, ServiceConfig
+from puente.subscriber.core import Subscriber
 from puente.synth.notice import Notice
 from puente.topics import AUDIT, CHECKPOINTS, INGRESS
 from tests.harness import KafkaHarness, Tenant
@@ -125,6 +127,26 @@ class Deployment:
     def seal(self, origin: str, notice: bytes) -> bytes:
         """``notice`` sealed by an agency of ``origin`` to its node."""
         return seal_for_node(self.evidence.open_trust_list(), origin, notice, at=now_ms())
+
+    def subscriber(
+        self, member: str, name: str, *, finality: FinalityBook | None = None
+    ) -> Subscriber:
+        """Member ``member``'s subscriber (consumer group ``<prefix>.CC.<name>``), verifying
+        with the deployment's trust list, opening with its keys, signing receipts."""
+        return Subscriber(
+            endpoint=self.tenant.endpoint,
+            credential=self.tenant.member(member),
+            naming=self.tenant.naming,
+            member=member,
+            registry=self.registry,
+            trust=self.trust(),
+            keys=self.member_keys(member),
+            receipt_key=self.evidence.store.current(
+                member_holder(member), usage=Usage.RECEIPT, at=now_ms()
+            ),
+            name=name,
+            finality=finality,
+        )
 
     def member_keys(self, member: str) -> KeyRing:
         """Member ``member``'s encryption keys (what opens the deliveries sealed to it)."""

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from aiokafka import TopicPartition
 
 from puente.evidence.delivery import Delivery
-from puente.evidence.trust import Usage, member_holder
 from puente.kafka.clients import consumer, producer, start
-from puente.subscriber.core import Subscriber
 from puente.synth.generator import Generator
 from puente.topics import DELIVER, RECEIPT_KEY_ID_HEADER, RECEIPT_SIGNATURE_HEADER, RECEIPTS
 from tests.harness import KafkaHarness
@@ -37,19 +33,7 @@ async def test_subscriber_verifies_acknowledges_and_flags_forgeries(dep: Deploym
         await publish(dep, "MX", [encoded(dep, n) for n in notices])
         # Wait until the deliveries are committed, then forge one more: a real delivery whose
         # payload was swapped (only the policy service's principal may write there).
-        sub = Subscriber(
-            endpoint=dep.tenant.endpoint,
-            credential=dep.tenant.member(member),
-            naming=dep.tenant.naming,
-            member=member,
-            registry=dep.registry,
-            trust=dep.trust(),
-            keys=dep.member_keys(member),
-            receipt_key=dep.evidence.store.current(
-                member_holder(member), usage=Usage.RECEIPT, at=int(time.time() * 1000)
-            ),
-            name="test",
-        )
+        sub = dep.subscriber(member, "test")
         got = []
         async with sub:
             async for r in sub.stream(idle_timeout_s=10):

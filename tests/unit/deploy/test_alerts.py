@@ -118,6 +118,16 @@ def test_receipt_tracker_metrics_exist(rules: list[dict[str, Any]]) -> None:
     _assert_exported(rules, "puente_receipts", families)
 
 
+def test_witness_metrics_exist(rules: list[dict[str, Any]]) -> None:
+    """The witnesses' metric names in the rules are ones they really export."""
+    from prometheus_client import REGISTRY
+
+    import puente.witness.metrics  # noqa: F401 - registers them
+
+    families = {f.name: f.type for f in REGISTRY.collect()}
+    _assert_exported(rules, "puente_witness", families)
+
+
 def test_early_warning_metrics_exist(rules: list[dict[str, Any]]) -> None:
     """The evaluator's metric names in the rules are ones it really exports."""
     from puente.warnings.metrics import registry

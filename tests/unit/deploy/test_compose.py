@@ -77,12 +77,14 @@ def test_three_kafka_nodes_a_node_and_a_gateway_per_state_and_provisioning(
     nodes = {f"node-{m.lower()}": m for m in inputs.members}
     trackers = {f"tracker-{m.lower()}": m for m in inputs.members}
     gateways = {f"gateway-{m.lower()}": m for m in inputs.members}
-    assert len(nodes) == len(trackers) == len(gateways) == 20
+    witnesses = {f"witness-{m.lower()}": m for m in inputs.members}
+    assert len(nodes) == len(trackers) == len(gateways) == len(witnesses) == 20
     assert set(services) == {
         *("kafka-1", "kafka-2", "kafka-3", "provision", "warnings"),
         *gateways,
         *nodes,
         *trackers,
+        *witnesses,
     }
     for name, member in trackers.items():
         tracker = services[name]
@@ -91,6 +93,14 @@ def test_three_kafka_nodes_a_node_and_a_gateway_per_state_and_provisioning(
         # Its own credential; its state's node keys, read-only, to sign overdue reports.
         assert [s["source"] for s in tracker["secrets"]] == [f"puente-tracker-{member.lower()}"]
         assert f"./secrets/nodes/{member}/keys:{contract.NODE_KEYS_DIR}:ro" in tracker["volumes"]
+    for name, member in witnesses.items():
+        witness = services[name]
+        assert witness["command"] == list(contract.witness_command(member))
+        assert witness["deploy"]["replicas"] == contract.WITNESS_REPLICAS == 1
+        assert witness["environment"][contract.ENV_WITNESS_METRICS_PORT] == "9466"
+        # Its own credential; its state's node key store (its witness key), read-only.
+        assert [s["source"] for s in witness["secrets"]] == [f"puente-witness-{member.lower()}"]
+        assert f"./secrets/nodes/{member}/keys:{contract.NODE_KEYS_DIR}:ro" in witness["volumes"]
     for i in (1, 2, 3):
         node = services[f"kafka-{i}"]
         assert node["image"] == contract.KAFKA_IMAGE

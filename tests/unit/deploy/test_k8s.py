@@ -132,11 +132,11 @@ def test_a_kafkatopic_per_planned_topic(
 ) -> None:
     topics = {d["spec"]["topicName"]: d for d in _by_kind(manifests, "KafkaTopic")}
     assert set(topics) == {t.name for t in inputs.plan.topics}
-    # Per member: twelve kinds (six, its gateway's tokens and answers, its receipt tracker's
-    # tracker, due and overdue, its node's partials); global: checkpoints, trust, aggregates,
-    # warnings.
-    assert len(topics) == 12 * len(inputs.members) + 4
-    single = {"puente.trust", "puente.aggregates", "puente.warnings"}  # one order each
+    # Per member: thirteen kinds (six, its gateway's tokens and answers, its receipt tracker's
+    # tracker, due and overdue, its node's partials, its witness's state); global: checkpoints,
+    # cosignatures, equivocations, trust, aggregates, warnings.
+    assert len(topics) == 13 * len(inputs.members) + 6
+    single = {"puente.trust", "puente.aggregates", "puente.warnings", "puente.equivocations"}
     for t in inputs.plan.topics:
         spec = topics[t.name]["spec"]
         assert spec["partitions"] == t.partitions
@@ -191,6 +191,7 @@ def test_a_kafkauser_per_principal_with_exactly_the_plans_acls(
         assert {n for n in touched if not n.endswith(f".{member}")} == {
             "puente.trust",
             "puente.warnings",
+            "puente.cosignatures",
         }
     assert not [u for u in users if u.endswith("-svc-policy")]  # the hub is gone
     assert not [u for u in users if u.endswith("-svc-gateway")]  # no gateway of every state
@@ -237,6 +238,7 @@ def test_a_deployment_and_a_file_per_state(manifests: list[dict[str, Any]]) -> N
         *(f"puente-gateway-{m.lower()}" for m in MEMBERS),
         *(f"puente-node-{m.lower()}" for m in MEMBERS),
         *(f"puente-tracker-{m.lower()}" for m in MEMBERS),
+        *(f"puente-witness-{m.lower()}" for m in MEMBERS),
     }
     for member in MEMBERS:
         # Everything one state's node and tracker, and its gateway, run is in its own file (what

@@ -66,8 +66,11 @@ def test_each_node_gets_its_own_keys_and_the_trust_list_names_them(
         store = KeyStore(node_keys_dir(tmp_path, member))
         metas = store.key_metas()
         assert {m.holder for m in metas} == {node_holder(member)}  # nobody else's keys
-        (signing,) = [m for m in metas if not m.is_encryption]
+        witness = Usage.WITNESS.value
+        (signing,) = [m for m in metas if not m.is_encryption and witness not in m.usages]
         (sealing,) = [m for m in metas if m.is_encryption]
+        (cosigning,) = [m for m in metas if witness in m.usages]
+        assert cosigning.usages == (witness,) and cosigning.name == f"puente.witness/{member}"
         # One signing key: deliveries, checkpoints and early-warning aggregates.
         assert set(signing.usages) == {
             Usage.DELIVERY.value,
@@ -80,8 +83,8 @@ def test_each_node_gets_its_own_keys_and_the_trust_list_names_them(
         assert store.keyring(node_holder(member)).get(sealing.key_id) is not None
         for path in store.root.glob("*.skey"):
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-        seen |= {signing.key_id, sealing.key_id}
-    assert len(seen) == 2 * len(inputs.members)  # no key shared between states
+        seen |= {signing.key_id, sealing.key_id, cosigning.key_id}
+    assert len(seen) == 3 * len(inputs.members)  # no key shared between states
 
 
 def test_each_state_s_gateway_gets_its_member_key_and_the_trust_list_names_it(

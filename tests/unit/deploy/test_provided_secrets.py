@@ -41,11 +41,12 @@ from puente.deploy.material import (
     compose_secrets,
     k8s_secret_manifests,
     k8s_trust_configmap,
+    node_keys_dir,
     self_signed_certificate,
 )
 from puente.errors import PuenteError
 from puente.evidence._time import now_ms
-from puente.evidence.keystore import TRUST_LIST_FILE
+from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
 from puente.evidence.trust import Usage, member_holder, node_holder, service_holder
 from puente.evidence.trustsource import file_fetch
 from puente.kafka.broker_config import ADMIN_USER
@@ -195,6 +196,27 @@ def start_tracker(member: str) -> Callable[[Container], None]:
     return start
 
 
+def start_witness(member: str) -> Callable[[Container], None]:
+    """State ``member``'s witness, built as ``puente serve witness --as CC`` builds it: its own
+    Kafka credential, the trust list from the mounted file, and its witness key (from the
+    node's key store), which the trust list names as node:CC's, usage witness."""
+
+    def start(c: Container) -> None:
+        from puente.app.runtime import Runtime
+
+        runtime = Runtime.from_settings(Settings())
+        witness, topic = runtime.witness(member, instance="walk")
+        assert witness.cred.username == runtime.naming.witness_principal(member)
+        witness.endpoint.aiokafka_kwargs(witness.cred)
+        files = [fetch for fetch in witness.trust_sources if fetch != topic.newest]
+        assert asyncio.run(witness.trust.refresh(files)), "no trust list taken from the files"
+        key = witness.key(now_ms())
+        entry = witness.trust.verifier().trust_list.entry(key.key_id)
+        assert entry.holder == node_holder(member) and entry.usages == {Usage.WITNESS}
+
+    return start
+
+
 def start_warnings(c: Container) -> None:
     """The evaluator, built as ``puente serve warnings`` builds it: its credential, key store,
     triggers and trust anchors; its key named in the mounted trust list."""
@@ -323,6 +345,7 @@ COMPOSE_STARTS: dict[str, Callable[[Container], None]] = {
     **{f"kafka-{i}": start_kafka_node for i in (1, 2, 3)},
     **{f"node-{m.lower()}": start_node(m) for m in INPUTS.members},
     **{f"tracker-{m.lower()}": start_tracker(m) for m in INPUTS.members},
+    **{f"witness-{m.lower()}": start_witness(m) for m in INPUTS.members},
 }
 
 
@@ -418,6 +441,7 @@ K8S_STARTS: dict[str, Callable[[Container], None]] = {
     **{f"puente-gateway-{m.lower()}": start_gateway(m) for m in INPUTS.members},
     **{f"puente-node-{m.lower()}": start_node(m) for m in INPUTS.members},
     **{f"puente-tracker-{m.lower()}": start_tracker(m) for m in INPUTS.members},
+    **{f"puente-witness-{m.lower()}": start_witness(m) for m in INPUTS.members},
 }
 
 
@@ -443,6 +467,7 @@ def test_every_service_starts_on_what_the_render_provides(
     assert set(containers) == set(starts)  # every service of the render is walked
     assert len([n for n in containers if "node-" in n]) == len(INPUTS.members) == 20
     assert len([n for n in containers if "tracker-" in n]) == 20
+    assert len([n for n in containers if "witness-" in n]) == 20
     for name, c in containers.items():
         walk(c, starts[name], service_env)
 
@@ -465,7 +490,17 @@ def test_every_mounted_secret_of_a_node_is_read(
     build = compose_containers if deployment == "compose" else k8s_containers
     generated = tmp_path / "generated"  # one secrets folder: the same key files every time
     probe = build(tmp_path / "probe", generated)[name]
-    files = sorted(f for f in probe.secret_files() if not f.endswith(PUBLIC_COPIES))
+    # The state's witness key shares the node's key store (the witness mounts it too); the
+    # node itself never reads it.
+    witness_ids = [
+        m.key_id
+        for m in KeyStore(node_keys_dir(generated, "MX")).key_metas()
+        if Usage.WITNESS.value in m.usages
+    ]
+    assert len(witness_ids) == 1
+    files = sorted(
+        f for f in probe.secret_files() if not f.endswith(PUBLIC_COPIES) and witness_ids[0] not in f
+    )
     assert any(contract.NODE_PSEUDONYM_FILE in f for f in files)
     assert len([f for f in files if f.endswith(".skey")]) == 2  # a signing and an encryption key
     trust = sorted(

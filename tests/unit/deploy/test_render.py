@@ -68,12 +68,18 @@ def test_a_new_member_changes_exactly_its_resources(tmp_path: Path) -> None:
     kinds = ("ingress", "deliver", "rejected", "receipts", "audit", "state", "tracker", "due")
     assert new == {
         f"puente.{k}.ZZ"
-        for k in (*kinds, "overdue", "gateway-tokens", "gateway-answers", "partials")
+        for k in (*kinds, "overdue", "gateway-tokens", "gateway-answers", "partials", "witness")
     }
     users = [
         d["metadata"]["name"] for d in yaml.safe_load_all(after[K8S_DIR / "21-users.yaml"]) if d
     ]
-    assert {"puente-zz", "puente-node-zz", "puente-gateway-zz", "puente-tracker-zz"} <= set(users)
+    assert {
+        "puente-zz",
+        "puente-node-zz",
+        "puente-gateway-zz",
+        "puente-tracker-zz",
+        "puente-witness-zz",
+    } <= set(users)
     compose = yaml.safe_load(after[COMPOSE_DIR / "compose.yaml"])
     assert compose["services"]["node-zz"]["command"][-2:] == ["--as", "ZZ"]
     assert compose["services"]["tracker-zz"]["command"][-2:] == ["--as", "ZZ"]

@@ -13,7 +13,7 @@ from puente.evidence.audit.source import ExportWriter, RecordBatch
 from puente.evidence.keys import SigningKey
 from puente.evidence.log import AuditLog, CheckpointRecord, audit_log_id
 from puente.evidence.records import AuditDecision
-from puente.topics import AUDIT, CHECKPOINTS, TRUST, Naming
+from puente.topics import AUDIT, CHECKPOINTS, EQUIVOCATIONS, TRUST, Naming
 
 from .conftest import T0, audit_record
 
@@ -29,13 +29,18 @@ class Exported:
     audit: dict[tuple[str, int], list[tuple[int, bytes]]] = field(default_factory=dict)
     checkpoints: list[tuple[int, bytes]] = field(default_factory=list)
     trust: list[tuple[int, bytes]] = field(default_factory=list)
+    equivocations: list[tuple[int, bytes]] = field(default_factory=list)
 
     def partition(self, member: str = "MX", partition: int = 0) -> list[tuple[int, bytes]]:
         return self.audit[(NAMING.topic(AUDIT, member), partition)]
 
     def write(self, path: Path, *, cut: int = 0) -> Path:
         with path.open("wb") as fh, ExportWriter(fh) as w:
-            for topic, recs in [(TRUST_TOPIC, self.trust), (CHECKPOINT_TOPIC, self.checkpoints)]:
+            for topic, recs in [
+                (TRUST_TOPIC, self.trust),
+                (CHECKPOINT_TOPIC, self.checkpoints),
+                (NAMING.topic(EQUIVOCATIONS), self.equivocations),
+            ]:
                 if recs:
                     w.write_batch(_batch(topic, 0, recs))
             for (topic, part), recs in sorted(self.audit.items()):

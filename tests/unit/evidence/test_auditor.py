@@ -14,11 +14,13 @@ from puente.evidence.audit.auditor import AuditOptions, Auditor
 from puente.evidence.audit.report import AuditReport, Kind
 from puente.evidence.audit.source import ExportFile
 from puente.evidence.checkpoint import Checkpoint
+from puente.evidence.equivocation import EquivocationReport
 from puente.evidence.keys import SigningKey
 from puente.evidence.log import AuditLog
 from puente.evidence.merkle import leaf_hash
 from puente.evidence.records import AuditDecision, AuditRecord
-from puente.evidence.trust import KeyEntry, Usage, service_holder
+from puente.evidence.trust import KeyEntry, Usage, node_holder, service_holder
+from puente.evidence.witness import Fork, ForkKind
 
 from .auditlog import Exported, build, checkpoint_records
 from .conftest import DAY, T0, World
@@ -481,3 +483,39 @@ def test_a_decision_under_an_unpinned_floor_is_flagged(world: World, tmp_path: P
         ("DECISION_UNPINNED_FLOOR", 21),
         ("DECISION_UNPINNED_FLOOR", 30),
     ], report.to_text()
+
+
+def test_equivocation_reports_are_reported_once_per_fork(
+    world: World, log200: Exported, tmp_path: Path
+) -> None:
+    """Two witnesses prove one fork (same size, two roots signed for MX's log): one
+    LOG_EQUIVOCATION naming both; a report that proves nothing is left out."""
+    gt, hn = SigningKey.generate("puente.witness/GT"), SigningKey.generate("puente.witness/HN")
+    tl = world.trust_list.reissued(issued_at=T0, expires_at=T0 + 30 * DAY)
+    for code, key in (("GT", gt), ("HN", hn)):
+        tl = tl.with_entry(KeyEntry(key.public, node_holder(code), frozenset({Usage.WITNESS}), T0))
+    log200.trust = [(0, tl.sign(world.root))]
+    genuine = next(r for r in checkpoint_records(world.registry, log200) if r.checkpoint.size == 64)
+    other = AuditLog("puente.audit/MX/0")
+    for i, (_, data) in enumerate(log200.partition()[:64]):
+        other.append(data if i < 40 else data + b"fork")
+    forged = other.checkpoint(world.service, time_ms=T0 + 5000)
+    fork = Fork(ForkKind.SAME_SIZE, "puente.audit/MX/0", genuine.note, forged.note)
+    nothing = Fork(ForkKind.SAME_SIZE, "puente.audit/MX/0", genuine.note, genuine.note)
+    log200.equivocations = [
+        (0, EquivocationReport(fork, "GT", T0 + 9000).sign(gt)),
+        (1, EquivocationReport(fork, "HN", T0 + 9100).sign(hn)),
+        (2, EquivocationReport(nothing, "GT", T0 + 9200).sign(gt)),
+    ]
+    report = run(world, log200, tmp_path)
+    found_ = [a for a in report.anomalies if a.kind is Kind.LOG_EQUIVOCATION]
+    assert len(found_) == 1
+    (a,) = found_
+    assert (a.log_id, a.checkpoint_size, a.reason, a.offset) == (
+        "puente.audit/MX/0",
+        64,
+        "same-size",
+        0,
+    )
+    assert "GT, HN" in a.detail
+    assert not report.ok

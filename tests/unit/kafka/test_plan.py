@@ -30,6 +30,7 @@ STEMS = (
     "gateway-tokens",
     "gateway-answers",
     "partials",
+    "witness",
 )
 
 
@@ -68,6 +69,10 @@ def test_member_acls_are_exactly_its_own_topics_and_group() -> None:
         ("DESCRIBE", "TOPIC", "puente.overdue.MX"),
         ("READ", "TOPIC", "puente.checkpoints"),
         ("DESCRIBE", "TOPIC", "puente.checkpoints"),
+        ("READ", "TOPIC", "puente.cosignatures"),  # finality of what it receives
+        ("DESCRIBE", "TOPIC", "puente.cosignatures"),
+        ("READ", "TOPIC", "puente.equivocations"),  # forks the witnesses proved
+        ("DESCRIBE", "TOPIC", "puente.equivocations"),
         ("READ", "TOPIC", "puente.trust"),
         ("DESCRIBE", "TOPIC", "puente.trust"),
         ("READ", "TOPIC", "puente.aggregates"),
@@ -249,6 +254,8 @@ def test_a_states_gateway_holds_exactly_its_own_states_edge() -> None:
         ("DESCRIBE", "TOPIC", "puente.trust"),
         ("READ", "TOPIC", "puente.warnings"),  # GET /v1/warnings: every member reads them
         ("DESCRIBE", "TOPIC", "puente.warnings"),
+        ("READ", "TOPIC", "puente.cosignatures"),  # each delivery's finality
+        ("DESCRIBE", "TOPIC", "puente.cosignatures"),
     }
 
 
@@ -287,13 +294,40 @@ def test_adding_a_member_adds_only_its_own_items() -> None:
     before = build_plan(N, ["AR", "MX"], partitions=2, brokers=1)
     after = build_plan(N, ["AR", "MX", "US"], partitions=2, brokers=1)
     new_acls = set(after.acls) - set(before.acls)
-    new_principals = {"puente-us", "puente-node-us", "puente-gateway-us", "puente-tracker-us"}
+    new_principals = {
+        "puente-us",
+        "puente-node-us",
+        "puente-gateway-us",
+        "puente-tracker-us",
+        "puente-witness-us",
+    }
     assert new_acls and {a.principal for a in new_acls} == new_principals
     new_topics = {t.name for t in after.topics} - {t.name for t in before.topics}
     assert new_topics == {f"puente.{s}.US" for s in STEMS}
     assert {p.name for p in after.principals} - {p.name for p in before.principals} == (
         new_principals
     )
+
+
+def test_a_states_witness_holds_exactly_what_it_witnesses_with() -> None:
+    plan = build_plan(N, MEMBERS, partitions=4, brokers=1)
+    assert _grants(plan.acls, "puente-witness-mx") == {
+        ("READ", "TOPIC", "puente.witness.MX"),  # its own state: per log, what it cosigned
+        ("WRITE", "TOPIC", "puente.witness.MX"),
+        ("DESCRIBE", "TOPIC", "puente.witness.MX"),
+        ("READ", "TOPIC", "puente.checkpoints"),  # every log's checkpoints
+        ("DESCRIBE", "TOPIC", "puente.checkpoints"),
+        ("READ", "TOPIC", "puente.cosignatures"),  # the other witnesses' (gossip)
+        ("WRITE", "TOPIC", "puente.cosignatures"),
+        ("DESCRIBE", "TOPIC", "puente.cosignatures"),
+        ("WRITE", "TOPIC", "puente.equivocations"),
+        ("DESCRIBE", "TOPIC", "puente.equivocations"),
+        ("READ", "TOPIC", "puente.trust"),
+        ("DESCRIBE", "TOPIC", "puente.trust"),
+        ("READ", "GROUP", "puente.witness.MX"),
+        ("WRITE", "TRANSACTIONAL_ID", "puente.witness.MX"),
+        ("DESCRIBE", "TRANSACTIONAL_ID", "puente.witness.MX"),
+    }
 
 
 def test_acls_sort_stably() -> None:

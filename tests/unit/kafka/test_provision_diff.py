@@ -7,7 +7,13 @@ from puente.kafka.provision import Action, ClusterState, diff
 from puente.topics import INGRESS, Naming
 
 N = Naming("puente")
-US_PRINCIPALS = ("puente-us", "puente-node-us", "puente-gateway-us", "puente-tracker-us")
+US_PRINCIPALS = (
+    "puente-us",
+    "puente-node-us",
+    "puente-gateway-us",
+    "puente-tracker-us",
+    "puente-witness-us",
+)
 
 
 def _applied(members: list[str]) -> ClusterState:

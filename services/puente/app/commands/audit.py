@@ -19,7 +19,7 @@ from puente.errors import PuenteError
 from puente.evidence._time import format_ms, now_ms
 from puente.evidence.trust import TrustList
 from puente.evidence.trustsource import read_anchor
-from puente.topics import AUDIT, CHECKPOINTS, TRUST, Naming
+from puente.topics import AUDIT, CHECKPOINTS, EQUIVOCATIONS, TRUST, Naming
 
 app = typer.Typer(help="Audit the signed message log.", no_args_is_help=True)
 audit_app = app
@@ -38,13 +38,14 @@ def export(
     source: Annotated[str, typer.Argument(help="kafka:<bootstrap> (when wired) or an export file")],
     output: Annotated[Path, typer.Option("--out", "-o", help="the export file to write")],
 ) -> None:
-    """Copy the trust, checkpoints and audit topics into an export file (raw record bytes)."""
+    """Copy the trust, checkpoints, equivocations and audit topics into an export file (raw
+    record bytes)."""
     from puente.evidence.audit.source import export as do_export
     from puente.evidence.audit.source import open_source
 
     src = open_source(source, _naming())
     with output.open("wb") as fh:
-        n = do_export(src, fh, [TRUST, CHECKPOINTS, AUDIT])
+        n = do_export(src, fh, [TRUST, CHECKPOINTS, EQUIVOCATIONS, AUDIT])
     out.print(f"{n} record(s) from {src.describe()} -> {output}")
 
 
@@ -176,7 +177,12 @@ def dump(
     from puente.codec.wire import decode as avro_decode
     from puente.evidence.audit.source import ExportFile
 
-    kinds = {"audit": AUDIT, "checkpoints": CHECKPOINTS, "trust": TRUST}
+    kinds = {
+        "audit": AUDIT,
+        "checkpoints": CHECKPOINTS,
+        "equivocations": EQUIVOCATIONS,
+        "trust": TRUST,
+    }
     if kind not in kinds:
         raise typer.BadParameter(f"kind is one of {', '.join(kinds)}")
     registry = _registry()
@@ -187,15 +193,14 @@ def dump(
                 "partition": batch.partition,
                 "offset": offset,
             }
-            if value is not None and decode and kind != "trust":
+            text = kind in ("trust", "equivocations")  # signed notes, not Avro records
+            if value is not None and decode and not text:
                 try:
                     line["record"] = avro_decode(registry, value)
                 except PuenteError as exc:
                     line["error"] = exc.reason
             if value is not None and (not decode or "record" not in line):
-                line["value"] = (
-                    value.decode() if kind == "trust" else base64.b64encode(value).decode()
-                )
+                line["value"] = value.decode() if text else base64.b64encode(value).decode()
             sys.stdout.buffer.write(orjson.dumps(line, default=_jsonable) + b"\n")
 
 

@@ -1,6 +1,7 @@
 """``puente serve node --as CC``: run member state CC's node (or several states' nodes, or
 ``--all`` of them for the embedded default, in one process); ``puente serve receipts --as CC``:
-its receipt tracker, the same way; ``puente serve warnings``: the early-warning evaluator."""
+its receipt tracker, the same way; ``puente serve witness --as CC``: its witness, the same way;
+``puente serve warnings``: the early-warning evaluator."""
 
 from __future__ import annotations
 
@@ -124,6 +125,35 @@ def receipts(
         start_http_server(port, addr=cfg.metrics_host)
 
     _until_signalled(codes, lambda code: runtime.tracker(code, instance=instance))
+
+
+@app.command()
+def witness(
+    members: MembersOption = None,
+    all_members: AllOption = False,
+    instance: Annotated[
+        str, typer.Option(help="a name for this instance (logs, client ids)")
+    ] = "witness-1",
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus port (0: off)")] = None,
+) -> None:
+    """Witness the other states' audit logs: verify each new checkpoint is consistent with the
+    last one this state cosigned for that log, cosign it (C2SP cosignature/v1, the state's
+    witness key), and report every fork it can prove (signed, on the equivocations topic).
+
+    One witness per state, its own Kafka principal; a second instance fences the first. Its
+    state is in witness.<CC>: a restart never cosigns a smaller size or another root for a
+    size it cosigned (docs/evidence.md §5.3).
+    """
+    from prometheus_client import start_http_server
+
+    runtime = Runtime.from_settings()
+    codes = _states(runtime, members, all_members)
+    cfg = runtime.settings.witness
+    port = cfg.metrics_port if metrics_port is None else metrics_port
+    if port:
+        start_http_server(port, addr=cfg.metrics_host)
+
+    _until_signalled(codes, lambda code: runtime.witness(code, instance=instance))
 
 
 @app.command()

@@ -22,6 +22,7 @@ from puente.app.runtime import Runtime
 from puente.errors import ConfigError
 from puente.evidence._time import now_ms
 from puente.evidence.errors import EvidenceError
+from puente.evidence.finality import FinalityBook
 from puente.evidence.keys import SigningKey
 from puente.evidence.trust import TrustAnchor, member_holder
 from puente.subscriber.core import Subscriber
@@ -100,6 +101,7 @@ async def _run(
         trust_refresh_s=trust_refresh,
         receipt_key=key,
         keys=runtime.keys.keyring(member_holder(member)),
+        finality=FinalityBook(runtime.quorum()),
     )
     async with topic, sub:
         async for received in sub.stream(idle_timeout_s=idle):

@@ -20,6 +20,7 @@ from puente.evidence._time import format_ms, now_ms
 from puente.evidence.audit.logcheck import KnownCheckpoint, LogChecker, TailBound
 from puente.evidence.audit.report import Anomaly, AuditReport, Kind, LogSummary
 from puente.evidence.audit.source import RecordSource
+from puente.evidence.equivocation import EquivocationReport, verify_report
 from puente.evidence.errors import (
     EvidenceError,
     MalformedError,
@@ -35,7 +36,7 @@ from puente.evidence.note import Note
 from puente.evidence.trust import TrustAnchor, TrustList
 from puente.evidence.verify import Verifier
 from puente.logs import get_logger
-from puente.topics import AUDIT, CHECKPOINTS, TRUST, Naming
+from puente.topics import AUDIT, CHECKPOINTS, EQUIVOCATIONS, TRUST, Naming
 
 log = get_logger("evidence.audit")
 
@@ -96,6 +97,7 @@ class Auditor:
         self._bound = TailBound(now, int(opts.pending_bound_s * 1000))
         verifier = self._verifier(source, report, now)
         cps = self._checkpoints(source, verifier, report)
+        self._equivocations(source, verifier, report)
         checkers = self._records(source, verifier, report, cps)
         for log_id in sorted(set(cps) - set(checkers)):
             if self._wanted(log_id):
@@ -202,6 +204,38 @@ class Auditor:
     def _wanted(self, log_id: str) -> bool:
         logs = self.options.logs
         return not logs or any(log_id.startswith(p) for p in logs)
+
+    def _equivocations(self, source: RecordSource, verifier: Verifier, report: AuditReport) -> None:
+        """The witnesses' equivocation reports that verify (docs/evidence.md §5.4): one anomaly
+        per fork, naming every witness that reported it. A report that proves nothing is not
+        the log's anomaly: it is logged and left out."""
+        forks: dict[tuple[str, int, bytes, int, bytes], tuple[_Where, EquivocationReport]] = {}
+        witnesses: dict[tuple[str, int, bytes, int, bytes], set[str]] = {}
+        for batch in source.batches(EQUIVOCATIONS):
+            for offset, value in zip(batch.offsets, batch.values, strict=True):
+                try:
+                    r = verify_report(value or b"", verifier)
+                except (EvidenceError, ValueError) as exc:
+                    log.warning(
+                        "audit.equivocation_unverified", reason=getattr(exc, "reason", None)
+                    )
+                    continue
+                if not self._wanted(r.fork.log_id):
+                    continue
+                key = r.fork.key
+                forks.setdefault(key, (_Where(batch.topic, batch.partition, offset), r))
+                witnesses.setdefault(key, set()).add(r.witness)
+        for key, (where, r) in forks.items():
+            report.add(
+                where.anomaly(
+                    Kind.LOG_EQUIVOCATION,
+                    f"the log signed two histories ({r.fork.kind.value}: sizes {key[1]} and "
+                    f"{key[3]}), proven by the witnesses of {', '.join(sorted(witnesses[key]))}",
+                    log_id=r.fork.log_id,
+                    checkpoint_size=key[3],
+                    reason=r.fork.kind.value,
+                )
+            )
 
     def _checkpoints(
         self, source: RecordSource, verifier: Verifier, report: AuditReport

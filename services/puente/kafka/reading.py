@@ -1,0 +1,88 @@
+"""Reading topics whole with a consumer: their partitions, and every key's newest value (the
+way a compacted state topic is restored)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from puente.errors import PuenteError
+
+
+async def topic_partitions(c: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of ``topics`` (from the cluster's metadata, as ``c`` may see it)."""
+    # One metadata request: what the principal may describe, as it is now (aiokafka's public
+    # partitions_for_topic only knows topics the consumer already tracks).
+    cluster = await c._client.fetch_all_metadata()
+    out = []
+    for topic in topics:
+        parts = cluster.partitions_for_topic(topic)
+        if not parts:
+            raise PuenteError(
+                f"topic {topic} does not exist or this principal may not read it",
+                hint="provision it (puente kafka provision) and check the principal's ACLs",
+                reason="TOPIC_UNAVAILABLE",
+            )
+        out += [TopicPartition(topic, p) for p in sorted(parts)]
+    return out
+
+
+async def records_to_end(
+    c: AIOKafkaConsumer, tps: list[TopicPartition]
+) -> AsyncIterator[tuple[TopicPartition, ConsumerRecord[bytes, bytes]]]:
+    """Every record of ``tps``, read with ``c`` from the beginning to the end offsets of now
+    (in offset order within a partition)."""
+    if not tps:
+        return
+    c.assign(tps)
+    await c.seek_to_beginning(*tps)
+    ends = await c.end_offsets(tps)
+    remaining = {tp for tp in tps if ends[tp] > 0}
+    while remaining:
+        got = await c.getmany(*remaining, timeout_ms=1000)
+        for tp, messages in got.items():
+            for m in messages:
+                yield tp, m
+        for tp in list(remaining):
+            if await c.position(tp) >= ends[tp]:
+                remaining.discard(tp)
+
+
+async def read_to_end(
+    c: AIOKafkaConsumer, tps: list[TopicPartition]
+) -> dict[bytes, tuple[TopicPartition, bytes | None, int]]:
+    """Every key of ``tps`` with its newest value (None: a tombstone), read with ``c`` from the
+    beginning to the end offsets of now: key → (partition, value, broker timestamp)."""
+    newest: dict[bytes, tuple[TopicPartition, bytes | None, int]] = {}
+    async for tp, m in records_to_end(c, tps):
+        newest[m.key or b""] = (tp, m.value, m.timestamp)
+    return newest
+
+
+async def read_all(c: AIOKafkaConsumer, tps: list[TopicPartition]) -> list[bytes]:
+    """Every value of ``tps`` (tombstones left out), read with ``c`` from the beginning to the
+    end offsets of now, in offset order within a partition."""
+    return [m.value async for _, m in records_to_end(c, tps) if m.value is not None]
+
+
+async def caught_up(c: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool:
+    """Whether ``c`` has read every partition of ``tps`` up to its end offset of now."""
+    ends = await c.end_offsets(tps)
+    for tp in tps:
+        if await c.position(tp) < ends[tp]:
+            return False
+    return True
+
+
+async def resume(c: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
+    """Assign ``tps`` to ``c`` (a group's consumer), each at the group's committed position,
+    else at its beginning."""
+    c.assign(tps)
+    for tp in tps:
+        committed = await c.committed(tp)
+        if committed is None:
+            await c.seek_to_beginning(tp)
+        else:
+            c.seek(tp, committed)

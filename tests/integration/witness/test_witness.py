@@ -1,0 +1,192 @@
+"""The witnesses on the real broker: quorum finality across the twenty members, a forked log
+caught from the other witnesses' cosignatures and proven, a restart that loses nothing and never
+cosigns backwards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+from prometheus_client import REGISTRY
+
+from puente.evidence.cosignature import cosignatures
+from puente.evidence.equivocation import verify_report
+from puente.evidence.finality import Finality, default_quorum
+from puente.evidence.log import AuditLog
+from puente.evidence.note import Note
+from puente.evidence.witness import ForkKind
+from tests.harness import KafkaHarness
+from tests.integration.service.support import ALL_MEMBERS, Deployment, deploy
+from tests.integration.witness.support import (
+    Follower,
+    Log,
+    add_view,
+    running,
+    until,
+    witness,
+)
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+async def dep(kafka: KafkaHarness) -> Deployment:
+    return await deploy(kafka, partitions=1)
+
+
+def cosigners(f: Follower, log_id: str, size: int) -> list[str]:
+    log = f.book.logs.get(log_id)
+    return [] if log is None else sorted(log.cosigners.get(size, {}))
+
+
+def final_size(f: Follower, log_id: str) -> int:
+    log = f.book.logs.get(log_id)
+    return 0 if log is None else log.final_size
+
+
+def equivocations(witness_state: str, origin: str, kind: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "puente_witness_equivocations_total",
+        {"witness": witness_state, "origin": origin, "kind": kind},
+    )
+    return value or 0.0
+
+
+async def test_quorum_finality_across_the_twenty_members(dep: Deployment) -> None:
+    quorum = default_quorum(ALL_MEMBERS)
+    assert quorum == 10
+    mx, gt = Log(dep, "MX"), Log(dep, "GT")
+    follower = Follower(dep, "HN", quorum)
+    async with follower.following(), running([witness(dep, s) for s in ALL_MEMBERS]):
+        records = [mx.grow(4), mx.grow(5), mx.grow(3)]
+        await mx.publish(*records)
+        await gt.publish(gt.grow(7))
+        others = sorted(set(ALL_MEMBERS) - {"MX"})
+
+        await until(
+            lambda: cosigners(follower, mx.log.log_id, 12) == others,
+            "every other state's witness cosigning MX's checkpoint of size 12",
+        )
+        await until(
+            lambda: len(cosigners(follower, gt.log.log_id, 7)) == 19,
+            "GT's checkpoint cosigned by the 19 others",
+        )
+    book = follower.book
+    assert book.finality(mx.log.log_id, 11) is Finality.WITNESSED
+    assert book.finality(mx.log.log_id, 12) is Finality.SIGNED  # no checkpoint covers it yet
+    mx_log = book.logs[mx.log.log_id]
+    assert "MX" not in mx_log.cosigners[12] and "GT" not in book.logs[gt.log.log_id].cosigners[7]
+    # Each cosignature record is the log-signed checkpoint plus one cosignature/v1 line.
+    for note, _ in follower.cosignatures:
+        parsed = Note.parse(note)
+        assert len(parsed.signatures) == 2 and len(cosignatures(parsed)) == 1
+    status = {s["log"]: s for s in book.status()}
+    assert status[mx.log.log_id]["final"] is True and status[mx.log.log_id]["size"] == 12
+
+
+async def test_a_split_view_is_caught_from_the_cosignatures_and_proven(dep: Deployment) -> None:
+    """MX's node (its key in the test's hands) shows checkpoint a of size 8 on the checkpoints
+    topic and b, of the same size, on another topic some witnesses are made to read. No further
+    checkpoint follows: the witnesses catch it from each other's cosignatures alone."""
+    view_a, view_b = ("GT", "HN", "CO"), ("PA", "CR", "SV")
+    other_topic = add_view(dep, "checkpoints-view-b", view_b, "MX")
+    mx = Log(dep, "MX")
+    base = mx.grow(4)
+    forked = mx.fork()
+    a8, b8 = mx.grow(4, tag=b"a"), forked.grow(4, tag=b"b")
+    before = equivocations("GT", "MX", "same-size")
+    follower = Follower(dep, "JM", quorum=3)
+    witnesses = [witness(dep, s) for s in view_a]
+    witnesses += [witness(dep, s, checkpoints_topic=other_topic) for s in view_b]
+    async with follower.following(), running(witnesses):
+        await mx.publish(base, a8)
+        await mx.publish(base, b8, topic=other_topic)
+        verifier = dep.verifier()
+
+        def reporters() -> set[str]:
+            return {verify_report(r, verifier).witness for r in list(follower.reports)}
+
+        # Each side sees the other's cosignatures: witnesses of both report the fork.
+        await until(
+            lambda: reporters() & set(view_a) and reporters() & set(view_b),
+            "equivocation reports from witnesses of both sides",
+            timeout_s=180,
+        )
+        for data in follower.reports:
+            report = verify_report(data, verifier)
+            assert report.fork.kind is ForkKind.SAME_SIZE
+            assert {report.fork.a, report.fork.b} == {a8.note, b8.note}
+        seen = list(follower.reports)
+        by = {verify_report(r, verifier).witness for r in seen}
+        assert len(seen) == len(by)  # each witness reports the fork once
+        if "GT" in by:  # the alert's metric counts it (once)
+            await until(lambda: equivocations("GT", "MX", "same-size") == before + 1, "GT's metric")
+        # Each side stays on what it cosigned: neither cosigned the other's checkpoint.
+        for w in witnesses:
+            held = w.book.cosigned[mx.log.log_id].checkpoint
+            assert held.root == (a8 if w.state in view_a else b8).checkpoint.root
+        # b's history goes on, shown on the checkpoints topic too: its proof from b8 does not
+        # lead from a8, which view a's witnesses cosigned.
+        b12 = forked.grow(4, tag=b"b")
+        await mx.publish(b12)
+        await until(
+            lambda: any(
+                verify_report(r, verifier).fork.kind is ForkKind.INCONSISTENT
+                for r in follower.reports
+            ),
+            "a report that b12 does not extend a8",
+        )
+    # Quorum 3 of the six: neither branch at size 8 is final for a follower that counted a first.
+    log = follower.book.logs[mx.log.log_id]
+    assert len(log.cosigners[8]) == 3 and set(log.cosigners[8]) in (set(view_a), set(view_b))
+
+
+async def test_a_restart_loses_nothing_and_never_cosigns_backwards(dep: Deployment) -> None:
+    mx = Log(dep, "MX")
+    first, second = mx.grow(4), mx.grow(5)
+    follower = Follower(dep, "HN", quorum=1)
+    async with follower.following():
+        async with running([witness(dep, "GT", instance="w1")]):
+            await mx.publish(first, second)
+            await until(
+                lambda: final_size(follower, mx.log.log_id) == 9,
+                "GT cosigning size 9",
+            )
+        restarted = witness(dep, "GT", instance="w2")
+        async with running([restarted]):
+            assert restarted.book.cosigned[mx.log.log_id].checkpoint.size == 9
+            other = Log(dep, "MX", AuditLog(mx.log.log_id))  # a whole other tree, same key
+            fake = other.grow(9, tag=b"other")
+            await mx.publish(first, fake)  # an old checkpoint again, another root at size 9
+            await until(lambda: follower.reports, "the fork at size 9 reported")
+            third = mx.grow(3)
+            await mx.publish(third)
+            await until(lambda: final_size(follower, mx.log.log_id) == 12, "GT cosigning 12")
+        sizes = [
+            Note.parse(n).text.split("\n")[1]
+            for n, _ in follower.cosignatures
+            if Note.parse(n).text.startswith(mx.log.log_id + "\n")
+        ]
+        assert sizes == ["4", "9", "12"]  # each once, in order; never 4 again, never the fake
+        report = verify_report(follower.reports[0], dep.verifier())
+        assert report.witness == "GT" and report.fork.kind is ForkKind.SAME_SIZE
+    # What any member reads: `puente witness status --as HN --json`, as an operator runs it.
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "puente", "witness", "status", "--as", "HN", "--json"],
+        env=dep.env(PUENTE_WITNESS__QUORUM="1"),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]  # an equivocation was proven
+    doc = json.loads(proc.stdout)
+    (mx_status,) = [s for s in doc["logs"] if s["log"] == mx.log.log_id]
+    assert mx_status["size"] == 12 and mx_status["cosigners"] == ["GT"]
+    assert mx_status["final"] is True and doc["quorum"] == 1
+    assert [(e["log"], e["kind"], e["witness"]) for e in doc["equivocations"]] == [
+        (mx.log.log_id, "same-size", "GT")
+    ]

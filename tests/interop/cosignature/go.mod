@@ -1,0 +1,3 @@
+module puente.interop/cosignature
+
+go 1.26
