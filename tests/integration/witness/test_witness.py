@@ -88,9 +88,15 @@ async def test_quorum_finality_across_the_twenty_members(dep: Deployment) -> Non
 
 
 async def test_a_split_view_is_caught_from_the_cosignatures_and_proven(dep: Deployment) -> None:
-    """MX's node (its key in the test's hands) shows checkpoint a of size 8 on the checkpoints
-    topic and b, of the same size, on another topic some witnesses are made to read. No further
-    checkpoint follows: the witnesses catch it from each other's cosignatures alone."""
+    """MX's node (its key in the test's hands) shows checkpoint b of size 8 on another topic some
+    witnesses (view b) are made to read, and, once they cosigned it, a of the same size on the
+    checkpoints topic the others (view a) read. No further checkpoint follows: view a's
+    witnesses catch the fork from view b's cosignatures alone, and prove it.
+
+    (Which side reports depends on who learns of the other root first: a witness that saw the
+    other side's cosignature before the second checkpoint refuses to cosign it and reports, so
+    the other side may never see a second root. The order here makes view a the side that
+    must report, every time.)"""
     view_a, view_b = ("GT", "HN", "CO"), ("PA", "CR", "SV")
     other_topic = add_view(dep, "checkpoints-view-b", view_b, "MX")
     mx = Log(dep, "MX")
@@ -101,18 +107,22 @@ async def test_a_split_view_is_caught_from_the_cosignatures_and_proven(dep: Depl
     follower = Follower(dep, "JM", quorum=3)
     witnesses = [witness(dep, s) for s in view_a]
     witnesses += [witness(dep, s, checkpoints_topic=other_topic) for s in view_b]
+    log_id = mx.log.log_id
     async with follower.following(), running(witnesses):
-        await mx.publish(base, a8)
-        await mx.publish(base, b8, topic=other_topic)
+        await mx.publish(base)
+        await mx.publish(base, topic=other_topic)
+        await until(lambda: len(cosigners(follower, log_id, 4)) == 6, "all six cosigning size 4")
+        await mx.publish(b8, topic=other_topic)
+        await until(lambda: cosigners(follower, log_id, 8) == sorted(view_b), "view b cosigning b")
+        await mx.publish(a8)
         verifier = dep.verifier()
 
         def reporters() -> set[str]:
             return {verify_report(r, verifier).witness for r in list(follower.reports)}
 
-        # Each side sees the other's cosignatures: witnesses of both report the fork.
         await until(
-            lambda: reporters() & set(view_a) and reporters() & set(view_b),
-            "equivocation reports from witnesses of both sides",
+            lambda: set(view_a) <= reporters(),
+            "equivocation reports from every witness of view a",
             timeout_s=180,
         )
         for data in follower.reports:
@@ -120,28 +130,45 @@ async def test_a_split_view_is_caught_from_the_cosignatures_and_proven(dep: Depl
             assert report.fork.kind is ForkKind.SAME_SIZE
             assert {report.fork.a, report.fork.b} == {a8.note, b8.note}
         seen = list(follower.reports)
-        by = {verify_report(r, verifier).witness for r in seen}
-        assert len(seen) == len(by)  # each witness reports the fork once
-        if "GT" in by:  # the alert's metric counts it (once)
-            await until(lambda: equivocations("GT", "MX", "same-size") == before + 1, "GT's metric")
-        # Each side stays on what it cosigned: neither cosigned the other's checkpoint.
+        by = [verify_report(r, verifier).witness for r in seen]
+        assert len(seen) == len(set(by))  # each witness reports the fork once
+        # The alert's metric counts it (once).
+        await until(lambda: equivocations("GT", "MX", "same-size") == before + 1, "GT's metric")
+        # Each side stays on what it cosigned: view a never cosigned b.
         for w in witnesses:
-            held = w.book.cosigned[mx.log.log_id].checkpoint
-            assert held.root == (a8 if w.state in view_a else b8).checkpoint.root
-        # b's history goes on, shown on the checkpoints topic too: its proof from b8 does not
-        # lead from a8, which view a's witnesses cosigned.
-        b12 = forked.grow(4, tag=b"b")
+            held = w.book.cosigned[log_id].checkpoint
+            if w.state in view_b:
+                assert held.root == b8.checkpoint.root
+            else:
+                assert held.root in (base.checkpoint.root, a8.checkpoint.root)
+    # Quorum 3: b, counted first at size 8 by the follower, has view b's three; a never adds to it.
+    log = follower.book.logs[log_id]
+    assert set(log.cosigners[8]) == set(view_b)
+
+
+async def test_a_history_that_does_not_extend_the_cosigned_one_is_reported(
+    dep: Deployment,
+) -> None:
+    """GT's witness cosigned MX's a (size 8); MX's node then shows b12, of another history from
+    size 4 on, with a consistency proof from b8: it does not lead from a8, and GT proves it."""
+    mx = Log(dep, "MX")
+    base = mx.grow(4)
+    forked = mx.fork()
+    a8 = mx.grow(4, tag=b"a")
+    forked.grow(4, tag=b"b")
+    b12 = forked.grow(4, tag=b"b")
+    follower = Follower(dep, "JM", quorum=1)
+    log_id = mx.log.log_id
+    async with follower.following(), running([witness(dep, "GT")]):
+        await mx.publish(base, a8)
+        await until(lambda: cosigners(follower, log_id, 8) == ["GT"], "GT cosigning a8")
         await mx.publish(b12)
-        await until(
-            lambda: any(
-                verify_report(r, verifier).fork.kind is ForkKind.INCONSISTENT
-                for r in follower.reports
-            ),
-            "a report that b12 does not extend a8",
-        )
-    # Quorum 3 of the six: neither branch at size 8 is final for a follower that counted a first.
-    log = follower.book.logs[mx.log.log_id]
-    assert len(log.cosigners[8]) == 3 and set(log.cosigners[8]) in (set(view_a), set(view_b))
+        await until(lambda: follower.reports, "a report that b12 does not extend a8")
+    verifier = dep.verifier()
+    [report] = [verify_report(r, verifier) for r in follower.reports]
+    assert report.witness == "GT" and report.fork.kind is ForkKind.INCONSISTENT
+    assert {report.fork.a, report.fork.b} == {a8.note, b12.note}
+    assert final_size(follower, log_id) == 8  # b12 never cosigned
 
 
 async def test_a_restart_loses_nothing_and_never_cosigns_backwards(dep: Deployment) -> None:
