@@ -1,4 +1,5 @@
-"""Build a Go program of tests/interop offline (standard library only, GOPROXY=off)."""
+"""Build a Go program of tests/interop offline (standard library only, GOPROXY=off), and talk
+to it in JSON Lines."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 
@@ -26,3 +29,15 @@ def go_build(source: Path, directory: Path, *, needs: str = "Go") -> Path:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return binary
+
+
+def go_lines(binary: Path, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each request as one JSON line on the program's stdin; its answers, one per line."""
+    proc = subprocess.run(
+        [str(binary)],
+        input=b"".join(orjson.dumps(r) + b"\n" for r in requests),
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    return [orjson.loads(line) for line in proc.stdout.splitlines()]

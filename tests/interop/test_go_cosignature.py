@@ -6,19 +6,16 @@ a cosignature whose time, text or key was changed."""
 from __future__ import annotations
 
 import base64
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from puente.evidence.cosignature import Cosignature, cosign, cosigner_vkey
 from puente.evidence.keys import SigningKey
 from puente.evidence.log import AuditLog, audit_log_id
 from puente.evidence.note import Note
+from tests.interop.gobuild import go_build, go_lines
 
 GO_SOURCE = Path(__file__).with_name("cosignature")
 T0 = 1_767_225_600_000
@@ -26,31 +23,11 @@ T0 = 1_767_225_600_000
 
 @pytest.fixture(scope="module")
 def go_verifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("go") is None:
-        pytest.fail("Go 1.26 or newer is a prerequisite of tests/interop")
-    binary = tmp_path_factory.mktemp("go") / "cosignature"
-    env = {**os.environ, "GOTOOLCHAIN": "local", "GOPROXY": "off", "CGO_ENABLED": "0"}
-    proc = subprocess.run(
-        ["go", "build", "-o", str(binary), "."],
-        cwd=GO_SOURCE,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=570,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return binary
+    return go_build(GO_SOURCE, tmp_path_factory.mktemp("go"), needs="Go 1.26 or newer")
 
 
 def go(binary: Path, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    proc = subprocess.run(
-        [str(binary)],
-        input=b"".join(orjson.dumps(r) + b"\n" for r in requests),
-        capture_output=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
-    return [orjson.loads(line) for line in proc.stdout.splitlines()]
+    return go_lines(binary, requests)
 
 
 def test_go_verifies_puente_cosignatures(go_verifier: Path) -> None:

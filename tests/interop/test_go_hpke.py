@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from puente.evidence.keystore import KeyStore
@@ -28,7 +26,7 @@ from puente.evidence.seal import (
     seal_delivery,
     seal_notice,
 )
-from tests.interop.gobuild import go_build
+from tests.interop.gobuild import go_build, go_lines
 
 GO_SOURCE = Path(__file__).with_name("hpke")
 T0 = 1_767_225_600_000
@@ -42,14 +40,7 @@ def go_hpke(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def go(binary: Path, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    proc = subprocess.run(
-        [str(binary)],
-        input=b"".join(orjson.dumps(r) + b"\n" for r in requests),
-        capture_output=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
-    answers = [orjson.loads(line) for line in proc.stdout.splitlines()]
+    answers = go_lines(binary, requests)
     assert len(answers) == len(requests)
     return answers
 
