@@ -86,13 +86,9 @@ def node(
     node share its partitions. SIGTERM or Ctrl-C: the current batch finishes, every log is
     checkpointed, the instance leaves.
     """
-    from prometheus_client import start_http_server
-
     runtime = Runtime.from_settings()
     codes = _states(runtime, members, all_members)
-    port = runtime.settings.policy.metrics_port if metrics_port is None else metrics_port
-    if port:
-        start_http_server(port, addr=runtime.settings.policy.metrics_host)
+    _serve_metrics(runtime.settings.policy, metrics_port)
 
     _until_signalled(codes, lambda code: runtime.node(code, instance=instance, mode=mode))
 
@@ -115,14 +111,9 @@ def receipts(
     state is in tracker.<CC>; a restart resumes exactly where the last transaction left it.
     PUENTE_RECEIPTS__CLOCK_SCALE speeds its clock up (demos only).
     """
-    from prometheus_client import start_http_server
-
     runtime = Runtime.from_settings()
     codes = _states(runtime, members, all_members)
-    cfg = runtime.settings.receipts
-    port = cfg.metrics_port if metrics_port is None else metrics_port
-    if port:
-        start_http_server(port, addr=cfg.metrics_host)
+    _serve_metrics(runtime.settings.receipts, metrics_port)
 
     _until_signalled(codes, lambda code: runtime.tracker(code, instance=instance))
 
@@ -144,14 +135,9 @@ def witness(
     state is in witness.<CC>: a restart never cosigns a smaller size or another root for a
     size it cosigned (docs/evidence.md §5.3).
     """
-    from prometheus_client import start_http_server
-
     runtime = Runtime.from_settings()
     codes = _states(runtime, members, all_members)
-    cfg = runtime.settings.witness
-    port = cfg.metrics_port if metrics_port is None else metrics_port
-    if port:
-        start_http_server(port, addr=cfg.metrics_host)
+    _serve_metrics(runtime.settings.witness, metrics_port)
 
     _until_signalled(codes, lambda code: runtime.witness(code, instance=instance))
 
@@ -170,15 +156,24 @@ def warnings(
     (``PUENTE_WARNINGS__KEYS_DIR``); keeps no state of its own (it replays the aggregates at
     start and publishes nothing twice). SIGTERM or Ctrl-C stops it.
     """
-    from prometheus_client import start_http_server
-
     runtime = Runtime.from_settings()
     service, topic = runtime.warnings_evaluator(
         instance=instance, anchors=anchor, trust_file=trust_list
     )
-    cfg = runtime.settings.warnings
+    _serve_metrics(runtime.settings.warnings, metrics_port)
+
+    _until_signalled(["warnings"], lambda _: (service, topic))
+
+
+class _MetricsSettings(Protocol):
+    metrics_port: int
+    metrics_host: str
+
+
+def _serve_metrics(cfg: _MetricsSettings, metrics_port: int | None) -> None:
+    """Prometheus metrics on ``metrics_port`` (None: the settings' port; 0: off)."""
+    from prometheus_client import start_http_server
+
     port = cfg.metrics_port if metrics_port is None else metrics_port
     if port:
         start_http_server(port, addr=cfg.metrics_host)
-
-    _until_signalled(["warnings"], lambda _: (service, topic))
