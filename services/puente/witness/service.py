@@ -164,7 +164,8 @@ class Witness(SessionService):
         self.ready = asyncio.Event()  # restored and caught up with its inputs once
         self.reported: set[tuple[str, int, bytes, int, bytes]] = set()
         self._partitions: dict[str, list[int]] = {}
-        self.commits = 0
+        self.commits = 0  # transactions committed
+        self.gossiped = 0  # other witnesses' cosignatures read
 
     def _failed(self, exc: Exception) -> None:
         log.error(
@@ -258,6 +259,7 @@ class Witness(SessionService):
 
     def _gossip(self, m: ConsumerRecord[bytes, bytes], verifier: Verifier, turn: _Turn) -> None:
         """Another witness's cosignature: a fork if it shows another root at a size."""
+        self.gossiped += 1
         try:
             gossip = self.reads.gossip(m.value or b"")
             if gossip.cosigners <= {self._key_name}:
