@@ -306,7 +306,7 @@ class WitnessSettings(BaseModel):
     )
     max_batch: int = Field(default=2000, ge=1, description="records read per turn")
     linger_s: float = Field(
-        default=0.25,
+        default=0.05,
         ge=0,
         le=5,
         description="how long a witness's first cosignature (or report) of a turn waits for "

@@ -72,7 +72,7 @@ class WitnessConfig:
     max_batch: int = 2000
     trust_refresh_s: float = 10.0
     retry_s: float = 2.0
-    linger_s: float = 0.25  # a turn's first cosignature waits this long for company
+    linger_s: float = 0.05  # a turn's first cosignature waits this long for company
     idle_commit_s: float = 5.0  # read positions with nothing to publish wait at most this
 
 
