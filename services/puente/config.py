@@ -226,6 +226,13 @@ class GatewaySettings(BaseModel):
         "the operator root's verifier keys (one per line); enables receipt signature checks",
     )
     trust_refresh_s: float = Field(default=60.0, gt=0)
+    finality_lookback_s: float | None = Field(
+        default=86_400.0,
+        gt=0,
+        description="how far back (seconds of write time) the gateway starts reading the "
+        "witnesses' cosignatures: a final checkpoint covers every record below it, so the "
+        "latest suffice; null: from the beginning",
+    )
     require_signed_receipts: bool = False
     states: tuple[str, ...] = Field(
         default=(),

@@ -1,5 +1,5 @@
-"""Reading topics whole with a consumer: their partitions, and every key's newest value (the
-way a compacted state topic is restored)."""
+"""Reading topics with a consumer: their partitions, every key's newest value (the way a
+compacted state topic is restored), and where to start following one."""
 
 from __future__ import annotations
 
@@ -86,3 +86,18 @@ async def resume(c: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
             await c.seek_to_beginning(tp)
         else:
             c.seek(tp, committed)
+
+
+async def seek_since(c: AIOKafkaConsumer, tps: list[TopicPartition], since_ms: int | None) -> None:
+    """Assign ``tps`` to ``c`` (without a group), each at its first record written at or after
+    ``since_ms`` (Unix ms; its end when there is none), or at its beginning when ``since_ms``
+    is None."""
+    c.assign(tps)
+    if since_ms is None:
+        await c.seek_to_beginning(*tps)
+        return
+    found = await c.offsets_for_times({tp: since_ms for tp in tps})
+    ends = await c.end_offsets(tps)
+    for tp in tps:
+        at = found.get(tp)
+        c.seek(tp, at.offset if at is not None else ends[tp])

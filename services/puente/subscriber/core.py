@@ -47,7 +47,7 @@ from puente.evidence.trustsource import Fetch, TrustTracker, follow
 from puente.evidence.verify import VerifiedDelivery, open_verified, sign_receipt
 from puente.kafka.clients import consumer, producer, start
 from puente.kafka.connection import KafkaEndpoint
-from puente.kafka.reading import topic_partitions
+from puente.kafka.reading import seek_since, topic_partitions
 from puente.logs import get_logger
 from puente.secrets import Credential
 from puente.topics import (
@@ -142,8 +142,7 @@ class Subscriber:
             self._cosignatures = consumer(self.endpoint, self.cred)
             await start(self._cosignatures, self.endpoint, self.cred)
             tps = await topic_partitions(self._cosignatures, [self.naming.topic(COSIGNATURES)])
-            self._cosignatures.assign(tps)
-            await self._cosignatures.seek_to_beginning(*tps)
+            await seek_since(self._cosignatures, tps, None)
         if self.receipt_key is not None:
             self._producer = producer(self.endpoint, self.cred)
             await start(self._producer, self.endpoint, self.cred)
