@@ -34,6 +34,7 @@ from puente.evidence.trust import (
     member_holder,
     node_holder,
     service_holder,
+    trust_history_key,
 )
 from puente.evidence.witness import witness_key_name
 from puente.kafka.clients import producer, start
@@ -201,10 +202,13 @@ def regional_floor_digest(settings: Settings) -> bytes:
 async def publish_trust_list(
     endpoint: KafkaEndpoint, operator: Credential, naming: Naming, trust_list: bytes
 ) -> None:
-    """Put the signed trust list on the (compacted) trust topic, as the operator principal."""
+    """Put the signed trust list on the (compacted) trust topic, as the operator principal:
+    under its own serial's key (kept: the chain verifiers follow), then as the newest."""
+    serial = TrustList.from_text(Note.parse(trust_list).text).serial
     p = producer(endpoint, operator)
     await start(p, endpoint, operator)
     try:
+        await p.send_and_wait(naming.topic(TRUST), trust_list, key=trust_history_key(serial))
         await p.send_and_wait(naming.topic(TRUST), trust_list, key=TRUST_LIST_KEY)
     finally:
         await p.stop()

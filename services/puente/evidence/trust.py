@@ -63,6 +63,16 @@ halves); in a federation the member states' root keys (``member:CC``) sign them.
 TRUST_LIST_KEY = b"trust-list"
 """The Kafka record key of the trust list on the (compacted) trust topic: the newest value wins.
 The value is the signed note bytes, exactly as :meth:`TrustList.sign` returns them."""
+TRUST_HISTORY_PREFIX = b"trust-list/"
+"""Each list is also published under its own key, ``trust-list/<serial>``, which compaction
+keeps: the chain from any anchor to the newest list stays on the topic."""
+
+
+def trust_history_key(serial: int) -> bytes:
+    """The record key that keeps list ``serial`` on the compacted trust topic."""
+    return TRUST_HISTORY_PREFIX + str(serial).encode("ascii")
+
+
 _HOLDER = re.compile(
     r"^(member:[A-Z]{2}|node:[A-Z]{2}|service:[a-z][a-z0-9-]{0,30}|operator:[a-z][a-z0-9-]{0,30})$"
 )

@@ -239,13 +239,10 @@ def test_a_single_root_deployment_moves_to_the_quorum_and_stays(fed: Federation)
     assert reason(exc) == "TRUST_LIST_UNTRUSTED"
 
 
-def test_the_auditor_follows_the_chain_from_the_genesis_list(
-    fed: Federation, tmp_path: Path
-) -> None:
-    """List 3 is signed by none of the genesis roots but BR and CL: judged by the genesis list
-    alone it is short; judged through list 2 (which the genesis roots signed) it is valid."""
+def _rotated_away(fed: Federation) -> tuple[bytes, list[bytes]]:
+    """The genesis list, and lists 2 and 3 where list 3 is signed by none of the genesis
+    roots but BR and CL (UY joins and AR rotates in list 2; GT and MX are revoked in 3)."""
     genesis = fed.signed(fed.genesis, *CODES)
-    anchor = TrustAnchor.genesis(genesis)
     uy, ar2 = SigningKey.generate("puente.root/UY"), SigningKey.generate("puente.root/AR")
     two = fed.next(
         fed.genesis, entries=(*fed.genesis.entries, root_entry("UY", uy), root_entry("AR", ar2))
@@ -253,7 +250,16 @@ def test_the_auditor_follows_the_chain_from_the_genesis_list(
     three = fed.next(two).revoke(fed.roots["GT"].key_id, since=0)
     three = three.revoke(fed.roots["MX"].key_id, since=0)
     three = three.retire(fed.roots["AR"].key_id, until=three.issued_at)
-    chain = [fed.signed(two, *CODES), fed.signed(three, "BR", "CL", uy, ar2)]
+    return genesis, [fed.signed(two, *CODES), fed.signed(three, "BR", "CL", uy, ar2)]
+
+
+def test_the_auditor_follows_the_chain_from_the_genesis_list(
+    fed: Federation, tmp_path: Path
+) -> None:
+    """List 3 is signed by none of the genesis roots but BR and CL: judged by the genesis list
+    alone it is short; judged through list 2 (which the genesis roots signed) it is valid."""
+    genesis, chain = _rotated_away(fed)
+    anchor = TrustAnchor.genesis(genesis)
     with pytest.raises(TrustListError) as exc:
         TrustList.open(chain[1], anchor, now=T0)
     assert reason(exc) == "TRUST_QUORUM_MISSING"
@@ -266,3 +272,53 @@ def test_the_auditor_follows_the_chain_from_the_genesis_list(
     report = auditor.run(ExportFile(exp.write(tmp_path / "export.pxp")))
     assert report.ok, report.to_text()
     assert report.trust_list is not None and report.trust_list["serial"] == 3
+
+
+async def test_a_verifier_that_missed_lists_follows_the_kept_chain(fed: Federation) -> None:
+    """A tracker holding the genesis list is offered list 3 (the newest on the topic): judged
+    by the genesis roots it is short; through the lists the topic keeps it is taken."""
+    genesis, chain = _rotated_away(fed)
+    kept: list[bytes] = []
+    asked: list[int] = []
+
+    async def newest() -> bytes | None:
+        return chain[-1]
+
+    async def history() -> list[bytes]:
+        asked.append(1)
+        return list(reversed(kept))  # any order
+
+    tracker = TrustTracker(
+        TrustAnchor.genesis(genesis), fed.world.registry, clock=lambda: T0, history=history
+    )
+    assert not await tracker.refresh([newest])  # the history does not hold list 2 yet
+    assert tracker.current is None and asked == [1]
+    kept += [genesis, *chain]
+    assert await tracker.refresh([newest])
+    assert tracker.current is not None and tracker.current.serial == 3
+    # The chain judged the newest list only: list 2 never became the list in force, and list 3
+    # now judges what follows.
+    assert tracker.anchor.serial == 3 and asked == [1, 1]
+    assert not await tracker.refresh([newest]) and asked == [1, 1]  # nothing new: not asked
+
+
+async def test_the_kept_chain_never_lets_in_what_the_roots_did_not_sign(
+    fed: Federation,
+) -> None:
+    """A forged list 2 in the history (signed by two genesis roots: short of 3) does not carry
+    list 3 in."""
+    genesis, chain = _rotated_away(fed)
+    two = TrustList.from_text(Note.parse(chain[0]).text)
+    forged = fed.signed(two, "AR", "BR")
+
+    async def newest() -> bytes | None:
+        return chain[-1]
+
+    async def history() -> list[bytes]:
+        return [forged, chain[-1]]
+
+    tracker = TrustTracker(
+        TrustAnchor.genesis(genesis), fed.world.registry, clock=lambda: T0, history=history
+    )
+    assert not await tracker.refresh([newest])
+    assert tracker.current is None
