@@ -88,7 +88,7 @@ class TrustSource:
             if gw.trust_anchors_file
             else local_anchor(settings.keys_dir)
         )
-        if anchor is None or not anchor.roots:
+        if anchor is None or (not anchor.roots and anchor.pin is None):
             raise ConfigError(
                 "the gateway has no trust anchor: it seals notices to their state's node and "
                 "verifies deliveries with the trust list, which only an anchor makes usable",

@@ -222,8 +222,9 @@ class GatewaySettings(BaseModel):
     )
     trust_anchors_file: Path | None = Field(
         default=None,
-        description="the genesis trust list (the signed note), or in a single-root deployment "
-        "the operator root's verifier keys (one per line); enables receipt signature checks",
+        description="the genesis trust list (the signed note; or sha256:<hex> of it, the list "
+        "then read from the trust topic), or in a single-root deployment the operator root's "
+        "verifier keys (one per line); enables receipt signature checks",
     )
     trust_refresh_s: float = Field(default=60.0, gt=0)
     finality_lookback_s: float | None = Field(

@@ -51,7 +51,9 @@ Fetch = Callable[[], Awaitable[bytes | None]]
 """Returns the newest signed trust list a source holds, or None."""
 History = Callable[[], Awaitable[Sequence[bytes]]]
 """Returns every signed trust list a source keeps (any order): the chain to the newest."""
-_CHAIN_MAY_HELP = frozenset({"TRUST_QUORUM_MISSING", "TRUST_LIST_UNTRUSTED"})
+_CHAIN_MAY_HELP = frozenset(
+    {"TRUST_QUORUM_MISSING", "TRUST_LIST_UNTRUSTED", "TRUST_ANCHOR_UNRESOLVED"}
+)
 
 
 class TrustTracker:
@@ -69,7 +71,7 @@ class TrustTracker:
         """``history``: where the lists between the one held and a newer one are found when
         the newer one is not judged acceptable by the roots held (the trust topic)."""
         anchor = anchors if isinstance(anchors, TrustAnchor) else TrustAnchor.from_keys(anchors)
-        if not anchor.roots:
+        if not anchor.roots and anchor.pin is None:
             raise TrustListError(
                 "no trust anchor: a trust list can only be verified against the genesis trust "
                 "list (or a single-root deployment's operator root keys), held out of band",
@@ -110,7 +112,8 @@ class TrustTracker:
 
         ``through``: lists that may lie between the one held and ``data``; those with a serial
         between theirs are followed in serial order (each judged by the one before) and
-        ``data`` is judged by the last one taken.
+        ``data`` is judged by the last one taken. An anchor pinned by digest is first found
+        among them (or is ``data`` itself).
 
         Raises :class:`TrustListError` (the current list stays in force) with the reason of
         :meth:`TrustList.open` (``TRUST_QUORUM_MISSING``, ...), or ``TRUST_LIST_ROLLBACK`` /
@@ -119,6 +122,8 @@ class TrustTracker:
         if data == self._data:
             return False
         anchor = self.anchor
+        if anchor.pin is not None:  # given as the genesis list's digest: find it first
+            anchor = anchor.resolve([*through, data])
         serial = _unverified_serial(data)
         if serial is not None:
             anchor = anchor.follow(d for d in through if (_unverified_serial(d) or 0) < serial)
@@ -253,14 +258,17 @@ def local_anchor(keys_dir: Path) -> TrustAnchor | None:
 
 def read_anchor(specs: Sequence[str]) -> TrustAnchor:
     """The trust anchor given on a command line or in settings: a genesis trust list (a file
-    holding the signed note), or a single-root deployment's operator root verifier keys (vkeys
-    inline, or files of them, one per line). :class:`TrustListError` if a genesis list does not
+    holding the signed note, or ``sha256:<hex>`` of it: the list is then read from the trust
+    topic), or a single-root deployment's operator root verifier keys (vkeys inline, or files
+    of them, one per line). :class:`TrustListError` if a genesis list does not
     carry a quorum of its own roots, or if both kinds are given."""
     keys: list[PublicKey] = []
     genesis: list[TrustAnchor] = []
     for spec in specs:
         path = Path(spec)
-        if path.is_file() and path.read_bytes().startswith(TRUST_LIST_HEADER.encode() + b"\n"):
+        if spec.startswith(PIN_PREFIX):
+            genesis.append(TrustAnchor.pinned(_pin_digest(spec)))
+        elif path.is_file() and path.read_bytes().startswith(TRUST_LIST_HEADER.encode() + b"\n"):
             genesis.append(TrustAnchor.genesis(path.read_bytes()))
         else:
             keys.extend(read_anchors(path) if path.is_file() else [PublicKey.from_vkey(spec)])
@@ -270,6 +278,25 @@ def read_anchor(specs: Sequence[str]) -> TrustAnchor:
             reason="TRUST_ANCHOR_INVALID",
         )
     return genesis[0] if genesis else TrustAnchor.from_keys(keys)
+
+
+PIN_PREFIX = "sha256:"
+"""An anchor given as ``sha256:<64 hex>``: the SHA-256 of the genesis list's bytes."""
+
+
+def _pin_digest(spec: str) -> bytes:
+    text = spec[len(PIN_PREFIX) :].strip().lower()
+    try:
+        digest = bytes.fromhex(text)
+    except ValueError:
+        digest = b""
+    if len(digest) != 32:
+        raise TrustListError(
+            f"{spec!r}: a pinned genesis list is sha256: and 64 hex digits (sha256sum of "
+            "trust-genesis.note)",
+            reason="TRUST_ANCHOR_INVALID",
+        )
+    return digest
 
 
 def _read_serial(path: Path | None) -> int:

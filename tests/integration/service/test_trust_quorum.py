@@ -5,6 +5,7 @@ subscriber's and the node's trust, which keep the last good list and log why."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from puente.evidence._time import now_ms
 from puente.evidence.keys import SigningKey
 from puente.evidence.note import Note
 from puente.evidence.trust import KeyEntry, TrustAnchor, TrustList, Usage, member_holder
-from puente.evidence.trustsource import TrustTracker
+from puente.evidence.trustsource import TrustTracker, read_anchor
 from puente.kafka.trustfeed import TrustTopicReader
 from tests.harness import KafkaHarness
 from tests.integration.service.support import ALL_MEMBERS, deploy
@@ -157,3 +158,8 @@ async def test_a_verifier_holding_the_genesis_list_follows_the_chain_the_topic_k
         tracker = TrustTracker(anchor, registry, history=reader.history)
         assert await tracker.refresh([reader.newest])
         assert tracker.verifier().trust_list.serial == 3
+        # Only the genesis list's digest given: the list itself comes from the topic too.
+        pin = read_anchor([f"sha256:{hashlib.sha256(lists[0]).hexdigest()}"])
+        pinned = TrustTracker(pin, registry, history=reader.history)
+        assert await pinned.refresh([reader.newest])
+        assert pinned.verifier().trust_list.serial == 3

@@ -5,6 +5,7 @@ a lower serial."""
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -272,6 +273,20 @@ def test_the_auditor_follows_the_chain_from_the_genesis_list(
     report = auditor.run(ExportFile(exp.write(tmp_path / "export.pxp")))
     assert report.ok, report.to_text()
     assert report.trust_list is not None and report.trust_list["serial"] == 3
+    # The genesis list's digest as the anchor: the auditor finds the list on the topic.
+    pinned = Auditor(
+        registry=fed.world.registry,
+        anchors=TrustAnchor.pinned(hashlib.sha256(genesis).digest()),
+        options=AuditOptions(now=T0 + DAY),
+    ).run(ExportFile(tmp_path / "export.pxp"))
+    assert pinned.ok and pinned.trust_list["serial"] == 3, pinned.to_text()
+    exp.trust = exp.trust[1:]  # the pinned list is not there: nothing is trusted
+    missing = Auditor(
+        registry=fed.world.registry,
+        anchors=TrustAnchor.pinned(hashlib.sha256(genesis).digest()),
+        options=AuditOptions(now=T0 + DAY),
+    ).run(ExportFile(exp.write(tmp_path / "export2.pxp")))
+    assert "TRUST_LIST_UNTRUSTED" in missing.counts(), missing.to_text()
 
 
 async def test_a_verifier_that_missed_lists_follows_the_kept_chain(fed: Federation) -> None:
@@ -322,3 +337,35 @@ async def test_the_kept_chain_never_lets_in_what_the_roots_did_not_sign(
     )
     assert not await tracker.refresh([newest])
     assert tracker.current is None
+
+
+async def test_an_anchor_pinned_by_digest_is_found_in_the_kept_lists(fed: Federation) -> None:
+    """``sha256:<hex>`` of the genesis list is the whole anchor: the list itself comes from
+    the lists the topic keeps; a pin no list matches takes nothing."""
+    genesis, chain = _rotated_away(fed)
+    kept = [*chain, genesis]
+
+    async def newest() -> bytes | None:
+        return chain[-1]
+
+    async def history() -> list[bytes]:
+        return kept
+
+    pin = read_anchor([f"sha256:{hashlib.sha256(genesis).hexdigest().upper()}"])
+    assert pin.pin is not None and not pin.roots
+    tracker = TrustTracker(pin, fed.world.registry, clock=lambda: T0, history=history)
+    assert await tracker.refresh([newest])
+    assert tracker.verifier().trust_list.serial == 3 and tracker.anchor.pin is None
+    # Without the kept lists, only the genesis list itself could be taken.
+    alone = TrustTracker(pin, fed.world.registry, clock=lambda: T0)
+    with pytest.raises(TrustListError) as exc:
+        alone.offer(chain[-1])
+    assert reason(exc) == "TRUST_ANCHOR_UNRESOLVED"
+    assert alone.offer(genesis) and alone.verifier().trust_list.serial == 1
+    # Another list's digest: nothing verifies.
+    wrong = TrustAnchor.pinned(hashlib.sha256(chain[0]).digest())
+    assert not await TrustTracker(wrong, fed.world.registry, clock=lambda: T0).refresh([newest])
+    for bad in ("sha256:abc", "sha256:" + "zz" * 32):
+        with pytest.raises(TrustListError) as exc:
+            read_anchor([bad])
+        assert reason(exc) == "TRUST_ANCHOR_INVALID"

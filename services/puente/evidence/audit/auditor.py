@@ -156,6 +156,11 @@ class Auditor:
                         serial = _serial_of(value)
                         if serial > highest[0]:
                             highest = (serial, f"{batch.topic}@{offset}")
+        if self.anchors.pin is not None:  # given as the genesis list's digest: find it
+            try:
+                self.anchors = self.anchors.resolve(seen)
+            except TrustListError as exc:
+                report.add(Anomaly(Kind.TRUST_LIST_UNTRUSTED, exc.message))
         # The floors the federation pinned, in any anchored trust list it published: a
         # decision made under any other is flagged (DECISION_UNPINNED_FLOOR).
         self._floors = frozenset(f for f in (self._pinned_floor(d, seen, now) for d in seen) if f)
