@@ -123,7 +123,7 @@ def create_app(
             kafka,
             trust_source,
             quorum=settings.witness.quorum or default_quorum(members),
-            lookback_s=gw.finality_lookback_s,
+            lookback_s=settings.witness.finality_lookback_s,
         ),
     )
 

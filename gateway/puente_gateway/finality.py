@@ -8,7 +8,7 @@ state's gateway principal, which may read it) and counts each cosigned checkpoin
 from its start point, when the trust list changes (a removed or revoked witness key stops
 counting). A final checkpoint covers every record below it, so the view needs only the latest
 checkpoints of each log, not the topic's history: it starts at the records written in the last
-``finality_lookback_s`` (default a day; unset: the beginning). A log whose last final
+``PUENTE_WITNESS__FINALITY_LOOKBACK_S`` (default a day; null: the beginning). A log whose last final
 checkpoint is older than that shows its records as ``signed`` until its next one is final.
 
 ``signed`` is never a claim that a record is *not* witnessed: only that this gateway has not
@@ -31,12 +31,11 @@ from starlette.responses import Response
 from puente.evidence.finality import Finality, FinalityBook, add_all
 from puente.evidence.trust import TrustList
 from puente.evidence.verify import Verifier
-from puente.kafka.reading import caught_up, seek_since
+from puente.kafka.reading import caught_up, seek_back
 from puente.logs import get_logger
 from puente.topics import COSIGNATURES
 from puente_gateway.body import JSON_TYPE
 from puente_gateway.broker import Following, GatewayKafka
-from puente_gateway.clock import now_ms
 from puente_gateway.openapi import error_responses
 from puente_gateway.trust import TrustSource
 
@@ -115,8 +114,7 @@ class FinalityView:
         self, c: AIOKafkaConsumer, tps: list[TopicPartition], verifier: Verifier | None
     ) -> None:
         """Count from the start point again, with ``verifier``'s trust list."""
-        self.since_ms = None if self.lookback_s is None else now_ms() - int(self.lookback_s * 1e3)
-        await seek_since(c, tps, self.since_ms)
+        self.since_ms = await seek_back(c, tps, self.lookback_s)
         self.book = FinalityBook(self.quorum)
         self.caught_up = False
         self.refused = 0

@@ -227,13 +227,6 @@ class GatewaySettings(BaseModel):
         "verifier keys (one per line); enables receipt signature checks",
     )
     trust_refresh_s: float = Field(default=60.0, gt=0)
-    finality_lookback_s: float | None = Field(
-        default=86_400.0,
-        gt=0,
-        description="how far back (seconds of write time) the gateway starts reading the "
-        "witnesses' cosignatures: a final checkpoint covers every record below it, so the "
-        "latest suffice; null: from the beginning",
-    )
     require_signed_receipts: bool = False
     states: tuple[str, ...] = Field(
         default=(),
@@ -305,6 +298,13 @@ class WitnessSettings(BaseModel):
         ge=1,
         description="cosignatures by distinct other states' witnesses that make a checkpoint "
         "final; unset: a majority of the other members (10 of 19 among 20)",
+    )
+    finality_lookback_s: float | None = Field(
+        default=86_400.0,
+        gt=0,
+        description="how far back (seconds of write time) gateways and subscribers start "
+        "counting the witnesses' cosignatures: a final checkpoint covers every record below "
+        "it, so the latest suffice; null: from the beginning",
     )
     poll_s: float = Field(default=0.2, gt=0, le=5, description="longest wait for input")
     max_batch: int = Field(default=2000, ge=1, description="records read per turn")

@@ -35,10 +35,12 @@ pytestmark = pytest.mark.kafka
 
 @contextmanager
 def gateway_with_quorum(
-    kafka: KafkaHarness, tenant: Tenant, keys: Keys, quorum: int
+    kafka: KafkaHarness, tenant: Tenant, keys: Keys, quorum: int, lookback_s: float = 86_400
 ) -> Iterator[httpx.Client]:
-    """A gateway counting ``quorum`` witnesses as final, and a client of an agency of GT."""
-    settings = kafka.settings_for(tenant, witness={"quorum": quorum})
+    """A gateway counting ``quorum`` witnesses as final (from the cosignatures written in the
+    last ``lookback_s``), and a client of an agency of GT."""
+    witness = {"quorum": quorum, "finality_lookback_s": lookback_s}
+    settings = kafka.settings_for(tenant, witness=witness)
     gws = keys.gateway(trust_refresh_s=0.5)
     app = create_app(settings, gws, registry=Registry.load(settings.schemas_dir))
     with serving(app, gws) as url:
@@ -112,3 +114,10 @@ def test_a_delivery_is_signed_until_a_quorum_of_other_witnesses_cosigned(
     with gateway_with_quorum(kafka, gw_tenant, keys, quorum=3) as strict:
         _until(strict, lambda d: d["caught_up"] and entry(d) is not None, "caught up")
         assert _item(strict, delivery.digest.hex())["finality"] == "signed"
+    # One that starts at the cosignatures of the last second: these are older, so it has not
+    # seen them (signed, never a claim that it is not witnessed).
+    time.sleep(1.5)
+    with gateway_with_quorum(kafka, gw_tenant, keys, quorum=2, lookback_s=1.0) as late:
+        _until(late, lambda d: d["caught_up"], "caught up")
+        assert entry(late.get("/v1/finality").json()) is None
+        assert _item(late, delivery.digest.hex())["finality"] == "signed"
