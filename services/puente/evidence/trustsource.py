@@ -83,6 +83,7 @@ class TrustTracker:
         self.serial_file = serial_file
         self.clock = clock
         self.history = history
+        self._refused_through_history: bytes | None = None
         self._data: bytes | None = None
         self._list: TrustList | None = None
         self._verifier: Verifier | None = None
@@ -190,7 +191,8 @@ class TrustTracker:
             try:
                 return self.offer(data)
             except TrustListError as exc:
-                if exc.reason in _CHAIN_MAY_HELP and self.history is not None:
+                chain_may_help = exc.reason in _CHAIN_MAY_HELP and self.history is not None
+                if chain_may_help and data != self._refused_through_history:
                     return await self._offer_through_history(data)
                 log.warning("trust_list.refused", reason=exc.reason, error=exc.message)
                 return False
@@ -207,6 +209,9 @@ class TrustTracker:
         try:
             changed = self.offer(data, through=lists)
         except TrustListError as exc:
+            # The same list offered again is refused without reading the history again (a
+            # list that completes the chain is published as the newest, so it differs).
+            self._refused_through_history = data
             log.warning("trust_list.refused", reason=exc.reason, error=exc.message)
             return False
         log.info("trust_list.chain_followed", serial=self.highest_serial, lists=len(lists))

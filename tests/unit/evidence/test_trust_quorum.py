@@ -308,7 +308,11 @@ async def test_a_verifier_that_missed_lists_follows_the_kept_chain(fed: Federati
     )
     assert not await tracker.refresh([newest])  # the history does not hold list 2 yet
     assert tracker.current is None and asked == [1]
+    assert not await tracker.refresh([newest]) and asked == [1]  # the same list: not again
     kept += [genesis, *chain]
+    tracker = TrustTracker(
+        TrustAnchor.genesis(genesis), fed.world.registry, clock=lambda: T0, history=history
+    )
     assert await tracker.refresh([newest])
     assert tracker.current is not None and tracker.current.serial == 3
     # The chain judged the newest list only: list 2 never became the list in force, and list 3
