@@ -119,9 +119,9 @@ def issue(store: KeyStore, signers: Sequence[KeyStore], *, floor: bytes, now: in
     wanted = replace(wanted, quorum=majority(roots))
     if current is not None and not _renew(current, wanted, now):
         return Issued(data)
-    note = _pending(proposal_path, wanted, now)
+    serial = current.serial + 1 if current is not None else _serial_after(data, now)
+    note = _pending(proposal_path, wanted, serial=serial, now=now)
     if note is None:
-        serial = current.serial + 1 if current is not None else _serial_after(data, now)
         note = Note.unsigned(replace(wanted, serial=serial).text())
     tl = TrustList.from_text(note.text)
     judge = anchor if anchor is not None else TrustAnchor.of(tl)  # none yet: the genesis list
@@ -164,9 +164,10 @@ def _content(tl: TrustList) -> tuple[object, ...]:
     return (tl.entries, tl.encryption_entries, tl.floor_digest, tl.quorum)
 
 
-def _pending(path: Path, wanted: TrustList, now: int) -> Note | None:
-    """The proposal waiting in ``path`` when it is the list wanted (its signatures so far
-    count), else None (a proposal of other keys is replaced)."""
+def _pending(path: Path, wanted: TrustList, *, serial: int, now: int) -> Note | None:
+    """The proposal waiting in ``path`` when it is the list wanted, under a serial no lower
+    than ``serial`` (its signatures so far count), else None (a proposal of other keys, or
+    overtaken by a list in force, is replaced)."""
     if not path.is_file():
         return None
     try:
@@ -174,7 +175,7 @@ def _pending(path: Path, wanted: TrustList, now: int) -> Note | None:
         tl = TrustList.from_text(note.text)
     except (MalformedError, UnicodeDecodeError):
         return None
-    fresh = tl.issued_at <= now and tl.expires_at - now >= RENEW_WITHIN_MS
+    fresh = tl.serial >= serial and tl.issued_at <= now and tl.expires_at - now >= RENEW_WITHIN_MS
     return note if fresh and _content(tl) == _content(wanted) else None
 
 
