@@ -200,8 +200,9 @@ def start_tracker(member: str) -> Callable[[Container], None]:
 
 def start_witness(member: str) -> Callable[[Container], None]:
     """State ``member``'s witness, built as ``puente serve witness --as CC`` builds it: its own
-    Kafka credential, the trust list from the mounted file, and its witness key (from the
-    node's key store), which the trust list names as node:CC's, usage witness."""
+    Kafka credential, the trust list from the mounted file, and its witness key (from its own
+    key store, PUENTE_WITNESS__KEYS_DIR), which the trust list names as node:CC's, usage
+    witness."""
 
     def start(c: Container) -> None:
         from puente.app.runtime import Runtime
