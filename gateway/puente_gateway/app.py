@@ -26,11 +26,12 @@ from puente.codec.errors import FieldProblem
 from puente.codec.registry import Registry
 from puente.config import GatewaySettings, Settings
 from puente.errors import ConfigError
+from puente.evidence.finality import default_quorum
 from puente.logs import get_logger
 from puente.members import load_members
 from puente.secrets import Credential
 from puente.topics import Naming
-from puente_gateway import catalog, feeds, health, notices, receipts, trust  # modules
+from puente_gateway import catalog, feeds, finality, health, notices, receipts, trust
 from puente_gateway.auth import Authenticator, AuthMiddleware
 from puente_gateway.broker import GatewayKafka, gateway_credentials
 from puente_gateway.context import GatewayContext
@@ -105,6 +106,7 @@ def create_app(
         clients=_client_certificates(gw),
         retry_after_s=gw.retry_after_s,
     )
+    trust_source = trust.TrustSource(kafka, gw, registry, settings)
     ctx = GatewayContext(
         gw=gw,
         naming=Naming(settings.kafka.topic_prefix),
@@ -115,17 +117,25 @@ def create_app(
         authenticator=authenticator,
         metrics=metrics,
         once=Once(shared, metrics),
-        trust=trust.TrustSource(kafka, gw, registry, settings),
+        trust=trust_source,
         edge=edge,
+        finality=finality.FinalityView(
+            kafka,
+            trust_source,
+            quorum=settings.witness.quorum or default_quorum(members),
+            lookback_s=settings.witness.finality_lookback_s,
+        ),
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         log.info("gateway started", prefix=ctx.naming.prefix, states=sorted(edge.states))
         shared.start()
+        ctx.finality.start()
         try:
             yield
         finally:
+            await ctx.finality.stop()
             await shared.stop()
             await readers.close()
             await kafka.close()
@@ -141,7 +151,7 @@ def create_app(
         telemetry=NO_TELEMETRY,
     )
     app.state.ctx = ctx
-    routers = [m.router for m in (notices, feeds, receipts, trust, catalog, health)]
+    routers = [m.router for m in (notices, feeds, receipts, trust, finality, catalog, health)]
     for router in routers:
         app.include_router(router)
     app.include_router(warnings_router)  # GET /v1/warnings (early warning, issue 19)

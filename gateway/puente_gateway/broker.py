@@ -23,8 +23,9 @@ connection in order, so asking a reader whose long-poll fetch is pending waits f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -266,3 +267,60 @@ class GatewayKafka:
         """Stop every state's clients."""
         for k in self.states.values():
             await k.close()
+
+
+Follow = Callable[[AIOKafkaConsumer], Awaitable[None]]
+
+
+class Following:
+    """A background task that reads for ever as one state's gateway: ``follow`` gets a started
+    consumer and returns only by raising; when Kafka fails (or anything else does: never die
+    silently) the consumer is stopped, ``on_lost`` is called, and after the cooldown ``follow``
+    starts again with a new one."""
+
+    def __init__(
+        self, kafka: StateKafka, follow: Follow, *, name: str, on_lost: Callable[[], None]
+    ) -> None:
+        self.kafka = kafka
+        self.follow = follow
+        self.name = name
+        self.on_lost = on_lost
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start following in the background (retrying while Kafka is unreachable)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        """Stop following."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        cooldown = max(self.kafka.gw.kafka_cooldown_s, 0.5)
+        while True:
+            try:
+                c = await self.kafka.consumer()
+            except Unavailable:
+                await asyncio.sleep(cooldown)
+                continue
+            try:
+                await self.follow(c)
+            except (KafkaError, OSError, TimeoutError, Unavailable) as exc:
+                log.warning(
+                    f"{self.name}: following failed",
+                    state=self.kafka.state,
+                    error=type(exc).__name__,
+                )
+            except Exception as exc:
+                log.error(
+                    f"{self.name}: follower error", state=self.kafka.state, error=type(exc).__name__
+                )
+            finally:
+                self.on_lost()
+                await c.stop()
+            await asyncio.sleep(cooldown)

@@ -23,6 +23,7 @@ from puente_gateway.shared import SharedState
 
 if TYPE_CHECKING:
     from puente_gateway.edge import Edge
+    from puente_gateway.finality import FinalityView
     from puente_gateway.trust import TrustSource
 
 
@@ -41,6 +42,7 @@ class GatewayContext:
     once: Once
     trust: TrustSource
     edge: Edge
+    finality: FinalityView
 
     def topic(self, kind: TopicKind, caller: Caller) -> str:
         """The caller's own topic of ``kind``."""

@@ -4,13 +4,15 @@ with ``Last-Event-ID``).
 
 A delivery item carries the record bytes verbatim (``delivery``, base64: the puente.Delivery
 the recipient verifies) and, beside them, the verification material and decoded views of the
-statement and the notice; only the bytes are evidence. Deliveries are sealed to their recipient
-state: the gateway, that state's edge, verifies each one for the caller's state against the
-trust list in force and opens it with the state's member key ring (puente_gateway.edge). Only
-then does the item carry the notice (``notice``, and its bytes in ``notice_avro``); a delivery
-that does not verify for the caller's state, or does not open, is given without them, with the
-reason code in ``error``. Without a valid trust list nothing is shown: 503
-``TRUST_LIST_UNAVAILABLE``, and the cursor stays where it was.
+statement and the notice; only the bytes are evidence. A verified item says how final it is
+(``finality``: ``signed`` by its origin's node, or ``witnessed`` — covered by a checkpoint a
+quorum of other states' witnesses cosigned; puente_gateway.finality). Deliveries are sealed to
+their recipient state: the gateway, that state's edge, verifies each one for the caller's state
+against the trust list in force and opens it with the state's member key ring
+(puente_gateway.edge). Only then does the item carry the notice (``notice``, and its bytes in
+``notice_avro``); a delivery that does not verify for the caller's state, or does not open, is
+given without them, with the reason code in ``error``. Without a valid trust list nothing is
+shown: 503 ``TRUST_LIST_UNAVAILABLE``, and the cursor stays where it was.
 
 An agency limited to some notice types sees only what is known to be of its types (the cursor
 still moves past the rest): a delivery that does not verify, so whose type is unknown, is given
@@ -34,6 +36,7 @@ from puente.codec.registry import Registry
 from puente.evidence.delivery import BatchProof, Delivery, SignatureProof
 from puente.evidence.enckeys import KeyRing
 from puente.evidence.errors import EvidenceError
+from puente.evidence.finality import Finality
 from puente.evidence.verify import Verifier, open_verified
 from puente.topics import DELIVER, REJECTED, TopicKind
 from puente_gateway.auth import Caller, caller_of
@@ -67,14 +70,22 @@ async def render_delivery(
     """A delivery item, verified and opened for the caller's state (503 without a valid trust
     list), or None when the caller's agency may not see its notice type."""
     verifier = await ctx.trust.require()
-    return delivery_item(ctx.registry, verifier, ctx.edge.keyring(caller.state), caller, rec)
+    keys = ctx.edge.keyring(caller.state)
+    return delivery_item(ctx.registry, verifier, keys, caller, rec, finality=ctx.finality.finality)
 
 
 def delivery_item(
-    registry: Registry, verifier: Verifier, keys: KeyRing, caller: Caller, rec: Record
+    registry: Registry,
+    verifier: Verifier,
+    keys: KeyRing,
+    caller: Caller,
+    rec: Record,
+    *,
+    finality: Callable[[str, int], Finality] | None = None,
 ) -> dict[str, Any] | None:
     """The item of delivery record ``rec`` for ``caller``: verified for its state with
-    ``verifier``, opened with its state's ``keys``; None when its agency may not see it."""
+    ``verifier``, opened with its state's ``keys``, saying how final its log position is
+    (``finality``: signed or witnessed); None when its agency may not see it."""
     item = _base(rec) | {"delivery": b64(rec.value)}
     try:
         verified = verifier.verify_delivery(rec.value, recipient=caller.state)
@@ -103,10 +114,10 @@ def delivery_item(
             "inclusion_path": [b64(h) for h in proof.inclusion_path],
         }
     item["delivery_digest"] = verified.digest.hex()
-    item["log_position"] = {
-        "log_id": verified.statement.audit_log_id,
-        "leaf_index": verified.statement.audit_leaf_index,
-    }
+    position = verified.statement.audit_log_id, verified.statement.audit_leaf_index
+    item["log_position"] = {"log_id": position[0], "leaf_index": position[1]}
+    if finality is not None:
+        item["finality"] = finality(*position).value
     item["notice_type"] = notice_type
     try:
         _, item["statement"] = json_of(registry, delivery.statement)

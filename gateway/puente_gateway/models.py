@@ -93,6 +93,12 @@ class DeliveryItem(BaseModel):
     )
     verification: SignatureMaterial | BatchMaterial | None = None
     log_position: LogPosition | None = None
+    finality: Literal["signed", "witnessed"] | None = Field(
+        default=None,
+        description="present when the delivery verified: signed (by its origin's node) or "
+        "witnessed (its log position is covered by a checkpoint a quorum of other states' "
+        "witnesses cosigned, as far as the gateway has read them: GET /v1/finality)",
+    )
     statement: dict[str, Any] | None = Field(
         default=None,
         description="the signed DeliveryStatement, decoded: present when the delivery verified "

@@ -30,11 +30,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from puente.logs import get_logger
 from puente.topics import GATEWAY_ANSWERS, GATEWAY_TOKENS
-from puente_gateway.broker import GatewayKafka, StateKafka
+from puente_gateway.broker import Following, GatewayKafka, StateKafka
 from puente_gateway.clock import now_ms
 from puente_gateway.errors import Unavailable
 from puente_gateway.ledger import Entry, Ledger
@@ -67,22 +66,15 @@ class Follower:
         self._positions: dict[TopicPartition, int] = {}
         self._waiters: list[tuple[float, asyncio.Future[None]]] = []
         self._wanted = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._following = Following(kafka, self._follow, name="shared state", on_lost=lambda: None)
 
     def start(self) -> None:
         """Start following in the background (retrying while Kafka is unreachable)."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"follower-{self.kafka.state}"
-            )
+        self._following.start()
 
     async def stop(self) -> None:
         """Stop following."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._following.stop()
 
     def lag_s(self) -> float:
         """Seconds since the last confirmed catch-up (infinite before the first)."""
@@ -104,30 +96,6 @@ class Follower:
         finally:
             if not fut.done():
                 fut.cancel()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                c = await self.kafka.consumer()
-            except Unavailable:
-                await asyncio.sleep(max(self.kafka.gw.kafka_cooldown_s, 0.5))
-                continue
-            try:
-                await self._follow(c)
-            except (KafkaError, OSError, TimeoutError, Unavailable) as exc:
-                log.warning(
-                    "shared state: following failed",
-                    state=self.kafka.state,
-                    error=type(exc).__name__,
-                )
-            except Exception as exc:
-                # Never die silently: the lag grows and token callers get 503 until it recovers.
-                log.error(
-                    "shared state: follower error", state=self.kafka.state, error=type(exc).__name__
-                )
-            finally:
-                await c.stop()
-            await asyncio.sleep(max(self.kafka.gw.kafka_cooldown_s, 0.5))
 
     async def _follow(self, c: AIOKafkaConsumer) -> None:
         tps = [

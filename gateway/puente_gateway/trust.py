@@ -1,13 +1,14 @@
 """``GET /v1/trust-list``: the signed trust list, byte for byte, and the gateway's own copy.
 
 Source: the newest record under key ``trust-list`` of the trust topic (the operator publishes
-the signed note there; the topic is compacted), else ``trust_list_file``, else the embedded
-deployment's ``<state_dir>/keys/trust-list.note``. The bytes are served verbatim — the client
-verifies them with the trust anchors it holds out of band. The gateway follows the list as every
-long-running verifier does (:class:`TrustSource`), with its own anchors (``trust_anchors_file``
-or, on the embedded deployment, the local key store's ``operator:root`` keys): it seals notices
-to the node key the list names, verifies deliveries and receipt signatures with it, and does not
-start without anchors.
+the signed note there, and under ``trust-list/<serial>``: the topic is compacted and keeps each
+list, the chain a gateway holding an older list follows), else ``trust_list_file``, else the
+embedded deployment's ``<state_dir>/keys/trust-list.note``. The bytes are served verbatim — the
+client verifies them with the trust anchors it holds out of band. The gateway follows the list
+as every long-running verifier does (:class:`TrustSource`), with its own anchors
+(``trust_anchors_file`` or, on the embedded deployment, the genesis list beside the local keys):
+it seals notices to the node key the list names, verifies deliveries and receipt signatures
+with it, and does not start without anchors.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from puente.errors import ConfigError
 from puente.evidence.errors import EvidenceError, TrustListError
 from puente.evidence.keystore import TRUST_LIST_FILE
 from puente.evidence.note import Note
-from puente.evidence.trust import TRUST_LIST_KEY, TrustList
+from puente.evidence.trust import TrustList
 from puente.evidence.trustsource import TrustTracker, file_fetch, local_anchor, read_anchor
 from puente.evidence.verify import Verifier
+from puente.kafka.trustfeed import NEWEST_TAIL, history_lists, newest_list, trust_records
 from puente.logs import get_logger
 from puente.topics import TRUST
 from puente_gateway.broker import GatewayKafka
@@ -86,7 +88,7 @@ class TrustSource:
             if gw.trust_anchors_file
             else local_anchor(settings.keys_dir)
         )
-        if anchor is None or not anchor.roots:
+        if anchor is None or (not anchor.roots and anchor.pin is None):
             raise ConfigError(
                 "the gateway has no trust anchor: it seals notices to their state's node and "
                 "verifies deliveries with the trust list, which only an anchor makes usable",
@@ -95,7 +97,7 @@ class TrustSource:
                 "default, `puente demo` makes it",
             )
         self.anchors = anchor
-        self.tracker = TrustTracker(self.anchors, registry, clock=now_ms)
+        self.tracker = TrustTracker(self.anchors, registry, clock=now_ms, history=self._history)
         self._current: Published | None = None
         self._fetched = -1e9
         self._lock = asyncio.Lock()
@@ -116,28 +118,21 @@ class TrustSource:
         self._current = parse(data) if data is not None else None
 
     async def _from_topic(self) -> bytes | None:
-        topic = self.kafka.naming.topic(TRUST)
+        return newest_list(await self._topic_records(NEWEST_TAIL))
+
+    async def _history(self) -> list[bytes]:
+        return history_lists(await self._topic_records(None))
+
+    async def _topic_records(self, tail: int | None) -> list[tuple[bytes, bytes]]:
+        """The trust topic's records (the last ``tail``; None: all); none when unreadable."""
+        tp = TopicPartition(self.kafka.naming.topic(TRUST), 0)
         try:
             async with self.kafka.reader() as c:
-                tp = TopicPartition(topic, 0)
                 c.assign([tp])
-                begin = (await c.beginning_offsets([tp]))[tp]
-                end = (await c.end_offsets([tp]))[tp]
-                if end <= begin:
-                    return None
-                # The newest few records: the last offset may be a transaction marker.
-                c.seek(tp, max(begin, end - 8))
-                last: bytes | None = None
-                deadline = time.monotonic() + self.gw.ready_timeout_s
-                while time.monotonic() < deadline and await c.position(tp) < end:
-                    batch = await c.getmany(tp, timeout_ms=200)
-                    for r in batch.get(tp, []):
-                        if r.key == TRUST_LIST_KEY:
-                            last = r.value
-        except (Unavailable, KafkaError) as exc:
+                return await trust_records(c, tp, tail, self.gw.ready_timeout_s)
+        except (Unavailable, KafkaError, TimeoutError) as exc:
             log.warning("trust topic unreadable", error=type(exc).__name__)
-            return None
-        return last
+            return []
 
     async def verifier(self) -> Verifier | None:
         """A Verifier over the list in force, checked unexpired now; None when no valid list

@@ -222,8 +222,9 @@ class GatewaySettings(BaseModel):
     )
     trust_anchors_file: Path | None = Field(
         default=None,
-        description="the genesis trust list (the signed note), or in a single-root deployment "
-        "the operator root's verifier keys (one per line); enables receipt signature checks",
+        description="the genesis trust list (the signed note; or sha256:<hex> of it, the list "
+        "then read from the trust topic), or in a single-root deployment the operator root's "
+        "verifier keys (one per line); enables receipt signature checks",
     )
     trust_refresh_s: float = Field(default=60.0, gt=0)
     require_signed_receipts: bool = False
@@ -297,6 +298,13 @@ class WitnessSettings(BaseModel):
         ge=1,
         description="cosignatures by distinct other states' witnesses that make a checkpoint "
         "final; unset: a majority of the other members (10 of 19 among 20)",
+    )
+    finality_lookback_s: float | None = Field(
+        default=86_400.0,
+        gt=0,
+        description="how far back (seconds of write time) gateways and subscribers start "
+        "counting the witnesses' cosignatures: a final checkpoint covers every record below "
+        "it, so the latest suffice; null: from the beginning",
     )
     poll_s: float = Field(
         default=1.0,

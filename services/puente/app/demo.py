@@ -394,6 +394,7 @@ async def _receive(
             keys=evidence.store.keyring(member_holder(member)),
             name="demo",
             finality=finality,
+            finality_lookback_s=rt.settings.witness.finality_lookback_s,
         )
         rows = []
         async with sub:
@@ -429,7 +430,7 @@ class _Finality:
         from puente.evidence.checkpoint import parse_signed_checkpoint
         from puente.evidence.errors import EvidenceError
         from puente.kafka.clients import consumer, start
-        from puente.kafka.reading import topic_partitions
+        from puente.kafka.reading import seek_back, topic_partitions
         from puente.topics import COSIGNATURES
 
         cred = self.rt.member_credential(self.member)
@@ -437,8 +438,7 @@ class _Finality:
         await start(c, self.rt.endpoint, cred)
         try:
             tps = await topic_partitions(c, [self.rt.naming.topic(COSIGNATURES)])
-            c.assign(tps)
-            await c.seek_to_beginning(*tps)
+            await seek_back(c, tps, self.rt.settings.witness.finality_lookback_s)
             while not stop.is_set():
                 got = await c.getmany(timeout_ms=500)
                 now = now_ms()

@@ -15,26 +15,25 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 
 from puente.config import Settings
 from puente.errors import PuenteError
-from puente.evidence.errors import MalformedError, TrustListError
+from puente.evidence.errors import TrustListError
 from puente.evidence.keys import SigningKey
-from puente.evidence.keystore import GENESIS_FILE, TRUST_LIST_FILE, KeyStore, root_key_name
+from puente.evidence.keystore import GENESIS_FILE, KeyStore, root_key_name
 from puente.evidence.note import Note
 from puente.evidence.trust import (
-    ROOT_HOLDER,
     TRUST_LIST_KEY,
     TrustAnchor,
     TrustList,
     Usage,
-    majority,
     member_holder,
     node_holder,
     service_holder,
+    trust_history_key,
 )
+from puente.evidence.trustissue import issue, sign_as_roots
 from puente.evidence.witness import witness_key_name
 from puente.kafka.clients import producer, start
 from puente.kafka.connection import KafkaEndpoint
@@ -42,9 +41,6 @@ from puente.kafka.plan import Plan
 from puente.kafka.provision import Change
 from puente.secrets import Credential
 from puente.topics import TRUST, Naming
-
-TRUST_LIST_DAYS = 30
-_DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -99,7 +95,6 @@ def ensure_evidence(
     store = KeyStore(settings.keys_dir)
     now = int(time.time() * 1000)
     floor = floor_digest if floor_digest is not None else regional_floor_digest(settings)
-    changed = False
     for code in members:
         if not _has_key(store, member_holder(code), Usage.TRUST_LIST, now):
             store.generate(
@@ -108,17 +103,14 @@ def ensure_evidence(
                 usages=(Usage.TRUST_LIST,),
                 name=root_key_name(code),
             )
-            changed = True
         for holder, signing_usage in (
             (node_holder(code), Usage.DELIVERY),
             (member_holder(code), Usage.RECEIPT),
         ):
             if not _has_key(store, holder, signing_usage, now):
                 store.generate(holder, valid_from=now)
-                changed = True
             if not _has_key(store, holder, Usage.ENCRYPTION, now):
                 store.generate_encryption(holder, valid_from=now)
-                changed = True
         # The state's witness key: its own key (not the node's), held by the state's node.
         if not _has_key(store, node_holder(code), Usage.WITNESS, now):
             store.generate(
@@ -127,69 +119,28 @@ def ensure_evidence(
                 usages=(Usage.WITNESS,),
                 name=witness_key_name(code),
             )
-            changed = True
     evaluator = service_holder("warnings")
     if not _has_key(store, evaluator, Usage.EARLY_WARNING, now):
         store.generate(evaluator, valid_from=now, usages=(Usage.EARLY_WARNING,))
-        changed = True
-    genesis = store.root / GENESIS_FILE
-    legacy = [store.public(m) for m in store.key_metas() if m.holder == ROOT_HOLDER]
-    anchor = (
-        TrustAnchor.genesis(genesis.read_bytes())
-        if genesis.is_file()
-        else TrustAnchor.from_keys(legacy)
-    )
-    path = store.root / TRUST_LIST_FILE
-    current: TrustList | None = None
-    if path.is_file() and not changed:
-        try:
-            current = TrustList.open(path.read_bytes(), anchor, now=now, strict=False)
-        except TrustListError:  # malformed: issue a new one
-            current = None
-    stale = (
-        current is None
-        or bool(current.problems)
-        or current.quorum is None
-        or current.expires_at - now < 7 * _DAY_MS
-    )
-    if stale or current is None or current.floor_digest != floor:
-        previous = _serial_of(path)
-        unsigned = store.trust_list(
-            serial=(previous + 1) if previous is not None else int(now // 1000),
-            issued_at=now,
-            expires_at=now + TRUST_LIST_DAYS * _DAY_MS,
-            floor_digest=floor,
+    issued = issue(store, [store], floor=floor, now=now)
+    # Every root is here, so only a broken store falls short of quorum.
+    if issued.current is None or issued.proposal is not None:
+        raise TrustListError(
+            f"the trust list in {store.root} lacks signatures of {', '.join(issued.missing)}",
+            reason="TRUST_QUORUM_MISSING",
+            hint=f"their root keys are not in {store.root}; sign the proposal "
+            f"{issued.proposal} with `puente trust sign --as CC`",
         )
-        unsigned = replace(unsigned, quorum=majority(len(unsigned.roots(at=now))))
-        # the transition from a single-root list: the old anchor signs the first one too
-        transition = not genesis.is_file() and bool(legacy)
-        signed = members_sign(store, unsigned, at=now, operator_root=transition)
-        path.write_bytes(signed)
-        if not genesis.is_file():
-            genesis.write_bytes(signed)
-            anchor = TrustAnchor.genesis(genesis.read_bytes())
-    return Evidence(store, anchor, path.read_bytes())
+    anchor = TrustAnchor.genesis((store.root / GENESIS_FILE).read_bytes())
+    return Evidence(store, anchor, issued.current)
 
 
-def members_sign(
-    store: KeyStore, unsigned: TrustList, *, at: int, operator_root: bool = False
-) -> bytes:
-    """``unsigned`` signed by the current root key of every root holder it names that ``store``
-    holds the private key of (on the embedded default: every member), and with
-    ``operator_root`` by the operator root too."""
+def members_sign(store: KeyStore, unsigned: TrustList, *, at: int) -> bytes:
+    """``unsigned`` (naming its quorum) signed by every root key valid at ``at`` of every root
+    holder it names that ``store`` holds the private key of (on the embedded default: every
+    member)."""
     note = Note.unsigned(unsigned.text())
-    holders = [*([ROOT_HOLDER] if operator_root else []), *unsigned.roots(at=at)]
-    for holder in holders:
-        note = note.sign(store.current(holder, usage=Usage.TRUST_LIST, at=at))
-    return note.to_bytes()
-
-
-def _serial_of(path: Path) -> int | None:
-    """The serial of the signed list in ``path`` (unverified), None if none parses."""
-    try:
-        return TrustList.from_text(Note.parse(path.read_bytes()).text).serial
-    except (OSError, MalformedError):
-        return None
+    return sign_as_roots(note, [store], [TrustAnchor.of(unsigned)], at=at).to_bytes()
 
 
 def regional_floor_digest(settings: Settings) -> bytes:
@@ -201,10 +152,13 @@ def regional_floor_digest(settings: Settings) -> bytes:
 async def publish_trust_list(
     endpoint: KafkaEndpoint, operator: Credential, naming: Naming, trust_list: bytes
 ) -> None:
-    """Put the signed trust list on the (compacted) trust topic, as the operator principal."""
+    """Put the signed trust list on the (compacted) trust topic, as the operator principal:
+    under its own serial's key (kept: the chain verifiers follow), then as the newest."""
+    serial = TrustList.from_text(Note.parse(trust_list).text).serial
     p = producer(endpoint, operator)
     await start(p, endpoint, operator)
     try:
+        await p.send_and_wait(naming.topic(TRUST), trust_list, key=trust_history_key(serial))
         await p.send_and_wait(naming.topic(TRUST), trust_list, key=TRUST_LIST_KEY)
     finally:
         await p.stop()

@@ -172,6 +172,7 @@ class Runtime:
             self.naming,
             timeout_s=self.settings.kafka.request_timeout_s,
         )
+        tracker.history = topic.history  # the chain, should the newest need it
         fetches: list[Fetch] = [topic.newest]
         for path in (trust_file, self.settings.keys_dir / TRUST_LIST_FILE):
             if path is not None and (path == trust_file or path.is_file()):

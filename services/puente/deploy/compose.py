@@ -17,7 +17,9 @@ gateway, its edge (``gateway-cc``: ``puente gateway serve`` serving CC only, wit
 encryption keys), published on its own host port. Beside each node runs the state's receipt
 tracker (``tracker-cc``: ``puente serve receipts --as CC``), its own principal, reading the
 node's key store to sign overdue reports as the state's node; and its witness (``witness-cc``:
-``puente serve witness --as CC``), its own principal, with the witness key from the same store.
+``puente serve witness --as CC``), its own principal, with its own key store holding the
+state's witness key alone. The states' root keys (``secrets/roots/``), which sign trust lists,
+are mounted by no service.
 
 Every secret is a file under ``deploy/compose/secrets/`` (``puente deploy compose secrets``
 creates them; they are git-ignored), mounted with Compose ``secrets:`` or, for a key store (a
@@ -37,6 +39,7 @@ from puente.deploy.material import (
     NODES_DIR,
     TRUST_PUBLIC_DIR,
     WARNINGS_DIR,
+    WITNESSES_DIR,
 )
 from puente.deploy.render import GENERATED_BY, yaml_stream
 from puente.kafka.broker_config import (
@@ -247,19 +250,27 @@ def _state_tracker(naming: Naming, member: str, depends_on: dict[str, Any]) -> d
     return _keyed_service(
         c.tracker_command(member),
         naming.tracker_principal(member),
-        member,
+        keys=(
+            _secrets_path(NODES_DIR, member, NODE_KEYS_SUBDIR),
+            c.ENV_NODE_KEYS_DIR,
+            c.NODE_KEYS_DIR,
+        ),
         ports=(c.ENV_TRACKER_METRICS_PORT, c.ENV_TRACKER_METRICS_HOST, c.TRACKER_METRICS_PORT),
         depends_on=depends_on,
     )
 
 
 def _state_witness(naming: Naming, member: str, depends_on: dict[str, Any]) -> dict[str, Any]:
-    """State ``member``'s witness: its own credential; the state's node key store, read only,
-    for its witness key (node:CC, usage witness)."""
+    """State ``member``'s witness: its own credential; its own key store, read only, holding
+    the state's witness key (node:CC, usage witness) alone."""
     return _keyed_service(
         c.witness_command(member),
         naming.witness_principal(member),
-        member,
+        keys=(
+            _secrets_path(WITNESSES_DIR, member, NODE_KEYS_SUBDIR),
+            c.ENV_WITNESS_KEYS_DIR,
+            c.WITNESS_KEYS_DIR,
+        ),
         ports=(c.ENV_WITNESS_METRICS_PORT, c.ENV_WITNESS_METRICS_HOST, c.WITNESS_METRICS_PORT),
         depends_on=depends_on,
     )
@@ -268,14 +279,15 @@ def _state_witness(naming: Naming, member: str, depends_on: dict[str, Any]) -> d
 def _keyed_service(
     command: tuple[str, ...],
     principal: str,
-    member: str,
     *,
+    keys: tuple[str, str, str],
     ports: tuple[str, str, int],
     depends_on: dict[str, Any],
 ) -> dict[str, Any]:
     """One instance of a state's keyed, exactly-once service beside its node (a second would
-    fence the first): its own credential and the node's key store, read only."""
-    keys = _secrets_path(NODES_DIR, member, NODE_KEYS_SUBDIR)
+    fence the first): its own credential and ``keys`` (a key store folder, the setting that
+    names it and where it is mounted), read only."""
+    folder, keys_env, mount = keys
     port_env, host_env, port = ports
     return _puente_service(
         command,
@@ -283,10 +295,10 @@ def _keyed_service(
         | {
             port_env: str(port),
             host_env: "0.0.0.0",  # noqa: S104 - the container's own network
-            c.ENV_NODE_KEYS_DIR: c.NODE_KEYS_DIR,
+            keys_env: mount,
         },
         secrets=[_principal_secret(principal)],
-        volumes=[_POLICIES, f"{keys}:{c.NODE_KEYS_DIR}:ro", _TRUST],
+        volumes=[_POLICIES, f"{folder}:{mount}:ro", _TRUST],
         depends_on=depends_on,
         # SIGTERM: the turn in flight (one Kafka transaction) finishes before the process exits.
         stop_signal="SIGTERM",
@@ -373,7 +385,7 @@ def _evaluator(naming: Naming, depends_on: dict[str, Any]) -> dict[str, Any]:
 
 
 _POLICIES = f"../../policies:{c.POLICIES_MOUNT}:ro"
-# Public trust material (trust anchors, the signed trust list), where Puente looks for it.
+# Public trust material (the genesis list, the signed trust list), where Puente looks for it.
 _TRUST = f"{_secrets_path(TRUST_PUBLIC_DIR)}:{c.TRUST_MOUNT}:ro"
 
 

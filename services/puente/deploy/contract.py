@@ -72,9 +72,10 @@ ENV_NODE_KEYS_DIR = "PUENTE_POLICY__KEYS_DIR"
 ENV_TRACKER_METRICS_PORT = "PUENTE_RECEIPTS__METRICS_PORT"
 ENV_TRACKER_METRICS_HOST = "PUENTE_RECEIPTS__METRICS_HOST"
 # Settings of a witness (puente.config.WitnessSettings); its witness key (node:CC, usage
-# witness) is in its state's node key store (ENV_NODE_KEYS_DIR).
+# witness) is in its own key store, which nothing else mounts.
 ENV_WITNESS_METRICS_PORT = "PUENTE_WITNESS__METRICS_PORT"
 ENV_WITNESS_METRICS_HOST = "PUENTE_WITNESS__METRICS_HOST"
+ENV_WITNESS_KEYS_DIR = "PUENTE_WITNESS__KEYS_DIR"
 # Settings of a state's gateway (puente.config.GatewaySettings) the deployment sets.
 ENV_GATEWAY_STATES = "PUENTE_GATEWAY__STATES"
 ENV_GATEWAY_KEYS_DIR = "PUENTE_GATEWAY__KEYS_DIR"
@@ -98,11 +99,14 @@ NODE_KEYS_DIR = "/var/run/puente/keys"
 GATEWAY_KEYS_DIR = "/var/run/puente/keys"
 # The evaluator's key store (PUENTE_WARNINGS__KEYS_DIR): its service:warnings key, the same way.
 WARNINGS_KEYS_DIR = "/var/run/puente/keys"
+# A state's witness's key store (PUENTE_WITNESS__KEYS_DIR): its witness key alone, the same way.
+WITNESS_KEYS_DIR = "/var/run/puente/keys"
 # The public trust material, where a Puente process looks for the embedded default's key store
-# (<state dir>/keys): the operator's root verifier keys (the trust anchors, .vkey and .json as
-# puente.evidence.keystore reads them), the signed trust list (trust-list.note, read when the
-# trust topic has none) and the anchors one per line (trust-anchors.txt). No private key.
+# (<state dir>/keys): the genesis trust list (trust-genesis.note: the trust anchor) and the
+# signed trust list (trust-list.note, read when the trust topic has none). No private key.
 TRUST_MOUNT = f"{STATE_DIR}/keys"
+# What a single-root deployment's public material held beside its operator root's verifier keys
+# (one per line): handed out until the transition list is signed (puente.deploy.material).
 TRUST_ANCHORS_FILE = "trust-anchors.txt"
 
 # A node reads its pseudonymisation secret from <secrets dir>/<this file>; each state's node

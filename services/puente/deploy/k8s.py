@@ -13,16 +13,18 @@ from one source:
 - ``30-node-cc.yaml``, one per member state: everything state CC's node runs (ServiceAccount,
   Deployment with probes, resources and security context, PodDisruptionBudget, metrics Service,
   NetworkPolicy) and the same for its receipt tracker and its witness (one instance each, no
-  budget), so that one file is what a state's operator reviews or takes away;
+  budget; the witness with its own key store), so that one file is what a state's operator
+  reviews or takes away;
 - ``31-gateway-cc.yaml``, one per member state: the same for state CC's gateway, its edge
   (it serves CC's agencies only, with CC's member encryption keys);
 - ``32-warnings.yaml``: the early-warning evaluator (``puente serve warnings``);
 - ``40-network-policies.yaml``: default-deny ingress for the namespace;
 - ``kustomization.yaml``: the list, for ``kubectl apply -k deploy/k8s``.
 
-Secrets (passwords, each node's key store and pseudonymisation secret, each gateway's key store
-and TLS certificate) and the operator's ConfigMaps (policies, public trust material) are
-referenced by name, never included.
+Secrets (passwords, each node's and witness's key store and the node's pseudonymisation secret,
+each gateway's key store and TLS certificate) and the operator's ConfigMaps (policies, public
+trust material) are referenced by name, never included. No Secret holds a state's root key:
+trust lists are signed outside the cluster, which gets only the signed lists.
 """
 
 from __future__ import annotations
@@ -592,11 +594,19 @@ def _keyed_process(
     replicas: int,
     resources: dict[str, Any],
     grace_s: int,
+    keys: tuple[str, str, str] | None = None,
     also: tuple[tuple[str, str], ...] = (),
     recreate: bool = False,
 ) -> list[dict[str, Any]]:
-    """A state's process that holds its node's key store: its own ServiceAccount and
+    """A state's process that holds a key store — its node's, or ``keys`` (the Secret, the
+    setting that names the store, where it is mounted) — its own ServiceAccount and
     credential, the keys copied 0600 into a memory volume, metrics scrapes its only way in."""
+    node = inputs.naming.node_principal(app.member or "")
+    secret, keys_env, mount = keys or (
+        node_keys_secret_name(node),
+        c.ENV_NODE_KEYS_DIR,
+        c.NODE_KEYS_DIR,
+    )
     probe = {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 10}
     container = {
         "name": app.component,
@@ -604,7 +614,7 @@ def _keyed_process(
         "imagePullPolicy": "IfNotPresent",
         "command": [command[0]],
         "args": list(command[1:]),
-        "env": _env(env | {c.ENV_NODE_KEYS_DIR: c.NODE_KEYS_DIR}),
+        "env": _env(env | {keys_env: mount}),
         "ports": [{"name": "metrics", "containerPort": metrics_port, "protocol": "TCP"}],
         "startupProbe": probe | {"failureThreshold": 30},
         "livenessProbe": probe | {"failureThreshold": 3, "timeoutSeconds": 3},
@@ -613,11 +623,10 @@ def _keyed_process(
         "securityContext": _CONTAINER_SECURITY,
         "volumeMounts": [
             *_common_mounts(),
-            {"name": "keys", "mountPath": c.NODE_KEYS_DIR, "readOnly": True},
+            {"name": "keys", "mountPath": mount, "readOnly": True},
         ],
     }
-    node = inputs.naming.node_principal(app.member or "")
-    copy_keys, key_volumes = _key_store(node_keys_secret_name(node), c.NODE_KEYS_DIR)
+    copy_keys, key_volumes = _key_store(secret, mount)
     volumes = [
         *_common_volumes(principal, inputs.members, also=also),
         *key_volumes,
@@ -702,13 +711,16 @@ def witness_app(member: str) -> App:
 
 
 def state_witness(inputs: c.DeployInputs, member: str) -> list[dict[str, Any]]:
-    """State ``member``'s witness (``puente serve witness --as CC``): its own ServiceAccount
-    and credential; the state's node key store, which holds its witness key; one instance (a
-    second would fence the first), replaced rather than rolled."""
+    """State ``member``'s witness (``puente serve witness --as CC``): its own ServiceAccount,
+    credential and key store (Secret ``puente-witness-cc-keys``: the state's witness key
+    alone; the node's key store is not mounted); one instance (a second would fence the
+    first), replaced rather than rolled."""
+    principal = inputs.naming.witness_principal(member)
     return _keyed_process(
         inputs,
         witness_app(member),
-        principal=inputs.naming.witness_principal(member),
+        principal=principal,
+        keys=(node_keys_secret_name(principal), c.ENV_WITNESS_KEYS_DIR, c.WITNESS_KEYS_DIR),
         command=c.witness_command(member),
         env={
             c.ENV_WITNESS_METRICS_PORT: str(c.WITNESS_METRICS_PORT),

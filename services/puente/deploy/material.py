@@ -7,31 +7,47 @@ for Kubernetes) holds, all private files 0600::
                                     one per member state and per node among them
     kafka-broker.properties         the brokers' PLAIN password (Compose: FileConfigProvider)
     gateway-tls.crt, .key           a self-signed certificate for the gateways (Compose)
+    roots/CC/keys/                  state CC's root key (member:CC, usage trust-list, named
+                                    puente.root/CC): what CC signs trust lists with. Offline
+                                    custody: no workload mounts it and no Secret carries it
+                                    (absent when CC keeps its root itself and handed in the
+                                    public part: ``puente keys import … --dir trust``)
     nodes/CC/keys/                  state CC's node key store (puente.evidence.keystore): its
                                     node:CC Ed25519 signing key (delivery, checkpoint,
                                     early-warning) and X25519 encryption key (agencies seal
                                     ingress to it; the node seals its own state to it)
     nodes/CC/policy-pseudonym.key   CC's node's pseudonymisation secret (its own)
+    witnesses/CC/keys/              state CC's witness key store: its witness key alone
+                                    (node:CC, usage witness, named puente.witness/CC)
     gateways/CC/keys/               state CC's gateway key store: its member:CC X25519
                                     encryption key (nodes seal deliveries to CC to it)
     warnings/keys/                  the early-warning evaluator's key store: its
                                     service:warnings Ed25519 key (usage early-warning)
-    trust/                          the operator's key store (``puente keys --dir``): the
-                                    operator:root key, the public part of every node key, of
-                                    the evaluator's key and of every state's member encryption
-                                    key (and of every other
-                                    member key the operator imports), the signed trust list
-                                    pinning the regional floor
-    trust-public/                   what every node and gateway mounts: the root's verifier
-                                    keys and the signed trust list; nothing private
+    trust/                          the trust store (``puente keys --dir``, ``puente trust
+                                    --dir``): public parts only — every state's root key, node,
+                                    witness and gateway keys, the evaluator's key, every member
+                                    key the operator imports — the signed trust list pinning
+                                    the regional floor (trust-list.note), the genesis list
+                                    (trust-genesis.note) and, short of quorum, the proposal
+                                    (trust-list.proposed); a secrets folder made before the
+                                    federation also keeps its old operator:root key here
+    trust-public/                   what every node, witness, gateway and the evaluator mounts:
+                                    the genesis list (their trust anchor) and the signed trust
+                                    list; nothing private
 
 Existing files are kept: rotation is a deliberate act (a new key file, then a new trust list;
-deploy/README.md). Each run copies the public part of every node and gateway key the trust store
-lacks and signs a new trust list when its keys or floor changed or it nears expiry.
+deploy/README.md). Each run copies the public part of every root, node, witness and gateway key
+the trust store lacks and, when the keys or the floor changed or the list nears expiry, has a
+new list signed by the member states' roots (:func:`puente.evidence.trustissue.issue`, as
+``puente demo`` does): with a quorum of root keys in ``roots/`` it signs and publishes it into
+``trust-public/``; short of one it writes the proposal and fails naming the ``puente trust sign
+--as CC`` commands that remain, and the list in force stays.
 
 ``k8s_secret_manifests`` turns the folder into Kubernetes Secret manifests (and
 ``k8s_trust_configmap`` the public trust material into a ConfigMap), written to a 0600 file for
-``kubectl apply`` (never printed).
+``kubectl apply`` (never printed). The root keys are not among them: nothing in the cluster
+signs trust lists, and a Secret would put every state's root within reach of whoever reads
+Secrets in the namespace (or its etcd backups).
 """
 
 from __future__ import annotations
@@ -40,37 +56,43 @@ import datetime as dt
 import ipaddress
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from puente.deploy import contract as c
 from puente.errors import ConfigError
 from puente.evidence._time import now_ms
-from puente.evidence.errors import UntrustedKeyError
-from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
+from puente.evidence.errors import TrustListError
+from puente.evidence.keystore import (
+    GENESIS_FILE,
+    TRUST_LIST_FILE,
+    KeyMeta,
+    KeyStore,
+    root_key_name,
+)
 from puente.evidence.trust import (
     ROOT_HOLDER,
-    TrustList,
     Usage,
+    holder_state,
     member_holder,
     node_holder,
     service_holder,
 )
+from puente.evidence.trustissue import Issued, issue
 from puente.evidence.witness import witness_key_name
 from puente.kafka.broker_config import ADMIN_USER, BROKER_USER
 from puente.secrets import SecretStore, new_password, write_private
 from puente.service.secret import new_pseudonym_secret
 
 NODES_DIR = "nodes"
+WITNESSES_DIR = "witnesses"
+ROOTS_DIR = "roots"
 GATEWAYS_DIR = "gateways"
 WARNINGS_DIR = "warnings"
 TRUST_DIR = "trust"
 TRUST_PUBLIC_DIR = "trust-public"
 NODE_KEYS_SUBDIR = "keys"
 GATEWAY_KEYS_SUBDIR = "keys"
-TRUST_LIST_MS = 30 * 86_400_000  # a signed list is valid 30 days...
-RESIGN_WITHIN_MS = 7 * 86_400_000  # ...and is signed anew by the first run in its last 7
 
 
 def _random_cluster_id() -> str:
@@ -88,6 +110,17 @@ def node_dir(secrets_dir: Path, member: str) -> Path:
 def node_keys_dir(secrets_dir: Path, member: str) -> Path:
     """State ``member``'s node key store (what ``PUENTE_POLICY__KEYS_DIR`` names)."""
     return node_dir(secrets_dir, member) / NODE_KEYS_SUBDIR
+
+
+def witness_keys_dir(secrets_dir: Path, member: str) -> Path:
+    """State ``member``'s witness key store (what ``PUENTE_WITNESS__KEYS_DIR`` names)."""
+    return secrets_dir / WITNESSES_DIR / member / NODE_KEYS_SUBDIR
+
+
+def root_keys_dir(secrets_dir: Path, member: str) -> Path:
+    """State ``member``'s root key store (``puente trust sign --as CC --dir``): mounted by
+    nothing."""
+    return secrets_dir / ROOTS_DIR / member / NODE_KEYS_SUBDIR
 
 
 def gateway_keys_dir(secrets_dir: Path, member: str) -> Path:
@@ -109,25 +142,54 @@ def _ensure_pseudonym_secret(path: Path) -> Path | None:
 
 
 def _ensure_node_keys(store: KeyStore, member: str, now: int) -> bool:
-    """A signing key, an encryption key and a witness key (usage witness) for
-    ``node:<member>`` unless the store has one of each kind already (a rotated or revoked one
-    included: replacing keys is the state's act)."""
+    """A signing key and an encryption key for ``node:<member>`` unless the store has one of
+    each kind already (a rotated or revoked one included: replacing keys is the state's act).
+    The state's witness key is not here (:func:`_ensure_witness_key`)."""
     holder = node_holder(member)
-    witness = Usage.WITNESS.value
     kinds = {
-        "encryption" if m.is_encryption else "witness" if witness in m.usages else "signing"
+        "encryption" if m.is_encryption else "signing"
         for m in store.key_metas()
-        if m.holder == holder
+        if m.holder == holder and Usage.WITNESS.value not in m.usages
     }
     if "signing" not in kinds:
         store.generate(holder, valid_from=now)
     if "encryption" not in kinds:
         store.generate_encryption(holder, valid_from=now)
-    if "witness" not in kinds:
+    return kinds != {"signing", "encryption"}
+
+
+def _ensure_witness_key(store: KeyStore, node: KeyStore, member: str, now: int) -> bool:
+    """The state's witness key (``node:<member>``, usage witness) in its own store, unless it
+    has one (a rotated or revoked one included). A secrets folder made when the node's store
+    held it moves it here (the same key: no trust list changes) rather than making another."""
+    holder = node_holder(member)
+
+    def witness_keys(s: KeyStore) -> list[KeyMeta]:
+        return [m for m in s.key_metas() if m.holder == holder and Usage.WITNESS.value in m.usages]
+
+    if witness_keys(store):
+        return False
+    moved = [node.move(m.key_id, store) for m in witness_keys(node)]
+    if not moved:
         store.generate(
             holder, valid_from=now, usages=(Usage.WITNESS,), name=witness_key_name(member)
         )
-    return kinds != {"signing", "encryption", "witness"}
+    return True
+
+
+def _ensure_root_key(store: KeyStore, trust: KeyStore, member: str, now: int) -> bool:
+    """State ``member``'s root key (``member:<member>``, usage trust-list) in its own store,
+    unless it has one or the trust store has its public part already (the state keeps its
+    root itself and handed that in)."""
+    holder = member_holder(member)
+    if any(
+        m.holder == holder and Usage.TRUST_LIST.value in m.usages
+        for s in (store, trust)
+        for m in s.key_metas()
+    ):
+        return False
+    store.generate(holder, valid_from=now, usages=(Usage.TRUST_LIST,), name=root_key_name(member))
+    return True
 
 
 def _ensure_gateway_keys(store: KeyStore, member: str, now: int) -> bool:
@@ -171,47 +233,20 @@ def _import_keys(trust: KeyStore, source: KeyStore, holder: str) -> bool:
     return bool(new)
 
 
-def _sign_trust_list(trust: KeyStore, floor: bytes, now: int) -> bool:
-    """Sign a new trust list of the trust store's keys, pinning ``floor``, unless the signed one
-    already says exactly that and is valid for a week more. True when signed anew."""
-    anchors = [trust.public(m) for m in trust.key_metas() if m.holder == ROOT_HOLDER]
-    wanted = trust.trust_list(
-        serial=0, issued_at=now, expires_at=now + TRUST_LIST_MS, floor_digest=floor
-    )
-    path = trust.root / TRUST_LIST_FILE
-    current = (
-        TrustList.open(path.read_bytes(), anchors, now=now, strict=False)
-        if path.is_file()
-        else None
-    )
-    if (
-        current is not None
-        and not current.problems
-        and current.expires_at - now >= RESIGN_WITHIN_MS
-        and (current.entries, current.encryption_entries, current.floor_digest)
-        == (wanted.entries, wanted.encryption_entries, wanted.floor_digest)
-    ):
-        return False
-    try:
-        root = trust.current(ROOT_HOLDER, usage=Usage.TRUST_LIST, at=now)
-    except UntrustedKeyError:
-        raise ConfigError(
-            f"the trust list in {trust.root} needs signing and no operator root key is there",
-            hint=f"puente keys trust-list build --dir {trust.root} --floor {floor.hex()} && "
-            f"puente keys trust-list sign --dir {trust.root} --key <root.skey>, then run again",
-        ) from None
-    # A first list's serial is the time, so a list made anew never goes below one issued before.
-    serial = current.serial + 1 if current is not None else now // 1000
-    path.write_bytes(replace(wanted, serial=serial).sign(root))
-    return True
-
-
 def trust_public_files(secrets_dir: Path) -> dict[str, bytes]:
-    """The public trust material every node and gateway reads from ``<state dir>/keys``: the
-    operator root's keys as the key store keeps them (``.vkey`` and ``.json``, which
-    ``Runtime.anchors`` reads), the same verifier keys one per line (``trust-anchors.txt``) and
-    the signed trust list (``trust-list.note``, read when the trust topic has none)."""
+    """The public trust material every node, witness, gateway and the evaluator reads from
+    ``<state dir>/keys``: the genesis list (``trust-genesis.note``, the anchor
+    ``Runtime.anchors`` and the gateway take from there) and the signed trust list in force
+    (``trust-list.note``, read when the trust topic has none). A secrets folder of a single-root
+    deployment still waiting for its transition list keeps handing out what it did: the
+    operator root's verifier keys (``.vkey``, ``.json``, and one per line in
+    ``trust-anchors.txt``) and its list. Nothing before a first list is signed."""
     trust = secrets_dir / TRUST_DIR
+    listed = trust / TRUST_LIST_FILE
+    if not listed.is_file():
+        return {}
+    if (trust / GENESIS_FILE).is_file():
+        return {n: (trust / n).read_bytes() for n in (GENESIS_FILE, TRUST_LIST_FILE)}
     stem = ROOT_HOLDER.replace(":", "-") + "-"  # the key store's file names: <holder>-<key id>
     files = {
         p.name: p.read_bytes()
@@ -219,7 +254,7 @@ def trust_public_files(secrets_dir: Path) -> dict[str, bytes]:
         if p.name.startswith(stem) and p.suffix in (".vkey", ".json")
     }
     files[c.TRUST_ANCHORS_FILE] = b"".join(v for n, v in files.items() if n.endswith(".vkey"))
-    files[TRUST_LIST_FILE] = (trust / TRUST_LIST_FILE).read_bytes()
+    files[TRUST_LIST_FILE] = listed.read_bytes()
     return files
 
 
@@ -242,23 +277,35 @@ def _write_trust_public(secrets_dir: Path) -> None:
 
 
 def state_material(secrets_dir: Path, inputs: c.DeployInputs) -> list[Path]:
-    """Every state's node key store and pseudonymisation secret and its gateway's key store,
-    the early-warning evaluator's key store, the operator's trust store with a signed trust list
-    of their public parts, and the public trust material; the paths made or signed anew (a key
-    store that got keys counts as one)."""
+    """Every state's root key (unless it keeps its own), node key store and pseudonymisation
+    secret, witness key store and gateway key store, the early-warning evaluator's key store,
+    the trust store with a trust list of their public parts signed by the states' roots, and the
+    public trust material; the paths made or signed anew (a key store that got keys counts as
+    one). Short of a quorum of root signatures: :class:`TrustListError`
+    (``TRUST_QUORUM_MISSING``) naming the signatures that remain, after everything else is
+    written (the proposal in ``trust/``, the list in force kept in ``trust-public/``)."""
     now = now_ms()
     created: list[Path] = []
     trust = KeyStore(secrets_dir / TRUST_DIR)
-    if not any(m.holder == ROOT_HOLDER for m in trust.key_metas()):
-        trust.generate(ROOT_HOLDER, valid_from=now)
-        created.append(trust.root)
+    roots: list[KeyStore] = []
+    for member in inputs.members:
+        root = KeyStore(root_keys_dir(secrets_dir, member))
+        if _ensure_root_key(root, trust, member, now):
+            created.append(root.root)
+        if root.root.is_dir():
+            roots.append(root)
+            _import_keys(trust, root, member_holder(member))
     for member in inputs.members:
         store = KeyStore(node_keys_dir(secrets_dir, member))
         if _ensure_node_keys(store, member, now):
             created.append(store.root)
         secret = _ensure_pseudonym_secret(node_dir(secrets_dir, member) / c.NODE_PSEUDONYM_FILE)
         created += [secret] if secret else []
-        _import_keys(trust, store, node_holder(member))
+        witness = KeyStore(witness_keys_dir(secrets_dir, member))
+        if _ensure_witness_key(witness, store, member, now):
+            created.append(witness.root)
+        for source in (store, witness):
+            _import_keys(trust, source, node_holder(member))
         gateway = KeyStore(gateway_keys_dir(secrets_dir, member))
         if _ensure_gateway_keys(gateway, member, now):
             created.append(gateway.root)
@@ -267,10 +314,38 @@ def state_material(secrets_dir: Path, inputs: c.DeployInputs) -> list[Path]:
     if _ensure_warnings_key(evaluator, now):
         created.append(evaluator.root)
     _import_keys(trust, evaluator, service_holder("warnings"))
-    if _sign_trust_list(trust, inputs.floor_digest, now):
+    # The trust store signs too when it keeps a single-root deployment's operator root: the
+    # transition list needs it.
+    issued = issue(trust, [*roots, trust], floor=inputs.floor_digest, now=now)
+    if issued.changed:
         created.append(trust.root / TRUST_LIST_FILE)
     _write_trust_public(secrets_dir)
+    if issued.proposal is not None:
+        raise _quorum_missing(secrets_dir, issued)
     return created
+
+
+def _quorum_missing(secrets_dir: Path, issued: Issued) -> TrustListError:
+    """What the operator is told when the next list lacks root signatures: each state that
+    may still sign, with the command it runs where it keeps its root key."""
+    proposal = issued.proposal
+    assert proposal is not None
+    steps = []
+    for holder in issued.missing:
+        who = "root" if holder == ROOT_HOLDER else holder_state(holder) or holder
+        where = (
+            "<where the old operator root key is kept>"
+            if holder == ROOT_HOLDER
+            else f"<{who}'s root key directory>"
+        )
+        steps.append(f"puente trust sign --as {who} --in {proposal} --dir {where}")
+    return TrustListError(
+        f"the next trust list needs {issued.needed} more root signature(s) "
+        f"(of {', '.join(issued.missing)}); proposal written to {proposal}, the list in force "
+        f"is kept",
+        reason="TRUST_QUORUM_MISSING",
+        hint=f"{issued.needed} of: " + "; ".join(steps) + "; then run this command again",
+    )
 
 
 def compose_secrets(
@@ -291,7 +366,6 @@ def compose_secrets(
     if not broker.exists():
         write_private(broker, f"username={BROKER_USER}\npassword={new_password()}\n".encode())
         created.append(broker)
-    created += state_material(secrets_dir, inputs)
     cert, key_file = secrets_dir / c.GATEWAY_TLS_CERT, secrets_dir / c.GATEWAY_TLS_KEY
     if not cert.exists() or not key_file.exists():
         names = ["localhost", *(f"gateway-{m.lower()}" for m in inputs.members)]
@@ -308,8 +382,11 @@ def compose_secrets(
             ).encode(),
         )
         created.append(env_file)
-    if owner is not None:
-        _chown_tree(secrets_dir, owner)
+    try:
+        created += state_material(secrets_dir, inputs)
+    finally:  # short of quorum too: the proposal is signed by whoever owns the folder
+        if owner is not None:
+            _chown_tree(secrets_dir, owner)
     return created
 
 
@@ -370,8 +447,9 @@ def password_secret_name(principal: str) -> str:
 
 
 def node_keys_secret_name(principal: str) -> str:
-    """The Secret holding a node's key store (every file of ``nodes/CC/keys/``), or the
-    evaluator's (``warnings/keys/``, principal ``<prefix>-svc-warnings``)."""
+    """The Secret holding a node's key store (every file of ``nodes/CC/keys/``), a witness's
+    (``witnesses/CC/keys/``, principal ``<prefix>-witness-cc``) or the evaluator's
+    (``warnings/keys/``, principal ``<prefix>-svc-warnings``)."""
     return f"{principal}-keys"
 
 
@@ -393,7 +471,8 @@ def k8s_secret_manifests(
     secrets_dir: Path, inputs: c.DeployInputs, *, namespace: str
 ) -> list[dict[str, Any]]:
     """Secret manifests for every principal's password, every node's key store and
-    pseudonymisation secret, every state's gateway key store, and the evaluator's key store.
+    pseudonymisation secret, every state's witness and gateway key stores, and the evaluator's
+    key store — never a root key (``roots/`` stays in offline custody: module docstring).
 
     Missing credentials and node material are generated into ``secrets_dir`` first (kept there:
     re-running renders the same Secrets), so the operator keeps the passwords to hand to member
@@ -416,6 +495,9 @@ def k8s_secret_manifests(
         secret = node_dir(secrets_dir, member) / c.NODE_PSEUDONYM_FILE
         data = {c.NODE_PSEUDONYM_FILE: secret.read_text(encoding="ascii")}
         docs.append(_secret_manifest(node_pseudonym_secret_name(principal), namespace, data))
+        witness = inputs.naming.witness_principal(member)
+        data = _folder(witness_keys_dir(secrets_dir, member))
+        docs.append(_secret_manifest(node_keys_secret_name(witness), namespace, data))
         data = _folder(gateway_keys_dir(secrets_dir, member))
         docs.append(_secret_manifest(gateway_keys_secret_name(member), namespace, data))
     evaluator = inputs.naming.service_principal("warnings")

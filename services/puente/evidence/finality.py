@@ -95,7 +95,14 @@ class FinalityBook:
     def add(self, note_bytes: bytes, verifier: Verifier) -> int:
         """Count a cosigned checkpoint (the log's signature checked with ``verifier``); the
         number of states newly counted. Raises the evidence error of a log signature that
-        does not verify. A note counted already (the same bytes) counts nothing more."""
+        does not verify.
+
+        A checkpoint smaller than the log's final one adds nothing (the final one covers every
+        record below it): it is passed over before any signature is checked, and what the book
+        held of smaller sizes is dropped when a larger one becomes final — so a long-running
+        reader of the cosignatures topic keeps a few checkpoints per log, not the history. A
+        note counted already (the same bytes, e.g. from another reader sharing the book) counts
+        nothing more and is not verified again."""
         if note_bytes in self._counted:
             return 0
         new = self._add(note_bytes, verifier)
@@ -110,6 +117,9 @@ class FinalityBook:
         state = audit_log_state(cp.log_origin)
         if state is None:
             raise EvidenceError(f"{cp.log_origin!r} is not an audit log", reason="LOG_UNKNOWN")
+        known = self.logs.get(cp.log_origin)
+        if known is not None and cp.size < known.final_size:
+            return 0
         verified = verifier.verify_checkpoint(without_cosignatures(parsed).to_bytes())
         log = self.logs.setdefault(cp.log_origin, LogFinality(cp.log_origin))
         root = log.roots.setdefault(cp.size, cp.root)
@@ -124,6 +134,10 @@ class FinalityBook:
             have[who] = min(have.get(who, t), t)
         if len(have) >= self.quorum and cp.size > log.final_size:
             log.final_size = cp.size
+            for smaller in [size for size in log.roots if size < cp.size]:
+                del log.roots[smaller]
+                log.cosigners.pop(smaller, None)
+                log.signed_at.pop(smaller, None)
         return new
 
     def finality(self, log_id: str, leaf_index: int) -> Finality:

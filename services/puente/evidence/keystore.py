@@ -274,6 +274,32 @@ class KeyStore:
         """The private key of ``meta`` (refused unless its file is owner-only)."""
         return read_private_key(self._stem(meta.holder, meta.key_id).with_suffix(PRIVATE_SUFFIX))
 
+    def private_keys(self, holder: str, *, usage: Usage, at: int) -> list[SigningKey]:
+        """Every signing key of ``holder`` valid for ``usage`` at ``at`` whose private part is
+        here, oldest first: what signs a trust list as a root holder (during a root rotation
+        both keys sign: the old one counts for the list in force, the new one for the next)."""
+        holder = check_holder(holder)
+        return [
+            read_private_key(path)
+            for meta in self.key_metas()
+            if meta.holder == holder
+            and usage.value in meta.usages
+            and not meta.is_encryption
+            and meta.entry(self.public(meta)).status_at(at) == "valid"
+            and (path := self._stem(holder, meta.key_id).with_suffix(PRIVATE_SUFFIX)).exists()
+        ]
+
+    def move(self, key_id: str, to: KeyStore) -> KeyMeta:
+        """Move a key (private part, public parts, description) into key store ``to``: the same
+        key, kept by another process, so no trust list changes."""
+        meta = self.meta(key_id)
+        stem = self._stem(meta.holder, meta.key_id)
+        ensure_private_dir(to.root)
+        for path in sorted(self.root.glob(f"{stem.name}.*")):
+            path.rename(to.root / path.name)
+        log.info("key moved", key_id=meta.key_id, holder=meta.holder, to=str(to.root))
+        return meta
+
     def current(self, holder: str, *, usage: Usage, at: int) -> SigningKey:
         """The newest key of ``holder`` valid for ``usage`` at ``at`` whose private part is
         here: what the policy service signs with."""

@@ -40,6 +40,7 @@ the suspected compromise): anything claiming a later time fails.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -63,6 +64,16 @@ halves); in a federation the member states' root keys (``member:CC``) sign them.
 TRUST_LIST_KEY = b"trust-list"
 """The Kafka record key of the trust list on the (compacted) trust topic: the newest value wins.
 The value is the signed note bytes, exactly as :meth:`TrustList.sign` returns them."""
+TRUST_HISTORY_PREFIX = b"trust-list/"
+"""Each list is also published under its own key, ``trust-list/<serial>``, which compaction
+keeps: the chain from any anchor to the newest list stays on the topic."""
+
+
+def trust_history_key(serial: int) -> bytes:
+    """The record key that keeps list ``serial`` on the compacted trust topic."""
+    return TRUST_HISTORY_PREFIX + str(serial).encode("ascii")
+
+
 _HOLDER = re.compile(
     r"^(member:[A-Z]{2}|node:[A-Z]{2}|service:[a-z][a-z0-9-]{0,30}|operator:[a-z][a-z0-9-]{0,30})$"
 )
@@ -586,6 +597,35 @@ class TrustAnchor:
     roots: tuple[KeyEntry, ...]
     k: int
     serial: int = 0
+    pin: bytes | None = None
+    """Set on an anchor given as the genesis list's SHA-256 only (:meth:`pinned`): it has no
+    roots until :meth:`resolve` finds the list with that digest (on the trust topic)."""
+
+    @classmethod
+    def pinned(cls, digest: bytes) -> TrustAnchor:
+        """The anchor given as ``sha256:<hex>`` of the genesis list (the signed note's bytes):
+        a short value to publish out of band; the list itself is read from the trust topic,
+        which keeps every list (:meth:`resolve`)."""
+        if len(digest) != 32:
+            raise TrustListError(
+                "a pinned genesis list is its SHA-256: 64 hex digits after sha256:",
+                reason="TRUST_ANCHOR_INVALID",
+            )
+        return cls((), 1, 0, digest)
+
+    def resolve(self, lists: Iterable[bytes]) -> TrustAnchor:
+        """A pinned anchor made from the list among ``lists`` whose SHA-256 is the pin (checked
+        as a genesis list); any other anchor unchanged. :class:`TrustListError`
+        ``TRUST_ANCHOR_UNRESOLVED`` when none has that digest."""
+        if self.pin is None:
+            return self
+        for data in lists:
+            if hashlib.sha256(data).digest() == self.pin:
+                return TrustAnchor.genesis(data)
+        raise TrustListError(
+            f"no trust list with SHA-256 {self.pin.hex()} (the pinned genesis list) was found",
+            reason="TRUST_ANCHOR_UNRESOLVED",
+        )
 
     @classmethod
     def from_keys(cls, keys: Iterable[PublicKey]) -> TrustAnchor:

@@ -15,6 +15,13 @@ current list and takes each newer one offered (from the trust topic, a file, ...
 * it is not a second, different list under the serial of the current one
   (``TRUST_LIST_CONFLICT``).
 
+A verifier that missed lists (it was stopped, or starts from the genesis list long after) may
+hold roots the newest list no longer carries a quorum of. Given a ``history`` source (the trust
+topic keeps every list under its serial's key), the tracker then follows the chain: each list
+between the one it holds and the newest, in serial order, judged by the roots of the one before
+at its own issue time (an old list's expiry does not matter: TUF's rule for root rotation), and
+judges the newest by the last of them (:meth:`TrustAnchor.follow`).
+
 :meth:`TrustTracker.verifier` is asked for at every verification and checks expiry each time,
 so a list that expires while the process runs stops being used at once. A refused list leaves
 the current one in force. Pure apart from the optional serial file; the refresh loop
@@ -25,14 +32,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 
 from puente.codec.registry import Registry
 from puente.evidence._time import now_ms
-from puente.evidence.errors import TrustListError
+from puente.evidence.errors import MalformedError, TrustListError
 from puente.evidence.keys import PublicKey
 from puente.evidence.keystore import GENESIS_FILE, KeyStore
+from puente.evidence.note import Note
 from puente.evidence.trust import ROOT_HOLDER, TRUST_LIST_HEADER, TrustAnchor, TrustList
 from puente.evidence.verify import Verifier
 from puente.logs import get_logger
@@ -41,6 +49,11 @@ log = get_logger("evidence.trust")
 
 Fetch = Callable[[], Awaitable[bytes | None]]
 """Returns the newest signed trust list a source holds, or None."""
+History = Callable[[], Awaitable[Sequence[bytes]]]
+"""Returns every signed trust list a source keeps (any order): the chain to the newest."""
+_CHAIN_MAY_HELP = frozenset(
+    {"TRUST_QUORUM_MISSING", "TRUST_LIST_UNTRUSTED", "TRUST_ANCHOR_UNRESOLVED"}
+)
 
 
 class TrustTracker:
@@ -53,9 +66,12 @@ class TrustTracker:
         *,
         serial_file: Path | None = None,
         clock: Callable[[], int] = now_ms,
+        history: History | None = None,
     ) -> None:
+        """``history``: where the lists between the one held and a newer one are found when
+        the newer one is not judged acceptable by the roots held (the trust topic)."""
         anchor = anchors if isinstance(anchors, TrustAnchor) else TrustAnchor.from_keys(anchors)
-        if not anchor.roots:
+        if not anchor.roots and anchor.pin is None:
             raise TrustListError(
                 "no trust anchor: a trust list can only be verified against the genesis trust "
                 "list (or a single-root deployment's operator root keys), held out of band",
@@ -66,6 +82,8 @@ class TrustTracker:
         self.registry = registry
         self.serial_file = serial_file
         self.clock = clock
+        self.history = history
+        self._refused_through_history: bytes | None = None
         self._data: bytes | None = None
         self._list: TrustList | None = None
         self._verifier: Verifier | None = None
@@ -90,8 +108,13 @@ class TrustTracker:
         """The signed bytes of the list in force, as published."""
         return self._data
 
-    def offer(self, data: bytes) -> bool:
+    def offer(self, data: bytes, *, through: Iterable[bytes] = ()) -> bool:
         """Take ``data`` as the current list if it is acceptable; True if it changed.
+
+        ``through``: lists that may lie between the one held and ``data``; those with a serial
+        between theirs are followed in serial order (each judged by the one before) and
+        ``data`` is judged by the last one taken. An anchor pinned by digest is first found
+        among them (or is ``data`` itself).
 
         Raises :class:`TrustListError` (the current list stays in force) with the reason of
         :meth:`TrustList.open` (``TRUST_QUORUM_MISSING``, ...), or ``TRUST_LIST_ROLLBACK`` /
@@ -99,7 +122,13 @@ class TrustTracker:
         """
         if data == self._data:
             return False
-        tl = TrustList.open(data, self.anchor, now=self.clock())
+        anchor = self.anchor
+        if anchor.pin is not None:  # given as the genesis list's digest: find it first
+            anchor = anchor.resolve([*through, data])
+        serial = _unverified_serial(data)
+        if serial is not None:
+            anchor = anchor.follow(d for d in through if (_unverified_serial(d) or 0) < serial)
+        tl = TrustList.open(data, anchor, now=self.clock())
         if tl.serial < self.highest_serial:
             raise TrustListError(
                 f"trust list serial {tl.serial} is lower than serial {self.highest_serial} "
@@ -162,9 +191,31 @@ class TrustTracker:
             try:
                 return self.offer(data)
             except TrustListError as exc:
+                chain_may_help = exc.reason in _CHAIN_MAY_HELP and self.history is not None
+                if chain_may_help and data != self._refused_through_history:
+                    return await self._offer_through_history(data)
                 log.warning("trust_list.refused", reason=exc.reason, error=exc.message)
                 return False
         return False
+
+    async def _offer_through_history(self, data: bytes) -> bool:
+        """Offer ``data`` again through the lists the history source keeps."""
+        assert self.history is not None
+        try:
+            lists = await self.history()
+        except Exception as exc:  # the source down: the list stays refused until next time
+            log.warning("trust_list.history_failed", error=type(exc).__name__)
+            return False
+        try:
+            changed = self.offer(data, through=lists)
+        except TrustListError as exc:
+            # The same list offered again is refused without reading the history again (a
+            # list that completes the chain is published as the newest, so it differs).
+            self._refused_through_history = data
+            log.warning("trust_list.refused", reason=exc.reason, error=exc.message)
+            return False
+        log.info("trust_list.chain_followed", serial=self.highest_serial, lists=len(lists))
+        return changed
 
 
 async def follow(
@@ -212,14 +263,17 @@ def local_anchor(keys_dir: Path) -> TrustAnchor | None:
 
 def read_anchor(specs: Sequence[str]) -> TrustAnchor:
     """The trust anchor given on a command line or in settings: a genesis trust list (a file
-    holding the signed note), or a single-root deployment's operator root verifier keys (vkeys
-    inline, or files of them, one per line). :class:`TrustListError` if a genesis list does not
+    holding the signed note, or ``sha256:<hex>`` of it: the list is then read from the trust
+    topic), or a single-root deployment's operator root verifier keys (vkeys inline, or files
+    of them, one per line). :class:`TrustListError` if a genesis list does not
     carry a quorum of its own roots, or if both kinds are given."""
     keys: list[PublicKey] = []
     genesis: list[TrustAnchor] = []
     for spec in specs:
         path = Path(spec)
-        if path.is_file() and path.read_bytes().startswith(TRUST_LIST_HEADER.encode() + b"\n"):
+        if spec.startswith(PIN_PREFIX):
+            genesis.append(TrustAnchor.pinned(_pin_digest(spec)))
+        elif path.is_file() and path.read_bytes().startswith(TRUST_LIST_HEADER.encode() + b"\n"):
             genesis.append(TrustAnchor.genesis(path.read_bytes()))
         else:
             keys.extend(read_anchors(path) if path.is_file() else [PublicKey.from_vkey(spec)])
@@ -229,6 +283,25 @@ def read_anchor(specs: Sequence[str]) -> TrustAnchor:
             reason="TRUST_ANCHOR_INVALID",
         )
     return genesis[0] if genesis else TrustAnchor.from_keys(keys)
+
+
+PIN_PREFIX = "sha256:"
+"""An anchor given as ``sha256:<64 hex>``: the SHA-256 of the genesis list's bytes."""
+
+
+def _pin_digest(spec: str) -> bytes:
+    text = spec[len(PIN_PREFIX) :].strip().lower()
+    try:
+        digest = bytes.fromhex(text)
+    except ValueError:
+        digest = b""
+    if len(digest) != 32:
+        raise TrustListError(
+            f"{spec!r}: a pinned genesis list is sha256: and 64 hex digits (sha256sum of "
+            "trust-genesis.note)",
+            reason="TRUST_ANCHOR_INVALID",
+        )
+    return digest
 
 
 def _read_serial(path: Path | None) -> int:
@@ -245,3 +318,11 @@ def _write_serial(path: Path | None, serial: int) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(f"{serial}\n", encoding="ascii")
     tmp.replace(path)
+
+
+def _unverified_serial(data: bytes) -> int | None:
+    """The serial ``data`` claims (unverified), None if it does not parse as a list."""
+    try:
+        return TrustList.from_text(Note.parse(data).text).serial
+    except (MalformedError, UnicodeDecodeError, ValueError):
+        return None

@@ -1,8 +1,9 @@
-"""Reading topics whole with a consumer: their partitions, and every key's newest value (the
-way a compacted state topic is restored)."""
+"""Reading topics with a consumer: their partitions, every key's newest value (the way a
+compacted state topic is restored), and where to start following one."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -86,3 +87,22 @@ async def resume(c: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
             await c.seek_to_beginning(tp)
         else:
             c.seek(tp, committed)
+
+
+async def seek_back(
+    c: AIOKafkaConsumer, tps: list[TopicPartition], lookback_s: float | None
+) -> int | None:
+    """Assign ``tps`` to ``c`` (without a group), each at its first record written in the last
+    ``lookback_s`` seconds (its end when there is none), or at its beginning when
+    ``lookback_s`` is None; the write time it starts from (Unix ms), None for the beginning."""
+    c.assign(tps)
+    if lookback_s is None:
+        await c.seek_to_beginning(*tps)
+        return None
+    since_ms = int(time.time() * 1000) - int(lookback_s * 1000)
+    found = await c.offsets_for_times({tp: since_ms for tp in tps})
+    ends = await c.end_offsets(tps)
+    for tp in tps:
+        at = found.get(tp)
+        c.seek(tp, at.offset if at is not None else ends[tp])
+    return since_ms

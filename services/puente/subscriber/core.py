@@ -47,7 +47,7 @@ from puente.evidence.trustsource import Fetch, TrustTracker, follow
 from puente.evidence.verify import VerifiedDelivery, open_verified, sign_receipt
 from puente.kafka.clients import consumer, producer, start
 from puente.kafka.connection import KafkaEndpoint
-from puente.kafka.reading import topic_partitions
+from puente.kafka.reading import seek_back, topic_partitions
 from puente.logs import get_logger
 from puente.secrets import Credential
 from puente.topics import (
@@ -99,11 +99,14 @@ class Subscriber:
         keys: KeyRing | None = None,
         name: str = "subscriber",
         finality: FinalityBook | None = None,
+        finality_lookback_s: float | None = None,
     ) -> None:
         """``trust``: the tracker deliveries are verified with; ``trust_sources``: where it is
         refreshed from every ``trust_refresh_s`` (e.g. the trust topic, then a file);
         ``finality``: the witnesses' cosignatures are counted into it (read from the
-        cosignatures topic as they come) and each delivery says whether it is final."""
+        cosignatures topic as they come, from those written ``finality_lookback_s`` ago — a
+        final checkpoint covers every record below it — or None: from the beginning) and each
+        delivery says whether it is final."""
         self.endpoint = endpoint
         self.cred = credential
         self.naming = naming
@@ -120,6 +123,7 @@ class Subscriber:
         self._stop = asyncio.Event()
         self._follower: asyncio.Task[None] | None = None
         self.finality = finality
+        self.finality_lookback_s = finality_lookback_s
         self._cosignatures: AIOKafkaConsumer | None = None
 
     async def __aenter__(self) -> Subscriber:
@@ -142,8 +146,7 @@ class Subscriber:
             self._cosignatures = consumer(self.endpoint, self.cred)
             await start(self._cosignatures, self.endpoint, self.cred)
             tps = await topic_partitions(self._cosignatures, [self.naming.topic(COSIGNATURES)])
-            self._cosignatures.assign(tps)
-            await self._cosignatures.seek_to_beginning(*tps)
+            await seek_back(self._cosignatures, tps, self.finality_lookback_s)
         if self.receipt_key is not None:
             self._producer = producer(self.endpoint, self.cred)
             await start(self._producer, self.endpoint, self.cred)

@@ -41,7 +41,8 @@ from puente.evidence.keys import PublicKey, SigningKey, ensure_private_dir
 from puente.evidence.keystore import KeyStore
 from puente.evidence.records import AuditDecision
 from puente.evidence.seal import seal_delivery, sealing_key
-from puente.evidence.trust import ROOT_HOLDER, TrustList, member_holder, node_holder
+from puente.evidence.trust import ROOT_HOLDER, TrustList, Usage, member_holder, node_holder
+from puente.evidence.witness import witness_key_name
 from puente.kafka.clients import consumer, producer, start
 from puente.secrets import Credential
 from puente.synth.generator import Generator
@@ -148,8 +149,8 @@ def wait_until(check: Callable[[], bool], *, timeout_s: float = 30, what: str = 
 @dataclass
 class Keys:
     """A federation's keys in one key store, as the embedded default keeps them: the operator's
-    root, and per member state its node's signing and encryption keys and its own
-    receipt-signing and encryption keys; and a trust list of them all, signed by the root, that
+    root, and per member state its node's signing and encryption keys, its witness key and its
+    own receipt-signing and encryption keys; and a trust list of them all, signed by the root, that
     pins the regional floor."""
 
     store: KeyStore
@@ -159,6 +160,7 @@ class Keys:
     floor: bytes
     trust_bytes: bytes
     anchors: Path  # the root's verifier key, as a gateway's trust_anchors_file
+    witnesses: dict[str, SigningKey]  # state -> its witness's cosigning key
 
     @classmethod
     def make(cls, members: tuple[str, ...], directory: Path) -> Keys:
@@ -169,12 +171,21 @@ class Keys:
         root, _ = store.generate(ROOT_HOLDER, valid_from=since)
         nodes = {m: store.generate(node_holder(m), valid_from=since)[0] for m in members}
         receipts = {m: store.generate(member_holder(m), valid_from=since)[0] for m in members}
+        witnesses = {
+            m: store.generate(
+                node_holder(m),
+                valid_from=since,
+                usages=(Usage.WITNESS,),
+                name=witness_key_name(m),
+            )[0]
+            for m in members
+        }
         for m in members:
             store.generate_encryption(node_holder(m), valid_from=since)
             store.generate_encryption(member_holder(m), valid_from=since)
         floor = regional_floor_digest(Settings())
         anchors = anchors_file([root.public], directory.with_name(directory.name + "-anchors.vkey"))
-        keys = cls(store, root, nodes, receipts, floor, b"", anchors)
+        keys = cls(store, root, nodes, receipts, floor, b"", anchors, witnesses)
         keys.trust_bytes = keys.relisted(1)
         return keys
 

@@ -431,22 +431,31 @@ async def test_rotated_keys_are_used_without_restarting_gateways_or_node(
     policy = dep.settings.policy.model_copy(update={"trust_refresh_s": 0.5})
     runtime = Runtime.from_settings(dep.settings.model_copy(update={"policy": policy}))
     node, trust_topic = runtime.node("MX", instance="rotation")
-    at = now_ms()
-    # MX's state makes its node's new encryption key in its node's key store (here the
-    # embedded default's) and CO makes its new member key in its gateway's key store; the
-    # operator records the public parts and the old keys' end, and publishes a new list.
     operator = dep.evidence.store
-    new_node, _ = operator.rotate_encryption(node_holder("MX"), at=at, overlap_ms=0)
     co_store = KeyStore(co.keys_dir)
-    new_co, retired = co_store.rotate_encryption(member_holder("CO"), at=at, overlap_ms=0)
-    operator.import_encryption(new_co.public, member_holder("CO"), valid_from=at)
-    for meta in retired:
-        operator.update(meta)
-    serial = dep.evidence.open_trust_list().serial + 1
-    await _operator_publishes(dep, serial)
     async with mx.client(police) as publisher, co.client(consulate) as reader:
         try:
             async with running(NodeGroup([node])):
+                # Before the rotation: a delivery sealed to CO's key of now (its own, so that
+                # this test does not depend on what others sent).
+                before = world.arrest(76)
+                posted = await publisher.post("/v1/notices", json=before)
+                assert posted.status_code == 202, posted.text
+                old_item = await _item_of(reader, before["notice"]["notice_id"])
+                # MX's state makes its node's new encryption key in its node's key store (here
+                # the embedded default's) and CO makes its new member key in its gateway's key
+                # store; the operator records the public parts and the old keys' end, and
+                # publishes a new list.
+                at = now_ms()
+                new_node, _ = operator.rotate_encryption(node_holder("MX"), at=at, overlap_ms=0)
+                new_co, retired = co_store.rotate_encryption(
+                    member_holder("CO"), at=at, overlap_ms=0
+                )
+                operator.import_encryption(new_co.public, member_holder("CO"), valid_from=at)
+                for meta in retired:
+                    operator.update(meta)
+                serial = dep.evidence.open_trust_list().serial + 1
+                await _operator_publishes(dep, serial)
                 # Wait for the conditions, not for time: the gateways and the node follow the
                 # list, the node and CO's gateway re-read their key stores.
                 while await _served_serial(publisher) != serial:
@@ -482,6 +491,7 @@ async def test_rotated_keys_are_used_without_restarting_gateways_or_node(
         # Every delivery to CO so far, sealed to the old key or the new one, opens at CO's
         # gateway: the old private key stays in its key store.
         every = await _every_item(reader)
+    assert old_item["statement"]["sealed_key_id"] in {m.key_id for m in retired}
     sealed_to = {i["statement"]["sealed_key_id"] for i in every}
     assert sealed_to == {new_co.key_id, *(m.key_id for m in retired)}
     assert all("error" not in i and "notice" in i for i in every), [i.get("error") for i in every]

@@ -188,13 +188,13 @@ async def deploy(kafka: KafkaHarness, *, partitions: int = 2, **settings: Any) -
     return Deployment(kafka, tenant, s, registry, evidence)
 
 
-def run_auditor(dep: Deployment) -> AuditReport:
-    """Run the auditor over the live audit, checkpoints and trust topics."""
+def run_auditor(dep: Deployment, **options: Any) -> AuditReport:
+    """Run the auditor over the live audit, checkpoints, cosignatures and trust topics."""
     source = KafkaAuditSource(dep.tenant.endpoint, dep.tenant.service("auditor"), dep.tenant.naming)
     auditor = Auditor(
         registry=dep.registry,
         anchors=dep.evidence.anchors,
-        options=AuditOptions(naming=dep.tenant.naming),
+        options=AuditOptions(naming=dep.tenant.naming, **options),
     )
     return auditor.run(source)
 

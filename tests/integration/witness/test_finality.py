@@ -11,7 +11,7 @@ from puente.subscriber.core import Received, Subscriber
 from puente.subscriber.jsonlines import to_json
 from puente.synth.generator import Generator
 from tests.harness import KafkaHarness
-from tests.integration.service.support import Deployment, deploy, encoded, publish
+from tests.integration.service.support import Deployment, deploy, encoded, publish, run_auditor
 from tests.integration.service.support import running as nodes_running
 from tests.integration.witness.support import Follower, running, until, witness
 
@@ -69,3 +69,9 @@ async def test_a_subscriber_tells_signed_from_witnessed(dep: Deployment) -> None
     # A stricter quorum than the cosigners present: signed only.
     strict = await read(subscriber(dep, "GT", "third", 3), 3)
     assert [r.finality for r in strict] == [Finality.SIGNED] * 3
+    # The auditor, reading the same topics as its own principal, counts the same quorum.
+    report = run_auditor(dep, quorum=quorum)
+    assert report.ok, report.to_text()
+    summary = report.logs[log_id]
+    assert summary.witnessed_size > top and set(summary.witnessed_by) == {"CR", "PA"}
+    assert run_auditor(dep, quorum=3).logs[log_id].witnessed_size == 0

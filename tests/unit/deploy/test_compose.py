@@ -98,9 +98,13 @@ def test_three_kafka_nodes_a_node_and_a_gateway_per_state_and_provisioning(
         assert witness["command"] == list(contract.witness_command(member))
         assert witness["deploy"]["replicas"] == contract.WITNESS_REPLICAS == 1
         assert witness["environment"][contract.ENV_WITNESS_METRICS_PORT] == "9466"
-        # Its own credential; its state's node key store (its witness key), read-only.
+        # Its own credential; its own key store (the witness key alone), read-only; not the
+        # node's.
         assert [s["source"] for s in witness["secrets"]] == [f"puente-witness-{member.lower()}"]
-        assert f"./secrets/nodes/{member}/keys:{contract.NODE_KEYS_DIR}:ro" in witness["volumes"]
+        keys = f"./secrets/witnesses/{member}/keys:{contract.WITNESS_KEYS_DIR}:ro"
+        assert keys in witness["volumes"]
+        assert witness["environment"][contract.ENV_WITNESS_KEYS_DIR] == contract.WITNESS_KEYS_DIR
+        assert not [v for v in witness["volumes"] if "/nodes/" in v or "/roots/" in v]
     for i in (1, 2, 3):
         node = services[f"kafka-{i}"]
         assert node["image"] == contract.KAFKA_IMAGE

@@ -42,11 +42,13 @@ from puente.deploy.material import (
     k8s_secret_manifests,
     k8s_trust_configmap,
     node_keys_dir,
+    root_keys_dir,
     self_signed_certificate,
+    witness_keys_dir,
 )
 from puente.errors import PuenteError
 from puente.evidence._time import now_ms
-from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore
+from puente.evidence.keystore import GENESIS_FILE, TRUST_LIST_FILE, KeyStore
 from puente.evidence.trust import Usage, member_holder, node_holder, service_holder
 from puente.evidence.trustsource import file_fetch
 from puente.kafka.broker_config import ADMIN_USER
@@ -198,8 +200,9 @@ def start_tracker(member: str) -> Callable[[Container], None]:
 
 def start_witness(member: str) -> Callable[[Container], None]:
     """State ``member``'s witness, built as ``puente serve witness --as CC`` builds it: its own
-    Kafka credential, the trust list from the mounted file, and its witness key (from the
-    node's key store), which the trust list names as node:CC's, usage witness."""
+    Kafka credential, the trust list from the mounted file, and its witness key (from its own
+    key store, PUENTE_WITNESS__KEYS_DIR), which the trust list names as node:CC's, usage
+    witness."""
 
     def start(c: Container) -> None:
         from puente.app.runtime import Runtime
@@ -319,7 +322,7 @@ def compose_containers(tmp: Path, generated: Path) -> dict[str, Container]:
                 shutil.copytree(generated.joinpath(*Path(source).parts[1:]), c.mounts[target])
                 assert options == ["ro"], volume
                 c.readonly.add(target)
-                if any(f"/{d}/" in source for d in ("nodes", "gateways", "warnings")):
+                if any(f"/{d}/" in source for d in ("nodes", "witnesses", "gateways", "warnings")):
                     c.secret_mounts.add(target)
             elif source.startswith("."):
                 c.mounts[target] = (COMPOSE / source).resolve()  # a bind mount
@@ -490,23 +493,12 @@ def test_every_mounted_secret_of_a_node_is_read(
     build = compose_containers if deployment == "compose" else k8s_containers
     generated = tmp_path / "generated"  # one secrets folder: the same key files every time
     probe = build(tmp_path / "probe", generated)[name]
-    # The state's witness key shares the node's key store (the witness mounts it too); the
-    # node itself never reads it.
-    witness_ids = [
-        m.key_id
-        for m in KeyStore(node_keys_dir(generated, "MX")).key_metas()
-        if Usage.WITNESS.value in m.usages
-    ]
-    assert len(witness_ids) == 1
-    files = sorted(
-        f for f in probe.secret_files() if not f.endswith(PUBLIC_COPIES) and witness_ids[0] not in f
-    )
+    files = sorted(f for f in probe.secret_files() if not f.endswith(PUBLIC_COPIES))
     assert any(contract.NODE_PSEUDONYM_FILE in f for f in files)
     assert len([f for f in files if f.endswith(".skey")]) == 2  # a signing and an encryption key
-    trust = sorted(
-        f for f in probe.files({contract.TRUST_MOUNT}) if f.endswith((".json", TRUST_LIST_FILE))
-    )
-    assert len(trust) == 2  # the root key's description and the signed list
+    trust = sorted(probe.files({contract.TRUST_MOUNT}))
+    # The genesis list (the trust anchor) and the signed list in force: nothing else.
+    assert [f.rsplit("/", 1)[1] for f in trust] == [GENESIS_FILE, TRUST_LIST_FILE]
     for i, file in enumerate([*files, *trust]):
         c = build(tmp_path / str(i), generated)[name]
         c.host(file).unlink()
@@ -536,3 +528,64 @@ def test_every_mounted_key_of_a_gateway_is_read(
         c.host(file).unlink()
         with pytest.raises((PuenteError, AssertionError)):
             walk(c, start_gateway("MX"), service_env)
+
+
+@pytest.mark.parametrize("deployment", ["compose", "k8s"])
+def test_the_witness_key_is_only_in_the_witness_s_store(
+    deployment: str, tmp_path: Path, service_env: Callable[[Container], None]
+) -> None:
+    """State MX's witness key (node:MX, usage witness) is mounted by MX's witness alone, whose
+    key store holds nothing else; the witness does not start without it."""
+    build = compose_containers if deployment == "compose" else k8s_containers
+    generated = tmp_path / "generated"
+    containers = build(tmp_path / "probe", generated)
+    (witness_key,) = KeyStore(witness_keys_dir(generated, "MX")).key_metas()
+    assert witness_key.holder == node_holder("MX") and witness_key.usages == (Usage.WITNESS.value,)
+    assert not [
+        m
+        for m in KeyStore(node_keys_dir(generated, "MX")).key_metas()
+        if m.usages == witness_key.usages
+    ]
+    holding = sorted(
+        name
+        for name, c in containers.items()
+        if any(f"{witness_key.key_id}.skey" in f for f in c.secret_files())
+    )
+    assert holding == ["witness-mx" if deployment == "compose" else "puente-witness-mx"]
+    (name,) = holding
+    keys = sorted(f for f in containers[name].secret_files() if "/keys/" in f)
+    assert {f.rsplit("/", 1)[1].rsplit(".", 1)[0] for f in keys} == {
+        f"node-MX-{witness_key.key_id}"
+    }
+    for i, file in enumerate(f for f in keys if f.endswith((".skey", ".json"))):
+        c = build(tmp_path / str(i), generated)[name]
+        c.host(file).unlink()
+        with pytest.raises((PuenteError, AssertionError)):
+            walk(c, start_witness("MX"), service_env)
+
+
+@pytest.mark.parametrize("deployment", ["compose", "k8s"])
+def test_no_workload_gets_a_root_key(deployment: str, tmp_path: Path) -> None:
+    """The states' root keys (usage trust-list), which sign trust lists, are in no container's
+    mounts, no Secret and no ConfigMap: the public trust material carries signed lists only."""
+    build = compose_containers if deployment == "compose" else k8s_containers
+    generated = tmp_path / "generated"
+    containers = build(tmp_path / "probe", generated)
+    roots = [
+        m.key_id
+        for member in INPUTS.members
+        for m in KeyStore(root_keys_dir(generated, member)).key_metas()
+        if Usage.TRUST_LIST.value in m.usages
+    ]
+    assert len(roots) == len(INPUTS.members)  # the all-in-one case: every state's root is here
+    for c in containers.values():
+        for path, (data, _) in c.files(set(c.mounts)).items():
+            if path.endswith(".skey"):
+                assert not [r for r in roots if r in path], (c.name, path)
+                assert not data.startswith(b"PRIVATE+KEY+puente.root/"), (c.name, path)
+    if deployment == "k8s":
+        secrets, configmaps = _k8s_sources(generated)
+        text = yaml.safe_dump([secrets, configmaps])
+        assert "PRIVATE+KEY+puente.root/" not in text
+        assert not [r for r in roots if f"{r}.skey" in text]
+        assert not [n for n in secrets if "root" in n]

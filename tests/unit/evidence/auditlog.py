@@ -13,7 +13,7 @@ from puente.evidence.audit.source import ExportWriter, RecordBatch
 from puente.evidence.keys import SigningKey
 from puente.evidence.log import AuditLog, CheckpointRecord, audit_log_id
 from puente.evidence.records import AuditDecision
-from puente.topics import AUDIT, CHECKPOINTS, EQUIVOCATIONS, TRUST, Naming
+from puente.topics import AUDIT, CHECKPOINTS, COSIGNATURES, EQUIVOCATIONS, TRUST, Naming
 
 from .conftest import T0, audit_record
 
@@ -30,6 +30,7 @@ class Exported:
     checkpoints: list[tuple[int, bytes]] = field(default_factory=list)
     trust: list[tuple[int, bytes]] = field(default_factory=list)
     equivocations: list[tuple[int, bytes]] = field(default_factory=list)
+    cosignatures: list[tuple[int, bytes]] = field(default_factory=list)
 
     def partition(self, member: str = "MX", partition: int = 0) -> list[tuple[int, bytes]]:
         return self.audit[(NAMING.topic(AUDIT, member), partition)]
@@ -39,6 +40,7 @@ class Exported:
             for topic, recs in [
                 (TRUST_TOPIC, self.trust),
                 (CHECKPOINT_TOPIC, self.checkpoints),
+                (NAMING.topic(COSIGNATURES), self.cosignatures),
                 (NAMING.topic(EQUIVOCATIONS), self.equivocations),
             ]:
                 if recs:

@@ -14,10 +14,12 @@ from puente.evidence.audit.auditor import AuditOptions, Auditor
 from puente.evidence.audit.report import AuditReport, Kind
 from puente.evidence.audit.source import ExportFile
 from puente.evidence.checkpoint import Checkpoint
+from puente.evidence.cosignature import cosign
 from puente.evidence.equivocation import EquivocationReport
 from puente.evidence.keys import SigningKey
 from puente.evidence.log import AuditLog
 from puente.evidence.merkle import leaf_hash
+from puente.evidence.note import Note
 from puente.evidence.records import AuditDecision, AuditRecord
 from puente.evidence.trust import KeyEntry, Usage, node_holder, service_holder
 from puente.evidence.witness import Fork, ForkKind
@@ -518,4 +520,70 @@ def test_equivocation_reports_are_reported_once_per_fork(
         0,
     )
     assert "GT, HN" in a.detail
+    assert not report.ok
+
+
+def _witnessed(world: World, exp: Exported) -> dict[str, SigningKey]:
+    """GT's and HN's witness keys in the export's trust list (MX's log needs 2 of its 2
+    others: the default quorum among MX, GT and HN)."""
+    keys = {c: SigningKey.generate(f"puente.witness/{c}") for c in ("GT", "HN")}
+    tl = world.trust_list.reissued(issued_at=T0, expires_at=T0 + 30 * DAY)
+    for code, key in keys.items():
+        tl = tl.with_entry(KeyEntry(key.public, node_holder(code), frozenset({Usage.WITNESS}), T0))
+    for code in ("MX", "GT", "HN"):  # three member states' nodes: 2 of the others count
+        node = SigningKey.generate(f"puente.node/{code}")
+        usages = frozenset({Usage.DELIVERY, Usage.CHECKPOINT})
+        tl = tl.with_entry(KeyEntry(node.public, node_holder(code), usages, T0))
+    exp.trust = [(0, tl.sign(world.root))]
+    return keys
+
+
+def _cosigned(note: bytes, *keys: SigningKey) -> bytes:
+    cosigned = Note.parse(note)
+    for key in keys:
+        cosigned = cosign(cosigned, key, time_s=(T0 + 6000) // 1000)
+    return cosigned.to_bytes()
+
+
+def test_the_report_says_how_far_each_log_is_witnessed(
+    world: World, log200: Exported, tmp_path: Path
+) -> None:
+    w = _witnessed(world, log200)
+    at = {r.checkpoint.size: r for r in checkpoint_records(world.registry, log200)}
+    log200.cosignatures = [
+        (0, _cosigned(at[64].note, w["GT"])),
+        (1, _cosigned(at[64].note, w["HN"])),  # 64: final
+        (2, _cosigned(at[80].note, w["GT"])),  # 80: one of two
+    ]
+    report = run(world, log200, tmp_path)
+    assert report.ok, report.to_text()
+    summary = report.logs["puente.audit/MX/0"]
+    assert (summary.witnessed_size, summary.witnessed_by, report.quorum) == (64, ["GT", "HN"], 2)
+    assert "witnessed up to size 64" in report.to_text()
+    assert orjson.loads(report.to_json())["logs"][0]["witnessed_size"] == 64
+    # Demanded: the checkpoints above 64 waited longer than the bound for their quorum.
+    strict = run(world, log200, tmp_path, require_witnessed=True)
+    assert [(a.kind.value, a.index, a.index_end) for a in strict.anomalies] == [
+        ("CHECKPOINT_UNWITNESSED", 64, 80)
+    ]
+    # Within the bound, they are not (yet) an anomaly.
+    assert run(world, log200, tmp_path, require_witnessed=True, witness_bound_s=2 * 86_400).ok
+    # A stricter quorum than the cosigners: nothing is witnessed.
+    assert run(world, log200, tmp_path, quorum=3).logs["puente.audit/MX/0"].witnessed_size == 0
+
+
+def test_a_quorum_that_cosigned_another_history_is_an_equivocation(
+    world: World, log200: Exported, tmp_path: Path
+) -> None:
+    """The log showed this audit one root at size 64 and the witnesses another (the same key
+    signed both): the cosignatures prove the log forked."""
+    w = _witnessed(world, log200)
+    other = AuditLog("puente.audit/MX/0")
+    for i, (_, data) in enumerate(log200.partition()[:64]):
+        other.append(data if i < 40 else data + b"fork")
+    forged = other.checkpoint(world.service, time_ms=T0 + 5000)
+    log200.cosignatures = [(0, _cosigned(forged.note, w["GT"], w["HN"]))]
+    report = run(world, log200, tmp_path)
+    (a,) = [a for a in report.anomalies if a.kind is Kind.LOG_EQUIVOCATION]
+    assert (a.log_id, a.checkpoint_size) == ("puente.audit/MX/0", 64)
     assert not report.ok

@@ -5,6 +5,7 @@ a lower serial."""
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -239,13 +240,10 @@ def test_a_single_root_deployment_moves_to_the_quorum_and_stays(fed: Federation)
     assert reason(exc) == "TRUST_LIST_UNTRUSTED"
 
 
-def test_the_auditor_follows_the_chain_from_the_genesis_list(
-    fed: Federation, tmp_path: Path
-) -> None:
-    """List 3 is signed by none of the genesis roots but BR and CL: judged by the genesis list
-    alone it is short; judged through list 2 (which the genesis roots signed) it is valid."""
+def _rotated_away(fed: Federation) -> tuple[bytes, list[bytes]]:
+    """The genesis list, and lists 2 and 3 where list 3 is signed by none of the genesis
+    roots but BR and CL (UY joins and AR rotates in list 2; GT and MX are revoked in 3)."""
     genesis = fed.signed(fed.genesis, *CODES)
-    anchor = TrustAnchor.genesis(genesis)
     uy, ar2 = SigningKey.generate("puente.root/UY"), SigningKey.generate("puente.root/AR")
     two = fed.next(
         fed.genesis, entries=(*fed.genesis.entries, root_entry("UY", uy), root_entry("AR", ar2))
@@ -253,7 +251,16 @@ def test_the_auditor_follows_the_chain_from_the_genesis_list(
     three = fed.next(two).revoke(fed.roots["GT"].key_id, since=0)
     three = three.revoke(fed.roots["MX"].key_id, since=0)
     three = three.retire(fed.roots["AR"].key_id, until=three.issued_at)
-    chain = [fed.signed(two, *CODES), fed.signed(three, "BR", "CL", uy, ar2)]
+    return genesis, [fed.signed(two, *CODES), fed.signed(three, "BR", "CL", uy, ar2)]
+
+
+def test_the_auditor_follows_the_chain_from_the_genesis_list(
+    fed: Federation, tmp_path: Path
+) -> None:
+    """List 3 is signed by none of the genesis roots but BR and CL: judged by the genesis list
+    alone it is short; judged through list 2 (which the genesis roots signed) it is valid."""
+    genesis, chain = _rotated_away(fed)
+    anchor = TrustAnchor.genesis(genesis)
     with pytest.raises(TrustListError) as exc:
         TrustList.open(chain[1], anchor, now=T0)
     assert reason(exc) == "TRUST_QUORUM_MISSING"
@@ -266,3 +273,103 @@ def test_the_auditor_follows_the_chain_from_the_genesis_list(
     report = auditor.run(ExportFile(exp.write(tmp_path / "export.pxp")))
     assert report.ok, report.to_text()
     assert report.trust_list is not None and report.trust_list["serial"] == 3
+    # The genesis list's digest as the anchor: the auditor finds the list on the topic.
+    pinned = Auditor(
+        registry=fed.world.registry,
+        anchors=TrustAnchor.pinned(hashlib.sha256(genesis).digest()),
+        options=AuditOptions(now=T0 + DAY),
+    ).run(ExportFile(tmp_path / "export.pxp"))
+    assert pinned.ok and pinned.trust_list["serial"] == 3, pinned.to_text()
+    exp.trust = exp.trust[1:]  # the pinned list is not there: nothing is trusted
+    missing = Auditor(
+        registry=fed.world.registry,
+        anchors=TrustAnchor.pinned(hashlib.sha256(genesis).digest()),
+        options=AuditOptions(now=T0 + DAY),
+    ).run(ExportFile(exp.write(tmp_path / "export2.pxp")))
+    assert "TRUST_LIST_UNTRUSTED" in missing.counts(), missing.to_text()
+
+
+async def test_a_verifier_that_missed_lists_follows_the_kept_chain(fed: Federation) -> None:
+    """A tracker holding the genesis list is offered list 3 (the newest on the topic): judged
+    by the genesis roots it is short; through the lists the topic keeps it is taken."""
+    genesis, chain = _rotated_away(fed)
+    kept: list[bytes] = []
+    asked: list[int] = []
+
+    async def newest() -> bytes | None:
+        return chain[-1]
+
+    async def history() -> list[bytes]:
+        asked.append(1)
+        return list(reversed(kept))  # any order
+
+    tracker = TrustTracker(
+        TrustAnchor.genesis(genesis), fed.world.registry, clock=lambda: T0, history=history
+    )
+    assert not await tracker.refresh([newest])  # the history does not hold list 2 yet
+    assert tracker.current is None and asked == [1]
+    assert not await tracker.refresh([newest]) and asked == [1]  # the same list: not again
+    kept += [genesis, *chain]
+    tracker = TrustTracker(
+        TrustAnchor.genesis(genesis), fed.world.registry, clock=lambda: T0, history=history
+    )
+    assert await tracker.refresh([newest])
+    assert tracker.current is not None and tracker.current.serial == 3
+    # The chain judged the newest list only: list 2 never became the list in force, and list 3
+    # now judges what follows.
+    assert tracker.anchor.serial == 3 and asked == [1, 1]
+    assert not await tracker.refresh([newest]) and asked == [1, 1]  # nothing new: not asked
+
+
+async def test_the_kept_chain_never_lets_in_what_the_roots_did_not_sign(
+    fed: Federation,
+) -> None:
+    """A forged list 2 in the history (signed by two genesis roots: short of 3) does not carry
+    list 3 in."""
+    genesis, chain = _rotated_away(fed)
+    two = TrustList.from_text(Note.parse(chain[0]).text)
+    forged = fed.signed(two, "AR", "BR")
+
+    async def newest() -> bytes | None:
+        return chain[-1]
+
+    async def history() -> list[bytes]:
+        return [forged, chain[-1]]
+
+    tracker = TrustTracker(
+        TrustAnchor.genesis(genesis), fed.world.registry, clock=lambda: T0, history=history
+    )
+    assert not await tracker.refresh([newest])
+    assert tracker.current is None
+
+
+async def test_an_anchor_pinned_by_digest_is_found_in_the_kept_lists(fed: Federation) -> None:
+    """``sha256:<hex>`` of the genesis list is the whole anchor: the list itself comes from
+    the lists the topic keeps; a pin no list matches takes nothing."""
+    genesis, chain = _rotated_away(fed)
+    kept = [*chain, genesis]
+
+    async def newest() -> bytes | None:
+        return chain[-1]
+
+    async def history() -> list[bytes]:
+        return kept
+
+    pin = read_anchor([f"sha256:{hashlib.sha256(genesis).hexdigest().upper()}"])
+    assert pin.pin is not None and not pin.roots
+    tracker = TrustTracker(pin, fed.world.registry, clock=lambda: T0, history=history)
+    assert await tracker.refresh([newest])
+    assert tracker.verifier().trust_list.serial == 3 and tracker.anchor.pin is None
+    # Without the kept lists, only the genesis list itself could be taken.
+    alone = TrustTracker(pin, fed.world.registry, clock=lambda: T0)
+    with pytest.raises(TrustListError) as exc:
+        alone.offer(chain[-1])
+    assert reason(exc) == "TRUST_ANCHOR_UNRESOLVED"
+    assert alone.offer(genesis) and alone.verifier().trust_list.serial == 1
+    # Another list's digest: nothing verifies.
+    wrong = TrustAnchor.pinned(hashlib.sha256(chain[0]).digest())
+    assert not await TrustTracker(wrong, fed.world.registry, clock=lambda: T0).refresh([newest])
+    for bad in ("sha256:abc", "sha256:" + "zz" * 32):
+        with pytest.raises(TrustListError) as exc:
+            read_anchor([bad])
+        assert reason(exc) == "TRUST_ANCHOR_INVALID"

@@ -14,6 +14,7 @@ from puente.codec.wire import decode
 from puente.config import GatewaySettings, Settings
 from puente.errors import ConfigError
 from puente.evidence.enckeys import KeyRing
+from puente.evidence.finality import Finality
 from puente.evidence.keystore import KeyStore
 from puente.evidence.trust import member_holder
 from puente.evidence.verify import Verifier
@@ -93,6 +94,23 @@ def test_a_delivery_for_the_callers_state_is_verified_and_opened(
     assert item["verification"]["key_id"] == keys.nodes["MX"].key_id
     assert item["delivery_digest"] == delivery.digest.hex()
     assert base64.b64decode(item["delivery"]) == raw
+
+
+def test_a_verified_item_says_how_final_its_log_position_is(keys: Keys, registry: Registry) -> None:
+    _, raw = signed_delivery(registry, keys, recipient="GT")
+    asked: list[tuple[str, int]] = []
+
+    def witnessed(log_id: str, leaf_index: int) -> Finality:
+        asked.append((log_id, leaf_index))
+        return Finality.WITNESSED
+
+    verifier, ring = _verifier(keys, registry), keys.ring("GT")
+    item = delivery_item(registry, verifier, ring, _caller("GT"), _record(raw), finality=witnessed)
+    assert item is not None and item["finality"] == "witnessed"
+    assert asked == [("puente.audit/MX/0", 0)]  # the statement's own log position
+    # Not verified for the caller's state: no claim about it at all.
+    other = delivery_item(registry, verifier, ring, _caller("US"), _record(raw), finality=witnessed)
+    assert other is not None and "finality" not in other and len(asked) == 1
 
 
 def _tampered(raw: bytes) -> bytes:

@@ -137,3 +137,28 @@ def test_readers_sharing_a_book_verify_each_cosigned_note_once(
         with pytest.raises(SignatureError):
             book.add(bad, v)
     assert len(checks) == 4
+
+
+def test_a_checkpoint_below_the_final_one_is_passed_over_unverified(fed: Federation) -> None:
+    book, log, v = FinalityBook(1), fed.log(), fed.verifier()
+    old = fed.grow(log, 2)
+    book.add(cosigned(fed, fed.grow(log, 3), "GT"), v)
+    assert book.logs[log.log_id].final_size == 5
+    # Its log signature is not even checked: the final checkpoint covers it already.
+    forged = Note.parse(old.note)
+    forged = replace(forged, signatures=forged.signatures[:0])
+    assert book.add(cosign(forged, fed.witnesses["HN"], time_s=TIME_S).to_bytes(), v) == 0
+    assert book.finality(log.log_id, 4) is Finality.WITNESSED
+
+
+def test_a_final_checkpoint_drops_the_smaller_ones(fed: Federation) -> None:
+    book, log, v = FinalityBook(2), fed.log(), fed.verifier()
+    for _ in range(50):
+        book.add(cosigned(fed, fed.grow(log, 1), "GT", "HN"), v)
+    pending = fed.grow(log, 1)
+    book.add(cosigned(fed, pending, "GT"), v)  # one cosigner: not final yet
+    held = book.logs[log.log_id]
+    assert sorted(held.roots) == [50, 51]  # the final one and the one above it, not 49 more
+    assert held.final_size == 50
+    (status,) = book.status()
+    assert status["size"] == 51 and status["cosigners"] == ["GT"] and status["final"] is False

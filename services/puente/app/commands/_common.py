@@ -15,8 +15,9 @@ out = Console()
 TIME_HELP = "Unix ms or ISO 8601 (default: now)"
 
 ANCHOR_HELP = (
-    "trust anchor: the genesis trust list (a file), or in a single-root deployment the "
-    "operator's root verifier key or a .vkey file (repeatable)"
+    "trust anchor: the genesis trust list (a file, or sha256:<hex> of it: the list is then "
+    "read from the trust topic), or in a single-root deployment the operator's root verifier "
+    "key or a .vkey file (repeatable)"
 )
 # The trust options of partner-side commands (they follow the trust topic, then this file).
 AnchorOpt = Annotated[

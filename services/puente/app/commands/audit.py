@@ -19,7 +19,7 @@ from puente.errors import PuenteError
 from puente.evidence._time import format_ms, now_ms
 from puente.evidence.trust import TrustList
 from puente.evidence.trustsource import read_anchor
-from puente.topics import AUDIT, CHECKPOINTS, EQUIVOCATIONS, TRUST, Naming
+from puente.topics import AUDIT, CHECKPOINTS, COSIGNATURES, EQUIVOCATIONS, TRUST, Naming
 
 app = typer.Typer(help="Audit the signed message log.", no_args_is_help=True)
 audit_app = app
@@ -38,14 +38,14 @@ def export(
     source: Annotated[str, typer.Argument(help="kafka:<bootstrap> (when wired) or an export file")],
     output: Annotated[Path, typer.Option("--out", "-o", help="the export file to write")],
 ) -> None:
-    """Copy the trust, checkpoints, equivocations and audit topics into an export file (raw
-    record bytes)."""
+    """Copy the trust, checkpoints, cosignatures, equivocations and audit topics into an export
+    file (raw record bytes)."""
     from puente.evidence.audit.source import export as do_export
     from puente.evidence.audit.source import open_source
 
     src = open_source(source, _naming())
     with output.open("wb") as fh:
-        n = do_export(src, fh, [TRUST, CHECKPOINTS, EQUIVOCATIONS, AUDIT])
+        n = do_export(src, fh, [TRUST, CHECKPOINTS, COSIGNATURES, EQUIVOCATIONS, AUDIT])
     out.print(f"{n} record(s) from {src.describe()} -> {output}")
 
 
@@ -79,12 +79,31 @@ def verify(
             "(default: the writer's checkpoint interval plus its slack)"
         ),
     ] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="distinct other states' witnesses whose cosignatures make a checkpoint final "
+            "(default: PUENTE_WITNESS__QUORUM, else a majority of the other states the trust "
+            "list names)",
+        ),
+    ] = None,
+    require_witnessed: Annotated[
+        bool,
+        typer.Option(
+            help="a checkpoint older than --witness-bound that no final checkpoint covers is "
+            "an anomaly (CHECKPOINT_UNWITNESSED)"
+        ),
+    ] = False,
+    witness_bound: Annotated[
+        str, typer.Option(help="how long a checkpoint may wait for its quorum of witnesses")
+    ] = "60s",
     progress: Annotated[bool, typer.Option(help="show progress on stderr")] = True,
 ) -> None:
-    """Verify the audit logs and checkpoints. Exit 0: VERIFIED (every record signed); 3:
-    PENDING (no anomaly, but records younger than the bound await their checkpoint: audit
-    again later); 1: ANOMALIES FOUND. Every anomaly is named with its position in the text
-    report (stdout) and the JSON report."""
+    """Verify the audit logs and checkpoints, and how far the witnesses made them final. Exit
+    0: VERIFIED (every record signed); 3: PENDING (no anomaly, but records younger than the
+    bound await their checkpoint: audit again later); 1: ANOMALIES FOUND. Every anomaly is named
+    with its position in the text report (stdout) and the JSON report."""
     from puente.evidence.audit.auditor import AuditOptions, Auditor
     from puente.evidence.audit.source import open_source
 
@@ -122,6 +141,9 @@ def verify(
                     if pending_bound
                     else max_checkpoint_wait_s(get_settings().policy.checkpoint_interval_s)
                 ),
+                quorum=quorum or get_settings().witness.quorum,
+                require_witnessed=require_witnessed,
+                witness_bound_s=duration_ms(witness_bound) / 1000,
             ),
         )
         report = auditor.run(src)
@@ -170,7 +192,9 @@ def _write_state(
 @audit_app.command()
 def dump(
     path: Annotated[Path, typer.Argument(help="an export file")],
-    kind: Annotated[str, typer.Option(help="audit, checkpoints or trust")] = "audit",
+    kind: Annotated[
+        str, typer.Option(help="audit, checkpoints, cosignatures, equivocations or trust")
+    ] = "audit",
     decode: Annotated[bool, typer.Option(help="decode the Avro records")] = True,
 ) -> None:
     """Print an export's records as JSON Lines (values base64, or decoded)."""
@@ -180,6 +204,7 @@ def dump(
     kinds = {
         "audit": AUDIT,
         "checkpoints": CHECKPOINTS,
+        "cosignatures": COSIGNATURES,
         "equivocations": EQUIVOCATIONS,
         "trust": TRUST,
     }
@@ -193,7 +218,7 @@ def dump(
                 "partition": batch.partition,
                 "offset": offset,
             }
-            text = kind in ("trust", "equivocations")  # signed notes, not Avro records
+            text = kind in ("trust", "cosignatures", "equivocations")  # signed notes, not Avro
             if value is not None and decode and not text:
                 try:
                     line["record"] = avro_decode(registry, value)

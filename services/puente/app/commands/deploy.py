@@ -99,8 +99,11 @@ def compose_secrets_cmd(
     policies_dir: PoliciesOpt = None,
 ) -> None:
     """Create every secret file the Compose file mounts (existing files are kept): credentials,
-    each node's key store and pseudonymisation secret, and a trust list of the nodes' keys
-    signed by the operator's root key in <dir>/trust (re-signed when its keys changed)."""
+    each node's, witness's and gateway's key store and pseudonymisation secret, each state's
+    root key in <dir>/roots/CC (unless the state keeps its own: its public part imported into
+    <dir>/trust), and a trust list of their public parts signed by a majority of the states'
+    roots (signed anew when its keys changed). Short of that quorum: the proposal in
+    <dir>/trust and the `puente trust sign --as CC` commands that remain, exit 2."""
     from puente.deploy.material import compose_secrets
 
     compose_dir = c.repo_root() / "deploy" / "compose"
@@ -129,9 +132,10 @@ def k8s_secrets_cmd(
     ] = None,
     policies_dir: PoliciesOpt = None,
 ) -> None:
-    """Write Secret manifests (0600 file) for every principal's password and every node's key
-    store and pseudonymisation secret, and the public puente-trust ConfigMap (trust anchors and
-    the trust list of the nodes' keys, signed by the operator's root key in <secrets-dir>/trust)."""
+    """Write Secret manifests (0600 file) for every principal's password, every node's,
+    witness's and gateway's key store and pseudonymisation secret, and the public puente-trust
+    ConfigMap (the genesis list and the trust list, signed by a majority of the states' roots
+    as for Compose). The roots in <secrets-dir>/roots go into no Secret."""
     from puente.deploy.k8s import NAMESPACE
     from puente.deploy.material import k8s_secret_manifests, k8s_trust_configmap
     from puente.deploy.render import yaml_stream

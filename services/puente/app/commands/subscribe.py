@@ -102,6 +102,7 @@ async def _run(
         receipt_key=key,
         keys=runtime.keys.keyring(member_holder(member)),
         finality=FinalityBook(runtime.quorum()),
+        finality_lookback_s=runtime.settings.witness.finality_lookback_s,
     )
     async with topic, sub:
         async for received in sub.stream(idle_timeout_s=idle):

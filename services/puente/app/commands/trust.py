@@ -27,15 +27,15 @@ from puente.config import get_settings
 from puente.evidence._time import now_ms
 from puente.evidence.errors import TrustListError
 from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore, holder_for
-from puente.evidence.note import Note, UnsignedNoteError
+from puente.evidence.note import Note
 from puente.evidence.trust import TrustAnchor, TrustList, Usage, majority
 from puente.evidence.trustchange import changes, propose
+from puente.evidence.trustissue import PROPOSAL_FILE, read_note
 
 app = typer.Typer(
     help="Change the trust list: propose it, have k member states sign it, publish it.",
     no_args_is_help=True,
 )
-PROPOSAL_FILE = "trust-list.proposed"
 
 DirOpt = Annotated[
     Path | None, typer.Option("--dir", help="key directory (default: <state dir>/keys)")
@@ -50,11 +50,7 @@ def _store(directory: Path | None) -> KeyStore:
 
 
 def _read_note(path: Path) -> Note:
-    data = path.read_bytes()
-    try:
-        return Note.parse(data)
-    except UnsignedNoteError:
-        return Note.unsigned(data.decode())
+    return read_note(path.read_bytes())
 
 
 @app.command("propose")
@@ -122,14 +118,7 @@ def sign_cmd(
     note = _read_note(path)
     tl = TrustList.from_text(note.text)
     holder, now = holder_for(member), now_ms()
-    keys = [
-        store.signing_key(m)
-        for m in store.key_metas()
-        if m.holder == holder
-        and Usage.TRUST_LIST.value in m.usages
-        and m.entry(store.public(m)).status_at(now) == "valid"
-        and (store.root / f"{holder.replace(':', '-')}-{m.key_id}.skey").exists()
-    ]
+    keys = store.private_keys(holder, usage=Usage.TRUST_LIST, at=now)
     if not keys:
         raise TrustListError(
             f"{store.root} holds no root key of {holder} valid now",

@@ -4,7 +4,9 @@ Order of work: (1) the trust list — anchored, unexpired, else reported; (2) ev
 signature by a key of the trust list valid at the checkpoint's own time, forks (two roots for
 one size), time going backwards, the consistency proof from the previous checkpoint; (3) every
 record of every audit partition — the tree recomputed and compared with each signed root, with
-each anomaly located (see :mod:`.logcheck`).
+each anomaly located (see :mod:`.logcheck`); (4) finality — the witnesses' cosignatures
+counted against the quorum: how far each log is witnessed, and whether the witnesses were shown
+the history the audit was.
 """
 
 from __future__ import annotations
@@ -29,14 +31,15 @@ from puente.evidence.errors import (
     TrustListError,
     UntrustedKeyError,
 )
+from puente.evidence.finality import FinalityBook, add_all, default_quorum
 from puente.evidence.keys import PublicKey
 from puente.evidence.log import CheckpointRecord, audit_log_id
 from puente.evidence.merkle.proof import verify_consistency
 from puente.evidence.note import Note
-from puente.evidence.trust import TrustAnchor, TrustList
+from puente.evidence.trust import TrustAnchor, TrustList, holder_state
 from puente.evidence.verify import Verifier
 from puente.logs import get_logger
-from puente.topics import AUDIT, CHECKPOINTS, EQUIVOCATIONS, TRUST, Naming
+from puente.topics import AUDIT, CHECKPOINTS, COSIGNATURES, EQUIVOCATIONS, TRUST, Naming
 
 log = get_logger("evidence.audit")
 
@@ -60,6 +63,13 @@ class AuditOptions:
     # The highest trust-list serial an earlier audit saw (its state file): a lower one now is
     # a rollback (an old list re-published, e.g. from before a key was revoked).
     min_trust_serial: int = 0
+    # Finality (docs/evidence.md §5.5): cosignatures of this many distinct other states'
+    # witnesses make a checkpoint final (None: a majority of the other states the trust list
+    # names); with require_witnessed, a verified checkpoint older than witness_bound_s that no
+    # final checkpoint covers is an anomaly (CHECKPOINT_UNWITNESSED).
+    quorum: int | None = None
+    require_witnessed: bool = False
+    witness_bound_s: float = 60.0
 
 
 class Auditor:
@@ -110,6 +120,7 @@ class Auditor:
             best = max((c for c in known if c.matched), key=lambda c: c.size, default=None)
             if best is not None:
                 self.verified[log_id] = best.record
+        self._finality(source, verifier, report, cps, now)
         status = getattr(source, "status", None)
         if status is not None and getattr(status, "truncated", False):
             report.add(
@@ -145,6 +156,11 @@ class Auditor:
                         serial = _serial_of(value)
                         if serial > highest[0]:
                             highest = (serial, f"{batch.topic}@{offset}")
+        if self.anchors.pin is not None:  # given as the genesis list's digest: find it
+            try:
+                self.anchors = self.anchors.resolve(seen)
+            except TrustListError as exc:
+                report.add(Anomaly(Kind.TRUST_LIST_UNTRUSTED, exc.message))
         # The floors the federation pinned, in any anchored trust list it published: a
         # decision made under any other is flagged (DECISION_UNPINNED_FLOOR).
         self._floors = frozenset(f for f in (self._pinned_floor(d, seen, now) for d in seen) if f)
@@ -236,6 +252,70 @@ class Auditor:
                     reason=r.fork.kind.value,
                 )
             )
+
+    def _finality(
+        self,
+        source: RecordSource,
+        verifier: Verifier,
+        report: AuditReport,
+        cps: Mapping[str, list[KnownCheckpoint]],
+        now: int,
+    ) -> None:
+        """How far each log is witnessed (docs/evidence.md §5.5): the witnesses' cosigned
+        checkpoints counted against the quorum. A final checkpoint whose root is not the one
+        the log showed this audit at that size proves two histories (``LOG_EQUIVOCATION``);
+        with ``require_witnessed``, a verified checkpoint older than the bound that no final
+        one covers is ``CHECKPOINT_UNWITNESSED`` (one per log: the oldest)."""
+        opts = self.options
+        quorum = opts.quorum or default_quorum(sorted(_node_states(verifier.trust_list)))
+        report.quorum = quorum
+        book = FinalityBook(quorum)
+        for batch in source.batches(COSIGNATURES):
+            refused = add_all(book, [v for v in batch.values if v is not None], verifier)
+            if refused:
+                log.warning("audit.cosignatures_refused", count=refused, topic=batch.topic)
+        for log_id, known in sorted(cps.items()):
+            if not self._wanted(log_id):
+                continue
+            held = book.logs.get(log_id)
+            witnessed = held.final_size if held is not None else 0
+            summary = report.logs.get(log_id)
+            if summary is not None and held is not None:
+                summary.witnessed_size = witnessed
+                summary.witnessed_by = sorted(held.cosigners.get(witnessed, {}))
+            final_root = held.roots.get(witnessed) if held is not None else None
+            for c in known:
+                if c.size == witnessed and final_root is not None and c.root != final_root:
+                    report.add(
+                        Anomaly(
+                            Kind.LOG_EQUIVOCATION,
+                            f"the witnesses cosigned root {final_root.hex()[:16]}… at size "
+                            f"{witnessed}, the log showed this audit {c.root.hex()[:16]}…",
+                            log_id=log_id,
+                            checkpoint_size=witnessed,
+                            offset=c.offset,
+                        )
+                    )
+            late = [
+                c
+                for c in known
+                if c.size > witnessed and now - c.time_ms > opts.witness_bound_s * 1000
+            ]
+            if opts.require_witnessed and late:
+                oldest = min(late, key=lambda c: c.time_ms)
+                report.add(
+                    Anomaly(
+                        Kind.CHECKPOINT_UNWITNESSED,
+                        f"checkpoint of size {oldest.size} signed "
+                        f"{(now - oldest.time_ms) / 1000:.0f} s ago has no quorum of {quorum} "
+                        f"other states' witnesses (witnessed up to size {witnessed})",
+                        log_id=log_id,
+                        index=witnessed,
+                        index_end=oldest.size,
+                        checkpoint_size=oldest.size,
+                        offset=oldest.offset,
+                    )
+                )
 
     def _checkpoints(
         self, source: RecordSource, verifier: Verifier, report: AuditReport
@@ -504,3 +584,9 @@ _TRUST_PROBLEMS = {
     "TRUST_LIST_EXPIRED": "the trust list has expired: fetch the current one and audit again",
     "TRUST_LIST_NOT_YET_VALID": "the trust list is not valid yet (issued in the future)",
 }
+
+
+def _node_states(trust_list: TrustList) -> set[str]:
+    """The states whose nodes the trust list names: the members whose witnesses may count."""
+    found = (holder_state(e.holder) for e in trust_list.entries if e.holder.startswith("node:"))
+    return {state for state in found if state is not None}

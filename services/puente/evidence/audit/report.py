@@ -41,6 +41,7 @@ class Kind(StrEnum):
     DECISION_UNPINNED_FLOOR = "DECISION_UNPINNED_FLOOR"
     EXPORT_TRUNCATED = "EXPORT_TRUNCATED"
     LOG_EQUIVOCATION = "LOG_EQUIVOCATION"
+    CHECKPOINT_UNWITNESSED = "CHECKPOINT_UNWITNESSED"
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,10 @@ class LogSummary:
     start_size: int = 0
     verified_size: int = 0
     verified_root: str | None = None
+    # Records below this leaf index are covered by a checkpoint a quorum of other states'
+    # witnesses cosigned (final); the states that cosigned it.
+    witnessed_size: int = 0
+    witnessed_by: list[str] = field(default_factory=list)
     anomalies: int = 0
 
 
@@ -125,6 +130,7 @@ class AuditReport:
     anomalies: list[Anomaly] = field(default_factory=list)
     pending: list[PendingTail] = field(default_factory=list)
     pending_bound_s: float = 0.0
+    quorum: int = 0  # witnesses that make a checkpoint final (distinct other states)
 
     @property
     def ok(self) -> bool:
@@ -192,6 +198,7 @@ class AuditReport:
             "anomaly_counts": self.counts(),
             "pending_bound_s": self.pending_bound_s,
             "pending": [p.to_json() for p in self.pending],
+            "quorum": self.quorum,
             "logs": [asdict(s) for s in sorted(self.logs.values(), key=lambda s: s.log_id)],
             "anomalies": [a.to_json() for a in self.anomalies],
         }
@@ -206,6 +213,7 @@ class AuditReport:
             f"trust list:  {_trust_line(self.trust_list)}",
             f"records:     {self.records} in {len(self.logs)} log(s); "
             f"checkpoints: {self.checkpoints}",
+            f"finality:    a quorum of {self.quorum} other states' witnesses",
             "",
             "logs:",
         ]
@@ -215,7 +223,8 @@ class AuditReport:
             lines.append(
                 f"  {s.log_id}: {s.records} records{start}, "
                 f"{s.checkpoints_verified}/{s.checkpoints} checkpoints verified, "
-                f"verified up to size {s.verified_size} — {status}"
+                f"verified up to size {s.verified_size}, witnessed up to size "
+                f"{s.witnessed_size} — {status}"
             )
         lines.append("")
         for p in self.pending:
