@@ -306,8 +306,27 @@ class WitnessSettings(BaseModel):
         "counting the witnesses' cosignatures: a final checkpoint covers every record below "
         "it, so the latest suffice; null: from the beginning",
     )
-    poll_s: float = Field(default=0.2, gt=0, le=5, description="longest wait for input")
+    poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=5,
+        description="longest wait for input while idle (a record ends the wait at once)",
+    )
     max_batch: int = Field(default=2000, ge=1, description="records read per turn")
+    linger_s: float = Field(
+        default=0.05,
+        ge=0,
+        le=5,
+        description="how long a witness's first cosignature (or report) of a turn waits for "
+        "more to share its transaction (0: commit every poll that publishes)",
+    )
+    idle_commit_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="how long read positions with nothing to publish (gossip, skipped "
+        "checkpoints) wait for a transaction; a restart re-reads at most that much",
+    )
     metrics_port: int = Field(default=9466, ge=0, description="Prometheus port; 0 = off")
     metrics_host: str = Field(default="127.0.0.1", description="address the metrics bind")
     trust_refresh_s: float = Field(default=10.0, gt=0, description="trust-list refresh period")

@@ -2,14 +2,16 @@
 
 1. a real Kafka broker (KRaft, SASL/SCRAM, ACLs) from Maven Central jars;
 2. the 20 member states provisioned, each its own principal with least-privilege ACLs;
-3. keys and a signed trust list; the policy service started;
+3. keys and a signed trust list; a node and a witness per state started;
 4. agencies of several states publish notices — named cases that show the protection floor and
    the consular rules at work, then a mix of synthetic notices, a spoofed one and a re-sent one;
 5. every partner state receives, verifies and acknowledges what it may see;
-6. every consular notification has a clock: a consular officer acknowledges one in time, another
+6. the other states' witnesses cosign every log's checkpoints: deliveries become final
+   (``witnessed``) once a quorum of them has, and no witness proved a fork;
+7. every consular notification has a clock: a consular officer acknowledges one in time, another
    goes overdue and is escalated (each state's receipt tracker, its clock sped up);
-7. what was withheld and why, as the origins are told;
-8. the auditor replays the signed log from Kafka and gives its verdict.
+8. what was withheld and why, as the origins are told;
+9. the auditor replays the signed log from Kafka and gives its verdict.
 
 Every run adds new notices; the broker keeps running between runs.
 """
@@ -33,6 +35,7 @@ from rich.table import Table
 from puente.app.operator import ensure_evidence, provision_members, publish_trust_list
 from puente.app.runtime import Runtime
 from puente.config import get_settings
+from puente.evidence._time import now_ms
 
 console = Console(width=None if sys.stdout.isatty() else 120)
 
@@ -165,7 +168,7 @@ def demo(
 async def _exchange(rt: Runtime, extra: int, seed: int, clock_scale: float) -> bool:
     settings, naming, members = rt.settings, rt.naming, rt.members
 
-    console.rule("[bold]3. Keys, the signed trust list, a node per state")
+    console.rule("[bold]3. Keys, the signed trust list, a node and a witness per state")
     evidence = ensure_evidence(settings, members)
     operator = rt.service_credential("operator")
     await publish_trust_list(rt.endpoint, operator, naming, evidence.trust_list)
@@ -179,25 +182,35 @@ async def _exchange(rt: Runtime, extra: int, seed: int, clock_scale: float) -> b
     stop = asyncio.Event()
     t0 = time.monotonic()
     async with contextlib.AsyncExitStack() as stack:
-        nodes = []
+        nodes, witnesses = [], []
         for code in members:
             node, reader = rt.node(code, instance="demo")
             await stack.enter_async_context(reader)
             nodes.append(node)
+            witness, reader = rt.witness(code, instance="demo")
+            await stack.enter_async_context(reader)
+            witnesses.append(witness)
+        finality = _Finality(rt, members[0], evidence.open_trust_list(), since_ms=now_ms())
         tasks = [asyncio.create_task(n.run(stop)) for n in nodes]
+        tasks += [asyncio.create_task(w.run(stop)) for w in witnesses]
+        tasks.append(asyncio.create_task(finality.follow(stop)))
         try:
-            await asyncio.wait_for(asyncio.gather(*(n.ready.wait() for n in nodes)), 300)
+            ready = [n.ready.wait() for n in nodes] + [w.ready.wait() for w in witnesses]
+            await asyncio.wait_for(asyncio.gather(*ready), 300)
             console.print(
-                f"{len(nodes)} nodes running in this process (each its state's principal, "
-                f"key and consumer group), all processing {time.monotonic() - t0:.1f} s after "
-                f"start; policy set {nodes[0].policies.current.version[:19]}…"
+                f"{len(nodes)} nodes and {len(witnesses)} witnesses running in this process "
+                f"(each its state's principals, keys and consumer groups), all processing "
+                f"{time.monotonic() - t0:.1f} s after start; policy set "
+                f"{nodes[0].policies.current.version[:19]}…"
             )
-            bad = await _exchange_with_nodes(rt, evidence, members, extra, seed, clock_scale)
+            bad = await _exchange_with_nodes(
+                rt, evidence, members, extra, seed, clock_scale, finality
+            )
         finally:
             stop.set()
             await asyncio.wait_for(asyncio.gather(*tasks), 120)
 
-    console.rule("[bold]8. The auditor replays the signed log")
+    console.rule("[bold]9. The auditor replays the signed log")
     verdict = _audit(rt, evidence.anchors)
     return verdict and bad == 0
 
@@ -209,8 +222,10 @@ async def _exchange_with_nodes(
     extra: int,
     seed: int,
     clock_scale: float,
+    finality: _Finality,
 ) -> int:
-    """Steps 4 to 7, while the nodes run; the number of deliveries that did not verify."""
+    """Steps 4 to 8, while the nodes and witnesses run; the number of deliveries that did not
+    verify, plus the equivocations proven."""
     from puente.evidence.trustsource import TrustTracker
 
     tracker = TrustTracker.with_list(evidence.trust_list, evidence.anchors, rt.registry)
@@ -219,15 +234,18 @@ async def _exchange_with_nodes(
     expected = await _wait_processed(rt, published)
 
     console.rule("[bold]5. Partner states receive, verify, open and acknowledge")
-    received = await _receive(rt, members, tracker, evidence, published)
+    received = await _receive(rt, members, tracker, evidence, published, finality.book)
     _show_stories(published, expected, received)
     _show_partners(members, received)
     bad = sum(1 for rows in received.values() for r in rows if not r["verified"])
 
-    console.rule("[bold]6. Every consular notification has a clock")
+    console.rule("[bold]6. The other states' witnesses cosign every log: deliveries become final")
+    bad += await _witnessed(rt, finality, received)
+
+    console.rule("[bold]7. Every consular notification has a clock")
     await _deadlines(rt, evidence, members, published, received, clock_scale)
 
-    console.rule("[bold]7. What was withheld and why")
+    console.rule("[bold]8. What was withheld and why")
     await _show_withheld(rt, published, expected)
     return bad
 
@@ -349,7 +367,12 @@ async def _receive(
     trust: Any,
     evidence: Any,
     published: list[Published],
+    finality: Any,
 ) -> dict[str, list[dict[str, Any]]]:
+    """Every partner reads, verifies, opens and acknowledges its deliveries, and says of each
+    whether it was final when read. The twenty partners hosted here count the witnesses'
+    cosignatures into one book (``finality``, the one step 6 reads too): each cosigned note is
+    verified once in the process, not once per partner."""
     naming, registry = rt.naming, rt.registry
     from puente.evidence.trust import Usage, member_holder
     from puente.subscriber.core import Subscriber
@@ -370,6 +393,8 @@ async def _receive(
             receipt_key=evidence.store.current(member_holder(member), usage=Usage.RECEIPT, at=now),
             keys=evidence.store.keyring(member_holder(member)),
             name="demo",
+            finality=finality,
+            finality_lookback_s=rt.settings.witness.finality_lookback_s,
         )
         rows = []
         async with sub:
@@ -382,6 +407,166 @@ async def _receive(
     with console.status("20 partner states read their deliveries…"):
         results = await asyncio.gather(*(one(m) for m in members))
     return dict(results)
+
+
+class _Finality:
+    """What a member reads of the witnesses while the demo runs (as its own principal): every
+    cosignature, counted into a :class:`FinalityBook`, and how long each checkpoint signed in
+    this run took to reach the quorum (from its node's signature time to the cosignature that
+    completed the quorum, as this member read it)."""
+
+    def __init__(self, rt: Runtime, member: str, trust_list: Any, *, since_ms: int) -> None:
+        from puente.evidence.finality import FinalityBook
+        from puente.evidence.verify import Verifier
+
+        self.rt, self.member, self.since_ms = rt, member, since_ms
+        self.book = FinalityBook(rt.quorum())
+        self.verifier = Verifier(trust_list=trust_list, registry=rt.registry)
+        self.to_quorum_s: dict[tuple[str, int], float] = {}
+        self.refused = 0
+        self.changed = asyncio.Event()  # set when cosignatures were counted
+
+    async def follow(self, stop: asyncio.Event) -> None:
+        from puente.evidence.checkpoint import parse_signed_checkpoint
+        from puente.evidence.errors import EvidenceError
+        from puente.kafka.clients import consumer, start
+        from puente.kafka.reading import seek_back, topic_partitions
+        from puente.topics import COSIGNATURES
+
+        cred = self.rt.member_credential(self.member)
+        c = consumer(self.rt.endpoint, cred)
+        await start(c, self.rt.endpoint, cred)
+        try:
+            tps = await topic_partitions(c, [self.rt.naming.topic(COSIGNATURES)])
+            await seek_back(c, tps, self.rt.settings.witness.finality_lookback_s)
+            while not stop.is_set():
+                got = await c.getmany(timeout_ms=500)
+                now = now_ms()
+                for messages in got.values():
+                    for m in messages:
+                        try:
+                            self.book.add(m.value or b"", self.verifier)
+                            cp = parse_signed_checkpoint(m.value or b"")[0]
+                        except (EvidenceError, ValueError):
+                            self.refused += 1
+                            continue
+                        log = self.book.logs[cp.log_origin]
+                        signed = log.signed_at.get(cp.size, 0)
+                        key = (cp.log_origin, cp.size)
+                        if (
+                            key not in self.to_quorum_s
+                            and signed >= self.since_ms
+                            and len(log.cosigners.get(cp.size, {})) >= self.book.quorum
+                        ):
+                            self.to_quorum_s[key] = (now - signed) / 1000
+                if got:
+                    self.changed.set()
+        finally:
+            await c.stop()
+
+    def witnessed(self, row: dict[str, Any]) -> bool:
+        """Whether a received delivery's record is covered by a final checkpoint now."""
+        from puente.evidence.finality import Finality
+
+        audit = row["audit"]
+        found = self.book.finality(audit["log_id"], audit["leaf_index"])
+        return found is Finality.WITNESSED
+
+
+async def _witnessed(
+    rt: Runtime, finality: _Finality, received: dict[str, list[dict[str, Any]]]
+) -> int:
+    """Step 6: wait until every delivery of this run is covered by a checkpoint a quorum of
+    other states' witnesses cosigned; show how each was when its partner read it, how long
+    checkpoints took to reach the quorum, and the equivocation reports (none): their number."""
+    import statistics
+
+    from puente.evidence.equivocation import verify_report
+    from puente.evidence.errors import EvidenceError
+    from puente.kafka.clients import consumer, start
+    from puente.kafka.reading import read_all, topic_partitions
+    from puente.topics import EQUIVOCATIONS
+
+    rows = [r for rs in received.values() for r in rs if r["verified"]]
+    t0 = time.monotonic()
+    with console.status(
+        f"the witnesses cosign each log's checkpoints; waiting for a quorum of "
+        f"{finality.book.quorum}…"
+    ):
+        while not all(finality.witnessed(r) for r in rows):
+            finality.changed.clear()
+            try:
+                await asyncio.wait_for(finality.changed.wait(), t0 + 90 - time.monotonic())
+            except TimeoutError:
+                break
+    waited = time.monotonic() - t0
+    cred = rt.member_credential(finality.member)
+    c = consumer(rt.endpoint, cred)
+    await start(c, rt.endpoint, cred)
+    try:
+        tps = await topic_partitions(c, [rt.naming.topic(EQUIVOCATIONS)])
+        reports = []
+        for data in await read_all(c, tps):
+            try:
+                reports.append(verify_report(data, finality.verifier))
+            except (EvidenceError, ValueError):
+                continue
+    finally:
+        await c.stop()
+
+    table = Table(
+        "origin",
+        "deliveries",
+        "witnessed when read",
+        "witnessed now",
+        "checkpoints",
+        "to quorum p50",
+        "max",
+        title=f"Finality of this run's deliveries (quorum: {finality.book.quorum} other states' "
+        "witnesses)",
+    )
+    by_origin: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_origin[r["origin"]].append(r)
+    times: dict[str, list[float]] = defaultdict(list)
+    for (log_id, _), seconds in finality.to_quorum_s.items():
+        times[log_id.split("/")[1]].append(seconds)
+    for origin in sorted(by_origin):
+        got, spent = by_origin[origin], times.get(origin, [])
+        table.add_row(
+            origin,
+            str(len(got)),
+            str(sum(1 for r in got if r.get("finality") == "witnessed")),
+            str(sum(1 for r in got if finality.witnessed(r))),
+            str(len(spent)),
+            f"{statistics.median(spent):.2f} s" if spent else "-",
+            f"{max(spent):.2f} s" if spent else "-",
+        )
+    console.print(table)
+    at_read = sum(1 for r in rows if r.get("finality") == "witnessed")
+    now = sum(1 for r in rows if finality.witnessed(r))
+    console.print(
+        f"{len(rows)} verified deliveries of this run: {at_read} witnessed when their partner "
+        f"read them, {len(rows) - at_read} signed only; {now} witnessed {waited:.1f} s later, "
+        f"{len(rows) - now} signed only."
+    )
+    spent = sorted(finality.to_quorum_s.values())
+    if spent:
+        p99 = statistics.quantiles(spent, n=100, method="inclusive")[98] if len(spent) > 1 else 0
+        console.print(
+            f"checkpoint → quorum: p50 {statistics.median(spent):.2f} s, p99 {p99:.2f} s, max "
+            f"{spent[-1]:.2f} s over {len(spent)} checkpoints of this run (from the node's "
+            f"signature to the cosignature completing the quorum, as {finality.member} read it)"
+        )
+    console.print(f"equivocation reports: {len(reports)}")
+    console.print(
+        "Each state's witness cosigned (C2SP cosignature/v1) every other state's checkpoint "
+        "that extends what it cosigned before; a partner holds a delivery as final once its "
+        "checkpoint carries a quorum of those cosignatures. A delivery read before its "
+        "checkpoint was cosigned is signed only (its node's signature) until then.",
+        style="dim",
+    )
+    return len(reports) + (len(rows) - now)
 
 
 def _show_stories(

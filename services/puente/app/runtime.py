@@ -45,6 +45,7 @@ from puente.topics import Naming
 from puente.warnings.loader import load_triggers
 from puente.warnings.service import WarningsService
 from puente.witness.service import Witness, WitnessConfig
+from puente.witness.shared import Reads
 from puente_gateway.edge import served_states
 
 
@@ -280,6 +281,12 @@ class Runtime:
         (``PUENTE_WITNESS__QUORUM``; unset: a majority of the other members)."""
         return self.settings.witness.quorum or default_quorum(self.members)
 
+    @cached_property
+    def witness_reads(self) -> Reads:
+        """What the witnesses this runtime makes share (``--all``, the demo): each record
+        decoded and each log signature checked once in the process, not once per witness."""
+        return Reads()
+
     def witness(
         self, member: str, *, instance: str, checkpoints_topic: str | None = None
     ) -> tuple[Witness, TrustTopicReader]:
@@ -301,10 +308,15 @@ class Runtime:
                 trust=tracker,
                 trust_sources=tuple(fetches),
                 config=WitnessConfig(
-                    poll_s=cfg.poll_s, max_batch=cfg.max_batch, trust_refresh_s=cfg.trust_refresh_s
+                    poll_s=cfg.poll_s,
+                    max_batch=cfg.max_batch,
+                    trust_refresh_s=cfg.trust_refresh_s,
+                    linger_s=cfg.linger_s,
+                    idle_commit_s=cfg.idle_commit_s,
                 ),
                 instance=f"{instance}-{member}",
                 checkpoints_topic=checkpoints_topic,
+                reads=self.witness_reads,
             ),
             topic,
         )

@@ -14,6 +14,7 @@ an honest witness never does; and up to 9 witnesses may be down before finality 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -76,6 +77,11 @@ class LogFinality:
         return max(self.roots, default=0)
 
 
+COUNTED_MEMORY = 8192
+"""Cosigned notes a book remembers having counted, so that readers sharing one book (partners
+hosted in one process) verify each note once; an older one counted again changes nothing."""
+
+
 class FinalityBook:
     """Cosigned checkpoints counted against a quorum (pure: the caller feeds it notes)."""
 
@@ -84,6 +90,7 @@ class FinalityBook:
             raise ValueError("a quorum is at least 1")
         self.quorum = quorum
         self.logs: dict[str, LogFinality] = {}
+        self._counted: OrderedDict[bytes, None] = OrderedDict()
 
     def add(self, note_bytes: bytes, verifier: Verifier) -> int:
         """Count a cosigned checkpoint (the log's signature checked with ``verifier``); the
@@ -93,7 +100,18 @@ class FinalityBook:
         A checkpoint smaller than the log's final one adds nothing (the final one covers every
         record below it): it is passed over before any signature is checked, and what the book
         held of smaller sizes is dropped when a larger one becomes final — so a long-running
-        reader of the cosignatures topic keeps a few checkpoints per log, not the history."""
+        reader of the cosignatures topic keeps a few checkpoints per log, not the history. A
+        note counted already (the same bytes, e.g. from another reader sharing the book) counts
+        nothing more and is not verified again."""
+        if note_bytes in self._counted:
+            return 0
+        new = self._add(note_bytes, verifier)
+        self._counted[note_bytes] = None
+        if len(self._counted) > COUNTED_MEMORY:
+            self._counted.popitem(last=False)
+        return new
+
+    def _add(self, note_bytes: bytes, verifier: Verifier) -> int:
         parsed = Note.parse(note_bytes)
         cp = parse_signed_checkpoint(note_bytes)[0]
         state = audit_log_state(cp.log_origin)

@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 
 from puente.evidence.checkpoint import Checkpoint, parse_signed_checkpoint
 from puente.evidence.cosignature import without_cosignatures
@@ -61,9 +62,9 @@ class Cosigned:
 
     note: bytes
 
-    @property
+    @cached_property
     def checkpoint(self) -> Checkpoint:
-        """The checkpoint (signatures unchecked)."""
+        """The checkpoint (signatures unchecked; parsed once: every decision reads it)."""
         return parse_signed_checkpoint(self.note)[0]
 
     def log_signed(self) -> bytes:
@@ -106,7 +107,8 @@ class WitnessBook:
     def __init__(self, own_state: str, *, seen_per_log: int = SEEN_PER_LOG) -> None:
         self.own_state = own_state
         self.cosigned: dict[str, Cosigned] = {}
-        self._seen: dict[str, OrderedDict[int, bytes]] = {}  # log -> size -> log-signed note
+        # log -> size -> (root, log-signed note)
+        self._seen: dict[str, OrderedDict[int, tuple[bytes, bytes]]] = {}
         self._seen_per_log = seen_per_log
 
     def restore(self, cosigned: Sequence[Cosigned]) -> None:
@@ -158,16 +160,23 @@ class WitnessBook:
         """Another witness's cosigned checkpoint (its log signature verified by the caller): a
         fork when this witness saw another root of that log at that size."""
         cp, parsed = parse_signed_checkpoint(note)
-        return self._remember(cp, without_cosignatures(parsed).to_bytes())
+        return self.seen(cp, without_cosignatures(parsed).to_bytes())
+
+    def seen(self, cp: Checkpoint, signed: bytes) -> Fork | None:
+        """:meth:`gossip` of a checkpoint already parsed: ``cp`` and its log-signed note
+        ``signed`` (a witness reads each checkpoint again in every other witness's
+        cosignature, so it parses each record once)."""
+        return self._remember(cp, signed)
 
     def _remember(self, cp: Checkpoint, signed: bytes) -> Fork | None:
         seen = self._seen.setdefault(cp.log_origin, OrderedDict())
         before = seen.get(cp.size)
         if before is not None:
-            if parse_signed_checkpoint(before)[0].root != cp.root:
-                return Fork(ForkKind.SAME_SIZE, cp.log_origin, before, signed)
+            root, note = before
+            if root != cp.root:
+                return Fork(ForkKind.SAME_SIZE, cp.log_origin, note, signed)
             return None
-        seen[cp.size] = signed
+        seen[cp.size] = (cp.root, signed)
         while len(seen) > self._seen_per_log:
             seen.popitem(last=False)
         return None

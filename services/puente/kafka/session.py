@@ -49,14 +49,22 @@ async def session_clients(
     client_id: str,
     restore_client_id: str,
     max_poll_records: int,
+    fetch_max_wait_ms: int = 500,
 ) -> AsyncIterator[Clients]:
     """The clients of one session of the service whose group and transactional id is
-    ``group``, all stopped when it ends."""
+    ``group``, all stopped when it ends. ``fetch_max_wait_ms``: how long the broker holds the
+    group consumer's fetch while nothing is new (it answers as soon as a record is: a longer
+    wait costs no latency, only fewer idle requests)."""
     prod = producer(endpoint, cred, transactional_id=group, client_id=client_id)
     await start(prod, endpoint, cred)  # init_transactions: fences the last one
     reader = consumer(endpoint, cred, client_id=restore_client_id)
     main = consumer(
-        endpoint, cred, group_id=group, client_id=client_id, max_poll_records=max_poll_records
+        endpoint,
+        cred,
+        group_id=group,
+        client_id=client_id,
+        max_poll_records=max_poll_records,
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )
     try:
         await start(reader, endpoint, cred)
@@ -86,6 +94,7 @@ class SessionService:
     :meth:`_failed`; ``fenced`` is the error that ends :meth:`run` for good."""
 
     fenced: ClassVar[type[Exception]]
+    fetch_max_wait_ms: ClassVar[int] = 500  # the broker's hold of an idle fetch
     endpoint: KafkaEndpoint
     cred: Credential
     group: str
@@ -129,6 +138,7 @@ class SessionService:
             client_id=self.client_id,
             restore_client_id=f"{self.instance}-restore",
             max_poll_records=self.config.max_batch,
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
         ) as clients:
             await self._restore(clients.reader)
             main = await clients.restored()

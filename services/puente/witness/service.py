@@ -8,11 +8,20 @@ log signature against the trust list, and decides with its pure core
 every fork it can prove — from the logs, or from another witness's cosignature (gossip) — as a
 signed equivocation report on the equivocations topic.
 
-Each turn of its loop is one Kafka transaction: its cosignatures, its state (``witness.CC``,
-compacted: per log, the checkpoint it cosigned last), its reports and its read positions (group
-``<prefix>.witness.CC``). A restart reads ``witness.CC`` back and resumes at the committed
-positions, so it never cosigns a smaller size, nor another root for a size it cosigned. A
-second instance fences the first (one transactional id per state).
+It decides each record as it reads it and commits its work in batches (a turn), each one Kafka
+transaction: its cosignatures, its state (``witness.CC``, compacted: per log, the checkpoint it
+cosigned last), its reports and its read positions (group ``<prefix>.witness.CC``). A turn that
+publishes something lingers ``linger_s`` after its first cosignature or report, so that what
+arrives meanwhile (other logs' checkpoints, the other witnesses' cosignatures) shares its
+transaction; a turn that publishes nothing (gossip without a fork, checkpoints it skips) waits
+up to ``idle_commit_s`` for one that does. Most of a witness's cost per checkpoint was its
+transactions (several round trips each, and one per gossip poll), not its signatures.
+
+A restart reads ``witness.CC`` back and resumes at the committed positions (reading again, and
+deciding the same, what an uncommitted turn had read), so it never cosigns a smaller size, nor
+another root for a size it cosigned. A second instance fences the first (one transactional id
+per state). Witnesses hosted in one process share their parsing and log-signature checks
+(:mod:`puente.witness.shared`).
 """
 
 from __future__ import annotations
@@ -30,11 +39,11 @@ from puente.codec.errors import DecodeError
 from puente.codec.registry import Registry
 from puente.errors import PuenteError
 from puente.evidence._time import now_ms
-from puente.evidence.cosignature import cosign, cosignatures, without_cosignatures
+from puente.evidence.cosignature import cosign
 from puente.evidence.equivocation import EquivocationReport
 from puente.evidence.errors import EvidenceError, TrustListError
 from puente.evidence.keys import SigningKey
-from puente.evidence.log import CheckpointRecord, audit_log_state
+from puente.evidence.log import audit_log_state
 from puente.evidence.note import Note
 from puente.evidence.trustsource import Fetch, TrustTracker
 from puente.evidence.verify import Verifier
@@ -47,6 +56,7 @@ from puente.secrets import Credential
 from puente.service.outbox import default_partition, send_batches
 from puente.topics import CHECKPOINTS, COSIGNATURES, EQUIVOCATIONS, WITNESS, Naming
 from puente.witness import metrics
+from puente.witness.shared import Reads
 
 log = get_logger("witness")
 
@@ -56,12 +66,14 @@ KeySource = Callable[[int], SigningKey]
 
 @dataclass(frozen=True)
 class WitnessConfig:
-    """How a witness polls (``PUENTE_WITNESS__*``)."""
+    """How a witness polls and batches (``PUENTE_WITNESS__*``)."""
 
-    poll_s: float = 0.2
+    poll_s: float = 1.0  # an idle loop's period (records end a poll at once)
     max_batch: int = 2000
     trust_refresh_s: float = 10.0
     retry_s: float = 2.0
+    linger_s: float = 0.05  # a turn's first cosignature waits this long for company
+    idle_commit_s: float = 5.0  # read positions with nothing to publish wait at most this
 
 
 class WitnessFenced(PuenteError):
@@ -72,20 +84,44 @@ class WitnessFenced(PuenteError):
 
 @dataclass
 class _Turn:
-    """What one turn cosigned, reported and read."""
+    """What one turn cosigned, reported and read, and since when (event-loop time)."""
 
     cosigned: list[tuple[str, bytes, int]] = field(default_factory=list)  # log, note, log time
     reports: list[tuple[str, bytes, Fork]] = field(default_factory=list)  # log, report, fork
     consumed: dict[TopicPartition, int] = field(default_factory=dict)
+    first_output: float | None = None  # its first cosignature or report
+    first_read: float | None = None
 
     def __bool__(self) -> bool:
         return bool(self.cosigned or self.reports or self.consumed)
+
+    def mark(self, now: float) -> None:
+        """Note the time of what was just added."""
+        if self.first_read is None and self.consumed:
+            self.first_read = now
+        if self.first_output is None and (self.cosigned or self.reports):
+            self.first_output = now
+
+    def due(self, config: WitnessConfig) -> float | None:
+        """When it must be committed: ``linger_s`` after its first output, ``idle_commit_s``
+        after its first read when it has nothing to publish, at once when it holds
+        ``max_batch`` outputs; None when empty."""
+        if self.first_output is not None:
+            if len(self.cosigned) + len(self.reports) >= config.max_batch:
+                return self.first_output
+            return self.first_output + config.linger_s
+        if self.first_read is not None:
+            return self.first_read + config.idle_commit_s
+        return None
 
 
 class Witness(SessionService):
     """State ``state``'s witness. Run one per state (a second one fences the first)."""
 
     fenced = WitnessFenced
+    # Twenty witnesses in one process mostly wait: the broker holds each idle fetch 2 s
+    # instead of 0.5 s (it answers at once when a checkpoint or cosignature arrives).
+    fetch_max_wait_ms = 2000
     config: WitnessConfig
 
     def __init__(
@@ -103,9 +139,11 @@ class Witness(SessionService):
         instance: str = "witness",
         clock: Callable[[], int] = now_ms,
         checkpoints_topic: str | None = None,
+        reads: Reads | None = None,
     ) -> None:
         """``checkpoints_topic``: where it reads the logs' checkpoints (the checkpoints topic;
-        tests give another to show this witness a view other witnesses do not see)."""
+        tests give another to show this witness a view other witnesses do not see). ``reads``:
+        shared with the other witnesses of this process (default: its own)."""
         self.state = state
         self.endpoint = endpoint
         self.cred = credential
@@ -121,10 +159,13 @@ class Witness(SessionService):
         self.checkpoints_topic = checkpoints_topic or naming.topic(CHECKPOINTS)
         self.group = naming.witness_group(state)
         self.book = WitnessBook(state)
+        self.reads = reads or Reads()
+        self._key_name = ""  # its key's name, as of the current poll
         self.ready = asyncio.Event()  # restored and caught up with its inputs once
         self.reported: set[tuple[str, int, bytes, int, bytes]] = set()
         self._partitions: dict[str, list[int]] = {}
-        self.commits = 0
+        self.commits = 0  # transactions committed
+        self.gossiped = 0  # other witnesses' cosignatures read
 
     def _failed(self, exc: Exception) -> None:
         log.error(
@@ -151,11 +192,16 @@ class Witness(SessionService):
         await resume(c, every)
         from_logs = set(checkpoints)
         log.info("witness.started", witness=self.state, group=self.group)
+        clock = asyncio.get_running_loop().time
+        turn = _Turn()
         while not stop.is_set():
+            wait = self.config.poll_s
+            due = turn.due(self.config)
+            if due is not None:
+                wait = min(wait, max(0.0, due - clock()))
             fetched = await c.getmany(
-                timeout_ms=int(self.config.poll_s * 1000), max_records=self.config.max_batch
+                timeout_ms=int(wait * 1000), max_records=self.config.max_batch
             )
-            turn = _Turn()
             try:
                 verifier = self.trust.verifier()
             except TrustListError as exc:
@@ -165,6 +211,8 @@ class Witness(SessionService):
                         c.seek(tp, messages[0].offset)
                 await asyncio.sleep(self.config.poll_s)
                 continue
+            if fetched:  # (its key is looked up only when there is something to decide)
+                self._key_name = self.key_name
             for tp, messages in fetched.items():
                 for m in messages:
                     turn.consumed[tp] = m.offset + 1
@@ -172,22 +220,26 @@ class Witness(SessionService):
                         self._checkpoint(m, verifier, turn)
                     else:
                         self._gossip(m, verifier, turn)
-            if turn:
+            turn.mark(clock())
+            due = turn.due(self.config)
+            if due is not None and clock() >= due:
                 await self._commit(prod, turn)
+                turn = _Turn()
             if not self.ready.is_set() and await caught_up(c, every):
                 self.ready.set()
+        if turn:  # stopping: what was decided is published (else redone at the next start)
+            await self._commit(prod, turn)
 
     # --- deciding ------------------------------------------------------------------------------
 
     def _checkpoint(self, m: ConsumerRecord[bytes, bytes], verifier: Verifier, turn: _Turn) -> None:
         """A log's checkpoint: cosign it, skip it, or report the fork it shows."""
         try:
-            record = CheckpointRecord.decode(self.registry, m.value or b"")
-            cp = record.checkpoint
+            record, cp = self.reads.checkpoint(self.registry, m.value or b"")
             state = audit_log_state(cp.log_origin)
             if state is None or state == self.state:
                 return  # a batch root, or its own state's log: not for its witness
-            verified = verifier.verify_checkpoint(record.note)
+            verified = self.reads.verified(verifier, record.note)
         except (EvidenceError, DecodeError, ValueError, KeyError, TypeError) as exc:
             self._refused(exc)
             return
@@ -207,16 +259,16 @@ class Witness(SessionService):
 
     def _gossip(self, m: ConsumerRecord[bytes, bytes], verifier: Verifier, turn: _Turn) -> None:
         """Another witness's cosignature: a fork if it shows another root at a size."""
+        self.gossiped += 1
         try:
-            note = Note.parse(m.value or b"")
-            if all(c.name == self.key_name for c in cosignatures(note)):
+            gossip = self.reads.gossip(m.value or b"")
+            if gossip.cosigners <= {self._key_name}:
                 return  # its own
-            log_signed = without_cosignatures(note).to_bytes()
-            verifier.verify_checkpoint(log_signed)
+            self.reads.verified(verifier, gossip.log_signed)
         except (EvidenceError, ValueError) as exc:
             self._refused(exc)
             return
-        fork = self.book.gossip(log_signed)
+        fork = self.book.seen(gossip.checkpoint, gossip.log_signed)
         if fork is not None:
             self._report(fork, turn)
 

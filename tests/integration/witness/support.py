@@ -24,6 +24,7 @@ from puente.kafka.provision import apply, diff, read_state
 from puente.service.nodekeys import StoreKeys
 from puente.topics import CHECKPOINTS, COSIGNATURES, EQUIVOCATIONS
 from puente.witness.service import Witness, WitnessConfig
+from puente.witness.shared import Reads
 from tests.integration.service.support import Deployment
 
 
@@ -65,9 +66,16 @@ class Log:
 
 
 def witness(
-    dep: Deployment, state: str, *, instance: str = "w1", checkpoints_topic: str | None = None
+    dep: Deployment,
+    state: str,
+    *,
+    instance: str = "w1",
+    checkpoints_topic: str | None = None,
+    config: WitnessConfig | None = None,
+    reads: Reads | None = None,
 ) -> Witness:
-    """State ``state``'s witness as its own principal, its key from the deployment's store."""
+    """State ``state``'s witness as its own principal, its key from the deployment's store
+    (``reads``: shared with the other witnesses of the test, as ``--all`` hosts them)."""
     return Witness(
         state=state,
         endpoint=dep.tenant.endpoint,
@@ -76,9 +84,10 @@ def witness(
         registry=dep.registry,
         key=StoreKeys(dep.evidence.store, state).witness_key,
         trust=dep.trust(),
-        config=WitnessConfig(poll_s=0.1),
+        config=config or WitnessConfig(poll_s=0.1),
         instance=instance,
         checkpoints_topic=checkpoints_topic,
+        reads=reads,
     )
 
 

@@ -18,6 +18,7 @@ from puente.evidence.finality import Finality, default_quorum
 from puente.evidence.log import AuditLog
 from puente.evidence.note import Note
 from puente.evidence.witness import ForkKind
+from puente.witness.service import WitnessConfig
 from tests.harness import KafkaHarness
 from tests.integration.service.support import ALL_MEMBERS, Deployment, deploy
 from tests.integration.witness.support import (
@@ -217,3 +218,30 @@ async def test_a_restart_loses_nothing_and_never_cosigns_backwards(dep: Deployme
     assert [(e["log"], e["kind"], e["witness"]) for e in doc["equivocations"]] == [
         (mx.log.log_id, "same-size", "GT")
     ]
+
+
+async def test_a_turn_is_one_transaction_and_gossip_waits_for_the_next(dep: Deployment) -> None:
+    """Checkpoints of three logs that arrive within a witness's linger are cosigned in one
+    transaction; the other witness's cosignatures (gossip without a fork) open none of their
+    own; stopping commits the positions read since, so a restart reads none of it again."""
+    logs = [Log(dep, s) for s in ("MX", "HN", "CR")]
+    follower = Follower(dep, "JM", quorum=2)
+    config = WitnessConfig(poll_s=0.1, linger_s=3.0, idle_commit_s=60.0)
+    gt, pa = witness(dep, "GT", config=config), witness(dep, "PA", config=config)
+    async with follower.following():
+        async with running([gt, pa]):
+            assert (gt.commits, pa.commits) == (0, 0)
+            for log in logs:
+                await log.publish(log.grow(3))
+            await until(
+                lambda: all(cosigners(follower, log.log.log_id, 3) == ["GT", "PA"] for log in logs),
+                "GT and PA cosigning the three logs",
+            )
+            assert (gt.commits, pa.commits) == (1, 1)
+            await until(lambda: gt.gossiped >= 6 and pa.gossiped >= 6, "both reading all six")
+            assert (gt.commits, pa.commits) == (1, 1)
+        assert (gt.commits, pa.commits) == (2, 2)  # the positions, committed on stopping
+        again = witness(dep, "GT", instance="w2", config=config)
+        async with running([again]):
+            assert again.gossiped == 0
+            assert {again.book.cosigned[log.log.log_id].checkpoint.size for log in logs} == {3}

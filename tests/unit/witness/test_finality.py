@@ -13,6 +13,7 @@ from puente.evidence.keys import SigningKey
 from puente.evidence.log import AuditLog, CheckpointRecord
 from puente.evidence.note import Note
 from puente.evidence.trust import KeyEntry, Usage, node_holder
+from puente.evidence.verify import VerifiedCheckpoint
 from puente.evidence.witness import witness_key_name
 from tests.unit.witness.federation import T0, Federation
 
@@ -109,6 +110,33 @@ def test_a_second_root_at_a_size_is_not_counted(fed: Federation) -> None:
     book.add(cosigned(fed, a, "GT"), v)
     assert book.add(cosigned(fed, b, "HN"), v) == 0
     assert book.status()[0]["cosigners"] == ["GT"]
+
+
+def test_readers_sharing_a_book_verify_each_cosigned_note_once(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partners hosted in one process count into one book: the same note from a second reader
+    is neither counted nor verified again; a note that did not verify is checked every time."""
+    book, log, v = FinalityBook(2), fed.log(), fed.verifier()
+    r = fed.grow(log, 3)
+    gt, hn = cosigned(fed, r, "GT"), cosigned(fed, r, "HN")
+    checks: list[bytes] = []
+    real = v.verify_checkpoint
+
+    def counting(data: bytes) -> VerifiedCheckpoint:
+        checks.append(data)
+        return real(data)
+
+    monkeypatch.setattr(v, "verify_checkpoint", counting)
+    assert book.add(gt, v) == 1 and book.add(gt, v) == 0
+    assert len(checks) == 1
+    assert book.add(hn, v) == 1 and book.finality(log.log_id, 2) is Finality.WITNESSED
+    forged = Note.parse(gt)
+    bad = Note(forged.text.replace("\n3\n", "\n4\n"), forged.signatures).to_bytes()
+    for _ in range(2):
+        with pytest.raises(SignatureError):
+            book.add(bad, v)
+    assert len(checks) == 4
 
 
 def test_a_checkpoint_below_the_final_one_is_passed_over_unverified(fed: Federation) -> None:
