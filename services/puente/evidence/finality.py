@@ -85,10 +85,15 @@ hosted in one process) verify each note once; an older one counted again changes
 class FinalityBook:
     """Cosigned checkpoints counted against a quorum (pure: the caller feeds it notes)."""
 
-    def __init__(self, quorum: int) -> None:
+    def __init__(self, quorum: int, *, all_cosigners: bool = False) -> None:
+        """``all_cosigners``: keep counting the cosigners of a checkpoint once it is final (for
+        reports that list them all: ``puente witness status``, the auditor); otherwise a
+        further cosignature of a final checkpoint is passed over unverified — it changes
+        nothing a delivery's finality depends on (what subscribers and gateways need)."""
         if quorum < 1:
             raise ValueError("a quorum is at least 1")
         self.quorum = quorum
+        self.all_cosigners = all_cosigners
         self.logs: dict[str, LogFinality] = {}
         self._counted: OrderedDict[bytes, None] = OrderedDict()
 
@@ -98,7 +103,8 @@ class FinalityBook:
         does not verify.
 
         A checkpoint smaller than the log's final one adds nothing (the final one covers every
-        record below it): it is passed over before any signature is checked, and what the book
+        record below it), nor (unless ``all_cosigners``) another cosignature of the final one:
+        it is passed over before any signature is checked, and what the book
         held of smaller sizes is dropped when a larger one becomes final — so a long-running
         reader of the cosignatures topic keeps a few checkpoints per log, not the history. A
         note counted already (the same bytes, e.g. from another reader sharing the book) counts
@@ -118,7 +124,9 @@ class FinalityBook:
         if state is None:
             raise EvidenceError(f"{cp.log_origin!r} is not an audit log", reason="LOG_UNKNOWN")
         known = self.logs.get(cp.log_origin)
-        if known is not None and cp.size < known.final_size:
+        if known is not None and (
+            cp.size < known.final_size or (cp.size == known.final_size and not self.all_cosigners)
+        ):
             return 0
         verified = verifier.verify_checkpoint(without_cosignatures(parsed).to_bytes())
         log = self.logs.setdefault(cp.log_origin, LogFinality(cp.log_origin))

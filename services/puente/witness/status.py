@@ -48,7 +48,7 @@ async def read_status(
 ) -> WitnessStatus:
     """Read the cosignatures and equivocations topics to their end (``c``: a started consumer
     of a principal that may read them, a member's) and count."""
-    book = FinalityBook(quorum)
+    book = FinalityBook(quorum, all_cosigners=True)  # the report lists them all
     cosigned = await read_all(c, await topic_partitions(c, [naming.topic(COSIGNATURES)]))
     refused = add_all(book, cosigned, verifier)
     reports: list[EquivocationReport] = []

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from puente.evidence.cosignature import cosign
-from puente.evidence.errors import SignatureError
+from puente.evidence.errors import EvidenceError, SignatureError
 from puente.evidence.finality import Finality, FinalityBook, cosigning_states, default_quorum
 from puente.evidence.keys import SigningKey
 from puente.evidence.log import AuditLog, CheckpointRecord
@@ -162,3 +162,22 @@ def test_a_final_checkpoint_drops_the_smaller_ones(fed: Federation) -> None:
     assert held.final_size == 50
     (status,) = book.status()
     assert status["size"] == 51 and status["cosigners"] == ["GT"] and status["final"] is False
+
+
+def test_once_final_more_cosigners_are_counted_only_when_asked(fed: Federation) -> None:
+    """A delivery's finality needs no more than the quorum: a reader's book passes over a
+    further cosignature of the final checkpoint without verifying it; a report's book
+    (``all_cosigners``) still names every cosigner."""
+    log, v = fed.log(), fed.verifier()
+    r = fed.grow(log, 3)
+    fast, full = FinalityBook(2), FinalityBook(2, all_cosigners=True)
+    for book in (fast, full):
+        book.add(cosigned(fed, r, "GT", "HN"), v)
+    unsigned = replace(Note.parse(r.note), signatures=())
+    late = cosign(unsigned, fed.witnesses["CR"], time_s=TIME_S).to_bytes()  # no log signature
+    assert fast.add(late, v) == 0  # not even verified: it could not have been
+    with pytest.raises(EvidenceError):  # the report's book checks: no log signature
+        full.add(late, v)
+    assert full.add(cosigned(fed, r, "CR"), v) == 1
+    assert full.status()[0]["cosigners"] == ["CR", "GT", "HN"]
+    assert fast.status()[0]["cosigners"] == ["GT", "HN"]

@@ -269,7 +269,7 @@ class Auditor:
         opts = self.options
         quorum = opts.quorum or default_quorum(sorted(_node_states(verifier.trust_list)))
         report.quorum = quorum
-        book = FinalityBook(quorum)
+        book = FinalityBook(quorum, all_cosigners=True)  # witnessed_by names them all
         for batch in source.batches(COSIGNATURES):
             refused = add_all(book, [v for v in batch.values if v is not None], verifier)
             if refused:
