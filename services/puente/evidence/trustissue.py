@@ -120,7 +120,9 @@ def issue(store: KeyStore, signers: Sequence[KeyStore], *, floor: bytes, now: in
     if current is not None and not _renew(current, wanted, now):
         return Issued(data)
     serial = current.serial + 1 if current is not None else _serial_after(data, now)
-    note = _pending(proposal_path, wanted, serial=serial, now=now)
+    # A first list's serial is the clock's second (nothing before it to follow): a proposal
+    # waiting for its signatures keeps its own serial, however much later the next run comes.
+    note = _pending(proposal_path, wanted, serial=serial if data is not None else 1, now=now)
     if note is None:
         note = Note.unsigned(replace(wanted, serial=serial).text())
     tl = TrustList.from_text(note.text)

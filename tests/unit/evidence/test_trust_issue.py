@@ -44,12 +44,14 @@ def _signers(path: Path) -> int:
 def test_short_of_quorum_is_a_proposal_and_a_quorum_makes_the_genesis_list(tmp_path: Path) -> None:
     trust, own = _federation(tmp_path)
     proposal = trust.root / PROPOSAL_FILE
-    first = issue(trust, [own["AR"]], floor=FLOOR, now=now_ms())
+    at = now_ms()
+    first = issue(trust, [own["AR"]], floor=FLOOR, now=at)
     assert first.current is None and first.proposal == proposal and not first.changed
     assert first.missing == ("member:BR", "member:MX") and first.needed == 1
     assert not (trust.root / TRUST_LIST_FILE).exists() and _signers(proposal) == 1
-    # A second call with another state's root adds its signature to the same proposal.
-    done = issue(trust, [own["BR"]], floor=FLOOR, now=now_ms())
+    # A second call with another state's root, seconds later (a first list's serial is the
+    # clock's second: the waiting proposal keeps its own), adds its signature to it.
+    done = issue(trust, [own["BR"]], floor=FLOOR, now=at + 5000)
     assert done.changed and done.proposal is None and not proposal.exists()
     genesis = (trust.root / GENESIS_FILE).read_bytes()
     assert done.current == genesis and TrustAnchor.genesis(genesis).k == 2
