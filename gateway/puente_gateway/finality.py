@@ -97,7 +97,7 @@ class FinalityView:
     async def _follow(self, c: AIOKafkaConsumer) -> None:
         topic = self.kafka.naming.topic(COSIGNATURES)
         tps = [TopicPartition(topic, p) for p in await self.kafka.first.partitions(topic)]
-        await self._restart(c, tps, None)
+        self._counted_with = None  # a new consumer: placed (and counting begun) below
         while True:
             verifier = await self.trust.verifier()
             if verifier is None:  # nothing can be counted without a trust list
@@ -111,14 +111,14 @@ class FinalityView:
                 self.caught_up = await caught_up(c, tps)
 
     async def _restart(
-        self, c: AIOKafkaConsumer, tps: list[TopicPartition], verifier: Verifier | None
+        self, c: AIOKafkaConsumer, tps: list[TopicPartition], verifier: Verifier
     ) -> None:
         """Count from the start point again, with ``verifier``'s trust list."""
         self.since_ms = await seek_back(c, tps, self.lookback_s)
         self.book = FinalityBook(self.quorum)
         self.caught_up = False
         self.refused = 0
-        self._counted_with = None if verifier is None else verifier.trust_list
+        self._counted_with = verifier.trust_list
 
     def _count(self, got: dict[TopicPartition, list[Any]], verifier: Verifier) -> None:
         values = [m.value for ms in got.values() for m in ms if m.value is not None]
