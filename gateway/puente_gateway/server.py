@@ -47,6 +47,7 @@ def uvicorn_config(app: FastAPI, gw: GatewaySettings, **overrides: Any) -> uvico
         "server_header": False,
         # Event streams never end by themselves: bound how long a shutdown waits for them.
         "timeout_graceful_shutdown": 10,
+        "timeout_keep_alive": gw.keep_alive_s,
     }
     if gw.tls_cert is not None or gw.tls_key is not None:
         if gw.tls_cert is None or gw.tls_key is None:

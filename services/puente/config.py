@@ -137,6 +137,13 @@ class GatewaySettings(BaseModel):
         default=10.0, gt=0, description="time to send the request line and headers (408)"
     )
     body_timeout_s: float = Field(default=30.0, gt=0, description="time to send a body (408)")
+    # An idle connection is closed after this long. A client that sends its next request on a
+    # connection just as the server closes it gets a read error, not an answer: the server must
+    # keep idle connections longer than clients do (httpx 5 s, Node 4 s, aiohttp 15 s), which
+    # uvicorn's 5 s did not.
+    keep_alive_s: int = Field(
+        default=20, ge=1, description="how long an idle connection stays open between requests"
+    )
     auth_fail_burst: int = Field(
         default=10, ge=1, description="failed authentications per client address before 429"
     )

@@ -190,6 +190,21 @@ def test_a_slow_or_silent_head_is_closed_with_408(hostile: Hostile, first: bytes
     assert _status(answer) == 408 and b"HEAD_TIMEOUT" in answer
 
 
+def test_an_idle_connection_outlives_the_clients_idle_expiry(hostile: Hostile) -> None:
+    """A client keeps an idle connection for a while (httpx: 5 s) and then sends its next
+    request on it: the gateway must not close it first, or that request fails with a read
+    error instead of an answer (uvicorn's own 5 s made a test fail that way)."""
+    client_expiry = httpx.Limits().keepalive_expiry or 5.0
+    assert context_of(hostile.app).gw.keep_alive_s > client_expiry + 1
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with hostile.socket() as s:
+        s.sendall(request)
+        assert _status(s.recv(65536)) == 200
+        time.sleep(client_expiry + 1)
+        s.sendall(request)
+        assert _status(s.recv(65536)) == 200
+
+
 def test_a_slow_body_is_408_and_closed(hostile: Hostile) -> None:
     token = hostile.token("MX")
     with hostile.socket() as s:
