@@ -1,4 +1,4 @@
-"""``puente trust propose | sign | publish``: a trust list changes only when a quorum of the
+"""``puente trust propose | sign | merge | publish``: a trust list changes only when a quorum of the
 member states signs it (docs/evidence.md, "The trust list").
 
 1. ``propose`` writes the next list's text: the list in force plus the change made in the key
@@ -7,6 +7,8 @@ member states signs it (docs/evidence.md, "The trust list").
 2. ``sign --as CC`` appends state CC's root signature (every root key of CC valid now in CC's
    key directory signs: during a rotation the old key satisfies the list in force, the new one
    the proposed list; one state counts once).
+   States may also sign copies of the proposal each on its own (in parallel, offline);
+   ``merge`` then makes one proposal carrying every copy's root signatures.
 3. ``publish`` checks the proposal exactly as every verifier will (a quorum of the roots of the
    list in force, a quorum of its own, no lower serial) and only then writes it to the trust
    topic; short of quorum it says so and publishes nothing (exit 1).
@@ -25,11 +27,11 @@ from puente.app.operator import publish_trust_list
 from puente.app.runtime import Runtime
 from puente.config import get_settings
 from puente.evidence._time import now_ms
-from puente.evidence.errors import TrustListError
+from puente.evidence.errors import SignatureError, TrustListError
 from puente.evidence.keystore import TRUST_LIST_FILE, KeyStore, holder_for
 from puente.evidence.note import Note
 from puente.evidence.trust import TrustAnchor, TrustList, Usage, majority
-from puente.evidence.trustchange import changes, propose
+from puente.evidence.trustchange import changes, merge, propose
 from puente.evidence.trustissue import PROPOSAL_FILE, read_note
 
 app = typer.Typer(
@@ -116,7 +118,7 @@ def sign_cmd(
     store = _store(directory)
     path = input_ or store.root / PROPOSAL_FILE
     note = _read_note(path)
-    tl = TrustList.from_text(note.text)
+    TrustList.from_text(note.text)  # a malformed proposal is refused before it is signed
     holder, now = holder_for(member), now_ms()
     keys = store.private_keys(holder, usage=Usage.TRUST_LIST, at=now)
     if not keys:
@@ -133,10 +135,51 @@ def sign_cmd(
         note = note.sign(key)
     path.write_bytes(note.to_bytes())
     out.print(f"signed by {holder} ({', '.join(k.key_id for k in signed)}) -> {path}")
-    if tl.quorum is not None:
-        own = TrustAnchor.of(tl)
+    _say_signers(note)
+
+
+@app.command("merge")
+def merge_cmd(
+    copies: Annotated[
+        list[Path], typer.Argument(help="copies of one proposal, each signed by some states")
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--out", help=f"default: <dir>/{PROPOSAL_FILE}")
+    ] = None,
+    directory: DirOpt = None,
+) -> None:
+    """One proposal carrying the signatures of every copy (states that signed copies of the
+    same proposal each on its own). Copies of different lists are refused, and so is a root's
+    signature that does not verify; a signature by a key neither the list nor the key
+    directory names as a root is kept, unchecked, and said so."""
+    store = _store(directory)
+    roots = [store.public(m) for m in store.key_metas() if Usage.TRUST_LIST in m.usages]
+    merged = merge([_read_note(p) for p in copies], roots)
+    path = output or store.root / PROPOSAL_FILE
+    if not merged.note.signatures:
+        raise TrustListError(
+            "no copy carries a signature",
+            reason="TRUST_QUORUM_MISSING",
+            hint="puente trust sign --as CC --in <copy>",
+        )
+    path.write_bytes(merged.note.to_bytes())
+    for sig in merged.unchecked:
+        err.print(f"kept unchecked a signature by {sig.name}: no root key known here made it")
+    out.print(f"{len(merged.note.signatures)} signatures from {len(copies)} copies -> {path}")
+    _say_signers(merged.note)
+
+
+def _say_signers(note: Note) -> None:
+    """How many of the roots the proposal names have signed it (a list with a quorum)."""
+    tl = TrustList.from_text(note.text)
+    if tl.quorum is None:
+        return
+    own = TrustAnchor.of(tl)
+    try:
         signers = own.signers(note.verify(e.key for e in own.roots), at=tl.issued_at)
-        out.print(f"{len(signers)} of the {own.describe()} roots it names have signed")
+    except SignatureError:  # only roots of the list in force signed so far
+        signers = set()
+    out.print(f"{len(signers)} of the {own.describe()} roots it names have signed")
 
 
 @app.command("publish")
