@@ -1,0 +1,44 @@
+"""A witness that joins late checks the logs' whole history, not only what comes after it
+joined: the checkpoints topic keeps every checkpoint with its consistency proof, and a new
+witness's group starts at its beginning."""
+
+from __future__ import annotations
+
+import pytest
+
+from puente.evidence.equivocation import verify_report
+from puente.evidence.witness import ForkKind
+from tests.harness import KafkaHarness
+from tests.integration.service.support import Deployment, deploy
+from tests.integration.witness.support import Follower, Log, running, until, witness
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+async def dep(kafka: KafkaHarness) -> Deployment:
+    return await deploy(kafka, partitions=1)
+
+
+async def test_a_late_witness_checks_the_history_before_it_joined(dep: Deployment) -> None:
+    """MX's node published a4, a8 and then b12 — another history from size 4 on, whose proof
+    starts at b8 — before any witness ran. A witness started afterwards cosigns a4 and a8 from
+    their proofs and proves that b12 does not extend a8: it did not take the newest checkpoint
+    on trust."""
+    mx = Log(dep, "MX")
+    base = mx.grow(4)
+    forked = mx.fork()
+    a8 = mx.grow(4, tag=b"a")
+    forked.grow(4, tag=b"b")
+    b12 = forked.grow(4, tag=b"b")
+    await mx.publish(base, a8, b12)
+    follower = Follower(dep, "JM", quorum=1)
+    log_id = mx.log.log_id
+    async with follower.following(), running([witness(dep, "GT")]) as (gt,):
+        await until(lambda: follower.reports, "the late witness's report that b12 forks")
+        assert gt.book.cosigned[log_id].checkpoint.size == 8
+    [report] = [verify_report(r, dep.verifier()) for r in follower.reports]
+    assert report.witness == "GT" and report.fork.kind is ForkKind.INCONSISTENT
+    assert {report.fork.a, report.fork.b} == {a8.note, b12.note}
+    sizes = sorted(int(n.split(b"\n")[1]) for n, _ in follower.cosignatures)
+    assert sizes == [4, 8]  # the history it checked; never b12
