@@ -11,7 +11,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 COSIGNED = Counter(
     "puente_witness_cosigned_total",
-    "Checkpoints a state's witness cosigned, by the log's state",
+    "Cosignatures a state's witness published (per log and turn, of the newest checkpoint it "
+    "checked), by the log's state",
     ["witness", "origin"],
 )
 SKIPPED = Counter(

@@ -14,7 +14,9 @@ cosigned last), its reports and its read positions (group ``<prefix>.witness.CC`
 publishes something lingers ``linger_s`` after its first cosignature or report, so that what
 arrives meanwhile (other logs' checkpoints, the other witnesses' cosignatures) shares its
 transaction; a turn that publishes nothing (gossip without a fork, checkpoints it skips) waits
-up to ``idle_commit_s`` for one that does. Most of a witness's cost per checkpoint was its
+up to ``idle_commit_s`` for one that does. Of the checkpoints of one log a turn cosigned, it
+publishes the newest only (it covers the others): a witness catching up on a backlog checks
+every checkpoint but does not flood the cosignatures topic. Most of a witness's cost per checkpoint was its
 transactions (several round trips each, and one per gossip poll), not its signatures.
 
 A restart reads ``witness.CC`` back and resumes at the committed positions (reading again, and
@@ -86,7 +88,11 @@ class WitnessFenced(PuenteError):
 class _Turn:
     """What one turn cosigned, reported and read, and since when (event-loop time)."""
 
-    cosigned: list[tuple[str, bytes, int]] = field(default_factory=list)  # log, note, log time
+    # Per log, the newest checkpoint it cosigned (note, log time): a checkpoint covers every
+    # record below it, so one that a later one of the same turn extends is not published (a
+    # witness catching up — after a pause, or joining late — checks and cosigns each
+    # checkpoint, but publishes one cosignature per log and turn, not one per checkpoint).
+    cosigned: dict[str, tuple[bytes, int]] = field(default_factory=dict)
     reports: list[tuple[str, bytes, Fork]] = field(default_factory=list)  # log, report, fork
     consumed: dict[TopicPartition, int] = field(default_factory=dict)
     first_output: float | None = None  # its first cosignature or report
@@ -251,7 +257,7 @@ class Witness(SessionService):
             note = cosign(Note.parse(decision.note), self.key(now), time_s=now // 1000)
             cosigned = note.to_bytes()
             self.book.cosigned_now(cosigned)
-            turn.cosigned.append((cp.log_origin, cosigned, verified.time_ms))
+            turn.cosigned[cp.log_origin] = (cosigned, verified.time_ms)
         elif isinstance(decision, Skip):
             metrics.SKIPPED.labels(self.state, decision.value).inc()
         else:
@@ -303,7 +309,7 @@ class Witness(SessionService):
             batches[(topic, default_partition(key, parts))].append((key, value))
 
         own = self.naming.topic(WITNESS, self.state)
-        for log_id, note, _ in turn.cosigned:
+        for log_id, (note, _) in turn.cosigned.items():
             await put(self.naming.topic(COSIGNATURES), log_id.encode(), note)
             await put(own, log_id.encode(), note)
         for log_id, report, _ in turn.reports:
@@ -320,7 +326,7 @@ class Witness(SessionService):
             raise WitnessFenced(f"another instance of {self.state}'s witness took over") from None
         self.commits += 1
         committed = self.clock()
-        for log_id, _, signed_at in turn.cosigned:
+        for log_id, (_, signed_at) in turn.cosigned.items():
             metrics.COSIGNED.labels(self.state, audit_log_state(log_id) or "?").inc()
             metrics.COSIGN_DELAY.labels(self.state).observe(
                 max(0.0, (committed - signed_at) / 1000)

@@ -198,7 +198,9 @@ async def test_a_restart_loses_nothing_and_never_cosigns_backwards(dep: Deployme
             for n, _ in follower.cosignatures
             if Note.parse(n).text.startswith(mx.log.log_id + "\n")
         ]
-        assert sizes == ["4", "9", "12"]  # each once, in order; never 4 again, never the fake
+        # Each once, in order (4 only when it came in a turn of its own: 9 covers it); never 4
+        # again after 9, never the fake.
+        assert sizes in (["4", "9", "12"], ["9", "12"])
         report = verify_report(follower.reports[0], dep.verifier())
         assert report.witness == "GT" and report.fork.kind is ForkKind.SAME_SIZE
     # What any member reads: `puente witness status --as HN --json`, as an operator runs it.
