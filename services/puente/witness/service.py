@@ -16,8 +16,9 @@ arrives meanwhile (other logs' checkpoints, the other witnesses' cosignatures) s
 transaction; a turn that publishes nothing (gossip without a fork, checkpoints it skips) waits
 up to ``idle_commit_s`` for one that does. Of the checkpoints of one log a turn cosigned, it
 publishes the newest only (it covers the others): a witness catching up on a backlog checks
-every checkpoint but does not flood the cosignatures topic. Most of a witness's cost per checkpoint was its
-transactions (several round trips each, and one per gossip poll), not its signatures.
+every checkpoint but does not flood the cosignatures topic. Most of a witness's cost per
+checkpoint was its transactions (several round trips each, and one per gossip poll), not its
+signatures.
 
 A restart reads ``witness.CC`` back and resumes at the committed positions (reading again, and
 deciding the same, what an uncommitted turn had read), so it never cosigns a smaller size, nor
