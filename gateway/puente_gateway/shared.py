@@ -31,6 +31,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from puente.kafka.reading import seek_to_beginnings
 from puente.logs import get_logger
 from puente.topics import GATEWAY_ANSWERS, GATEWAY_TOKENS
 from puente_gateway.broker import Following, GatewayKafka, StateKafka
@@ -107,8 +108,7 @@ class Follower:
         for tp in tps:
             if tp in self._positions:
                 c.seek(tp, self._positions[tp])
-            else:
-                await c.seek_to_beginning(tp)
+        await seek_to_beginnings(c, [tp for tp in tps if tp not in self._positions])
         while True:
             began = time.monotonic()
             self._wanted.clear()
