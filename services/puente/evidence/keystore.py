@@ -173,13 +173,18 @@ class Listing:
 
     @classmethod
     def of(cls, root: Path, known: Listing | None = None) -> Listing:
-        """The listing of directory ``root`` now (empty when it does not exist). ``known``: a
-        settled listing of it (:func:`settled`), whose names are taken again if the directory
-        did not change since."""
+        """The listing of directory ``root`` now (empty when there is none; KeyStoreError when
+        it may not be read). ``known``: a settled listing of it (:func:`settled`), whose names
+        are taken again if the directory did not change since."""
         try:
             fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return cls((0, 0, 0), frozenset(), ())
+        except PermissionError:
+            raise KeyStoreError(
+                f"key store {root} cannot be read by this process",
+                hint="a key store is a directory its service's user owns (mode 0700)",
+            ) from None
         try:
             d = os.fstat(fd)
             directory = (d.st_ino, d.st_mtime_ns, d.st_ctime_ns)
