@@ -12,10 +12,11 @@ names the states it serves, and a caller of any other state is refused
 looked at. On the embedded default one gateway
 serves every member state from the one key store of ``<state>/keys``.
 
-Keys rotate while the gateway runs: a state's key ring is re-read every ``keys_reload_s``, and
-it keeps every key whose private part is still in the store, so what was sealed to a rotated
-key still opens. (A node's own key ring, :class:`puente.service.nodekeys.StoreKeys`, is re-read
-the same way; this one is ``member:CC``'s, the recipient's side.)
+Keys rotate while the gateway runs: a state's key ring is asked of the key store again every
+``keys_reload_s`` (which parses its files again only when they changed), and it keeps every key
+whose private part is still in the store, so what was sealed to a rotated key still opens. (A
+node's own key ring, :class:`puente.service.nodekeys.StoreKeys`, is re-read the same way; this
+one is ``member:CC``'s, the recipient's side.)
 """
 
 from __future__ import annotations

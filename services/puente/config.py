@@ -250,7 +250,8 @@ class GatewaySettings(BaseModel):
     keys_reload_s: float = Field(
         default=5.0,
         gt=0,
-        description="how often the key store is re-read (a rotated key opens after this)",
+        description="how often the key store is checked, and read again if it changed (a "
+        "rotated key opens after this)",
     )
 
 

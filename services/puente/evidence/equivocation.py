@@ -22,6 +22,7 @@ log does not have).
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from puente.evidence.checkpoint import Checkpoint
@@ -32,7 +33,7 @@ from puente.evidence.merkle.proof import verify_consistency
 from puente.evidence.note import Note, check_text
 from puente.evidence.trust import Usage, holder_state
 from puente.evidence.verify import Verifier
-from puente.evidence.witness import Fork, ForkKind
+from puente.evidence.witness import Fork, ForkKey, ForkKind
 
 EQUIVOCATION_HEADER = "puente.equivocation/v1"
 
@@ -143,6 +144,22 @@ def verify_report(data: bytes, verifier: Verifier) -> EquivocationReport:
     if audit_log_state(log_id) is None:
         raise EquivocationError(f"{log_id!r} is not an audit log id")
     return report
+
+
+def reported_by(witness: str, reports: Iterable[bytes], verifier: Verifier) -> set[ForkKey]:
+    """The forks (:attr:`Fork.key`) that state ``witness``'s witness reported among
+    ``reports`` (an equivocations topic's records): those naming it whose report verifies —
+    signed by a witness key of its state (:func:`verify_report`). Another witness's reports,
+    one that names it without its signature, and records that are no report are left out."""
+    found: set[ForkKey] = set()
+    for data in reports:
+        try:
+            if EquivocationReport.from_text(Note.parse(data).text).witness != witness:
+                continue  # (checked before the signatures: most reports are others')
+            found.add(verify_report(data, verifier).fork.key)
+        except EvidenceError:
+            continue
+    return found
 
 
 def _check_contradiction(fork: Fork, a: Checkpoint, b: Checkpoint) -> None:

@@ -16,14 +16,24 @@ Encryption keys (X25519, usage ``encryption``, holders ``member:CC`` and ``node:
 the signing keys and rotate and revoke the same way, separately from them. Their private parts
 stay until :meth:`KeyStore.delete_private` removes them, however old: what was sealed to a
 rotated or revoked key is still opened with it (:meth:`KeyStore.keyring`).
+
+A long-running process asks its key store again and again (a node every few seconds, for a
+rotated key): a :class:`KeyStore` reads the files once and parses them again only when their
+:class:`Listing` — the directory's times, its key files' names, and each description's inode,
+size and times — changed since, or when they had changed less than :data:`SETTLE_NS` before
+that read (a file system with coarse timestamps may give a later change the same ones; see
+:func:`must_read`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar, cast
 
 from puente.evidence.enckeys import (
     ENCRYPTION_PUBLIC_SUFFIX,
@@ -58,6 +68,8 @@ from puente.evidence.trust import (
 from puente.logs import get_logger
 
 log = get_logger("evidence.keys")
+
+T = TypeVar("T")
 
 TRUST_LIST_FILE = "trust-list.note"
 """The signed trust list, as ``puente keys trust-list sign`` writes it beside the keys."""
@@ -138,11 +150,138 @@ class KeyMeta:
         )
 
 
-class KeyStore:
-    """The keys in one directory."""
+SETTLE_NS = 2_000_000_000
+"""How long after its newest change a key store's listing is trusted to show the next change:
+2 s, the coarsest file timestamps (FAT); ext4, XFS, tmpfs and APFS keep nanoseconds."""
 
-    def __init__(self, root: Path) -> None:
+KEY_FILE_SUFFIXES = (".json", PRIVATE_SUFFIX, PUBLIC_SUFFIX, ENCRYPTION_PUBLIC_SUFFIX)
+"""The files a key store reads (``.pem`` files are for openssl only)."""
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a key store looks like without opening its files: the directory's inode, mtime and
+    ctime (ns), the names of its key files, and per description (``.json``, the files
+    rewritten in place: :meth:`KeyStore.update`) its name, inode, size, mtime and ctime. A file
+    added, removed or renamed changes the directory's times; a description rewritten in place
+    its own (its ctime, which no tool sets back, included). Key files are written once (a new
+    key is a new file), so theirs are not looked at: a listing costs one ``stat`` per key."""
+
+    directory: tuple[int, int, int]
+    names: frozenset[str]
+    descriptions: tuple[tuple[str, int, int, int, int], ...]
+
+    @classmethod
+    def of(cls, root: Path, known: Listing | None = None) -> Listing:
+        """The listing of directory ``root`` now (empty when there is none; KeyStoreError when
+        it may not be read). ``known``: a settled listing of it (:func:`settled`), whose names
+        are taken again if the directory did not change since."""
+        try:
+            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            return cls((0, 0, 0), frozenset(), ())
+        except PermissionError:
+            raise KeyStoreError(
+                f"key store {root} cannot be read by this process",
+                hint="a key store is a directory its service's user owns (mode 0700)",
+            ) from None
+        try:
+            d = os.fstat(fd)
+            directory = (d.st_ino, d.st_mtime_ns, d.st_ctime_ns)
+            if known is not None and known.directory == directory:
+                names = known.names
+            else:
+                names = frozenset(n for n in os.listdir(fd) if n.endswith(KEY_FILE_SUFFIXES))
+            descriptions = []
+            for name in sorted(n for n in names if n.endswith(".json")):
+                try:
+                    st = os.stat(name, dir_fd=fd)
+                except FileNotFoundError:  # removed since the directory was listed
+                    names = names - {name}
+                    continue
+                descriptions.append((name, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        finally:
+            os.close(fd)
+        return cls(directory, names, tuple(descriptions))
+
+    @property
+    def newest_ns(self) -> int:
+        """The time of the last change it shows (0 for an empty store)."""
+        times = [*self.directory[1:], *(t for f in self.descriptions for t in f[3:])]
+        return max(times)
+
+
+def settled(listing: Listing, at_ns: int) -> bool:
+    """Whether ``listing``, taken at ``at_ns`` (wall-clock ns), shows every later change: its
+    newest change was at least :data:`SETTLE_NS` before (not after: a clock behind the file
+    system's). A file changed after it then bears later times than any it showed, on any file
+    system whose timestamps are at most :data:`SETTLE_NS` coarse; one changed sooner might
+    bear the same."""
+    return at_ns - listing.newest_ns >= SETTLE_NS
+
+
+def must_read(read: Listing | None, read_at_ns: int, now: Listing) -> bool:
+    """Whether a key store read when it showed ``read`` (listed at ``read_at_ns``; None: never
+    read) must be read again now that it shows ``now``: when the two differ, or when ``read``
+    had not settled (a change since might show the same)."""
+    return read is None or read != now or not settled(read, read_at_ns)
+
+
+@dataclass
+class _Contents:
+    """A key store as read when it showed ``listing``: its descriptions, and the key files
+    parsed since (each once)."""
+
+    listing: Listing
+    listed_at_ns: int
+    metas: list[KeyMeta]
+    parsed: dict[tuple[str, Callable[[Path], object]], object] = field(default_factory=dict)
+
+
+class KeyStore:
+    """The keys in one directory (read again only when changed: :func:`must_read`)."""
+
+    def __init__(self, root: Path, *, clock: Callable[[], int] = time.time_ns) -> None:
+        """``clock``: the wall clock (ns) its listings are timed with, as file times are."""
         self.root = root
+        self.clock = clock
+        self._read: _Contents | None = None
+        self.reads = 0  # how many times its descriptions were read and parsed
+
+    def _contents(self) -> _Contents:
+        """The store as it is now: as last read, unless it changed since (or may have)."""
+        at = self.clock()
+        last = self._read
+        known = (
+            None if last is None or not settled(last.listing, last.listed_at_ns) else last.listing
+        )
+        listing = Listing.of(self.root, known)
+        if last is not None and not must_read(last.listing, last.listed_at_ns, listing):
+            return last
+        metas = []
+        for name, *_ in listing.descriptions:
+            path = self.root / name
+            try:
+                raw = json.loads(path.read_text())
+                raw["usages"] = tuple(raw["usages"])
+                metas.append(KeyMeta(**raw))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise KeyStoreError(f"{path}: not a key description: {exc}") from None
+        metas.sort(key=lambda m: (m.valid_from, m.key_id))
+        self.reads += 1
+        self._read = _Contents(listing, at, metas)
+        return self._read
+
+    def _forget(self) -> None:
+        """This process changed the store: read it again at the next question."""
+        self._read = None
+
+    def _parsed(self, c: _Contents, path: Path, read: Callable[[Path], T]) -> T:
+        """``read(path)``, once per read of the store (what raises is not remembered)."""
+        hit = c.parsed.get((path.name, read))
+        if hit is None:
+            hit = c.parsed[(path.name, read)] = read(path)
+        return cast(T, hit)
 
     def _stem(self, holder: str, key_id: str) -> Path:
         return self.root / f"{holder.replace(':', '-')}-{key_id}"
@@ -210,19 +349,12 @@ class KeyStore:
         return meta
 
     def _write_meta(self, stem: Path, meta: KeyMeta) -> None:
+        self._forget()
         stem.with_suffix(".json").write_text(json.dumps(asdict(meta), indent=2) + "\n")
 
     def key_metas(self) -> list[KeyMeta]:
         """Every key, oldest first."""
-        out = []
-        for path in sorted(self.root.glob("*.json")):
-            try:
-                raw = json.loads(path.read_text())
-                raw["usages"] = tuple(raw["usages"])
-                out.append(KeyMeta(**raw))
-            except (ValueError, TypeError, KeyError) as exc:
-                raise KeyStoreError(f"{path}: not a key description: {exc}") from None
-        return sorted(out, key=lambda m: (m.valid_from, m.key_id))
+        return list(self._contents().metas)
 
     def meta(self, key_id: str) -> KeyMeta:
         """The description of ``key_id`` (a unique prefix is enough)."""
@@ -239,23 +371,38 @@ class KeyStore:
 
     def public(self, meta: KeyMeta) -> PublicKey:
         """The public key of ``meta``."""
-        return read_public_key(self._stem(meta.holder, meta.key_id).with_suffix(PUBLIC_SUFFIX))
+        return self._public(self._contents(), meta)
+
+    def _public(self, c: _Contents, meta: KeyMeta) -> PublicKey:
+        path = self._stem(meta.holder, meta.key_id).with_suffix(PUBLIC_SUFFIX)
+        return self._parsed(c, path, read_public_key)
 
     def encryption_public(self, meta: KeyMeta) -> EncryptionPublicKey:
         """The public encryption key of ``meta``."""
+        return self._encryption_public(self._contents(), meta)
+
+    def _encryption_public(self, c: _Contents, meta: KeyMeta) -> EncryptionPublicKey:
         path = self._stem(meta.holder, meta.key_id).with_suffix(ENCRYPTION_PUBLIC_SUFFIX)
-        return read_encryption_public(path)
+        return self._parsed(c, path, read_encryption_public)
+
+    def _private(self, c: _Contents, meta: KeyMeta) -> Path | None:
+        """The private key file of ``meta``, if it is here."""
+        path = self._stem(meta.holder, meta.key_id).with_suffix(PRIVATE_SUFFIX)
+        return path if path.name in c.listing.names else None
 
     def keyring(self, holder: str) -> KeyRing:
         """Every encryption key of ``holder`` whose private part is here, newest first: current,
         rotated and revoked alike (revocation stops sealing to a key, not reading what was
         sealed to it before). Empty when this store holds none of its private keys."""
         holder = _encryption_holder(holder)
-        keys = []
-        for meta in reversed(self.key_metas()):
-            path = self._stem(holder, meta.key_id).with_suffix(PRIVATE_SUFFIX)
-            if meta.holder == holder and meta.is_encryption and path.exists():
-                keys.append(read_encryption_key(path))
+        c = self._contents()
+        keys = [
+            self._parsed(c, path, read_encryption_key)
+            for meta in reversed(c.metas)
+            if meta.holder == holder
+            and meta.is_encryption
+            and (path := self._private(c, meta)) is not None
+        ]
         return KeyRing(holder, tuple(keys))
 
     def delete_private(self, key_id: str) -> KeyMeta:
@@ -263,6 +410,7 @@ class KeyStore:
         its description and public part stay, for the trust list's history."""
         meta = self.meta(key_id)
         path = self._stem(meta.holder, meta.key_id).with_suffix(PRIVATE_SUFFIX)
+        self._forget()
         try:
             path.unlink()
         except FileNotFoundError:
@@ -272,21 +420,23 @@ class KeyStore:
 
     def signing_key(self, meta: KeyMeta) -> SigningKey:
         """The private key of ``meta`` (refused unless its file is owner-only)."""
-        return read_private_key(self._stem(meta.holder, meta.key_id).with_suffix(PRIVATE_SUFFIX))
+        path = self._stem(meta.holder, meta.key_id).with_suffix(PRIVATE_SUFFIX)
+        return self._parsed(self._contents(), path, read_private_key)
 
     def private_keys(self, holder: str, *, usage: Usage, at: int) -> list[SigningKey]:
         """Every signing key of ``holder`` valid for ``usage`` at ``at`` whose private part is
         here, oldest first: what signs a trust list as a root holder (during a root rotation
         both keys sign: the old one counts for the list in force, the new one for the next)."""
         holder = check_holder(holder)
+        c = self._contents()
         return [
-            read_private_key(path)
-            for meta in self.key_metas()
+            self._parsed(c, path, read_private_key)
+            for meta in c.metas
             if meta.holder == holder
             and usage.value in meta.usages
             and not meta.is_encryption
-            and meta.entry(self.public(meta)).status_at(at) == "valid"
-            and (path := self._stem(holder, meta.key_id).with_suffix(PRIVATE_SUFFIX)).exists()
+            and meta.entry(self._public(c, meta)).status_at(at) == "valid"
+            and (path := self._private(c, meta)) is not None
         ]
 
     def move(self, key_id: str, to: KeyStore) -> KeyMeta:
@@ -295,6 +445,8 @@ class KeyStore:
         meta = self.meta(key_id)
         stem = self._stem(meta.holder, meta.key_id)
         ensure_private_dir(to.root)
+        self._forget()
+        to._forget()
         for path in sorted(self.root.glob(f"{stem.name}.*")):
             path.rename(to.root / path.name)
         log.info("key moved", key_id=meta.key_id, holder=meta.holder, to=str(to.root))
@@ -309,14 +461,15 @@ class KeyStore:
                 "current() gives signing keys; encryption keys are chosen from the trust list",
                 hint="seal with puente.evidence.seal.sealing_key, open with KeyStore.keyring",
             )
-        for meta in reversed(self.key_metas()):
+        c = self._contents()
+        for meta in reversed(c.metas):
             if meta.holder != holder or usage.value not in meta.usages:
                 continue
-            if meta.entry(self.public(meta)).status_at(at) != "valid":
+            if meta.entry(self._public(c, meta)).status_at(at) != "valid":
                 continue
-            path = self._stem(holder, meta.key_id).with_suffix(PRIVATE_SUFFIX)
-            if path.exists():
-                return read_private_key(path)
+            path = self._private(c, meta)
+            if path is not None:
+                return self._parsed(c, path, read_private_key)
         raise UntrustedKeyError(
             f"no key of {holder} for {usage.value} is valid now in {self.root}",
             reason="KEY_UNKNOWN",
@@ -389,13 +542,16 @@ class KeyStore:
         """The (unsigned) trust list of every non-operator key here, signing keys on ``key``
         lines and encryption keys on ``enc`` lines, pinning ``floor_digest`` if given and
         naming ``quorum`` (the member roots, keys with usage trust-list, that sign the next)."""
-        metas = [m for m in self.key_metas() if not m.holder.startswith("operator:")]
+        c = self._contents()
+        metas = [m for m in c.metas if not m.holder.startswith("operator:")]
         return TrustList(
             serial,
             issued_at,
             expires_at,
-            tuple(m.entry(self.public(m)) for m in metas if not m.is_encryption),
-            tuple(m.encryption_entry(self.encryption_public(m)) for m in metas if m.is_encryption),
+            tuple(m.entry(self._public(c, m)) for m in metas if not m.is_encryption),
+            tuple(
+                m.encryption_entry(self._encryption_public(c, m)) for m in metas if m.is_encryption
+            ),
             floor_digest,
             quorum,
         )

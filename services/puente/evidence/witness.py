@@ -35,6 +35,9 @@ from puente.evidence.note import Note
 WITNESS_KEY_PREFIX = "puente.witness/"
 SEEN_PER_LOG = 256  # log-signed checkpoints remembered per log for fork detection
 
+ForkKey = tuple[str, int, bytes, int, bytes]
+"""A fork whoever shows or reports it: log, and both (size, root), ordered (:attr:`Fork.key`)."""
+
 
 def witness_key_name(state: str) -> str:
     """The key name of state ``state``'s witness key: ``puente.witness/MX``."""
@@ -84,7 +87,7 @@ class Fork:
     proof: tuple[bytes, ...] = ()
 
     @property
-    def key(self) -> tuple[str, int, bytes, int, bytes]:
+    def key(self) -> ForkKey:
         """Identifies the fork whoever reports it: log, and both (size, root), ordered."""
         ca, cb = (parse_signed_checkpoint(n)[0] for n in (self.a, self.b))
         (s1, r1), (s2, r2) = sorted(((ca.size, ca.root), (cb.size, cb.root)))

@@ -24,7 +24,8 @@ reads ``audit.CC`` and every state's receipts topic, keeps its state in ``tracke
 the recipients' ``due`` and everyone's ``overdue`` topics, under the group and transactional id
 ``<prefix>.tracker.CC``.
 CC's witness (principal ``<prefix>-witness-cc``, see ``witness_acls``) reads the checkpoints
-and cosignatures topics, writes cosignatures and equivocation reports, keeps its state in
+and cosignatures topics, writes cosignatures and equivocation reports (reading the reports back
+when it starts, not to report a fork twice), keeps its state in
 ``witness.CC``, under the group and transactional id ``<prefix>.witness.CC``. Members read the
 cosignatures and equivocations (finality, alerts); each state's gateway reads the cosignatures.
 CC's gateway (principal ``<prefix>-gateway-cc``, its edge) may write ``ingress.CC`` and
@@ -250,14 +251,16 @@ def tracker_acls(naming: Naming, member: str) -> list[Acl]:
 def witness_acls(naming: Naming, member: str) -> list[Acl]:
     """The least-privilege ACLs of member ``member``'s witness principal: it reads every log's
     checkpoints and every witness's cosignatures (gossip), writes its cosignatures and
-    equivocation reports, and keeps its own state (``witness.CC``) in its transactions."""
+    equivocation reports (and reads the reports back when it starts: a fork it reported is not
+    reported again; they are public evidence every member reads), and keeps its own state
+    (``witness.CC``) in its transactions."""
     p = naming.witness_principal(member)
     acls = [
         Acl(p, Resource.TOPIC, naming.topic(WITNESS, member), Pattern.LITERAL, op) for op in _RW
     ]
     acls += _topic_grants(p, naming, CHECKPOINTS, _R)
     acls += _topic_grants(p, naming, COSIGNATURES, _RW)
-    acls += _topic_grants(p, naming, EQUIVOCATIONS, _W)
+    acls += _topic_grants(p, naming, EQUIVOCATIONS, _RW)
     acls += _topic_grants(p, naming, TRUST, _R)
     return acls + _exactly_once(p, naming.witness_group(member))
 

@@ -24,7 +24,9 @@ from puente.evidence.seal import open_state, seal_state, sealing_key
 from puente.evidence.trust import Usage, member_holder, node_holder
 from puente.evidence.trustsource import TrustTracker
 
-KEY_RELOAD_S = 5.0  # how often a node re-reads its key store (a rotated key is used after this)
+# How often a node asks its key store again (a rotated key is used after this); the store parses
+# its files again only when they changed (puente.evidence.keystore.must_read).
+KEY_RELOAD_S = 5.0
 
 
 class NodeKeys(Protocol):
@@ -65,8 +67,9 @@ class FixedKeys:
 
 @dataclass
 class StoreKeys:
-    """A node's keys from a key store directory, re-read every :data:`KEY_RELOAD_S` so that a
-    rotated key (new files, a new trust list) is used without a restart."""
+    """A node's keys from a key store directory, asked again every :data:`KEY_RELOAD_S` so
+    that a rotated key (new files, a new trust list) is used without a restart (the store reads
+    its files again only when they changed: an unchanged store costs a directory listing)."""
 
     store: KeyStore
     origin: str

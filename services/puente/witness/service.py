@@ -22,9 +22,11 @@ signatures.
 
 A restart reads ``witness.CC`` back and resumes at the committed positions (reading again, and
 deciding the same, what an uncommitted turn had read), so it never cosigns a smaller size, nor
-another root for a size it cosigned. A second instance fences the first (one transactional id
-per state). Witnesses hosted in one process share their parsing and log-signature checks
-(:mod:`puente.witness.shared`).
+another root for a size it cosigned. It reads the equivocations topic too (read_committed, to its
+end once: reports are rare) and reports no fork again that its own committed reports hold (those
+signed by its state's witness key); a report of an aborted transaction is made again. A second
+instance fences the first (one transactional id per state). Witnesses hosted in one process
+share their parsing and log-signature checks (:mod:`puente.witness.shared`).
 """
 
 from __future__ import annotations
@@ -43,16 +45,16 @@ from puente.codec.registry import Registry
 from puente.errors import PuenteError
 from puente.evidence._time import now_ms
 from puente.evidence.cosignature import cosign
-from puente.evidence.equivocation import EquivocationReport
+from puente.evidence.equivocation import EquivocationReport, reported_by
 from puente.evidence.errors import EvidenceError, TrustListError
 from puente.evidence.keys import SigningKey
 from puente.evidence.log import audit_log_state
 from puente.evidence.note import Note
 from puente.evidence.trustsource import Fetch, TrustTracker
 from puente.evidence.verify import Verifier
-from puente.evidence.witness import Cosign, Cosigned, Fork, Skip, WitnessBook
+from puente.evidence.witness import Cosign, Cosigned, Fork, ForkKey, Skip, WitnessBook
 from puente.kafka.connection import KafkaEndpoint
-from puente.kafka.reading import caught_up, read_to_end, resume, topic_partitions
+from puente.kafka.reading import caught_up, read_all, read_to_end, resume, topic_partitions
 from puente.kafka.session import SessionService
 from puente.logs import get_logger
 from puente.secrets import Credential
@@ -169,7 +171,10 @@ class Witness(SessionService):
         self.reads = reads or Reads()
         self._key_name = ""  # its key's name, as of the current poll
         self.ready = asyncio.Event()  # restored and caught up with its inputs once
-        self.reported: set[tuple[str, int, bytes, int, bytes]] = set()
+        self.reported: set[ForkKey] = set()  # the forks it reported (committed or in a turn)
+        # The equivocations topic's records as its restore read them, until a trust list
+        # checks which are its own reports (the first poll with a verifier).
+        self._published: list[bytes] | None = None
         self._partitions: dict[str, list[int]] = {}
         self.commits = 0  # transactions committed
         self.gossiped = 0  # other witnesses' cosignatures read
@@ -183,11 +188,15 @@ class Witness(SessionService):
         )
 
     async def _restore(self, reader: AIOKafkaConsumer) -> None:
-        """The book as the last committed transaction left it (``witness.<state>``)."""
+        """The book as the last committed transaction left it (``witness.<state>``), and the
+        reports committed so far (the equivocations topic, read_committed: a report of an
+        aborted transaction is made again)."""
         own = self.naming.topic(WITNESS, self.state)
         newest = await read_to_end(reader, await topic_partitions(reader, [own]))
         self.book = WitnessBook(self.state)
-        self.reported.clear()  # a report of an aborted transaction is made again
+        self.reported.clear()
+        reports = self.naming.topic(EQUIVOCATIONS)
+        self._published = await read_all(reader, await topic_partitions(reader, [reports]))
         self.book.restore([Cosigned(v) for _, v, _ in newest.values() if v is not None])
         metrics.LOGS.labels(self.state).set(len(self.book.cosigned))
         log.info("witness.restored", witness=self.state, logs=len(self.book.cosigned))
@@ -218,6 +227,9 @@ class Witness(SessionService):
                         c.seek(tp, messages[0].offset)
                 await asyncio.sleep(self.config.poll_s)
                 continue
+            if self._published is not None:
+                self._restore_reported(self._published, verifier)
+                self._published = None
             if fetched:  # (its key is looked up only when there is something to decide)
                 self._key_name = self.key_name
             for tp, messages in fetched.items():
@@ -236,6 +248,12 @@ class Witness(SessionService):
                 self.ready.set()
         if turn:  # stopping: what was decided is published (else redone at the next start)
             await self._commit(prod, turn)
+
+    def _restore_reported(self, published: list[bytes], verifier: Verifier) -> None:
+        """The forks its committed reports hold (among ``published``) are not reported again."""
+        mine = reported_by(self.state, published, verifier)
+        self.reported |= mine
+        log.info("witness.reports_restored", witness=self.state, reports=len(mine))
 
     # --- deciding ------------------------------------------------------------------------------
 

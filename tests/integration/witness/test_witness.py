@@ -18,6 +18,9 @@ from puente.evidence.finality import Finality, default_quorum
 from puente.evidence.log import AuditLog
 from puente.evidence.note import Note
 from puente.evidence.witness import ForkKind
+from puente.kafka.clients import consumer, start
+from puente.kafka.reading import read_all, topic_partitions
+from puente.topics import EQUIVOCATIONS
 from puente.witness.service import WitnessConfig
 from tests.harness import KafkaHarness
 from tests.integration.service.support import ALL_MEMBERS, Deployment, deploy
@@ -219,6 +222,40 @@ async def test_a_restart_loses_nothing_and_never_cosigns_backwards(dep: Deployme
     assert mx_status["final"] is True and doc["quorum"] == 1
     assert [(e["log"], e["kind"], e["witness"]) for e in doc["equivocations"]] == [
         (mx.log.log_id, "same-size", "GT")
+    ]
+
+
+async def committed_reports(dep: Deployment) -> list[bytes]:
+    """Every equivocation report on the topic now (read_committed, as member HN)."""
+    cred = dep.tenant.member("HN")
+    c = consumer(dep.tenant.endpoint, cred)
+    await start(c, dep.tenant.endpoint, cred)
+    try:
+        return await read_all(c, await topic_partitions(c, [dep.tenant.topic(EQUIVOCATIONS)]))
+    finally:
+        await c.stop()
+
+
+async def test_a_restarted_witness_does_not_report_a_fork_it_reported(dep: Deployment) -> None:
+    """GT's witness reports MX's fork at size 9 and stops; restarted, it is shown the fork again
+    (what a restart reads again since its last commit, gossip or checkpoints, shows it so): it
+    reads its committed report back and publishes no second one."""
+    mx = Log(dep, "MX")
+    nine = mx.grow(9)
+    fake = Log(dep, "MX", AuditLog(mx.log.log_id)).grow(9, tag=b"other")
+    log_id = mx.log.log_id
+    follower = Follower(dep, "HN", quorum=1)
+    async with follower.following():
+        async with running([witness(dep, "GT", instance="w1")]):
+            await mx.publish(nine, fake)
+            await until(lambda: follower.reports, "the fork at size 9 reported")
+        async with running([witness(dep, "GT", instance="w2")]):
+            await mx.publish(fake, mx.grow(3))
+            # Decided in order: a second report would be committed with (or before) size 12.
+            await until(lambda: final_size(follower, log_id) == 12, "GT cosigning size 12")
+    reports = [verify_report(r, dep.verifier()) for r in await committed_reports(dep)]
+    assert [(r.witness, r.fork.log_id, r.fork.kind) for r in reports] == [
+        ("GT", log_id, ForkKind.SAME_SIZE)
     ]
 
 

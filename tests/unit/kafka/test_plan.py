@@ -320,6 +320,7 @@ def test_a_states_witness_holds_exactly_what_it_witnesses_with() -> None:
         ("READ", "TOPIC", "puente.cosignatures"),  # the other witnesses' (gossip)
         ("WRITE", "TOPIC", "puente.cosignatures"),
         ("DESCRIBE", "TOPIC", "puente.cosignatures"),
+        ("READ", "TOPIC", "puente.equivocations"),  # its reports, read back when it starts
         ("WRITE", "TOPIC", "puente.equivocations"),
         ("DESCRIBE", "TOPIC", "puente.equivocations"),
         ("READ", "TOPIC", "puente.trust"),

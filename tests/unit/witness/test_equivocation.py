@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from puente.evidence.equivocation import EquivocationError, EquivocationReport, verify_report
+from puente.evidence.equivocation import (
+    EquivocationError,
+    EquivocationReport,
+    reported_by,
+    verify_report,
+)
 from puente.evidence.errors import MalformedError, UntrustedKeyError
 from puente.evidence.log import AuditLog
 from puente.evidence.note import Note
@@ -12,8 +17,8 @@ from puente.evidence.witness import Fork, ForkKind
 from tests.unit.witness.federation import T0, Federation
 
 
-def same_size_fork(fed: Federation) -> Fork:
-    log = fed.log()
+def same_size_fork(fed: Federation, state: str = "MX") -> Fork:
+    log = fed.log(state)
     other = AuditLog.from_state(log.state())
     a, b = fed.grow(log, 3, tag=b"a"), fed.grow(other, 3, tag=b"b")
     return Fork(ForkKind.SAME_SIZE, log.log_id, a.note, b.note)
@@ -66,3 +71,18 @@ def test_a_report_signed_by_another_key_than_the_witness_named_is_refused(fed: F
 def test_a_malformed_report_is_refused(fed: Federation) -> None:
     with pytest.raises(MalformedError):
         EquivocationReport.from_text("puente.equivocation/v1\nlog x\n")
+
+
+def test_a_witness_finds_the_forks_of_its_own_valid_reports_only(fed: Federation) -> None:
+    """What a restarted witness reads back from the equivocations topic (not to report twice)."""
+    mine, theirs, forged = (same_size_fork(fed, s) for s in ("MX", "CR", "PA"))
+    at = T0 + 9000
+    records = [
+        EquivocationReport(mine, "GT", at).sign(fed.witnesses["GT"]),
+        EquivocationReport(theirs, "HN", at).sign(fed.witnesses["HN"]),
+        EquivocationReport(forged, "GT", at).sign(fed.witnesses["HN"]),  # names GT, HN signed
+        b"not a report",
+    ]
+    assert reported_by("GT", records, fed.verifier()) == {mine.key}
+    assert reported_by("HN", records, fed.verifier()) == {theirs.key}
+    assert reported_by("CO", records, fed.verifier()) == set()
