@@ -41,6 +41,15 @@ class Log:
         """A copy of the log from here on: the same key, another history."""
         return Log(self.dep, self.state, AuditLog.from_state(self.log.state()))
 
+    def diverging(self) -> tuple[CheckpointRecord, CheckpointRecord, CheckpointRecord]:
+        """Checkpoints 4 and a8 of this log and b12 of another history from size 4 on (its
+        consistency proof starts at b8, so it does not lead from a8): (a4, a8, b12)."""
+        base = self.grow(4)
+        forked = self.fork()
+        a8 = self.grow(4, tag=b"a")
+        forked.grow(4, tag=b"b")
+        return base, a8, forked.grow(4, tag=b"b")
+
     def grow(self, n: int, *, tag: bytes = b"") -> CheckpointRecord:
         for _ in range(n):
             self.log.append(b"record %d %s" % (self.log.size, tag))

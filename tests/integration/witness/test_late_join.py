@@ -26,11 +26,7 @@ async def test_a_late_witness_checks_the_history_before_it_joined(dep: Deploymen
     their proofs and proves that b12 does not extend a8: it did not take the newest checkpoint
     on trust."""
     mx = Log(dep, "MX")
-    base = mx.grow(4)
-    forked = mx.fork()
-    a8 = mx.grow(4, tag=b"a")
-    forked.grow(4, tag=b"b")
-    b12 = forked.grow(4, tag=b"b")
+    base, a8, b12 = mx.diverging()
     await mx.publish(base, a8, b12)
     follower = Follower(dep, "JM", quorum=1)
     log_id = mx.log.log_id

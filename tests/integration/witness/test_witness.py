@@ -156,11 +156,7 @@ async def test_a_history_that_does_not_extend_the_cosigned_one_is_reported(
     """GT's witness cosigned MX's a (size 8); MX's node then shows b12, of another history from
     size 4 on, with a consistency proof from b8: it does not lead from a8, and GT proves it."""
     mx = Log(dep, "MX")
-    base = mx.grow(4)
-    forked = mx.fork()
-    a8 = mx.grow(4, tag=b"a")
-    forked.grow(4, tag=b"b")
-    b12 = forked.grow(4, tag=b"b")
+    base, a8, b12 = mx.diverging()
     follower = Follower(dep, "JM", quorum=1)
     log_id = mx.log.log_id
     async with follower.following(), running([witness(dep, "GT")]):
